@@ -1,0 +1,47 @@
+/*
+ * pagebuf.h - page buffers from a dedicated jemalloc arena.
+ *
+ * Every page the engine holds in memory lives in a buffer from this pool: one
+ * jemalloc arena made for the database (arenas.create), buffers aligned to the
+ * page size, allocated and freed with MALLOCX_TCACHE_NONE so that no thread
+ * cache keeps page memory away from the arena. Freed buffers are kept on a
+ * free stack (up to `keep` of them) and handed out again before the arena is
+ * asked for more, so that a warm engine does not call the allocator at all.
+ *
+ * Thread safety: pagebuf_get and pagebuf_put may be called from any thread
+ * (the free stack is guarded by a spinlock held for a pointer swap); the
+ * counters are read with ck_pr loads.
+ */
+#ifndef SOMBRA_PAGEBUF_H
+#define SOMBRA_PAGEBUF_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct pagebuf_stats {
+        uint64_t allocated; /* buffers obtained from the arena, ever */
+        uint64_t in_use;    /* buffers handed out and not yet returned */
+        uint64_t recycled;  /* gets served from the free stack */
+        uint64_t cached;    /* buffers sitting on the free stack now */
+};
+
+struct pagebuf_pool;
+
+/*
+ * Creates a pool of buffers of `size` bytes (a power of two >= 512), keeping
+ * up to `keep` freed buffers for reuse. SOMBRA_ENOMEM if the arena or the pool
+ * cannot be made.
+ */
+int pagebuf_pool_create(size_t size, size_t keep, struct pagebuf_pool **out);
+/* Frees every cached buffer and the pool. Buffers still in use must have been put back. */
+void pagebuf_pool_destroy(struct pagebuf_pool *pool);
+
+/* A buffer of the pool's size, contents undefined; NULL when memory is exhausted. */
+void *pagebuf_get(struct pagebuf_pool *pool);
+/* Returns a buffer obtained from pagebuf_get on the same pool. NULL is ignored. */
+void pagebuf_put(struct pagebuf_pool *pool, void *buf);
+
+size_t pagebuf_size(const struct pagebuf_pool *pool);
+void pagebuf_stats(const struct pagebuf_pool *pool, struct pagebuf_stats *out);
+
+#endif

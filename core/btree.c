@@ -1,0 +1,1029 @@
+/*
+ * btree.c - the copy-on-write B+tree.
+ *
+ * Page layout (after the 40-byte page header of pager.h):
+ *   a slot array of nkeys u16 cell offsets in key order, growing up from
+ *   byte 40, and the cells, growing down from the page end; `upper` is the
+ *   lowest cell byte. Deleting a cell leaves a hole that the next insert that
+ *   needs the room compacts away.
+ * Leaf cell:   u16 klen | u32 vinfo | key | value       (inline)
+ *              u16 klen | u32 vinfo | key | u64 pgno    (vinfo has VAL_OVERFLOW)
+ *   vinfo is the value length, with the top bit set when the value lives in a
+ *   chain of overflow pages (nkeys = bytes on that page, aux = next page).
+ * Branch cell: u16 klen | u64 child | key
+ *   A branch with n cells has n + 1 children: the header's aux is the
+ *   leftmost, cell i's child holds the keys >= key i (and < key i+1).
+ *
+ * Size rules: a cell is at most a quarter of the page body, so a page split
+ * in two by bytes always leaves room on both sides, and a branch always holds
+ * several keys. Values that would make a larger leaf cell go to overflow.
+ *
+ * Copy-on-write: a write walks down recursively; on the way back up each page
+ * on the path is made writable (copied when an earlier transaction wrote it)
+ * and its parent is told the new page number. Splits travel up the same way.
+ *
+ * Deletion policy (lazy): a leaf left empty is removed from its parent, and a
+ * branch left with a single child is replaced by that child, so a tree never
+ * holds empty pages and shrinks in height as it empties; partly filled pages
+ * are not merged with their siblings. Insertion fills holes first, so space is
+ * reused under churn; `btree_check` reports the tree as it is.
+ */
+#include <string.h>
+
+#include "sombra.h"
+#include "btree.h"
+
+#define VAL_OVERFLOW  0x80000000u
+#define LEAF_CELL_HDR 6u
+#define BRANCH_CELL_HDR 10u
+
+/* ---- page accessors ---- */
+
+static uint16_t
+nkeys(const uint8_t *d)
+{
+        return get_be16(d + 2);
+}
+
+static void
+set_nkeys(uint8_t *d, uint16_t n)
+{
+        put_be16(d + 2, n);
+}
+
+static uint32_t
+upper(const uint8_t *d)
+{
+        return get_be32(d + 4);
+}
+
+static void
+set_upper(uint8_t *d, uint32_t u)
+{
+        put_be32(d + 4, u);
+}
+
+static uint16_t
+slot(const uint8_t *d, uint32_t i)
+{
+        return get_be16(d + PAGE_HDR + 2 * i);
+}
+
+static const uint8_t *
+cell(const uint8_t *d, uint32_t i)
+{
+        return d + slot(d, i);
+}
+
+static bool
+is_leaf(const uint8_t *d)
+{
+        return d[0] == PAGE_LEAF;
+}
+
+static uint16_t
+cell_klen(const uint8_t *c)
+{
+        return get_be16(c);
+}
+
+static const uint8_t *
+cell_key(const uint8_t *d, const uint8_t *c)
+{
+        return c + (is_leaf(d) ? LEAF_CELL_HDR : BRANCH_CELL_HDR);
+}
+
+static size_t
+cell_size(const uint8_t *d, const uint8_t *c)
+{
+        uint32_t vinfo;
+
+        if (!is_leaf(d))
+                return BRANCH_CELL_HDR + cell_klen(c);
+        vinfo = get_be32(c + 2);
+        return LEAF_CELL_HDR + cell_klen(c) + ((vinfo & VAL_OVERFLOW) ? 8 : vinfo);
+}
+
+static pgno_t
+branch_child(const uint8_t *d, uint32_t i)
+{
+        return i == 0 ? get_be64(d + 32) : get_be64(cell(d, i - 1) + 2);
+}
+
+static void
+branch_set_child(uint8_t *d, uint32_t i, pgno_t child)
+{
+        if (i == 0)
+                put_be64(d + 32, child);
+        else
+                put_be64((uint8_t *)cell(d, i - 1) + 2, child);
+}
+
+static size_t
+cell_max(uint32_t page_size)
+{
+        return (page_size - PAGE_HDR) / 4 - 2;
+}
+
+static int
+key_cmp(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen)
+{
+        int c = memcmp(a, b, alen < blen ? alen : blen);
+        if (c != 0)
+                return c;
+        return (alen > blen) - (alen < blen);
+}
+
+/* Index of the first cell whose key is >= key (leaf) or > key (branch, when `upper_bound`). */
+static uint32_t
+search(const uint8_t *d, const uint8_t *key, size_t klen, bool upper_bound, bool *exact)
+{
+        uint32_t lo = 0, hi = nkeys(d);
+
+        *exact = false;
+        while (lo < hi) {
+                uint32_t mid = lo + (hi - lo) / 2;
+                const uint8_t *c = cell(d, mid);
+                int cmp = key_cmp(cell_key(d, c), cell_klen(c), key, klen);
+                if (cmp == 0)
+                        *exact = true;
+                if (cmp < 0 || (upper_bound && cmp == 0))
+                        lo = mid + 1;
+                else
+                        hi = mid;
+        }
+        return lo;
+}
+
+/* Child index of a branch for key: the number of separators <= key. */
+static uint32_t
+branch_index(const uint8_t *d, const uint8_t *key, size_t klen)
+{
+        bool exact;
+        return search(d, key, klen, true, &exact);
+}
+
+/* ---- page editing ---- */
+
+static size_t
+page_free_contiguous(const uint8_t *d)
+{
+        return upper(d) - (PAGE_HDR + 2u * nkeys(d));
+}
+
+static size_t
+page_used(const uint8_t *d)
+{
+        size_t used = PAGE_HDR + 2u * nkeys(d);
+        for (uint32_t i = 0; i < nkeys(d); i++)
+                used += cell_size(d, cell(d, i));
+        return used;
+}
+
+/* Appends a cell after the existing ones; the caller checked the room. */
+static void
+page_append(uint8_t *d, const uint8_t *c, size_t len)
+{
+        uint32_t n = nkeys(d), up = upper(d) - (uint32_t)len;
+
+        memcpy(d + up, c, len);
+        put_be16(d + PAGE_HDR + 2 * n, (uint16_t)up);
+        set_upper(d, up);
+        set_nkeys(d, (uint16_t)(n + 1));
+}
+
+/* A list of cells, pointing into scratch copies, used to rebuild pages. */
+struct cells {
+        const uint8_t **ptr;
+        uint16_t *len;
+        uint32_t n;
+};
+
+static void
+cells_from_page(struct cells *cs, const uint8_t *d)
+{
+        for (uint32_t i = 0; i < nkeys(d); i++) {
+                cs->ptr[cs->n] = cell(d, i);
+                cs->len[cs->n] = (uint16_t)cell_size(d, cell(d, i));
+                cs->n++;
+        }
+}
+
+static void
+page_rebuild(uint8_t *d, uint32_t page_size, const struct cells *cs, uint32_t from, uint32_t to)
+{
+        set_nkeys(d, 0);
+        set_upper(d, page_size);
+        for (uint32_t i = from; i < to; i++)
+                page_append(d, cs->ptr[i], cs->len[i]);
+}
+
+/*
+ * Scratch layout: [0, ps) the cell being inserted, [ps, 2ps) a copy of the
+ * page being rebuilt, then the cell list arrays (under 1.5 ps together).
+ */
+static void
+scratch_cells(struct pager *p, struct cells *cs, uint8_t **copy)
+{
+        uint32_t ps = pager_page_size(p);
+        uint8_t *s = pager_scratch(p);
+        size_t max_cells = ps / 8 + 2; /* a cell and its slot take at least 9 bytes */
+
+        *copy = s + ps;
+        cs->ptr = (const uint8_t **)(void *)(s + 2 * (size_t)ps);
+        cs->len = (uint16_t *)(void *)(s + 2 * (size_t)ps + max_cells * sizeof(*cs->ptr));
+        cs->n = 0;
+}
+
+/* Removes cell i's slot; its bytes become a hole. */
+static void
+page_remove(uint8_t *d, uint32_t i)
+{
+        uint32_t n = nkeys(d);
+        memmove(d + PAGE_HDR + 2 * i, d + PAGE_HDR + 2 * (i + 1), 2 * (n - i - 1));
+        set_nkeys(d, (uint16_t)(n - 1));
+}
+
+/* Inserts a cell at position i when it fits (compacting if needed); false when it does not. */
+static bool
+page_insert_fits(struct pager *p, uint8_t *d, uint32_t i, const uint8_t *c, size_t len)
+{
+        uint32_t ps = pager_page_size(p), n = nkeys(d), up;
+
+        if (page_free_contiguous(d) < len + 2) {
+                struct cells cs;
+                uint8_t *copy;
+                if (ps - page_used(d) < len + 2)
+                        return false;
+                scratch_cells(p, &cs, &copy);
+                memcpy(copy, d, ps);
+                cells_from_page(&cs, copy);
+                page_rebuild(d, ps, &cs, 0, cs.n);
+        }
+        up = upper(d) - (uint32_t)len;
+        memcpy(d + up, c, len);
+        memmove(d + PAGE_HDR + 2 * (i + 1), d + PAGE_HDR + 2 * i, 2 * (n - i));
+        put_be16(d + PAGE_HDR + 2 * i, (uint16_t)up);
+        set_upper(d, up);
+        set_nkeys(d, (uint16_t)(n + 1));
+        return true;
+}
+
+/* What a write below tells the level above. */
+struct child_result {
+        pgno_t pgno;                 /* the child's (possibly new) number; PGNO_NONE: gone */
+        bool split;                  /* a new right sibling follows the child */
+        pgno_t right;
+        uint16_t sep_len;
+        uint8_t sep[BTREE_MAX_KEY]; /* the right sibling's lowest key */
+};
+
+/*
+ * Inserts cell c at position i of the writable page pg, splitting it when it
+ * is full: the page keeps the lower half, a new right sibling gets the upper
+ * half, and res describes the split.
+ */
+static int
+page_insert(struct pager *p, struct page *pg, uint32_t i, const uint8_t *c, size_t len,
+            struct child_result *res)
+{
+        uint32_t ps = pager_page_size(p), total = 0, acc = 0, m, rfrom;
+        struct cells cs;
+        struct page *right;
+        uint8_t *copy, *d = pg->data;
+        const uint8_t *sep;
+        bool leaf = is_leaf(d);
+        int rc;
+
+        if (page_insert_fits(p, d, i, c, len))
+                return SOMBRA_OK;
+
+        scratch_cells(p, &cs, &copy);
+        memcpy(copy, d, ps);
+        for (uint32_t k = 0; k < nkeys(copy); k++) {
+                if (k == i) {
+                        cs.ptr[cs.n] = c;
+                        cs.len[cs.n++] = (uint16_t)len;
+                }
+                cs.ptr[cs.n] = cell(copy, k);
+                cs.len[cs.n++] = (uint16_t)cell_size(copy, cell(copy, k));
+        }
+        if (i == nkeys(copy)) {
+                cs.ptr[cs.n] = c;
+                cs.len[cs.n++] = (uint16_t)len;
+        }
+        for (uint32_t k = 0; k < cs.n; k++)
+                total += cs.len[k] + 2u;
+        /* Split where the lower half first reaches half the bytes; keep both sides non-empty. */
+        for (m = 0; m < cs.n - 1; m++) {
+                acc += cs.len[m] + 2u;
+                if (acc >= total / 2)
+                        break;
+        }
+        m++;
+        if (m >= cs.n)
+                m = cs.n - 1;
+
+        rc = pager_alloc(p, leaf ? PAGE_LEAF : PAGE_BRANCH, &right);
+        if (rc != SOMBRA_OK)
+                return rc;
+        sep = cs.ptr[m];
+        res->sep_len = cell_klen(sep);
+        memcpy(res->sep, sep + (leaf ? LEAF_CELL_HDR : BRANCH_CELL_HDR), res->sep_len);
+        /* A branch's middle key moves up; its child becomes the right page's leftmost. */
+        rfrom = m;
+        if (!leaf) {
+                page_set_aux(right, get_be64(sep + 2));
+                rfrom = m + 1;
+        }
+        page_rebuild(right->data, ps, &cs, rfrom, cs.n);
+        page_rebuild(d, ps, &cs, 0, m);
+        res->split = true;
+        res->right = right->pgno;
+        pager_unpin(p, right);
+        return SOMBRA_OK;
+}
+
+/* ---- overflow chains ---- */
+
+static size_t
+ovf_room(uint32_t ps)
+{
+        return ps - PAGE_HDR;
+}
+
+static int
+ovf_write(struct pager *p, const uint8_t *val, size_t vlen, pgno_t *first)
+{
+        size_t room = ovf_room(pager_page_size(p));
+        struct page *prev = NULL;
+        int rc = SOMBRA_OK;
+
+        *first = PGNO_NONE;
+        while (vlen > 0) {
+                struct page *pg;
+                size_t n = vlen < room ? vlen : room;
+                rc = pager_alloc(p, PAGE_OVERFLOW, &pg);
+                if (rc != SOMBRA_OK)
+                        break;
+                memcpy(pg->data + PAGE_HDR, val, n);
+                set_nkeys(pg->data, (uint16_t)n);
+                if (prev != NULL) {
+                        page_set_aux(prev, pg->pgno);
+                        pager_unpin(p, prev);
+                } else {
+                        *first = pg->pgno;
+                }
+                prev = pg;
+                val += n;
+                vlen -= n;
+        }
+        pager_unpin(p, prev);
+        return rc; /* on failure the pages already made are freed by the txn abort */
+}
+
+/* Follows a chain; with `retire` set, retires its pages, otherwise appends its bytes to out. */
+static int
+ovf_walk(struct pager *p, pgno_t pgno, size_t vlen, struct buf *out, bool retire,
+         int (*fn)(void *arg, pgno_t pgno), void *arg)
+{
+        size_t got = 0;
+        int rc = SOMBRA_OK;
+
+        if (out != NULL)
+                rc = buf_reserve(out, out->len + vlen);
+        while (rc == SOMBRA_OK && got < vlen) {
+                struct page *pg;
+                size_t n;
+                if (pgno == PGNO_NONE)
+                        return SOMBRA_ECORRUPT;
+                rc = pager_get(p, pgno, &pg);
+                if (rc != SOMBRA_OK)
+                        break;
+                n = nkeys(pg->data);
+                if (page_type(pg) != PAGE_OVERFLOW || n == 0 || n > vlen - got) {
+                        pager_unpin(p, pg);
+                        return SOMBRA_ECORRUPT;
+                }
+                if (out != NULL)
+                        buf_append(out, pg->data + PAGE_HDR, n); /* reserved above */
+                if (fn != NULL)
+                        rc = fn(arg, pgno);
+                got += n;
+                pgno = page_aux(pg);
+                if (retire) {
+                        int r2 = pager_retire(p, pg);
+                        if (rc == SOMBRA_OK)
+                                rc = r2;
+                } else {
+                        pager_unpin(p, pg);
+                }
+        }
+        if (rc == SOMBRA_OK && pgno != PGNO_NONE)
+                rc = SOMBRA_ECORRUPT;
+        return rc;
+}
+
+static int
+leaf_value(struct pager *p, const uint8_t *c, struct buf *out)
+{
+        uint32_t vinfo = get_be32(c + 2);
+        const uint8_t *v = c + LEAF_CELL_HDR + cell_klen(c);
+
+        buf_reset(out);
+        if (vinfo & VAL_OVERFLOW)
+                return ovf_walk(p, get_be64(v), vinfo & ~VAL_OVERFLOW, out, false, NULL, NULL);
+        return buf_append(out, v, vinfo);
+}
+
+/* Retires the overflow chain of a leaf cell, if it has one. */
+static int
+cell_release(struct pager *p, const uint8_t *c)
+{
+        uint32_t vinfo = get_be32(c + 2);
+        if (!(vinfo & VAL_OVERFLOW))
+                return SOMBRA_OK;
+        return ovf_walk(p, get_be64(c + LEAF_CELL_HDR + cell_klen(c)), vinfo & ~VAL_OVERFLOW,
+                        NULL, true, NULL, NULL);
+}
+
+/* ---- get ---- */
+
+static int
+key_ok(const void *key, size_t klen)
+{
+        return (key != NULL && klen >= 1 && klen <= BTREE_MAX_KEY) ? SOMBRA_OK : SOMBRA_EINVAL;
+}
+
+int
+btree_get(struct pager *p, pgno_t root, const void *key, size_t klen, struct buf *val)
+{
+        pgno_t pgno = root;
+        int rc = key_ok(key, klen);
+
+        if (rc != SOMBRA_OK)
+                return rc;
+        for (int depth = 0; pgno != PGNO_NONE; depth++) {
+                struct page *pg;
+                bool exact;
+                uint32_t i;
+                if (depth >= BTREE_MAX_DEPTH)
+                        return SOMBRA_ECORRUPT;
+                rc = pager_get(p, pgno, &pg);
+                if (rc != SOMBRA_OK)
+                        return rc;
+                if (page_type(pg) == PAGE_BRANCH) {
+                        pgno = branch_child(pg->data, branch_index(pg->data, key, klen));
+                        pager_unpin(p, pg);
+                        continue;
+                }
+                if (page_type(pg) != PAGE_LEAF) {
+                        pager_unpin(p, pg);
+                        return SOMBRA_ECORRUPT;
+                }
+                i = search(pg->data, key, klen, false, &exact);
+                rc = SOMBRA_ENOTFOUND;
+                if (exact && val != NULL)
+                        rc = leaf_value(p, cell(pg->data, i), val);
+                else if (exact)
+                        rc = SOMBRA_OK;
+                pager_unpin(p, pg);
+                return rc;
+        }
+        return SOMBRA_ENOTFOUND;
+}
+
+/* ---- put ---- */
+
+struct put_args {
+        const uint8_t *key;
+        size_t klen;
+        const uint8_t *cell;
+        size_t clen;
+};
+
+static int
+put_rec(struct pager *p, pgno_t pgno, const struct put_args *a, int depth,
+        struct child_result *res)
+{
+        struct page *pg;
+        uint32_t i;
+        bool exact;
+        int rc;
+
+        if (depth >= BTREE_MAX_DEPTH)
+                return SOMBRA_ECORRUPT;
+        rc = pager_get(p, pgno, &pg);
+        if (rc != SOMBRA_OK)
+                return rc;
+        if (page_type(pg) == PAGE_LEAF) {
+                i = search(pg->data, a->key, a->klen, false, &exact);
+                if (exact)
+                        rc = cell_release(p, cell(pg->data, i));
+                if (rc == SOMBRA_OK)
+                        rc = pager_make_writable(p, &pg);
+                if (rc != SOMBRA_OK)
+                        goto label_out;
+                if (exact)
+                        page_remove(pg->data, i);
+                rc = page_insert(p, pg, i, a->cell, a->clen, res);
+        } else if (page_type(pg) == PAGE_BRANCH) {
+                struct child_result below = {0};
+                pgno_t child;
+                i = branch_index(pg->data, a->key, a->klen);
+                child = branch_child(pg->data, i);
+                rc = put_rec(p, child, a, depth + 1, &below);
+                if (rc != SOMBRA_OK || (below.pgno == child && !below.split))
+                        goto label_out;
+                rc = pager_make_writable(p, &pg);
+                if (rc != SOMBRA_OK)
+                        goto label_out;
+                branch_set_child(pg->data, i, below.pgno);
+                if (below.split) {
+                        uint8_t c[BRANCH_CELL_HDR + BTREE_MAX_KEY];
+                        put_be16(c, below.sep_len);
+                        put_be64(c + 2, below.right);
+                        memcpy(c + BRANCH_CELL_HDR, below.sep, below.sep_len);
+                        rc = page_insert(p, pg, i, c, BRANCH_CELL_HDR + below.sep_len, res);
+                }
+        } else {
+                rc = SOMBRA_ECORRUPT;
+        }
+label_out:
+        res->pgno = pg->pgno;
+        pager_unpin(p, pg);
+        return rc;
+}
+
+/* Builds the leaf cell for key/val in scratch, moving a large value to overflow pages. */
+static int
+leaf_cell_build(struct pager *p, const void *key, size_t klen, const void *val, size_t vlen,
+                size_t *clen)
+{
+        uint8_t *c = pager_scratch(p);
+        int rc;
+
+        put_be16(c, (uint16_t)klen);
+        memcpy(c + LEAF_CELL_HDR, key, klen);
+        if (LEAF_CELL_HDR + klen + vlen <= cell_max(pager_page_size(p))) {
+                put_be32(c + 2, (uint32_t)vlen);
+                if (vlen > 0)
+                        memcpy(c + LEAF_CELL_HDR + klen, val, vlen);
+                *clen = LEAF_CELL_HDR + klen + vlen;
+                return SOMBRA_OK;
+        }
+        pgno_t first;
+        rc = ovf_write(p, val, vlen, &first);
+        if (rc != SOMBRA_OK)
+                return rc;
+        put_be32(c + 2, (uint32_t)vlen | VAL_OVERFLOW);
+        put_be64(c + LEAF_CELL_HDR + klen, first);
+        *clen = LEAF_CELL_HDR + klen + 8;
+        return SOMBRA_OK;
+}
+
+int
+btree_put(struct pager *p, pgno_t *root, const void *key, size_t klen, const void *val,
+          size_t vlen)
+{
+        struct child_result res = {0};
+        struct put_args a = {key, klen, NULL, 0};
+        int rc = key_ok(key, klen);
+
+        if (rc != SOMBRA_OK)
+                return rc;
+        if (vlen > SOMBRA_MAX_RECORD)
+                return SOMBRA_ETOOBIG;
+        if (val == NULL && vlen > 0)
+                return SOMBRA_EINVAL;
+        rc = leaf_cell_build(p, key, klen, val, vlen, &a.clen);
+        if (rc != SOMBRA_OK)
+                return rc;
+        a.cell = pager_scratch(p);
+        if (*root == PGNO_NONE) {
+                struct page *leaf;
+                rc = pager_alloc(p, PAGE_LEAF, &leaf);
+                if (rc != SOMBRA_OK)
+                        return rc;
+                page_append(leaf->data, a.cell, a.clen);
+                *root = leaf->pgno;
+                pager_unpin(p, leaf);
+                return SOMBRA_OK;
+        }
+        rc = put_rec(p, *root, &a, 0, &res);
+        if (rc != SOMBRA_OK)
+                return rc;
+        if (res.split) {
+                struct page *top;
+                uint8_t c[BRANCH_CELL_HDR + BTREE_MAX_KEY];
+                rc = pager_alloc(p, PAGE_BRANCH, &top);
+                if (rc != SOMBRA_OK)
+                        return rc;
+                page_set_aux(top, res.pgno);
+                put_be16(c, res.sep_len);
+                put_be64(c + 2, res.right);
+                memcpy(c + BRANCH_CELL_HDR, res.sep, res.sep_len);
+                page_append(top->data, c, BRANCH_CELL_HDR + res.sep_len);
+                res.pgno = top->pgno;
+                pager_unpin(p, top);
+        }
+        *root = res.pgno;
+        return SOMBRA_OK;
+}
+
+/* ---- delete ---- */
+
+static int
+del_rec(struct pager *p, pgno_t pgno, const uint8_t *key, size_t klen, int depth, pgno_t *out)
+{
+        struct page *pg;
+        uint32_t i;
+        bool exact;
+        int rc;
+
+        if (depth >= BTREE_MAX_DEPTH)
+                return SOMBRA_ECORRUPT;
+        rc = pager_get(p, pgno, &pg);
+        if (rc != SOMBRA_OK)
+                return rc;
+        *out = pgno;
+        if (page_type(pg) == PAGE_LEAF) {
+                i = search(pg->data, key, klen, false, &exact);
+                if (!exact) {
+                        pager_unpin(p, pg);
+                        return SOMBRA_ENOTFOUND;
+                }
+                rc = cell_release(p, cell(pg->data, i));
+                if (rc != SOMBRA_OK) {
+                        pager_unpin(p, pg);
+                        return rc;
+                }
+                if (nkeys(pg->data) == 1) { /* the leaf empties: it goes away */
+                        *out = PGNO_NONE;
+                        return pager_retire(p, pg);
+                }
+                rc = pager_make_writable(p, &pg);
+                if (rc == SOMBRA_OK)
+                        page_remove(pg->data, i);
+        } else if (page_type(pg) == PAGE_BRANCH) {
+                pgno_t child, below;
+                i = branch_index(pg->data, key, klen);
+                child = branch_child(pg->data, i);
+                rc = del_rec(p, child, key, klen, depth + 1, &below);
+                if (rc != SOMBRA_OK || below == child) {
+                        pager_unpin(p, pg);
+                        return rc;
+                }
+                if (below == PGNO_NONE && nkeys(pg->data) == 1) {
+                        /* One child is left: it replaces this branch. */
+                        *out = branch_child(pg->data, i == 0 ? 1 : 0);
+                        return pager_retire(p, pg);
+                }
+                rc = pager_make_writable(p, &pg);
+                if (rc == SOMBRA_OK && below != PGNO_NONE) {
+                        branch_set_child(pg->data, i, below);
+                } else if (rc == SOMBRA_OK) {
+                        if (i == 0) /* cell 0's child becomes the leftmost */
+                                branch_set_child(pg->data, 0, branch_child(pg->data, 1));
+                        page_remove(pg->data, i == 0 ? 0 : i - 1);
+                }
+        } else {
+                rc = SOMBRA_ECORRUPT;
+        }
+        *out = pg->pgno;
+        pager_unpin(p, pg);
+        return rc;
+}
+
+int
+btree_del(struct pager *p, pgno_t *root, const void *key, size_t klen)
+{
+        pgno_t out;
+        int rc = key_ok(key, klen);
+
+        if (rc != SOMBRA_OK)
+                return rc;
+        if (*root == PGNO_NONE)
+                return SOMBRA_ENOTFOUND;
+        rc = del_rec(p, *root, key, klen, 0, &out);
+        if (rc == SOMBRA_OK)
+                *root = out;
+        return rc;
+}
+
+static int
+drop_rec(struct pager *p, pgno_t pgno, int depth)
+{
+        struct page *pg;
+        int rc;
+
+        if (depth >= BTREE_MAX_DEPTH)
+                return SOMBRA_ECORRUPT;
+        rc = pager_get(p, pgno, &pg);
+        if (rc != SOMBRA_OK)
+                return rc;
+        for (uint32_t i = 0; rc == SOMBRA_OK && i <= nkeys(pg->data); i++) {
+                if (page_type(pg) == PAGE_BRANCH)
+                        rc = drop_rec(p, branch_child(pg->data, i), depth + 1);
+                else if (i < nkeys(pg->data))
+                        rc = cell_release(p, cell(pg->data, i));
+        }
+        if (rc != SOMBRA_OK) {
+                pager_unpin(p, pg);
+                return rc;
+        }
+        return pager_retire(p, pg);
+}
+
+int
+btree_drop(struct pager *p, pgno_t *root)
+{
+        int rc = SOMBRA_OK;
+
+        if (*root != PGNO_NONE)
+                rc = drop_rec(p, *root, 0);
+        if (rc == SOMBRA_OK)
+                *root = PGNO_NONE;
+        return rc;
+}
+
+/* ---- cursors ---- */
+
+void
+btree_cursor_init(struct btree_cursor *c, struct pager *p, pgno_t root)
+{
+        memset(c, 0, sizeof(*c));
+        c->pager = p;
+        c->root = root;
+}
+
+static void
+cursor_drop_leaf(struct btree_cursor *c)
+{
+        if (c->leaf != NULL)
+                pager_unpin(c->pager, c->leaf);
+        c->leaf = NULL;
+        c->valid = false;
+}
+
+/* Descends from path[depth-1] (a branch, at its idx) to the leftmost leaf below. */
+static int
+cursor_descend(struct btree_cursor *c, pgno_t pgno)
+{
+        for (;;) {
+                struct page *pg;
+                int rc;
+                if (c->depth >= BTREE_MAX_DEPTH)
+                        return SOMBRA_ECORRUPT;
+                rc = pager_get(c->pager, pgno, &pg);
+                if (rc != SOMBRA_OK)
+                        return rc;
+                c->path[c->depth].pgno = pgno;
+                c->path[c->depth].idx = 0;
+                c->depth++;
+                if (page_type(pg) == PAGE_LEAF) {
+                        c->leaf = pg;
+                        return SOMBRA_OK;
+                }
+                if (page_type(pg) != PAGE_BRANCH) {
+                        pager_unpin(c->pager, pg);
+                        return SOMBRA_ECORRUPT;
+                }
+                pgno = branch_child(pg->data, 0);
+                pager_unpin(c->pager, pg);
+        }
+}
+
+/* From an exhausted leaf, moves to the first key of the next leaf, or ends. */
+static int
+cursor_next_leaf(struct btree_cursor *c)
+{
+        cursor_drop_leaf(c);
+        c->depth--;
+        while (c->depth > 0) {
+                struct page *pg;
+                pgno_t child;
+                uint32_t n;
+                int rc = pager_get(c->pager, c->path[c->depth - 1].pgno, &pg);
+                if (rc != SOMBRA_OK)
+                        return rc;
+                n = nkeys(pg->data);
+                if (c->path[c->depth - 1].idx < n) {
+                        c->path[c->depth - 1].idx++;
+                        child = branch_child(pg->data, c->path[c->depth - 1].idx);
+                        pager_unpin(c->pager, pg);
+                        rc = cursor_descend(c, child);
+                        if (rc != SOMBRA_OK)
+                                return rc;
+                        if (nkeys(c->leaf->data) > 0) {
+                                c->valid = true;
+                                return SOMBRA_OK;
+                        }
+                        cursor_drop_leaf(c);
+                        c->depth--;
+                        continue;
+                }
+                pager_unpin(c->pager, pg);
+                c->depth--;
+        }
+        return SOMBRA_OK;
+}
+
+int
+btree_cursor_seek(struct btree_cursor *c, const void *key, size_t klen)
+{
+        pgno_t pgno = c->root;
+
+        cursor_drop_leaf(c);
+        c->depth = 0;
+        if (pgno == PGNO_NONE)
+                return SOMBRA_OK;
+        if (klen > BTREE_MAX_KEY || (key == NULL && klen > 0))
+                return SOMBRA_EINVAL;
+        for (;;) {
+                struct page *pg;
+                bool exact;
+                uint32_t i;
+                int rc;
+                if (c->depth >= BTREE_MAX_DEPTH)
+                        return SOMBRA_ECORRUPT;
+                rc = pager_get(c->pager, pgno, &pg);
+                if (rc != SOMBRA_OK)
+                        return rc;
+                if (page_type(pg) == PAGE_LEAF) {
+                        i = klen ? search(pg->data, key, klen, false, &exact) : 0;
+                        c->path[c->depth].pgno = pgno;
+                        c->path[c->depth].idx = i;
+                        c->depth++;
+                        c->leaf = pg;
+                        if (i < nkeys(pg->data)) {
+                                c->valid = true;
+                                return SOMBRA_OK;
+                        }
+                        return cursor_next_leaf(c);
+                }
+                if (page_type(pg) != PAGE_BRANCH) {
+                        pager_unpin(c->pager, pg);
+                        return SOMBRA_ECORRUPT;
+                }
+                i = klen ? branch_index(pg->data, key, klen) : 0;
+                c->path[c->depth].pgno = pgno;
+                c->path[c->depth].idx = i;
+                c->depth++;
+                pgno = branch_child(pg->data, i);
+                pager_unpin(c->pager, pg);
+        }
+}
+
+int
+btree_cursor_next(struct btree_cursor *c)
+{
+        if (!c->valid)
+                return SOMBRA_OK;
+        if (++c->path[c->depth - 1].idx < nkeys(c->leaf->data))
+                return SOMBRA_OK;
+        return cursor_next_leaf(c);
+}
+
+bool
+btree_cursor_valid(const struct btree_cursor *c)
+{
+        return c->valid;
+}
+
+void
+btree_cursor_key(const struct btree_cursor *c, const uint8_t **key, size_t *klen)
+{
+        const uint8_t *cl = cell(c->leaf->data, c->path[c->depth - 1].idx);
+        *key = cl + LEAF_CELL_HDR;
+        *klen = cell_klen(cl);
+}
+
+int
+btree_cursor_value(struct btree_cursor *c, struct buf *val)
+{
+        if (!c->valid)
+                return SOMBRA_ENOTFOUND;
+        return leaf_value(c->pager, cell(c->leaf->data, c->path[c->depth - 1].idx), val);
+}
+
+void
+btree_cursor_close(struct btree_cursor *c)
+{
+        cursor_drop_leaf(c);
+        c->depth = 0;
+}
+
+/* ---- verify ---- */
+
+struct check_ctx {
+        struct pager *p;
+        int (*fn)(void *arg, pgno_t pgno);
+        void *arg;
+        uint64_t entries;
+        int leaf_depth; /* -1 until the first leaf */
+};
+
+struct bound {
+        const uint8_t *key;
+        size_t len;
+};
+
+static int
+check_rec(struct check_ctx *x, pgno_t pgno, int depth, struct bound lo, struct bound hi)
+{
+        uint8_t lo_copy[BTREE_MAX_KEY], hi_copy[BTREE_MAX_KEY];
+        struct page *pg;
+        uint32_t n;
+        int rc;
+
+        if (depth >= BTREE_MAX_DEPTH)
+                return SOMBRA_ECORRUPT;
+        rc = pager_get(x->p, pgno, &pg);
+        if (rc != SOMBRA_OK)
+                return rc;
+        rc = x->fn(x->arg, pgno);
+        n = nkeys(pg->data);
+        if (rc == SOMBRA_OK && page_type(pg) != PAGE_LEAF && page_type(pg) != PAGE_BRANCH)
+                rc = SOMBRA_ECORRUPT;
+        if (rc == SOMBRA_OK && page_type(pg) == PAGE_LEAF) {
+                if (x->leaf_depth < 0)
+                        x->leaf_depth = depth;
+                if (x->leaf_depth != depth || n == 0)
+                        rc = SOMBRA_ECORRUPT;
+                x->entries += n;
+        }
+        for (uint32_t i = 0; rc == SOMBRA_OK && i < n; i++) {
+                const uint8_t *c = cell(pg->data, i);
+                const uint8_t *k = cell_key(pg->data, c);
+                size_t kl = cell_klen(c);
+                if (i > 0) {
+                        const uint8_t *pc = cell(pg->data, i - 1);
+                        if (key_cmp(cell_key(pg->data, pc), cell_klen(pc), k, kl) >= 0)
+                                rc = SOMBRA_ECORRUPT;
+                }
+                if (lo.key != NULL && key_cmp(k, kl, lo.key, lo.len) < 0)
+                        rc = SOMBRA_ECORRUPT;
+                if (hi.key != NULL && key_cmp(k, kl, hi.key, hi.len) >= 0)
+                        rc = SOMBRA_ECORRUPT;
+                if (rc == SOMBRA_OK && page_type(pg) == PAGE_LEAF &&
+                    (get_be32(c + 2) & VAL_OVERFLOW))
+                        rc = ovf_walk(x->p, get_be64(k + kl), get_be32(c + 2) & ~VAL_OVERFLOW,
+                                      NULL, false, x->fn, x->arg);
+        }
+        for (uint32_t i = 0; rc == SOMBRA_OK && page_type(pg) == PAGE_BRANCH && i <= n; i++) {
+                struct bound clo = lo, chi = hi;
+                if (i > 0) {
+                        const uint8_t *c = cell(pg->data, i - 1);
+                        memcpy(lo_copy, cell_key(pg->data, c), cell_klen(c));
+                        clo.key = lo_copy;
+                        clo.len = cell_klen(c);
+                }
+                if (i < n) {
+                        const uint8_t *c = cell(pg->data, i);
+                        memcpy(hi_copy, cell_key(pg->data, c), cell_klen(c));
+                        chi.key = hi_copy;
+                        chi.len = cell_klen(c);
+                }
+                rc = check_rec(x, branch_child(pg->data, i), depth + 1, clo, chi);
+        }
+        pager_unpin(x->p, pg);
+        return rc;
+}
+
+int
+btree_check(struct pager *p, pgno_t root, int (*fn)(void *arg, pgno_t pgno), void *arg,
+            uint64_t *entries)
+{
+        struct check_ctx x = {p, fn, arg, 0, -1};
+        struct bound none = {NULL, 0};
+        int rc = SOMBRA_OK;
+
+        if (root != PGNO_NONE)
+                rc = check_rec(&x, root, 0, none, none);
+        *entries = x.entries;
+        return rc;
+}
+
+int
+btree_page_check(const uint8_t *d, uint32_t ps)
+{
+        uint32_t n = nkeys(d), up = upper(d);
+
+        if (d[0] == PAGE_OVERFLOW)
+                return nkeys(d) <= ovf_room(ps) ? SOMBRA_OK : SOMBRA_ECORRUPT;
+        if (d[0] != PAGE_LEAF && d[0] != PAGE_BRANCH)
+                return SOMBRA_OK;
+        if (PAGE_HDR + 2 * n > up || up > ps)
+                return SOMBRA_ECORRUPT;
+        for (uint32_t i = 0; i < n; i++) {
+                uint32_t off = slot(d, i), hdr = is_leaf(d) ? LEAF_CELL_HDR : BRANCH_CELL_HDR;
+                const uint8_t *c = d + off;
+                if (off < up || off + hdr > ps)
+                        return SOMBRA_ECORRUPT;
+                if (cell_klen(c) == 0 || cell_klen(c) > BTREE_MAX_KEY ||
+                    off + cell_size(d, c) > ps)
+                        return SOMBRA_ECORRUPT;
+        }
+        return SOMBRA_OK;
+}

@@ -1,0 +1,84 @@
+/*
+ * btree.h - one copy-on-write B+tree with byte-comparable keys, used for every
+ * index of the graph.
+ *
+ * Keys are compared with memcmp, a shorter key sorting before any longer key
+ * it is a prefix of; they are 1..BTREE_MAX_KEY bytes. Values are 0 bytes up
+ * to SOMBRA_MAX_RECORD; large ones live in overflow pages. A tree is named by
+ * its root page number, PGNO_NONE for an empty tree. Writes take the root by
+ * reference because copy-on-write gives the tree a new root on every change.
+ *
+ * Reads (get, cursors) never modify pages and may run against any committed
+ * root. Writes need an open pager transaction.
+ */
+#ifndef SOMBRA_BTREE_H
+#define SOMBRA_BTREE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "pager.h"
+#include "buf.h"
+
+#define BTREE_MAX_KEY   512u
+#define BTREE_MAX_DEPTH 32
+
+/*
+ * Copies the value of key into *val (which may be NULL to test presence).
+ * SOMBRA_ENOTFOUND when absent, SOMBRA_EINVAL for a bad key, page errors.
+ */
+int btree_get(struct pager *p, pgno_t root, const void *key, size_t klen, struct buf *val);
+
+/* Inserts or replaces. SOMBRA_EINVAL for a bad key, SOMBRA_ETOOBIG for a value over the limit. */
+int btree_put(struct pager *p, pgno_t *root, const void *key, size_t klen, const void *val,
+              size_t vlen);
+
+/* Removes key. SOMBRA_ENOTFOUND when absent. */
+int btree_del(struct pager *p, pgno_t *root, const void *key, size_t klen);
+
+/* Retires every page of the tree; *root becomes PGNO_NONE. */
+int btree_drop(struct pager *p, pgno_t *root);
+
+/*
+ * Cursors walk keys in ascending order. A cursor pins the current leaf, so the
+ * key it shows stays valid until the next move or close. A write to the same
+ * tree in the same transaction invalidates its cursors: collect, then write.
+ */
+struct btree_cursor {
+        struct pager *pager;
+        pgno_t root;
+        int depth; /* entries in path; path[depth-1] is the leaf */
+        struct {
+                pgno_t pgno;
+                uint32_t idx;
+        } path[BTREE_MAX_DEPTH];
+        struct page *leaf; /* pinned while valid */
+        bool valid;
+};
+
+void btree_cursor_init(struct btree_cursor *c, struct pager *p, pgno_t root);
+/* Positions at the first key >= key (klen 0: the first key). Check btree_cursor_valid. */
+int btree_cursor_seek(struct btree_cursor *c, const void *key, size_t klen);
+int btree_cursor_next(struct btree_cursor *c);
+bool btree_cursor_valid(const struct btree_cursor *c);
+void btree_cursor_key(const struct btree_cursor *c, const uint8_t **key, size_t *klen);
+int btree_cursor_value(struct btree_cursor *c, struct buf *val);
+void btree_cursor_close(struct btree_cursor *c);
+
+/*
+ * Verify: walks the whole tree checking page types, key order inside and
+ * across pages, equal leaf depth and overflow chains; calls fn for every page
+ * (tree and overflow) and counts the entries. SOMBRA_ECORRUPT on any flaw.
+ */
+int btree_check(struct pager *p, pgno_t root, int (*fn)(void *arg, pgno_t pgno), void *arg,
+                uint64_t *entries);
+
+/*
+ * Structural check of a leaf or branch page read from the file, so that a
+ * damaged page is an error, never an out-of-bounds access. Other page types
+ * pass. SOMBRA_ECORRUPT or SOMBRA_OK.
+ */
+int btree_page_check(const uint8_t *data, uint32_t page_size);
+
+#endif

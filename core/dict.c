@@ -1,0 +1,209 @@
+/*
+ * dict.c - the in-memory name table (see dict.h) and its two trees.
+ *
+ * The hash table holds ids, not names: a slot's name is found through the
+ * chunk array, so the table is 4 bytes a slot and rehashing moves no strings.
+ * Linear probing, kept at most half full. Only the writer touches the table.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <xxhash.h>
+
+#include "sombra.h"
+#include "dict.h"
+
+static uint64_t
+name_hash(const char *name, size_t len)
+{
+        return XXH3_64bits(name, len);
+}
+
+const struct dict_name *
+dict_get(const struct dict *d, uint32_t id)
+{
+        if (id == 0 || id > d->count)
+                return NULL;
+        return d->chunks[(id - 1) / DICT_CHUNK][(id - 1) % DICT_CHUNK];
+}
+
+static bool
+name_eq(const struct dict_name *n, const char *name, size_t len)
+{
+        return n->len == len && memcmp(n->text, name, len) == 0;
+}
+
+static void
+table_insert(struct dict *d, uint32_t id)
+{
+        const struct dict_name *n = dict_get(d, id);
+        uint32_t mask = d->table_cap - 1, i = (uint32_t)name_hash(n->text, n->len) & mask;
+
+        while (d->table[i] != 0)
+                i = (i + 1) & mask;
+        d->table[i] = id;
+}
+
+static int
+table_grow(struct dict *d)
+{
+        uint32_t cap = d->table_cap ? d->table_cap * 2 : 1024;
+        uint32_t *old = d->table;
+
+        d->table = calloc(cap, sizeof(*d->table));
+        if (d->table == NULL) {
+                d->table = old;
+                return SOMBRA_ENOMEM;
+        }
+        d->table_cap = cap;
+        for (uint32_t id = 1; id <= d->count; id++)
+                table_insert(d, id);
+        free(old);
+        return SOMBRA_OK;
+}
+
+int
+dict_lookup(const struct dict *d, const char *name, size_t len, uint32_t *id)
+{
+        uint32_t mask, i;
+
+        if (d->table_cap == 0)
+                return SOMBRA_ENOTFOUND;
+        mask = d->table_cap - 1;
+        for (i = (uint32_t)name_hash(name, len) & mask; d->table[i] != 0; i = (i + 1) & mask) {
+                if (name_eq(dict_get(d, d->table[i]), name, len)) {
+                        *id = d->table[i];
+                        return SOMBRA_OK;
+                }
+        }
+        return SOMBRA_ENOTFOUND;
+}
+
+/* Appends a name as id count + 1. */
+static int
+dict_add(struct dict *d, const char *name, size_t len)
+{
+        uint32_t id = d->count + 1, c = (id - 1) / DICT_CHUNK;
+        struct dict_name *n;
+
+        if (c >= DICT_CHUNKS)
+                return SOMBRA_ETOOBIG;
+        if ((uint64_t)(d->count + 1) * 2 > d->table_cap) {
+                int rc = table_grow(d);
+                if (rc != SOMBRA_OK)
+                        return rc;
+        }
+        if (d->chunks[c] == NULL) {
+                d->chunks[c] = calloc(DICT_CHUNK, sizeof(*d->chunks[c]));
+                if (d->chunks[c] == NULL)
+                        return SOMBRA_ENOMEM;
+        }
+        n = malloc(sizeof(*n) + len + 1);
+        if (n == NULL)
+                return SOMBRA_ENOMEM;
+        n->len = (uint32_t)len;
+        memcpy(n->text, name, len);
+        n->text[len] = '\0';
+        d->chunks[c][(id - 1) % DICT_CHUNK] = n;
+        d->count = id;
+        table_insert(d, id);
+        return SOMBRA_OK;
+}
+
+int
+dict_name_check(const char *name, size_t *len)
+{
+        size_t n;
+
+        if (name == NULL)
+                return SOMBRA_EINVAL;
+        n = strnlen(name, SOMBRA_MAX_NAME + 1);
+        if (n == 0)
+                return SOMBRA_EINVAL;
+        if (n > SOMBRA_MAX_NAME)
+                return SOMBRA_ETOOBIG;
+        *len = n;
+        return SOMBRA_OK;
+}
+
+int
+dict_intern(struct dict *d, struct store *s, const char *name, size_t len, uint32_t *id)
+{
+        struct store_state *st = store_txn_state(s);
+        uint8_t key[4];
+        int rc;
+
+        if (dict_lookup(d, name, len, id) == SOMBRA_OK)
+                return SOMBRA_OK;
+        if (st->next_name != d->count + 1)
+                return SOMBRA_ECORRUPT;
+        put_be32(key, st->next_name);
+        rc = store_put(s, TREE_NAMES, name, len, key, 4);
+        if (rc == SOMBRA_OK)
+                rc = store_put(s, TREE_NAME_IDS, key, 4, name, len);
+        if (rc == SOMBRA_OK)
+                rc = dict_add(d, name, len);
+        if (rc != SOMBRA_OK)
+                return rc;
+        *id = st->next_name++;
+        return SOMBRA_OK;
+}
+
+void
+dict_truncate(struct dict *d, uint32_t count)
+{
+        if (count >= d->count)
+                return;
+        while (d->count > count) {
+                uint32_t id = d->count;
+                free(d->chunks[(id - 1) / DICT_CHUNK][(id - 1) % DICT_CHUNK]);
+                d->chunks[(id - 1) / DICT_CHUNK][(id - 1) % DICT_CHUNK] = NULL;
+                d->count--;
+        }
+        if (d->table != NULL)
+                memset(d->table, 0, d->table_cap * sizeof(*d->table));
+        for (uint32_t id = 1; id <= d->count; id++)
+                table_insert(d, id);
+}
+
+int
+dict_load(struct dict *d, struct store *s)
+{
+        struct btree_cursor c;
+        struct buf val = BUF_INIT;
+        int rc;
+
+        store_cursor(s, store_committed(s), TREE_NAME_IDS, &c);
+        rc = btree_cursor_seek(&c, NULL, 0);
+        while (rc == SOMBRA_OK && btree_cursor_valid(&c)) {
+                const uint8_t *k;
+                size_t klen;
+                btree_cursor_key(&c, &k, &klen);
+                rc = btree_cursor_value(&c, &val);
+                if (rc != SOMBRA_OK)
+                        break;
+                if (klen != 4 || get_be32(k) != d->count + 1 || val.len == 0 ||
+                    val.len > SOMBRA_MAX_NAME || memchr(val.data, 0, val.len) != NULL) {
+                        rc = SOMBRA_ECORRUPT;
+                        break;
+                }
+                rc = dict_add(d, (const char *)val.data, val.len);
+                if (rc == SOMBRA_OK)
+                        rc = btree_cursor_next(&c);
+        }
+        btree_cursor_close(&c);
+        buf_free(&val);
+        if (rc == SOMBRA_OK && d->count + 1 != store_committed(s)->next_name)
+                rc = SOMBRA_ECORRUPT;
+        return rc;
+}
+
+void
+dict_free(struct dict *d)
+{
+        dict_truncate(d, 0);
+        for (uint32_t c = 0; c < DICT_CHUNKS; c++)
+                free(d->chunks[c]);
+        free(d->table);
+        memset(d, 0, sizeof(*d));
+}

@@ -1,0 +1,1400 @@
+/*
+ * graph.c - nodes, edges, labels, properties, adjacency and indexes as
+ * B+tree entries (key layouts in store.h and record.h).
+ *
+ * Invariants kept by every write (and checked by verify.c):
+ *   - an edge e(src -> dst, type t) has TREE_EDGES[e] and exactly two
+ *     adjacency entries, (src, OUT, t, e) -> dst and (dst, IN, t, e) -> src;
+ *   - a node n with label l has TREE_LABELS[(l, n)];
+ *   - for every index (l, k) in TREE_INDEXES and every node with label l and
+ *     property k there is one TREE_PROPS entry, and no other entries;
+ *   - the state's node and edge counts match the trees.
+ * A graph write runs all its checks before its first tree write, so a refused
+ * write leaves an explicit transaction usable; a write that fails half-way
+ * poisons it (store.c), and only a rollback is possible.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "graph.h"
+#include "store.h"
+#include "dict.h"
+#include "idset.h"
+
+#define ADJ_KEY 21u
+#define DIR_OUT 0u
+#define DIR_IN  1u
+
+struct index_def {
+        uint32_t label, key;
+};
+
+struct graph {
+        struct store *store;
+        struct dict dict;
+        struct sombra_config cfg;
+
+        struct index_def *indexes; /* TREE_INDEXES of the current state, in memory */
+        size_t nindexes, indexes_cap;
+        bool indexes_changed;      /* by the open txn: reload on rollback */
+        uint32_t names_at_begin;   /* dict size when the txn began */
+
+        uint32_t unsynced;         /* NORMAL: commits since the last sync */
+        uint64_t last_sync_ns;
+
+        /* writer scratch, reused by every operation */
+        struct buf raw, raw2, key;
+        struct rec before, after;
+        struct graph_adjvec adj;
+        struct idset seen;
+};
+
+/* ---- small helpers ---- */
+
+static uint64_t
+now_ns(void)
+{
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static const struct store_state *
+view(struct graph *g)
+{
+        return store_in_txn(g->store) ? store_txn_state(g->store) : store_committed(g->store);
+}
+
+static void
+id_key(uint8_t k[8], uint64_t id)
+{
+        put_be64(k, id);
+}
+
+static void
+adj_key(uint8_t k[ADJ_KEY], uint64_t node, uint8_t dir, uint32_t type, uint64_t edge)
+{
+        put_be64(k, node);
+        k[8] = dir;
+        put_be32(k + 9, type);
+        put_be64(k + 13, edge);
+}
+
+static void
+label_key(uint8_t k[12], uint32_t label, uint64_t node)
+{
+        put_be32(k, label);
+        put_be64(k + 4, node);
+}
+
+int
+graph_ids_push(struct graph_ids *ids, uint64_t id)
+{
+        if (ids->n == ids->cap) {
+                size_t cap = ids->cap ? ids->cap * 2 : 64;
+                uint64_t *v = realloc(ids->v, cap * sizeof(*v));
+                if (v == NULL)
+                        return SOMBRA_ENOMEM;
+                ids->v = v;
+                ids->cap = cap;
+        }
+        ids->v[ids->n++] = id;
+        return SOMBRA_OK;
+}
+
+static int
+adj_push(struct graph_adjvec *a, const struct graph_adj *x)
+{
+        if (a->n == a->cap) {
+                size_t cap = a->cap ? a->cap * 2 : 64;
+                struct graph_adj *v = realloc(a->v, cap * sizeof(*v));
+                if (v == NULL)
+                        return SOMBRA_ENOMEM;
+                a->v = v;
+                a->cap = cap;
+        }
+        a->v[a->n++] = *x;
+        return SOMBRA_OK;
+}
+
+void
+graph_adjvec_free(struct graph_adjvec *a)
+{
+        free(a->v);
+        memset(a, 0, sizeof(*a));
+}
+
+void
+graph_ids_free(struct graph_ids *ids)
+{
+        free(ids->v);
+        memset(ids, 0, sizeof(*ids));
+}
+
+struct store *
+graph_store(struct graph *g)
+{
+        return g->store;
+}
+
+struct dict *
+graph_dict(struct graph *g)
+{
+        return &g->dict;
+}
+
+/* ---- index catalogue ---- */
+
+static int
+indexes_load(struct graph *g)
+{
+        struct btree_cursor c;
+        int rc;
+
+        g->nindexes = 0;
+        store_cursor(g->store, view(g), TREE_INDEXES, &c);
+        rc = btree_cursor_seek(&c, NULL, 0);
+        while (rc == SOMBRA_OK && btree_cursor_valid(&c)) {
+                const uint8_t *k;
+                size_t klen;
+                btree_cursor_key(&c, &k, &klen);
+                if (klen != 8) {
+                        rc = SOMBRA_ECORRUPT;
+                        break;
+                }
+                if (g->nindexes == g->indexes_cap) {
+                        size_t cap = g->indexes_cap ? g->indexes_cap * 2 : 8;
+                        struct index_def *v = realloc(g->indexes, cap * sizeof(*v));
+                        if (v == NULL) {
+                                rc = SOMBRA_ENOMEM;
+                                break;
+                        }
+                        g->indexes = v;
+                        g->indexes_cap = cap;
+                }
+                g->indexes[g->nindexes].label = get_be32(k);
+                g->indexes[g->nindexes].key = get_be32(k + 4);
+                g->nindexes++;
+                rc = btree_cursor_next(&c);
+        }
+        btree_cursor_close(&c);
+        return rc;
+}
+
+static bool
+index_value(const struct rec *r, const struct index_def *ix, const struct sombra_value **v)
+{
+        if (r == NULL || !rec_has_label(r, ix->label))
+                return false;
+        *v = rec_get_prop(r, ix->key);
+        return *v != NULL;
+}
+
+/* Brings the property index entries of node `id` from `before` to `after` (either may be NULL). */
+static int
+index_update(struct graph *g, uint64_t id, const struct rec *before, const struct rec *after)
+{
+        for (size_t i = 0; i < g->nindexes; i++) {
+                const struct index_def *ix = &g->indexes[i];
+                const struct sombra_value *ov = NULL, *nv = NULL;
+                bool had = index_value(before, ix, &ov), has = index_value(after, ix, &nv);
+                int rc = SOMBRA_OK;
+                if (had && has && rec_value_cmp(ov, nv) == 0)
+                        continue;
+                if (had) {
+                        buf_reset(&g->key);
+                        rc = rec_index_key(&g->key, ix->label, ix->key, ov, id);
+                        if (rc == SOMBRA_OK)
+                                rc = store_del(g->store, TREE_PROPS, g->key.data, g->key.len);
+                }
+                if (rc == SOMBRA_OK && has) {
+                        buf_reset(&g->key);
+                        rc = rec_index_key(&g->key, ix->label, ix->key, nv, id);
+                        if (rc == SOMBRA_OK)
+                                rc = store_put(g->store, TREE_PROPS, g->key.data, g->key.len, NULL,
+                                               0);
+                }
+                if (rc != SOMBRA_OK)
+                        return rc == SOMBRA_ENOTFOUND ? SOMBRA_ECORRUPT : rc;
+        }
+        return SOMBRA_OK;
+}
+
+/* ---- transactions ---- */
+
+int
+graph_begin(struct graph *g)
+{
+        int rc;
+
+        if (g == NULL)
+                return SOMBRA_EINVAL;
+        rc = store_begin(g->store);
+        if (rc != SOMBRA_OK)
+                return rc;
+        g->names_at_begin = g->dict.count;
+        g->indexes_changed = false;
+        return SOMBRA_OK;
+}
+
+static void
+txn_forget(struct graph *g)
+{
+        dict_truncate(&g->dict, g->names_at_begin);
+        if (g->indexes_changed)
+                (void)indexes_load(g); /* the committed catalogue; ENOMEM keeps a superset */
+        g->indexes_changed = false;
+}
+
+int
+graph_rollback(struct graph *g)
+{
+        if (g == NULL)
+                return SOMBRA_EINVAL;
+        if (!store_in_txn(g->store))
+                return SOMBRA_ENOTXN;
+        store_rollback(g->store);
+        txn_forget(g);
+        return SOMBRA_OK;
+}
+
+/* Makes a commit as durable as the sync mode promises before it is acknowledged. */
+static int
+commit_durability(struct graph *g)
+{
+        switch (g->cfg.sync_mode) {
+        case SOMBRA_SYNC_FULL:
+                return store_sync(g->store);
+        case SOMBRA_SYNC_NORMAL:
+                if (++g->unsynced < g->cfg.sync_interval &&
+                    now_ns() - g->last_sync_ns < (uint64_t)g->cfg.sync_interval_ms * 1000000u)
+                        return SOMBRA_OK;
+                g->unsynced = 0;
+                g->last_sync_ns = now_ns();
+                return store_sync(g->store);
+        default:
+                return SOMBRA_OK;
+        }
+}
+
+int
+graph_commit(struct graph *g)
+{
+        int rc;
+
+        if (g == NULL)
+                return SOMBRA_EINVAL;
+        if (!store_in_txn(g->store))
+                return SOMBRA_ENOTXN;
+        rc = store_commit(g->store, NULL);
+        if (rc != SOMBRA_OK) {
+                txn_forget(g);
+                return rc;
+        }
+        g->indexes_changed = false;
+        return commit_durability(g);
+}
+
+int
+graph_checkpoint(struct graph *g)
+{
+        return g == NULL ? SOMBRA_EINVAL : store_checkpoint(g->store);
+}
+
+int
+graph_sync(struct graph *g)
+{
+        return g == NULL ? SOMBRA_EINVAL : store_sync(g->store);
+}
+
+/* Starts an autocommit transaction when none is open. */
+static int
+op_begin(struct graph *g, bool *autocommit)
+{
+        *autocommit = false;
+        if (store_in_txn(g->store))
+                return SOMBRA_OK;
+        *autocommit = true;
+        return graph_begin(g);
+}
+
+static int
+op_end(struct graph *g, bool autocommit, int rc)
+{
+        if (!autocommit)
+                return rc;
+        if (rc == SOMBRA_OK)
+                return graph_commit(g);
+        graph_rollback(g);
+        return rc;
+}
+
+/* ---- argument checks ---- */
+
+static int
+props_check(const struct sombra_prop *props, size_t nprops)
+{
+        size_t len;
+
+        if (nprops > SOMBRA_MAX_PROPS)
+                return SOMBRA_ETOOBIG;
+        if (nprops > 0 && props == NULL)
+                return SOMBRA_EINVAL;
+        for (size_t i = 0; i < nprops; i++) {
+                int rc = dict_name_check(props[i].key, &len);
+                if (rc == SOMBRA_OK)
+                        rc = rec_value_check(&props[i].value);
+                if (rc != SOMBRA_OK)
+                        return rc;
+        }
+        return SOMBRA_OK;
+}
+
+static int
+labels_check(const char *const *labels, size_t nlabels)
+{
+        size_t len;
+
+        if (nlabels > SOMBRA_MAX_LABELS)
+                return SOMBRA_ETOOBIG;
+        if (nlabels > 0 && labels == NULL)
+                return SOMBRA_EINVAL;
+        for (size_t i = 0; i < nlabels; i++) {
+                int rc = dict_name_check(labels[i], &len);
+                if (rc != SOMBRA_OK)
+                        return rc;
+        }
+        return SOMBRA_OK;
+}
+
+static int
+intern(struct graph *g, const char *name, uint32_t *id)
+{
+        size_t len;
+        int rc = dict_name_check(name, &len);
+        if (rc != SOMBRA_OK)
+                return rc;
+        return dict_intern(&g->dict, g->store, name, len, id);
+}
+
+/* Resolves a name for reading; SOMBRA_ENOTFOUND for a name never used. */
+static int
+resolve(struct graph *g, const char *name, uint32_t *id)
+{
+        size_t len;
+        int rc = dict_name_check(name, &len);
+        if (rc != SOMBRA_OK)
+                return rc;
+        return dict_lookup(&g->dict, name, len, id);
+}
+
+static int
+props_apply(struct graph *g, struct rec *r, const struct sombra_prop *props, size_t nprops)
+{
+        for (size_t i = 0; i < nprops; i++) {
+                uint32_t key;
+                int rc = intern(g, props[i].key, &key);
+                if (rc == SOMBRA_OK)
+                        rc = rec_set_prop(r, key, &props[i].value);
+                if (rc != SOMBRA_OK)
+                        return rc;
+        }
+        return SOMBRA_OK;
+}
+
+/* ---- record access ---- */
+
+static int
+node_load(struct graph *g, uint64_t id, struct buf *raw, struct rec *r)
+{
+        uint8_t k[8];
+        int rc;
+
+        id_key(k, id);
+        rc = store_get(g->store, view(g), TREE_NODES, k, 8, raw);
+        if (rc == SOMBRA_OK)
+                rc = rec_decode_node(r, raw->data, raw->len);
+        return rc;
+}
+
+static int
+edge_load(struct graph *g, uint64_t id, struct buf *raw, struct rec *r)
+{
+        uint8_t k[8];
+        int rc;
+
+        id_key(k, id);
+        rc = store_get(g->store, view(g), TREE_EDGES, k, 8, raw);
+        if (rc == SOMBRA_OK)
+                rc = rec_decode_edge(r, raw->data, raw->len);
+        return rc;
+}
+
+static int
+node_store(struct graph *g, uint64_t id, const struct rec *r)
+{
+        uint8_t k[8];
+        int rc = rec_encode_node(r, &g->raw2);
+
+        id_key(k, id);
+        if (rc == SOMBRA_OK)
+                rc = store_put(g->store, TREE_NODES, k, 8, g->raw2.data, g->raw2.len);
+        return rc;
+}
+
+static int
+edge_store(struct graph *g, uint64_t id, const struct rec *r)
+{
+        uint8_t k[8];
+        int rc = rec_encode_edge(r, &g->raw2);
+
+        id_key(k, id);
+        if (rc == SOMBRA_OK)
+                rc = store_put(g->store, TREE_EDGES, k, 8, g->raw2.data, g->raw2.len);
+        return rc;
+}
+
+/* ---- node writes ---- */
+
+static int
+node_create(struct graph *g, const char *const *labels, size_t nlabels,
+            const struct sombra_prop *props, size_t nprops, uint64_t *out)
+{
+        struct store_state *st = store_txn_state(g->store);
+        struct rec *r = &g->after;
+        uint64_t id;
+        int rc;
+
+        rec_reset(r);
+        for (size_t i = 0; i < nlabels; i++) {
+                uint32_t l;
+                bool added;
+                rc = intern(g, labels[i], &l);
+                if (rc == SOMBRA_OK)
+                        rc = rec_add_label(r, l, &added);
+                if (rc != SOMBRA_OK)
+                        return rc;
+        }
+        rc = props_apply(g, r, props, nprops);
+        if (rc != SOMBRA_OK)
+                return rc;
+        id = st->next_node;
+        rc = node_store(g, id, r);
+        for (uint32_t i = 0; rc == SOMBRA_OK && i < r->nlabels; i++) {
+                uint8_t k[12];
+                label_key(k, r->labels[i], id);
+                rc = store_put(g->store, TREE_LABELS, k, 12, NULL, 0);
+        }
+        if (rc == SOMBRA_OK)
+                rc = index_update(g, id, NULL, r);
+        if (rc != SOMBRA_OK)
+                return rc;
+        st->next_node++;
+        st->nodes++;
+        if (out != NULL)
+                *out = id;
+        return SOMBRA_OK;
+}
+
+int
+graph_node_create(struct graph *g, const char *const *labels, size_t nlabels,
+                  const struct sombra_prop *props, size_t nprops, uint64_t *id)
+{
+        bool autoc;
+        int rc;
+
+        if (g == NULL)
+                return SOMBRA_EINVAL;
+        rc = labels_check(labels, nlabels);
+        if (rc == SOMBRA_OK)
+                rc = props_check(props, nprops);
+        if (rc == SOMBRA_OK)
+                rc = op_begin(g, &autoc);
+        if (rc != SOMBRA_OK)
+                return rc;
+        return op_end(g, autoc, node_create(g, labels, nlabels, props, nprops, id));
+}
+
+/*
+ * Edits one node: decodes it twice (before / after share g->raw), lets `edit`
+ * change `after`, then writes the record, its label entries and its index
+ * entries where they differ.
+ */
+struct node_edit {
+        const char *name;                 /* key or label */
+        const struct sombra_value *value; /* set only */
+        enum { EDIT_SET, EDIT_UNSET, EDIT_LABEL_ADD, EDIT_LABEL_REMOVE } kind;
+};
+
+static int
+edit_apply(struct graph *g, struct rec *r, const struct node_edit *e, bool *changed)
+{
+        uint32_t id;
+        int rc;
+
+        *changed = true;
+        switch (e->kind) {
+        case EDIT_SET:
+                rc = intern(g, e->name, &id);
+                return rc == SOMBRA_OK ? rec_set_prop(r, id, e->value) : rc;
+        case EDIT_LABEL_ADD:
+                rc = intern(g, e->name, &id);
+                return rc == SOMBRA_OK ? rec_add_label(r, id, changed) : rc;
+        case EDIT_UNSET:
+                rc = resolve(g, e->name, &id);
+                *changed = rc == SOMBRA_OK && rec_del_prop(r, id);
+                return rc == SOMBRA_ENOTFOUND || rc == SOMBRA_OK ? SOMBRA_OK : rc;
+        case EDIT_LABEL_REMOVE:
+                rc = resolve(g, e->name, &id);
+                *changed = rc == SOMBRA_OK && rec_del_label(r, id);
+                return rc == SOMBRA_ENOTFOUND || rc == SOMBRA_OK ? SOMBRA_OK : rc;
+        }
+        return SOMBRA_EINVAL;
+}
+
+static int
+labels_sync(struct graph *g, uint64_t id, const struct rec *before, const struct rec *after)
+{
+        uint8_t k[12];
+        int rc = SOMBRA_OK;
+
+        for (uint32_t i = 0; rc == SOMBRA_OK && before != NULL && i < before->nlabels; i++) {
+                if (after != NULL && rec_has_label(after, before->labels[i]))
+                        continue;
+                label_key(k, before->labels[i], id);
+                rc = store_del(g->store, TREE_LABELS, k, 12);
+        }
+        for (uint32_t i = 0; rc == SOMBRA_OK && after != NULL && i < after->nlabels; i++) {
+                if (before != NULL && rec_has_label(before, after->labels[i]))
+                        continue;
+                label_key(k, after->labels[i], id);
+                rc = store_put(g->store, TREE_LABELS, k, 12, NULL, 0);
+        }
+        return rc == SOMBRA_ENOTFOUND ? SOMBRA_ECORRUPT : rc;
+}
+
+static int
+node_edit(struct graph *g, uint64_t id, const struct node_edit *e)
+{
+        bool changed;
+        int rc = node_load(g, id, &g->raw, &g->before);
+
+        if (rc == SOMBRA_OK)
+                rc = rec_decode_node(&g->after, g->raw.data, g->raw.len);
+        if (rc == SOMBRA_OK)
+                rc = edit_apply(g, &g->after, e, &changed);
+        if (rc != SOMBRA_OK || !changed)
+                return rc;
+        rc = node_store(g, id, &g->after);
+        if (rc == SOMBRA_OK)
+                rc = labels_sync(g, id, &g->before, &g->after);
+        if (rc == SOMBRA_OK)
+                rc = index_update(g, id, &g->before, &g->after);
+        return rc;
+}
+
+static int
+node_edit_op(struct graph *g, uint64_t id, const struct node_edit *e)
+{
+        bool autoc;
+        int rc;
+
+        if (g == NULL)
+                return SOMBRA_EINVAL;
+        rc = op_begin(g, &autoc);
+        if (rc != SOMBRA_OK)
+                return rc;
+        return op_end(g, autoc, node_edit(g, id, e));
+}
+
+int
+graph_node_set(struct graph *g, uint64_t id, const char *key, const struct sombra_value *v)
+{
+        struct node_edit e = {key, v, EDIT_SET};
+        size_t len;
+        int rc = v == NULL ? SOMBRA_EINVAL : rec_value_check(v);
+
+        if (rc == SOMBRA_OK)
+                rc = dict_name_check(key, &len);
+        return rc != SOMBRA_OK ? rc : node_edit_op(g, id, &e);
+}
+
+int
+graph_node_unset(struct graph *g, uint64_t id, const char *key)
+{
+        struct node_edit e = {key, NULL, EDIT_UNSET};
+        size_t len;
+        int rc = dict_name_check(key, &len);
+
+        return rc != SOMBRA_OK ? rc : node_edit_op(g, id, &e);
+}
+
+int
+graph_node_label_add(struct graph *g, uint64_t id, const char *label)
+{
+        struct node_edit e = {label, NULL, EDIT_LABEL_ADD};
+        size_t len;
+        int rc = dict_name_check(label, &len);
+
+        return rc != SOMBRA_OK ? rc : node_edit_op(g, id, &e);
+}
+
+int
+graph_node_label_remove(struct graph *g, uint64_t id, const char *label)
+{
+        struct node_edit e = {label, NULL, EDIT_LABEL_REMOVE};
+        size_t len;
+        int rc = dict_name_check(label, &len);
+
+        return rc != SOMBRA_OK ? rc : node_edit_op(g, id, &e);
+}
+
+/* ---- edge writes ---- */
+
+static int
+edge_create(struct graph *g, uint64_t src, uint64_t dst, const char *type,
+            const struct sombra_prop *props, size_t nprops, uint64_t *out)
+{
+        struct store_state *st = store_txn_state(g->store);
+        struct rec *r = &g->after;
+        uint8_t k[ADJ_KEY], v[8];
+        uint64_t id;
+        int rc;
+
+        id_key(k, src);
+        rc = store_get(g->store, st, TREE_NODES, k, 8, NULL);
+        if (rc == SOMBRA_OK) {
+                id_key(k, dst);
+                rc = store_get(g->store, st, TREE_NODES, k, 8, NULL);
+        }
+        if (rc != SOMBRA_OK)
+                return rc;
+        rec_reset(r);
+        r->src = src;
+        r->dst = dst;
+        rc = intern(g, type, &r->type);
+        if (rc == SOMBRA_OK)
+                rc = props_apply(g, r, props, nprops);
+        if (rc != SOMBRA_OK)
+                return rc;
+        id = st->next_edge;
+        rc = edge_store(g, id, r);
+        if (rc == SOMBRA_OK) {
+                adj_key(k, src, DIR_OUT, r->type, id);
+                put_be64(v, dst);
+                rc = store_put(g->store, TREE_ADJ, k, ADJ_KEY, v, 8);
+        }
+        if (rc == SOMBRA_OK) {
+                adj_key(k, dst, DIR_IN, r->type, id);
+                put_be64(v, src);
+                rc = store_put(g->store, TREE_ADJ, k, ADJ_KEY, v, 8);
+        }
+        if (rc != SOMBRA_OK)
+                return rc;
+        st->next_edge++;
+        st->edges++;
+        if (out != NULL)
+                *out = id;
+        return SOMBRA_OK;
+}
+
+int
+graph_edge_create(struct graph *g, uint64_t src, uint64_t dst, const char *type,
+                  const struct sombra_prop *props, size_t nprops, uint64_t *id)
+{
+        size_t len;
+        bool autoc;
+        int rc;
+
+        if (g == NULL)
+                return SOMBRA_EINVAL;
+        rc = dict_name_check(type, &len);
+        if (rc == SOMBRA_OK)
+                rc = props_check(props, nprops);
+        if (rc == SOMBRA_OK)
+                rc = op_begin(g, &autoc);
+        if (rc != SOMBRA_OK)
+                return rc;
+        return op_end(g, autoc, edge_create(g, src, dst, type, props, nprops, id));
+}
+
+static int
+edge_delete(struct graph *g, uint64_t id)
+{
+        struct store_state *st = store_txn_state(g->store);
+        uint8_t k[ADJ_KEY];
+        int rc = edge_load(g, id, &g->raw, &g->before);
+
+        if (rc != SOMBRA_OK)
+                return rc;
+        id_key(k, id);
+        rc = store_del(g->store, TREE_EDGES, k, 8);
+        if (rc == SOMBRA_OK) {
+                adj_key(k, g->before.src, DIR_OUT, g->before.type, id);
+                rc = store_del(g->store, TREE_ADJ, k, ADJ_KEY);
+        }
+        if (rc == SOMBRA_OK) {
+                adj_key(k, g->before.dst, DIR_IN, g->before.type, id);
+                rc = store_del(g->store, TREE_ADJ, k, ADJ_KEY);
+        }
+        if (rc != SOMBRA_OK)
+                return rc == SOMBRA_ENOTFOUND ? SOMBRA_ECORRUPT : rc;
+        st->edges--;
+        return SOMBRA_OK;
+}
+
+int
+graph_edge_delete(struct graph *g, uint64_t id)
+{
+        bool autoc;
+        int rc;
+
+        if (g == NULL)
+                return SOMBRA_EINVAL;
+        rc = op_begin(g, &autoc);
+        if (rc != SOMBRA_OK)
+                return rc;
+        return op_end(g, autoc, edge_delete(g, id));
+}
+
+static int
+edge_edit(struct graph *g, uint64_t id, const char *key, const struct sombra_value *v)
+{
+        uint32_t kid;
+        int rc = edge_load(g, id, &g->raw, &g->after);
+
+        if (rc != SOMBRA_OK)
+                return rc;
+        if (v != NULL) {
+                rc = intern(g, key, &kid);
+                if (rc == SOMBRA_OK)
+                        rc = rec_set_prop(&g->after, kid, v);
+        } else {
+                rc = resolve(g, key, &kid);
+                if (rc == SOMBRA_ENOTFOUND || (rc == SOMBRA_OK && !rec_del_prop(&g->after, kid)))
+                        return SOMBRA_OK; /* nothing to remove */
+        }
+        if (rc == SOMBRA_OK)
+                rc = edge_store(g, id, &g->after);
+        return rc;
+}
+
+static int
+edge_edit_op(struct graph *g, uint64_t id, const char *key, const struct sombra_value *v)
+{
+        size_t len;
+        bool autoc;
+        int rc;
+
+        if (g == NULL)
+                return SOMBRA_EINVAL;
+        rc = dict_name_check(key, &len);
+        if (rc == SOMBRA_OK && v != NULL)
+                rc = rec_value_check(v);
+        if (rc == SOMBRA_OK)
+                rc = op_begin(g, &autoc);
+        if (rc != SOMBRA_OK)
+                return rc;
+        return op_end(g, autoc, edge_edit(g, id, key, v));
+}
+
+int
+graph_edge_set(struct graph *g, uint64_t id, const char *key, const struct sombra_value *v)
+{
+        return v == NULL ? SOMBRA_EINVAL : edge_edit_op(g, id, key, v);
+}
+
+int
+graph_edge_unset(struct graph *g, uint64_t id, const char *key)
+{
+        return edge_edit_op(g, id, key, NULL);
+}
+
+/* ---- adjacency ---- */
+
+static int
+type_filter(struct graph *g, const char *const *types, size_t ntypes, uint32_t *ids,
+            size_t *nids)
+{
+        *nids = 0;
+        if (ntypes > 0 && types == NULL)
+                return SOMBRA_EINVAL;
+        for (size_t i = 0; i < ntypes; i++) {
+                int rc = resolve(g, types[i], &ids[*nids]);
+                if (rc == SOMBRA_OK)
+                        (*nids)++;
+                else if (rc != SOMBRA_ENOTFOUND)
+                        return rc;
+        }
+        return SOMBRA_OK;
+}
+
+/* Appends the adjacency entries under one key prefix (node | dir [| type]). */
+static int
+adj_scan(struct graph *g, const uint8_t *prefix, size_t plen, struct graph_adjvec *out)
+{
+        struct btree_cursor c;
+        int rc;
+
+        store_cursor(g->store, view(g), TREE_ADJ, &c);
+        rc = btree_cursor_seek(&c, prefix, plen);
+        while (rc == SOMBRA_OK && btree_cursor_valid(&c)) {
+                const uint8_t *k;
+                size_t klen;
+                struct graph_adj a;
+                btree_cursor_key(&c, &k, &klen);
+                if (klen != ADJ_KEY || memcmp(k, prefix, plen) != 0)
+                        break;
+                a.type = get_be32(k + 9);
+                a.edge = get_be64(k + 13);
+                a.dir = k[8] == DIR_OUT ? SOMBRA_OUT : SOMBRA_IN;
+                /* The neighbour is the leaf value: 8 inline bytes, read in place. */
+                rc = btree_cursor_value(&c, &g->key);
+                if (rc != SOMBRA_OK)
+                        break;
+                if (g->key.len != 8) {
+                        rc = SOMBRA_ECORRUPT;
+                        break;
+                }
+                a.node = get_be64(g->key.data);
+                rc = adj_push(out, &a);
+                if (rc == SOMBRA_OK)
+                        rc = btree_cursor_next(&c);
+        }
+        btree_cursor_close(&c);
+        return rc;
+}
+
+static int
+neighbors(struct graph *g, uint64_t node, enum sombra_dir dir, const uint32_t *types,
+          size_t ntypes, bool filtered, struct graph_adjvec *out)
+{
+        uint8_t prefix[13];
+        int rc = SOMBRA_OK;
+
+        out->n = 0;
+        for (uint8_t d = DIR_OUT; d <= DIR_IN && rc == SOMBRA_OK; d++) {
+                if (!(dir & (d == DIR_OUT ? SOMBRA_OUT : SOMBRA_IN)))
+                        continue;
+                put_be64(prefix, node);
+                prefix[8] = d;
+                if (!filtered) {
+                        rc = adj_scan(g, prefix, 9, out);
+                        continue;
+                }
+                for (size_t i = 0; i < ntypes && rc == SOMBRA_OK; i++) {
+                        put_be32(prefix + 9, types[i]);
+                        rc = adj_scan(g, prefix, 13, out);
+                }
+        }
+        return rc;
+}
+
+int
+graph_neighbors(struct graph *g, uint64_t node, enum sombra_dir dir, const char *const *types,
+                size_t ntypes, struct graph_adjvec *out)
+{
+        uint32_t tids[64];
+        size_t ntids;
+        int rc;
+
+        if (g == NULL || out == NULL || dir < SOMBRA_OUT || dir > SOMBRA_BOTH)
+                return SOMBRA_EINVAL;
+        if (ntypes > 64)
+                return SOMBRA_ETOOBIG;
+        rc = graph_node_exists(g, node);
+        if (rc == SOMBRA_OK)
+                rc = type_filter(g, types, ntypes, tids, &ntids);
+        if (rc != SOMBRA_OK)
+                return rc;
+        return neighbors(g, node, dir, tids, ntids, ntypes > 0, out);
+}
+
+int
+graph_degree(struct graph *g, uint64_t node, enum sombra_dir dir, const char *const *types,
+             size_t ntypes, uint64_t *degree)
+{
+        int rc;
+
+        if (degree == NULL)
+                return SOMBRA_EINVAL;
+        rc = graph_neighbors(g, node, dir, types, ntypes, &g->adj);
+        if (rc == SOMBRA_OK)
+                *degree = g->adj.n;
+        return rc;
+}
+
+const char *
+graph_type_name(struct graph *g, uint32_t type)
+{
+        const struct dict_name *n = g == NULL ? NULL : dict_get(&g->dict, type);
+        return n == NULL ? NULL : n->text;
+}
+
+/* ---- node delete ---- */
+
+static int
+node_delete(struct graph *g, uint64_t id)
+{
+        struct store_state *st = store_txn_state(g->store);
+        uint8_t k[8];
+        int rc = graph_node_exists(g, id);
+
+        if (rc == SOMBRA_OK)
+                rc = neighbors(g, id, SOMBRA_BOTH, NULL, 0, false, &g->adj);
+        idset_clear(&g->seen);
+        /* A self-loop shows up in both directions: delete each edge once. */
+        for (size_t i = 0; rc == SOMBRA_OK && i < g->adj.n; i++) {
+                bool added;
+                rc = idset_put(&g->seen, g->adj.v[i].edge, 0, &added);
+                if (rc == SOMBRA_OK && added)
+                        rc = edge_delete(g, g->adj.v[i].edge);
+        }
+        if (rc == SOMBRA_OK)
+                rc = node_load(g, id, &g->raw, &g->before);
+        if (rc == SOMBRA_OK)
+                rc = labels_sync(g, id, &g->before, NULL);
+        if (rc == SOMBRA_OK)
+                rc = index_update(g, id, &g->before, NULL);
+        if (rc == SOMBRA_OK) {
+                id_key(k, id);
+                rc = store_del(g->store, TREE_NODES, k, 8);
+        }
+        if (rc == SOMBRA_OK)
+                st->nodes--;
+        return rc;
+}
+
+int
+graph_node_delete(struct graph *g, uint64_t id)
+{
+        bool autoc;
+        int rc;
+
+        if (g == NULL)
+                return SOMBRA_EINVAL;
+        rc = op_begin(g, &autoc);
+        if (rc != SOMBRA_OK)
+                return rc;
+        return op_end(g, autoc, node_delete(g, id));
+}
+
+/* ---- indexes ---- */
+
+static int
+index_names(struct graph *g, const char *label, const char *key, bool create, uint8_t k[8])
+{
+        uint32_t l, p;
+        int rc = create ? intern(g, label, &l) : resolve(g, label, &l);
+
+        if (rc == SOMBRA_OK)
+                rc = create ? intern(g, key, &p) : resolve(g, key, &p);
+        if (rc != SOMBRA_OK)
+                return rc;
+        put_be32(k, l);
+        put_be32(k + 4, p);
+        return SOMBRA_OK;
+}
+
+/* Adds or removes the entries of one index for every node with its label. */
+static int
+index_fill(struct graph *g, const struct index_def *ix, bool add)
+{
+        struct graph_ids ids = {0};
+        struct index_def *saved = g->indexes;
+        size_t nsaved = g->nindexes;
+        int rc;
+        uint8_t lk[4];
+        struct btree_cursor c;
+
+        put_be32(lk, ix->label);
+        store_cursor(g->store, view(g), TREE_LABELS, &c);
+        rc = btree_cursor_seek(&c, lk, 4);
+        while (rc == SOMBRA_OK && btree_cursor_valid(&c)) {
+                const uint8_t *k;
+                size_t klen;
+                btree_cursor_key(&c, &k, &klen);
+                if (klen != 12 || memcmp(k, lk, 4) != 0)
+                        break;
+                rc = graph_ids_push(&ids, get_be64(k + 4));
+                if (rc == SOMBRA_OK)
+                        rc = btree_cursor_next(&c);
+        }
+        btree_cursor_close(&c);
+        /* index_update over just this index. */
+        g->indexes = (struct index_def *)ix;
+        g->nindexes = 1;
+        for (size_t i = 0; rc == SOMBRA_OK && i < ids.n; i++) {
+                rc = node_load(g, ids.v[i], &g->raw, &g->before);
+                if (rc == SOMBRA_OK)
+                        rc = index_update(g, ids.v[i], add ? NULL : &g->before,
+                                          add ? &g->before : NULL);
+        }
+        g->indexes = saved;
+        g->nindexes = nsaved;
+        graph_ids_free(&ids);
+        return rc;
+}
+
+static int
+index_change(struct graph *g, const char *label, const char *key, bool create)
+{
+        struct index_def ix;
+        uint8_t k[8];
+        int rc = index_names(g, label, key, create, k);
+
+        if (rc != SOMBRA_OK)
+                return rc;
+        ix.label = get_be32(k);
+        ix.key = get_be32(k + 4);
+        rc = store_get(g->store, view(g), TREE_INDEXES, k, 8, NULL);
+        if (create && rc == SOMBRA_OK)
+                return SOMBRA_EEXIST;
+        if (rc != SOMBRA_OK && !(create && rc == SOMBRA_ENOTFOUND))
+                return rc;
+        rc = create ? store_put(g->store, TREE_INDEXES, k, 8, NULL, 0)
+                    : store_del(g->store, TREE_INDEXES, k, 8);
+        if (rc == SOMBRA_OK)
+                rc = index_fill(g, &ix, create);
+        g->indexes_changed = true;
+        if (rc == SOMBRA_OK)
+                rc = indexes_load(g);
+        return rc;
+}
+
+static int
+index_op(struct graph *g, const char *label, const char *key, bool create)
+{
+        size_t len;
+        bool autoc;
+        int rc;
+
+        if (g == NULL)
+                return SOMBRA_EINVAL;
+        rc = dict_name_check(label, &len);
+        if (rc == SOMBRA_OK)
+                rc = dict_name_check(key, &len);
+        if (rc == SOMBRA_OK)
+                rc = op_begin(g, &autoc);
+        if (rc != SOMBRA_OK)
+                return rc;
+        return op_end(g, autoc, index_change(g, label, key, create));
+}
+
+int
+graph_index_create(struct graph *g, const char *label, const char *key)
+{
+        return index_op(g, label, key, true);
+}
+
+int
+graph_index_drop(struct graph *g, const char *label, const char *key)
+{
+        return index_op(g, label, key, false);
+}
+
+/* ---- reads ---- */
+
+void
+graph_entity_free(struct graph_entity *e)
+{
+        if (e == NULL)
+                return;
+        rec_free(&e->rec);
+        buf_free(&e->raw);
+        free(e->labels);
+        free(e->props);
+        memset(e, 0, sizeof(*e));
+}
+
+static int
+entity_fill(struct graph *g, struct graph_entity *e)
+{
+        struct rec *r = &e->rec;
+
+        if (r->nlabels > e->labels_cap) {
+                const char **v = realloc(e->labels, r->nlabels * sizeof(*v));
+                if (v == NULL)
+                        return SOMBRA_ENOMEM;
+                e->labels = v;
+                e->labels_cap = r->nlabels;
+        }
+        if (r->nprops > e->props_cap) {
+                struct sombra_prop *v = realloc(e->props, r->nprops * sizeof(*v));
+                if (v == NULL)
+                        return SOMBRA_ENOMEM;
+                e->props = v;
+                e->props_cap = r->nprops;
+        }
+        for (uint32_t i = 0; i < r->nlabels; i++) {
+                const struct dict_name *n = dict_get(&g->dict, r->labels[i]);
+                if (n == NULL)
+                        return SOMBRA_ECORRUPT;
+                e->labels[i] = n->text;
+        }
+        for (uint32_t i = 0; i < r->nprops; i++) {
+                const struct dict_name *n = dict_get(&g->dict, r->props[i].key);
+                if (n == NULL)
+                        return SOMBRA_ECORRUPT;
+                e->props[i].key = n->text;
+                e->props[i].value = r->props[i].value;
+        }
+        e->nlabels = r->nlabels;
+        e->nprops = r->nprops;
+        return SOMBRA_OK;
+}
+
+int
+graph_node_get(struct graph *g, uint64_t id, struct graph_entity *out)
+{
+        int rc;
+
+        if (g == NULL || out == NULL)
+                return SOMBRA_EINVAL;
+        rc = node_load(g, id, &out->raw, &out->rec);
+        if (rc != SOMBRA_OK)
+                return rc;
+        out->id = id;
+        out->src = out->dst = 0;
+        out->type = NULL;
+        return entity_fill(g, out);
+}
+
+int
+graph_edge_get(struct graph *g, uint64_t id, struct graph_entity *out)
+{
+        const struct dict_name *t;
+        int rc;
+
+        if (g == NULL || out == NULL)
+                return SOMBRA_EINVAL;
+        rc = edge_load(g, id, &out->raw, &out->rec);
+        if (rc != SOMBRA_OK)
+                return rc;
+        t = dict_get(&g->dict, out->rec.type);
+        if (t == NULL)
+                return SOMBRA_ECORRUPT;
+        out->id = id;
+        out->src = out->rec.src;
+        out->dst = out->rec.dst;
+        out->type = t->text;
+        return entity_fill(g, out);
+}
+
+int
+graph_node_exists(struct graph *g, uint64_t id)
+{
+        uint8_t k[8];
+
+        if (g == NULL)
+                return SOMBRA_EINVAL;
+        id_key(k, id);
+        return store_get(g->store, view(g), TREE_NODES, k, 8, NULL);
+}
+
+int
+graph_counts(struct graph *g, uint64_t *nodes, uint64_t *edges)
+{
+        if (g == NULL)
+                return SOMBRA_EINVAL;
+        if (nodes != NULL)
+                *nodes = view(g)->nodes;
+        if (edges != NULL)
+                *edges = view(g)->edges;
+        return SOMBRA_OK;
+}
+
+int
+graph_nodes_by_label(struct graph *g, const char *label, struct graph_ids *out)
+{
+        struct btree_cursor c;
+        uint8_t lk[4];
+        uint32_t l;
+        int rc;
+
+        if (g == NULL || out == NULL)
+                return SOMBRA_EINVAL;
+        out->n = 0;
+        rc = resolve(g, label, &l);
+        if (rc == SOMBRA_ENOTFOUND)
+                return SOMBRA_OK; /* a label never used labels nothing */
+        if (rc != SOMBRA_OK)
+                return rc;
+        put_be32(lk, l);
+        store_cursor(g->store, view(g), TREE_LABELS, &c);
+        rc = btree_cursor_seek(&c, lk, 4);
+        while (rc == SOMBRA_OK && btree_cursor_valid(&c)) {
+                const uint8_t *k;
+                size_t klen;
+                btree_cursor_key(&c, &k, &klen);
+                if (klen != 12 || memcmp(k, lk, 4) != 0)
+                        break;
+                rc = graph_ids_push(out, get_be64(k + 4));
+                if (rc == SOMBRA_OK)
+                        rc = btree_cursor_next(&c);
+        }
+        btree_cursor_close(&c);
+        return rc;
+}
+
+/*
+ * Index keys are cut for long strings (record.h), so every candidate's real
+ * value is read back and compared before it is returned.
+ */
+static int
+range_scan(struct graph *g, const struct index_def *ix, const struct sombra_value *lo,
+           const struct sombra_value *hi, struct graph_ids *out)
+{
+        struct btree_cursor c;
+        struct buf from = BUF_INIT, to = BUF_INIT;
+        int rc;
+
+        out->n = 0;
+        if (lo != NULL) {
+                rc = rec_index_prefix(&from, ix->label, ix->key, lo);
+        } else { /* from the index's first entry */
+                rc = buf_put_u32(&from, ix->label);
+                if (rc == SOMBRA_OK)
+                        rc = buf_put_u32(&from, ix->key);
+        }
+        if (rc == SOMBRA_OK && hi != NULL)
+                rc = rec_index_prefix(&to, ix->label, ix->key, hi);
+        if (rc != SOMBRA_OK)
+                goto label_out;
+        store_cursor(g->store, view(g), TREE_PROPS, &c);
+        rc = btree_cursor_seek(&c, from.data, from.len);
+        while (rc == SOMBRA_OK && btree_cursor_valid(&c)) {
+                const uint8_t *k;
+                size_t klen;
+                const struct sombra_value *v;
+                uint64_t node;
+                btree_cursor_key(&c, &k, &klen);
+                if (klen < 16 || memcmp(k, from.data, 8) != 0)
+                        break;
+                /* Past the upper bound once the key's value part sorts above hi's. */
+                if (hi != NULL && memcmp(k, to.data, klen - 8 < to.len ? klen - 8 : to.len) > 0)
+                        break;
+                node = get_be64(k + klen - 8);
+                rc = btree_cursor_next(&c);
+                if (rc != SOMBRA_OK)
+                        break;
+                rc = node_load(g, node, &g->raw, &g->before);
+                if (rc != SOMBRA_OK)
+                        break;
+                v = rec_get_prop(&g->before, ix->key);
+                if (v == NULL || (lo && rec_value_cmp(v, lo) < 0) ||
+                    (hi && rec_value_cmp(v, hi) > 0))
+                        continue;
+                if (lo && v->type != lo->type)
+                        continue;
+                if (hi && v->type != hi->type)
+                        continue;
+                rc = graph_ids_push(out, node);
+        }
+        btree_cursor_close(&c);
+label_out:
+        buf_free(&from);
+        buf_free(&to);
+        return rc;
+}
+
+static int
+prop_query(struct graph *g, const char *label, const char *key, const struct sombra_value *lo,
+           const struct sombra_value *hi, struct graph_ids *out)
+{
+        struct index_def ix;
+        uint8_t k[8];
+        int rc;
+
+        if (g == NULL || out == NULL)
+                return SOMBRA_EINVAL;
+        if ((lo != NULL && rec_value_check(lo) != SOMBRA_OK) ||
+            (hi != NULL && rec_value_check(hi) != SOMBRA_OK))
+                return SOMBRA_EINVAL;
+        rc = index_names(g, label, key, false, k);
+        if (rc == SOMBRA_OK)
+                rc = store_get(g->store, view(g), TREE_INDEXES, k, 8, NULL);
+        if (rc != SOMBRA_OK)
+                return rc; /* SOMBRA_ENOTFOUND: no such index */
+        ix.label = get_be32(k);
+        ix.key = get_be32(k + 4);
+        return range_scan(g, &ix, lo, hi, out);
+}
+
+int
+graph_nodes_by_prop(struct graph *g, const char *label, const char *key,
+                    const struct sombra_value *v, struct graph_ids *out)
+{
+        if (v == NULL)
+                return SOMBRA_EINVAL;
+        return prop_query(g, label, key, v, v, out);
+}
+
+int
+graph_nodes_by_range(struct graph *g, const char *label, const char *key,
+                     const struct sombra_value *lo, const struct sombra_value *hi,
+                     struct graph_ids *out)
+{
+        return prop_query(g, label, key, lo, hi, out);
+}
+
+/* ---- open and close ---- */
+
+int
+graph_open(const char *path, const struct sombra_config *cfg, struct io_faults *faults,
+           struct graph **out)
+{
+        struct graph *g;
+        int rc;
+
+        if (path == NULL || out == NULL)
+                return SOMBRA_EINVAL;
+        g = calloc(1, sizeof(*g));
+        if (g == NULL)
+                return SOMBRA_ENOMEM;
+        if (cfg != NULL)
+                g->cfg = *cfg;
+        else
+                sombra_config_production(&g->cfg);
+        rc = store_open(path, &g->cfg, faults, &g->store);
+        if (rc == SOMBRA_OK)
+                rc = dict_load(&g->dict, g->store);
+        if (rc == SOMBRA_OK)
+                rc = indexes_load(g);
+        if (rc != SOMBRA_OK) {
+                if (g->store != NULL)
+                        store_close(g->store);
+                g->store = NULL;
+                graph_close(g);
+                return rc;
+        }
+        g->last_sync_ns = now_ns();
+        *out = g;
+        return SOMBRA_OK;
+}
+
+int
+graph_close(struct graph *g)
+{
+        int rc = SOMBRA_OK;
+
+        if (g == NULL)
+                return SOMBRA_EINVAL;
+        if (g->store != NULL) {
+                if (store_in_txn(g->store))
+                        graph_rollback(g);
+                rc = store_close(g->store);
+        }
+        dict_free(&g->dict);
+        free(g->indexes);
+        buf_free(&g->raw);
+        buf_free(&g->raw2);
+        buf_free(&g->key);
+        rec_free(&g->before);
+        rec_free(&g->after);
+        graph_adjvec_free(&g->adj);
+        idset_free(&g->seen);
+        free(g);
+        return rc;
+}

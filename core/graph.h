@@ -1,0 +1,177 @@
+/*
+ * graph.h - the property graph on top of the store: nodes, edges, labels,
+ * properties, adjacency, indexes, traversals and verify.
+ *
+ * This is the engine's internal API, driven by one thread (the writer, which
+ * in the full engine also serves reads from that thread's own transaction).
+ * Every write outside an explicit transaction is its own transaction
+ * (autocommit). Reads see the open transaction's writes when one is open,
+ * otherwise the last commit.
+ *
+ * Durability of graph_commit in this layer follows the sync mode directly:
+ * FULL syncs the WAL before returning; NORMAL syncs every sync_interval
+ * commits or sync_interval_ms; CHECKPOINT and OFF never sync the WAL (a
+ * checkpoint or a clean close makes everything durable).
+ */
+#ifndef SOMBRA_GRAPH_H
+#define SOMBRA_GRAPH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sombra.h"
+#include "buf.h"
+#include "io.h"
+#include "record.h"
+
+struct graph;
+struct store;
+struct dict;
+
+/* Opens or creates. `faults` is for fault-injection tests (NULL otherwise). */
+int graph_open(const char *path, const struct sombra_config *cfg, struct io_faults *faults,
+               struct graph **out);
+/* Rolls back an open transaction, checkpoints, closes. The graph is freed even on error. */
+int graph_close(struct graph *g);
+
+int graph_begin(struct graph *g);
+int graph_commit(struct graph *g);
+int graph_rollback(struct graph *g);
+int graph_checkpoint(struct graph *g);
+/* Makes every commit so far durable (fdatasync of the WAL). */
+int graph_sync(struct graph *g);
+
+/* ---- writes ---- */
+
+int graph_node_create(struct graph *g, const char *const *labels, size_t nlabels,
+                      const struct sombra_prop *props, size_t nprops, uint64_t *id);
+/* Deletes a node and every edge that touches it. */
+int graph_node_delete(struct graph *g, uint64_t id);
+int graph_node_set(struct graph *g, uint64_t id, const char *key, const struct sombra_value *v);
+int graph_node_unset(struct graph *g, uint64_t id, const char *key);
+int graph_node_label_add(struct graph *g, uint64_t id, const char *label);
+int graph_node_label_remove(struct graph *g, uint64_t id, const char *label);
+
+/* SOMBRA_ENOTFOUND when src or dst does not exist. */
+int graph_edge_create(struct graph *g, uint64_t src, uint64_t dst, const char *type,
+                      const struct sombra_prop *props, size_t nprops, uint64_t *id);
+int graph_edge_delete(struct graph *g, uint64_t id);
+int graph_edge_set(struct graph *g, uint64_t id, const char *key, const struct sombra_value *v);
+int graph_edge_unset(struct graph *g, uint64_t id, const char *key);
+
+/* An equality and range index on property `key` of nodes labelled `label`. */
+int graph_index_create(struct graph *g, const char *label, const char *key);
+int graph_index_drop(struct graph *g, const char *label, const char *key);
+
+/* ---- reads ---- */
+
+/*
+ * A node or an edge as read. Reusable: pass the same struct to many gets and
+ * free it once. Strings point into the struct (or the dict) and stay valid
+ * until the next get with it.
+ */
+struct graph_entity {
+        uint64_t id;
+        uint64_t src, dst; /* edges */
+        const char *type;  /* edges */
+        size_t nlabels;
+        const char **labels;
+        size_t nprops;
+        struct sombra_prop *props;
+        /* private */
+        struct rec rec;
+        struct buf raw;
+        size_t labels_cap, props_cap;
+};
+
+void graph_entity_free(struct graph_entity *e);
+int graph_node_get(struct graph *g, uint64_t id, struct graph_entity *out);
+int graph_edge_get(struct graph *g, uint64_t id, struct graph_entity *out);
+/* SOMBRA_OK when the node exists, SOMBRA_ENOTFOUND otherwise. */
+int graph_node_exists(struct graph *g, uint64_t id);
+
+struct graph_adj {
+        uint64_t edge;
+        uint64_t node; /* the neighbour */
+        uint32_t type; /* name id; graph_type_name turns it into text */
+        enum sombra_dir dir;
+};
+
+struct graph_adjvec {
+        struct graph_adj *v;
+        size_t n, cap;
+};
+
+struct graph_ids {
+        uint64_t *v;
+        size_t n, cap;
+};
+
+void graph_adjvec_free(struct graph_adjvec *a);
+void graph_ids_free(struct graph_ids *ids);
+int graph_ids_push(struct graph_ids *ids, uint64_t id);
+
+/*
+ * Neighbours of node in direction dir, only over edges of the given types
+ * (ntypes 0: any type). Replaces out's contents. Unknown type names match
+ * nothing. SOMBRA_ENOTFOUND when the node does not exist.
+ */
+int graph_neighbors(struct graph *g, uint64_t node, enum sombra_dir dir, const char *const *types,
+                    size_t ntypes, struct graph_adjvec *out);
+int graph_degree(struct graph *g, uint64_t node, enum sombra_dir dir, const char *const *types,
+                 size_t ntypes, uint64_t *degree);
+const char *graph_type_name(struct graph *g, uint32_t type);
+
+/* Node ids carrying a label, ascending. Replaces out's contents. */
+int graph_nodes_by_label(struct graph *g, const char *label, struct graph_ids *out);
+/*
+ * Node ids with label whose property key equals v (graph_nodes_by_prop) or
+ * lies within [lo, hi] (either may be NULL for unbounded; both ends
+ * inclusive; values of other types never match). Needs an index on
+ * (label, key): SOMBRA_ENOTFOUND otherwise.
+ */
+int graph_nodes_by_prop(struct graph *g, const char *label, const char *key,
+                        const struct sombra_value *v, struct graph_ids *out);
+int graph_nodes_by_range(struct graph *g, const char *label, const char *key,
+                         const struct sombra_value *lo, const struct sombra_value *hi,
+                         struct graph_ids *out);
+int graph_counts(struct graph *g, uint64_t *nodes, uint64_t *edges);
+
+/* ---- traversals (traverse.c) ---- */
+
+/* Nodes reachable from start within max_depth hops, in BFS order, start first. */
+int graph_bfs(struct graph *g, uint64_t start, enum sombra_dir dir, const char *const *types,
+              size_t ntypes, uint32_t max_depth, struct graph_ids *out);
+/* A shortest path from `from` to `to`, both included. SOMBRA_ENOTFOUND when there is none. */
+int graph_shortest_path(struct graph *g, uint64_t from, uint64_t to, enum sombra_dir dir,
+                        const char *const *types, size_t ntypes, struct graph_ids *path);
+/* Distinct nodes at the end of a two-edge path from node, node itself excluded. */
+int graph_two_hop_count(struct graph *g, uint64_t node, enum sombra_dir dir,
+                        const char *const *types, size_t ntypes, uint64_t *count);
+
+/* ---- verify (verify.c) ---- */
+
+struct graph_verify_report {
+        uint64_t pages;        /* pages in the file */
+        uint64_t tree_pages;   /* reachable from the trees */
+        uint64_t free_pages;   /* free, retired or free-list pages */
+        uint64_t nodes, edges, adj_entries, label_entries, index_entries, names;
+        int status;            /* SOMBRA_OK or the first problem's code */
+        char problem[256];     /* the first problem, in words */
+};
+
+/*
+ * Checks the committed state: every tree's structure and checksums, that
+ * every page is used exactly once or free, adjacency symmetry, label and
+ * property index entries against the records, and the counters. Returns
+ * SOMBRA_OK when healthy, SOMBRA_ECORRUPT (with report->problem) when not.
+ * SOMBRA_EBUSY inside a transaction.
+ */
+int graph_verify(struct graph *g, struct graph_verify_report *report);
+
+/* ---- internals for traverse.c, verify.c and tests ---- */
+struct store *graph_store(struct graph *g);
+struct dict *graph_dict(struct graph *g);
+
+#endif

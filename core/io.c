@@ -1,0 +1,277 @@
+/*
+ * io.c - file access for the database file and the WAL.
+ *
+ * Design
+ *   Every function is a thin, complete wrapper around one system call: reads
+ *   and writes loop until all bytes are transferred (pread and pwrite may
+ *   return early, and any blocking call may be interrupted by a signal), and
+ *   every failure is turned into a status code by io_status_from_errno so
+ *   that the engine never looks at errno.
+ *
+ *   Files are opened with O_CLOEXEC so that a program that forks and execs
+ *   while a database is open does not hand the descriptor, and with it the
+ *   flock, to the child. Only regular files are accepted: the engine relies
+ *   on pread past the end returning 0, on ftruncate and on fdatasync, none of
+ *   which mean the same thing on a directory, a FIFO or a device.
+ *
+ *   Locking uses flock, which belongs to the open file description: two
+ *   io_open calls on the same path, even in one process, exclude each other,
+ *   and closing the descriptor releases the lock. (fcntl locks would be
+ *   dropped by closing any descriptor of the file in the process.)
+ *
+ * Fault injection
+ *   When f->faults is set, each read, write, sync and truncate first asks
+ *   fault_fire whether it must fail. The decision is made once per call, not
+ *   once per system call inside the retry loops, so a test's countdown counts
+ *   the calls the engine makes. A failing call touches nothing, except a short
+ *   write, which writes the first half of its bytes to model a torn write.
+ *
+ * Threads
+ *   Any thread may call these functions on a file; pread and pwrite carry
+ *   their own offsets so concurrent calls do not race on a file position. The
+ *   fault state is not synchronised: tests arm it before the calls it
+ *   targets.
+ */
+#ifndef _DEFAULT_SOURCE
+#define _DEFAULT_SOURCE /* pread, pwrite, fdatasync and flock are POSIX/BSD, not ISO C */
+#endif
+
+#include "io.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "sombra.h"
+
+/* The largest offset off_t can hold; offsets past it are rejected, not wrapped. */
+#define IO_OFF_MAX ((uint64_t)INT64_MAX)
+
+int
+io_status_from_errno(int err)
+{
+        switch (err) {
+        case EACCES:
+        case EROFS:
+        case EPERM:
+                return SOMBRA_EPERM;
+        case ENOENT:
+                return SOMBRA_ENOTFOUND;
+        case ENOSPC:
+#ifdef EDQUOT
+        case EDQUOT:
+#endif
+                return SOMBRA_ENOSPC;
+        default:
+                return SOMBRA_EIO;
+        }
+}
+
+/*
+ * Returns 0 when a call of kind op may proceed, or the errno it must fail
+ * with. Called once at the start of every faultable call.
+ */
+static int
+fault_fire(struct io_file *f, enum io_op op)
+{
+        struct io_faults *faults = f->faults;
+
+        if (faults == NULL || !(faults->ops & (1u << op)))
+                return 0;
+        if (faults->countdown > 0) {
+                faults->countdown--;
+                return 0;
+        }
+        faults->fired++;
+        if (!faults->sticky)
+                faults->ops = 0;
+        /* An armed fault with no errno still has to fail. */
+        return faults->err != 0 ? faults->err : EIO;
+}
+
+static bool
+range_ok(size_t len, uint64_t off)
+{
+        return off <= IO_OFF_MAX && (uint64_t)len <= IO_OFF_MAX - off;
+}
+
+int
+io_open(struct io_file *f, const char *path, bool create)
+{
+        struct stat st;
+        int flags = O_RDWR | O_CLOEXEC | (create ? O_CREAT : 0);
+        int fd, rc;
+
+        assert(f != NULL);
+        if (path == NULL || path[0] == '\0')
+                return SOMBRA_EINVAL;
+
+        do {
+                fd = open(path, flags, 0644);
+        } while (fd < 0 && errno == EINTR);
+        if (fd < 0)
+                return errno == EISDIR ? SOMBRA_EINVAL : io_status_from_errno(errno);
+
+        if (fstat(fd, &st) != 0) {
+                rc = io_status_from_errno(errno);
+                goto label_fail;
+        }
+        if (!S_ISREG(st.st_mode)) {
+                rc = SOMBRA_EINVAL;
+                goto label_fail;
+        }
+
+        f->fd = fd;
+        f->faults = NULL;
+        return SOMBRA_OK;
+
+label_fail:
+        close(fd);
+        return rc;
+}
+
+void
+io_close(struct io_file *f)
+{
+        if (f == NULL || f->fd < 0)
+                return;
+        /*
+         * close errors are not reported: durability comes from io_sync, and
+         * after close the descriptor is gone whatever close returned, so
+         * retrying on EINTR could close a descriptor another thread just got.
+         */
+        close(f->fd);
+        f->fd = -1;
+}
+
+int
+io_lock(struct io_file *f)
+{
+        int rc;
+
+        do {
+                rc = flock(f->fd, LOCK_EX | LOCK_NB);
+        } while (rc != 0 && errno == EINTR);
+        if (rc == 0)
+                return SOMBRA_OK;
+        return errno == EWOULDBLOCK ? SOMBRA_ELOCKED : io_status_from_errno(errno);
+}
+
+int
+io_read(struct io_file *f, void *buf, size_t len, uint64_t off)
+{
+        uint8_t *p = buf;
+        size_t done = 0;
+        int err;
+
+        if (!range_ok(len, off))
+                return SOMBRA_EINVAL;
+        err = fault_fire(f, IO_OP_READ);
+        if (err != 0)
+                return io_status_from_errno(err);
+
+        while (done < len) {
+                ssize_t n = pread(f->fd, p + done, len - done, (off_t)(off + done));
+
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return io_status_from_errno(errno);
+                }
+                /* The engine only reads what it wrote: a short file is a damaged one. */
+                if (n == 0)
+                        return SOMBRA_ECORRUPT;
+                done += (size_t)n;
+        }
+        return SOMBRA_OK;
+}
+
+/* Writes all len bytes at off, with no fault check. */
+static int
+write_all(int fd, const uint8_t *p, size_t len, uint64_t off)
+{
+        size_t done = 0;
+
+        while (done < len) {
+                ssize_t n = pwrite(fd, p + done, len - done, (off_t)(off + done));
+
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return io_status_from_errno(errno);
+                }
+                /* pwrite of a non-zero length returns 0 only when nothing can be written. */
+                if (n == 0)
+                        return SOMBRA_EIO;
+                done += (size_t)n;
+        }
+        return SOMBRA_OK;
+}
+
+int
+io_write(struct io_file *f, const void *buf, size_t len, uint64_t off)
+{
+        int err, rc;
+
+        if (!range_ok(len, off))
+                return SOMBRA_EINVAL;
+        err = fault_fire(f, IO_OP_WRITE);
+        if (err == 0)
+                return write_all(f->fd, buf, len, off);
+
+        if (f->faults->short_write) {
+                rc = write_all(f->fd, buf, len / 2, off);
+                if (rc != SOMBRA_OK)
+                        return rc;
+        }
+        return io_status_from_errno(err);
+}
+
+int
+io_sync(struct io_file *f)
+{
+        int rc;
+
+        if (fault_fire(f, IO_OP_SYNC) != 0)
+                return SOMBRA_EIO;
+        /*
+         * EINTR means the call was interrupted before it reported anything,
+         * so asking again is safe; any other failure may have dropped dirty
+         * pages and must reach the caller, never be retried into a success.
+         */
+        do {
+                rc = fdatasync(f->fd);
+        } while (rc != 0 && errno == EINTR);
+        return rc == 0 ? SOMBRA_OK : SOMBRA_EIO;
+}
+
+int
+io_truncate(struct io_file *f, uint64_t len)
+{
+        int err, rc;
+
+        if (len > IO_OFF_MAX)
+                return SOMBRA_EINVAL;
+        err = fault_fire(f, IO_OP_TRUNCATE);
+        if (err != 0)
+                return io_status_from_errno(err);
+
+        do {
+                rc = ftruncate(f->fd, (off_t)len);
+        } while (rc != 0 && errno == EINTR);
+        return rc == 0 ? SOMBRA_OK : io_status_from_errno(errno);
+}
+
+int
+io_size(struct io_file *f, uint64_t *size)
+{
+        struct stat st;
+
+        if (fstat(f->fd, &st) != 0)
+                return io_status_from_errno(errno);
+        *size = (uint64_t)st.st_size;
+        return SOMBRA_OK;
+}

@@ -1,0 +1,71 @@
+/*
+ * io.h - the one door between the storage engine and the operating system.
+ *
+ * Every read, write, sync, resize and lock of the database file and the WAL
+ * goes through these functions, so that a test can make any of them fail (the
+ * fault hook below) and the rest of the engine sees exactly what a failing
+ * disk would show it.
+ */
+#ifndef SOMBRA_IO_H
+#define SOMBRA_IO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* The kinds of call a fault can be injected into. */
+enum io_op { IO_OP_READ, IO_OP_WRITE, IO_OP_SYNC, IO_OP_TRUNCATE, IO_OP_COUNT };
+
+/*
+ * Fault injection, for tests. When `countdown` reaches zero on a call of a kind
+ * whose bit is set in `ops`, that call fails with `err` (EIO, ENOSPC, ...)
+ * without touching the file; with `short_write` set, a failing write instead
+ * writes half of its bytes and then fails. `sticky` keeps failing every later
+ * matching call. One fault state may be shared by several files of a database.
+ * Owned and written by the test thread before the calls it targets.
+ */
+struct io_faults {
+        uint32_t ops;       /* bit (1u << enum io_op) per kind of call */
+        int64_t countdown;  /* matching calls to let through before failing */
+        int err;            /* errno to fail with */
+        bool short_write;
+        bool sticky;
+        uint64_t fired;     /* how many calls were failed */
+};
+
+struct io_file {
+        int fd;
+        struct io_faults *faults; /* NULL outside fault tests */
+};
+
+/*
+ * Opens (creating with mode 0644 when `create`) path for reading and writing.
+ * Returns SOMBRA_OK, SOMBRA_EPERM (no permission / read-only file system),
+ * SOMBRA_ENOTFOUND (missing and !create), SOMBRA_EINVAL (a directory) or
+ * SOMBRA_EIO.
+ */
+int io_open(struct io_file *f, const char *path, bool create);
+void io_close(struct io_file *f);
+
+/*
+ * Takes an exclusive advisory lock (flock, non-blocking) on the file.
+ * SOMBRA_ELOCKED when another open file description holds it.
+ */
+int io_lock(struct io_file *f);
+
+/* Reads exactly len bytes at off. Reading past the end is SOMBRA_ECORRUPT. */
+int io_read(struct io_file *f, void *buf, size_t len, uint64_t off);
+/* Writes exactly len bytes at off, retrying short writes. SOMBRA_ENOSPC or SOMBRA_EIO. */
+int io_write(struct io_file *f, const void *buf, size_t len, uint64_t off);
+/* fdatasync. SOMBRA_EIO on failure. */
+int io_sync(struct io_file *f);
+/* ftruncate to len bytes. */
+int io_truncate(struct io_file *f, uint64_t len);
+/* Current size in bytes. */
+int io_size(struct io_file *f, uint64_t *size);
+
+/* Maps an errno to a status code (ENOSPC -> SOMBRA_ENOSPC, ...). */
+int io_status_from_errno(int err);
+
+#endif

@@ -1,0 +1,800 @@
+/*
+ * pager.c - page cache and page life cycle (see pager.h for the page header).
+ *
+ * The cache is a fixed array of `cache_cap` frames, a map from page number to
+ * frame, and a CLOCK hand. A frame is found for a new page by taking an empty
+ * one or sweeping the hand past pinned and recently used frames. A dirty
+ * victim is written ("spilled") before its buffer is reused: that is always
+ * safe because only fresh pages are ever dirty, and no durable meta page
+ * refers to a fresh page.
+ *
+ * Where a page number lives, exactly one of:
+ *   reachable   from the current state (a tree, an overflow chain), or from
+ *               the free-list chain of the last durable meta page;
+ *   free        reusable now (`free`);
+ *   limbo       retired by a committed txn; readers of older states may still
+ *               read it (`limbo`, in txn order);
+ *   pending     no reader can see it, but the last durable meta page may still
+ *               refer to it, so it must not be overwritten before the next
+ *               checkpoint is durable (`pending`);
+ *   txn         allocated or retired by the open transaction (`txn_alloc`,
+ *               `txn_retired`) until it commits or aborts.
+ * The free list written at a checkpoint lists free, limbo and pending pages and
+ * the pages of the previous list: after a crash nothing is read any more, so
+ * everything outside the new state is reusable.
+ *
+ * Checksums: XXH3-64 of bytes 16..size seeded with bytes 0..8, so the stored
+ * checksum (bytes 8..16) never has to be zeroed to be computed.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <xxhash.h>
+
+#include "sombra.h"
+#include "pager.h"
+#include "idset.h"
+#include "btree.h"
+#include "../alloc/pagebuf.h"
+
+struct pgvec {
+        pgno_t *v;
+        size_t n, cap;
+};
+
+struct retired {
+        pgno_t pgno;
+        uint64_t txn;         /* the txn that made it unreachable */
+        uint64_t ckpt_epoch;  /* checkpoints completed when it was retired */
+        bool durable;         /* the last durable meta could reach it when retired */
+        bool born_in_txn;     /* allocated by the same txn that retired it */
+};
+
+struct retvec {
+        struct retired *v;
+        size_t head, n, cap; /* live entries are v[head..n) */
+};
+
+struct pager {
+        struct io_file *file;
+        uint32_t page_size;
+        uint32_t cache_cap;
+        bool checksums;
+        uint64_t npages;
+        uint64_t ckpt_txn;   /* pages with txn <= this are referenced by durable metas */
+        uint64_t ckpt_epoch; /* checkpoints completed since open */
+        uint64_t txn;        /* the open transaction, 0 when none */
+
+        struct pagebuf_pool *bufs;
+        uint8_t *scratch;
+        struct page *frames;
+        struct idset map;          /* pgno -> frame index */
+        struct pgvec empty_frames; /* indexes of frames without a page */
+        size_t hand;
+
+        struct pgvec free;
+        struct pgvec pending;
+        struct retvec limbo;
+        struct pgvec txn_alloc;
+        struct retvec txn_retired;
+
+        struct pager_stats st;
+};
+
+static int
+pgvec_reserve(struct pgvec *a, size_t want)
+{
+        size_t cap = a->cap ? a->cap : 64;
+        pgno_t *v;
+
+        if (want <= a->cap)
+                return SOMBRA_OK;
+        while (cap < want)
+                cap *= 2;
+        v = realloc(a->v, cap * sizeof(*v));
+        if (v == NULL)
+                return SOMBRA_ENOMEM;
+        a->v = v;
+        a->cap = cap;
+        return SOMBRA_OK;
+}
+
+static int
+pgvec_push(struct pgvec *a, pgno_t x)
+{
+        int rc = pgvec_reserve(a, a->n + 1);
+        if (rc != SOMBRA_OK)
+                return rc;
+        a->v[a->n++] = x;
+        return SOMBRA_OK;
+}
+
+static int
+retvec_push(struct retvec *a, const struct retired *r)
+{
+        if (a->n == a->cap) {
+                if (a->head > 0) { /* slide the live part down before growing */
+                        memmove(a->v, a->v + a->head, (a->n - a->head) * sizeof(*a->v));
+                        a->n -= a->head;
+                        a->head = 0;
+                }
+        }
+        if (a->n == a->cap) {
+                size_t cap = a->cap ? a->cap * 2 : 64;
+                struct retired *v = realloc(a->v, cap * sizeof(*v));
+                if (v == NULL)
+                        return SOMBRA_ENOMEM;
+                a->v = v;
+                a->cap = cap;
+        }
+        a->v[a->n++] = *r;
+        return SOMBRA_OK;
+}
+
+static uint64_t
+page_checksum(const uint8_t *data, uint32_t size)
+{
+        return XXH3_64bits_withSeed(data + 16, size - 16, get_be64(data));
+}
+
+uint8_t
+page_type(const struct page *pg)
+{
+        return pg->data[0];
+}
+
+uint64_t
+page_txn(const struct page *pg)
+{
+        return get_be64(pg->data + 24);
+}
+
+uint64_t
+page_aux(const struct page *pg)
+{
+        return get_be64(pg->data + 32);
+}
+
+void
+page_set_aux(struct page *pg, uint64_t aux)
+{
+        put_be64(pg->data + 32, aux);
+}
+
+int
+pager_create(struct io_file *file, uint32_t page_size, uint32_t cache_pages, bool checksums,
+             uint64_t npages, uint64_t ckpt_txn, struct pager **out)
+{
+        struct pager *p;
+        int rc;
+
+        if (page_size < SOMBRA_MIN_PAGESIZE || page_size > SOMBRA_MAX_PAGESIZE ||
+            (page_size & (page_size - 1)) != 0 || npages < 2)
+                return SOMBRA_EINVAL;
+        if (cache_pages < SOMBRA_MIN_CACHE_PAGES)
+                cache_pages = SOMBRA_MIN_CACHE_PAGES;
+        p = calloc(1, sizeof(*p));
+        if (p == NULL)
+                return SOMBRA_ENOMEM;
+        p->file = file;
+        p->page_size = page_size;
+        p->cache_cap = cache_pages;
+        p->checksums = checksums;
+        p->npages = npages;
+        p->ckpt_txn = ckpt_txn;
+        p->frames = calloc(cache_pages, sizeof(*p->frames));
+        if (p->frames == NULL) {
+                rc = SOMBRA_ENOMEM;
+                goto label_fail;
+        }
+        rc = pagebuf_pool_create(page_size, 256, &p->bufs);
+        if (rc != SOMBRA_OK)
+                goto label_fail;
+        p->scratch = malloc((size_t)page_size * PAGER_SCRATCH_PAGES);
+        if (p->scratch == NULL) {
+                rc = SOMBRA_ENOMEM;
+                goto label_fail;
+        }
+        /* Hand out low frames first: pop from the end of a descending stack. */
+        for (uint32_t i = cache_pages; i-- > 0;) {
+                rc = pgvec_push(&p->empty_frames, i);
+                if (rc != SOMBRA_OK)
+                        goto label_fail;
+        }
+        *out = p;
+        return SOMBRA_OK;
+label_fail:
+        pager_destroy(p);
+        return rc;
+}
+
+void
+pager_destroy(struct pager *p)
+{
+        if (p == NULL)
+                return;
+        if (p->frames != NULL) {
+                for (uint32_t i = 0; i < p->cache_cap; i++)
+                        pagebuf_put(p->bufs, p->frames[i].data);
+                free(p->frames);
+        }
+        pagebuf_pool_destroy(p->bufs);
+        free(p->scratch);
+        idset_free(&p->map);
+        free(p->empty_frames.v);
+        free(p->free.v);
+        free(p->pending.v);
+        free(p->limbo.v);
+        free(p->txn_alloc.v);
+        free(p->txn_retired.v);
+        free(p);
+}
+
+uint32_t
+pager_page_size(const struct pager *p)
+{
+        return p->page_size;
+}
+
+uint8_t *
+pager_scratch(struct pager *p)
+{
+        return p->scratch;
+}
+
+uint64_t
+pager_npages(const struct pager *p)
+{
+        return p->npages;
+}
+
+void
+pager_stats(const struct pager *p, struct pager_stats *out)
+{
+        *out = p->st;
+        out->cached = p->map.count;
+        out->dirty = 0;
+        for (uint32_t i = 0; i < p->cache_cap; i++)
+                if (p->frames[i].data != NULL && p->frames[i].dirty)
+                        out->dirty++;
+        out->npages = p->npages;
+        out->free_pages = p->free.n;
+        out->retired_pages = (p->limbo.n - p->limbo.head) + p->pending.n;
+}
+
+int
+pager_add_free(struct pager *p, const pgno_t *pgnos, size_t n)
+{
+        for (size_t i = 0; i < n; i++) {
+                int rc = pgvec_push(&p->free, pgnos[i]);
+                if (rc != SOMBRA_OK)
+                        return rc;
+        }
+        return SOMBRA_OK;
+}
+
+static int
+write_page(struct pager *p, struct page *pg)
+{
+        int rc;
+
+        put_be64(pg->data + 8, page_checksum(pg->data, p->page_size));
+        rc = io_write(p->file, pg->data, p->page_size, pg->pgno * p->page_size);
+        if (rc != SOMBRA_OK)
+                return rc;
+        pg->dirty = false;
+        p->st.pages_written++;
+        return SOMBRA_OK;
+}
+
+/* Detaches a frame from its page; the buffer stays with the frame. */
+static void
+frame_unmap(struct pager *p, struct page *pg)
+{
+        idset_del(&p->map, pg->pgno);
+        pg->pgno = PGNO_NONE;
+        pg->dirty = false;
+        pg->referenced = false;
+}
+
+/*
+ * A frame for a new page: an empty one, or the first unpinned frame the CLOCK
+ * hand finds without its referenced bit, spilling it when dirty.
+ */
+static int
+frame_take(struct pager *p, struct page **out)
+{
+        struct page *pg;
+        int rc;
+
+        if (p->empty_frames.n > 0) {
+                pg = &p->frames[p->empty_frames.v[--p->empty_frames.n]];
+                if (pg->data == NULL) {
+                        pg->data = pagebuf_get(p->bufs);
+                        if (pg->data == NULL) {
+                                p->empty_frames.n++;
+                                return SOMBRA_ENOMEM;
+                        }
+                }
+                *out = pg;
+                return SOMBRA_OK;
+        }
+        for (size_t sweep = 0; sweep < 2 * (size_t)p->cache_cap + 1; sweep++) {
+                pg = &p->frames[p->hand];
+                p->hand = (p->hand + 1) % p->cache_cap;
+                if (pg->pins > 0)
+                        continue;
+                if (pg->referenced) {
+                        pg->referenced = false;
+                        continue;
+                }
+                if (pg->dirty) {
+                        rc = write_page(p, pg);
+                        if (rc != SOMBRA_OK)
+                                return rc;
+                        p->st.spills++;
+                }
+                frame_unmap(p, pg);
+                p->st.evictions++;
+                *out = pg;
+                return SOMBRA_OK;
+        }
+        return SOMBRA_ENOMEM; /* every frame is pinned: the cache is far too small */
+}
+
+static void
+frame_release(struct pager *p, struct page *pg)
+{
+        frame_unmap(p, pg);
+        pg->pins = 0;
+        /* Cannot fail: empty_frames was sized for every frame at creation. */
+        p->empty_frames.v[p->empty_frames.n++] = (pgno_t)(pg - p->frames);
+}
+
+static int
+frame_map(struct pager *p, struct page *pg, pgno_t pgno)
+{
+        int rc = idset_put(&p->map, pgno, (uint64_t)(pg - p->frames), NULL);
+        if (rc != SOMBRA_OK) {
+                pg->pgno = PGNO_NONE;
+                p->empty_frames.v[p->empty_frames.n++] = (pgno_t)(pg - p->frames);
+                return rc;
+        }
+        pg->pgno = pgno;
+        pg->pins = 1;
+        pg->referenced = true;
+        pg->dirty = false;
+        return SOMBRA_OK;
+}
+
+static int
+page_check(const struct pager *p, const struct page *pg, pgno_t pgno)
+{
+        uint8_t type = pg->data[0];
+
+        if (type < PAGE_LEAF || type > PAGE_FREELIST)
+                return SOMBRA_ECORRUPT;
+        if (get_be64(pg->data + 16) != pgno)
+                return SOMBRA_ECORRUPT;
+        if (p->checksums && get_be64(pg->data + 8) != page_checksum(pg->data, p->page_size))
+                return SOMBRA_ECORRUPT;
+        /* Even without checksums, nothing read from the file may send the B+tree out of bounds. */
+        return btree_page_check(pg->data, p->page_size);
+}
+
+int
+pager_get(struct pager *p, pgno_t pgno, struct page **out)
+{
+        struct page *pg;
+        uint64_t idx;
+        int rc;
+
+        if (idset_get(&p->map, pgno, &idx)) {
+                pg = &p->frames[idx];
+                pg->pins++;
+                pg->referenced = true;
+                p->st.hits++;
+                *out = pg;
+                return SOMBRA_OK;
+        }
+        if (pgno < 2 || pgno >= p->npages)
+                return SOMBRA_ECORRUPT;
+        p->st.misses++;
+        rc = frame_take(p, &pg);
+        if (rc != SOMBRA_OK)
+                return rc;
+        rc = io_read(p->file, pg->data, p->page_size, pgno * p->page_size);
+        if (rc == SOMBRA_OK)
+                rc = page_check(p, pg, pgno);
+        if (rc != SOMBRA_OK) {
+                p->empty_frames.v[p->empty_frames.n++] = (pgno_t)(pg - p->frames);
+                return rc;
+        }
+        p->st.pages_read++;
+        rc = frame_map(p, pg, pgno);
+        if (rc != SOMBRA_OK)
+                return rc;
+        *out = pg;
+        return SOMBRA_OK;
+}
+
+void
+pager_unpin(struct pager *p, struct page *pg)
+{
+        (void)p;
+        if (pg != NULL && pg->pins > 0)
+                pg->pins--;
+}
+
+void
+pager_txn_begin(struct pager *p, uint64_t txn)
+{
+        p->txn = txn;
+        p->txn_alloc.n = 0;
+        p->txn_retired.head = p->txn_retired.n = 0;
+}
+
+/* A page number becomes reusable: its cached copy, if any, is garbage now. */
+static int
+page_free(struct pager *p, pgno_t pgno)
+{
+        uint64_t idx;
+
+        if (idset_get(&p->map, pgno, &idx))
+                frame_release(p, &p->frames[idx]);
+        return pgvec_push(&p->free, pgno);
+}
+
+int
+pager_txn_commit(struct pager *p)
+{
+        int rc = SOMBRA_OK;
+
+        for (size_t i = 0; i < p->txn_retired.n; i++) {
+                struct retired *r = &p->txn_retired.v[i];
+                /* A page born and retired in this txn was never visible to anyone. */
+                int r2 = r->born_in_txn ? page_free(p, r->pgno) : retvec_push(&p->limbo, r);
+                if (r2 != SOMBRA_OK && rc == SOMBRA_OK)
+                        rc = r2; /* the page leaks until verify finds it; the state is intact */
+        }
+        p->txn = 0;
+        p->txn_alloc.n = 0;
+        p->txn_retired.n = 0;
+        return rc;
+}
+
+void
+pager_txn_abort(struct pager *p)
+{
+        for (size_t i = 0; i < p->txn_alloc.n; i++) {
+                uint64_t idx;
+                if (idset_get(&p->map, p->txn_alloc.v[i], &idx))
+                        frame_release(p, &p->frames[idx]);
+                /* pager_alloc reserved this slot, so aborting never needs memory. */
+                p->free.v[p->free.n++] = p->txn_alloc.v[i];
+        }
+        p->txn = 0;
+        p->txn_alloc.n = 0;
+        p->txn_retired.n = 0;
+}
+
+static int
+page_new(struct pager *p, uint8_t type, uint64_t txn, struct page **out)
+{
+        struct page *pg;
+        pgno_t pgno;
+        bool extended = false;
+        int rc;
+
+        if (p->free.n > 0) {
+                pgno = p->free.v[--p->free.n];
+        } else {
+                pgno = p->npages++;
+                extended = true;
+        }
+        rc = frame_take(p, &pg);
+        if (rc == SOMBRA_OK)
+                rc = frame_map(p, pg, pgno);
+        if (rc != SOMBRA_OK) {
+                if (extended)
+                        p->npages--;
+                else
+                        p->free.n++;
+                return rc;
+        }
+        memset(pg->data, 0, p->page_size);
+        pg->data[0] = type;
+        put_be32(pg->data + 4, p->page_size);
+        put_be64(pg->data + 16, pgno);
+        put_be64(pg->data + 24, txn);
+        pg->dirty = true;
+        *out = pg;
+        return SOMBRA_OK;
+}
+
+int
+pager_alloc(struct pager *p, uint8_t type, struct page **out)
+{
+        struct page *pg;
+        int rc;
+
+        if (p->txn == 0)
+                return SOMBRA_ENOTXN;
+        rc = pgvec_reserve(&p->txn_alloc, p->txn_alloc.n + 1);
+        if (rc == SOMBRA_OK)
+                rc = pgvec_reserve(&p->free, p->free.n + p->txn_alloc.n + 1);
+        if (rc != SOMBRA_OK)
+                return rc;
+        rc = page_new(p, type, p->txn, &pg);
+        if (rc != SOMBRA_OK)
+                return rc;
+        p->txn_alloc.v[p->txn_alloc.n++] = pg->pgno;
+        *out = pg;
+        return SOMBRA_OK;
+}
+
+int
+pager_retire(struct pager *p, struct page *pg)
+{
+        struct retired r = {
+                .pgno = pg->pgno,
+                .txn = p->txn,
+                .ckpt_epoch = p->ckpt_epoch,
+                .durable = page_txn(pg) <= p->ckpt_txn,
+                .born_in_txn = page_txn(pg) == p->txn,
+        };
+        pager_unpin(p, pg);
+        if (p->txn == 0)
+                return SOMBRA_ENOTXN;
+        return retvec_push(&p->txn_retired, &r);
+}
+
+int
+pager_make_writable(struct pager *p, struct page **pgp)
+{
+        struct page *old = *pgp, *copy;
+        int rc;
+
+        if (page_txn(old) == p->txn) {
+                old->dirty = true;
+                return SOMBRA_OK;
+        }
+        rc = pager_alloc(p, page_type(old), &copy);
+        if (rc != SOMBRA_OK)
+                return rc;
+        /* Everything but the identity fields (checksum, pgno, txn) comes along. */
+        memcpy(copy->data, old->data, 8);
+        memcpy(copy->data + 32, old->data + 32, p->page_size - 32);
+        rc = pager_retire(p, old);
+        if (rc != SOMBRA_OK) {
+                pager_unpin(p, copy);
+                return rc;
+        }
+        *pgp = copy;
+        return SOMBRA_OK;
+}
+
+void
+pager_reclaim(struct pager *p, uint64_t oldest_txn)
+{
+        struct retvec *l = &p->limbo;
+
+        while (l->head < l->n && l->v[l->head].txn <= oldest_txn) {
+                struct retired *r = &l->v[l->head];
+                int rc;
+                if (r->durable && r->ckpt_epoch == p->ckpt_epoch)
+                        rc = pgvec_push(&p->pending, r->pgno);
+                else
+                        rc = page_free(p, r->pgno);
+                if (rc != SOMBRA_OK)
+                        return; /* stays in limbo; the next call retries */
+                l->head++;
+        }
+        if (l->head == l->n)
+                l->head = l->n = 0;
+}
+
+static int
+freelist_collect(struct pager *p, pgno_t head, struct pgvec *out)
+{
+        uint64_t limit = p->npages;
+
+        while (head != PGNO_NONE) {
+                struct page *pg;
+                int rc;
+                if (limit-- == 0)
+                        return SOMBRA_ECORRUPT; /* a loop */
+                rc = pager_get(p, head, &pg);
+                if (rc != SOMBRA_OK)
+                        return rc;
+                if (page_type(pg) != PAGE_FREELIST) {
+                        pager_unpin(p, pg);
+                        return SOMBRA_ECORRUPT;
+                }
+                rc = pgvec_push(out, head);
+                head = page_aux(pg);
+                pager_unpin(p, pg);
+                if (rc != SOMBRA_OK)
+                        return rc;
+        }
+        return SOMBRA_OK;
+}
+
+static size_t
+freelist_capacity(const struct pager *p)
+{
+        return (p->page_size - PAGE_HDR) / 8;
+}
+
+int
+pager_freelist_build(struct pager *p, uint64_t ckpt_txn, pgno_t old_head, pgno_t *head,
+                     uint64_t *count)
+{
+        struct pgvec old = {0}, lists = {0};
+        size_t per = freelist_capacity(p), total, nlists, at = 0;
+        const pgno_t *srcs[3];
+        size_t lens[3];
+        int rc;
+
+        rc = freelist_collect(p, old_head, &old);
+        for (size_t i = 0; rc == SOMBRA_OK && i < old.n; i++)
+                rc = pgvec_push(&p->pending, old.v[i]);
+        if (rc != SOMBRA_OK)
+                goto label_out;
+
+        total = p->free.n + (p->limbo.n - p->limbo.head) + p->pending.n;
+        nlists = (total + per - 1) / per;
+        for (size_t i = 0; i < nlists; i++) {
+                struct page *pg;
+                rc = pgvec_push(&lists, 0);
+                if (rc == SOMBRA_OK)
+                        rc = page_new(p, PAGE_FREELIST, ckpt_txn, &pg);
+                if (rc != SOMBRA_OK)
+                        goto label_out;
+                lists.v[i] = pg->pgno;
+                pager_unpin(p, pg);
+        }
+
+        /* Taking list pages from `free` only shrank it, so nlists pages still suffice. */
+        srcs[0] = p->free.v;
+        lens[0] = p->free.n;
+        srcs[1] = p->pending.v;
+        lens[1] = p->pending.n;
+        for (size_t i = 0; i < p->limbo.n - p->limbo.head; i++) {
+                rc = pgvec_push(&old, p->limbo.v[p->limbo.head + i].pgno);
+                if (rc != SOMBRA_OK)
+                        goto label_out;
+        }
+        srcs[2] = old.v + (old.n - (p->limbo.n - p->limbo.head));
+        lens[2] = p->limbo.n - p->limbo.head;
+        total = lens[0] + lens[1] + lens[2];
+
+        for (size_t i = 0; i < nlists; i++) {
+                struct page *pg;
+                size_t n = 0;
+                rc = pager_get(p, lists.v[i], &pg);
+                if (rc != SOMBRA_OK)
+                        goto label_out;
+                for (; n < per && at < total; n++, at++) {
+                        size_t s = 0, k = at;
+                        while (k >= lens[s])
+                                k -= lens[s++];
+                        put_be64(pg->data + PAGE_HDR + n * 8, srcs[s][k]);
+                }
+                put_be16(pg->data + 2, (uint16_t)n);
+                page_set_aux(pg, i + 1 < nlists ? lists.v[i + 1] : PGNO_NONE);
+                pg->dirty = true;
+                pager_unpin(p, pg);
+        }
+        *head = nlists ? lists.v[0] : PGNO_NONE;
+        *count = total;
+label_out:
+        free(old.v);
+        free(lists.v);
+        return rc;
+}
+
+static int
+page_pgno_cmp(const void *a, const void *b)
+{
+        pgno_t x = (*(struct page *const *)a)->pgno;
+        pgno_t y = (*(struct page *const *)b)->pgno;
+        return (x > y) - (x < y);
+}
+
+int
+pager_flush(struct pager *p)
+{
+        struct page **dirty;
+        size_t n = 0;
+        uint64_t size;
+        int rc = SOMBRA_OK;
+
+        dirty = malloc(p->cache_cap * sizeof(*dirty));
+        if (dirty == NULL)
+                return SOMBRA_ENOMEM;
+        for (uint32_t i = 0; i < p->cache_cap; i++)
+                if (p->frames[i].data != NULL && p->frames[i].pgno != PGNO_NONE &&
+                    p->frames[i].dirty)
+                        dirty[n++] = &p->frames[i];
+        qsort(dirty, n, sizeof(*dirty), page_pgno_cmp); /* ascending offsets: sequential writes */
+        for (size_t i = 0; i < n && rc == SOMBRA_OK; i++)
+                rc = write_page(p, dirty[i]);
+        free(dirty);
+        if (rc != SOMBRA_OK)
+                return rc;
+        /* Pages allocated and freed without ever being written leave a hole at the end. */
+        rc = io_size(p->file, &size);
+        if (rc == SOMBRA_OK && size < p->npages * p->page_size)
+                rc = io_truncate(p->file, p->npages * p->page_size);
+        return rc;
+}
+
+void
+pager_checkpoint_done(struct pager *p, uint64_t ckpt_txn)
+{
+        p->ckpt_txn = ckpt_txn;
+        p->ckpt_epoch++;
+        for (size_t i = 0; i < p->pending.n; i++) {
+                /* page_free can only fail to grow `free`; keep the rest pending then. */
+                if (page_free(p, p->pending.v[i]) != SOMBRA_OK) {
+                        memmove(p->pending.v, p->pending.v + i, (p->pending.n - i) * 8);
+                        p->pending.n -= i;
+                        return;
+                }
+        }
+        p->pending.n = 0;
+}
+
+int
+pager_freelist_load(struct pager *p, pgno_t head, uint64_t expect)
+{
+        uint64_t seen = 0, hops = 0;
+        int rc = SOMBRA_OK;
+
+        while (head != PGNO_NONE && rc == SOMBRA_OK) {
+                struct page *pg;
+                uint16_t n;
+                if (hops++ > p->npages)
+                        return SOMBRA_ECORRUPT;
+                rc = pager_get(p, head, &pg);
+                if (rc != SOMBRA_OK)
+                        return rc;
+                n = get_be16(pg->data + 2);
+                if (page_type(pg) != PAGE_FREELIST || n > freelist_capacity(p) ||
+                    seen + n > expect) {
+                        pager_unpin(p, pg);
+                        return SOMBRA_ECORRUPT;
+                }
+                for (uint16_t i = 0; i < n && rc == SOMBRA_OK; i++) {
+                        pgno_t x = get_be64(pg->data + PAGE_HDR + i * 8);
+                        rc = (x < 2 || x >= p->npages) ? SOMBRA_ECORRUPT : pgvec_push(&p->free, x);
+                }
+                seen += n;
+                head = page_aux(pg);
+                pager_unpin(p, pg);
+        }
+        if (rc == SOMBRA_OK && seen != expect)
+                rc = SOMBRA_ECORRUPT;
+        return rc;
+}
+
+int
+pager_visit_unreachable(struct pager *p, pgno_t head, int (*fn)(void *arg, pgno_t pgno),
+                        void *arg)
+{
+        struct pgvec lists = {0};
+        int rc = freelist_collect(p, head, &lists);
+
+        for (size_t i = 0; rc == SOMBRA_OK && i < lists.n; i++)
+                rc = fn(arg, lists.v[i]);
+        for (size_t i = 0; rc == SOMBRA_OK && i < p->free.n; i++)
+                rc = fn(arg, p->free.v[i]);
+        for (size_t i = 0; rc == SOMBRA_OK && i < p->pending.n; i++)
+                rc = fn(arg, p->pending.v[i]);
+        for (size_t i = p->limbo.head; rc == SOMBRA_OK && i < p->limbo.n; i++)
+                rc = fn(arg, p->limbo.v[i].pgno);
+        free(lists.v);
+        return rc;
+}

@@ -1,0 +1,175 @@
+/*
+ * pager.h - fixed-size pages of one file, a bounded page cache, and the
+ * copy-on-write page life cycle.
+ *
+ * Every page but the two meta pages (0 and 1) starts with this header:
+ *
+ *   offset size field
+ *   0      1    type (enum page_type)
+ *   1      1    reserved, zero
+ *   2      2    nkeys: cells in a leaf or branch; pgnos on a free-list page;
+ *               data bytes on an overflow page
+ *   4      4    upper: offset of the lowest cell byte (leaf, branch)
+ *   8      8    checksum: XXH3-64 of the page with these 8 bytes zero
+ *   16     8    pgno: the page's own number, so that a misplaced page is caught
+ *   24     8    txn: the transaction (= commit LSN) that wrote this version
+ *   32     8    aux: leftmost child (branch), next page (overflow, free list)
+ *   40          body
+ *
+ * All integers are big-endian. The `txn` field carries the copy-on-write
+ * rules: a page written by the current transaction may be changed in place;
+ * any other page is copied to a new number first and the old number retired.
+ * A page whose txn is newer than the last checkpoint is "fresh": no durable
+ * meta page refers to it, so it may be written to the file at any time (the
+ * cache spills such pages when it needs room) and, once retired, reused
+ * without waiting for a checkpoint.
+ *
+ * Threads: one writer thread calls everything here. Pages reachable from a
+ * committed state are never modified, which is what lets readers of that
+ * state (the engine's snapshot readers) share them.
+ */
+#ifndef SOMBRA_PAGER_H
+#define SOMBRA_PAGER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "io.h"
+#include "buf.h"
+
+typedef uint64_t pgno_t;
+
+/* Pages 0 and 1 are the meta pages, so no tree ever points at page 0. */
+#define PGNO_NONE ((pgno_t)0)
+#define PAGE_HDR  40u
+
+enum page_type {
+        PAGE_LEAF = 1,
+        PAGE_BRANCH = 2,
+        PAGE_OVERFLOW = 3,
+        PAGE_FREELIST = 4
+};
+
+/* A cached page. `data` is page_size bytes; the fields after it are the cache's own. */
+struct page {
+        uint8_t *data;
+        pgno_t pgno;
+        uint32_t pins;  /* users holding it; a pinned page is never evicted */
+        bool dirty;     /* differs from the file; always a fresh page */
+        bool referenced; /* CLOCK bit */
+};
+
+struct pager_stats {
+        uint64_t hits, misses, evictions, spills;
+        uint64_t pages_read, pages_written;
+        uint64_t cached, dirty;  /* pages in the cache now, and how many of them are dirty */
+        uint64_t npages;         /* pages in the file, meta pages included */
+        uint64_t free_pages;     /* reusable now */
+        uint64_t retired_pages;  /* unreachable, waiting for readers or a checkpoint */
+};
+
+struct pager;
+
+/*
+ * Creates a pager over an open file. `npages` is the file's page count
+ * (from the meta page; at least 2), `ckpt_txn` the txn of the last
+ * checkpoint. SOMBRA_EINVAL for a bad page size, SOMBRA_ENOMEM.
+ */
+int pager_create(struct io_file *file, uint32_t page_size, uint32_t cache_pages, bool checksums,
+                 uint64_t npages, uint64_t ckpt_txn, struct pager **out);
+/* Frees the cache; writes nothing. */
+void pager_destroy(struct pager *p);
+
+uint32_t pager_page_size(const struct pager *p);
+/*
+ * Writer-owned scratch memory of PAGER_SCRATCH_PAGES page sizes, for the
+ * B+tree's splits and cell building; never used across calls.
+ */
+#define PAGER_SCRATCH_PAGES 5u
+uint8_t *pager_scratch(struct pager *p);
+uint64_t pager_npages(const struct pager *p);
+void pager_stats(const struct pager *p, struct pager_stats *out);
+
+/* Adds pages to the reusable set (the free list read at open). */
+int pager_add_free(struct pager *p, const pgno_t *pgnos, size_t n);
+
+/*
+ * Pins page pgno, reading it when it is not cached; the page's checksum (when
+ * checksums are on), type and self-number are checked on read. SOMBRA_ECORRUPT
+ * for a bad page or a pgno past the end, SOMBRA_EIO, SOMBRA_ENOMEM when every
+ * cached page is pinned.
+ */
+int pager_get(struct pager *p, pgno_t pgno, struct page **out);
+void pager_unpin(struct pager *p, struct page *pg);
+
+/* Type and fields of a page's header. */
+uint8_t page_type(const struct page *pg);
+uint64_t page_txn(const struct page *pg);
+uint64_t page_aux(const struct page *pg);
+void page_set_aux(struct page *pg, uint64_t aux);
+
+/*
+ * Write transactions. Only one is open at a time; `txn` is its number, larger
+ * than every committed one. Pages allocated inside the transaction are
+ * released by pager_txn_abort; pages retired inside it are released by
+ * pager_txn_commit (at once if no reader can see them, otherwise later).
+ */
+void pager_txn_begin(struct pager *p, uint64_t txn);
+int pager_txn_commit(struct pager *p);
+void pager_txn_abort(struct pager *p);
+
+/*
+ * A new page of `type`, pinned and dirty, header filled, body zero.
+ * SOMBRA_ENOMEM, SOMBRA_EIO (a spill failed).
+ */
+int pager_alloc(struct pager *p, uint8_t type, struct page **out);
+
+/*
+ * Makes *pg (pinned) writable by the current transaction: unchanged when the
+ * transaction wrote it already, otherwise replaced by a pinned copy under a
+ * new number while the old page is retired and unpinned.
+ */
+int pager_make_writable(struct pager *p, struct page **pg);
+
+/* The pinned page becomes unreachable in the current transaction; unpins it. */
+int pager_retire(struct pager *p, struct page *pg);
+
+/*
+ * Readers. `oldest_txn` is the oldest committed state any reader still uses
+ * (UINT64_MAX with no readers): retired pages that only older states could
+ * reach become reusable. The store calls this after commits.
+ */
+void pager_reclaim(struct pager *p, uint64_t oldest_txn);
+
+/*
+ * Checkpoint support. pager_freelist_build stores every page that is not
+ * reachable from the state being checkpointed (free, retired, and the old
+ * free-list pages in `old_head`) in a chain of new free-list pages and
+ * returns its head (PGNO_NONE when empty) and the number of pages listed.
+ * pager_flush then writes every dirty page and makes the file at least
+ * npages long; the caller syncs, writes the meta page and syncs again, then
+ * calls pager_checkpoint_done, which makes pages that only the previous
+ * checkpoint still referred to reusable.
+ */
+int pager_freelist_build(struct pager *p, uint64_t ckpt_txn, pgno_t old_head, pgno_t *head,
+                         uint64_t *count);
+int pager_flush(struct pager *p);
+void pager_checkpoint_done(struct pager *p, uint64_t ckpt_txn);
+
+/*
+ * Reads the free-list chain starting at head into the reusable set. At most
+ * `expect` pages are accepted; SOMBRA_ECORRUPT for a chain that is longer,
+ * loops, or names a page outside the file.
+ */
+int pager_freelist_load(struct pager *p, pgno_t head, uint64_t expect);
+
+/*
+ * Verify: calls fn once for every page the pager knows to be unreachable from
+ * the committed state (reusable, retired, and the pages of the on-disk free
+ * list whose head is `head`). Stops at the first non-zero return.
+ */
+int pager_visit_unreachable(struct pager *p, pgno_t head, int (*fn)(void *arg, pgno_t pgno),
+                            void *arg);
+
+#endif

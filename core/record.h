@@ -1,0 +1,93 @@
+/*
+ * record.h - the byte formats of nodes, edges and property index keys.
+ *
+ * Node record (the value of the `nodes` tree, keyed by the node id):
+ *   u16 nlabels | nlabels x u32 label id (ascending) | props
+ * Edge record (the value of the `edges` tree, keyed by the edge id):
+ *   u64 src | u64 dst | u32 type id | props
+ * props:
+ *   u16 nprops | nprops x ( u32 key id | u8 type | payload ), ascending key id
+ *   payload by type: NULL none; BOOL u8 (0 or 1); INT 8 bytes two's complement;
+ *   DOUBLE 8 bytes IEEE-754 bits; STRING and BYTES u32 length | bytes.
+ * All integers big-endian. Ids of labels, types and keys come from the dict.
+ *
+ * Index key (the `props` tree; empty value):
+ *   u32 label | u32 key | encoded value | u64 node
+ * The encoded value sorts like the values: a type tag (NULL < BOOL < INT <
+ * DOUBLE < STRING < BYTES) then, for INT the sign-flipped big-endian bits,
+ * for DOUBLE the usual order-preserving bit transform (-0.0 stored as 0.0,
+ * every NaN as one NaN that sorts last), for STRING and BYTES the bytes with
+ * 0x00 escaped as 00 FF and a 00 00 terminator. Strings and bytes longer than
+ * REC_INDEX_PREFIX are cut there, so an index lookup yields candidates whose
+ * real value the caller must check; cutting never breaks the ordering
+ * (x <= y implies cut(x) <= cut(y)).
+ */
+#ifndef SOMBRA_RECORD_H
+#define SOMBRA_RECORD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sombra.h"
+#include "buf.h"
+
+#define REC_INDEX_PREFIX 128u
+
+struct rec_prop {
+        uint32_t key;
+        struct sombra_value value;
+};
+
+/*
+ * A decoded node or edge. String and bytes values point into the bytes the
+ * record was decoded from (or wherever the caller's set_prop pointed them):
+ * those bytes must outlive the struct's use. Arrays grow as needed and are
+ * reused across decodes.
+ */
+struct rec {
+        uint64_t src, dst; /* edges only */
+        uint32_t type;     /* edges only */
+        uint32_t nlabels, labels_cap;
+        uint32_t *labels; /* ascending */
+        uint32_t nprops, props_cap;
+        struct rec_prop *props; /* ascending key */
+};
+
+#define REC_INIT {0}
+
+/* SOMBRA_ECORRUPT when the bytes are not a well-formed record; SOMBRA_ENOMEM. */
+int rec_decode_node(struct rec *r, const uint8_t *p, size_t len);
+int rec_decode_edge(struct rec *r, const uint8_t *p, size_t len);
+/* Replace out's contents with the encoding. SOMBRA_ETOOBIG past SOMBRA_MAX_RECORD. */
+int rec_encode_node(const struct rec *r, struct buf *out);
+int rec_encode_edge(const struct rec *r, struct buf *out);
+void rec_reset(struct rec *r); /* no labels, no props, ids zero */
+void rec_free(struct rec *r);
+
+/* Sets or replaces a property (value is copied shallowly). ETOOBIG past SOMBRA_MAX_PROPS. */
+int rec_set_prop(struct rec *r, uint32_t key, const struct sombra_value *v);
+/* Removes a property; false when absent. */
+bool rec_del_prop(struct rec *r, uint32_t key);
+/* The value of a property, or NULL. */
+const struct sombra_value *rec_get_prop(const struct rec *r, uint32_t key);
+/* Adds a label; *added false when it was there. ETOOBIG past SOMBRA_MAX_LABELS. */
+int rec_add_label(struct rec *r, uint32_t label, bool *added);
+bool rec_del_label(struct rec *r, uint32_t label);
+bool rec_has_label(const struct rec *r, uint32_t label);
+
+/*
+ * Checks a caller's value: SOMBRA_EINVAL for an unknown type or a NULL pointer
+ * with a non-zero length, SOMBRA_ETOOBIG past SOMBRA_MAX_VALUE.
+ */
+int rec_value_check(const struct sombra_value *v);
+/* Total order of values, the one the index uses (type first); -1, 0 or 1. */
+int rec_value_cmp(const struct sombra_value *a, const struct sombra_value *b);
+
+/* Appends u32 label | u32 key | encoded value (a lookup prefix); v NULL: label | key alone. */
+int rec_index_prefix(struct buf *out, uint32_t label, uint32_t key, const struct sombra_value *v);
+/* Appends the whole index key: prefix | u64 node. */
+int rec_index_key(struct buf *out, uint32_t label, uint32_t key, const struct sombra_value *v,
+                  uint64_t node);
+
+#endif

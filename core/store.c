@@ -1,0 +1,713 @@
+/*
+ * store.c - transactions, the meta pages, checkpoints and recovery.
+ *
+ * Durable state = the newest valid meta page + the WAL records after its LSN.
+ *
+ * Meta page (pages 0 and 1; a checkpoint writes slot gen % 2, so the other
+ * slot always holds the previous complete checkpoint). First 168 bytes:
+ *   0   8  magic "SOMBRADB"          88  4  next name id
+ *   8   4  format version (1)        92  4  number of trees (8)
+ *   12  4  page size                 96  64 tree roots, enum store_tree order
+ *   16  8  checkpoint generation     160 8  XXH3-64 of bytes 0..160
+ *   24  8  checkpoint LSN
+ *   32  8  pages in the file
+ *   40  8  free-list head page
+ *   48  8  pages on the free list
+ *   56  8  next node id
+ *   64  8  next edge id
+ *   72  8  live nodes
+ *   80  8  live edges
+ * The rest of the page is zero. Integers big-endian.
+ *
+ * WAL payload of a commit (wal.h has the record header):
+ *   u64 next node | u64 next edge | u64 nodes | u64 edges | u32 next name |
+ *   u32 number of ops | ops
+ *   op: u8 kind (1 put, 2 delete) | u8 tree | u16 key length | u32 value
+ *       length (0 for delete) | key | value
+ * The ops are the B+tree writes of the transaction in the order they were
+ * made; replaying them on the checkpointed trees rebuilds the same state,
+ * since one writer made them in that order.
+ *
+ * Failure policy: a failed WAL write rolls the transaction back and the store
+ * carries on (nothing was acknowledged); a failed sync, flush or meta write
+ * makes the store refuse writes (SOMBRA_EFAILED), since what reached the disk
+ * is unknown. Reads keep working.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <xxhash.h>
+
+#include "store.h"
+#include "wal.h"
+
+static const uint8_t meta_magic[8] = {'S', 'O', 'M', 'B', 'R', 'A', 'D', 'B'};
+
+#define META_VERSION  1u
+#define META_SIZE     168u
+#define OP_PUT        1u
+#define OP_DEL        2u
+#define OP_HDR        8u
+#define PAYLOAD_STATE 40u
+
+struct meta {
+        uint32_t page_size;
+        uint64_t gen;
+        uint64_t ckpt_lsn;
+        uint64_t npages;
+        pgno_t free_head;
+        uint64_t free_count;
+        struct store_state st;
+};
+
+struct store {
+        struct io_file file;
+        struct wal wal;
+        struct pager *pager;
+        struct sombra_config cfg;
+        struct io_faults *faults;
+        struct meta meta; /* the last durable meta page */
+
+        struct store_state committed;
+        struct store_state txn;
+        bool in_txn;
+        bool replaying;
+        int poisoned;   /* a write of the open txn failed half-way: it can only roll back */
+        int failed;     /* sticky: writes are refused */
+        struct buf rec; /* the WAL record of the open txn */
+        uint32_t nops;
+
+        struct store_stats st;
+};
+
+/* ---- meta pages ---- */
+
+static void
+meta_encode(const struct meta *m, uint8_t *b)
+{
+        memset(b, 0, META_SIZE);
+        memcpy(b, meta_magic, 8);
+        put_be32(b + 8, META_VERSION);
+        put_be32(b + 12, m->page_size);
+        put_be64(b + 16, m->gen);
+        put_be64(b + 24, m->ckpt_lsn);
+        put_be64(b + 32, m->npages);
+        put_be64(b + 40, m->free_head);
+        put_be64(b + 48, m->free_count);
+        put_be64(b + 56, m->st.next_node);
+        put_be64(b + 64, m->st.next_edge);
+        put_be64(b + 72, m->st.nodes);
+        put_be64(b + 80, m->st.edges);
+        put_be32(b + 88, m->st.next_name);
+        put_be32(b + 92, STORE_TREES);
+        for (int i = 0; i < STORE_TREES; i++)
+                put_be64(b + 96 + 8 * i, m->st.roots[i]);
+        put_be64(b + 160, XXH3_64bits(b, 160));
+}
+
+static bool
+page_size_ok(uint32_t ps)
+{
+        return ps >= SOMBRA_MIN_PAGESIZE && ps <= SOMBRA_MAX_PAGESIZE && (ps & (ps - 1)) == 0;
+}
+
+/* SOMBRA_ENOTDB without the magic, SOMBRA_ECORRUPT with it but damaged. */
+static int
+meta_decode(struct meta *m, const uint8_t *b)
+{
+        if (memcmp(b, meta_magic, 8) != 0)
+                return SOMBRA_ENOTDB;
+        if (get_be64(b + 160) != XXH3_64bits(b, 160))
+                return SOMBRA_ECORRUPT;
+        if (get_be32(b + 8) != META_VERSION || get_be32(b + 92) != STORE_TREES)
+                return SOMBRA_ENOTDB;
+        m->page_size = get_be32(b + 12);
+        m->gen = get_be64(b + 16);
+        m->ckpt_lsn = get_be64(b + 24);
+        m->npages = get_be64(b + 32);
+        m->free_head = get_be64(b + 40);
+        m->free_count = get_be64(b + 48);
+        m->st.next_node = get_be64(b + 56);
+        m->st.next_edge = get_be64(b + 64);
+        m->st.nodes = get_be64(b + 72);
+        m->st.edges = get_be64(b + 80);
+        m->st.next_name = get_be32(b + 88);
+        for (int i = 0; i < STORE_TREES; i++)
+                m->st.roots[i] = get_be64(b + 96 + 8 * i);
+        m->st.lsn = m->ckpt_lsn;
+        if (!page_size_ok(m->page_size) || m->npages < 2 || m->free_count > m->npages)
+                return SOMBRA_ECORRUPT;
+        for (int i = 0; i < STORE_TREES; i++)
+                if (m->st.roots[i] == 1 || (m->st.roots[i] != 0 && m->st.roots[i] >= m->npages))
+                        return SOMBRA_ECORRUPT;
+        if (m->free_head == 1 || (m->free_head != 0 && m->free_head >= m->npages))
+                return SOMBRA_ECORRUPT;
+        return SOMBRA_OK;
+}
+
+static int
+meta_write(struct store *s, const struct meta *m)
+{
+        uint8_t *page = calloc(1, m->page_size);
+        int rc;
+
+        if (page == NULL)
+                return SOMBRA_ENOMEM;
+        meta_encode(m, page);
+        rc = io_write(&s->file, page, m->page_size, (m->gen % 2) * m->page_size);
+        free(page);
+        return rc;
+}
+
+/*
+ * Reads both meta pages and keeps the newest valid one. Meta 0 gives the page
+ * size; when it is damaged, meta 1 is looked for at every legal page size.
+ */
+static int
+meta_read(struct store *s, uint64_t file_size, struct meta *out)
+{
+        uint8_t b[META_SIZE];
+        struct meta m0 = {0}, m1 = {0};
+        int rc0 = SOMBRA_ENOTDB, rc1 = SOMBRA_ENOTDB;
+
+        if (file_size >= META_SIZE && io_read(&s->file, b, META_SIZE, 0) == SOMBRA_OK)
+                rc0 = meta_decode(&m0, b);
+        for (uint32_t ps = SOMBRA_MIN_PAGESIZE; ps <= SOMBRA_MAX_PAGESIZE; ps *= 2) {
+                if (rc0 == SOMBRA_OK && ps != m0.page_size)
+                        continue;
+                if (file_size < (uint64_t)ps + META_SIZE ||
+                    io_read(&s->file, b, META_SIZE, ps) != SOMBRA_OK)
+                        continue;
+                rc1 = meta_decode(&m1, b);
+                if (rc1 == SOMBRA_OK && m1.page_size != ps)
+                        rc1 = SOMBRA_ECORRUPT;
+                if (rc1 != SOMBRA_ENOTDB)
+                        break;
+        }
+        if (rc0 == SOMBRA_OK && rc1 == SOMBRA_OK && m0.page_size != m1.page_size)
+                rc1 = SOMBRA_ECORRUPT;
+        if (rc0 == SOMBRA_OK && (rc1 != SOMBRA_OK || m0.gen >= m1.gen))
+                *out = m0;
+        else if (rc1 == SOMBRA_OK)
+                *out = m1;
+        else
+                return (rc0 == SOMBRA_ECORRUPT || rc1 == SOMBRA_ECORRUPT) ? SOMBRA_ECORRUPT
+                                                                          : SOMBRA_ENOTDB;
+        if (file_size < out->npages * out->page_size)
+                return SOMBRA_ECORRUPT; /* truncated */
+        return SOMBRA_OK;
+}
+
+/* A new file's directory entry is only durable once the directory is synced. */
+static int
+sync_parent_dir(const char *path)
+{
+        char *copy = strdup(path);
+        int fd, rc = SOMBRA_OK;
+
+        if (copy == NULL)
+                return SOMBRA_ENOMEM;
+        fd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0 || fsync(fd) != 0)
+                rc = SOMBRA_EIO;
+        if (fd >= 0)
+                close(fd);
+        free(copy);
+        return rc;
+}
+
+static int
+db_create(struct store *s, const char *path)
+{
+        struct meta m = {0};
+        int rc;
+
+        if (!page_size_ok(s->cfg.page_size))
+                return SOMBRA_EINVAL;
+        m.page_size = s->cfg.page_size;
+        m.npages = 2;
+        m.st.next_node = 1;
+        m.st.next_edge = 1;
+        m.st.next_name = 1;
+        for (m.gen = 0; m.gen < 2; m.gen++) {
+                rc = meta_write(s, &m);
+                if (rc != SOMBRA_OK)
+                        return rc;
+        }
+        m.gen = 1;
+        rc = io_sync(&s->file);
+        if (rc == SOMBRA_OK)
+                rc = sync_parent_dir(path);
+        if (rc == SOMBRA_OK)
+                s->meta = m;
+        return rc;
+}
+
+/* ---- transactions ---- */
+
+int
+store_begin(struct store *s)
+{
+        if (s->in_txn)
+                return SOMBRA_EBUSY;
+        if (s->failed != SOMBRA_OK)
+                return SOMBRA_EFAILED;
+        s->txn = s->committed;
+        s->txn.lsn = s->committed.lsn + 1;
+        s->in_txn = true;
+        s->poisoned = SOMBRA_OK;
+        s->nops = 0;
+        buf_reset(&s->rec);
+        /* Header room for wal_append, then the state, filled in at commit. */
+        if (buf_reserve(&s->rec, WAL_REC_HDR + PAYLOAD_STATE) == SOMBRA_OK)
+                s->rec.len = WAL_REC_HDR + PAYLOAD_STATE;
+        else
+                s->poisoned = SOMBRA_ENOMEM;
+        pager_txn_begin(s->pager, s->txn.lsn);
+        return SOMBRA_OK;
+}
+
+static void
+txn_discard(struct store *s)
+{
+        pager_txn_abort(s->pager);
+        s->in_txn = false;
+        buf_reset(&s->rec);
+}
+
+void
+store_rollback(struct store *s)
+{
+        if (!s->in_txn)
+                return;
+        txn_discard(s);
+        s->st.rollbacks++;
+}
+
+bool
+store_in_txn(const struct store *s)
+{
+        return s->in_txn;
+}
+
+struct store_state *
+store_txn_state(struct store *s)
+{
+        return &s->txn;
+}
+
+const struct store_state *
+store_committed(const struct store *s)
+{
+        return &s->committed;
+}
+
+static int
+store_fail(struct store *s, int rc)
+{
+        if (s->failed == SOMBRA_OK)
+                s->failed = rc;
+        return rc;
+}
+
+int
+store_commit(struct store *s, uint64_t *lsn)
+{
+        uint8_t *p;
+        uint64_t got;
+        int rc;
+
+        if (!s->in_txn)
+                return SOMBRA_ENOTXN;
+        if (s->poisoned != SOMBRA_OK) {
+                rc = s->poisoned;
+                store_rollback(s);
+                return rc;
+        }
+        if (s->nops == 0) { /* nothing to log; the txn changed no tree */
+                txn_discard(s);
+                if (lsn != NULL)
+                        *lsn = s->committed.lsn;
+                return SOMBRA_OK;
+        }
+        p = s->rec.data + WAL_REC_HDR;
+        put_be64(p, s->txn.next_node);
+        put_be64(p + 8, s->txn.next_edge);
+        put_be64(p + 16, s->txn.nodes);
+        put_be64(p + 24, s->txn.edges);
+        put_be32(p + 32, s->txn.next_name);
+        put_be32(p + 36, s->nops);
+        if (!s->replaying) {
+                rc = wal_append(&s->wal, s->rec.data, s->rec.len, &got);
+                if (rc != SOMBRA_OK) {
+                        store_rollback(s);
+                        return rc;
+                }
+                s->st.wal_bytes += s->rec.len;
+        }
+        rc = pager_txn_commit(s->pager);
+        s->committed = s->txn;
+        s->in_txn = false;
+        s->st.commits++;
+        /* No snapshot readers exist yet at this layer: retired pages are reusable at once. */
+        pager_reclaim(s->pager, UINT64_MAX);
+        if (lsn != NULL)
+                *lsn = s->committed.lsn;
+        if (rc != SOMBRA_OK)
+                return SOMBRA_OK; /* only a page leaked; the commit stands */
+        if (!s->replaying && wal_size(&s->wal) >= s->cfg.checkpoint_threshold)
+                (void)store_checkpoint(s); /* a failure is sticky in s->failed */
+        return SOMBRA_OK;
+}
+
+static int
+log_op(struct store *s, uint8_t kind, enum store_tree t, const void *key, size_t klen,
+       const void *val, size_t vlen)
+{
+        uint8_t h[OP_HDR];
+        int rc;
+
+        if (s->rec.len + OP_HDR + klen + vlen > WAL_MAX_RECORD)
+                return SOMBRA_ETOOBIG;
+        h[0] = kind;
+        h[1] = (uint8_t)t;
+        put_be16(h + 2, (uint16_t)klen);
+        put_be32(h + 4, (uint32_t)vlen);
+        rc = buf_reserve(&s->rec, s->rec.len + OP_HDR + klen + vlen);
+        if (rc != SOMBRA_OK)
+                return rc;
+        buf_append(&s->rec, h, OP_HDR);
+        buf_append(&s->rec, key, klen);
+        if (vlen > 0)
+                buf_append(&s->rec, val, vlen);
+        s->nops++;
+        return SOMBRA_OK;
+}
+
+static int
+write_checks(struct store *s, enum store_tree t)
+{
+        if (!s->in_txn)
+                return SOMBRA_ENOTXN;
+        if (s->poisoned != SOMBRA_OK)
+                return s->poisoned;
+        if ((unsigned)t >= STORE_TREES)
+                return SOMBRA_EINVAL;
+        return SOMBRA_OK;
+}
+
+/* A tree write that failed half-way leaves the txn unusable; a clean refusal does not. */
+static int
+after_write(struct store *s, size_t mark, int rc)
+{
+        if (rc == SOMBRA_OK)
+                return rc;
+        s->rec.len = mark;
+        s->nops--;
+        if (rc != SOMBRA_ENOTFOUND && rc != SOMBRA_EINVAL && rc != SOMBRA_ETOOBIG)
+                s->poisoned = rc;
+        return rc;
+}
+
+int
+store_put(struct store *s, enum store_tree t, const void *key, size_t klen, const void *val,
+          size_t vlen)
+{
+        size_t mark = s->rec.len;
+        int rc = write_checks(s, t);
+
+        if (rc == SOMBRA_OK && (klen == 0 || klen > BTREE_MAX_KEY || vlen > SOMBRA_MAX_RECORD))
+                rc = klen == 0 || klen > BTREE_MAX_KEY ? SOMBRA_EINVAL : SOMBRA_ETOOBIG;
+        if (rc == SOMBRA_OK)
+                rc = log_op(s, OP_PUT, t, key, klen, val, vlen);
+        if (rc != SOMBRA_OK)
+                return rc;
+        return after_write(s, mark, btree_put(s->pager, &s->txn.roots[t], key, klen, val, vlen));
+}
+
+int
+store_del(struct store *s, enum store_tree t, const void *key, size_t klen)
+{
+        size_t mark = s->rec.len;
+        int rc = write_checks(s, t);
+
+        if (rc == SOMBRA_OK && (klen == 0 || klen > BTREE_MAX_KEY))
+                rc = SOMBRA_EINVAL;
+        if (rc == SOMBRA_OK)
+                rc = log_op(s, OP_DEL, t, key, klen, NULL, 0);
+        if (rc != SOMBRA_OK)
+                return rc;
+        return after_write(s, mark, btree_del(s->pager, &s->txn.roots[t], key, klen));
+}
+
+int
+store_get(struct store *s, const struct store_state *st, enum store_tree t, const void *key,
+          size_t klen, struct buf *val)
+{
+        if ((unsigned)t >= STORE_TREES)
+                return SOMBRA_EINVAL;
+        return btree_get(s->pager, st->roots[t], key, klen, val);
+}
+
+void
+store_cursor(struct store *s, const struct store_state *st, enum store_tree t,
+             struct btree_cursor *c)
+{
+        btree_cursor_init(c, s->pager, st->roots[t]);
+}
+
+/* ---- durability ---- */
+
+int
+store_sync(struct store *s)
+{
+        int rc;
+
+        if (s->failed != SOMBRA_OK)
+                return SOMBRA_EFAILED;
+        rc = wal_sync(&s->wal);
+        if (rc != SOMBRA_OK)
+                return store_fail(s, rc);
+        return SOMBRA_OK;
+}
+
+int
+store_checkpoint(struct store *s)
+{
+        struct meta m;
+        int rc;
+
+        if (s->in_txn)
+                return SOMBRA_EBUSY;
+        if (s->failed != SOMBRA_OK)
+                return SOMBRA_EFAILED;
+        if (s->committed.lsn == s->meta.ckpt_lsn && s->wal.header_ok && wal_size(&s->wal) == 0)
+                return SOMBRA_OK; /* nothing since the last one */
+        m = s->meta;
+        m.gen++;
+        m.ckpt_lsn = s->committed.lsn;
+        m.st = s->committed;
+        rc = pager_freelist_build(s->pager, m.ckpt_lsn, s->meta.free_head, &m.free_head,
+                                  &m.free_count);
+        if (rc == SOMBRA_OK)
+                rc = pager_flush(s->pager);
+        if (rc == SOMBRA_OK)
+                rc = io_sync(&s->file);
+        m.npages = pager_npages(s->pager);
+        if (rc == SOMBRA_OK)
+                rc = meta_write(s, &m);
+        if (rc == SOMBRA_OK)
+                rc = io_sync(&s->file);
+        if (rc != SOMBRA_OK)
+                return store_fail(s, rc);
+        s->meta = m;
+        pager_checkpoint_done(s->pager, m.ckpt_lsn);
+        s->st.checkpoints++;
+        /* Everything up to ckpt_lsn is durable through the meta page now. */
+        s->wal.synced_lsn = s->wal.written_lsn = m.ckpt_lsn;
+        rc = wal_reset(&s->wal, m.ckpt_lsn + 1);
+        if (rc != SOMBRA_OK)
+                return store_fail(s, rc);
+        return SOMBRA_OK;
+}
+
+/* ---- recovery ---- */
+
+static int
+replay_record(void *arg, uint64_t lsn, const uint8_t *p, size_t len)
+{
+        struct store *s = arg;
+        struct store_state *st;
+        size_t off = PAYLOAD_STATE;
+        uint32_t nops;
+        int rc;
+
+        if (len < PAYLOAD_STATE || lsn != s->committed.lsn + 1)
+                return SOMBRA_ECORRUPT;
+        rc = store_begin(s);
+        if (rc != SOMBRA_OK)
+                return rc;
+        nops = get_be32(p + 36);
+        for (uint32_t i = 0; i < nops && rc == SOMBRA_OK; i++) {
+                uint8_t kind, tree;
+                uint16_t klen;
+                uint32_t vlen;
+                if (len - off < OP_HDR) {
+                        rc = SOMBRA_ECORRUPT;
+                        break;
+                }
+                kind = p[off];
+                tree = p[off + 1];
+                klen = get_be16(p + off + 2);
+                vlen = get_be32(p + off + 4);
+                off += OP_HDR;
+                if (tree >= STORE_TREES || len - off < (size_t)klen + vlen ||
+                    (kind != OP_PUT && kind != OP_DEL)) {
+                        rc = SOMBRA_ECORRUPT;
+                        break;
+                }
+                if (kind == OP_PUT)
+                        rc = store_put(s, tree, p + off, klen, p + off + klen, vlen);
+                else
+                        rc = store_del(s, tree, p + off, klen);
+                off += (size_t)klen + vlen;
+        }
+        if (rc == SOMBRA_OK && off != len)
+                rc = SOMBRA_ECORRUPT;
+        if (rc != SOMBRA_OK) {
+                store_rollback(s);
+                return rc == SOMBRA_ENOTFOUND || rc == SOMBRA_EINVAL ? SOMBRA_ECORRUPT : rc;
+        }
+        st = &s->txn;
+        st->next_node = get_be64(p);
+        st->next_edge = get_be64(p + 8);
+        st->nodes = get_be64(p + 16);
+        st->edges = get_be64(p + 24);
+        st->next_name = get_be32(p + 32);
+        return store_commit(s, NULL);
+}
+
+static int
+recover(struct store *s)
+{
+        uint64_t applied;
+        int rc;
+
+        s->replaying = true;
+        rc = wal_replay(&s->wal, s->meta.ckpt_lsn, replay_record, s, &applied);
+        s->replaying = false;
+        if (rc != SOMBRA_OK)
+                return rc;
+        s->st.replayed = applied;
+        s->committed.lsn = s->wal.next_lsn - 1;
+        /* Fold what was replayed into the file, so the WAL starts afresh. */
+        if (applied > 0 || !s->wal.header_ok)
+                return store_checkpoint(s);
+        return SOMBRA_OK;
+}
+
+int
+store_open(const char *path, const struct sombra_config *cfg, struct io_faults *faults,
+           struct store **out)
+{
+        struct store *s;
+        char *wal_path = NULL;
+        uint64_t size;
+        int rc;
+
+        if (path == NULL || out == NULL)
+                return SOMBRA_EINVAL;
+        s = calloc(1, sizeof(*s));
+        if (s == NULL)
+                return SOMBRA_ENOMEM;
+        s->file.fd = -1;
+        s->wal.file.fd = -1;
+        if (cfg != NULL)
+                s->cfg = *cfg;
+        else
+                sombra_config_production(&s->cfg);
+        s->faults = faults;
+        rc = io_open(&s->file, path, true);
+        if (rc != SOMBRA_OK)
+                goto label_fail;
+        s->file.faults = faults;
+        rc = io_lock(&s->file);
+        if (rc == SOMBRA_OK)
+                rc = io_size(&s->file, &size);
+        if (rc != SOMBRA_OK)
+                goto label_fail;
+        rc = size == 0 ? db_create(s, path) : meta_read(s, size, &s->meta);
+        if (rc != SOMBRA_OK)
+                goto label_fail;
+        s->committed = s->meta.st;
+        rc = pager_create(&s->file, s->meta.page_size, s->cfg.page_cache_size, s->cfg.checksums,
+                          s->meta.npages, s->meta.ckpt_lsn, &s->pager);
+        if (rc == SOMBRA_OK)
+                rc = pager_freelist_load(s->pager, s->meta.free_head, s->meta.free_count);
+        if (rc != SOMBRA_OK)
+                goto label_fail;
+        wal_path = malloc(strlen(path) + 5);
+        if (wal_path == NULL) {
+                rc = SOMBRA_ENOMEM;
+                goto label_fail;
+        }
+        strcpy(wal_path, path);
+        strcat(wal_path, "-wal");
+        rc = wal_open(&s->wal, wal_path, faults);
+        if (rc == SOMBRA_OK && size == 0)
+                rc = sync_parent_dir(wal_path);
+        if (rc == SOMBRA_OK)
+                rc = recover(s);
+        if (rc != SOMBRA_OK)
+                goto label_fail;
+        free(wal_path);
+        *out = s;
+        return SOMBRA_OK;
+label_fail:
+        free(wal_path);
+        s->failed = rc; /* close must not checkpoint a store that never opened */
+        store_close(s);
+        return rc;
+}
+
+int
+store_close(struct store *s)
+{
+        int rc = SOMBRA_OK;
+
+        if (s == NULL)
+                return SOMBRA_EINVAL;
+        store_rollback(s);
+        if (s->failed == SOMBRA_OK && s->pager != NULL)
+                rc = store_checkpoint(s);
+        if (s->wal.file.fd >= 0)
+                wal_close(&s->wal);
+        pager_destroy(s->pager);
+        if (s->file.fd >= 0)
+                io_close(&s->file);
+        buf_free(&s->rec);
+        free(s);
+        return rc;
+}
+
+/* ---- introspection ---- */
+
+struct pager *
+store_pager(struct store *s)
+{
+        return s->pager;
+}
+
+uint32_t
+store_page_size(const struct store *s)
+{
+        return s->meta.page_size;
+}
+
+void
+store_stats(const struct store *s, struct store_stats *out)
+{
+        *out = s->st;
+        out->wal_size = wal_size(&s->wal);
+        out->wal_syncs = s->wal.syncs;
+        out->written_lsn = s->wal.written_lsn;
+        out->durable_lsn = s->wal.synced_lsn;
+        out->checkpoint_lsn = s->meta.ckpt_lsn;
+        out->file_bytes = pager_npages(s->pager) * s->meta.page_size;
+}
+
+int
+store_failure(const struct store *s)
+{
+        return s->failed;
+}
+
+pgno_t
+store_freelist_head(const struct store *s)
+{
+        return s->meta.free_head;
+}

@@ -1,0 +1,113 @@
+/*
+ * store.h - the storage engine: one database file of B+trees, its WAL,
+ * transactions, checkpoints and recovery.
+ *
+ * A store holds STORE_TREES named B+trees and a few counters; together they
+ * are a `struct store_state`. The committed state only changes at commit, and
+ * its pages never change afterwards, so a reader may use a copy of it while
+ * the writer works on the next one. One thread (the writer) calls everything
+ * that writes; store_get and cursors over a committed state only read pages.
+ */
+#ifndef SOMBRA_STORE_H
+#define SOMBRA_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sombra.h"
+#include "btree.h"
+#include "io.h"
+
+enum store_tree {
+        TREE_NODES,     /* u64 node -> node record */
+        TREE_EDGES,     /* u64 edge -> edge record */
+        TREE_ADJ,       /* u64 node | u8 dir | u32 type | u64 edge -> u64 neighbour */
+        TREE_LABELS,    /* u32 label | u64 node -> empty */
+        TREE_NAMES,     /* name bytes -> u32 name id */
+        TREE_NAME_IDS,  /* u32 name id -> name bytes */
+        TREE_PROPS,     /* property index keys (record.h) -> empty */
+        TREE_INDEXES,   /* u32 label | u32 key -> empty: the indexes that exist */
+        STORE_TREES
+};
+
+struct store_state {
+        pgno_t roots[STORE_TREES];
+        uint64_t next_node; /* ids are handed out increasing and never reused */
+        uint64_t next_edge;
+        uint64_t nodes;     /* live counts */
+        uint64_t edges;
+        uint32_t next_name;
+        uint64_t lsn;       /* the last commit included */
+};
+
+struct store_stats {
+        uint64_t commits, rollbacks, checkpoints, replayed;
+        uint64_t wal_bytes;       /* appended since open */
+        uint64_t wal_size;        /* current log size since the last reset */
+        uint64_t wal_syncs;
+        uint64_t written_lsn, durable_lsn, checkpoint_lsn;
+        uint64_t file_bytes;
+};
+
+struct store;
+
+/*
+ * Opens (creating when missing or empty) the database at path: reads the
+ * newest valid meta page, replays the WAL after it, and checkpoints what it
+ * replayed. `faults` (tests only, may be NULL) is attached to both files.
+ * SOMBRA_ENOTDB, SOMBRA_ECORRUPT, SOMBRA_ELOCKED, SOMBRA_EPERM, SOMBRA_EIO,
+ * SOMBRA_EINVAL (bad config), SOMBRA_ENOMEM.
+ */
+int store_open(const char *path, const struct sombra_config *cfg, struct io_faults *faults,
+               struct store **out);
+/*
+ * Checkpoints (unless the store has failed), then frees everything. An open
+ * transaction is rolled back first. Returns the checkpoint's status; the store
+ * is freed either way.
+ */
+int store_close(struct store *s);
+
+/* Write transactions: one at a time. SOMBRA_EBUSY if one is open, SOMBRA_EFAILED after an I/O failure. */
+int store_begin(struct store *s);
+/*
+ * Appends the transaction to the WAL (written, not synced) and makes it the
+ * committed state. *lsn (may be NULL) gets its LSN. On failure the
+ * transaction is rolled back and nothing of it remains.
+ */
+int store_commit(struct store *s, uint64_t *lsn);
+void store_rollback(struct store *s);
+bool store_in_txn(const struct store *s);
+
+/* The open transaction's working state; graph code updates its counters. */
+struct store_state *store_txn_state(struct store *s);
+const struct store_state *store_committed(const struct store *s);
+
+/* Writes inside the open transaction (SOMBRA_ENOTXN otherwise). */
+int store_put(struct store *s, enum store_tree t, const void *key, size_t klen, const void *val,
+              size_t vlen);
+int store_del(struct store *s, enum store_tree t, const void *key, size_t klen);
+
+/* Reads against a state (committed, or the transaction's own). */
+int store_get(struct store *s, const struct store_state *st, enum store_tree t, const void *key,
+              size_t klen, struct buf *val);
+void store_cursor(struct store *s, const struct store_state *st, enum store_tree t,
+                  struct btree_cursor *c);
+
+/* fdatasync of the WAL: every commit before the call is durable after it. */
+int store_sync(struct store *s);
+/*
+ * Writes every changed page to free space, syncs, writes the other meta page,
+ * syncs, and restarts the WAL. SOMBRA_EBUSY inside a transaction.
+ */
+int store_checkpoint(struct store *s);
+
+struct pager *store_pager(struct store *s);
+uint32_t store_page_size(const struct store *s);
+void store_stats(const struct store *s, struct store_stats *out);
+/* The sticky failure status (SOMBRA_OK while healthy). */
+int store_failure(const struct store *s);
+/* The free-list head of the last durable meta page (verify). */
+pgno_t store_freelist_head(const struct store *s);
+
+#endif

@@ -1,0 +1,203 @@
+/*
+ * test_pagebuf.c - the page buffer pool: alignment, reuse through the free
+ * stack, its bound, the counters, and concurrent use.
+ */
+#include <criterion/criterion.h>
+#include <criterion/new/assert.h>
+#include <pthread.h>
+#include <string.h>
+
+#include "pagebuf.h"
+#include "sombra.h"
+
+static struct pagebuf_stats
+stats_of(const struct pagebuf_pool *pool)
+{
+        struct pagebuf_stats st;
+
+        pagebuf_stats(pool, &st);
+        return st;
+}
+
+Test(pagebuf, create_rejects_sizes_that_are_not_powers_of_two_from_512)
+{
+        struct pagebuf_pool *pool = NULL;
+
+        cr_assert(eq(int, pagebuf_pool_create(0, 4, &pool), SOMBRA_EINVAL));
+        cr_assert(eq(int, pagebuf_pool_create(256, 4, &pool), SOMBRA_EINVAL));
+        cr_assert(eq(int, pagebuf_pool_create(4097, 4, &pool), SOMBRA_EINVAL));
+        cr_assert(eq(int, pagebuf_pool_create(6144, 4, &pool), SOMBRA_EINVAL));
+        cr_assert(eq(int, pagebuf_pool_create(4096, 4, NULL), SOMBRA_EINVAL));
+        cr_assert(eq(ptr, pool, NULL));
+}
+
+Test(pagebuf, buffers_are_aligned_to_their_size_and_writable)
+{
+        static const size_t sizes[] = {512, 4096, 8192, 65536};
+
+        for (size_t s = 0; s < sizeof(sizes) / sizeof(sizes[0]); s++) {
+                struct pagebuf_pool *pool;
+                void *bufs[16];
+
+                cr_assert(eq(int, pagebuf_pool_create(sizes[s], 4, &pool), SOMBRA_OK));
+                cr_assert(eq(sz, pagebuf_size(pool), sizes[s]));
+                for (int i = 0; i < 16; i++) {
+                        bufs[i] = pagebuf_get(pool);
+                        cr_assert(not(eq(ptr, bufs[i], NULL)));
+                        cr_assert(eq(u64, (uintptr_t)bufs[i] % sizes[s], 0), "size %zu", sizes[s]);
+                        memset(bufs[i], i, sizes[s]);
+                }
+                for (int i = 0; i < 16; i++)
+                        pagebuf_put(pool, bufs[i]);
+                pagebuf_pool_destroy(pool);
+        }
+}
+
+Test(pagebuf, put_buffer_is_handed_out_again)
+{
+        struct pagebuf_pool *pool;
+        void *a, *b;
+        struct pagebuf_stats st;
+
+        cr_assert(eq(int, pagebuf_pool_create(8192, 4, &pool), SOMBRA_OK));
+        a = pagebuf_get(pool);
+        st = stats_of(pool);
+        cr_assert(eq(u64, st.allocated, 1));
+        cr_assert(eq(u64, st.in_use, 1));
+        cr_assert(eq(u64, st.recycled, 0));
+
+        pagebuf_put(pool, a);
+        st = stats_of(pool);
+        cr_assert(eq(u64, st.in_use, 0));
+        cr_assert(eq(u64, st.cached, 1));
+
+        b = pagebuf_get(pool);
+        cr_assert(eq(ptr, b, a));
+        st = stats_of(pool);
+        cr_assert(eq(u64, st.allocated, 1), "a recycled buffer is not a new allocation");
+        cr_assert(eq(u64, st.recycled, 1));
+        cr_assert(eq(u64, st.cached, 0));
+        cr_assert(eq(u64, st.in_use, 1));
+        pagebuf_put(pool, b);
+        pagebuf_pool_destroy(pool);
+}
+
+Test(pagebuf, free_stack_keeps_at_most_keep_buffers)
+{
+        struct pagebuf_pool *pool;
+        void *bufs[10];
+        struct pagebuf_stats st;
+
+        cr_assert(eq(int, pagebuf_pool_create(4096, 3, &pool), SOMBRA_OK));
+        for (int i = 0; i < 10; i++)
+                bufs[i] = pagebuf_get(pool);
+        for (int i = 0; i < 10; i++)
+                pagebuf_put(pool, bufs[i]);
+        st = stats_of(pool);
+        cr_assert(eq(u64, st.cached, 3));
+        cr_assert(eq(u64, st.in_use, 0));
+        cr_assert(eq(u64, st.allocated, 10));
+
+        for (int i = 0; i < 5; i++)
+                bufs[i] = pagebuf_get(pool);
+        st = stats_of(pool);
+        cr_assert(eq(u64, st.recycled, 3));
+        cr_assert(eq(u64, st.allocated, 12));
+        cr_assert(eq(u64, st.cached, 0));
+        cr_assert(eq(u64, st.in_use, 5));
+        for (int i = 0; i < 5; i++)
+                pagebuf_put(pool, bufs[i]);
+        pagebuf_pool_destroy(pool);
+}
+
+Test(pagebuf, pool_that_keeps_nothing_still_works)
+{
+        struct pagebuf_pool *pool;
+        void *a;
+
+        cr_assert(eq(int, pagebuf_pool_create(4096, 0, &pool), SOMBRA_OK));
+        a = pagebuf_get(pool);
+        cr_assert(not(eq(ptr, a, NULL)));
+        pagebuf_put(pool, a);
+        cr_assert(eq(u64, stats_of(pool).cached, 0));
+        cr_assert(eq(u64, stats_of(pool).in_use, 0));
+        pagebuf_pool_destroy(pool);
+}
+
+Test(pagebuf, putting_null_is_ignored)
+{
+        struct pagebuf_pool *pool;
+
+        cr_assert(eq(int, pagebuf_pool_create(4096, 2, &pool), SOMBRA_OK));
+        pagebuf_put(pool, NULL);
+        cr_assert(eq(u64, stats_of(pool).cached, 0));
+        cr_assert(eq(u64, stats_of(pool).in_use, 0));
+        pagebuf_pool_destroy(pool);
+}
+
+Test(pagebuf, pools_can_be_made_and_destroyed_past_the_arena_limit)
+{
+        /*
+         * jemalloc allows 4095 arenas; destroying a pool must hand its arena
+         * index back, or a long-running program that opens and closes
+         * databases would run out.
+         */
+        for (int i = 0; i < 5000; i++) {
+                struct pagebuf_pool *pool;
+                void *a;
+
+                cr_assert(eq(int, pagebuf_pool_create(4096, 1, &pool), SOMBRA_OK), "pool %d", i);
+                a = pagebuf_get(pool);
+                cr_assert(not(eq(ptr, a, NULL)));
+                pagebuf_put(pool, a);
+                pagebuf_pool_destroy(pool);
+        }
+}
+
+enum { THREADS = 8, ROUNDS = 20000, HELD = 4 };
+
+static void *
+churn(void *arg)
+{
+        struct pagebuf_pool *pool = arg;
+        size_t size = pagebuf_size(pool);
+        unsigned char tag = (unsigned char)(uintptr_t)pthread_self();
+        void *held[HELD];
+
+        for (int r = 0; r < ROUNDS; r++) {
+                for (int i = 0; i < HELD; i++) {
+                        held[i] = pagebuf_get(pool);
+                        cr_assert(not(eq(ptr, held[i], NULL)));
+                        memset(held[i], tag + i, size);
+                }
+                /* A buffer handed to two threads at once would show the other's bytes. */
+                for (int i = 0; i < HELD; i++) {
+                        unsigned char *p = held[i];
+
+                        cr_assert(eq(u8, p[0], (unsigned char)(tag + i)));
+                        cr_assert(eq(u8, p[size - 1], (unsigned char)(tag + i)));
+                        pagebuf_put(pool, held[i]);
+                }
+        }
+        return NULL;
+}
+
+Test(pagebuf, concurrent_gets_and_puts_keep_counters_consistent)
+{
+        struct pagebuf_pool *pool;
+        pthread_t threads[THREADS];
+        struct pagebuf_stats st;
+
+        cr_assert(eq(int, pagebuf_pool_create(4096, 16, &pool), SOMBRA_OK));
+        for (int i = 0; i < THREADS; i++)
+                cr_assert(eq(int, pthread_create(&threads[i], NULL, churn, pool), 0));
+        for (int i = 0; i < THREADS; i++)
+                cr_assert(eq(int, pthread_join(threads[i], NULL), 0));
+
+        st = stats_of(pool);
+        cr_assert(eq(u64, st.in_use, 0));
+        cr_assert(le(u64, st.cached, 16));
+        cr_assert(eq(u64, st.allocated + st.recycled, (uint64_t)THREADS * ROUNDS * HELD));
+        cr_assert(gt(u64, st.recycled, 0));
+        pagebuf_pool_destroy(pool);
+}

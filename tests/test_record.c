@@ -1,0 +1,998 @@
+/*
+ * test_record.c - the record codec, property and label editing, the value
+ * order and the order-preserving index key encoding.
+ */
+#include <criterion/criterion.h>
+#include <criterion/new/assert.h>
+#include <float.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "record.h"
+
+static uint64_t
+next_rand(uint64_t *state)
+{
+        uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
+
+        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+        z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+        return z ^ (z >> 31);
+}
+
+static struct sombra_value
+v_null(void)
+{
+        return (struct sombra_value){.type = SOMBRA_NULL};
+}
+
+static struct sombra_value
+v_bool(bool b)
+{
+        return (struct sombra_value){.type = SOMBRA_BOOL, .u.b = b};
+}
+
+static struct sombra_value
+v_int(int64_t i)
+{
+        return (struct sombra_value){.type = SOMBRA_INT, .u.i = i};
+}
+
+static struct sombra_value
+v_double(double d)
+{
+        return (struct sombra_value){.type = SOMBRA_DOUBLE, .u.d = d};
+}
+
+static struct sombra_value
+v_bin(enum sombra_type type, const void *p, size_t len)
+{
+        return (struct sombra_value){.type = type, .u.s = {p, len}};
+}
+
+static double
+double_from_bits(uint64_t bits)
+{
+        double d;
+
+        memcpy(&d, &bits, sizeof(d));
+        return d;
+}
+
+static uint64_t
+bits_of(double d)
+{
+        uint64_t bits;
+
+        memcpy(&bits, &d, sizeof(bits));
+        return bits;
+}
+
+/* Byte-string order, the order of the props tree: memcmp, then shorter first. */
+static int
+key_cmp(const struct buf *a, const struct buf *b)
+{
+        size_t n = a->len < b->len ? a->len : b->len;
+        int c = n > 0 ? memcmp(a->data, b->data, n) : 0;
+
+        if (c != 0)
+                return c < 0 ? -1 : 1;
+        return a->len < b->len ? -1 : a->len > b->len ? 1 : 0;
+}
+
+/* Values are the same when types match and payloads match bit for bit. */
+static void
+expect_same_value(const struct sombra_value *a, const struct sombra_value *b)
+{
+        cr_assert(eq(int, a->type, b->type));
+        switch (a->type) {
+        case SOMBRA_BOOL:
+                cr_assert(eq(int, a->u.b, b->u.b));
+                break;
+        case SOMBRA_INT:
+                cr_assert(eq(i64, a->u.i, b->u.i));
+                break;
+        case SOMBRA_DOUBLE:
+                cr_assert(eq(u64, bits_of(a->u.d), bits_of(b->u.d)));
+                break;
+        case SOMBRA_STRING:
+        case SOMBRA_BYTES:
+                cr_assert(eq(sz, a->u.s.len, b->u.s.len));
+                if (a->u.s.len > 0)
+                        cr_assert(eq(int, memcmp(a->u.s.ptr, b->u.s.ptr, a->u.s.len), 0));
+                break;
+        default:
+                break;
+        }
+}
+
+static void
+expect_same_rec(const struct rec *a, const struct rec *b)
+{
+        cr_assert(eq(u64, a->src, b->src));
+        cr_assert(eq(u64, a->dst, b->dst));
+        cr_assert(eq(u32, a->type, b->type));
+        cr_assert(eq(u32, a->nlabels, b->nlabels));
+        for (uint32_t i = 0; i < a->nlabels; i++)
+                cr_assert(eq(u32, a->labels[i], b->labels[i]));
+        cr_assert(eq(u32, a->nprops, b->nprops));
+        for (uint32_t i = 0; i < a->nprops; i++) {
+                cr_assert(eq(u32, a->props[i].key, b->props[i].key));
+                expect_same_value(&a->props[i].value, &b->props[i].value);
+        }
+}
+
+static const uint8_t with_zeros[] = {'a', 0, 'b', 0, 0, 0xff};
+
+/* A record with one or more properties of every type, keys set out of order. */
+static void
+fill_every_type(struct rec *r)
+{
+        struct sombra_value vals[] = {
+            v_null(),
+            v_bool(false),
+            v_bool(true),
+            v_int(INT64_MIN),
+            v_int(-1),
+            v_int(INT64_MAX),
+            v_double(-0.0),
+            v_double(double_from_bits(0xfff0000000000123ull)), /* a NaN with a payload */
+            v_double(-INFINITY),
+            v_double(DBL_MIN / 4), /* subnormal */
+            v_bin(SOMBRA_STRING, "", 0),
+            v_bin(SOMBRA_STRING, NULL, 0),
+            v_bin(SOMBRA_STRING, "graph", 5),
+            v_bin(SOMBRA_BYTES, with_zeros, sizeof(with_zeros)),
+            v_bin(SOMBRA_BYTES, NULL, 0),
+        };
+        size_t n = sizeof(vals) / sizeof(vals[0]);
+
+        for (size_t i = 0; i < n; i++) {
+                uint32_t key = (uint32_t)((i * 7919) % 1000) + (i == 3 ? UINT32_MAX - 1000 : 0);
+
+                cr_assert(eq(int, rec_set_prop(r, key, &vals[i]), SOMBRA_OK));
+        }
+        cr_assert(eq(u32, r->nprops, n));
+}
+
+Test(record, node_round_trips_every_value_type)
+{
+        struct rec r = REC_INIT, back = REC_INIT;
+        struct buf out = BUF_INIT, again = BUF_INIT;
+        uint32_t labels[] = {90, 3, UINT32_MAX, 0, 17};
+
+        for (size_t i = 0; i < sizeof(labels) / sizeof(labels[0]); i++)
+                cr_assert(eq(int, rec_add_label(&r, labels[i], NULL), SOMBRA_OK));
+        fill_every_type(&r);
+        cr_assert(eq(int, rec_encode_node(&r, &out), SOMBRA_OK));
+        cr_assert(eq(int, rec_decode_node(&back, out.data, out.len), SOMBRA_OK));
+        expect_same_rec(&r, &back);
+
+        /* Decoded strings point into the record bytes rather than copies. */
+        for (uint32_t i = 0; i < back.nprops; i++) {
+                const struct sombra_value *v = &back.props[i].value;
+
+                if ((v->type == SOMBRA_STRING || v->type == SOMBRA_BYTES) && v->u.s.len > 0) {
+                        cr_assert(ge(ptr, (void *)v->u.s.ptr, (void *)out.data));
+                        cr_assert(lt(ptr, (void *)v->u.s.ptr, (void *)(out.data + out.len)));
+                }
+        }
+        cr_assert(eq(int, rec_encode_node(&back, &again), SOMBRA_OK));
+        cr_assert(eq(sz, again.len, out.len));
+        cr_assert(eq(int, memcmp(again.data, out.data, out.len), 0));
+        rec_free(&r);
+        rec_free(&back);
+        buf_free(&out);
+        buf_free(&again);
+}
+
+Test(record, edge_round_trips_ends_type_and_props)
+{
+        struct rec r = REC_INIT, back = REC_INIT;
+        struct buf out = BUF_INIT;
+
+        r.src = 0x0102030405060708ull;
+        r.dst = UINT64_MAX;
+        r.type = 0xabcdef01u;
+        fill_every_type(&r);
+        cr_assert(eq(int, rec_encode_edge(&r, &out), SOMBRA_OK));
+        cr_assert(eq(int, rec_decode_edge(&back, out.data, out.len), SOMBRA_OK));
+        expect_same_rec(&r, &back);
+        rec_free(&r);
+        rec_free(&back);
+        buf_free(&out);
+}
+
+Test(record, node_encoding_matches_the_documented_layout)
+{
+        struct rec r = REC_INIT;
+        struct buf out = BUF_INIT;
+        struct sombra_value i = v_int(-2), s = v_bin(SOMBRA_STRING, "ab", 2), b = v_bool(true);
+        const uint8_t want[] = {
+            0x00, 0x02,                                           /* nlabels */
+            0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x01, 0x02,       /* labels 1, 258 */
+            0x00, 0x03,                                           /* nprops */
+            0x00, 0x00, 0x00, 0x05, 0x01, 0x01,                   /* 5: BOOL true */
+            0x00, 0x00, 0x00, 0x07, 0x02, 0xff, 0xff, 0xff, 0xff, /* 7: INT -2 */
+            0xff, 0xff, 0xff, 0xfe,                               /* */
+            0x00, 0x00, 0x00, 0x09, 0x04, 0x00, 0x00, 0x00, 0x02, /* 9: STRING len 2 */
+            'a',  'b',
+        };
+
+        cr_assert(eq(int, rec_add_label(&r, 258, NULL), SOMBRA_OK));
+        cr_assert(eq(int, rec_add_label(&r, 1, NULL), SOMBRA_OK));
+        cr_assert(eq(int, rec_set_prop(&r, 9, &s), SOMBRA_OK));
+        cr_assert(eq(int, rec_set_prop(&r, 7, &i), SOMBRA_OK));
+        cr_assert(eq(int, rec_set_prop(&r, 5, &b), SOMBRA_OK));
+        cr_assert(eq(int, rec_encode_node(&r, &out), SOMBRA_OK));
+        cr_assert(eq(sz, out.len, sizeof(want)));
+        cr_assert(eq(int, memcmp(out.data, want, sizeof(want)), 0));
+        rec_free(&r);
+        buf_free(&out);
+}
+
+/* An exact-size heap copy, so that reading one byte past it trips ASan. */
+static uint8_t *
+exact_copy(const uint8_t *p, size_t len)
+{
+        uint8_t *copy = malloc(len > 0 ? len : 1);
+
+        cr_assert(not(eq(ptr, copy, NULL)));
+        if (len > 0)
+                memcpy(copy, p, len);
+        return copy;
+}
+
+/* Decodes from an exact copy; only for failing decodes, as r points into the copy. */
+static int
+decode_copy(bool edge, struct rec *r, const uint8_t *p, size_t len)
+{
+        uint8_t *copy = exact_copy(p, len);
+        int rc = edge ? rec_decode_edge(r, copy, len) : rec_decode_node(r, copy, len);
+
+        free(copy);
+        return rc;
+}
+
+Test(record, decode_rejects_every_truncation)
+{
+        struct rec r = REC_INIT, back = REC_INIT;
+        struct buf node = BUF_INIT, edge = BUF_INIT;
+
+        cr_assert(eq(int, rec_add_label(&r, 4, NULL), SOMBRA_OK));
+        cr_assert(eq(int, rec_add_label(&r, 5, NULL), SOMBRA_OK));
+        fill_every_type(&r);
+        cr_assert(eq(int, rec_encode_node(&r, &node), SOMBRA_OK));
+        r.nlabels = 0;
+        cr_assert(eq(int, rec_encode_edge(&r, &edge), SOMBRA_OK));
+
+        for (size_t len = 0; len < node.len; len++)
+                cr_assert(eq(int, decode_copy(false, &back, node.data, len), SOMBRA_ECORRUPT),
+                          "node cut to %zu of %zu bytes", len, node.len);
+        for (size_t len = 0; len < edge.len; len++)
+                cr_assert(eq(int, decode_copy(true, &back, edge.data, len), SOMBRA_ECORRUPT),
+                          "edge cut to %zu of %zu bytes", len, edge.len);
+        cr_assert(eq(int, rec_decode_node(&back, NULL, 0), SOMBRA_ECORRUPT));
+        cr_assert(eq(int, rec_decode_edge(&back, NULL, 0), SOMBRA_ECORRUPT));
+        rec_free(&r);
+        rec_free(&back);
+        buf_free(&node);
+        buf_free(&edge);
+}
+
+Test(record, decode_rejects_trailing_bytes)
+{
+        struct rec r = REC_INIT;
+        struct buf out = BUF_INIT;
+
+        fill_every_type(&r);
+        cr_assert(eq(int, rec_encode_node(&r, &out), SOMBRA_OK));
+        cr_assert(eq(int, buf_put_u8(&out, 0), SOMBRA_OK));
+        cr_assert(eq(int, decode_copy(false, &r, out.data, out.len), SOMBRA_ECORRUPT));
+        rec_free(&r);
+        buf_free(&out);
+}
+
+/* Each case is a whole node record that must be refused. */
+struct bad_record {
+        const char *why;
+        uint8_t bytes[40];
+        size_t len;
+};
+
+Test(record, decode_rejects_malformed_fields)
+{
+        static const struct bad_record cases[] = {
+            {"labels out of order", {0, 2, 0, 0, 0, 2, 0, 0, 0, 1, 0, 0}, 12},
+            {"label repeated", {0, 2, 0, 0, 0, 2, 0, 0, 0, 2, 0, 0}, 12},
+            {"label count past the end", {0, 3, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0}, 12},
+            {"keys out of order", {0, 0, 0, 2, 0, 0, 0, 2, 0, 0, 0, 0, 1, 0}, 14},
+            {"key repeated", {0, 0, 0, 2, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0}, 14},
+            {"prop count past the end", {0, 0, 0, 3, 0, 0, 0, 1, 0, 0, 0, 0, 2, 0}, 14},
+            {"unknown type byte", {0, 0, 0, 1, 0, 0, 0, 1, 6}, 9},
+            {"type byte 0xff", {0, 0, 0, 1, 0, 0, 0, 1, 0xff}, 9},
+            {"bool byte 2", {0, 0, 0, 1, 0, 0, 0, 1, 1, 2}, 10},
+            {"string length past the end", {0, 0, 0, 1, 0, 0, 0, 1, 4, 0, 0, 0, 3, 'a', 'b'}, 15},
+            {"bytes length past the end", {0, 0, 0, 1, 0, 0, 0, 1, 5, 0, 0, 0, 1}, 13},
+            {"int payload cut short", {0, 0, 0, 1, 0, 0, 0, 1, 2, 0, 0, 0, 0, 0, 0, 0}, 16},
+            {"no props section", {0, 0}, 2},
+        };
+        struct rec r = REC_INIT;
+
+        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+                cr_assert(
+                    eq(int, decode_copy(false, &r, cases[i].bytes, cases[i].len), SOMBRA_ECORRUPT),
+                    "%s", cases[i].why);
+        rec_free(&r);
+}
+
+/*
+ * A node with n labels and m NULL properties, then, when vlen is not 0, one
+ * more property holding bytes of that length: well-formed except for limits.
+ */
+static void
+build_node(struct buf *out, uint32_t n, uint32_t m, size_t vlen)
+{
+        buf_reset(out);
+        cr_assert(eq(int, buf_put_u16(out, (uint16_t)n), SOMBRA_OK));
+        for (uint32_t i = 0; i < n; i++)
+                cr_assert(eq(int, buf_put_u32(out, i), SOMBRA_OK));
+        cr_assert(eq(int, buf_put_u16(out, (uint16_t)(m + (vlen > 0))), SOMBRA_OK));
+        for (uint32_t i = 0; i < m; i++) {
+                cr_assert(eq(int, buf_put_u32(out, i), SOMBRA_OK));
+                cr_assert(eq(int, buf_put_u8(out, SOMBRA_NULL), SOMBRA_OK));
+        }
+        if (vlen > 0) {
+                cr_assert(eq(int, buf_put_u32(out, m), SOMBRA_OK));
+                cr_assert(eq(int, buf_put_u8(out, SOMBRA_BYTES), SOMBRA_OK));
+                cr_assert(eq(int, buf_put_u32(out, (uint32_t)vlen), SOMBRA_OK));
+                cr_assert(eq(int, buf_reserve(out, out->len + vlen), SOMBRA_OK));
+                memset(out->data + out->len, 0x5a, vlen);
+                out->len += vlen;
+        }
+}
+
+Test(record, decode_rejects_counts_and_lengths_over_the_limits)
+{
+        struct rec r = REC_INIT;
+        struct buf b = BUF_INIT;
+
+        build_node(&b, SOMBRA_MAX_LABELS, 0, 0);
+        cr_assert(eq(int, rec_decode_node(&r, b.data, b.len), SOMBRA_OK));
+        build_node(&b, SOMBRA_MAX_LABELS + 1, 0, 0);
+        cr_assert(eq(int, rec_decode_node(&r, b.data, b.len), SOMBRA_ECORRUPT));
+
+        build_node(&b, 0, SOMBRA_MAX_PROPS, 0);
+        cr_assert(eq(int, rec_decode_node(&r, b.data, b.len), SOMBRA_OK));
+        build_node(&b, 0, SOMBRA_MAX_PROPS + 1, 0);
+        cr_assert(eq(int, rec_decode_node(&r, b.data, b.len), SOMBRA_ECORRUPT));
+
+        build_node(&b, 0, 0, SOMBRA_MAX_VALUE);
+        cr_assert(eq(int, rec_decode_node(&r, b.data, b.len), SOMBRA_OK));
+        build_node(&b, 0, 0, (size_t)SOMBRA_MAX_VALUE + 1);
+        cr_assert(eq(int, rec_decode_node(&r, b.data, b.len), SOMBRA_ECORRUPT));
+        rec_free(&r);
+        buf_free(&b);
+}
+
+Test(record, decode_allocates_nothing_for_counts_the_bytes_cannot_hold)
+{
+        static const uint8_t many_labels[] = {0x01, 0x00, 0, 0, 0, 1, 0, 0};
+        static const uint8_t many_props[] = {0, 0, 0x10, 0x00, 0, 0, 0, 1, 0};
+        struct rec r = REC_INIT;
+
+        cr_assert(
+            eq(int, decode_copy(false, &r, many_labels, sizeof(many_labels)), SOMBRA_ECORRUPT));
+        cr_assert(eq(int, decode_copy(false, &r, many_props, sizeof(many_props)), SOMBRA_ECORRUPT));
+        cr_assert(eq(u32, r.labels_cap, 0));
+        cr_assert(eq(u32, r.props_cap, 0));
+        rec_free(&r);
+}
+
+Test(record, failed_decode_leaves_an_empty_record)
+{
+        struct rec r = REC_INIT;
+        struct buf out = BUF_INIT;
+
+        r.src = 1;
+        r.dst = 2;
+        r.type = 3;
+        fill_every_type(&r);
+        cr_assert(eq(int, rec_encode_edge(&r, &out), SOMBRA_OK));
+        cr_assert(eq(int, rec_decode_edge(&r, out.data, out.len - 1), SOMBRA_ECORRUPT));
+        cr_assert(eq(u32, r.nprops, 0));
+        cr_assert(eq(u32, r.nlabels, 0));
+        cr_assert(eq(u64, r.src, 0));
+        cr_assert(eq(u64, r.dst, 0));
+        cr_assert(eq(u32, r.type, 0));
+        rec_free(&r);
+        buf_free(&out);
+}
+
+/*
+ * Random damage to valid records: every mutant either fails with ECORRUPT
+ * or decodes to a record that encodes back to exactly the same bytes (the
+ * encoding is canonical). ASan watches for reads past the copy.
+ */
+Test(record, decoding_damaged_records_is_safe_and_canonical)
+{
+        struct rec r = REC_INIT, back = REC_INIT;
+        struct buf good[2] = {BUF_INIT, BUF_INIT}, again = BUF_INIT;
+        uint8_t m[512];
+        uint64_t rng = 99;
+        size_t accepted = 0;
+
+        cr_assert(eq(int, rec_add_label(&r, 70000, NULL), SOMBRA_OK));
+        fill_every_type(&r);
+        cr_assert(eq(int, rec_encode_node(&r, &good[0]), SOMBRA_OK));
+        r.nlabels = 0;
+        cr_assert(eq(int, rec_encode_edge(&r, &good[1]), SOMBRA_OK));
+
+        for (int iter = 0; iter < 100000; iter++) {
+                bool edge = iter & 1;
+                const struct buf *src = &good[edge];
+                size_t len = src->len;
+                int edits = 1 + (int)(next_rand(&rng) % 3);
+                uint8_t *copy;
+                int rc;
+
+                cr_assert(le(sz, len + 3, sizeof(m)));
+                memcpy(m, src->data, len);
+                for (int e = 0; e < edits; e++) {
+                        uint64_t x = next_rand(&rng);
+                        size_t at = (size_t)(x >> 8) % (len + 1);
+
+                        switch (x % 4) {
+                        case 0: /* flip bits */
+                                if (at < len)
+                                        m[at] ^= (uint8_t)(1u << ((x >> 4) % 8));
+                                break;
+                        case 1: /* set a byte to a boundary value */
+                                if (at < len)
+                                        m[at] = (x >> 40) & 1 ? 0 : (x >> 41) & 1 ? 0xff : 1;
+                                break;
+                        case 2: /* insert a byte */
+                                memmove(m + at + 1, m + at, len - at);
+                                m[at] = (uint8_t)(x >> 48);
+                                len++;
+                                break;
+                        default: /* delete a byte */
+                                if (at < len) {
+                                        memmove(m + at, m + at + 1, len - at - 1);
+                                        len--;
+                                }
+                                break;
+                        }
+                }
+                copy = exact_copy(m, len);
+                rc = edge ? rec_decode_edge(&back, copy, len) : rec_decode_node(&back, copy, len);
+                if (rc == SOMBRA_OK) {
+                        accepted++;
+                        rc = edge ? rec_encode_edge(&back, &again) : rec_encode_node(&back, &again);
+                }
+                free(copy);
+                if (rc == SOMBRA_ECORRUPT)
+                        continue;
+                cr_assert(eq(int, rc, SOMBRA_OK), "iteration %d", iter);
+                cr_assert(eq(sz, again.len, len), "iteration %d", iter);
+                cr_assert(eq(int, memcmp(again.data, m, len), 0), "iteration %d", iter);
+        }
+        /* Flips inside payloads yield valid records; the test must exercise both outcomes. */
+        cr_assert(gt(sz, accepted, 1000));
+        rec_free(&r);
+        rec_free(&back);
+        buf_free(&good[0]);
+        buf_free(&good[1]);
+        buf_free(&again);
+}
+
+Test(record, encode_refuses_what_decode_would_reject)
+{
+        struct rec r = REC_INIT;
+        struct buf out = BUF_INIT;
+        uint32_t labels[2] = {5, 5};
+        struct rec_prop props[2] = {{9, v_int(1)}, {8, v_int(2)}};
+
+        cr_assert(eq(int, buf_append(&out, "keep", 4), SOMBRA_OK));
+
+        r.labels = labels;
+        r.nlabels = 2;
+        cr_assert(eq(int, rec_encode_node(&r, &out), SOMBRA_EINVAL), "repeated label");
+        r.nlabels = 1;
+        cr_assert(eq(int, rec_encode_edge(&r, &out), SOMBRA_EINVAL), "edges have no labels");
+        r.nlabels = SOMBRA_MAX_LABELS + 1;
+        cr_assert(eq(int, rec_encode_node(&r, &out), SOMBRA_ETOOBIG));
+        r.labels = NULL;
+        r.nlabels = 0;
+
+        r.props = props;
+        r.nprops = 2;
+        cr_assert(eq(int, rec_encode_node(&r, &out), SOMBRA_EINVAL), "keys out of order");
+        props[1].key = 10;
+        props[1].value.type = (enum sombra_type)42;
+        cr_assert(eq(int, rec_encode_edge(&r, &out), SOMBRA_EINVAL), "unknown type");
+        props[1].value = v_bin(SOMBRA_BYTES, NULL, 3);
+        cr_assert(eq(int, rec_encode_node(&r, &out), SOMBRA_EINVAL), "NULL bytes");
+        r.nprops = SOMBRA_MAX_PROPS + 1;
+        cr_assert(eq(int, rec_encode_node(&r, &out), SOMBRA_ETOOBIG));
+
+        cr_assert(eq(sz, out.len, 4), "a refused encode leaves the output alone");
+        cr_assert(eq(int, memcmp(out.data, "keep", 4), 0));
+        buf_free(&out);
+}
+
+Test(record, encode_refuses_records_over_the_size_limit)
+{
+        struct rec r = REC_INIT;
+        struct buf out = BUF_INIT;
+        uint8_t *big = calloc(1, SOMBRA_MAX_VALUE);
+        struct sombra_value v = v_bin(SOMBRA_BYTES, big, SOMBRA_MAX_VALUE);
+
+        cr_assert(not(eq(ptr, big, NULL)));
+        cr_assert(eq(int, rec_set_prop(&r, 1, &v), SOMBRA_OK));
+        cr_assert(eq(int, rec_encode_node(&r, &out), SOMBRA_OK), "one maximal value fits");
+        cr_assert(eq(int, rec_set_prop(&r, 2, &v), SOMBRA_OK));
+        cr_assert(eq(int, rec_encode_node(&r, &out), SOMBRA_ETOOBIG), "two do not");
+        rec_free(&r);
+        buf_free(&out);
+        free(big);
+}
+
+Test(record, set_prop_keeps_keys_sorted_and_replaces_in_place)
+{
+        struct rec r = REC_INIT;
+        struct sombra_value model[64];
+        bool present[64] = {false};
+        uint64_t rng = 5;
+
+        for (int op = 0; op < 20000; op++) {
+                uint64_t x = next_rand(&rng);
+                uint32_t key = (uint32_t)(x % 64);
+                struct sombra_value v = v_int((int64_t)(x >> 8));
+
+                if ((x >> 7) % 3 != 0) {
+                        cr_assert(eq(int, rec_set_prop(&r, key, &v), SOMBRA_OK));
+                        model[key] = v;
+                        present[key] = true;
+                } else {
+                        cr_assert(eq(int, rec_del_prop(&r, key), present[key]));
+                        present[key] = false;
+                }
+        }
+        for (uint32_t key = 0, n = 0; key < 64; key++) {
+                const struct sombra_value *got = rec_get_prop(&r, key);
+
+                if (!present[key]) {
+                        cr_assert(eq(ptr, (void *)got, NULL));
+                        continue;
+                }
+                cr_assert(not(eq(ptr, (void *)got, NULL)));
+                expect_same_value(got, &model[key]);
+                cr_assert(eq(u32, r.props[n].key, key), "props stay sorted by key");
+                n++;
+        }
+        rec_free(&r);
+}
+
+Test(record, set_prop_refuses_bad_values_and_leaves_the_record_alone)
+{
+        struct rec r = REC_INIT;
+        struct sombra_value one = v_int(1), bad = v_bin(SOMBRA_STRING, NULL, 1);
+        struct sombra_value big = v_bin(SOMBRA_BYTES, "", (size_t)SOMBRA_MAX_VALUE + 1);
+        struct sombra_value odd = {.type = (enum sombra_type)6};
+
+        cr_assert(eq(int, rec_set_prop(&r, 1, &one), SOMBRA_OK));
+        cr_assert(eq(int, rec_set_prop(&r, 1, &bad), SOMBRA_EINVAL));
+        cr_assert(eq(int, rec_set_prop(&r, 2, &big), SOMBRA_ETOOBIG));
+        cr_assert(eq(int, rec_set_prop(&r, 3, &odd), SOMBRA_EINVAL));
+        cr_assert(eq(u32, r.nprops, 1));
+        expect_same_value(rec_get_prop(&r, 1), &one);
+        rec_free(&r);
+}
+
+Test(record, props_stop_at_the_limit_but_can_still_be_replaced)
+{
+        struct rec r = REC_INIT;
+        struct sombra_value v = v_null(), w = v_bool(true);
+
+        for (uint32_t k = 0; k < SOMBRA_MAX_PROPS; k++)
+                cr_assert(eq(int, rec_set_prop(&r, k * 2, &v), SOMBRA_OK));
+        cr_assert(eq(int, rec_set_prop(&r, 1, &v), SOMBRA_ETOOBIG));
+        cr_assert(eq(int, rec_set_prop(&r, 10, &w), SOMBRA_OK));
+        cr_assert(eq(u32, r.nprops, SOMBRA_MAX_PROPS));
+        expect_same_value(rec_get_prop(&r, 10), &w);
+        rec_free(&r);
+}
+
+Test(record, labels_stay_sorted_unique_and_bounded)
+{
+        struct rec r = REC_INIT;
+        bool added;
+
+        cr_assert(eq(int, rec_add_label(&r, 9, &added), SOMBRA_OK));
+        cr_assert(added);
+        cr_assert(eq(int, rec_add_label(&r, 9, &added), SOMBRA_OK));
+        cr_assert(not(added));
+        cr_assert(eq(int, rec_add_label(&r, 2, &added), SOMBRA_OK));
+        cr_assert(eq(u32, r.nlabels, 2));
+        cr_assert(eq(u32, r.labels[0], 2));
+        cr_assert(eq(u32, r.labels[1], 9));
+        cr_assert(rec_has_label(&r, 9));
+        cr_assert(not(rec_has_label(&r, 5)));
+        cr_assert(rec_del_label(&r, 2));
+        cr_assert(not(rec_del_label(&r, 2)));
+        cr_assert(not(rec_has_label(&r, 2)));
+
+        rec_reset(&r);
+        for (uint32_t l = SOMBRA_MAX_LABELS; l > 0; l--)
+                cr_assert(eq(int, rec_add_label(&r, l * 3, NULL), SOMBRA_OK));
+        cr_assert(eq(int, rec_add_label(&r, 1, &added), SOMBRA_ETOOBIG));
+        cr_assert(eq(int, rec_add_label(&r, 3, &added), SOMBRA_OK), "present label at limit");
+        cr_assert(not(added));
+        for (uint32_t i = 1; i < r.nlabels; i++)
+                cr_assert(lt(u32, r.labels[i - 1], r.labels[i]));
+        rec_free(&r);
+}
+
+Test(record, value_check_sorts_out_bad_values)
+{
+        struct sombra_value v;
+
+        v = v_bin(SOMBRA_STRING, NULL, 0);
+        cr_assert(eq(int, rec_value_check(&v), SOMBRA_OK));
+        v = v_bin(SOMBRA_BYTES, NULL, 1);
+        cr_assert(eq(int, rec_value_check(&v), SOMBRA_EINVAL));
+        v = v_bin(SOMBRA_STRING, "", SOMBRA_MAX_VALUE);
+        cr_assert(eq(int, rec_value_check(&v), SOMBRA_OK));
+        v = v_bin(SOMBRA_STRING, "", (size_t)SOMBRA_MAX_VALUE + 1);
+        cr_assert(eq(int, rec_value_check(&v), SOMBRA_ETOOBIG));
+        v.type = (enum sombra_type) - 1;
+        cr_assert(eq(int, rec_value_check(&v), SOMBRA_EINVAL));
+        v = v_double(NAN);
+        cr_assert(eq(int, rec_value_check(&v), SOMBRA_OK));
+        cr_assert(eq(int, rec_value_check(NULL), SOMBRA_EINVAL));
+}
+
+Test(record, value_order_is_type_first_then_value)
+{
+        struct sombra_value order[] = {
+            v_null(),
+            v_bool(false),
+            v_bool(true),
+            v_int(INT64_MIN),
+            v_int(-1),
+            v_int(0),
+            v_int(INT64_MAX),
+            v_double(-INFINITY),
+            v_double(-1e300),
+            v_double(-DBL_MIN / 2),
+            v_double(0.0),
+            v_double(DBL_MIN / 2),
+            v_double(1.5),
+            v_double(INFINITY),
+            v_double(NAN),
+            v_bin(SOMBRA_STRING, "", 0),
+            v_bin(SOMBRA_STRING, "\0", 1),
+            v_bin(SOMBRA_STRING, "\0\0", 2),
+            v_bin(SOMBRA_STRING, "\0a", 2),
+            v_bin(SOMBRA_STRING, "a", 1),
+            v_bin(SOMBRA_STRING, "\xff", 1),
+            v_bin(SOMBRA_BYTES, NULL, 0),
+            v_bin(SOMBRA_BYTES, "\0", 1),
+        };
+        size_t n = sizeof(order) / sizeof(order[0]);
+
+        for (size_t i = 0; i < n; i++) {
+                for (size_t j = 0; j < n; j++) {
+                        int want = i < j ? -1 : i > j ? 1 : 0;
+
+                        cr_assert(eq(int, rec_value_cmp(&order[i], &order[j]), want),
+                                  "order[%zu] vs order[%zu]", i, j);
+                }
+        }
+}
+
+Test(record, value_order_treats_zeros_alike_and_nans_alike)
+{
+        struct sombra_value pz = v_double(0.0), nz = v_double(-0.0);
+        struct sombra_value nan1 = v_double(NAN), nan2 = v_double(-NAN);
+        struct sombra_value nan3 = v_double(double_from_bits(0x7ff0000000000001ull));
+        struct sombra_value inf = v_double(INFINITY);
+
+        cr_assert(eq(int, rec_value_cmp(&pz, &nz), 0));
+        cr_assert(eq(int, rec_value_cmp(&nan1, &nan2), 0));
+        cr_assert(eq(int, rec_value_cmp(&nan2, &nan3), 0));
+        cr_assert(eq(int, rec_value_cmp(&nan2, &inf), 1));
+        cr_assert(eq(int, rec_value_cmp(&inf, &nan3), -1));
+}
+
+/* A pool of random values that collide often: few lengths, a tiny alphabet, shared prefixes. */
+enum { NVALUES = 1500, POOL_BYTES = NVALUES * 320 };
+static struct sombra_value values[NVALUES];
+static uint8_t pool[POOL_BYTES];
+
+static struct sombra_value
+random_double(uint64_t *rng)
+{
+        static const double specials[] = {
+            -INFINITY,   -DBL_MAX, -1.0, -DBL_MIN, -DBL_MIN / 2, -0.0, 0.0,
+            DBL_MIN / 2, DBL_MIN,  1.0,  DBL_MAX,  INFINITY,     NAN,  -NAN,
+        };
+        uint64_t x = next_rand(rng);
+
+        switch (x % 4) {
+        case 0:
+                return v_double(specials[(x >> 8) % (sizeof(specials) / sizeof(specials[0]))]);
+        case 1:
+                return v_double((double)((int64_t)(x >> 8) % 7 - 3) / 2);
+        default:
+                return v_double(double_from_bits(next_rand(rng))); /* includes odd NaNs */
+        }
+}
+
+static struct sombra_value
+random_int(uint64_t *rng)
+{
+        static const int64_t specials[] = {INT64_MIN, INT64_MIN + 1, -1, 0, 1, INT64_MAX};
+        uint64_t x = next_rand(rng);
+
+        switch (x % 3) {
+        case 0:
+                return v_int(specials[(x >> 8) % (sizeof(specials) / sizeof(specials[0]))]);
+        case 1:
+                return v_int((int64_t)((x >> 8) % 9) - 4);
+        default:
+                return v_int((int64_t)next_rand(rng));
+        }
+}
+
+static void
+make_values(void)
+{
+        static const uint8_t alphabet[] = {0x00, 0x01, 'a', 0xff};
+        static const size_t lengths[] = {0, 1, 2, 3, 63, 64, 65, 127, 128, 129, 200, 300};
+        uint64_t rng = 2024;
+        size_t used = 0;
+
+        for (size_t i = 0; i < NVALUES; i++) {
+                uint64_t x = next_rand(&rng);
+                size_t type = (size_t)(x % 8);
+
+                if (type == 0) {
+                        values[i] = v_null();
+                } else if (type == 1) {
+                        values[i] = v_bool((x >> 8) & 1);
+                } else if (type == 2) {
+                        values[i] = random_int(&rng);
+                } else if (type <= 4) {
+                        values[i] = random_double(&rng);
+                } else {
+                        size_t len = lengths[(x >> 8) % (sizeof(lengths) / sizeof(lengths[0]))];
+                        uint8_t *p = pool + used;
+                        /* Mostly zeros or mostly 'a': both sides of the escape limit. */
+                        uint8_t common = (x >> 16) & 1 ? 0x00 : 'a';
+
+                        for (size_t k = 0; k < len; k++) {
+                                uint64_t y = next_rand(&rng);
+
+                                p[k] = y % 8 != 0 ? common : alphabet[(y >> 8) % 4];
+                        }
+                        used += len;
+                        values[i] = v_bin(type == 7 ? SOMBRA_BYTES : SOMBRA_STRING, p, len);
+                }
+        }
+}
+
+/* Whether the index key of v holds less than the whole value. */
+static bool
+is_cut(const struct sombra_value *v)
+{
+        size_t escaped = 0;
+
+        if (v->type != SOMBRA_STRING && v->type != SOMBRA_BYTES)
+                return false;
+        for (size_t k = 0; k < v->u.s.len; k++)
+                escaped += ((const uint8_t *)v->u.s.ptr)[k] == 0 ? 2 : 1;
+        return escaped > REC_INDEX_PREFIX;
+}
+
+Test(record, index_key_order_matches_value_order)
+{
+        static struct buf keys[NVALUES];
+        static bool cut[NVALUES];
+        size_t ncut = 0;
+
+        make_values();
+        for (size_t i = 0; i < NVALUES; i++) {
+                keys[i] = (struct buf)BUF_INIT;
+                cr_assert(eq(int, rec_index_prefix(&keys[i], 7, 8, &values[i]), SOMBRA_OK));
+                cut[i] = is_cut(&values[i]);
+                ncut += cut[i];
+        }
+        cr_assert(gt(sz, ncut, 50), "the pool must include values past the prefix limit");
+
+        for (size_t i = 0; i < NVALUES; i++) {
+                for (size_t j = 0; j < NVALUES; j++) {
+                        int want = rec_value_cmp(&values[i], &values[j]);
+                        int got = key_cmp(&keys[i], &keys[j]);
+
+                        if (cut[i] || cut[j]) {
+                                /* Cutting may make values tie, never reverse them. */
+                                if (want != 0)
+                                        cr_assert(ne(int, got, -want), "values %zu, %zu", i, j);
+                        } else {
+                                cr_assert(eq(int, got, want), "values %zu, %zu", i, j);
+                        }
+                }
+        }
+        for (size_t i = 0; i < NVALUES; i++)
+                buf_free(&keys[i]);
+}
+
+Test(record, index_values_are_prefix_free)
+{
+        static struct buf keys[NVALUES];
+
+        make_values();
+        for (size_t i = 0; i < NVALUES; i++) {
+                keys[i] = (struct buf)BUF_INIT;
+                cr_assert(eq(int, rec_index_prefix(&keys[i], 1, 2, &values[i]), SOMBRA_OK));
+        }
+        /* Otherwise a scan for `prefix | *` would return keys of other values. */
+        for (size_t i = 0; i < NVALUES; i++) {
+                for (size_t j = 0; j < NVALUES; j++) {
+                        if (keys[i].len >= keys[j].len)
+                                continue;
+                        cr_assert(ne(int, memcmp(keys[i].data, keys[j].data, keys[i].len), 0),
+                                  "key of value %zu is a prefix of value %zu's", i, j);
+                }
+        }
+        for (size_t i = 0; i < NVALUES; i++)
+                buf_free(&keys[i]);
+}
+
+Test(record, index_key_is_the_prefix_then_the_node)
+{
+        struct buf prefix = BUF_INIT, key = BUF_INIT;
+        struct sombra_value v = v_bin(SOMBRA_STRING, "x\0y", 3);
+        const uint8_t want[] = {0,    0,    1,    2,    0,    0,    3,    4, /* label, key */
+                                4,    'x',  0,    0xff, 'y',  0,    0,       /* "x\0y" */
+                                0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88};
+
+        cr_assert(eq(int, rec_index_prefix(&prefix, 0x102, 0x304, &v), SOMBRA_OK));
+        cr_assert(eq(int, rec_index_key(&key, 0x102, 0x304, &v, 0x1122334455667788ull), SOMBRA_OK));
+        cr_assert(eq(sz, key.len, sizeof(want)));
+        cr_assert(eq(int, memcmp(key.data, want, sizeof(want)), 0));
+        cr_assert(eq(sz, prefix.len, key.len - 8));
+        cr_assert(eq(int, memcmp(prefix.data, key.data, prefix.len), 0));
+        buf_free(&prefix);
+        buf_free(&key);
+}
+
+Test(record, index_prefix_without_a_value_is_label_and_key_alone)
+{
+        struct buf all = BUF_INIT, one = BUF_INIT;
+        struct sombra_value v = v_null();
+        const uint8_t want[] = {0, 0, 0, 3, 0, 0, 0, 4};
+
+        cr_assert(eq(int, rec_index_prefix(&all, 3, 4, NULL), SOMBRA_OK));
+        cr_assert(eq(sz, all.len, sizeof(want)));
+        cr_assert(eq(int, memcmp(all.data, want, sizeof(want)), 0));
+        cr_assert(eq(int, rec_index_key(&one, 3, 4, &v, 1), SOMBRA_OK));
+        cr_assert(eq(int, memcmp(one.data, all.data, all.len), 0), "every key starts with it");
+        cr_assert(eq(int, rec_index_key(&one, 3, 4, NULL, 1), SOMBRA_EINVAL));
+        buf_free(&all);
+        buf_free(&one);
+}
+
+Test(record, index_encodes_fixed_width_values_as_documented)
+{
+        struct buf k = BUF_INIT;
+        struct sombra_value v;
+
+        v = v_int(-1);
+        cr_assert(eq(int, rec_index_prefix(&k, 0, 0, &v), SOMBRA_OK));
+        cr_assert(eq(sz, k.len, 8 + 9));
+        cr_assert(eq(u8, k.data[8], SOMBRA_INT));
+        cr_assert(eq(u64, get_be64(k.data + 9), 0x7fffffffffffffffull));
+
+        buf_reset(&k);
+        v = v_double(1.0);
+        cr_assert(eq(int, rec_index_prefix(&k, 0, 0, &v), SOMBRA_OK));
+        cr_assert(eq(u8, k.data[8], SOMBRA_DOUBLE));
+        cr_assert(eq(u64, get_be64(k.data + 9), bits_of(1.0) | (1ull << 63)));
+
+        buf_reset(&k);
+        v = v_bool(true);
+        cr_assert(eq(int, rec_index_prefix(&k, 0, 0, &v), SOMBRA_OK));
+        cr_assert(eq(sz, k.len, 8 + 2));
+        cr_assert(eq(u8, k.data[9], 1));
+
+        buf_reset(&k);
+        v = v_null();
+        cr_assert(eq(int, rec_index_prefix(&k, 0, 0, &v), SOMBRA_OK));
+        cr_assert(eq(sz, k.len, 8 + 1));
+        cr_assert(eq(u8, k.data[8], SOMBRA_NULL));
+        buf_free(&k);
+}
+
+Test(record, index_gives_equal_doubles_one_key)
+{
+        struct buf a = BUF_INIT, b = BUF_INIT;
+        struct sombra_value pz = v_double(0.0), nz = v_double(-0.0);
+        struct sombra_value nan1 = v_double(NAN), nan2 = v_double(-NAN);
+        struct sombra_value nan3 = v_double(double_from_bits(0xfff0000000000001ull));
+
+        cr_assert(eq(int, rec_index_prefix(&a, 1, 1, &pz), SOMBRA_OK));
+        cr_assert(eq(int, rec_index_prefix(&b, 1, 1, &nz), SOMBRA_OK));
+        cr_assert(eq(int, key_cmp(&a, &b), 0));
+
+        buf_reset(&a);
+        buf_reset(&b);
+        cr_assert(eq(int, rec_index_prefix(&a, 1, 1, &nan1), SOMBRA_OK));
+        cr_assert(eq(int, rec_index_prefix(&b, 1, 1, &nan2), SOMBRA_OK));
+        cr_assert(eq(int, key_cmp(&a, &b), 0));
+        buf_reset(&b);
+        cr_assert(eq(int, rec_index_prefix(&b, 1, 1, &nan3), SOMBRA_OK));
+        cr_assert(eq(int, key_cmp(&a, &b), 0));
+        buf_free(&a);
+        buf_free(&b);
+}
+
+/* The escaped content of a string index value: the bytes between the tag and 00 00. */
+static void
+index_content(const uint8_t *s, size_t len, struct buf *k, size_t *content)
+{
+        struct sombra_value v = v_bin(SOMBRA_BYTES, s, len);
+
+        buf_reset(k);
+        cr_assert(eq(int, rec_index_prefix(k, 0, 0, &v), SOMBRA_OK));
+        cr_assert(ge(sz, k->len, 8 + 1 + 2));
+        cr_assert(eq(u8, k->data[k->len - 1], 0));
+        cr_assert(eq(u8, k->data[k->len - 2], 0));
+        *content = k->len - 8 - 1 - 2;
+}
+
+Test(record, index_cut_keeps_whole_escapes_within_the_limit)
+{
+        struct buf k = BUF_INIT;
+        uint8_t s[300];
+        size_t content;
+
+        memset(s, 'a', sizeof(s));
+        index_content(s, sizeof(s), &k, &content);
+        cr_assert(eq(sz, content, REC_INDEX_PREFIX));
+
+        /* 127 plain bytes then a zero: its 00 FF would straddle the limit, so it is left out. */
+        s[127] = 0;
+        index_content(s, sizeof(s), &k, &content);
+        cr_assert(eq(sz, content, 127));
+        cr_assert(eq(u8, k.data[8 + 1 + 126], 'a'));
+
+        memset(s, 0, sizeof(s));
+        index_content(s, REC_INDEX_PREFIX / 2, &k, &content);
+        cr_assert(eq(sz, content, REC_INDEX_PREFIX), "zeros that fit exactly are all kept");
+        index_content(s, REC_INDEX_PREFIX / 2 + 1, &k, &content);
+        cr_assert(eq(sz, content, REC_INDEX_PREFIX));
+        for (size_t i = 0; i < content; i += 2) {
+                cr_assert(eq(u8, k.data[9 + i], 0));
+                cr_assert(eq(u8, k.data[9 + i + 1], 0xff));
+        }
+        buf_free(&k);
+}
+
+Test(record, index_prefix_appends_and_leaves_output_alone_on_error)
+{
+        struct buf k = BUF_INIT;
+        struct sombra_value ok = v_int(5), bad = v_bin(SOMBRA_STRING, NULL, 2);
+
+        cr_assert(eq(int, buf_append(&k, "head", 4), SOMBRA_OK));
+        cr_assert(eq(int, rec_index_prefix(&k, 1, 2, &bad), SOMBRA_EINVAL));
+        cr_assert(eq(int, rec_index_key(&k, 1, 2, &bad, 9), SOMBRA_EINVAL));
+        cr_assert(eq(sz, k.len, 4));
+        cr_assert(eq(int, rec_index_prefix(&k, 1, 2, &ok), SOMBRA_OK));
+        cr_assert(eq(sz, k.len, 4 + 8 + 9));
+        cr_assert(eq(int, memcmp(k.data, "head", 4), 0));
+        buf_free(&k);
+}
