@@ -232,6 +232,8 @@ main(int argc, char **argv)
                 return 1;
         }
         report("verify (pages checked)", vr.pages, now_s() - t);
+        printf("  %-34s %10" PRIu64 " in trees, %" PRIu64 " free, %.1f MiB file\n", "  pages",
+               vr.tree_pages, vr.free_pages, (double)vr.pages * 8192 / (1 << 20));
 
         printf("query\n");
         if (query(g, &a, &rng) != 0)

@@ -281,11 +281,13 @@ struct child_result {
 /*
  * Inserts cell c at position i of the writable page pg, splitting it when it
  * is full: the page keeps the lower half, a new right sibling gets the upper
- * half, and res describes the split.
+ * half, and res describes the split. An append at the right edge of the tree
+ * (`append`) splits off only the new cell instead, so that keys inserted in
+ * increasing order (node and edge ids) leave full pages behind, not half-full.
  */
 static int
 page_insert(struct pager *p, struct page *pg, uint32_t i, const uint8_t *c, size_t len,
-            struct child_result *res)
+            bool append, struct child_result *res)
 {
         uint32_t ps = pager_page_size(p), total = 0, acc = 0, m, rfrom;
         struct cells cs;
@@ -323,6 +325,8 @@ page_insert(struct pager *p, struct page *pg, uint32_t i, const uint8_t *c, size
         m++;
         if (m >= cs.n)
                 m = cs.n - 1;
+        if (append && cs.n >= 3)
+                m = leaf ? cs.n - 1 : cs.n - 2;
 
         rc = pager_alloc(p, leaf ? PAGE_LEAF : PAGE_BRANCH, &right);
         if (rc != SOMBRA_OK)
@@ -503,7 +507,7 @@ struct put_args {
 };
 
 static int
-put_rec(struct pager *p, pgno_t pgno, const struct put_args *a, int depth,
+put_rec(struct pager *p, pgno_t pgno, const struct put_args *a, int depth, bool rightmost,
         struct child_result *res)
 {
         struct page *pg;
@@ -526,13 +530,14 @@ put_rec(struct pager *p, pgno_t pgno, const struct put_args *a, int depth,
                         goto label_out;
                 if (exact)
                         page_remove(pg->data, i);
-                rc = page_insert(p, pg, i, a->cell, a->clen, res);
+                rc = page_insert(p, pg, i, a->cell, a->clen, rightmost && i == nkeys(pg->data),
+                                 res);
         } else if (page_type(pg) == PAGE_BRANCH) {
                 struct child_result below = {0};
                 pgno_t child;
                 i = branch_index(pg->data, a->key, a->klen);
                 child = branch_child(pg->data, i);
-                rc = put_rec(p, child, a, depth + 1, &below);
+                rc = put_rec(p, child, a, depth + 1, rightmost && i == nkeys(pg->data), &below);
                 if (rc != SOMBRA_OK || (below.pgno == child && !below.split))
                         goto label_out;
                 rc = pager_make_writable(p, &pg);
@@ -544,7 +549,8 @@ put_rec(struct pager *p, pgno_t pgno, const struct put_args *a, int depth,
                         put_be16(c, below.sep_len);
                         put_be64(c + 2, below.right);
                         memcpy(c + BRANCH_CELL_HDR, below.sep, below.sep_len);
-                        rc = page_insert(p, pg, i, c, BRANCH_CELL_HDR + below.sep_len, res);
+                        rc = page_insert(p, pg, i, c, BRANCH_CELL_HDR + below.sep_len,
+                                         rightmost && i == nkeys(pg->data), res);
                 }
         } else {
                 rc = SOMBRA_ECORRUPT;
@@ -610,7 +616,7 @@ btree_put(struct pager *p, pgno_t *root, const void *key, size_t klen, const voi
                 pager_unpin(p, leaf);
                 return SOMBRA_OK;
         }
-        rc = put_rec(p, *root, &a, 0, &res);
+        rc = put_rec(p, *root, &a, 0, true, &res);
         if (rc != SOMBRA_OK)
                 return rc;
         if (res.split) {

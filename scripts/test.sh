@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# The test command: installs what is missing, builds with AddressSanitizer and
+# UndefinedBehaviorSanitizer (warnings are errors) and runs the whole suite
+# through meson. Prints the totals of every test binary on the last line as
+# "N passed, N failed" and exits non-zero on any failure.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+scripts/deps.sh || exit 1
+
+build=build-asan
+if [ ! -d "$build" ]; then
+        meson setup "$build" -Db_sanitize=address,undefined -Db_lundef=false -Dwerror=true \
+                --buildtype=debugoptimized >/dev/null || exit 1
+fi
+ninja -C "$build" || exit 1
+
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
+export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+meson test -C "$build" --print-errorlogs "$@"
+status=$?
+
+# Criterion ends each binary's output with a "Synthesis" line; add them up.
+log="$build/meson-logs/testlog.txt"
+passed=0
+failed=0
+if [ -f "$log" ]; then
+        while read -r p f c; do
+                passed=$((passed + p))
+                failed=$((failed + f + c))
+        done < <(sed -n 's/.*Synthesis: Tested: [0-9]* | Passing: \([0-9]*\) | Failing: \([0-9]*\) | Crashing: \([0-9]*\).*/\1 \2 \3/p' "$log")
+fi
+if [ "$status" -ne 0 ] && [ "$failed" -eq 0 ]; then
+        failed=1 # a binary died before its summary (timeout, sanitizer abort)
+fi
+echo "$passed passed, $failed failed"
+exit "$status"
