@@ -162,14 +162,14 @@ query(struct graph *g, const struct demo_args *a, uint64_t *rng)
         t = now_s();
         for (uint64_t i = 0; i < queries && rc == SOMBRA_OK; i++) {
                 uint64_t c;
-                rc = graph_two_hop_count(g, 1 + rng_next(rng) % a->nodes, SOMBRA_OUT, NULL, 0,
-                                         &c);
+                rc = graph_two_hop_count(g, 1 + rng_next(rng) % a->nodes, SOMBRA_OUT, NULL, 0, &c);
                 total += c;
         }
         if (rc != SOMBRA_OK)
                 return fail("two-hop", rc);
         report("2-hop distinct-count queries", queries, now_s() - t);
-        printf("  %-34s %10.1f\n", "  mean distinct 2-hop nodes", queries ? (double)total / queries : 0.0);
+        printf("  %-34s %10.1f\n", "  mean distinct 2-hop nodes",
+               queries ? (double)total / queries : 0.0);
         return 0;
 }
 

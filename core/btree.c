@@ -33,8 +33,8 @@
 #include "sombra.h"
 #include "btree.h"
 
-#define VAL_OVERFLOW  0x80000000u
-#define LEAF_CELL_HDR 6u
+#define VAL_OVERFLOW    0x80000000u
+#define LEAF_CELL_HDR   6u
 #define BRANCH_CELL_HDR 10u
 
 /* ---- page accessors ---- */
@@ -271,8 +271,8 @@ page_insert_fits(struct pager *p, uint8_t *d, uint32_t i, const uint8_t *c, size
 
 /* What a write below tells the level above. */
 struct child_result {
-        pgno_t pgno;                 /* the child's (possibly new) number; PGNO_NONE: gone */
-        bool split;                  /* a new right sibling follows the child */
+        pgno_t pgno; /* the child's (possibly new) number; PGNO_NONE: gone */
+        bool split;  /* a new right sibling follows the child */
         pgno_t right;
         uint16_t sep_len;
         uint8_t sep[BTREE_MAX_KEY]; /* the right sibling's lowest key */
@@ -286,8 +286,8 @@ struct child_result {
  * increasing order (node and edge ids) leave full pages behind, not half-full.
  */
 static int
-page_insert(struct pager *p, struct page *pg, uint32_t i, const uint8_t *c, size_t len,
-            bool append, struct child_result *res)
+page_insert(struct pager *p, struct page *pg, uint32_t i, const uint8_t *c, size_t len, bool append,
+            struct child_result *res)
 {
         uint32_t ps = pager_page_size(p), total = 0, acc = 0, m, rfrom;
         struct cells cs;
@@ -447,8 +447,8 @@ cell_release(struct pager *p, const uint8_t *c)
         uint32_t vinfo = get_be32(c + 2);
         if (!(vinfo & VAL_OVERFLOW))
                 return SOMBRA_OK;
-        return ovf_walk(p, get_be64(c + LEAF_CELL_HDR + cell_klen(c)), vinfo & ~VAL_OVERFLOW,
-                        NULL, true, NULL, NULL);
+        return ovf_walk(p, get_be64(c + LEAF_CELL_HDR + cell_klen(c)), vinfo & ~VAL_OVERFLOW, NULL,
+                        true, NULL, NULL);
 }
 
 /* ---- get ---- */
@@ -530,8 +530,8 @@ put_rec(struct pager *p, pgno_t pgno, const struct put_args *a, int depth, bool 
                         goto label_out;
                 if (exact)
                         page_remove(pg->data, i);
-                rc = page_insert(p, pg, i, a->cell, a->clen, rightmost && i == nkeys(pg->data),
-                                 res);
+                rc =
+                    page_insert(p, pg, i, a->cell, a->clen, rightmost && i == nkeys(pg->data), res);
         } else if (page_type(pg) == PAGE_BRANCH) {
                 struct child_result below = {0};
                 pgno_t child;
@@ -589,8 +589,7 @@ leaf_cell_build(struct pager *p, const void *key, size_t klen, const void *val, 
 }
 
 int
-btree_put(struct pager *p, pgno_t *root, const void *key, size_t klen, const void *val,
-          size_t vlen)
+btree_put(struct pager *p, pgno_t *root, const void *key, size_t klen, const void *val, size_t vlen)
 {
         struct child_result res = {0};
         struct put_args a = {key, klen, NULL, 0};
@@ -974,8 +973,8 @@ check_rec(struct check_ctx *x, pgno_t pgno, int depth, struct bound lo, struct b
                         rc = SOMBRA_ECORRUPT;
                 if (rc == SOMBRA_OK && page_type(pg) == PAGE_LEAF &&
                     (get_be32(c + 2) & VAL_OVERFLOW))
-                        rc = ovf_walk(x->p, get_be64(k + kl), get_be32(c + 2) & ~VAL_OVERFLOW,
-                                      NULL, false, x->fn, x->arg);
+                        rc = ovf_walk(x->p, get_be64(k + kl), get_be32(c + 2) & ~VAL_OVERFLOW, NULL,
+                                      false, x->fn, x->arg);
         }
         for (uint32_t i = 0; rc == SOMBRA_OK && page_type(pg) == PAGE_BRANCH && i <= n; i++) {
                 struct bound clo = lo, chi = hi;
@@ -1027,8 +1026,7 @@ btree_page_check(const uint8_t *d, uint32_t ps)
                 const uint8_t *c = d + off;
                 if (off < up || off + hdr > ps)
                         return SOMBRA_ECORRUPT;
-                if (cell_klen(c) == 0 || cell_klen(c) > BTREE_MAX_KEY ||
-                    off + cell_size(d, c) > ps)
+                if (cell_klen(c) == 0 || cell_klen(c) > BTREE_MAX_KEY || off + cell_size(d, c) > ps)
                         return SOMBRA_ECORRUPT;
         }
         return SOMBRA_OK;

@@ -37,10 +37,10 @@ struct graph {
 
         struct index_def *indexes; /* TREE_INDEXES of the current state, in memory */
         size_t nindexes, indexes_cap;
-        bool indexes_changed;      /* by the open txn: reload on rollback */
-        uint32_t names_at_begin;   /* dict size when the txn began */
+        bool indexes_changed;    /* by the open txn: reload on rollback */
+        uint32_t names_at_begin; /* dict size when the txn began */
 
-        uint32_t unsynced;         /* NORMAL: commits since the last sync */
+        uint32_t unsynced; /* NORMAL: commits since the last sync */
         uint64_t last_sync_ns;
 
         /* writer scratch, reused by every operation */
@@ -814,8 +814,7 @@ graph_edge_unset(struct graph *g, uint64_t id, const char *key)
 /* ---- adjacency ---- */
 
 static int
-type_filter(struct graph *g, const char *const *types, size_t ntypes, uint32_t *ids,
-            size_t *nids)
+type_filter(struct graph *g, const char *const *types, size_t ntypes, uint32_t *ids, size_t *nids)
 {
         *nids = 0;
         if (ntypes > 0 && types == NULL)
@@ -867,8 +866,8 @@ adj_scan(struct graph *g, const uint8_t *prefix, size_t plen, struct graph_adjve
 }
 
 static int
-neighbors(struct graph *g, uint64_t node, enum sombra_dir dir, const uint32_t *types,
-          size_t ntypes, bool filtered, struct graph_adjvec *out)
+neighbors(struct graph *g, uint64_t node, enum sombra_dir dir, const uint32_t *types, size_t ntypes,
+          bool filtered, struct graph_adjvec *out)
 {
         uint8_t prefix[13];
         int rc = SOMBRA_OK;

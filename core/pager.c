@@ -45,10 +45,10 @@ struct pgvec {
 
 struct retired {
         pgno_t pgno;
-        uint64_t txn;         /* the txn that made it unreachable */
-        uint64_t ckpt_epoch;  /* checkpoints completed when it was retired */
-        bool durable;         /* the last durable meta could reach it when retired */
-        bool born_in_txn;     /* allocated by the same txn that retired it */
+        uint64_t txn;        /* the txn that made it unreachable */
+        uint64_t ckpt_epoch; /* checkpoints completed when it was retired */
+        bool durable;        /* the last durable meta could reach it when retired */
+        bool born_in_txn;    /* allocated by the same txn that retired it */
 };
 
 struct retvec {
@@ -538,11 +538,11 @@ int
 pager_retire(struct pager *p, struct page *pg)
 {
         struct retired r = {
-                .pgno = pg->pgno,
-                .txn = p->txn,
-                .ckpt_epoch = p->ckpt_epoch,
-                .durable = page_txn(pg) <= p->ckpt_txn,
-                .born_in_txn = page_txn(pg) == p->txn,
+            .pgno = pg->pgno,
+            .txn = p->txn,
+            .ckpt_epoch = p->ckpt_epoch,
+            .durable = page_txn(pg) <= p->ckpt_txn,
+            .born_in_txn = page_txn(pg) == p->txn,
         };
         pager_unpin(p, pg);
         if (p->txn == 0)
@@ -781,8 +781,7 @@ pager_freelist_load(struct pager *p, pgno_t head, uint64_t expect)
 }
 
 int
-pager_visit_unreachable(struct pager *p, pgno_t head, int (*fn)(void *arg, pgno_t pgno),
-                        void *arg)
+pager_visit_unreachable(struct pager *p, pgno_t head, int (*fn)(void *arg, pgno_t pgno), void *arg)
 {
         struct pgvec lists = {0};
         int rc = freelist_collect(p, head, &lists);

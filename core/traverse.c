@@ -105,8 +105,8 @@ graph_shortest_path(struct graph *g, uint64_t from, uint64_t to, enum sombra_dir
 }
 
 int
-graph_two_hop_count(struct graph *g, uint64_t node, enum sombra_dir dir,
-                    const char *const *types, size_t ntypes, uint64_t *count)
+graph_two_hop_count(struct graph *g, uint64_t node, enum sombra_dir dir, const char *const *types,
+                    size_t ntypes, uint64_t *count)
 {
         struct graph_adjvec first = {0}, second = {0};
         struct idset seen = IDSET_INIT;

@@ -68,9 +68,8 @@ page_seen(void *arg, pgno_t pgno)
         return SOMBRA_OK;
 }
 
-static const char *const tree_names[STORE_TREES] = {"nodes", "edges", "adjacency", "labels",
-                                                     "names", "name ids", "property index",
-                                                     "index list"};
+static const char *const tree_names[STORE_TREES] = {
+    "nodes", "edges", "adjacency", "labels", "names", "name ids", "property index", "index list"};
 
 static int
 check_pages(struct verify *v, uint64_t entries[STORE_TREES])
@@ -174,8 +173,7 @@ check_edge(struct verify *v, uint64_t id)
                 return problem(v, SOMBRA_ECORRUPT, "edge %" PRIu64 " has an unknown type", id);
         put_be64(k, v->rec.src);
         if (!has(v, TREE_NODES, k, 8, NULL))
-                return problem(v, SOMBRA_ECORRUPT, "edge %" PRIu64 " starts at a missing node",
-                               id);
+                return problem(v, SOMBRA_ECORRUPT, "edge %" PRIu64 " starts at a missing node", id);
         put_be64(k, v->rec.dst);
         if (!has(v, TREE_NODES, k, 8, NULL))
                 return problem(v, SOMBRA_ECORRUPT, "edge %" PRIu64 " ends at a missing node", id);
@@ -211,8 +209,8 @@ check_records(struct verify *v, enum store_tree t, uint64_t *count)
                         rc = t == TREE_NODES ? rec_decode_node(&v->rec, v->raw.data, v->raw.len)
                                              : rec_decode_edge(&v->rec, v->raw.data, v->raw.len);
                 if (rc != SOMBRA_OK) {
-                        rc = problem(v, rc, "%s record %" PRIu64 " does not decode",
-                                     tree_names[t], id);
+                        rc = problem(v, rc, "%s record %" PRIu64 " does not decode", tree_names[t],
+                                     id);
                         break;
                 }
                 rc = t == TREE_NODES ? check_node(v, id) : check_edge(v, id);
@@ -271,11 +269,13 @@ check_counts(struct verify *v, const uint64_t entries[STORE_TREES])
                                "%" PRIu64 " adjacency entries for %" PRIu64 " edges",
                                r->adj_entries, r->edges);
         if (r->label_entries != v->want_labels)
-                return problem(v, SOMBRA_ECORRUPT, "%" PRIu64 " label entries, %" PRIu64 " expected",
-                               r->label_entries, v->want_labels);
+                return problem(v, SOMBRA_ECORRUPT,
+                               "%" PRIu64 " label entries, %" PRIu64 " expected", r->label_entries,
+                               v->want_labels);
         if (r->index_entries != v->want_index)
-                return problem(v, SOMBRA_ECORRUPT, "%" PRIu64 " index entries, %" PRIu64 " expected",
-                               r->index_entries, v->want_index);
+                return problem(v, SOMBRA_ECORRUPT,
+                               "%" PRIu64 " index entries, %" PRIu64 " expected", r->index_entries,
+                               v->want_index);
         if (entries[TREE_NAMES] != r->names || r->names + 1 != v->st->next_name)
                 return problem(v, SOMBRA_ECORRUPT, "the two name trees disagree");
         return SOMBRA_OK;

@@ -1,0 +1,535 @@
+/*
+ * test_graph.c - every graph operation and value type, transactions, indexes,
+ * traversals and bad input, through core/graph.h. Each test ends with a clean
+ * verify, so an operation that breaks an invariant fails even when its own
+ * result looks right.
+ */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "graph.h"
+
+static char dir[64];
+static char path[128];
+static struct graph *g;
+
+static void
+setup(void)
+{
+        strcpy(dir, "/tmp/sombra-graph-XXXXXX");
+        cr_assert_not_null(mkdtemp(dir));
+        snprintf(path, sizeof(path), "%s/g.sombra", dir);
+        cr_assert_eq(graph_open(path, NULL, NULL, &g), SOMBRA_OK);
+}
+
+static void
+assert_verified(void)
+{
+        struct graph_verify_report r;
+        int rc = graph_verify(g, &r);
+        cr_assert_eq(rc, SOMBRA_OK, "verify: %s", r.problem);
+}
+
+static void
+teardown(void)
+{
+        char cmd[160];
+        if (g != NULL) {
+                assert_verified();
+                cr_assert_eq(graph_close(g), SOMBRA_OK);
+        }
+        g = NULL;
+        snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+        cr_assert_eq(system(cmd), 0);
+}
+
+static void
+reopen(void)
+{
+        cr_assert_eq(graph_close(g), SOMBRA_OK);
+        g = NULL;
+        cr_assert_eq(graph_open(path, NULL, NULL, &g), SOMBRA_OK);
+}
+
+static struct sombra_value
+v_int(int64_t i)
+{
+        struct sombra_value v = {.type = SOMBRA_INT, .u.i = i};
+        return v;
+}
+
+static struct sombra_value
+v_str(const char *s)
+{
+        struct sombra_value v = {.type = SOMBRA_STRING, .u.s = {s, strlen(s)}};
+        return v;
+}
+
+static uint64_t
+node(const char *label)
+{
+        uint64_t id;
+        const char *labels[] = {label};
+        cr_assert_eq(graph_node_create(g, labels, label ? 1 : 0, NULL, 0, &id), SOMBRA_OK);
+        return id;
+}
+
+static uint64_t
+edge(uint64_t a, uint64_t b, const char *type)
+{
+        uint64_t id;
+        cr_assert_eq(graph_edge_create(g, a, b, type, NULL, 0, &id), SOMBRA_OK);
+        return id;
+}
+
+static const struct sombra_value *
+prop(const struct graph_entity *e, const char *key)
+{
+        for (size_t i = 0; i < e->nprops; i++)
+                if (strcmp(e->props[i].key, key) == 0)
+                        return &e->props[i].value;
+        return NULL;
+}
+
+TestSuite(graph, .init = setup, .fini = teardown);
+
+Test(graph, node_keeps_every_value_type_across_reopen)
+{
+        static const uint8_t blob[] = {0, 1, 2, 255, 0};
+        const char *labels[] = {"Person", "Admin"};
+        struct sombra_prop props[] = {
+            {"nothing", {.type = SOMBRA_NULL}},
+            {"active", {.type = SOMBRA_BOOL, .u.b = true}},
+            {"age", {.type = SOMBRA_INT, .u.i = -42}},
+            {"score", {.type = SOMBRA_DOUBLE, .u.d = 3.25}},
+            {"name", {.type = SOMBRA_STRING, .u.s = {"Ada", 3}}},
+            {"raw", {.type = SOMBRA_BYTES, .u.s = {blob, sizeof(blob)}}},
+        };
+        struct graph_entity e = {0};
+        uint64_t id;
+
+        cr_assert_eq(graph_node_create(g, labels, 2, props, 6, &id), SOMBRA_OK);
+        reopen();
+        cr_assert_eq(graph_node_get(g, id, &e), SOMBRA_OK);
+        cr_assert_eq(e.nlabels, 2);
+        cr_assert_eq(e.nprops, 6);
+        cr_assert_eq(prop(&e, "nothing")->type, SOMBRA_NULL);
+        cr_assert(prop(&e, "active")->u.b);
+        cr_assert_eq(prop(&e, "age")->u.i, -42);
+        cr_assert_eq(prop(&e, "score")->u.d, 3.25);
+        cr_assert_eq(prop(&e, "name")->u.s.len, 3);
+        cr_assert_eq(memcmp(prop(&e, "name")->u.s.ptr, "Ada", 3), 0);
+        cr_assert_eq(prop(&e, "raw")->type, SOMBRA_BYTES);
+        cr_assert_eq(memcmp(prop(&e, "raw")->u.s.ptr, blob, sizeof(blob)), 0);
+        graph_entity_free(&e);
+}
+
+Test(graph, large_property_value_round_trips)
+{
+        size_t n = 3u << 20;
+        char *big = malloc(n);
+        struct graph_entity e = {0};
+        struct sombra_value v = {.type = SOMBRA_BYTES, .u.s = {big, n}};
+        uint64_t id = node("Blob");
+
+        for (size_t i = 0; i < n; i++)
+                big[i] = (char)(i * 31 + 7);
+        cr_assert_eq(graph_node_set(g, id, "data", &v), SOMBRA_OK);
+        reopen();
+        cr_assert_eq(graph_node_get(g, id, &e), SOMBRA_OK);
+        cr_assert_eq(prop(&e, "data")->u.s.len, n);
+        cr_assert_eq(memcmp(prop(&e, "data")->u.s.ptr, big, n), 0);
+        graph_entity_free(&e);
+        free(big);
+}
+
+Test(graph, set_and_unset_properties_and_labels)
+{
+        struct graph_entity e = {0};
+        struct sombra_value one = v_int(1), two = v_int(2);
+        uint64_t id = node("A");
+
+        cr_assert_eq(graph_node_set(g, id, "x", &one), SOMBRA_OK);
+        cr_assert_eq(graph_node_set(g, id, "x", &two), SOMBRA_OK);
+        cr_assert_eq(graph_node_label_add(g, id, "B"), SOMBRA_OK);
+        cr_assert_eq(graph_node_label_add(g, id, "B"), SOMBRA_OK); /* idempotent */
+        cr_assert_eq(graph_node_get(g, id, &e), SOMBRA_OK);
+        cr_assert_eq(prop(&e, "x")->u.i, 2);
+        cr_assert_eq(e.nlabels, 2);
+        cr_assert_eq(graph_node_unset(g, id, "x"), SOMBRA_OK);
+        cr_assert_eq(graph_node_unset(g, id, "never-used"), SOMBRA_OK);
+        cr_assert_eq(graph_node_label_remove(g, id, "A"), SOMBRA_OK);
+        cr_assert_eq(graph_node_get(g, id, &e), SOMBRA_OK);
+        cr_assert_null(prop(&e, "x"));
+        cr_assert_eq(e.nlabels, 1);
+        cr_assert_str_eq(e.labels[0], "B");
+        graph_entity_free(&e);
+}
+
+Test(graph, edges_have_type_endpoints_and_properties)
+{
+        struct graph_entity e = {0};
+        struct sombra_prop since = {"since", {.type = SOMBRA_INT, .u.i = 2019}};
+        struct sombra_value w = {.type = SOMBRA_DOUBLE, .u.d = 0.5};
+        uint64_t a = node("P"), b = node("P"), id;
+
+        cr_assert_eq(graph_edge_create(g, a, b, "KNOWS", &since, 1, &id), SOMBRA_OK);
+        cr_assert_eq(graph_edge_set(g, id, "weight", &w), SOMBRA_OK);
+        reopen();
+        cr_assert_eq(graph_edge_get(g, id, &e), SOMBRA_OK);
+        cr_assert_eq(e.src, a);
+        cr_assert_eq(e.dst, b);
+        cr_assert_str_eq(e.type, "KNOWS");
+        cr_assert_eq(prop(&e, "since")->u.i, 2019);
+        cr_assert_eq(prop(&e, "weight")->u.d, 0.5);
+        cr_assert_eq(graph_edge_unset(g, id, "since"), SOMBRA_OK);
+        cr_assert_eq(graph_edge_get(g, id, &e), SOMBRA_OK);
+        cr_assert_null(prop(&e, "since"));
+        cr_assert_eq(graph_edge_delete(g, id), SOMBRA_OK);
+        cr_assert_eq(graph_edge_get(g, id, &e), SOMBRA_ENOTFOUND);
+        cr_assert_eq(graph_edge_delete(g, id), SOMBRA_ENOTFOUND);
+        graph_entity_free(&e);
+}
+
+Test(graph, edge_to_missing_node_is_refused)
+{
+        uint64_t a = node("P"), id, n, m;
+
+        cr_assert_eq(graph_edge_create(g, a, 999, "T", NULL, 0, &id), SOMBRA_ENOTFOUND);
+        cr_assert_eq(graph_edge_create(g, 999, a, "T", NULL, 0, &id), SOMBRA_ENOTFOUND);
+        cr_assert_eq(graph_counts(g, &n, &m), SOMBRA_OK);
+        cr_assert_eq(n, 1);
+        cr_assert_eq(m, 0);
+}
+
+Test(graph, neighbours_by_direction_and_type)
+{
+        struct graph_adjvec adj = {0};
+        const char *knows[] = {"KNOWS"}, *nope[] = {"NO_SUCH_TYPE"};
+        uint64_t a = node("P"), b = node("P"), c = node("P"), d;
+
+        edge(a, b, "KNOWS");
+        edge(a, c, "LIKES");
+        edge(c, a, "KNOWS");
+        edge(a, a, "SELF");
+        cr_assert_eq(graph_neighbors(g, a, SOMBRA_OUT, NULL, 0, &adj), SOMBRA_OK);
+        cr_assert_eq(adj.n, 3);
+        cr_assert_eq(graph_neighbors(g, a, SOMBRA_IN, NULL, 0, &adj), SOMBRA_OK);
+        cr_assert_eq(adj.n, 2);
+        cr_assert_eq(graph_neighbors(g, a, SOMBRA_BOTH, knows, 1, &adj), SOMBRA_OK);
+        cr_assert_eq(adj.n, 2);
+        for (size_t i = 0; i < adj.n; i++)
+                cr_assert_str_eq(graph_type_name(g, adj.v[i].type), "KNOWS");
+        cr_assert_eq(graph_neighbors(g, a, SOMBRA_BOTH, nope, 1, &adj), SOMBRA_OK);
+        cr_assert_eq(adj.n, 0);
+        cr_assert_eq(graph_degree(g, a, SOMBRA_BOTH, NULL, 0, &d), SOMBRA_OK);
+        cr_assert_eq(d, 5);
+        cr_assert_eq(graph_neighbors(g, 12345, SOMBRA_OUT, NULL, 0, &adj), SOMBRA_ENOTFOUND);
+        cr_assert_eq(graph_neighbors(g, a, 0, NULL, 0, &adj), SOMBRA_EINVAL);
+        graph_adjvec_free(&adj);
+}
+
+Test(graph, deleting_a_node_takes_its_edges)
+{
+        uint64_t a = node("P"), b = node("P"), c = node("P"), n, m, d;
+        struct graph_ids ids = {0};
+
+        edge(a, b, "T");
+        edge(b, a, "T");
+        edge(a, a, "T");
+        edge(b, c, "T");
+        cr_assert_eq(graph_node_delete(g, a), SOMBRA_OK);
+        cr_assert_eq(graph_counts(g, &n, &m), SOMBRA_OK);
+        cr_assert_eq(n, 2);
+        cr_assert_eq(m, 1);
+        cr_assert_eq(graph_degree(g, b, SOMBRA_BOTH, NULL, 0, &d), SOMBRA_OK);
+        cr_assert_eq(d, 1);
+        cr_assert_eq(graph_node_exists(g, a), SOMBRA_ENOTFOUND);
+        cr_assert_eq(graph_nodes_by_label(g, "P", &ids), SOMBRA_OK);
+        cr_assert_eq(ids.n, 2);
+        cr_assert_eq(graph_node_delete(g, a), SOMBRA_ENOTFOUND);
+        graph_ids_free(&ids);
+}
+
+Test(graph, ids_are_never_reused)
+{
+        uint64_t a = node("P"), b;
+
+        cr_assert_eq(graph_node_delete(g, a), SOMBRA_OK);
+        reopen();
+        b = node("P");
+        cr_assert_gt(b, a);
+}
+
+Test(graph, nodes_by_label_in_id_order)
+{
+        struct graph_ids ids = {0};
+        uint64_t x[5];
+
+        for (int i = 0; i < 5; i++)
+                x[i] = node(i % 2 ? "Odd" : "Even");
+        cr_assert_eq(graph_nodes_by_label(g, "Even", &ids), SOMBRA_OK);
+        cr_assert_eq(ids.n, 3);
+        cr_assert_eq(ids.v[0], x[0]);
+        cr_assert_eq(ids.v[1], x[2]);
+        cr_assert_eq(ids.v[2], x[4]);
+        cr_assert_eq(graph_nodes_by_label(g, "Unknown", &ids), SOMBRA_OK);
+        cr_assert_eq(ids.n, 0);
+        graph_ids_free(&ids);
+}
+
+Test(graph, property_index_equality_and_range)
+{
+        struct graph_ids ids = {0};
+        struct sombra_value lo = v_int(20), hi = v_int(29), eq = v_int(25), s = v_str("x");
+        uint64_t id;
+
+        for (int i = 0; i < 100; i++) {
+                struct sombra_prop p = {"age", v_int(i)};
+                const char *l[] = {"Person"};
+                cr_assert_eq(graph_node_create(g, l, 1, &p, 1, &id), SOMBRA_OK);
+        }
+        /* An index made after the data covers the data. */
+        cr_assert_eq(graph_index_create(g, "Person", "age"), SOMBRA_OK);
+        cr_assert_eq(graph_index_create(g, "Person", "age"), SOMBRA_EEXIST);
+        cr_assert_eq(graph_nodes_by_prop(g, "Person", "age", &eq, &ids), SOMBRA_OK);
+        cr_assert_eq(ids.n, 1);
+        cr_assert_eq(graph_nodes_by_range(g, "Person", "age", &lo, &hi, &ids), SOMBRA_OK);
+        cr_assert_eq(ids.n, 10);
+        cr_assert_eq(graph_nodes_by_range(g, "Person", "age", NULL, &lo, &ids), SOMBRA_OK);
+        cr_assert_eq(ids.n, 21);
+        cr_assert_eq(graph_nodes_by_range(g, "Person", "age", &hi, NULL, &ids), SOMBRA_OK);
+        cr_assert_eq(ids.n, 71);
+        /* Another type never matches a range of ints. */
+        cr_assert_eq(graph_node_set(g, id, "age", &s), SOMBRA_OK);
+        cr_assert_eq(graph_nodes_by_range(g, "Person", "age", &hi, NULL, &ids), SOMBRA_OK);
+        cr_assert_eq(ids.n, 70);
+        cr_assert_eq(graph_nodes_by_prop(g, "Person", "age", &s, &ids), SOMBRA_OK);
+        cr_assert_eq(ids.n, 1);
+        cr_assert_eq(ids.v[0], id);
+        cr_assert_eq(graph_nodes_by_prop(g, "Person", "name", &s, &ids), SOMBRA_ENOTFOUND);
+        reopen();
+        cr_assert_eq(graph_nodes_by_prop(g, "Person", "age", &eq, &ids), SOMBRA_OK);
+        cr_assert_eq(ids.n, 1);
+        cr_assert_eq(graph_index_drop(g, "Person", "age"), SOMBRA_OK);
+        cr_assert_eq(graph_nodes_by_prop(g, "Person", "age", &eq, &ids), SOMBRA_ENOTFOUND);
+        graph_ids_free(&ids);
+}
+
+Test(graph, index_follows_every_kind_of_write)
+{
+        struct graph_ids ids = {0};
+        struct sombra_value red = v_str("red"), blue = v_str("blue");
+        uint64_t a = node("Car"), b = node("Bike");
+
+        cr_assert_eq(graph_index_create(g, "Car", "colour"), SOMBRA_OK);
+        cr_assert_eq(graph_node_set(g, a, "colour", &red), SOMBRA_OK);
+        cr_assert_eq(graph_node_set(g, b, "colour", &red), SOMBRA_OK);
+        cr_assert_eq(graph_nodes_by_prop(g, "Car", "colour", &red, &ids), SOMBRA_OK);
+        cr_assert_eq(ids.n, 1);
+        cr_assert_eq(graph_node_label_add(g, b, "Car"), SOMBRA_OK);
+        cr_assert_eq(graph_nodes_by_prop(g, "Car", "colour", &red, &ids), SOMBRA_OK);
+        cr_assert_eq(ids.n, 2);
+        cr_assert_eq(graph_node_set(g, a, "colour", &blue), SOMBRA_OK);
+        cr_assert_eq(graph_nodes_by_prop(g, "Car", "colour", &red, &ids), SOMBRA_OK);
+        cr_assert_eq(ids.n, 1);
+        cr_assert_eq(ids.v[0], b);
+        cr_assert_eq(graph_node_label_remove(g, b, "Car"), SOMBRA_OK);
+        cr_assert_eq(graph_nodes_by_prop(g, "Car", "colour", &red, &ids), SOMBRA_OK);
+        cr_assert_eq(ids.n, 0);
+        cr_assert_eq(graph_node_unset(g, a, "colour"), SOMBRA_OK);
+        cr_assert_eq(graph_nodes_by_prop(g, "Car", "colour", &blue, &ids), SOMBRA_OK);
+        cr_assert_eq(ids.n, 0);
+        cr_assert_eq(graph_node_set(g, a, "colour", &blue), SOMBRA_OK);
+        cr_assert_eq(graph_node_delete(g, a), SOMBRA_OK);
+        cr_assert_eq(graph_nodes_by_prop(g, "Car", "colour", &blue, &ids), SOMBRA_OK);
+        cr_assert_eq(ids.n, 0);
+        graph_ids_free(&ids);
+}
+
+Test(graph, long_strings_in_an_index_match_exactly)
+{
+        char a[400], b[400];
+        struct sombra_value va, vb;
+        struct graph_ids ids = {0};
+        uint64_t ia = node("Doc"), ib = node("Doc");
+
+        memset(a, 'q', sizeof(a) - 1);
+        a[sizeof(a) - 1] = '\0';
+        strcpy(b, a);
+        b[350] = 'r'; /* the two differ only past the index key's prefix */
+        va = v_str(a);
+        vb = v_str(b);
+        cr_assert_eq(graph_index_create(g, "Doc", "body"), SOMBRA_OK);
+        cr_assert_eq(graph_node_set(g, ia, "body", &va), SOMBRA_OK);
+        cr_assert_eq(graph_node_set(g, ib, "body", &vb), SOMBRA_OK);
+        cr_assert_eq(graph_nodes_by_prop(g, "Doc", "body", &va, &ids), SOMBRA_OK);
+        cr_assert_eq(ids.n, 1);
+        cr_assert_eq(ids.v[0], ia);
+        cr_assert_eq(graph_nodes_by_range(g, "Doc", "body", &vb, &vb, &ids), SOMBRA_OK);
+        cr_assert_eq(ids.n, 1);
+        cr_assert_eq(ids.v[0], ib);
+        graph_ids_free(&ids);
+}
+
+Test(graph, bfs_shortest_path_and_two_hop)
+{
+        struct graph_ids ids = {0};
+        uint64_t n[6], count;
+        const char *road[] = {"ROAD"};
+
+        for (int i = 0; i < 6; i++)
+                n[i] = node("City");
+        /* 0 -> 1 -> 2 -> 3 by ROAD, 0 -> 4 -> 3 by RAIL, 5 isolated */
+        edge(n[0], n[1], "ROAD");
+        edge(n[1], n[2], "ROAD");
+        edge(n[2], n[3], "ROAD");
+        edge(n[0], n[4], "RAIL");
+        edge(n[4], n[3], "RAIL");
+        cr_assert_eq(graph_bfs(g, n[0], SOMBRA_OUT, NULL, 0, 1, &ids), SOMBRA_OK);
+        cr_assert_eq(ids.n, 3);
+        cr_assert_eq(ids.v[0], n[0]);
+        cr_assert_eq(graph_bfs(g, n[0], SOMBRA_OUT, NULL, 0, 10, &ids), SOMBRA_OK);
+        cr_assert_eq(ids.n, 5);
+        cr_assert_eq(graph_bfs(g, n[0], SOMBRA_OUT, road, 1, 2, &ids), SOMBRA_OK);
+        cr_assert_eq(ids.n, 3);
+        cr_assert_eq(graph_shortest_path(g, n[0], n[3], SOMBRA_OUT, NULL, 0, &ids), SOMBRA_OK);
+        cr_assert_eq(ids.n, 3);
+        cr_assert_eq(ids.v[0], n[0]);
+        cr_assert_eq(ids.v[1], n[4]);
+        cr_assert_eq(ids.v[2], n[3]);
+        cr_assert_eq(graph_shortest_path(g, n[0], n[3], SOMBRA_OUT, road, 1, &ids), SOMBRA_OK);
+        cr_assert_eq(ids.n, 4);
+        cr_assert_eq(graph_shortest_path(g, n[3], n[0], SOMBRA_OUT, NULL, 0, &ids),
+                     SOMBRA_ENOTFOUND);
+        cr_assert_eq(graph_shortest_path(g, n[3], n[0], SOMBRA_IN, NULL, 0, &ids), SOMBRA_OK);
+        cr_assert_eq(graph_shortest_path(g, n[0], n[5], SOMBRA_BOTH, NULL, 0, &ids),
+                     SOMBRA_ENOTFOUND);
+        cr_assert_eq(graph_shortest_path(g, n[2], n[2], SOMBRA_OUT, NULL, 0, &ids), SOMBRA_OK);
+        cr_assert_eq(ids.n, 1);
+        cr_assert_eq(graph_two_hop_count(g, n[0], SOMBRA_OUT, NULL, 0, &count), SOMBRA_OK);
+        cr_assert_eq(count, 2); /* 2 and 3 */
+        cr_assert_eq(graph_two_hop_count(g, n[3], SOMBRA_BOTH, NULL, 0, &count), SOMBRA_OK);
+        cr_assert_eq(count, 2); /* 1 and 0 (3 itself excluded) */
+        graph_ids_free(&ids);
+}
+
+Test(graph, rollback_leaves_no_trace)
+{
+        struct graph_ids ids = {0};
+        uint64_t keep = node("Keep"), gone, n, m;
+        struct sombra_value v = v_int(7);
+
+        cr_assert_eq(graph_begin(g), SOMBRA_OK);
+        gone = node("NewLabel");
+        edge(keep, gone, "NEWTYPE");
+        cr_assert_eq(graph_node_set(g, keep, "newkey", &v), SOMBRA_OK);
+        cr_assert_eq(graph_index_create(g, "Keep", "newkey"), SOMBRA_OK);
+        cr_assert_eq(graph_counts(g, &n, &m), SOMBRA_OK); /* read-your-writes */
+        cr_assert_eq(n, 2);
+        cr_assert_eq(m, 1);
+        cr_assert_eq(graph_rollback(g), SOMBRA_OK);
+        cr_assert_eq(graph_counts(g, &n, &m), SOMBRA_OK);
+        cr_assert_eq(n, 1);
+        cr_assert_eq(m, 0);
+        cr_assert_eq(graph_node_exists(g, gone), SOMBRA_ENOTFOUND);
+        cr_assert_eq(graph_nodes_by_label(g, "NewLabel", &ids), SOMBRA_OK);
+        cr_assert_eq(ids.n, 0);
+        cr_assert_eq(graph_nodes_by_prop(g, "Keep", "newkey", &v, &ids), SOMBRA_ENOTFOUND);
+        reopen();
+        cr_assert_eq(graph_counts(g, &n, &m), SOMBRA_OK);
+        cr_assert_eq(n, 1);
+        cr_assert_eq(graph_nodes_by_label(g, "NewLabel", &ids), SOMBRA_OK);
+        cr_assert_eq(ids.n, 0);
+        graph_ids_free(&ids);
+}
+
+Test(graph, transaction_commits_atomically)
+{
+        uint64_t n, m, a;
+
+        cr_assert_eq(graph_begin(g), SOMBRA_OK);
+        cr_assert_eq(graph_begin(g), SOMBRA_EBUSY);
+        a = node("P");
+        for (int i = 0; i < 1000; i++)
+                edge(a, node("P"), "T");
+        cr_assert_eq(graph_commit(g), SOMBRA_OK);
+        cr_assert_eq(graph_commit(g), SOMBRA_ENOTXN);
+        cr_assert_eq(graph_rollback(g), SOMBRA_ENOTXN);
+        reopen();
+        cr_assert_eq(graph_counts(g, &n, &m), SOMBRA_OK);
+        cr_assert_eq(n, 1001);
+        cr_assert_eq(m, 1000);
+}
+
+Test(graph, refused_write_keeps_the_transaction_usable)
+{
+        uint64_t a, n;
+
+        cr_assert_eq(graph_begin(g), SOMBRA_OK);
+        a = node("P");
+        cr_assert_eq(graph_edge_create(g, a, 4242, "T", NULL, 0, NULL), SOMBRA_ENOTFOUND);
+        cr_assert_eq(graph_node_label_add(g, 4242, "X"), SOMBRA_ENOTFOUND);
+        cr_assert_eq(graph_node_create(g, NULL, 1, NULL, 0, NULL), SOMBRA_EINVAL);
+        cr_assert_eq(graph_commit(g), SOMBRA_OK);
+        cr_assert_eq(graph_counts(g, &n, NULL), SOMBRA_OK);
+        cr_assert_eq(n, 1);
+}
+
+Test(graph, bad_input_gets_a_clear_error)
+{
+        char longname[SOMBRA_MAX_NAME + 2];
+        const char *labels[] = {""}, *toolong[] = {longname};
+        struct sombra_prop badtype = {"k", {.type = (enum sombra_type)99}};
+        struct sombra_prop nullptr_str = {"k", {.type = SOMBRA_STRING, .u.s = {NULL, 5}}};
+        struct sombra_prop huge = {"k", {.type = SOMBRA_BYTES, .u.s = {"", SOMBRA_MAX_VALUE + 1}}};
+        struct sombra_prop nokey = {NULL, {.type = SOMBRA_NULL}};
+        struct graph_entity e = {0};
+        struct graph_ids ids = {0};
+        uint64_t id, n;
+
+        memset(longname, 'x', sizeof(longname) - 1);
+        longname[sizeof(longname) - 1] = '\0';
+        cr_assert_eq(graph_node_create(NULL, NULL, 0, NULL, 0, &id), SOMBRA_EINVAL);
+        cr_assert_eq(graph_node_create(g, labels, 1, NULL, 0, &id), SOMBRA_EINVAL);
+        cr_assert_eq(graph_node_create(g, toolong, 1, NULL, 0, &id), SOMBRA_ETOOBIG);
+        cr_assert_eq(graph_node_create(g, NULL, 0, &badtype, 1, &id), SOMBRA_EINVAL);
+        cr_assert_eq(graph_node_create(g, NULL, 0, &nullptr_str, 1, &id), SOMBRA_EINVAL);
+        cr_assert_eq(graph_node_create(g, NULL, 0, &huge, 1, &id), SOMBRA_ETOOBIG);
+        cr_assert_eq(graph_node_create(g, NULL, 0, &nokey, 1, &id), SOMBRA_EINVAL);
+        cr_assert_eq(graph_node_create(g, NULL, SOMBRA_MAX_LABELS + 1, NULL, 0, &id),
+                     SOMBRA_ETOOBIG);
+        cr_assert_eq(graph_node_get(g, 77, &e), SOMBRA_ENOTFOUND);
+        cr_assert_eq(graph_node_get(g, 77, NULL), SOMBRA_EINVAL);
+        cr_assert_eq(graph_node_set(g, 77, "k", NULL), SOMBRA_EINVAL);
+        cr_assert_eq(graph_node_set(g, 77, NULL, &badtype.value), SOMBRA_EINVAL);
+        cr_assert_eq(graph_edge_create(g, 1, 2, NULL, NULL, 0, &id), SOMBRA_EINVAL);
+        cr_assert_eq(graph_nodes_by_label(g, NULL, &ids), SOMBRA_EINVAL);
+        cr_assert_eq(graph_index_create(g, "", "k"), SOMBRA_EINVAL);
+        cr_assert_eq(graph_verify(NULL, NULL), SOMBRA_EINVAL);
+        cr_assert_eq(graph_counts(g, &n, NULL), SOMBRA_OK);
+        cr_assert_eq(n, 0); /* nothing half-made */
+        graph_entity_free(&e);
+}
+
+Test(graph, many_operations_stay_consistent)
+{
+        uint64_t ids[2000], n, m;
+        unsigned seed = 7;
+
+        cr_assert_eq(graph_begin(g), SOMBRA_OK);
+        for (int i = 0; i < 2000; i++)
+                ids[i] = node(i % 3 ? "A" : "B");
+        for (int i = 0; i < 10000; i++)
+                edge(ids[rand_r(&seed) % 2000], ids[rand_r(&seed) % 2000], i % 2 ? "X" : "Y");
+        cr_assert_eq(graph_commit(g), SOMBRA_OK);
+        for (int i = 0; i < 300; i++)
+                cr_assert_eq(graph_node_delete(g, ids[i * 5]), SOMBRA_OK);
+        assert_verified();
+        reopen();
+        cr_assert_eq(graph_counts(g, &n, &m), SOMBRA_OK);
+        cr_assert_eq(n, 1700);
+}
