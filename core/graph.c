@@ -1349,6 +1349,9 @@ graph_open(const char *path, const struct sombra_config *cfg, struct io_faults *
 
         if (path == NULL || out == NULL)
                 return SOMBRA_EINVAL;
+        if (cfg != NULL && ((unsigned)cfg->sync_mode > SOMBRA_SYNC_OFF ||
+                            (cfg->sync_mode == SOMBRA_SYNC_NORMAL && cfg->sync_interval == 0)))
+                return SOMBRA_EINVAL;
         g = calloc(1, sizeof(*g));
         if (g == NULL)
                 return SOMBRA_ENOMEM;

@@ -533,3 +533,21 @@ Test(graph, many_operations_stay_consistent)
         cr_assert_eq(graph_counts(g, &n, &m), SOMBRA_OK);
         cr_assert_eq(n, 1700);
 }
+
+Test(graph, bad_configuration_is_refused)
+{
+        struct sombra_config cfg;
+        struct graph *other;
+        char p2[160];
+
+        snprintf(p2, sizeof(p2), "%s/other.sombra", dir);
+        sombra_config_production(&cfg);
+        cfg.sync_mode = (enum sombra_sync_mode)17;
+        cr_assert_eq(graph_open(p2, &cfg, NULL, &other), SOMBRA_EINVAL);
+        sombra_config_production(&cfg);
+        cfg.page_size = 5000;
+        cr_assert_eq(graph_open(p2, &cfg, NULL, &other), SOMBRA_EINVAL);
+        cr_assert_eq(graph_open(NULL, &cfg, NULL, &other), SOMBRA_EINVAL);
+        /* The database already open here is locked against a second open. */
+        cr_assert_eq(graph_open(path, NULL, NULL, &other), SOMBRA_ELOCKED);
+}
