@@ -22,10 +22,13 @@
  * on the path is made writable (copied when an earlier transaction wrote it)
  * and its parent is told the new page number. Splits travel up the same way.
  *
- * Deletion policy (lazy): a leaf left empty is removed from its parent, and a
- * branch left with a single child is replaced by that child, so a tree never
- * holds empty pages and shrinks in height as it empties; partly filled pages
- * are not merged with their siblings. Insertion fills holes first, so space is
+ * Deletion policy (lazy): a leaf left empty is removed from its parent, and so
+ * is a branch whose last child goes; partly filled pages are not merged with
+ * their siblings. A branch below the root may be left with one child and no
+ * keys: replacing it by that child would lift the child's leaves a level
+ * above their cousins', and every leaf must stay at the same depth. The root
+ * alone is replaced by its only child, so a tree never holds empty pages and
+ * shrinks in height as it empties. Insertion fills holes first, so space is
  * reused under churn; `btree_check` reports the tree as it is.
  */
 #include <string.h>
@@ -679,9 +682,9 @@ del_rec(struct pager *p, pgno_t pgno, const uint8_t *key, size_t klen, int depth
                         pager_unpin(p, pg);
                         return rc;
                 }
-                if (below == PGNO_NONE && nkeys(pg->data) == 1) {
-                        /* One child is left: it replaces this branch. */
-                        *out = branch_child(pg->data, i == 0 ? 1 : 0);
+                if (below == PGNO_NONE && nkeys(pg->data) == 0) {
+                        /* Its only child went: the branch goes too. */
+                        *out = PGNO_NONE;
                         return pager_retire(p, pg);
                 }
                 rc = pager_make_writable(p, &pg);
@@ -711,6 +714,19 @@ btree_del(struct pager *p, pgno_t *root, const void *key, size_t klen)
         if (*root == PGNO_NONE)
                 return SOMBRA_ENOTFOUND;
         rc = del_rec(p, *root, key, klen, 0, &out);
+        /* A root branch left with one child and no keys is replaced by that child. */
+        while (rc == SOMBRA_OK && out != PGNO_NONE) {
+                struct page *pg;
+                rc = pager_get(p, out, &pg);
+                if (rc != SOMBRA_OK)
+                        break;
+                if (page_type(pg) != PAGE_BRANCH || nkeys(pg->data) > 0) {
+                        pager_unpin(p, pg);
+                        break;
+                }
+                out = branch_child(pg->data, 0);
+                rc = pager_retire(p, pg);
+        }
         if (rc == SOMBRA_OK)
                 *root = out;
         return rc;

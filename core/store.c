@@ -166,22 +166,31 @@ meta_write(struct store *s, const struct meta *m)
 /*
  * Reads both meta pages and keeps the newest valid one. Meta 0 gives the page
  * size; when it is damaged, meta 1 is looked for at every legal page size.
+ * A failed read is returned as it is: taking it for a damaged page would open
+ * the older meta, or call a database unreadable "not a database".
  */
 static int
 meta_read(struct store *s, uint64_t file_size, struct meta *out)
 {
         uint8_t b[META_SIZE];
         struct meta m0 = {0}, m1 = {0};
-        int rc0 = SOMBRA_ENOTDB, rc1 = SOMBRA_ENOTDB;
+        int rc, rc0 = SOMBRA_ENOTDB, rc1 = SOMBRA_ENOTDB;
 
-        if (file_size >= META_SIZE && io_read(&s->file, b, META_SIZE, 0) == SOMBRA_OK)
+        rc = io_read(&s->file, b, file_size < META_SIZE ? file_size : META_SIZE, 0);
+        if (rc != SOMBRA_OK)
+                return rc;
+        if (file_size >= META_SIZE)
                 rc0 = meta_decode(&m0, b);
+        else if (file_size >= sizeof(meta_magic) && memcmp(b, meta_magic, sizeof(meta_magic)) == 0)
+                rc0 = SOMBRA_ECORRUPT; /* a database cut short inside its first meta page */
         for (uint32_t ps = SOMBRA_MIN_PAGESIZE; ps <= SOMBRA_MAX_PAGESIZE; ps *= 2) {
                 if (rc0 == SOMBRA_OK && ps != m0.page_size)
                         continue;
-                if (file_size < (uint64_t)ps + META_SIZE ||
-                    io_read(&s->file, b, META_SIZE, ps) != SOMBRA_OK)
+                if (file_size < (uint64_t)ps + META_SIZE)
                         continue;
+                rc = io_read(&s->file, b, META_SIZE, ps);
+                if (rc != SOMBRA_OK)
+                        return rc;
                 rc1 = meta_decode(&m1, b);
                 if (rc1 == SOMBRA_OK && m1.page_size != ps)
                         rc1 = SOMBRA_ECORRUPT;
@@ -664,6 +673,8 @@ store_close(struct store *s)
         store_rollback(s);
         if (s->failed == SOMBRA_OK && s->pager != NULL)
                 rc = store_checkpoint(s);
+        else if (s->pager != NULL)
+                rc = SOMBRA_EFAILED; /* the caller learns that close could not make it durable */
         if (s->wal.file.fd >= 0)
                 wal_close(&s->wal);
         pager_destroy(s->pager);

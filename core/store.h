@@ -63,8 +63,8 @@ int store_open(const char *path, const struct sombra_config *cfg, struct io_faul
                struct store **out);
 /*
  * Checkpoints (unless the store has failed), then frees everything. An open
- * transaction is rolled back first. Returns the checkpoint's status; the store
- * is freed either way.
+ * transaction is rolled back first. Returns the checkpoint's status, or
+ * SOMBRA_EFAILED for a store that had failed; the store is freed either way.
  */
 int store_close(struct store *s);
 

@@ -154,6 +154,16 @@ wal_replay(struct wal *w, uint64_t after,
         }
         if (last < expect - 1)
                 last = expect - 1;
+        /*
+         * The intact records end below `after` (the meta page is ahead of the
+         * log, e.g. a checkpoint's WAL reset did not reach the disk). A record
+         * appended after them with LSN after + 1 would follow a gap and never
+         * be replayed, so drop them: the next append starts a new generation.
+         */
+        if (expect <= after) {
+                w->header_ok = false;
+                off = WAL_HDR;
+        }
 label_done:
         buf_free(&rec);
         if (rc != SOMBRA_OK)

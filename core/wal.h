@@ -68,7 +68,9 @@ void wal_close(struct wal *w);
  * an LSN above `after`; records at or below it are checked and skipped.
  * Stops quietly at the first torn, stale or out-of-sequence record and leaves
  * the WAL positioned to append after the last intact one, with next_lsn one
- * past the larger of `after` and the last intact LSN. An error from apply
+ * past the larger of `after` and the last intact LSN; when the intact records
+ * all lie at or below `after`, they are dropped instead and the next append
+ * starts a new generation (header_ok false). An error from apply
  * stops the replay and is returned. SOMBRA_ECORRUPT when the WAL starts
  * after `after` + 1: commits between them are lost.
  */

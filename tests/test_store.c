@@ -1,0 +1,1736 @@
+/*
+ * test_store.c - transactions, the meta pages, checkpoints, recovery and the
+ * store's failure policy, through the store API and the io fault hook.
+ *
+ * Most tests run a deterministic workload against the store and the same
+ * workload against an in-memory model, then compare the two: while open,
+ * after close and reopen, after a crash. Two ways to crash:
+ *   - a forked child does the work and leaves with _exit or SIGKILL, never
+ *     closing the store;
+ *   - crash_copy() copies the database and its WAL while the store is open:
+ *     the copy is exactly what a process crash at that moment leaves behind
+ *     (what was written is in the files, nothing else).
+ * expect_pages_accounted() checks after recovery that every page of the file
+ * belongs to exactly one tree or the free space, so that a recovery which
+ * reads right but will later overwrite live pages is caught too.
+ */
+#include <criterion/criterion.h>
+#include <criterion/new/assert.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "sombra.h"
+#include "btree.h"
+#include "pager.h"
+#include "store.h"
+#include "wal.h"
+
+static char dir[] = "/tmp/sombra-test-store-XXXXXX";
+
+static void
+make_dir(void)
+{
+        cr_assert(not(eq(ptr, mkdtemp(dir), NULL)), "mkdtemp: %s", strerror(errno));
+}
+
+/* The tests make plain files and empty directories directly under dir. */
+static void
+remove_dir(void)
+{
+        char path[512];
+        struct dirent *e;
+        DIR *d = opendir(dir);
+
+        if (d == NULL)
+                return;
+        while ((e = readdir(d)) != NULL) {
+                if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+                        continue;
+                snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+                if (unlink(path) != 0)
+                        rmdir(path);
+        }
+        closedir(d);
+        rmdir(dir);
+}
+
+TestSuite(store, .init = make_dir, .fini = remove_dir);
+
+/* dir/name (+ suffix), in one of a few static buffers used in turn. */
+static const char *
+path_sfx(const char *name, const char *suffix)
+{
+        static char paths[4][256];
+        static int next;
+        char *p = paths[next++ % 4];
+
+        snprintf(p, 256, "%s/%s%s", dir, name, suffix);
+        return p;
+}
+
+static const char *
+path_of(const char *name)
+{
+        return path_sfx(name, "");
+}
+
+static uint64_t
+file_size(const char *name)
+{
+        struct stat st;
+
+        cr_assert(eq(int, stat(path_of(name), &st), 0), "%s", name);
+        return (uint64_t)st.st_size;
+}
+
+static void
+copy_path(const char *from, const char *to)
+{
+        uint8_t block[65536];
+        ssize_t n;
+        int in = open(from, O_RDONLY), out;
+
+        cr_assert(ge(int, in, 0), "%s", from);
+        out = open(to, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        cr_assert(ge(int, out, 0), "%s", to);
+        while ((n = read(in, block, sizeof(block))) > 0)
+                cr_assert(eq(sz, (size_t)write(out, block, (size_t)n), (size_t)n));
+        cr_assert(eq(int, (int)n, 0));
+        close(in);
+        close(out);
+}
+
+/* Copies database `name` and its WAL to `copy`: the files a crash now would leave. */
+static void
+crash_copy(const char *name, const char *copy)
+{
+        copy_path(path_of(name), path_of(copy));
+        copy_path(path_sfx(name, "-wal"), path_sfx(copy, "-wal"));
+}
+
+static void
+flip_byte(const char *name, uint64_t off)
+{
+        uint8_t b;
+        int fd = open(path_of(name), O_RDWR);
+
+        cr_assert(ge(int, fd, 0));
+        cr_assert(eq(int, (int)pread(fd, &b, 1, (off_t)off), 1));
+        b ^= 0x10;
+        cr_assert(eq(int, (int)pwrite(fd, &b, 1, (off_t)off), 1));
+        close(fd);
+}
+
+/* A big-endian u64 field of the file. */
+static uint64_t
+read_u64(const char *name, uint64_t off)
+{
+        uint8_t b[8];
+        int fd = open(path_of(name), O_RDONLY);
+
+        cr_assert(ge(int, fd, 0));
+        cr_assert(eq(int, (int)pread(fd, b, 8, (off_t)off), 8));
+        close(fd);
+        return get_be64(b);
+}
+
+/* Meta page layout (store.c): 168 bytes, generation at 16, pages in the file at 32. */
+#define PS         8192u
+#define META_GEN   16u
+#define META_NPG   32u
+#define META_BYTES 168u
+
+static uint64_t
+meta_gen(const char *name, int slot)
+{
+        return read_u64(name, (uint64_t)slot * PS + META_GEN);
+}
+
+static int
+newest_meta(const char *name)
+{
+        return meta_gen(name, 1) > meta_gen(name, 0) ? 1 : 0;
+}
+
+/* ---- configs and opening ---- */
+
+static struct sombra_config
+config(uint32_t cache_pages)
+{
+        struct sombra_config c;
+
+        cr_assert(eq(int, sombra_config_production(&c), SOMBRA_OK));
+        cr_assert(eq(u32, c.page_size, PS));
+        c.page_cache_size = cache_pages;
+        return c;
+}
+
+static struct store *
+open_db(const char *name, const struct sombra_config *cfg, struct io_faults *faults)
+{
+        struct store *s = NULL;
+
+        cr_assert(eq(int, store_open(path_of(name), cfg, faults, &s), SOMBRA_OK), "open %s", name);
+        cr_assert(not(eq(ptr, s, NULL)));
+        return s;
+}
+
+static struct store_stats
+stats(const struct store *s)
+{
+        struct store_stats st;
+
+        store_stats(s, &st);
+        return st;
+}
+
+/* ---- keys, values and the model ---- */
+
+#define NKEYS  8192
+#define NTREES 3
+#define MAXVAL 9600
+
+static const enum store_tree trees[NTREES] = {TREE_NODES, TREE_EDGES, TREE_NAMES};
+
+/* The expected contents: ver[t][i] is the version of key i in trees[t], -1 when absent. */
+struct model {
+        int32_t ver[NTREES][NKEYS];
+        uint32_t hi; /* keys 0..hi-1 are the ones checked */
+};
+
+static void
+model_init(struct model *m)
+{
+        memset(m->ver, 0xff, sizeof(m->ver));
+        m->hi = 1024;
+}
+
+static size_t
+val_len(uint32_t i, uint32_t ver)
+{
+        if ((i + ver) % 97 == 0)
+                return 9000 + i % 500; /* spills to overflow pages */
+        return (size_t)((i * 31 + ver * 7) % 180) + 1;
+}
+
+static void
+val_fill(uint8_t *v, uint32_t i, uint32_t ver)
+{
+        size_t len = val_len(i, ver);
+
+        for (size_t j = 0; j < len; j++)
+                v[j] = (uint8_t)(i * 131 + ver * 17 + j * 7 + (j >> 8));
+}
+
+static int
+put_kv(struct store *s, enum store_tree t, uint32_t i, uint32_t ver)
+{
+        uint8_t k[8], v[MAXVAL];
+
+        put_be64(k, i);
+        val_fill(v, i, ver);
+        return store_put(s, t, k, sizeof(k), v, val_len(i, ver));
+}
+
+static int
+del_kv(struct store *s, enum store_tree t, uint32_t i)
+{
+        uint8_t k[8];
+
+        put_be64(k, i);
+        return store_del(s, t, k, sizeof(k));
+}
+
+/* SOMBRA_OK when key i of t in state st has version ver (ver < 0: is absent). */
+static int
+check_kv(struct store *s, const struct store_state *st, enum store_tree t, uint32_t i, int32_t ver)
+{
+        uint8_t k[8], v[MAXVAL];
+        struct buf got = BUF_INIT;
+        int rc;
+
+        put_be64(k, i);
+        rc = store_get(s, st, t, k, sizeof(k), &got);
+        if (ver < 0) {
+                rc = rc == SOMBRA_ENOTFOUND ? SOMBRA_OK : rc == SOMBRA_OK ? SOMBRA_EEXIST : rc;
+        } else if (rc == SOMBRA_OK) {
+                val_fill(v, i, (uint32_t)ver);
+                if (got.len != val_len(i, (uint32_t)ver) || memcmp(got.data, v, got.len) != 0)
+                        rc = SOMBRA_ECORRUPT;
+        }
+        buf_free(&got);
+        return rc;
+}
+
+/* Entries in tree t of state st, counted with a cursor. */
+static uint64_t
+count_entries(struct store *s, const struct store_state *st, enum store_tree t)
+{
+        struct btree_cursor c;
+        uint64_t n = 0;
+
+        store_cursor(s, st, t, &c);
+        cr_assert(eq(int, btree_cursor_seek(&c, NULL, 0), SOMBRA_OK));
+        while (btree_cursor_valid(&c)) {
+                n++;
+                cr_assert(eq(int, btree_cursor_next(&c), SOMBRA_OK));
+        }
+        btree_cursor_close(&c);
+        return n;
+}
+
+/* SOMBRA_OK when the committed state holds exactly the model. */
+static int
+model_compare(struct store *s, const struct model *m, char *why, size_t whylen)
+{
+        const struct store_state *st = store_committed(s);
+
+        for (int t = 0; t < NTREES; t++) {
+                uint64_t live = 0;
+                for (uint32_t i = 0; i < NKEYS; i++) {
+                        int rc;
+                        if (m->ver[t][i] >= 0)
+                                live++;
+                        if (i >= m->hi)
+                                continue;
+                        rc = check_kv(s, st, trees[t], i, m->ver[t][i]);
+                        if (rc != SOMBRA_OK) {
+                                snprintf(why, whylen, "tree %d key %u (want version %d): %s", t, i,
+                                         m->ver[t][i], sombra_strerror(rc));
+                                return rc;
+                        }
+                }
+                if (count_entries(s, st, trees[t]) != live) {
+                        snprintf(why, whylen, "tree %d holds %llu entries, want %llu", t,
+                                 (unsigned long long)count_entries(s, st, trees[t]),
+                                 (unsigned long long)live);
+                        return SOMBRA_ECORRUPT;
+                }
+        }
+        return SOMBRA_OK;
+}
+
+static void
+expect_model(struct store *s, const struct model *m)
+{
+        char why[200] = "";
+
+        cr_assert(eq(int, model_compare(s, m, why, sizeof(why)), SOMBRA_OK), "%s", why);
+}
+
+/*
+ * Commit number c of the standard workload: 30 writes spread over three trees
+ * and 1000 keys, every fifth one a delete of a present key. With s NULL only
+ * the model changes; otherwise the model changes only if the commit succeeds.
+ * Returns the first failure (the transaction is then rolled back).
+ */
+static int
+workload_rc(struct store *s, struct model *m, uint32_t c, uint64_t *lsn)
+{
+        struct model *next = malloc(sizeof(*next));
+        int rc = s == NULL ? SOMBRA_OK : store_begin(s);
+
+        cr_assert(not(eq(ptr, next, NULL)));
+        memcpy(next, m, sizeof(*next));
+        for (uint32_t j = 0; j < 30 && rc == SOMBRA_OK; j++) {
+                uint32_t i = (c * 37 + j * 11) % 1000;
+                int t = (int)((i + j) % NTREES);
+                if (j % 5 == 4 && next->ver[t][i] >= 0) {
+                        next->ver[t][i] = -1;
+                        rc = s == NULL ? SOMBRA_OK : del_kv(s, trees[t], i);
+                } else {
+                        next->ver[t][i] = (int32_t)c;
+                        rc = s == NULL ? SOMBRA_OK : put_kv(s, trees[t], i, c);
+                }
+        }
+        if (s != NULL && rc != SOMBRA_OK)
+                store_rollback(s);
+        else if (s != NULL)
+                rc = store_commit(s, lsn);
+        if (rc == SOMBRA_OK)
+                memcpy(m, next, sizeof(*m));
+        free(next);
+        return rc;
+}
+
+/* Runs commits first..last of the workload, each of which must succeed. */
+static uint64_t
+workload(struct store *s, struct model *m, uint32_t first, uint32_t last)
+{
+        uint64_t lsn = 0;
+
+        for (uint32_t c = first; c <= last; c++)
+                cr_assert(eq(int, workload_rc(s, m, c, &lsn), SOMBRA_OK), "commit %u", c);
+        return lsn;
+}
+
+/* The model after commits 0..n-1. */
+static void
+model_after(struct model *m, uint32_t n)
+{
+        model_init(m);
+        for (uint32_t c = 0; c < n; c++)
+                workload_rc(NULL, m, c, NULL);
+}
+
+/* Asserts that the store holds the model after k commits for some k in lo..hi; returns k. */
+static uint32_t
+expect_some_prefix(struct store *s, uint32_t lo, uint32_t hi)
+{
+        struct model *m = malloc(sizeof(*m));
+        char why[200];
+
+        cr_assert(not(eq(ptr, m, NULL)));
+        for (uint32_t k = lo; k <= hi; k++) {
+                model_after(m, k);
+                if (model_compare(s, m, why, sizeof(why)) == SOMBRA_OK) {
+                        free(m);
+                        return k;
+                }
+        }
+        cr_fatal("the store holds none of the states after %u..%u commits", lo, hi);
+        return 0;
+}
+
+/* ---- page accounting ---- */
+
+struct page_map {
+        uint8_t *seen;
+        uint64_t npages;
+};
+
+static int
+mark_page(void *arg, pgno_t pgno)
+{
+        struct page_map *pm = arg;
+
+        if (pgno < 2 || pgno >= pm->npages || pm->seen[pgno]++ != 0)
+                return SOMBRA_ECORRUPT;
+        return SOMBRA_OK;
+}
+
+/* Every page but the metas is in exactly one tree or in the free space. */
+static void
+expect_pages_accounted(struct store *s)
+{
+        struct pager *p = store_pager(s);
+        struct page_map pm = {NULL, pager_npages(p)};
+        uint64_t entries;
+
+        pm.seen = calloc(pm.npages, 1);
+        cr_assert(not(eq(ptr, pm.seen, NULL)));
+        for (int t = 0; t < STORE_TREES; t++)
+                cr_assert(eq(int,
+                             btree_check(p, store_committed(s)->roots[t], mark_page, &pm, &entries),
+                             SOMBRA_OK),
+                          "tree %d", t);
+        cr_assert(
+            eq(int, pager_visit_unreachable(p, store_freelist_head(s), mark_page, &pm), SOMBRA_OK),
+            "a free page is also used, or listed twice");
+        for (uint64_t pg = 2; pg < pm.npages; pg++)
+                cr_assert(eq(u8, pm.seen[pg], 1), "page %llu is neither used nor free",
+                          (unsigned long long)pg);
+        free(pm.seen);
+}
+
+/* ---- forked children: no Criterion assertions there, only exit codes ---- */
+
+static int
+run_child(int (*body)(void), int *status)
+{
+        pid_t pid = fork();
+
+        cr_assert(ge(int, pid, 0));
+        if (pid == 0)
+                _exit(body());
+        cr_assert(eq(int, waitpid(pid, status, 0), pid));
+        return *status;
+}
+
+/* A child's exit code, or minus the signal that killed it. */
+static int
+exit_code(int status)
+{
+        return WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
+}
+
+/* ---- transactions ---- */
+
+Test(store, writes_need_a_transaction_and_only_one_is_open_at_a_time)
+{
+        struct store *s = open_db("db", NULL, NULL);
+        struct model m;
+
+        cr_assert(eq(int, put_kv(s, TREE_NODES, 1, 0), SOMBRA_ENOTXN));
+        cr_assert(eq(int, del_kv(s, TREE_NODES, 1), SOMBRA_ENOTXN));
+        cr_assert(eq(int, store_commit(s, NULL), SOMBRA_ENOTXN));
+        cr_assert(eq(int, store_begin(s), SOMBRA_OK));
+        cr_assert(store_in_txn(s));
+        cr_assert(eq(int, store_begin(s), SOMBRA_EBUSY));
+        cr_assert(eq(int, store_checkpoint(s), SOMBRA_EBUSY));
+        store_rollback(s);
+        cr_assert(not(store_in_txn(s)));
+        cr_assert(eq(int, store_checkpoint(s), SOMBRA_OK));
+
+        /* Refused writes do not spoil the transaction they were made in. */
+        model_init(&m);
+        cr_assert(eq(int, store_begin(s), SOMBRA_OK));
+        cr_assert(eq(int, store_put(s, TREE_NODES, "", 0, "v", 1), SOMBRA_EINVAL));
+        cr_assert(eq(int, store_put(s, STORE_TREES, "k", 1, "v", 1), SOMBRA_EINVAL));
+        cr_assert(eq(int, del_kv(s, TREE_NODES, 5), SOMBRA_ENOTFOUND));
+        cr_assert(eq(int, put_kv(s, TREE_NODES, 5, 1), SOMBRA_OK));
+        cr_assert(eq(int, store_commit(s, NULL), SOMBRA_OK));
+        m.ver[0][5] = 1;
+        expect_model(s, &m);
+        cr_assert(eq(int, store_close(s), SOMBRA_OK));
+
+        /* ... and the log replays without them. */
+        s = open_db("db", NULL, NULL);
+        expect_model(s, &m);
+        store_close(s);
+}
+
+Test(store, a_transaction_sees_its_writes_and_the_committed_state_only_after_commit)
+{
+        struct store *s = open_db("db", NULL, NULL);
+        uint64_t lsn = 0, before;
+
+        cr_assert(eq(int, store_begin(s), SOMBRA_OK));
+        for (uint32_t i = 0; i < 50; i++)
+                cr_assert(eq(int, put_kv(s, TREE_EDGES, i, 3), SOMBRA_OK));
+        cr_assert(eq(int, del_kv(s, TREE_EDGES, 7), SOMBRA_OK));
+        for (uint32_t i = 0; i < 50; i++) {
+                cr_assert(eq(int, check_kv(s, store_txn_state(s), TREE_EDGES, i, i == 7 ? -1 : 3),
+                             SOMBRA_OK));
+                cr_assert(eq(int, check_kv(s, store_committed(s), TREE_EDGES, i, -1), SOMBRA_OK));
+        }
+        before = store_committed(s)->lsn;
+        cr_assert(eq(int, store_commit(s, &lsn), SOMBRA_OK));
+        cr_assert(eq(u64, lsn, before + 1));
+        cr_assert(eq(u64, store_committed(s)->lsn, lsn));
+        for (uint32_t i = 0; i < 50; i++)
+                cr_assert(eq(int, check_kv(s, store_committed(s), TREE_EDGES, i, i == 7 ? -1 : 3),
+                             SOMBRA_OK));
+
+        /* A transaction that wrote nothing logs nothing and takes no LSN. */
+        before = stats(s).wal_size;
+        cr_assert(eq(int, store_begin(s), SOMBRA_OK));
+        cr_assert(eq(int, store_commit(s, &lsn), SOMBRA_OK));
+        cr_assert(eq(u64, lsn, 1));
+        cr_assert(eq(u64, store_committed(s)->lsn, 1));
+        cr_assert(eq(u64, stats(s).wal_size, before));
+        cr_assert(eq(int, store_begin(s), SOMBRA_OK));
+        cr_assert(eq(int, put_kv(s, TREE_EDGES, 60, 0), SOMBRA_OK));
+        cr_assert(eq(int, store_commit(s, &lsn), SOMBRA_OK));
+        cr_assert(eq(u64, lsn, 2), "the empty commit took no LSN");
+        store_close(s);
+}
+
+Test(store, many_commits_survive_close_and_reopen)
+{
+        struct sombra_config cfg = config(256);
+        struct store *s = open_db("db", &cfg, NULL);
+        struct model m;
+        uint64_t lsn;
+
+        model_init(&m);
+        lsn = workload(s, &m, 0, 199);
+        cr_assert(eq(u64, lsn, 200));
+        expect_model(s, &m);
+        cr_assert(eq(int, store_close(s), SOMBRA_OK));
+
+        s = open_db("db", &cfg, NULL);
+        cr_assert(eq(u64, stats(s).replayed, 0), "close checkpointed everything");
+        cr_assert(eq(u64, store_committed(s)->lsn, 200));
+        expect_model(s, &m);
+        expect_pages_accounted(s);
+        workload(s, &m, 200, 249);
+        cr_assert(eq(int, store_close(s), SOMBRA_OK));
+
+        s = open_db("db", &cfg, NULL);
+        expect_model(s, &m);
+        expect_pages_accounted(s);
+        store_close(s);
+}
+
+Test(store, rollback_leaves_no_trace_in_file_or_wal)
+{
+        struct store *s = open_db("db", NULL, NULL);
+        struct store_stats before;
+        uint64_t db_bytes, wal_bytes, lsn;
+        struct model m;
+
+        model_init(&m);
+        lsn = workload(s, &m, 0, 9);
+        cr_assert(eq(int, store_sync(s), SOMBRA_OK));
+        before = stats(s);
+        db_bytes = file_size("db");
+        wal_bytes = file_size("db-wal");
+
+        cr_assert(eq(int, store_begin(s), SOMBRA_OK));
+        for (uint32_t i = 0; i < 2000; i++)
+                cr_assert(eq(int, put_kv(s, TREE_NODES, i, 77), SOMBRA_OK));
+        for (uint32_t i = 0; i < 1000; i++)
+                if (m.ver[1][i] >= 0)
+                        cr_assert(eq(int, del_kv(s, TREE_EDGES, i), SOMBRA_OK));
+        store_rollback(s);
+
+        cr_assert(eq(u64, stats(s).wal_size, before.wal_size));
+        cr_assert(eq(u64, stats(s).wal_bytes, before.wal_bytes));
+        cr_assert(eq(u64, stats(s).rollbacks, before.rollbacks + 1));
+        cr_assert(eq(u64, file_size("db-wal"), wal_bytes));
+        cr_assert(eq(u64, file_size("db"), db_bytes));
+        cr_assert(eq(u64, store_committed(s)->lsn, lsn));
+        expect_model(s, &m);
+
+        /* The next commit takes the LSN the rolled-back one would have had. */
+        cr_assert(eq(u64, workload(s, &m, 10, 10), lsn + 1));
+        cr_assert(eq(int, store_sync(s), SOMBRA_OK));
+        crash_copy("db", "crash");
+        cr_assert(eq(int, store_close(s), SOMBRA_OK));
+
+        s = open_db("crash", NULL, NULL);
+        cr_assert(eq(u64, stats(s).replayed, 11));
+        expect_model(s, &m);
+        expect_pages_accounted(s);
+        store_close(s);
+        s = open_db("db", NULL, NULL);
+        expect_model(s, &m);
+        store_close(s);
+}
+
+/* ---- durability and recovery ---- */
+
+static int
+child_commits_and_exits_without_close(void)
+{
+        struct sombra_config cfg;
+        struct store *s;
+        struct model m;
+        uint64_t lsn;
+
+        sombra_config_benchmark(&cfg); /* OFF: the store itself never syncs */
+        if (store_open(path_of("db"), &cfg, NULL, &s) != SOMBRA_OK)
+                return 10;
+        model_init(&m);
+        for (uint32_t c = 0; c < 100; c++) {
+                if (workload_rc(s, &m, c, &lsn) != SOMBRA_OK)
+                        return 11;
+                if (store_sync(s) != SOMBRA_OK)
+                        return 12;
+        }
+        /* One more, written but never synced. */
+        if (workload_rc(s, &m, 100, &lsn) != SOMBRA_OK)
+                return 13;
+        return 0;
+}
+
+Test(store, synced_commits_survive_a_crash_without_close)
+{
+        struct store *s;
+        struct model m;
+        int status;
+
+        run_child(child_commits_and_exits_without_close, &status);
+        cr_assert(eq(int, exit_code(status), 0));
+
+        model_after(&m, 101);
+        s = open_db("db", NULL, NULL);
+        /*
+         * The last commit was never synced, but a process crash leaves what it
+         * wrote in the OS page cache, so recovery finds it too.
+         */
+        cr_assert(eq(u64, stats(s).replayed, 101));
+        cr_assert(eq(u64, store_committed(s)->lsn, 101));
+        expect_model(s, &m);
+        expect_pages_accounted(s);
+        cr_assert(eq(int, store_close(s), SOMBRA_OK));
+
+        s = open_db("db", NULL, NULL);
+        cr_assert(eq(u64, stats(s).replayed, 0), "recovery checkpointed what it replayed");
+        expect_model(s, &m);
+        store_close(s);
+}
+
+#define BIG_FIRST 2000u
+#define BIG_LAST  6999u
+
+static int
+child_dies_in_a_spilling_transaction(void)
+{
+        struct sombra_config cfg;
+        struct pager_stats ps;
+        struct store *s;
+        struct model m;
+        uint64_t lsn;
+
+        sombra_config_production(&cfg);
+        cfg.page_cache_size = SOMBRA_MIN_CACHE_PAGES;
+        if (store_open(path_of("db"), &cfg, NULL, &s) != SOMBRA_OK)
+                return 10;
+        model_init(&m);
+        for (uint32_t c = 0; c < 40; c++) {
+                if (workload_rc(s, &m, c, &lsn) != SOMBRA_OK || store_sync(s) != SOMBRA_OK)
+                        return 11;
+                if (c == 19 && store_checkpoint(s) != SOMBRA_OK)
+                        return 12;
+        }
+        if (store_begin(s) != SOMBRA_OK)
+                return 13;
+        for (uint32_t i = BIG_FIRST; i <= BIG_LAST; i++)
+                if (put_kv(s, TREE_NODES, i, 999) != SOMBRA_OK)
+                        return 14;
+        pager_stats(store_pager(s), &ps);
+        if (ps.spills == 0)
+                return 15; /* the test would not test what it says */
+        raise(SIGKILL);
+        return 16;
+}
+
+Test(store, a_crash_inside_a_spilling_transaction_keeps_exactly_the_commits)
+{
+        struct store *s;
+        struct model m;
+        int status;
+
+        run_child(child_dies_in_a_spilling_transaction, &status);
+        cr_assert(eq(int, exit_code(status), -SIGKILL));
+
+        model_after(&m, 40);
+        m.hi = BIG_LAST + 1; /* the uncommitted keys must be absent */
+        s = open_db("db", NULL, NULL);
+        cr_assert(eq(u64, stats(s).replayed, 20), "the commits after the checkpoint");
+        expect_model(s, &m);
+        expect_pages_accounted(s);
+        workload(s, &m, 40, 49);
+        cr_assert(eq(int, store_close(s), SOMBRA_OK));
+
+        s = open_db("db", NULL, NULL);
+        expect_model(s, &m);
+        expect_pages_accounted(s);
+        store_close(s);
+}
+
+Test(store, checkpoint_empties_the_wal_and_recovery_then_replays_nothing)
+{
+        struct store *s = open_db("db", NULL, NULL);
+        struct store_stats st;
+        struct model m;
+        uint64_t lsn;
+
+        model_init(&m);
+        lsn = workload(s, &m, 0, 19);
+        cr_assert(gt(u64, stats(s).wal_size, 0));
+        cr_assert(eq(int, store_checkpoint(s), SOMBRA_OK));
+        st = stats(s);
+        cr_assert(eq(u64, st.wal_size, 0));
+        cr_assert(eq(u64, st.checkpoint_lsn, lsn));
+        cr_assert(eq(u64, st.durable_lsn, lsn));
+        crash_copy("db", "crash");
+
+        /* A second checkpoint with nothing new writes nothing. */
+        cr_assert(eq(int, store_checkpoint(s), SOMBRA_OK));
+        cr_assert(eq(u64, stats(s).checkpoints, st.checkpoints));
+        store_close(s);
+
+        s = open_db("crash", NULL, NULL);
+        cr_assert(eq(u64, stats(s).replayed, 0));
+        cr_assert(eq(u64, store_committed(s)->lsn, lsn));
+        expect_model(s, &m);
+        expect_pages_accounted(s);
+        /* New commits continue the LSNs after the checkpoint. */
+        cr_assert(eq(u64, workload(s, &m, 20, 20), lsn + 1));
+        store_close(s);
+}
+
+/*
+ * After an OS crash a checkpoint's meta page can be on disk while the WAL
+ * still has the previous generation's header and only some of its records
+ * (in OFF mode they were never synced), all of them older than the meta.
+ * Commits made after opening such a database must be found by the next
+ * recovery, not hidden behind the missing LSNs.
+ */
+Test(store, commits_after_recovering_a_wal_that_ends_before_the_checkpoint_survive)
+{
+        struct sombra_config cfg;
+        struct store *s;
+        struct model m;
+        uint64_t kept;
+
+        cr_assert(eq(int, sombra_config_benchmark(&cfg), SOMBRA_OK));
+        s = open_db("db", &cfg, NULL);
+        model_init(&m);
+        workload(s, &m, 0, 4);
+        kept = WAL_HDR + stats(s).wal_size;
+        workload(s, &m, 5, 9);
+        copy_path(path_sfx("db", "-wal"), path_sfx("old", "-wal"));
+        cr_assert(eq(int, store_checkpoint(s), SOMBRA_OK));
+        copy_path(path_of("db"), path_of("old"));
+        store_close(s);
+        cr_assert(eq(int, truncate(path_sfx("old", "-wal"), (off_t)kept), 0));
+
+        s = open_db("old", &cfg, NULL);
+        cr_assert(eq(u64, stats(s).replayed, 0));
+        expect_model(s, &m);
+        cr_assert(eq(u64, workload(s, &m, 10, 14), 15));
+        crash_copy("old", "crash");
+        store_close(s);
+
+        s = open_db("crash", &cfg, NULL);
+        cr_assert(eq(u64, stats(s).replayed, 5));
+        expect_model(s, &m);
+        expect_pages_accounted(s);
+        store_close(s);
+}
+
+Test(store, automatic_checkpoints_keep_the_wal_bounded)
+{
+        struct sombra_config cfg = config(1024);
+        struct store_stats st;
+        struct store *s;
+        struct model m;
+        uint64_t ckpt0, largest = 0, lsn;
+
+        cfg.checkpoint_threshold = 64u << 10;
+        s = open_db("db", &cfg, NULL);
+        ckpt0 = stats(s).checkpoints;
+        model_init(&m);
+        for (uint32_t c = 0; c < 300; c++) {
+                uint64_t bytes = stats(s).wal_bytes;
+                workload(s, &m, c, c);
+                st = stats(s);
+                if (st.wal_bytes - bytes > largest)
+                        largest = st.wal_bytes - bytes;
+                cr_assert(lt(u64, st.wal_size, cfg.checkpoint_threshold), "after commit %u", c);
+        }
+        st = stats(s);
+        cr_assert(eq(int, store_failure(s), SOMBRA_OK));
+        /* Each checkpoint came once the log reached the threshold, not earlier or later. */
+        cr_assert(ge(u64, st.checkpoints - ckpt0, 2));
+        cr_assert(le(u64, (st.checkpoints - ckpt0) * cfg.checkpoint_threshold, st.wal_bytes));
+        cr_assert(gt(u64, (st.checkpoints - ckpt0 + 1) * (cfg.checkpoint_threshold + largest),
+                     st.wal_bytes));
+        cr_assert(eq(int, store_sync(s), SOMBRA_OK));
+        crash_copy("db", "crash");
+        lsn = st.written_lsn;
+        store_close(s);
+
+        s = open_db("crash", &cfg, NULL);
+        cr_assert(eq(u64, stats(s).replayed, lsn - st.checkpoint_lsn));
+        cr_assert(gt(u64, stats(s).replayed, 0));
+        expect_model(s, &m);
+        expect_pages_accounted(s);
+        store_close(s);
+}
+
+Test(store, a_transaction_larger_than_the_page_cache_commits_and_reads_back)
+{
+        struct sombra_config cfg = config(SOMBRA_MIN_CACHE_PAGES);
+        struct pager_stats ps;
+        struct store *s = open_db("db", &cfg, NULL);
+        struct model m;
+
+        model_init(&m);
+        m.hi = BIG_LAST + 1;
+        cr_assert(eq(int, store_begin(s), SOMBRA_OK));
+        for (uint32_t i = BIG_FIRST; i <= BIG_LAST; i++) {
+                cr_assert(eq(int, put_kv(s, TREE_NODES, i, 5), SOMBRA_OK));
+                m.ver[0][i] = 5;
+        }
+        for (uint32_t i = BIG_FIRST; i <= BIG_LAST; i += 3) {
+                cr_assert(eq(int, del_kv(s, TREE_NODES, i), SOMBRA_OK));
+                m.ver[0][i] = -1;
+        }
+        for (uint32_t i = BIG_FIRST; i <= BIG_LAST; i += 7)
+                cr_assert(eq(int, check_kv(s, store_txn_state(s), TREE_NODES, i, m.ver[0][i]),
+                             SOMBRA_OK));
+        cr_assert(eq(int, store_commit(s, NULL), SOMBRA_OK));
+        pager_stats(store_pager(s), &ps);
+        cr_assert(gt(u64, ps.spills, 0), "the transaction did not outgrow the cache");
+        expect_model(s, &m);
+        cr_assert(eq(int, store_sync(s), SOMBRA_OK));
+        crash_copy("db", "crash");
+        cr_assert(eq(int, store_close(s), SOMBRA_OK));
+
+        s = open_db("db", &cfg, NULL);
+        expect_model(s, &m);
+        expect_pages_accounted(s);
+        store_close(s);
+        s = open_db("crash", &cfg, NULL);
+        cr_assert(eq(u64, stats(s).replayed, 1));
+        expect_model(s, &m);
+        expect_pages_accounted(s);
+        store_close(s);
+}
+
+/* ---- meta pages ---- */
+
+Test(store, checkpoints_alternate_between_the_two_meta_pages)
+{
+        struct store *s = open_db("db", NULL, NULL);
+        struct model m;
+        int slot = newest_meta("db");
+        uint64_t gen = meta_gen("db", slot);
+
+        model_init(&m);
+        cr_assert(eq(u64, gen % 2, (uint64_t)slot));
+        for (uint32_t c = 0; c < 6; c++) {
+                workload(s, &m, c, c);
+                cr_assert(eq(int, store_checkpoint(s), SOMBRA_OK));
+                cr_assert(eq(int, newest_meta("db"), 1 - slot), "checkpoint %u", c);
+                cr_assert(eq(u64, meta_gen("db", 1 - slot), gen + 1));
+                cr_assert(eq(u64, meta_gen("db", slot), gen), "the older meta stays");
+                slot = 1 - slot;
+                gen++;
+        }
+        store_close(s); /* nothing new since the last checkpoint */
+        cr_assert(eq(u64, meta_gen("db", slot), gen));
+        cr_assert(eq(u64, meta_gen("db", 1 - slot), gen - 1));
+}
+
+Test(store, a_damaged_newest_meta_after_a_wal_reset_is_corrupt_not_an_old_state)
+{
+        struct store *s = open_db("db", NULL, NULL), *t = NULL;
+        struct model m;
+        int slot;
+
+        model_init(&m);
+        workload(s, &m, 0, 9);
+        cr_assert(eq(int, store_close(s), SOMBRA_OK));
+        slot = newest_meta("db");
+        for (uint64_t off = 8; off < META_BYTES; off++) {
+                flip_byte("db", slot * PS + off);
+                cr_assert(eq(int, store_open(path_of("db"), NULL, NULL, &t), SOMBRA_ECORRUPT),
+                          "meta byte %llu", (unsigned long long)off);
+                flip_byte("db", slot * PS + off);
+        }
+        s = open_db("db", NULL, NULL);
+        expect_model(s, &m);
+        store_close(s);
+
+        /* The same with commits in the WAL after the checkpoint. */
+        s = open_db("db", NULL, NULL);
+        workload(s, &m, 10, 14);
+        cr_assert(eq(int, store_sync(s), SOMBRA_OK));
+        crash_copy("db", "crash");
+        store_close(s);
+        flip_byte("crash", newest_meta("crash") * PS + 40);
+        cr_assert(eq(int, store_open(path_of("crash"), NULL, NULL, &t), SOMBRA_ECORRUPT));
+}
+
+Test(store, a_damaged_newest_meta_falls_back_when_both_are_equivalent)
+{
+        struct store *s = open_db("db", NULL, NULL);
+        struct model m;
+        int slot;
+
+        cr_assert(eq(int, store_close(s), SOMBRA_OK));
+        slot = newest_meta("db");
+        for (uint64_t off = 8; off < META_BYTES; off++) {
+                flip_byte("db", slot * PS + off);
+                s = open_db("db", NULL, NULL);
+                cr_assert(eq(u64, store_committed(s)->lsn, 0));
+                store_close(s);
+                flip_byte("db", slot * PS + off);
+        }
+
+        /* The store that opened on the older meta works on. */
+        flip_byte("db", slot * PS + 100);
+        s = open_db("db", NULL, NULL);
+        model_init(&m);
+        workload(s, &m, 0, 9);
+        cr_assert(eq(int, store_close(s), SOMBRA_OK));
+        s = open_db("db", NULL, NULL);
+        expect_model(s, &m);
+        expect_pages_accounted(s);
+        store_close(s);
+}
+
+/*
+ * A checkpoint that made its meta page durable but failed to reset the WAL:
+ * the WAL still holds every commit since the older meta, so losing the newer
+ * one loses nothing.
+ */
+Test(store, a_damaged_newest_meta_falls_back_when_the_wal_still_covers_it)
+{
+        bool found = false;
+
+        for (int64_t n = 0; n < 200 && !found; n++) {
+                char name[32], crash[32];
+                struct io_faults faults = {0};
+                struct store *s;
+                struct model m;
+                uint64_t gen;
+
+                snprintf(name, sizeof(name), "db%lld", (long long)n);
+                snprintf(crash, sizeof(crash), "crash%lld", (long long)n);
+                s = open_db(name, NULL, &faults);
+                model_init(&m);
+                workload(s, &m, 0, 9);
+                cr_assert(eq(int, store_sync(s), SOMBRA_OK));
+                gen = meta_gen(name, newest_meta(name));
+                faults = (struct io_faults){.ops = 1u << IO_OP_WRITE, .countdown = n, .err = EIO};
+                cr_assert(eq(int, store_checkpoint(s), faults.fired ? SOMBRA_EIO : SOMBRA_OK));
+                cr_assert(eq(u64, faults.fired, 1), "the checkpoint's last write was not the WAL");
+                if (meta_gen(name, newest_meta(name)) == gen) {
+                        store_close(s);
+                        continue; /* failed before its meta page: not the case here */
+                }
+                found = true;
+                crash_copy(name, crash);
+                store_close(s);
+                flip_byte(crash, newest_meta(crash) * PS + 50);
+                s = open_db(crash, NULL, NULL);
+                cr_assert(eq(u64, stats(s).replayed, 10));
+                expect_model(s, &m);
+                expect_pages_accounted(s);
+                store_close(s);
+        }
+        cr_assert(found);
+}
+
+Test(store, both_meta_pages_damaged_is_corrupt)
+{
+        struct store *s = open_db("db", NULL, NULL);
+        struct model m;
+
+        model_init(&m);
+        workload(s, &m, 0, 4);
+        cr_assert(eq(int, store_close(s), SOMBRA_OK));
+        flip_byte("db", 20);
+        flip_byte("db", PS + 120);
+        cr_assert(eq(int, store_open(path_of("db"), NULL, NULL, &s), SOMBRA_ECORRUPT));
+}
+
+static void
+write_file(const char *name, const void *data, size_t len)
+{
+        int fd = open(path_of(name), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+
+        cr_assert(ge(int, fd, 0));
+        cr_assert(eq(sz, (size_t)write(fd, data, len), len));
+        close(fd);
+}
+
+static void
+expect_not_a_database(const char *name, const uint8_t *data, size_t len)
+{
+        struct store *s = NULL;
+        uint8_t *after = malloc(len);
+        int fd;
+
+        cr_assert(not(eq(ptr, after, NULL)));
+        cr_assert(eq(int, store_open(path_of(name), NULL, NULL, &s), SOMBRA_ENOTDB), "%s", name);
+        cr_assert(eq(u64, file_size(name), len), "%s was changed", name);
+        fd = open(path_of(name), O_RDONLY);
+        cr_assert(eq(sz, (size_t)read(fd, after, len), len));
+        close(fd);
+        cr_assert(eq(int, memcmp(after, data, len), 0), "%s was changed", name);
+        cr_assert(not(eq(int, access(path_sfx(name, "-wal"), F_OK), 0)), "a WAL was made");
+        free(after);
+}
+
+Test(store, a_file_of_another_format_is_not_a_database)
+{
+        static uint8_t text[3 * PS], noise[3 * PS];
+        uint64_t x = 88172645463325252ull;
+
+        for (size_t i = 0; i < sizeof(text); i++)
+                text[i] = (uint8_t) "Not a database, just a text file.\n"[i % 34];
+        for (size_t i = 0; i < sizeof(noise); i++) {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                noise[i] = (uint8_t)x;
+        }
+        write_file("text", text, sizeof(text));
+        expect_not_a_database("text", text, sizeof(text));
+        write_file("noise", noise, sizeof(noise));
+        expect_not_a_database("noise", noise, sizeof(noise));
+        write_file("tiny", "abc", 3);
+        expect_not_a_database("tiny", (const uint8_t *)"abc", 3);
+}
+
+Test(store, a_truncated_database_file_is_corrupt)
+{
+        struct store *s = open_db("db", NULL, NULL), *t = NULL;
+        struct model m;
+        uint64_t npages;
+
+        model_init(&m);
+        workload(s, &m, 0, 29);
+        cr_assert(eq(int, store_close(s), SOMBRA_OK));
+        npages = read_u64("db", newest_meta("db") * PS + META_NPG);
+        cr_assert(gt(u64, npages, 4));
+        cr_assert(eq(u64, file_size("db"), npages * PS));
+
+        const uint64_t cuts[] = {npages * PS - 1,
+                                 (npages - 1) * PS,
+                                 3 * PS,
+                                 PS + META_BYTES,
+                                 PS + 100,
+                                 PS,
+                                 4096,
+                                 META_BYTES,
+                                 100,
+                                 8};
+        for (size_t i = 0; i < sizeof(cuts) / sizeof(cuts[0]); i++) {
+                copy_path(path_of("db"), path_of("cut"));
+                cr_assert(eq(int, truncate(path_of("cut"), (off_t)cuts[i]), 0));
+                cr_assert(eq(int, store_open(path_of("cut"), NULL, NULL, &t), SOMBRA_ECORRUPT),
+                          "cut to %llu bytes", (unsigned long long)cuts[i]);
+        }
+}
+
+Test(store, opening_a_directory_fails_cleanly)
+{
+        struct store *s = NULL;
+
+        cr_assert(eq(int, mkdir(path_of("sub"), 0755), 0));
+        cr_assert(eq(int, store_open(path_of("sub"), NULL, NULL, &s), SOMBRA_EINVAL));
+        cr_assert(eq(ptr, s, NULL));
+        cr_assert(not(eq(int, access(path_of("sub-wal"), F_OK), 0)));
+        cr_assert(eq(int, store_open(dir, NULL, NULL, &s), SOMBRA_EINVAL));
+}
+
+/* ---- the advisory lock ---- */
+
+Test(store, a_second_open_in_the_same_process_is_locked_out)
+{
+        struct store *s = open_db("db", NULL, NULL), *t = NULL;
+        struct model m;
+
+        cr_assert(eq(int, store_open(path_of("db"), NULL, NULL, &t), SOMBRA_ELOCKED));
+        cr_assert(eq(ptr, t, NULL));
+        /* The refused open disturbed nothing. */
+        model_init(&m);
+        workload(s, &m, 0, 4);
+        cr_assert(eq(int, store_close(s), SOMBRA_OK));
+        t = open_db("db", NULL, NULL);
+        expect_model(t, &m);
+        store_close(t);
+}
+
+static int
+child_tries_to_open(void)
+{
+        struct store *s;
+
+        return store_open(path_of("db"), NULL, NULL, &s) == SOMBRA_ELOCKED ? 0 : 1;
+}
+
+static int ready[2], done[2];
+
+/* Holds the database open until the parent writes to `done`, then dies without closing. */
+static int
+child_holds_the_lock(void)
+{
+        struct store *s;
+        char c = 'x';
+
+        if (store_open(path_of("db"), NULL, NULL, &s) != SOMBRA_OK)
+                return 10;
+        if (write(ready[1], &c, 1) != 1 || read(done[0], &c, 1) != 1)
+                return 11;
+        return 0;
+}
+
+Test(store, another_process_is_locked_out_while_the_database_is_open)
+{
+        struct store *s = open_db("db", NULL, NULL), *t = NULL;
+        int status;
+        char c = 'x';
+
+        run_child(child_tries_to_open, &status);
+        cr_assert(eq(int, exit_code(status), 0), "the child was not locked out");
+        cr_assert(eq(int, store_close(s), SOMBRA_OK));
+
+        /* The other way round: the child holds it, then dies without closing. */
+        cr_assert(eq(int, pipe(ready), 0));
+        cr_assert(eq(int, pipe(done), 0));
+        pid_t pid = fork();
+        cr_assert(ge(int, pid, 0));
+        if (pid == 0)
+                _exit(child_holds_the_lock());
+        cr_assert(eq(int, (int)read(ready[0], &c, 1), 1));
+        cr_assert(eq(int, store_open(path_of("db"), NULL, NULL, &t), SOMBRA_ELOCKED));
+        cr_assert(eq(int, (int)write(done[1], &c, 1), 1));
+        cr_assert(eq(int, waitpid(pid, &status, 0), pid));
+        cr_assert(eq(int, exit_code(status), 0));
+        t = open_db("db", NULL, NULL);
+        store_close(t);
+}
+
+/* ---- injected I/O failures ---- */
+
+Test(store, a_failed_wal_write_rolls_back_that_commit_only)
+{
+        for (int torn = 0; torn < 2; torn++) {
+                for (int64_t n = 0; n < 10; n++) {
+                        struct io_faults faults = {0};
+                        char name[32], crash[32];
+                        struct store *s;
+                        struct model m;
+                        uint64_t lsn = 0, prev;
+                        uint32_t ok = 3;
+
+                        snprintf(name, sizeof(name), "db%d-%lld", torn, (long long)n);
+                        snprintf(crash, sizeof(crash), "crash%d-%lld", torn, (long long)n);
+                        s = open_db(name, NULL, &faults);
+                        model_init(&m);
+                        prev = workload(s, &m, 0, 2);
+                        faults = (struct io_faults){.ops = 1u << IO_OP_WRITE,
+                                                    .countdown = n,
+                                                    .err = EIO,
+                                                    .short_write = torn};
+                        for (uint32_t c = 3; c < 13; c++) {
+                                int rc = workload_rc(s, &m, c, &lsn);
+                                if (c - 3 == n) {
+                                        cr_assert(eq(int, rc, SOMBRA_EIO));
+                                        cr_assert(not(store_in_txn(s)));
+                                        cr_assert(eq(u64, store_committed(s)->lsn, prev));
+                                        continue;
+                                }
+                                cr_assert(eq(int, rc, SOMBRA_OK), "commit %u (fault at %lld)", c,
+                                          (long long)n);
+                                cr_assert(eq(u64, lsn, prev + 1), "LSNs stay consecutive");
+                                prev = lsn;
+                                ok++;
+                        }
+                        cr_assert(eq(u64, faults.fired, 1));
+                        cr_assert(eq(int, store_failure(s), SOMBRA_OK));
+                        expect_model(s, &m);
+                        cr_assert(eq(int, store_sync(s), SOMBRA_OK));
+                        crash_copy(name, crash);
+                        cr_assert(eq(int, store_close(s), SOMBRA_OK));
+
+                        s = open_db(crash, NULL, NULL);
+                        cr_assert(eq(u64, stats(s).replayed, ok), "torn %d, fault at %lld", torn,
+                                  (long long)n);
+                        expect_model(s, &m);
+                        expect_pages_accounted(s);
+                        store_close(s);
+                        s = open_db(name, NULL, NULL);
+                        expect_model(s, &m);
+                        store_close(s);
+                }
+        }
+}
+
+Test(store, a_full_disk_is_reported_as_enospc)
+{
+        struct io_faults faults = {0};
+        struct store *s = open_db("db", NULL, &faults);
+        struct model m;
+        uint64_t lsn;
+
+        model_init(&m);
+        workload(s, &m, 0, 2);
+        faults = (struct io_faults){.ops = 1u << IO_OP_WRITE, .err = ENOSPC};
+        cr_assert(eq(int, workload_rc(s, &m, 3, &lsn), SOMBRA_ENOSPC));
+        cr_assert(eq(int, store_failure(s), SOMBRA_OK), "a refused commit is no failure");
+        workload(s, &m, 3, 4);
+
+        faults = (struct io_faults){.ops = 1u << IO_OP_WRITE, .err = ENOSPC};
+        cr_assert(eq(int, store_checkpoint(s), SOMBRA_ENOSPC));
+        cr_assert(eq(int, store_failure(s), SOMBRA_ENOSPC));
+        cr_assert(eq(int, store_begin(s), SOMBRA_EFAILED));
+        expect_model(s, &m);
+        store_close(s);
+
+        s = open_db("db", NULL, NULL);
+        expect_model(s, &m);
+        expect_pages_accounted(s);
+        store_close(s);
+}
+
+Test(store, a_failed_fsync_refuses_writes_keeps_reads_and_loses_no_synced_commit)
+{
+        for (int64_t n = 0; n < 4; n++) {
+                struct io_faults faults = {0};
+                char name[32], crash[32];
+                struct store *s;
+                struct store_stats st;
+                struct model m;
+                uint64_t gen;
+                uint32_t c;
+
+                snprintf(name, sizeof(name), "db%lld", (long long)n);
+                snprintf(crash, sizeof(crash), "crash%lld", (long long)n);
+                s = open_db(name, NULL, &faults);
+                model_init(&m);
+                faults = (struct io_faults){.ops = 1u << IO_OP_SYNC, .countdown = n, .err = EIO};
+                for (c = 0; c < 6; c++) {
+                        workload(s, &m, c, c);
+                        st = stats(s);
+                        if (store_sync(s) != SOMBRA_OK)
+                                break;
+                        cr_assert(eq(u64, stats(s).durable_lsn, st.written_lsn));
+                }
+                cr_assert(eq(u32, c, (uint32_t)n), "sync %u failed, not %lld", c, (long long)n);
+                cr_assert(eq(u64, stats(s).durable_lsn, st.durable_lsn),
+                          "a failed sync claims nothing");
+                cr_assert(eq(int, store_failure(s), SOMBRA_EIO));
+                cr_assert(eq(int, store_begin(s), SOMBRA_EFAILED));
+                cr_assert(eq(int, store_sync(s), SOMBRA_EFAILED));
+                cr_assert(eq(int, store_checkpoint(s), SOMBRA_EFAILED));
+                cr_assert(eq(u64, faults.fired, 1));
+                expect_model(s, &m); /* reads still work */
+                crash_copy(name, crash);
+                gen = meta_gen(name, newest_meta(name));
+                store_close(s);
+                cr_assert(eq(u64, meta_gen(name, newest_meta(name)), gen),
+                          "closing a failed store checkpointed it");
+
+                s = open_db(crash, NULL, NULL);
+                /* Every synced commit, and the written one only if whole. */
+                expect_some_prefix(s, c, c + 1);
+                expect_pages_accounted(s);
+                store_close(s);
+                s = open_db(name, NULL, NULL);
+                expect_some_prefix(s, c, c + 1);
+                store_close(s);
+        }
+}
+
+/*
+ * Sweeps a failure over every write, sync and truncate of one checkpoint, as
+ * an I/O error and as a torn write: the store must refuse writes but keep
+ * reading, and a reopen must find every commit, with consistent free space
+ * that later commits and checkpoints can use.
+ */
+Test(store, a_failed_checkpoint_refuses_writes_and_reopen_recovers_everything)
+{
+        /* Torn or not, with a cache that holds everything or one that spills. */
+        for (int variant = 0; variant < 4; variant++) {
+                struct sombra_config cfg = config(variant < 2 ? 8192 : SOMBRA_MIN_CACHE_PAGES);
+                bool torn = variant % 2;
+                int64_t n;
+
+                for (n = 0; n < 1000; n++) {
+                        struct io_faults faults = {0};
+                        char name[32];
+                        struct store *s;
+                        struct model m;
+                        int rc;
+
+                        snprintf(name, sizeof(name), "db%d-%lld", variant, (long long)n);
+                        s = open_db(name, &cfg, &faults);
+                        model_init(&m);
+                        workload(s, &m, 0, 19);
+                        cr_assert(eq(int, store_checkpoint(s), SOMBRA_OK));
+                        workload(s, &m, 20, 39);
+                        cr_assert(eq(int, store_sync(s), SOMBRA_OK));
+                        faults = (struct io_faults){.ops = 1u << IO_OP_WRITE | 1u << IO_OP_SYNC |
+                                                           1u << IO_OP_TRUNCATE,
+                                                    .countdown = n,
+                                                    .err = EIO,
+                                                    .short_write = torn};
+                        rc = store_checkpoint(s);
+                        if (faults.fired == 0) {
+                                cr_assert(eq(int, rc, SOMBRA_OK));
+                                store_close(s);
+                                break;
+                        }
+                        cr_assert(eq(int, rc, SOMBRA_EIO), "variant %d, call %lld", variant,
+                                  (long long)n);
+                        cr_assert(eq(int, store_failure(s), SOMBRA_EIO));
+                        cr_assert(eq(int, store_begin(s), SOMBRA_EFAILED));
+                        expect_model(s, &m);
+                        store_close(s);
+
+                        s = open_db(name, &cfg, NULL);
+                        expect_model(s, &m);
+                        expect_pages_accounted(s);
+                        workload(s, &m, 40, 59);
+                        cr_assert(eq(int, store_close(s), SOMBRA_OK));
+                        s = open_db(name, &cfg, NULL);
+                        expect_model(s, &m);
+                        expect_pages_accounted(s);
+                        store_close(s);
+                        unlink(path_of(name));
+                        unlink(path_sfx(name, "-wal"));
+                }
+                cr_assert(gt(i64, n, 5), "the checkpoint made only %lld calls", (long long)n);
+                cr_assert(lt(i64, n, 1000));
+        }
+}
+
+Test(store, a_failed_spill_rolls_back_the_transaction_and_the_store_carries_on)
+{
+        struct sombra_config cfg = config(SOMBRA_MIN_CACHE_PAGES);
+        struct io_faults faults = {0};
+        struct store *s = open_db("db", &cfg, &faults);
+        struct model m;
+        int rc = SOMBRA_OK;
+
+        model_init(&m);
+        m.hi = BIG_LAST + 1;
+        workload(s, &m, 0, 4);
+        faults = (struct io_faults){.ops = 1u << IO_OP_WRITE, .err = EIO};
+        cr_assert(eq(int, store_begin(s), SOMBRA_OK));
+        for (uint32_t i = BIG_FIRST; i <= BIG_LAST && rc == SOMBRA_OK; i++)
+                rc = put_kv(s, TREE_NODES, i, 1);
+        cr_assert(eq(int, rc, SOMBRA_EIO));
+        cr_assert(eq(u64, faults.fired, 1));
+        cr_assert(eq(int, put_kv(s, TREE_NODES, 1, 1), SOMBRA_EIO), "the txn can only roll back");
+        cr_assert(eq(int, store_commit(s, NULL), SOMBRA_EIO));
+        cr_assert(not(store_in_txn(s)));
+        cr_assert(eq(int, store_failure(s), SOMBRA_OK));
+        expect_model(s, &m);
+        workload(s, &m, 5, 9);
+        cr_assert(eq(int, store_sync(s), SOMBRA_OK));
+        crash_copy("db", "crash");
+        cr_assert(eq(int, store_close(s), SOMBRA_OK));
+
+        s = open_db("crash", &cfg, NULL);
+        expect_model(s, &m);
+        expect_pages_accounted(s);
+        store_close(s);
+        s = open_db("db", &cfg, NULL);
+        expect_model(s, &m);
+        expect_pages_accounted(s);
+        store_close(s);
+}
+
+/* A read error anywhere in open (meta pages, WAL, replay) is reported as such. */
+Test(store, a_read_error_during_open_is_an_io_error_and_changes_nothing)
+{
+        struct store *s = open_db("db", NULL, NULL);
+        struct model m;
+        int64_t n;
+
+        model_init(&m);
+        workload(s, &m, 0, 19);
+        cr_assert(eq(int, store_checkpoint(s), SOMBRA_OK));
+        workload(s, &m, 20, 39);
+        cr_assert(eq(int, store_sync(s), SOMBRA_OK));
+        crash_copy("db", "crash");
+        store_close(s);
+
+        for (n = 0; n < 1000; n++) {
+                struct io_faults faults = {.ops = 1u << IO_OP_READ, .countdown = n, .err = EIO};
+                int rc;
+
+                crash_copy("crash", "try");
+                s = NULL;
+                rc = store_open(path_of("try"), NULL, &faults, &s);
+                if (faults.fired == 0) {
+                        cr_assert(eq(int, rc, SOMBRA_OK));
+                        store_close(s);
+                        break;
+                }
+                cr_assert(eq(int, rc, SOMBRA_EIO), "read %lld", (long long)n);
+                s = open_db("try", NULL, NULL);
+                cr_assert(eq(u64, stats(s).replayed, 20));
+                expect_model(s, &m);
+                store_close(s);
+        }
+        cr_assert(gt(i64, n, 3));
+}
+
+/*
+ * The checkpoint that recovery makes after replaying the WAL, failed at each
+ * of its writes, syncs and truncates in turn (torn or not): the open fails
+ * with the I/O error, and the next open recovers the same commits.
+ */
+Test(store, a_failed_recovery_checkpoint_fails_the_open_and_the_next_open_recovers)
+{
+        struct store *s = open_db("db", NULL, NULL);
+        struct model m;
+
+        model_init(&m);
+        workload(s, &m, 0, 19);
+        cr_assert(eq(int, store_checkpoint(s), SOMBRA_OK));
+        workload(s, &m, 20, 39);
+        cr_assert(eq(int, store_sync(s), SOMBRA_OK));
+        crash_copy("db", "crash");
+        store_close(s);
+
+        for (int torn = 0; torn < 2; torn++) {
+                int64_t n;
+
+                for (n = 0; n < 1000; n++) {
+                        struct io_faults faults = {.ops = 1u << IO_OP_WRITE | 1u << IO_OP_SYNC |
+                                                          1u << IO_OP_TRUNCATE,
+                                                   .countdown = n,
+                                                   .err = EIO,
+                                                   .short_write = torn};
+                        uint64_t replayed;
+                        int rc;
+
+                        crash_copy("crash", "try");
+                        s = NULL;
+                        rc = store_open(path_of("try"), NULL, &faults, &s);
+                        if (faults.fired == 0) {
+                                cr_assert(eq(int, rc, SOMBRA_OK));
+                                cr_assert(eq(u64, stats(s).replayed, 20));
+                                store_close(s);
+                                break;
+                        }
+                        cr_assert(eq(int, rc, SOMBRA_EIO), "call %lld", (long long)n);
+                        cr_assert(eq(ptr, s, NULL));
+                        s = open_db("try", NULL, NULL);
+                        replayed = stats(s).replayed;
+                        cr_assert(replayed == 0 || replayed == 20, "replayed %llu",
+                                  (unsigned long long)replayed);
+                        expect_model(s, &m);
+                        expect_pages_accounted(s);
+                        workload(s, &m, 40, 44);
+                        store_close(s);
+                        s = open_db("try", NULL, NULL);
+                        expect_model(s, &m);
+                        store_close(s);
+                        model_after(&m, 40);
+                }
+                cr_assert(gt(i64, n, 5), "the recovery checkpoint made only %lld calls",
+                          (long long)n);
+        }
+}
+
+Test(store, a_failed_automatic_checkpoint_keeps_the_commit_that_triggered_it)
+{
+        struct sombra_config cfg = config(1024);
+        struct io_faults faults = {0};
+        struct store *s;
+        struct model m;
+        uint64_t ckpt0, lsn;
+        uint32_t c;
+
+        cfg.checkpoint_threshold = 16u << 10;
+        s = open_db("db", &cfg, &faults);
+        ckpt0 = stats(s).checkpoints;
+        model_init(&m);
+        faults = (struct io_faults){.ops = 1u << IO_OP_SYNC, .err = EIO, .sticky = true};
+        for (c = 0; store_failure(s) == SOMBRA_OK; c++) {
+                cr_assert(lt(u32, c, 100), "no automatic checkpoint was tried");
+                cr_assert(eq(int, workload_rc(s, &m, c, &lsn), SOMBRA_OK), "commit %u", c);
+        }
+        cr_assert(eq(int, store_failure(s), SOMBRA_EIO));
+        cr_assert(eq(u64, stats(s).checkpoints, ckpt0));
+        cr_assert(ge(u64, stats(s).wal_size, cfg.checkpoint_threshold));
+        cr_assert(eq(int, store_begin(s), SOMBRA_EFAILED));
+        expect_model(s, &m);
+        crash_copy("db", "crash");
+        store_close(s);
+
+        s = open_db("crash", &cfg, NULL);
+        cr_assert(eq(u64, stats(s).replayed, c));
+        expect_model(s, &m);
+        expect_pages_accounted(s);
+        store_close(s);
+}
+
+Test(store, a_torn_last_commit_in_the_wal_is_dropped_by_recovery)
+{
+        struct store *s = open_db("db", NULL, NULL);
+        struct model m;
+        uint64_t start, end;
+
+        model_init(&m);
+        workload(s, &m, 0, 9);
+        start = WAL_HDR + stats(s).wal_size;
+        workload(s, &m, 10, 10);
+        end = WAL_HDR + stats(s).wal_size;
+        crash_copy("db", "crash");
+        store_close(s);
+
+        model_after(&m, 10);
+        const uint64_t cuts[] = {
+            start,  start + 1, start + WAL_REC_HDR - 1, start + WAL_REC_HDR, (start + end) / 2,
+            end - 1};
+        for (size_t i = 0; i < sizeof(cuts) / sizeof(cuts[0]); i++) {
+                crash_copy("crash", "torn");
+                cr_assert(eq(int, truncate(path_sfx("torn", "-wal"), (off_t)cuts[i]), 0));
+                s = open_db("torn", NULL, NULL);
+                cr_assert(eq(u64, stats(s).replayed, 10), "cut at %llu of %llu..%llu",
+                          (unsigned long long)cuts[i], (unsigned long long)start,
+                          (unsigned long long)end);
+                expect_model(s, &m);
+                expect_pages_accounted(s);
+                cr_assert(eq(u64, workload(s, &m, 11, 11), 11));
+                store_close(s);
+                s = open_db("torn", NULL, NULL);
+                expect_model(s, &m);
+                store_close(s);
+                model_after(&m, 10);
+        }
+}
+
+static int
+mark_tree_page(void *arg, pgno_t pgno)
+{
+        ((uint8_t *)arg)[pgno] = 1;
+        return SOMBRA_OK;
+}
+
+/* With checksums on, a damaged page is refused wherever it is read; a free one does not matter. */
+Test(store, a_damaged_page_is_an_error_never_wrong_data)
+{
+        struct store *s = open_db("db", NULL, NULL), *t;
+        struct model m;
+        uint64_t npages, entries;
+        uint8_t *in_tree;
+        char why[200];
+
+        model_init(&m);
+        workload(s, &m, 0, 39);
+        cr_assert(eq(int, store_checkpoint(s), SOMBRA_OK));
+        workload(s, &m, 40, 59); /* leaves some free pages and a free list */
+        cr_assert(eq(int, store_close(s), SOMBRA_OK));
+        s = open_db("db", NULL, NULL);
+        npages = pager_npages(store_pager(s));
+        in_tree = calloc(npages, 1);
+        cr_assert(not(eq(ptr, in_tree, NULL)));
+        for (int i = 0; i < STORE_TREES; i++)
+                cr_assert(eq(int,
+                             btree_check(store_pager(s), store_committed(s)->roots[i],
+                                         mark_tree_page, in_tree, &entries),
+                             SOMBRA_OK));
+        store_close(s);
+
+        for (uint64_t pg = 2; pg < npages; pg++) {
+                int rc;
+
+                copy_path(path_of("db"), path_of("bad"));
+                flip_byte("bad", pg * PS + PS / 2 + pg);
+                t = NULL;
+                rc = store_open(path_of("bad"), NULL, NULL, &t);
+                if (rc != SOMBRA_OK) {
+                        cr_assert(eq(int, rc, SOMBRA_ECORRUPT), "page %llu",
+                                  (unsigned long long)pg);
+                        cr_assert(not(in_tree[pg]), "open read tree page %llu",
+                                  (unsigned long long)pg);
+                        continue;
+                }
+                rc = model_compare(t, &m, why, sizeof(why));
+                cr_assert(eq(int, rc, in_tree[pg] ? SOMBRA_ECORRUPT : SOMBRA_OK), "page %llu: %s",
+                          (unsigned long long)pg, why);
+                store_close(t);
+        }
+        free(in_tree);
+}
+
+Test(store, a_database_keeps_the_page_size_it_was_made_with)
+{
+        struct sombra_config big = config(256), other = config(256);
+        struct store *s;
+        struct model m;
+
+        big.page_size = 16384;
+        s = open_db("db", &big, NULL);
+        cr_assert(eq(u32, store_page_size(s), 16384));
+        cr_assert(eq(int, store_close(s), SOMBRA_OK));
+        cr_assert(eq(u64, file_size("db"), 2 * 16384));
+
+        /* Meta 0 damaged: meta 1 is found at the database's page size, not the config's. */
+        flip_byte("db", 30);
+        s = open_db("db", &other, NULL);
+        cr_assert(eq(u32, store_page_size(s), 16384));
+        model_init(&m);
+        workload(s, &m, 0, 19);
+        cr_assert(eq(int, store_close(s), SOMBRA_OK));
+        s = open_db("db", &other, NULL);
+        cr_assert(eq(u32, store_page_size(s), 16384));
+        expect_model(s, &m);
+        expect_pages_accounted(s);
+        store_close(s);
+}
+
+Test(store, a_bad_page_size_is_refused_when_creating)
+{
+        struct sombra_config cfg = config(256);
+        struct store *s = NULL;
+        const uint32_t bad[] = {0, 5000, 2048, 131072};
+
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+                cfg.page_size = bad[i];
+                cr_assert(eq(int, store_open(path_of("db"), &cfg, NULL, &s), SOMBRA_EINVAL),
+                          "page size %u", bad[i]);
+                cr_assert(eq(ptr, s, NULL));
+        }
+        s = open_db("db", NULL, NULL);
+        cr_assert(eq(u32, store_page_size(s), PS));
+        store_close(s);
+}
+
+Test(store, the_state_counters_survive_replay_and_checkpoint)
+{
+        struct store *s = open_db("db", NULL, NULL);
+        struct store_state *st, want;
+
+        for (uint32_t c = 1; c <= 3; c++) {
+                cr_assert(eq(int, store_begin(s), SOMBRA_OK));
+                st = store_txn_state(s);
+                st->next_node = 1000 * c;
+                st->next_edge = 2000 * c + 1;
+                st->nodes = 5 * c;
+                st->edges = 7 * c;
+                st->next_name = 42 * c;
+                cr_assert(eq(int, put_kv(s, TREE_LABELS, c, c), SOMBRA_OK));
+                cr_assert(eq(int, store_commit(s, NULL), SOMBRA_OK));
+        }
+        want = *store_committed(s);
+        cr_assert(eq(u64, want.next_node, 3000));
+        crash_copy("db", "crash");
+        cr_assert(eq(int, store_close(s), SOMBRA_OK));
+
+        const char *names[] = {"crash", "db"};
+        for (int i = 0; i < 2; i++) {
+                const struct store_state *got;
+
+                s = open_db(names[i], NULL, NULL);
+                got = store_committed(s);
+                cr_assert(eq(u64, stats(s).replayed, i == 0 ? 3 : 0));
+                cr_assert(eq(u64, got->next_node, want.next_node), "%s", names[i]);
+                cr_assert(eq(u64, got->next_edge, want.next_edge), "%s", names[i]);
+                cr_assert(eq(u64, got->nodes, want.nodes), "%s", names[i]);
+                cr_assert(eq(u64, got->edges, want.edges), "%s", names[i]);
+                cr_assert(eq(u32, got->next_name, want.next_name), "%s", names[i]);
+                cr_assert(eq(u64, got->lsn, want.lsn), "%s", names[i]);
+                store_close(s);
+        }
+}
+
+Test(store, keys_and_values_at_their_size_limits_survive_replay)
+{
+        static uint8_t big[1u << 20];
+        uint8_t key[BTREE_MAX_KEY + 1];
+        struct store *s = open_db("db", NULL, NULL);
+        struct buf got = BUF_INIT;
+
+        memset(key, 'k', sizeof(key));
+        for (size_t i = 0; i < sizeof(big); i++)
+                big[i] = (uint8_t)(i * 2654435761u >> 13);
+        cr_assert(eq(int, store_begin(s), SOMBRA_OK));
+        cr_assert(eq(int, store_put(s, TREE_PROPS, key, BTREE_MAX_KEY + 1, "v", 1), SOMBRA_EINVAL));
+        cr_assert(eq(int, store_put(s, TREE_PROPS, key, BTREE_MAX_KEY, "", 0), SOMBRA_OK));
+        cr_assert(eq(int, store_put(s, TREE_PROPS, "a", 1, big, sizeof(big)), SOMBRA_OK));
+        cr_assert(eq(int, store_put(s, TREE_PROPS, "b", 1, "", 0), SOMBRA_OK));
+        cr_assert(eq(int, store_commit(s, NULL), SOMBRA_OK));
+        crash_copy("db", "crash");
+        store_close(s);
+
+        s = open_db("crash", NULL, NULL);
+        cr_assert(eq(u64, stats(s).replayed, 1));
+        cr_assert(eq(int, store_get(s, store_committed(s), TREE_PROPS, key, BTREE_MAX_KEY, &got),
+                     SOMBRA_OK));
+        cr_assert(eq(sz, got.len, 0));
+        cr_assert(eq(int, store_get(s, store_committed(s), TREE_PROPS, "a", 1, &got), SOMBRA_OK));
+        cr_assert(eq(sz, got.len, sizeof(big)));
+        cr_assert(eq(int, memcmp(got.data, big, sizeof(big)), 0));
+        cr_assert(eq(int, store_get(s, store_committed(s), TREE_PROPS, "b", 1, &got), SOMBRA_OK));
+        cr_assert(eq(sz, got.len, 0));
+        cr_assert(eq(u64, count_entries(s, store_committed(s), TREE_PROPS), 3));
+        expect_pages_accounted(s);
+        buf_free(&got);
+        store_close(s);
+}

@@ -1,0 +1,594 @@
+/*
+ * test_wal.c - the WAL file: record encoding, replay, the end of the log
+ * (torn, damaged, stale records), generations and LSN continuity.
+ *
+ * Every test writes records with wal_append, closes, and reads them back
+ * through a new struct wal on the same file, the way recovery does.
+ */
+#include <criterion/criterion.h>
+#include <criterion/new/assert.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <xxhash.h>
+
+#include "sombra.h"
+#include "wal.h"
+
+static char dir[] = "/tmp/sombra-test-wal-XXXXXX";
+
+static void
+make_dir(void)
+{
+        cr_assert(not(eq(ptr, mkdtemp(dir), NULL)), "mkdtemp: %s", strerror(errno));
+}
+
+static void
+remove_dir(void)
+{
+        char path[512];
+        struct dirent *e;
+        DIR *d = opendir(dir);
+
+        if (d == NULL)
+                return;
+        while ((e = readdir(d)) != NULL) {
+                if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+                        continue;
+                snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+                unlink(path);
+        }
+        closedir(d);
+        rmdir(dir);
+}
+
+TestSuite(wal, .init = make_dir, .fini = remove_dir);
+
+static const char *
+path_of(const char *name)
+{
+        static char path[256];
+
+        snprintf(path, sizeof(path), "%s/%s", dir, name);
+        return path;
+}
+
+/* ---- payloads: record `id` has a length and bytes derived from id ---- */
+
+static size_t
+payload_len(uint64_t id)
+{
+        if (id % 17 == 0)
+                return 0;
+        if (id % 23 == 0)
+                return 70000; /* larger than any I/O buffer the WAL might assume */
+        return (size_t)((id * 131) % 3000) + 1;
+}
+
+static void
+payload_fill(uint8_t *p, size_t len, uint64_t id)
+{
+        uint64_t x = id * 0x9E3779B97F4A7C15ull + 1;
+
+        for (size_t i = 0; i < len; i++) {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                p[i] = (uint8_t)x;
+        }
+}
+
+static uint64_t
+payload_hash(uint64_t id, size_t len)
+{
+        uint8_t *p = malloc(len + 1);
+        uint64_t h;
+
+        cr_assert(not(eq(ptr, p, NULL)));
+        payload_fill(p, len, id);
+        h = XXH3_64bits(p, len);
+        free(p);
+        return h;
+}
+
+/* Appends the record for `id` with `len` payload bytes; returns wal_append's status. */
+static int
+append_len(struct wal *w, uint64_t id, size_t len, uint64_t *lsn)
+{
+        uint8_t *rec = malloc(WAL_REC_HDR + len);
+        int rc;
+
+        cr_assert(not(eq(ptr, rec, NULL)));
+        payload_fill(rec + WAL_REC_HDR, len, id);
+        rc = wal_append(w, rec, WAL_REC_HDR + len, lsn);
+        free(rec);
+        return rc;
+}
+
+static uint64_t
+append(struct wal *w, uint64_t id)
+{
+        uint64_t lsn = 0;
+
+        cr_assert(eq(int, append_len(w, id, payload_len(id), &lsn), SOMBRA_OK), "id %llu",
+                  (unsigned long long)id);
+        return lsn;
+}
+
+/* ---- replay into a list ---- */
+
+#define MAX_SEEN 512
+
+struct seen {
+        size_t n;
+        uint64_t lsn[MAX_SEEN];
+        size_t len[MAX_SEEN];
+        uint64_t hash[MAX_SEEN];
+        uint64_t fail_at; /* apply fails with SOMBRA_EIO at this LSN (0: never) */
+};
+
+static int
+collect(void *arg, uint64_t lsn, const uint8_t *payload, size_t len)
+{
+        struct seen *s = arg;
+
+        if (lsn == s->fail_at)
+                return SOMBRA_EIO;
+        cr_assert(lt(sz, s->n, MAX_SEEN));
+        s->lsn[s->n] = lsn;
+        s->len[s->n] = len;
+        s->hash[s->n] = XXH3_64bits(payload, len);
+        s->n++;
+        return SOMBRA_OK;
+}
+
+/* Opens the WAL at name afresh and replays it after `after` into *seen. */
+static int
+reopen_replay(struct wal *w, const char *name, uint64_t after, struct seen *seen, uint64_t *applied)
+{
+        uint64_t fail_at = seen->fail_at;
+
+        memset(seen, 0, sizeof(*seen));
+        seen->fail_at = fail_at;
+        cr_assert(eq(int, wal_open(w, path_of(name), NULL), SOMBRA_OK));
+        return wal_replay(w, after, collect, seen, applied);
+}
+
+/* Asserts that seen holds exactly the records with ids first..last, as LSNs lsn0.. */
+static void
+expect_ids(const struct seen *seen, uint64_t first, uint64_t last, uint64_t lsn0)
+{
+        cr_assert(eq(sz, seen->n, (size_t)(last - first + 1)));
+        for (size_t i = 0; i < seen->n; i++) {
+                uint64_t id = first + i;
+                cr_assert(eq(u64, seen->lsn[i], lsn0 + i));
+                cr_assert(eq(sz, seen->len[i], payload_len(id)), "record %zu", i);
+                cr_assert(eq(u64, seen->hash[i], payload_hash(id, payload_len(id))), "record %zu",
+                          i);
+        }
+}
+
+static uint64_t
+file_size(const char *name)
+{
+        struct stat st;
+
+        cr_assert(eq(int, stat(path_of(name), &st), 0));
+        return (uint64_t)st.st_size;
+}
+
+/* Reads the whole file into a malloc'd buffer. */
+static uint8_t *
+slurp(const char *name, size_t *len)
+{
+        uint8_t *b;
+        int fd = open(path_of(name), O_RDONLY);
+
+        cr_assert(ge(int, fd, 0));
+        *len = (size_t)file_size(name);
+        b = malloc(*len);
+        cr_assert(not(eq(ptr, b, NULL)));
+        cr_assert(eq(sz, (size_t)pread(fd, b, *len, 0), *len));
+        close(fd);
+        return b;
+}
+
+static void
+spill(const char *name, const uint8_t *b, size_t len)
+{
+        int fd = open(path_of(name), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+
+        cr_assert(ge(int, fd, 0));
+        cr_assert(eq(sz, (size_t)pwrite(fd, b, len, 0), len));
+        close(fd);
+}
+
+/* Writes records for ids 1..n to a new WAL `name` whose first LSN is 1. */
+static void
+write_log(const char *name, uint64_t n)
+{
+        struct wal w;
+
+        cr_assert(eq(int, wal_open(&w, path_of(name), NULL), SOMBRA_OK));
+        for (uint64_t id = 1; id <= n; id++)
+                cr_assert(eq(u64, append(&w, id), id));
+        wal_close(&w);
+}
+
+/* Offset of the record with LSN lsn in a log written by write_log. */
+static uint64_t
+record_offset(uint64_t lsn)
+{
+        uint64_t off = WAL_HDR;
+
+        for (uint64_t id = 1; id < lsn; id++)
+                off += WAL_REC_HDR + payload_len(id);
+        return off;
+}
+
+/* ---- tests ---- */
+
+Test(wal, an_empty_file_replays_nothing_and_numbers_from_one)
+{
+        struct wal w;
+        struct seen seen = {0};
+        uint64_t applied = 99;
+
+        cr_assert(eq(int, reopen_replay(&w, "wal", 0, &seen, &applied), SOMBRA_OK));
+        cr_assert(not(w.header_ok));
+        cr_assert(eq(u64, applied, 0));
+        cr_assert(eq(u64, wal_size(&w), 0));
+        cr_assert(eq(u64, append(&w, 1), 1));
+        cr_assert(w.header_ok, "the first append writes a header");
+        wal_close(&w);
+        cr_assert(eq(int, reopen_replay(&w, "wal", 0, &seen, &applied), SOMBRA_OK));
+        expect_ids(&seen, 1, 1, 1);
+        wal_close(&w);
+}
+
+Test(wal, records_of_varied_sizes_round_trip_with_consecutive_lsns)
+{
+        struct wal w;
+        struct seen seen = {0};
+        uint64_t applied;
+
+        write_log("wal", 300);
+        cr_assert(eq(int, reopen_replay(&w, "wal", 0, &seen, &applied), SOMBRA_OK));
+        cr_assert(eq(u64, applied, 300));
+        expect_ids(&seen, 1, 300, 1);
+        cr_assert(eq(u64, w.end, file_size("wal")));
+        cr_assert(eq(u64, w.end, record_offset(301)));
+        cr_assert(eq(u64, w.next_lsn, 301));
+        cr_assert(eq(u64, w.written_lsn, 300));
+        cr_assert(eq(u64, wal_size(&w), record_offset(301) - WAL_HDR));
+        wal_close(&w);
+}
+
+Test(wal, appending_after_replay_continues_the_log)
+{
+        struct wal w;
+        struct seen seen = {0};
+        uint64_t applied;
+
+        write_log("wal", 10);
+        cr_assert(eq(int, reopen_replay(&w, "wal", 0, &seen, &applied), SOMBRA_OK));
+        cr_assert(eq(u64, append(&w, 11), 11));
+        cr_assert(eq(u64, append(&w, 12), 12));
+        wal_close(&w);
+        cr_assert(eq(int, reopen_replay(&w, "wal", 0, &seen, &applied), SOMBRA_OK));
+        cr_assert(eq(u64, applied, 12));
+        expect_ids(&seen, 1, 12, 1);
+        wal_close(&w);
+}
+
+Test(wal, torn_last_record_is_ignored_at_every_cut)
+{
+        const uint64_t n = 4; /* payload_len(4) = 525 bytes */
+        uint64_t start = record_offset(n), end = record_offset(n + 1);
+        uint8_t *full;
+        size_t len;
+
+        write_log("full", n);
+        full = slurp("full", &len);
+        cr_assert(eq(u64, (uint64_t)len, end));
+        for (uint64_t cut = start; cut < end; cut++) {
+                struct wal w;
+                struct seen seen = {0};
+                uint64_t applied;
+
+                spill("torn", full, (size_t)cut);
+                cr_assert(eq(int, reopen_replay(&w, "torn", 0, &seen, &applied), SOMBRA_OK),
+                          "cut at %llu", (unsigned long long)cut);
+                cr_assert(eq(u64, applied, n - 1), "cut at %llu", (unsigned long long)cut);
+                expect_ids(&seen, 1, n - 1, 1);
+                cr_assert(eq(u64, w.end, start), "the next record overwrites the torn one");
+                cr_assert(eq(u64, w.next_lsn, n));
+                /* A new record in its place is read back, not the torn bytes. */
+                cr_assert(eq(u64, append(&w, 100), n));
+                wal_close(&w);
+                cr_assert(eq(int, reopen_replay(&w, "torn", 0, &seen, &applied), SOMBRA_OK));
+                cr_assert(eq(u64, applied, n));
+                cr_assert(eq(u64, seen.hash[n - 1], payload_hash(100, payload_len(100))));
+                wal_close(&w);
+        }
+        free(full);
+}
+
+Test(wal, a_flipped_byte_in_a_middle_record_ends_the_log_before_it)
+{
+        const uint64_t n = 6, bad = 3;
+        uint64_t start = record_offset(bad), end = record_offset(bad + 1);
+        uint8_t *full;
+        size_t len;
+
+        write_log("full", n);
+        full = slurp("full", &len);
+        for (uint64_t off = start; off < end; off++) {
+                struct wal w;
+                struct seen seen = {0};
+                uint64_t applied;
+
+                full[off] ^= 0x20;
+                spill("bad", full, len);
+                full[off] ^= 0x20;
+                cr_assert(eq(int, reopen_replay(&w, "bad", 0, &seen, &applied), SOMBRA_OK));
+                cr_assert(eq(u64, applied, bad - 1), "byte %llu of the record",
+                          (unsigned long long)(off - start));
+                expect_ids(&seen, 1, bad - 1, 1);
+                cr_assert(eq(u64, w.end, start));
+                cr_assert(eq(u64, w.next_lsn, bad));
+                wal_close(&w);
+        }
+        free(full);
+}
+
+Test(wal, records_of_the_previous_generation_are_not_replayed_after_reset)
+{
+        struct wal w;
+        struct seen seen = {0};
+        uint64_t applied, old_salt, lsn;
+
+        write_log("wal", 5);
+        cr_assert(eq(int, reopen_replay(&w, "wal", 0, &seen, &applied), SOMBRA_OK));
+        cr_assert(eq(u64, applied, 5));
+        old_salt = w.salt;
+        /* Same base LSN as before: only the salt tells the generations apart. */
+        cr_assert(eq(int, wal_reset(&w, 1), SOMBRA_OK));
+        cr_assert(not(eq(u64, w.salt, old_salt)));
+        cr_assert(eq(u64, wal_size(&w), 0));
+        wal_close(&w);
+        cr_assert(eq(u64, file_size("wal"), record_offset(6)), "the old bytes are still there");
+
+        cr_assert(eq(int, reopen_replay(&w, "wal", 0, &seen, &applied), SOMBRA_OK));
+        cr_assert(eq(u64, applied, 0));
+        cr_assert(eq(u64, w.end, WAL_HDR));
+        cr_assert(eq(u64, w.next_lsn, 1));
+        /* One new record over the first old one; the old records after it stay dead. */
+        cr_assert(eq(int, append_len(&w, 77, payload_len(1), &lsn), SOMBRA_OK));
+        cr_assert(eq(u64, lsn, 1));
+        wal_close(&w);
+        cr_assert(eq(int, reopen_replay(&w, "wal", 0, &seen, &applied), SOMBRA_OK));
+        cr_assert(eq(u64, applied, 1));
+        cr_assert(eq(u64, seen.hash[0], payload_hash(77, payload_len(1))));
+        wal_close(&w);
+}
+
+Test(wal, a_header_with_a_bad_checksum_makes_the_log_empty)
+{
+        uint8_t *full;
+        size_t len;
+
+        write_log("full", 3);
+        full = slurp("full", &len);
+        /* Bytes 0..40 are magic, version, salt, base LSN and the checksum itself. */
+        for (size_t off = 0; off < 40; off++) {
+                struct wal w;
+                struct seen seen = {0};
+                uint64_t applied;
+
+                full[off] ^= 0x01;
+                spill("bad", full, len);
+                full[off] ^= 0x01;
+                cr_assert(eq(int, reopen_replay(&w, "bad", 0, &seen, &applied), SOMBRA_OK));
+                cr_assert(not(w.header_ok), "header byte %zu", off);
+                cr_assert(eq(u64, applied, 0), "header byte %zu", off);
+                cr_assert(eq(u64, w.end, WAL_HDR));
+                cr_assert(eq(u64, w.next_lsn, 1));
+                wal_close(&w);
+        }
+        free(full);
+}
+
+Test(wal, a_file_shorter_than_the_header_is_an_empty_log)
+{
+        struct wal w;
+        struct seen seen = {0};
+        uint64_t applied;
+
+        spill("short", (const uint8_t *)"SOMBRWAL", 8);
+        cr_assert(eq(int, reopen_replay(&w, "short", 4, &seen, &applied), SOMBRA_OK));
+        cr_assert(not(w.header_ok));
+        cr_assert(eq(u64, applied, 0));
+        cr_assert(eq(u64, w.next_lsn, 5));
+        wal_close(&w);
+}
+
+/* A log whose first record has LSN 10: ids 1..5 as LSNs 10..14. */
+static void
+write_log_from_10(const char *name)
+{
+        struct wal w;
+
+        cr_assert(eq(int, wal_open(&w, path_of(name), NULL), SOMBRA_OK));
+        cr_assert(eq(int, wal_reset(&w, 10), SOMBRA_OK));
+        for (uint64_t id = 1; id <= 5; id++)
+                cr_assert(eq(u64, append(&w, id), id + 9));
+        wal_close(&w);
+}
+
+Test(wal, a_log_that_starts_after_the_next_needed_lsn_is_corrupt)
+{
+        struct wal w;
+        struct seen seen = {0};
+        uint64_t applied;
+
+        write_log_from_10("wal");
+        cr_assert(eq(int, reopen_replay(&w, "wal", 8, &seen, &applied), SOMBRA_ECORRUPT));
+        cr_assert(eq(sz, seen.n, 0), "nothing is applied across a gap");
+        wal_close(&w);
+        cr_assert(eq(int, reopen_replay(&w, "wal", 0, &seen, &applied), SOMBRA_ECORRUPT));
+        wal_close(&w);
+        cr_assert(eq(int, reopen_replay(&w, "wal", 9, &seen, &applied), SOMBRA_OK));
+        cr_assert(eq(u64, applied, 5));
+        expect_ids(&seen, 1, 5, 10);
+        wal_close(&w);
+}
+
+Test(wal, records_at_or_below_after_are_skipped_but_keep_their_place)
+{
+        struct wal w;
+        struct seen seen = {0};
+        uint64_t applied;
+
+        write_log_from_10("wal");
+        cr_assert(eq(int, reopen_replay(&w, "wal", 12, &seen, &applied), SOMBRA_OK));
+        cr_assert(eq(u64, applied, 2));
+        expect_ids(&seen, 4, 5, 13);
+        cr_assert(eq(u64, w.end, file_size("wal")));
+        cr_assert(eq(u64, w.next_lsn, 15));
+        cr_assert(eq(u64, append(&w, 6), 15));
+        wal_close(&w);
+
+        /* Everything, the skipped ones included, is still one intact log. */
+        cr_assert(eq(int, reopen_replay(&w, "wal", 9, &seen, &applied), SOMBRA_OK));
+        cr_assert(eq(u64, applied, 6));
+        expect_ids(&seen, 1, 6, 10);
+        wal_close(&w);
+}
+
+Test(wal, replay_with_every_record_skipped_still_appends_where_the_log_ends)
+{
+        struct wal w;
+        struct seen seen = {0};
+        uint64_t applied;
+
+        write_log_from_10("wal");
+        cr_assert(eq(int, reopen_replay(&w, "wal", 14, &seen, &applied), SOMBRA_OK));
+        cr_assert(eq(u64, applied, 0));
+        cr_assert(eq(u64, w.next_lsn, 15));
+        cr_assert(eq(u64, append(&w, 6), 15));
+        wal_close(&w);
+        cr_assert(eq(int, reopen_replay(&w, "wal", 14, &seen, &applied), SOMBRA_OK));
+        cr_assert(eq(u64, applied, 1));
+        expect_ids(&seen, 6, 6, 15);
+        wal_close(&w);
+}
+
+/*
+ * The log ends below `after` (the meta page is ahead of it, e.g. a checkpoint
+ * whose WAL reset did not reach the disk): a record appended now must still
+ * be found by the next replay, not hidden behind the missing LSNs.
+ */
+Test(wal, records_appended_after_replaying_past_the_log_end_are_replayed)
+{
+        struct wal w;
+        struct seen seen = {0};
+        uint64_t applied;
+
+        write_log_from_10("wal");
+        cr_assert(eq(int, reopen_replay(&w, "wal", 20, &seen, &applied), SOMBRA_OK));
+        cr_assert(eq(u64, applied, 0));
+        cr_assert(eq(u64, w.next_lsn, 21));
+        cr_assert(eq(u64, append(&w, 7), 21));
+        cr_assert(eq(u64, append(&w, 8), 22));
+        wal_close(&w);
+        cr_assert(eq(int, reopen_replay(&w, "wal", 20, &seen, &applied), SOMBRA_OK));
+        cr_assert(eq(u64, applied, 2));
+        expect_ids(&seen, 7, 8, 21);
+        cr_assert(eq(u64, w.next_lsn, 23));
+        wal_close(&w);
+}
+
+Test(wal, an_apply_error_stops_replay_and_is_returned)
+{
+        struct wal w;
+        struct seen seen = {.fail_at = 4};
+        uint64_t applied;
+
+        write_log("wal", 6);
+        cr_assert(eq(int, reopen_replay(&w, "wal", 0, &seen, &applied), SOMBRA_EIO));
+        cr_assert(eq(sz, seen.n, 3));
+        wal_close(&w);
+}
+
+Test(wal, size_counts_record_bytes_and_sync_covers_what_was_written)
+{
+        struct wal w;
+        uint64_t lsn;
+
+        cr_assert(eq(int, wal_open(&w, path_of("wal"), NULL), SOMBRA_OK));
+        cr_assert(eq(int, append_len(&w, 1, 100, &lsn), SOMBRA_OK));
+        cr_assert(eq(int, append_len(&w, 2, 0, &lsn), SOMBRA_OK));
+        cr_assert(eq(u64, wal_size(&w), 2 * WAL_REC_HDR + 100));
+        cr_assert(eq(u64, w.written_lsn, 2));
+        cr_assert(eq(u64, w.synced_lsn, 0));
+        cr_assert(eq(int, wal_sync(&w), SOMBRA_OK));
+        cr_assert(eq(u64, w.synced_lsn, 2));
+        cr_assert(eq(u64, w.syncs, 1));
+        cr_assert(eq(int, wal_reset(&w, 3), SOMBRA_OK));
+        cr_assert(eq(u64, wal_size(&w), 0));
+        cr_assert(eq(int, append_len(&w, 3, 10, &lsn), SOMBRA_OK));
+        cr_assert(eq(u64, lsn, 3));
+        cr_assert(eq(u64, wal_size(&w), WAL_REC_HDR + 10));
+        wal_close(&w);
+}
+
+Test(wal, a_record_shorter_than_its_header_is_refused)
+{
+        struct wal w;
+        uint8_t rec[WAL_REC_HDR];
+        uint64_t lsn = 0;
+
+        cr_assert(eq(int, wal_open(&w, path_of("wal"), NULL), SOMBRA_OK));
+        cr_assert(eq(int, wal_append(&w, rec, WAL_REC_HDR - 1, &lsn), SOMBRA_ETOOBIG));
+        cr_assert(eq(u64, w.next_lsn, 1));
+        wal_close(&w);
+}
+
+Test(wal, a_failed_append_leaves_nothing_and_the_next_one_takes_its_place)
+{
+        for (int torn = 0; torn < 2; torn++) {
+                struct io_faults faults = {0};
+                struct wal w;
+                struct seen seen = {0};
+                uint64_t lsn = 0, applied, end;
+
+                unlink(path_of("wal"));
+                cr_assert(eq(int, wal_open(&w, path_of("wal"), &faults), SOMBRA_OK));
+                cr_assert(eq(u64, append(&w, 1), 1));
+                end = w.end;
+                faults =
+                    (struct io_faults){.ops = 1u << IO_OP_WRITE, .err = EIO, .short_write = torn};
+                /* A big record fails (half of it reaches the file when torn)... */
+                cr_assert(eq(int, append_len(&w, 50, 4000, &lsn), SOMBRA_EIO));
+                cr_assert(eq(u64, faults.fired, 1));
+                cr_assert(eq(u64, w.end, end));
+                cr_assert(eq(u64, w.next_lsn, 2));
+                cr_assert(eq(u64, w.written_lsn, 1));
+                /* ...and a smaller one goes to the same place with the same LSN. */
+                cr_assert(eq(int, append_len(&w, 2, payload_len(2), &lsn), SOMBRA_OK));
+                cr_assert(eq(u64, lsn, 2));
+                wal_close(&w);
+
+                cr_assert(eq(int, reopen_replay(&w, "wal", 0, &seen, &applied), SOMBRA_OK));
+                cr_assert(eq(u64, applied, 2), "torn %d", torn);
+                expect_ids(&seen, 1, 2, 1);
+                wal_close(&w);
+        }
+}
