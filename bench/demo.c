@@ -147,7 +147,7 @@ report_once(const char *what, double secs)
 }
 
 static int
-query(struct graph *g, const struct demo_args *a, uint64_t *rng)
+query(struct graph_reader *g, const struct demo_args *a, uint64_t *rng)
 {
         struct graph_adjvec adj = {0};
         uint64_t seen = 0, total = 0, queries = a->nodes < 100000 ? a->nodes : 100000;
@@ -187,6 +187,7 @@ main(int argc, char **argv)
         struct sombra_config cfg;
         struct graph_verify_report vr;
         struct graph *g;
+        struct graph_reader *reader;
         uint64_t rng, nodes, edges;
         char wal[4096];
         double t;
@@ -230,7 +231,7 @@ main(int argc, char **argv)
         if (rc != SOMBRA_OK)
                 return fail("reopen", rc);
         report_once("open (no WAL to replay)", now_s() - t);
-        graph_counts(g, &nodes, &edges);
+        graph_counts(graph_writer_reader(g), &nodes, &edges);
         printf("  %-34s %10" PRIu64 " nodes, %" PRIu64 " edges\n", "found", nodes, edges);
         t = now_s();
         rc = graph_verify(g, &vr);
@@ -243,8 +244,13 @@ main(int argc, char **argv)
                vr.tree_pages, vr.free_pages,
                (double)vr.pages * store_page_size(graph_store(g)) / (1 << 20));
 
-        printf("query\n");
-        if (query(g, &a, &rng) != 0)
+        printf("query (snapshot reader)\n");
+        rc = graph_reader_open(g, &reader);
+        if (rc != SOMBRA_OK)
+                return fail("reader", rc);
+        rc = query(reader, &a, &rng);
+        graph_reader_close(reader);
+        if (rc != 0)
                 return 1;
         rc = graph_close(g);
         if (rc != SOMBRA_OK)

@@ -17,7 +17,10 @@ struct buf {
         size_t cap;
 };
 
-#define BUF_INIT {NULL, 0, 0}
+#define BUF_INIT                                                                                   \
+        {                                                                                          \
+                NULL, 0, 0                                                                         \
+        }
 
 /* Makes room for at least `cap` bytes in total. SOMBRA_ENOMEM on failure (buffer unchanged). */
 int buf_reserve(struct buf *b, size_t cap);

@@ -3,7 +3,8 @@
  *
  * The hash table holds ids, not names: a slot's name is found through the
  * chunk array, so the table is 4 bytes a slot and rehashing moves no strings.
- * Linear probing, kept at most half full. Only the writer touches the table.
+ * Linear probing, kept at most half full. Only the writer touches the table;
+ * readers on other threads use dict_get, which reads `count` atomically.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -22,7 +23,8 @@ name_hash(const char *name, size_t len)
 const struct dict_name *
 dict_get(const struct dict *d, uint32_t id)
 {
-        if (id == 0 || id > d->count)
+        /* Readers on other threads: the acquire pairs with dict_add's release. */
+        if (id == 0 || id > __atomic_load_n(&d->count, __ATOMIC_ACQUIRE))
                 return NULL;
         return d->chunks[(id - 1) / DICT_CHUNK][(id - 1) % DICT_CHUNK];
 }
@@ -105,7 +107,7 @@ dict_add(struct dict *d, const char *name, size_t len)
         memcpy(n->text, name, len);
         n->text[len] = '\0';
         d->chunks[c][(id - 1) % DICT_CHUNK] = n;
-        d->count = id;
+        __atomic_store_n(&d->count, id, __ATOMIC_RELEASE); /* the name first, then its id */
         table_insert(d, id);
         return SOMBRA_OK;
 }
@@ -158,7 +160,7 @@ dict_truncate(struct dict *d, uint32_t count)
                 uint32_t id = d->count;
                 free(d->chunks[(id - 1) / DICT_CHUNK][(id - 1) % DICT_CHUNK]);
                 d->chunks[(id - 1) / DICT_CHUNK][(id - 1) % DICT_CHUNK] = NULL;
-                d->count--;
+                __atomic_store_n(&d->count, d->count - 1, __ATOMIC_RELEASE);
         }
         if (d->table != NULL)
                 memset(d->table, 0, d->table_cap * sizeof(*d->table));

@@ -43,6 +43,8 @@ struct graph {
         uint32_t unsynced; /* NORMAL: commits since the last sync */
         uint64_t last_sync_ns;
 
+        struct graph_reader w; /* the writer's own reader */
+
         /* writer scratch, reused by every operation */
         struct buf raw, raw2, key;
         struct rec before, after;
@@ -103,8 +105,8 @@ graph_ids_push(struct graph_ids *ids, uint64_t id)
         return SOMBRA_OK;
 }
 
-static int
-adj_push(struct graph_adjvec *a, const struct graph_adj *x)
+int
+graph_adjvec_push(struct graph_adjvec *a, const struct graph_adj *x)
 {
         if (a->n == a->cap) {
                 size_t cap = a->cap ? a->cap * 2 : 64;
@@ -142,6 +144,12 @@ struct dict *
 graph_dict(struct graph *g)
 {
         return &g->dict;
+}
+
+struct graph_reader *
+graph_writer_reader(struct graph *g)
+{
+        return g == NULL ? NULL : &g->w;
 }
 
 /* ---- index catalogue ---- */
@@ -408,27 +416,13 @@ props_apply(struct graph *g, struct rec *r, const struct sombra_prop *props, siz
 static int
 node_load(struct graph *g, uint64_t id, struct buf *raw, struct rec *r)
 {
-        uint8_t k[8];
-        int rc;
-
-        id_key(k, id);
-        rc = store_get(g->store, view(g), TREE_NODES, k, 8, raw);
-        if (rc == SOMBRA_OK)
-                rc = rec_decode_node(r, raw->data, raw->len);
-        return rc;
+        return graph_read_record(&g->w, false, id, raw, r);
 }
 
 static int
 edge_load(struct graph *g, uint64_t id, struct buf *raw, struct rec *r)
 {
-        uint8_t k[8];
-        int rc;
-
-        id_key(k, id);
-        rc = store_get(g->store, view(g), TREE_EDGES, k, 8, raw);
-        if (rc == SOMBRA_OK)
-                rc = rec_decode_edge(r, raw->data, raw->len);
-        return rc;
+        return graph_read_record(&g->w, true, id, raw, r);
 }
 
 static int
@@ -811,126 +805,6 @@ graph_edge_unset(struct graph *g, uint64_t id, const char *key)
         return edge_edit_op(g, id, key, NULL);
 }
 
-/* ---- adjacency ---- */
-
-static int
-type_filter(struct graph *g, const char *const *types, size_t ntypes, uint32_t *ids, size_t *nids)
-{
-        *nids = 0;
-        if (ntypes > 0 && types == NULL)
-                return SOMBRA_EINVAL;
-        for (size_t i = 0; i < ntypes; i++) {
-                int rc = resolve(g, types[i], &ids[*nids]);
-                if (rc == SOMBRA_OK)
-                        (*nids)++;
-                else if (rc != SOMBRA_ENOTFOUND)
-                        return rc;
-        }
-        return SOMBRA_OK;
-}
-
-/* Appends the adjacency entries under one key prefix (node | dir [| type]). */
-static int
-adj_scan(struct graph *g, const uint8_t *prefix, size_t plen, struct graph_adjvec *out)
-{
-        struct btree_cursor c;
-        int rc;
-
-        store_cursor(g->store, view(g), TREE_ADJ, &c);
-        rc = btree_cursor_seek(&c, prefix, plen);
-        while (rc == SOMBRA_OK && btree_cursor_valid(&c)) {
-                const uint8_t *k;
-                size_t klen;
-                struct graph_adj a;
-                btree_cursor_key(&c, &k, &klen);
-                if (klen != ADJ_KEY || memcmp(k, prefix, plen) != 0)
-                        break;
-                a.type = get_be32(k + 9);
-                a.edge = get_be64(k + 13);
-                a.dir = k[8] == DIR_OUT ? SOMBRA_OUT : SOMBRA_IN;
-                /* The neighbour is the leaf value: 8 inline bytes, read in place. */
-                rc = btree_cursor_value(&c, &g->key);
-                if (rc != SOMBRA_OK)
-                        break;
-                if (g->key.len != 8) {
-                        rc = SOMBRA_ECORRUPT;
-                        break;
-                }
-                a.node = get_be64(g->key.data);
-                rc = adj_push(out, &a);
-                if (rc == SOMBRA_OK)
-                        rc = btree_cursor_next(&c);
-        }
-        btree_cursor_close(&c);
-        return rc;
-}
-
-static int
-neighbors(struct graph *g, uint64_t node, enum sombra_dir dir, const uint32_t *types, size_t ntypes,
-          bool filtered, struct graph_adjvec *out)
-{
-        uint8_t prefix[13];
-        int rc = SOMBRA_OK;
-
-        out->n = 0;
-        for (uint8_t d = DIR_OUT; d <= DIR_IN && rc == SOMBRA_OK; d++) {
-                if (!(dir & (d == DIR_OUT ? SOMBRA_OUT : SOMBRA_IN)))
-                        continue;
-                put_be64(prefix, node);
-                prefix[8] = d;
-                if (!filtered) {
-                        rc = adj_scan(g, prefix, 9, out);
-                        continue;
-                }
-                for (size_t i = 0; i < ntypes && rc == SOMBRA_OK; i++) {
-                        put_be32(prefix + 9, types[i]);
-                        rc = adj_scan(g, prefix, 13, out);
-                }
-        }
-        return rc;
-}
-
-int
-graph_neighbors(struct graph *g, uint64_t node, enum sombra_dir dir, const char *const *types,
-                size_t ntypes, struct graph_adjvec *out)
-{
-        uint32_t tids[64];
-        size_t ntids;
-        int rc;
-
-        if (g == NULL || out == NULL || dir < SOMBRA_OUT || dir > SOMBRA_BOTH)
-                return SOMBRA_EINVAL;
-        if (ntypes > 64)
-                return SOMBRA_ETOOBIG;
-        rc = graph_node_exists(g, node);
-        if (rc == SOMBRA_OK)
-                rc = type_filter(g, types, ntypes, tids, &ntids);
-        if (rc != SOMBRA_OK)
-                return rc;
-        return neighbors(g, node, dir, tids, ntids, ntypes > 0, out);
-}
-
-int
-graph_degree(struct graph *g, uint64_t node, enum sombra_dir dir, const char *const *types,
-             size_t ntypes, uint64_t *degree)
-{
-        int rc;
-
-        if (degree == NULL)
-                return SOMBRA_EINVAL;
-        rc = graph_neighbors(g, node, dir, types, ntypes, &g->adj);
-        if (rc == SOMBRA_OK)
-                *degree = g->adj.n;
-        return rc;
-}
-
-const char *
-graph_type_name(struct graph *g, uint32_t type)
-{
-        const struct dict_name *n = g == NULL ? NULL : dict_get(&g->dict, type);
-        return n == NULL ? NULL : n->text;
-}
-
 /* ---- node delete ---- */
 
 static int
@@ -938,10 +812,10 @@ node_delete(struct graph *g, uint64_t id)
 {
         struct store_state *st = store_txn_state(g->store);
         uint8_t k[8];
-        int rc = graph_node_exists(g, id);
+        int rc = node_load(g, id, &g->raw, &g->before);
 
         if (rc == SOMBRA_OK)
-                rc = neighbors(g, id, SOMBRA_BOTH, NULL, 0, false, &g->adj);
+                rc = graph_read_adjacent(&g->w, id, &g->adj);
         idset_clear(&g->seen);
         /* A self-loop shows up in both directions: delete each edge once. */
         for (size_t i = 0; rc == SOMBRA_OK && i < g->adj.n; i++) {
@@ -1003,24 +877,7 @@ index_fill(struct graph *g, const struct index_def *ix, bool add)
         struct graph_ids ids = {0};
         struct index_def *saved = g->indexes;
         size_t nsaved = g->nindexes;
-        int rc;
-        uint8_t lk[4];
-        struct btree_cursor c;
-
-        put_be32(lk, ix->label);
-        store_cursor(g->store, view(g), TREE_LABELS, &c);
-        rc = btree_cursor_seek(&c, lk, 4);
-        while (rc == SOMBRA_OK && btree_cursor_valid(&c)) {
-                const uint8_t *k;
-                size_t klen;
-                btree_cursor_key(&c, &k, &klen);
-                if (klen != 12 || memcmp(k, lk, 4) != 0)
-                        break;
-                rc = graph_ids_push(&ids, get_be64(k + 4));
-                if (rc == SOMBRA_OK)
-                        rc = btree_cursor_next(&c);
-        }
-        btree_cursor_close(&c);
+        int rc = graph_read_label(&g->w, ix->label, &ids);
         /* index_update over just this index. */
         g->indexes = (struct index_def *)ix;
         g->nindexes = 1;
@@ -1093,251 +950,6 @@ graph_index_drop(struct graph *g, const char *label, const char *key)
         return index_op(g, label, key, false);
 }
 
-/* ---- reads ---- */
-
-void
-graph_entity_free(struct graph_entity *e)
-{
-        if (e == NULL)
-                return;
-        rec_free(&e->rec);
-        buf_free(&e->raw);
-        free(e->labels);
-        free(e->props);
-        memset(e, 0, sizeof(*e));
-}
-
-static int
-entity_fill(struct graph *g, struct graph_entity *e)
-{
-        struct rec *r = &e->rec;
-
-        if (r->nlabels > e->labels_cap) {
-                const char **v = realloc(e->labels, r->nlabels * sizeof(*v));
-                if (v == NULL)
-                        return SOMBRA_ENOMEM;
-                e->labels = v;
-                e->labels_cap = r->nlabels;
-        }
-        if (r->nprops > e->props_cap) {
-                struct sombra_prop *v = realloc(e->props, r->nprops * sizeof(*v));
-                if (v == NULL)
-                        return SOMBRA_ENOMEM;
-                e->props = v;
-                e->props_cap = r->nprops;
-        }
-        for (uint32_t i = 0; i < r->nlabels; i++) {
-                const struct dict_name *n = dict_get(&g->dict, r->labels[i]);
-                if (n == NULL)
-                        return SOMBRA_ECORRUPT;
-                e->labels[i] = n->text;
-        }
-        for (uint32_t i = 0; i < r->nprops; i++) {
-                const struct dict_name *n = dict_get(&g->dict, r->props[i].key);
-                if (n == NULL)
-                        return SOMBRA_ECORRUPT;
-                e->props[i].key = n->text;
-                e->props[i].value = r->props[i].value;
-        }
-        e->nlabels = r->nlabels;
-        e->nprops = r->nprops;
-        return SOMBRA_OK;
-}
-
-int
-graph_node_get(struct graph *g, uint64_t id, struct graph_entity *out)
-{
-        int rc;
-
-        if (g == NULL || out == NULL)
-                return SOMBRA_EINVAL;
-        rc = node_load(g, id, &out->raw, &out->rec);
-        if (rc != SOMBRA_OK)
-                return rc;
-        out->id = id;
-        out->src = out->dst = 0;
-        out->type = NULL;
-        return entity_fill(g, out);
-}
-
-int
-graph_edge_get(struct graph *g, uint64_t id, struct graph_entity *out)
-{
-        const struct dict_name *t;
-        int rc;
-
-        if (g == NULL || out == NULL)
-                return SOMBRA_EINVAL;
-        rc = edge_load(g, id, &out->raw, &out->rec);
-        if (rc != SOMBRA_OK)
-                return rc;
-        t = dict_get(&g->dict, out->rec.type);
-        if (t == NULL)
-                return SOMBRA_ECORRUPT;
-        out->id = id;
-        out->src = out->rec.src;
-        out->dst = out->rec.dst;
-        out->type = t->text;
-        return entity_fill(g, out);
-}
-
-int
-graph_node_exists(struct graph *g, uint64_t id)
-{
-        uint8_t k[8];
-
-        if (g == NULL)
-                return SOMBRA_EINVAL;
-        id_key(k, id);
-        return store_get(g->store, view(g), TREE_NODES, k, 8, NULL);
-}
-
-int
-graph_counts(struct graph *g, uint64_t *nodes, uint64_t *edges)
-{
-        if (g == NULL)
-                return SOMBRA_EINVAL;
-        if (nodes != NULL)
-                *nodes = view(g)->nodes;
-        if (edges != NULL)
-                *edges = view(g)->edges;
-        return SOMBRA_OK;
-}
-
-int
-graph_nodes_by_label(struct graph *g, const char *label, struct graph_ids *out)
-{
-        struct btree_cursor c;
-        uint8_t lk[4];
-        uint32_t l;
-        int rc;
-
-        if (g == NULL || out == NULL)
-                return SOMBRA_EINVAL;
-        out->n = 0;
-        rc = resolve(g, label, &l);
-        if (rc == SOMBRA_ENOTFOUND)
-                return SOMBRA_OK; /* a label never used labels nothing */
-        if (rc != SOMBRA_OK)
-                return rc;
-        put_be32(lk, l);
-        store_cursor(g->store, view(g), TREE_LABELS, &c);
-        rc = btree_cursor_seek(&c, lk, 4);
-        while (rc == SOMBRA_OK && btree_cursor_valid(&c)) {
-                const uint8_t *k;
-                size_t klen;
-                btree_cursor_key(&c, &k, &klen);
-                if (klen != 12 || memcmp(k, lk, 4) != 0)
-                        break;
-                rc = graph_ids_push(out, get_be64(k + 4));
-                if (rc == SOMBRA_OK)
-                        rc = btree_cursor_next(&c);
-        }
-        btree_cursor_close(&c);
-        return rc;
-}
-
-/*
- * Index keys are cut for long strings (record.h), so every candidate's real
- * value is read back and compared before it is returned.
- */
-static int
-range_scan(struct graph *g, const struct index_def *ix, const struct sombra_value *lo,
-           const struct sombra_value *hi, struct graph_ids *out)
-{
-        struct btree_cursor c;
-        struct buf from = BUF_INIT, to = BUF_INIT;
-        int rc;
-
-        out->n = 0;
-        if (lo != NULL) {
-                rc = rec_index_prefix(&from, ix->label, ix->key, lo);
-        } else { /* from the index's first entry */
-                rc = buf_put_u32(&from, ix->label);
-                if (rc == SOMBRA_OK)
-                        rc = buf_put_u32(&from, ix->key);
-        }
-        if (rc == SOMBRA_OK && hi != NULL)
-                rc = rec_index_prefix(&to, ix->label, ix->key, hi);
-        if (rc != SOMBRA_OK)
-                goto label_out;
-        store_cursor(g->store, view(g), TREE_PROPS, &c);
-        rc = btree_cursor_seek(&c, from.data, from.len);
-        while (rc == SOMBRA_OK && btree_cursor_valid(&c)) {
-                const uint8_t *k;
-                size_t klen;
-                const struct sombra_value *v;
-                uint64_t node;
-                btree_cursor_key(&c, &k, &klen);
-                if (klen < 16 || memcmp(k, from.data, 8) != 0)
-                        break;
-                /* Past the upper bound once the key's value part sorts above hi's. */
-                if (hi != NULL && memcmp(k, to.data, klen - 8 < to.len ? klen - 8 : to.len) > 0)
-                        break;
-                node = get_be64(k + klen - 8);
-                rc = btree_cursor_next(&c);
-                if (rc != SOMBRA_OK)
-                        break;
-                rc = node_load(g, node, &g->raw, &g->before);
-                if (rc != SOMBRA_OK)
-                        break;
-                v = rec_get_prop(&g->before, ix->key);
-                if (v == NULL || (lo && rec_value_cmp(v, lo) < 0) ||
-                    (hi && rec_value_cmp(v, hi) > 0))
-                        continue;
-                if (lo && v->type != lo->type)
-                        continue;
-                if (hi && v->type != hi->type)
-                        continue;
-                rc = graph_ids_push(out, node);
-        }
-        btree_cursor_close(&c);
-label_out:
-        buf_free(&from);
-        buf_free(&to);
-        return rc;
-}
-
-static int
-prop_query(struct graph *g, const char *label, const char *key, const struct sombra_value *lo,
-           const struct sombra_value *hi, struct graph_ids *out)
-{
-        struct index_def ix;
-        uint8_t k[8];
-        int rc;
-
-        if (g == NULL || out == NULL)
-                return SOMBRA_EINVAL;
-        if ((lo != NULL && rec_value_check(lo) != SOMBRA_OK) ||
-            (hi != NULL && rec_value_check(hi) != SOMBRA_OK))
-                return SOMBRA_EINVAL;
-        rc = index_names(g, label, key, false, k);
-        if (rc == SOMBRA_OK)
-                rc = store_get(g->store, view(g), TREE_INDEXES, k, 8, NULL);
-        if (rc != SOMBRA_OK)
-                return rc; /* SOMBRA_ENOTFOUND: no such index */
-        ix.label = get_be32(k);
-        ix.key = get_be32(k + 4);
-        return range_scan(g, &ix, lo, hi, out);
-}
-
-int
-graph_nodes_by_prop(struct graph *g, const char *label, const char *key,
-                    const struct sombra_value *v, struct graph_ids *out)
-{
-        if (v == NULL)
-                return SOMBRA_EINVAL;
-        return prop_query(g, label, key, v, v, out);
-}
-
-int
-graph_nodes_by_range(struct graph *g, const char *label, const char *key,
-                     const struct sombra_value *lo, const struct sombra_value *hi,
-                     struct graph_ids *out)
-{
-        return prop_query(g, label, key, lo, hi, out);
-}
-
 /* ---- open and close ---- */
 
 int
@@ -1360,8 +972,11 @@ graph_open(const char *path, const struct sombra_config *cfg, struct io_faults *
         else
                 sombra_config_production(&g->cfg);
         rc = store_open(path, &g->cfg, faults, &g->store);
-        if (rc == SOMBRA_OK)
+        if (rc == SOMBRA_OK) {
+                g->w.g = g;
+                g->w.pager = store_pager(g->store);
                 rc = dict_load(&g->dict, g->store);
+        }
         if (rc == SOMBRA_OK)
                 rc = indexes_load(g);
         if (rc != SOMBRA_OK) {
@@ -1396,6 +1011,7 @@ graph_close(struct graph *g)
         rec_free(&g->before);
         rec_free(&g->after);
         graph_adjvec_free(&g->adj);
+        graph_reader_release(&g->w);
         idset_free(&g->seen);
         free(g);
         return rc;

@@ -22,7 +22,10 @@ struct idset {
         size_t count; /* keys present */
 };
 
-#define IDSET_INIT {NULL, NULL, 0, 0}
+#define IDSET_INIT                                                                                 \
+        {                                                                                          \
+                NULL, NULL, 0, 0                                                                   \
+        }
 
 /*
  * Inserts key -> val, or overwrites val when key is present. *added (if not

@@ -79,7 +79,8 @@ fault_fire(struct io_file *f, enum io_op op)
 {
         struct io_faults *faults = f->faults;
 
-        if (faults == NULL || !(faults->ops & (1u << op)))
+        if (faults == NULL || !(faults->ops & (1u << op)) ||
+            (faults->files != 0 && !(faults->files & f->kind)))
                 return 0;
         if (faults->countdown > 0) {
                 faults->countdown--;

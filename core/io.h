@@ -26,18 +26,23 @@ enum io_op { IO_OP_READ, IO_OP_WRITE, IO_OP_SYNC, IO_OP_TRUNCATE, IO_OP_COUNT };
  * Owned and written by the test thread before the calls it targets.
  */
 struct io_faults {
-        uint32_t ops;       /* bit (1u << enum io_op) per kind of call */
-        int64_t countdown;  /* matching calls to let through before failing */
-        int err;            /* errno to fail with */
+        uint32_t ops;      /* bit (1u << enum io_op) per kind of call */
+        int64_t countdown; /* matching calls to let through before failing */
+        int err;           /* errno to fail with */
         bool short_write;
         bool sticky;
-        uint64_t fired;     /* how many calls were failed */
+        uint32_t files; /* bit per io_file.kind to target; 0 targets every file */
+        uint64_t fired; /* how many calls were failed */
 };
 
 struct io_file {
         int fd;
+        uint32_t kind;            /* the owner's label for it (IO_FILE_*), for io_faults.files */
         struct io_faults *faults; /* NULL outside fault tests */
 };
+
+#define IO_FILE_DB  1u /* the database file */
+#define IO_FILE_WAL 2u /* the write-ahead log */
 
 /*
  * Opens (creating with mode 0644 when `create`) path for reading and writing.

@@ -29,6 +29,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include <xxhash.h>
 
@@ -80,6 +81,23 @@ struct pager {
         struct retvec txn_retired;
 
         struct pager_stats st;
+
+        /*
+         * Snapshot readers (see pager_reader_open). The file is mapped read-only
+         * once; readers take committed pages straight from the map. Written by
+         * the writer: `published_npages` and bits of `validated`, with __atomic
+         * builtins (see store.c); `map`, `map_pages` never change after creation.
+         */
+        uint8_t *fmap; /* the whole file, read-only */
+        uint64_t map_pages;
+        uint64_t *validated;       /* a bit per page: checked since it was last written */
+        uint64_t published_npages; /* pages readers may touch */
+        struct page **dirty;       /* write-back's list, room for every frame */
+
+        /* Reader handles only: the writer's pager, and page descriptors to pin. */
+        struct pager *writer;
+        struct page *descs;
+        struct pgvec free_descs;
 };
 
 static int
@@ -162,6 +180,44 @@ page_set_aux(struct page *pg, uint64_t aux)
         put_be64(pg->data + 32, aux);
 }
 
+/*
+ * Maps the file for readers: PAGER_MAP_BYTES of address space (more for a
+ * larger file), so the map never moves while the file grows into it. Pages
+ * past the end of the file are never touched: readers only read pages that
+ * were written before the snapshot naming them was published.
+ */
+static int
+map_create(struct pager *p)
+{
+        uint64_t pages = PAGER_MAP_BYTES / p->page_size;
+        void *m;
+
+        if (pages < 2 * p->npages)
+                pages = 2 * p->npages;
+        m = mmap(NULL, pages * p->page_size, PROT_READ, MAP_SHARED, p->file->fd, 0);
+        if (m == MAP_FAILED)
+                return SOMBRA_ENOMEM;
+        p->fmap = m;
+        p->map_pages = pages;
+        p->validated = calloc((pages + 63) / 64, sizeof(uint64_t));
+        if (p->validated == NULL)
+                return SOMBRA_ENOMEM;
+        p->published_npages = p->npages;
+        return SOMBRA_OK;
+}
+
+static void
+validated_set(struct pager *p, pgno_t pgno)
+{
+        __atomic_fetch_or(&p->validated[pgno / 64], 1ull << (pgno % 64), __ATOMIC_RELEASE);
+}
+
+static bool
+validated_get(struct pager *p, pgno_t pgno)
+{
+        return (__atomic_load_n(&p->validated[pgno / 64], __ATOMIC_ACQUIRE) >> (pgno % 64)) & 1;
+}
+
 int
 pager_create(struct io_file *file, uint32_t page_size, uint32_t cache_pages, bool checksums,
              uint64_t npages, uint64_t ckpt_txn, struct pager **out)
@@ -196,6 +252,14 @@ pager_create(struct io_file *file, uint32_t page_size, uint32_t cache_pages, boo
                 rc = SOMBRA_ENOMEM;
                 goto label_fail;
         }
+        rc = map_create(p);
+        if (rc != SOMBRA_OK)
+                goto label_fail;
+        p->dirty = malloc(cache_pages * sizeof(*p->dirty));
+        if (p->dirty == NULL) {
+                rc = SOMBRA_ENOMEM;
+                goto label_fail;
+        }
         /* Hand out low frames first: pop from the end of a descending stack. */
         for (uint32_t i = cache_pages; i-- > 0;) {
                 rc = pgvec_push(&p->empty_frames, i);
@@ -220,6 +284,10 @@ pager_destroy(struct pager *p)
                 free(p->frames);
         }
         pagebuf_pool_destroy(p->bufs);
+        if (p->fmap != NULL)
+                munmap(p->fmap, p->map_pages * p->page_size);
+        free(p->validated);
+        free(p->dirty);
         free(p->scratch);
         idset_free(&p->map);
         free(p->empty_frames.v);
@@ -285,6 +353,7 @@ write_page(struct pager *p, struct page *pg)
                 return rc;
         pg->dirty = false;
         p->st.pages_written++;
+        validated_set(p, pg->pgno); /* we made it: it is well formed */
         return SOMBRA_OK;
 }
 
@@ -383,12 +452,83 @@ page_check(const struct pager *p, const struct page *pg, pgno_t pgno)
         return btree_page_check(pg->data, p->page_size);
 }
 
+/*
+ * A reader's pager_get: the page comes straight from the map, checked the
+ * first time anyone reads it after it was written. The writer never changes a
+ * page that a published state can reach, and reuses its number only after
+ * every reader that could see it has moved on (store.c), so what the map
+ * shows is the page of the reader's snapshot.
+ */
+static int
+reader_get(struct pager *r, pgno_t pgno, struct page **out)
+{
+        struct pager *w = r->writer;
+        struct page *pg;
+
+        if (pgno < 2 || pgno >= __atomic_load_n(&w->published_npages, __ATOMIC_ACQUIRE))
+                return SOMBRA_ECORRUPT;
+        if (r->free_descs.n == 0)
+                return SOMBRA_ENOMEM; /* more pages pinned than any walk needs */
+        pg = &r->descs[r->free_descs.v[--r->free_descs.n]];
+        pg->data = w->fmap + pgno * w->page_size;
+        pg->pgno = pgno;
+        pg->pins = 1;
+        if (!validated_get(w, pgno)) {
+                int rc = page_check(w, pg, pgno);
+                if (rc != SOMBRA_OK) {
+                        r->free_descs.n++;
+                        return rc;
+                }
+                validated_set(w, pgno);
+        }
+        r->st.hits++;
+        *out = pg;
+        return SOMBRA_OK;
+}
+
+int
+pager_reader_open(struct pager *w, struct pager **out)
+{
+        struct pager *r = calloc(1, sizeof(*r));
+        int rc = SOMBRA_OK;
+
+        if (r == NULL)
+                return SOMBRA_ENOMEM;
+        r->writer = w;
+        r->page_size = w->page_size;
+        r->checksums = w->checksums;
+        r->descs = calloc(PAGER_READER_PINS, sizeof(*r->descs));
+        if (r->descs == NULL)
+                rc = SOMBRA_ENOMEM;
+        for (uint32_t i = 0; rc == SOMBRA_OK && i < PAGER_READER_PINS; i++)
+                rc = pgvec_push(&r->free_descs, i);
+        if (rc != SOMBRA_OK) {
+                pager_reader_close(r);
+                return rc;
+        }
+        *out = r;
+        return SOMBRA_OK;
+}
+
+void
+pager_reader_close(struct pager *r)
+{
+        if (r == NULL)
+                return;
+        free(r->descs);
+        free(r->free_descs.v);
+        free(r);
+}
+
 int
 pager_get(struct pager *p, pgno_t pgno, struct page **out)
 {
         struct page *pg;
         uint64_t idx;
         int rc;
+
+        if (p->writer != NULL)
+                return reader_get(p, pgno, out);
 
         if (idset_get(&p->map, pgno, &idx)) {
                 pg = &p->frames[idx];
@@ -422,9 +562,10 @@ pager_get(struct pager *p, pgno_t pgno, struct page **out)
 void
 pager_unpin(struct pager *p, struct page *pg)
 {
-        (void)p;
-        if (pg != NULL && pg->pins > 0)
-                pg->pins--;
+        if (pg == NULL || pg->pins == 0)
+                return;
+        if (--pg->pins == 0 && p->writer != NULL)
+                p->free_descs.v[p->free_descs.n++] = (pgno_t)(pg - p->descs);
 }
 
 void
@@ -490,6 +631,8 @@ page_new(struct pager *p, uint8_t type, uint64_t txn, struct page **out)
         if (p->free.n > 0) {
                 pgno = p->free.v[--p->free.n];
         } else {
+                if (p->npages >= p->map_pages)
+                        return SOMBRA_ENOSPC; /* the file has grown to the size of its map */
                 pgno = p->npages++;
                 extended = true;
         }
@@ -704,24 +847,26 @@ page_pgno_cmp(const void *a, const void *b)
 }
 
 int
-pager_flush(struct pager *p)
+pager_write_back(struct pager *p)
 {
-        struct page **dirty;
         size_t n = 0;
-        uint64_t size;
         int rc = SOMBRA_OK;
 
-        dirty = malloc(p->cache_cap * sizeof(*dirty));
-        if (dirty == NULL)
-                return SOMBRA_ENOMEM;
         for (uint32_t i = 0; i < p->cache_cap; i++)
-                if (p->frames[i].data != NULL && p->frames[i].pgno != PGNO_NONE &&
-                    p->frames[i].dirty)
-                        dirty[n++] = &p->frames[i];
-        qsort(dirty, n, sizeof(*dirty), page_pgno_cmp); /* ascending offsets: sequential writes */
+                if (p->frames[i].pgno != PGNO_NONE && p->frames[i].dirty)
+                        p->dirty[n++] = &p->frames[i];
+        qsort(p->dirty, n, sizeof(*p->dirty), page_pgno_cmp); /* ascending: sequential writes */
         for (size_t i = 0; i < n && rc == SOMBRA_OK; i++)
-                rc = write_page(p, dirty[i]);
-        free(dirty);
+                rc = write_page(p, p->dirty[i]);
+        return rc;
+}
+
+int
+pager_flush(struct pager *p)
+{
+        uint64_t size;
+        int rc = pager_write_back(p);
+
         if (rc != SOMBRA_OK)
                 return rc;
         /* Pages allocated and freed without ever being written leave a hole at the end. */
@@ -729,6 +874,12 @@ pager_flush(struct pager *p)
         if (rc == SOMBRA_OK && size < p->npages * p->page_size)
                 rc = io_truncate(p->file, p->npages * p->page_size);
         return rc;
+}
+
+void
+pager_publish(struct pager *p)
+{
+        __atomic_store_n(&p->published_npages, p->npages, __ATOMIC_RELEASE);
 }
 
 void

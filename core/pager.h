@@ -44,29 +44,24 @@ typedef uint64_t pgno_t;
 #define PGNO_NONE ((pgno_t)0)
 #define PAGE_HDR  40u
 
-enum page_type {
-        PAGE_LEAF = 1,
-        PAGE_BRANCH = 2,
-        PAGE_OVERFLOW = 3,
-        PAGE_FREELIST = 4
-};
+enum page_type { PAGE_LEAF = 1, PAGE_BRANCH = 2, PAGE_OVERFLOW = 3, PAGE_FREELIST = 4 };
 
 /* A cached page. `data` is page_size bytes; the fields after it are the cache's own. */
 struct page {
         uint8_t *data;
         pgno_t pgno;
-        uint32_t pins;  /* users holding it; a pinned page is never evicted */
-        bool dirty;     /* differs from the file; always a fresh page */
+        uint32_t pins;   /* users holding it; a pinned page is never evicted */
+        bool dirty;      /* differs from the file; always a fresh page */
         bool referenced; /* CLOCK bit */
 };
 
 struct pager_stats {
         uint64_t hits, misses, evictions, spills;
         uint64_t pages_read, pages_written;
-        uint64_t cached, dirty;  /* pages in the cache now, and how many of them are dirty */
-        uint64_t npages;         /* pages in the file, meta pages included */
-        uint64_t free_pages;     /* reusable now */
-        uint64_t retired_pages;  /* unreachable, waiting for readers or a checkpoint */
+        uint64_t cached, dirty; /* pages in the cache now, and how many of them are dirty */
+        uint64_t npages;        /* pages in the file, meta pages included */
+        uint64_t free_pages;    /* reusable now */
+        uint64_t retired_pages; /* unreachable, waiting for readers or a checkpoint */
 };
 
 struct pager;
@@ -102,6 +97,25 @@ int pager_add_free(struct pager *p, const pgno_t *pgnos, size_t n);
  */
 int pager_get(struct pager *p, pgno_t pgno, struct page **out);
 void pager_unpin(struct pager *p, struct page *pg);
+
+/*
+ * Snapshot readers. A reader handle is a `struct pager` that any thread may
+ * use (one thread at a time) with pager_get, pager_unpin and the B+tree's
+ * read functions; it reads committed pages from a read-only map of the file
+ * and never blocks on, or is blocked by, the writer. Its pages must belong to
+ * a state published with pager_publish after pager_write_back wrote them, and
+ * the caller must keep page reuse away while it reads (store.c does, with
+ * ck_epoch). At most PAGER_READER_PINS pages are pinned at once per handle.
+ */
+#define PAGER_READER_PINS 64u
+#define PAGER_MAP_BYTES   (64ull << 30)
+int pager_reader_open(struct pager *writer, struct pager **out);
+void pager_reader_close(struct pager *reader);
+
+/* Writes every dirty page (no sync); they stay cached, clean. */
+int pager_write_back(struct pager *p);
+/* Lets readers read every page written so far (after pager_write_back). */
+void pager_publish(struct pager *p);
 
 /* Type and fields of a page's header. */
 uint8_t page_type(const struct page *pg);

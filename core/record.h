@@ -54,7 +54,10 @@ struct rec {
         struct rec_prop *props; /* ascending key */
 };
 
-#define REC_INIT {0}
+#define REC_INIT                                                                                   \
+        {                                                                                          \
+                0                                                                                  \
+        }
 
 /* SOMBRA_ECORRUPT when the bytes are not a well-formed record; SOMBRA_ENOMEM. */
 int rec_decode_node(struct rec *r, const uint8_t *p, size_t len);

@@ -64,6 +64,41 @@ struct meta {
         struct store_state st;
 };
 
+/*
+ * Snapshots and readers.
+ *
+ * A published snapshot is an immutable copy of a committed state. Readers
+ * find the newest through `published` and announce the one they use in a
+ * reader slot, hazard-pointer style: load it, store it in the slot, fence,
+ * and check that it is still the newest (else retry). The writer, after a
+ * fence, reads every slot: the oldest LSN it sees bounds what readers can
+ * reach, so snapshots older than that are freed and pages retired by
+ * transactions up to it are reused (pager_reclaim). This is the reader table
+ * of LMDB more than an epoch scheme: the writer needs the oldest state still
+ * in use, not only a grace period. The shared fields use the compiler's
+ * __atomic builtins rather than ck_pr: ck_pr's loads and stores are volatile
+ * accesses that ThreadSanitizer cannot see as atomic, and the builtins compile
+ * to the same instructions on x86-64.
+ */
+struct store_snapshot {
+        struct store_state st;
+        struct store_snapshot *older; /* the writer's list, newest first */
+};
+
+struct reader_slot {
+        struct store_snapshot *snap; /* in use by the slot's reader; NULL when idle */
+        int owned;                   /* claimed by a store_reader (compare-and-swap) */
+        char pad[64 - sizeof(void *) - sizeof(int)];
+};
+
+struct store_reader {
+        struct store *s;
+        struct pager *pager; /* a reader handle on the store's pager */
+        struct reader_slot *slot;
+        struct store_snapshot *snap;
+        uint32_t depth; /* nested begins */
+};
+
 struct store {
         struct io_file file;
         struct wal wal;
@@ -82,6 +117,10 @@ struct store {
         uint32_t nops;
 
         struct store_stats st;
+
+        struct store_snapshot *published; /* newest; seq-cst atomic loads by readers */
+        struct reader_slot *slots;
+        uint32_t nslots;
 };
 
 /* ---- meta pages ---- */
@@ -362,15 +401,159 @@ store_commit(struct store *s, uint64_t *lsn)
         s->committed = s->txn;
         s->in_txn = false;
         s->st.commits++;
-        /* No snapshot readers exist yet at this layer: retired pages are reusable at once. */
-        pager_reclaim(s->pager, UINT64_MAX);
         if (lsn != NULL)
                 *lsn = s->committed.lsn;
-        if (rc != SOMBRA_OK)
-                return SOMBRA_OK; /* only a page leaked; the commit stands */
-        if (!s->replaying && wal_size(&s->wal) >= s->cfg.checkpoint_threshold)
+        (void)rc; /* a failure there only leaks a page; the commit stands */
+        if (s->replaying)
+                return SOMBRA_OK; /* recovery publishes once, at its end */
+        /* A failed publish leaves readers on the older state; the commit stands. */
+        (void)store_publish(s);
+        if (wal_size(&s->wal) >= s->cfg.checkpoint_threshold)
                 (void)store_checkpoint(s); /* a failure is sticky in s->failed */
         return SOMBRA_OK;
+}
+
+/* ---- snapshots ---- */
+
+/* The oldest LSN any reader may still be using (the newest snapshot's when none). */
+static uint64_t
+oldest_in_use(struct store *s)
+{
+        uint64_t oldest = s->published->st.lsn;
+
+        /* Seq-cst loads: ordered after our seq-cst store of `published` (see above). */
+        for (uint32_t i = 0; i < s->nslots; i++) {
+                struct store_snapshot *snap = __atomic_load_n(&s->slots[i].snap, __ATOMIC_SEQ_CST);
+                if (snap != NULL && snap->st.lsn < oldest)
+                        oldest = snap->st.lsn;
+        }
+        return oldest;
+}
+
+static void
+snapshots_reclaim(struct store *s)
+{
+        uint64_t oldest = oldest_in_use(s);
+        struct store_snapshot **link = &s->published->older;
+
+        while (*link != NULL) {
+                struct store_snapshot *snap = *link;
+                if (snap->st.lsn >= oldest) {
+                        link = &snap->older;
+                        continue;
+                }
+                *link = snap->older;
+                free(snap);
+        }
+        pager_reclaim(s->pager, oldest);
+}
+
+int
+store_publish(struct store *s)
+{
+        struct store_snapshot *snap;
+        int rc;
+
+        if (s->published != NULL && s->published->st.lsn == s->committed.lsn) {
+                snapshots_reclaim(s);
+                return SOMBRA_OK;
+        }
+        snap = malloc(sizeof(*snap));
+        if (snap == NULL)
+                return SOMBRA_ENOMEM; /* readers keep the previous state; the commit stands */
+        /*
+         * Readers read pages from the file: everything they can reach must be
+         * written. A failed write leaves the pages dirty for the next try and
+         * readers on the older state; the commit itself stands in the WAL.
+         */
+        rc = pager_write_back(s->pager);
+        if (rc != SOMBRA_OK) {
+                free(snap);
+                s->st.publish_failures++;
+                return rc;
+        }
+        pager_publish(s->pager);
+        snap->st = s->committed;
+        snap->older = s->published;
+        __atomic_store_n(&s->published, snap, __ATOMIC_SEQ_CST);
+        snapshots_reclaim(s);
+        return SOMBRA_OK;
+}
+
+static bool
+slot_claim(struct reader_slot *slot)
+{
+        int idle = 0;
+        return __atomic_compare_exchange_n(&slot->owned, &idle, 1, false, __ATOMIC_ACQ_REL,
+                                           __ATOMIC_RELAXED);
+}
+
+int
+store_reader_open(struct store *s, struct store_reader **out)
+{
+        struct store_reader *r;
+        int rc;
+
+        r = calloc(1, sizeof(*r));
+        if (r == NULL)
+                return SOMBRA_ENOMEM;
+        r->s = s;
+        for (uint32_t i = 0; i < s->nslots && r->slot == NULL; i++)
+                if (slot_claim(&s->slots[i]))
+                        r->slot = &s->slots[i];
+        rc = r->slot == NULL ? SOMBRA_EBUSY : pager_reader_open(s->pager, &r->pager);
+        if (rc != SOMBRA_OK) {
+                store_reader_close(r);
+                return rc;
+        }
+        *out = r;
+        return SOMBRA_OK;
+}
+
+void
+store_reader_close(struct store_reader *r)
+{
+        if (r == NULL)
+                return;
+        if (r->slot != NULL) {
+                __atomic_store_n(&r->slot->snap, NULL, __ATOMIC_SEQ_CST);
+                __atomic_store_n(&r->slot->owned, 0, __ATOMIC_RELEASE);
+        }
+        pager_reader_close(r->pager);
+        free(r);
+}
+
+const struct store_state *
+store_reader_begin(struct store_reader *r)
+{
+        struct store_snapshot *snap;
+
+        if (r->depth++ > 0)
+                return &r->snap->st;
+        for (;;) {
+                snap = __atomic_load_n(&r->s->published, __ATOMIC_SEQ_CST);
+                /* Seq-cst store then load: the writer sees the slot before we look again. */
+                __atomic_store_n(&r->slot->snap, snap, __ATOMIC_SEQ_CST);
+                if (__atomic_load_n(&r->s->published, __ATOMIC_SEQ_CST) == snap)
+                        break;
+        }
+        r->snap = snap;
+        return &snap->st;
+}
+
+void
+store_reader_end(struct store_reader *r)
+{
+        if (r->depth == 0 || --r->depth > 0)
+                return;
+        r->snap = NULL;
+        __atomic_store_n(&r->slot->snap, NULL, __ATOMIC_SEQ_CST);
+}
+
+struct pager *
+store_reader_pager(struct store_reader *r)
+{
+        return r->pager;
 }
 
 static int
@@ -593,6 +776,9 @@ recover(struct store *s)
                 return rc;
         s->st.replayed = applied;
         s->committed.lsn = s->wal.next_lsn - 1;
+        rc = store_publish(s);
+        if (rc != SOMBRA_OK)
+                return rc;
         /* Fold what was replayed into the file, so the WAL starts afresh. */
         if (applied > 0 || !s->wal.header_ok)
                 return store_checkpoint(s);
@@ -620,10 +806,18 @@ store_open(const char *path, const struct sombra_config *cfg, struct io_faults *
         else
                 sombra_config_production(&s->cfg);
         s->faults = faults;
+        /* A slot per pooled connection, plus a few for the engine's own readers. */
+        s->nslots = s->cfg.max_connections + 8;
+        s->slots = calloc(s->nslots, sizeof(*s->slots));
+        if (s->slots == NULL) {
+                rc = SOMBRA_ENOMEM;
+                goto label_fail;
+        }
         rc = io_open(&s->file, path, true);
         if (rc != SOMBRA_OK)
                 goto label_fail;
         s->file.faults = faults;
+        s->file.kind = IO_FILE_DB;
         rc = io_lock(&s->file);
         if (rc == SOMBRA_OK)
                 rc = io_size(&s->file, &size);
@@ -647,6 +841,7 @@ store_open(const char *path, const struct sombra_config *cfg, struct io_faults *
         strcpy(wal_path, path);
         strcat(wal_path, "-wal");
         rc = wal_open(&s->wal, wal_path, faults);
+        s->wal.file.kind = IO_FILE_WAL;
         if (rc == SOMBRA_OK && size == 0)
                 rc = sync_parent_dir(wal_path);
         if (rc == SOMBRA_OK)
@@ -681,6 +876,12 @@ store_close(struct store *s)
         if (s->file.fd >= 0)
                 io_close(&s->file);
         buf_free(&s->rec);
+        while (s->published != NULL) {
+                struct store_snapshot *older = s->published->older;
+                free(s->published);
+                s->published = older;
+        }
+        free(s->slots);
         free(s);
         return rc;
 }

@@ -20,14 +20,14 @@
 #include "io.h"
 
 enum store_tree {
-        TREE_NODES,     /* u64 node -> node record */
-        TREE_EDGES,     /* u64 edge -> edge record */
-        TREE_ADJ,       /* u64 node | u8 dir | u32 type | u64 edge -> u64 neighbour */
-        TREE_LABELS,    /* u32 label | u64 node -> empty */
-        TREE_NAMES,     /* name bytes -> u32 name id */
-        TREE_NAME_IDS,  /* u32 name id -> name bytes */
-        TREE_PROPS,     /* property index keys (record.h) -> empty */
-        TREE_INDEXES,   /* u32 label | u32 key -> empty: the indexes that exist */
+        TREE_NODES,    /* u64 node -> node record */
+        TREE_EDGES,    /* u64 edge -> edge record */
+        TREE_ADJ,      /* u64 node | u8 dir | u32 type | u64 edge -> u64 neighbour */
+        TREE_LABELS,   /* u32 label | u64 node -> empty */
+        TREE_NAMES,    /* name bytes -> u32 name id */
+        TREE_NAME_IDS, /* u32 name id -> name bytes */
+        TREE_PROPS,    /* property index keys (record.h) -> empty */
+        TREE_INDEXES,  /* u32 label | u32 key -> empty: the indexes that exist */
         STORE_TREES
 };
 
@@ -35,16 +35,17 @@ struct store_state {
         pgno_t roots[STORE_TREES];
         uint64_t next_node; /* ids are handed out increasing and never reused */
         uint64_t next_edge;
-        uint64_t nodes;     /* live counts */
+        uint64_t nodes; /* live counts */
         uint64_t edges;
         uint32_t next_name;
-        uint64_t lsn;       /* the last commit included */
+        uint64_t lsn; /* the last commit included */
 };
 
 struct store_stats {
         uint64_t commits, rollbacks, checkpoints, replayed;
-        uint64_t wal_bytes;       /* appended since open */
-        uint64_t wal_size;        /* current log size since the last reset */
+        uint64_t publish_failures; /* write-backs that failed; readers stayed on an older state */
+        uint64_t wal_bytes;        /* appended since open */
+        uint64_t wal_size;         /* current log size since the last reset */
         uint64_t wal_syncs;
         uint64_t written_lsn, durable_lsn, checkpoint_lsn;
         uint64_t file_bytes;
@@ -68,7 +69,8 @@ int store_open(const char *path, const struct sombra_config *cfg, struct io_faul
  */
 int store_close(struct store *s);
 
-/* Write transactions: one at a time. SOMBRA_EBUSY if one is open, SOMBRA_EFAILED after an I/O failure. */
+/* Write transactions: one at a time. SOMBRA_EBUSY if one is open, SOMBRA_EFAILED after an I/O
+ * failure. */
 int store_begin(struct store *s);
 /*
  * Appends the transaction to the WAL (written, not synced) and makes it the
@@ -93,6 +95,29 @@ int store_get(struct store *s, const struct store_state *st, enum store_tree t, 
               size_t klen, struct buf *val);
 void store_cursor(struct store *s, const struct store_state *st, enum store_tree t,
                   struct btree_cursor *c);
+
+/*
+ * Snapshot readers: any thread, one thread per reader at a time, never
+ * blocked by the writer. store_reader_begin pins the newest published state
+ * until the matching store_reader_end (begins nest); read it with the
+ * reader's pager (store_reader_pager) through btree_get and cursors, or with
+ * store_reader_get. A reader holding an old state only delays page reuse.
+ * store_reader_open: SOMBRA_EBUSY when every slot (max_connections + 8) is
+ * taken. Close a reader before closing the store.
+ */
+struct store_reader;
+int store_reader_open(struct store *s, struct store_reader **out);
+void store_reader_close(struct store_reader *r);
+const struct store_state *store_reader_begin(struct store_reader *r);
+void store_reader_end(struct store_reader *r);
+struct pager *store_reader_pager(struct store_reader *r);
+
+/*
+ * Writer: makes the committed state the one new readers get (store_commit
+ * does this itself), writing the pages it needs to the file first, and reuses
+ * what no reader can reach any more.
+ */
+int store_publish(struct store *s);
 
 /* fdatasync of the WAL: every commit before the call is durable after it. */
 int store_sync(struct store *s);

@@ -3,7 +3,9 @@
  * depth, unweighted shortest path, and the distinct two-hop count.
  *
  * Each keeps its visited set in an idset and reads adjacency one node at a
- * time, so memory grows with the nodes reached, not with the graph.
+ * time, so memory grows with the nodes reached, not with the graph. Each pins
+ * one state for the whole walk (graph_read_begin), so a walk never mixes two
+ * commits.
  */
 #include <string.h>
 
@@ -11,7 +13,7 @@
 #include "idset.h"
 
 int
-graph_bfs(struct graph *g, uint64_t start, enum sombra_dir dir, const char *const *types,
+graph_bfs(struct graph_reader *r, uint64_t start, enum sombra_dir dir, const char *const *types,
           size_t ntypes, uint32_t max_depth, struct graph_ids *out)
 {
         struct graph_adjvec adj = {0};
@@ -20,10 +22,11 @@ graph_bfs(struct graph *g, uint64_t start, enum sombra_dir dir, const char *cons
         uint32_t depth = 0;
         int rc;
 
-        if (g == NULL || out == NULL)
+        if (r == NULL || out == NULL)
                 return SOMBRA_EINVAL;
+        graph_read_begin(r); /* one state for the whole walk */
         out->n = 0;
-        rc = graph_node_exists(g, start);
+        rc = graph_node_exists(r, start);
         if (rc == SOMBRA_OK)
                 rc = idset_put(&seen, start, 0, NULL);
         if (rc == SOMBRA_OK)
@@ -32,7 +35,7 @@ graph_bfs(struct graph *g, uint64_t start, enum sombra_dir dir, const char *cons
         /* out doubles as the queue: [head, level_end) is the level being expanded. */
         while (rc == SOMBRA_OK && head < out->n && depth < max_depth) {
                 uint64_t node = out->v[head++];
-                rc = graph_neighbors(g, node, dir, types, ntypes, &adj);
+                rc = graph_neighbors(r, node, dir, types, ntypes, &adj);
                 for (size_t i = 0; rc == SOMBRA_OK && i < adj.n; i++) {
                         bool added;
                         rc = idset_put(&seen, adj.v[i].node, 0, &added);
@@ -46,11 +49,12 @@ graph_bfs(struct graph *g, uint64_t start, enum sombra_dir dir, const char *cons
         }
         graph_adjvec_free(&adj);
         idset_free(&seen);
+        graph_read_end(r);
         return rc;
 }
 
 int
-graph_shortest_path(struct graph *g, uint64_t from, uint64_t to, enum sombra_dir dir,
+graph_shortest_path(struct graph_reader *r, uint64_t from, uint64_t to, enum sombra_dir dir,
                     const char *const *types, size_t ntypes, struct graph_ids *path)
 {
         struct graph_adjvec adj = {0};
@@ -59,18 +63,19 @@ graph_shortest_path(struct graph *g, uint64_t from, uint64_t to, enum sombra_dir
         bool found = from == to;
         int rc;
 
-        if (g == NULL || path == NULL)
+        if (r == NULL || path == NULL)
                 return SOMBRA_EINVAL;
+        graph_read_begin(r); /* one state for the whole walk */
         path->n = 0;
-        rc = graph_node_exists(g, from);
+        rc = graph_node_exists(r, from);
         if (rc == SOMBRA_OK)
-                rc = graph_node_exists(g, to);
+                rc = graph_node_exists(r, to);
         if (rc == SOMBRA_OK)
                 rc = idset_put(&parent, from, from, NULL);
         if (rc == SOMBRA_OK)
                 rc = graph_ids_push(&queue, from);
         for (size_t head = 0; rc == SOMBRA_OK && !found && head < queue.n; head++) {
-                rc = graph_neighbors(g, queue.v[head], dir, types, ntypes, &adj);
+                rc = graph_neighbors(r, queue.v[head], dir, types, ntypes, &adj);
                 for (size_t i = 0; rc == SOMBRA_OK && !found && i < adj.n; i++) {
                         bool added;
                         rc = idset_put(&parent, adj.v[i].node, queue.v[head], &added);
@@ -101,22 +106,24 @@ graph_shortest_path(struct graph *g, uint64_t from, uint64_t to, enum sombra_dir
         graph_adjvec_free(&adj);
         graph_ids_free(&queue);
         idset_free(&parent);
+        graph_read_end(r);
         return rc;
 }
 
 int
-graph_two_hop_count(struct graph *g, uint64_t node, enum sombra_dir dir, const char *const *types,
-                    size_t ntypes, uint64_t *count)
+graph_two_hop_count(struct graph_reader *r, uint64_t node, enum sombra_dir dir,
+                    const char *const *types, size_t ntypes, uint64_t *count)
 {
         struct graph_adjvec first = {0}, second = {0};
         struct idset seen = IDSET_INIT;
         int rc;
 
-        if (g == NULL || count == NULL)
+        if (r == NULL || count == NULL)
                 return SOMBRA_EINVAL;
-        rc = graph_neighbors(g, node, dir, types, ntypes, &first);
+        graph_read_begin(r); /* one state for the whole walk */
+        rc = graph_neighbors(r, node, dir, types, ntypes, &first);
         for (size_t i = 0; rc == SOMBRA_OK && i < first.n; i++) {
-                rc = graph_neighbors(g, first.v[i].node, dir, types, ntypes, &second);
+                rc = graph_neighbors(r, first.v[i].node, dir, types, ntypes, &second);
                 for (size_t j = 0; rc == SOMBRA_OK && j < second.n; j++)
                         if (second.v[j].node != node)
                                 rc = idset_put(&seen, second.v[j].node, 0, NULL);
@@ -126,5 +133,6 @@ graph_two_hop_count(struct graph *g, uint64_t node, enum sombra_dir dir, const c
         graph_adjvec_free(&first);
         graph_adjvec_free(&second);
         idset_free(&seen);
+        graph_read_end(r);
         return rc;
 }

@@ -10,7 +10,6 @@
 #include <sys/random.h>
 #include <time.h>
 
-#include <ck_pr.h>
 #include <xxhash.h>
 
 #include "sombra.h"
@@ -211,21 +210,21 @@ wal_append(struct wal *w, uint8_t *rec, size_t len, uint64_t *lsn)
                 return rc;
         w->end += len;
         *lsn = w->next_lsn++;
-        ck_pr_store_64(&w->written_lsn, *lsn);
+        __atomic_store_n(&w->written_lsn, *lsn, __ATOMIC_RELEASE);
         return SOMBRA_OK;
 }
 
 int
 wal_sync(struct wal *w)
 {
-        uint64_t covered = ck_pr_load_64(&w->written_lsn);
+        uint64_t covered = __atomic_load_n(&w->written_lsn, __ATOMIC_ACQUIRE);
         int rc = io_sync(&w->file);
 
         if (rc != SOMBRA_OK)
                 return rc;
         w->syncs++;
-        if (covered > ck_pr_load_64(&w->synced_lsn))
-                ck_pr_store_64(&w->synced_lsn, covered);
+        if (covered > __atomic_load_n(&w->synced_lsn, __ATOMIC_ACQUIRE))
+                __atomic_store_n(&w->synced_lsn, covered, __ATOMIC_RELEASE);
         return SOMBRA_OK;
 }
 

@@ -39,8 +39,8 @@
 #include "io.h"
 #include "buf.h"
 
-#define WAL_HDR       64u
-#define WAL_REC_HDR   24u
+#define WAL_HDR        64u
+#define WAL_REC_HDR    24u
 #define WAL_MAX_RECORD (1u << 30)
 
 struct wal {
@@ -75,8 +75,8 @@ void wal_close(struct wal *w);
  * after `after` + 1: commits between them are lost.
  */
 int wal_replay(struct wal *w, uint64_t after,
-               int (*apply)(void *arg, uint64_t lsn, const uint8_t *payload, size_t len),
-               void *arg, uint64_t *applied);
+               int (*apply)(void *arg, uint64_t lsn, const uint8_t *payload, size_t len), void *arg,
+               uint64_t *applied);
 
 /*
  * Starts a new generation whose first record will have LSN next_lsn: new

@@ -11,12 +11,10 @@
  */
 #include <criterion/criterion.h>
 #include <criterion/new/assert.h>
-#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "btree.h"
 #include "buf.h"
@@ -24,9 +22,9 @@
 #include "io.h"
 #include "pager.h"
 #include "sombra.h"
+#include "support.h"
 
-static char dir[] = "/tmp/sombra-test-btree-XXXXXX";
-static struct io_file file = {-1, NULL};
+static struct io_file file = {.fd = -1};
 static struct pager *pager;
 static uint64_t committed; /* the last committed txn */
 static pgno_t free_head;   /* the free list written by the last checkpoint */
@@ -67,16 +65,12 @@ static void workload_free(struct workload *w);
 static void
 setup(void)
 {
-        cr_assert(not(eq(ptr, mkdtemp(dir), NULL)), "mkdtemp: %s", strerror(errno));
+        support_dir_make("btree");
 }
 
 static void
 teardown(void)
 {
-        char path[512];
-        struct dirent *e;
-        DIR *d;
-
         pager_destroy(pager);
         pager = NULL;
         io_close(&file);
@@ -84,40 +78,17 @@ teardown(void)
         model_free(&model);
         workload_free(work);
         work = NULL;
-        d = opendir(dir);
-        if (d == NULL)
-                return;
-        while ((e = readdir(d)) != NULL) {
-                if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-                        continue;
-                snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
-                unlink(path);
-        }
-        closedir(d);
-        rmdir(dir);
+        support_dir_remove();
 }
 
 TestSuite(btree, .init = setup, .fini = teardown);
-
-static uint64_t
-next_rand(uint64_t *state)
-{
-        uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
-
-        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-        z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-        return z ^ (z >> 31);
-}
 
 /* ---- the pager around the tree ---- */
 
 static void
 db_open(uint32_t page_size, uint32_t cache_pages)
 {
-        char path[256];
-
-        snprintf(path, sizeof(path), "%s/db", dir);
-        cr_assert(eq(int, io_open(&file, path, true), SOMBRA_OK));
+        cr_assert(eq(int, io_open(&file, support_path("db"), true), SOMBRA_OK));
         cr_assert(
             eq(int, pager_create(&file, page_size, cache_pages, true, 2, 0, &pager), SOMBRA_OK));
 }
@@ -234,7 +205,7 @@ value_fill(uint8_t *out, size_t len, uint64_t seed)
         uint64_t s = seed;
 
         for (size_t i = 0; i < len; i += 8) {
-                uint64_t x = next_rand(&s);
+                uint64_t x = support_next_rand(&s);
                 memcpy(out + i, &x, len - i < 8 ? len - i : 8);
         }
 }
@@ -312,6 +283,22 @@ expect_value(const struct buf *b, size_t vlen, uint64_t vseed, const char *what)
 
 /* ---- the reference model ---- */
 
+/* Room for n keys of key_bytes bytes in all, none of them present yet. */
+static void
+model_alloc(struct model *m, size_t n, size_t key_bytes)
+{
+        m->n = n;
+        m->bytes = malloc(key_bytes);
+        m->off = malloc(n * sizeof(*m->off));
+        m->len = malloc(n * sizeof(*m->len));
+        m->present = calloc(n, sizeof(*m->present));
+        m->vlen = calloc(n, sizeof(*m->vlen));
+        m->vseed = calloc(n, sizeof(*m->vseed));
+        m->count = 0;
+        cr_assert(m->bytes != NULL && m->off != NULL && m->len != NULL && m->present != NULL &&
+                  m->vlen != NULL && m->vseed != NULL);
+}
+
 static const uint8_t *
 model_key(const struct model *m, size_t i)
 {
@@ -353,7 +340,7 @@ model_make(struct model *m, size_t want, uint64_t *rng)
 
         cr_assert(bytes != NULL && off != NULL && order != NULL && len != NULL);
         for (size_t i = 0; i < cap; i++) {
-                uint64_t r = next_rand(rng);
+                uint64_t r = support_next_rand(rng);
                 unsigned kind = (unsigned)(r % 100), l;
                 bool derived = i > 0 && kind < 10;
 
@@ -377,7 +364,7 @@ model_make(struct model *m, size_t want, uint64_t *rng)
                 off[i] = used;
                 len[i] = (uint16_t)l;
                 for (unsigned k = 0; k < l; k++) {
-                        uint64_t b = next_rand(rng);
+                        uint64_t b = support_next_rand(rng);
                         if (derived && k < len[i - 1])
                                 bytes[used + k] = bytes[off[i - 1] + k];
                         else if (r & (1u << 20))
@@ -399,16 +386,7 @@ model_make(struct model *m, size_t want, uint64_t *rng)
                 }
         cr_assert(ge(sz, n, want), "only %zu distinct keys", n);
 
-        m->n = n;
-        m->bytes = malloc(total);
-        m->off = malloc(n * sizeof(*m->off));
-        m->len = malloc(n * sizeof(*m->len));
-        m->present = calloc(n, sizeof(*m->present));
-        m->vlen = calloc(n, sizeof(*m->vlen));
-        m->vseed = calloc(n, sizeof(*m->vseed));
-        m->count = 0;
-        cr_assert(m->bytes != NULL && m->off != NULL && m->len != NULL && m->present != NULL &&
-                  m->vlen != NULL && m->vseed != NULL);
+        model_alloc(m, n, total);
         used = 0;
         for (size_t i = 0; i < n; i++) {
                 m->off[i] = used;
@@ -441,7 +419,7 @@ model_free(struct model *m)
 static uint32_t
 pick_vlen(uint64_t *rng, uint32_t page_size, size_t klen)
 {
-        uint64_t r = next_rand(rng);
+        uint64_t r = support_next_rand(rng);
         unsigned kind = (unsigned)(r % 1000);
 
         r >>= 10;
@@ -661,7 +639,7 @@ workload_txn_end(struct workload *w, bool commit)
                 w->checkpoints++;
                 expect_pages_accounted(w->root, NULL);
         }
-        if (!w->reading && next_rand(&w->rng) % 40 == 0)
+        if (!w->reading && support_next_rand(&w->rng) % 40 == 0)
                 reader_start(w);
 }
 
@@ -674,7 +652,7 @@ op_begin(struct workload *w, size_t id)
                 txn_begin();
                 w->in_txn = true;
                 w->txn_root = w->root;
-                w->txn_left = 1 + next_rand(&w->rng) % MAX_TXN_OPS;
+                w->txn_left = 1 + support_next_rand(&w->rng) % MAX_TXN_OPS;
         }
         w->undo[w->nundo++] = (struct undo){id, m->present[id], m->vlen[id], m->vseed[id]};
 }
@@ -684,7 +662,7 @@ static void
 op_end(struct workload *w)
 {
         if (--w->txn_left == 0)
-                workload_txn_end(w, next_rand(&w->rng) % 10 != 0);
+                workload_txn_end(w, support_next_rand(&w->rng) % 10 != 0);
 }
 
 static void
@@ -692,7 +670,7 @@ op_put(struct workload *w, size_t id)
 {
         struct model *m = &model;
         uint32_t vlen = pick_vlen(&w->rng, w->page_size, m->len[id]);
-        uint64_t vseed = next_rand(&w->rng);
+        uint64_t vseed = support_next_rand(&w->rng);
         int rc;
 
         op_begin(w, id);
@@ -735,7 +713,7 @@ shuffle(size_t *a, size_t n, uint64_t *rng)
         for (size_t i = 0; i < n; i++)
                 a[i] = i;
         for (size_t i = n; i > 1; i--) {
-                size_t j = next_rand(rng) % i, t = a[i - 1];
+                size_t j = support_next_rand(rng) % i, t = a[i - 1];
                 a[i - 1] = a[j];
                 a[j] = t;
         }
@@ -769,7 +747,7 @@ phase_random(struct workload *w, size_t nops)
         struct model *m = &model;
 
         for (size_t i = 0; i < nops; i++) {
-                uint64_t r = next_rand(&w->rng);
+                uint64_t r = support_next_rand(&w->rng);
                 size_t id = (size_t)((r >> 8) % m->n);
                 unsigned kind = (unsigned)(r % 100);
 
@@ -797,7 +775,7 @@ phase_ranges(struct workload *w, size_t nranges)
         struct model *m = &model;
 
         for (size_t r = 0; r < nranges; r++) {
-                size_t id = next_rand(&w->rng) % m->n, run = m->n / (2 * nranges);
+                size_t id = support_next_rand(&w->rng) % m->n, run = m->n / (2 * nranges);
                 for (size_t k = 0; k < run; k++, id = (id + 1) % m->n)
                         if (m->present[id])
                                 op_del(w, id);
@@ -971,16 +949,7 @@ Test(btree, crash_after_a_checkpoint_reopens_the_checkpointed_tree)
 static void
 model_ints(struct model *m, size_t n, size_t klen)
 {
-        m->n = n;
-        m->bytes = malloc(klen * n);
-        m->off = malloc(n * sizeof(*m->off));
-        m->len = malloc(n * sizeof(*m->len));
-        m->present = calloc(n, sizeof(*m->present));
-        m->vlen = calloc(n, sizeof(*m->vlen));
-        m->vseed = calloc(n, sizeof(*m->vseed));
-        m->count = 0;
-        cr_assert(m->bytes != NULL && m->off != NULL && m->len != NULL && m->present != NULL &&
-                  m->vlen != NULL && m->vseed != NULL);
+        model_alloc(m, n, klen * n);
         for (size_t i = 0; i < n; i++) {
                 m->off[i] = klen * i;
                 m->len[i] = (uint16_t)klen;
@@ -1506,7 +1475,8 @@ Test(btree, abort_restores_the_old_root_exactly)
 Test(btree, failed_spill_fails_the_write_and_abort_restores_the_tree)
 {
         struct model *m = &model;
-        struct io_faults faults = {1u << IO_OP_WRITE, 20, ENOSPC, false, true, 0};
+        struct io_faults faults = {
+            .ops = 1u << IO_OP_WRITE, .countdown = 20, .err = ENOSPC, .sticky = true};
         struct snapshot before, now;
         pgno_t root, saved;
         int rc = SOMBRA_OK;
@@ -1544,7 +1514,7 @@ Test(btree, failed_spill_fails_the_write_and_abort_restores_the_tree)
 Test(btree, read_error_is_returned_and_leaves_the_tree_readable)
 {
         struct model *m = &model;
-        struct io_faults faults = {1u << IO_OP_READ, 1, 0, false, false, 0};
+        struct io_faults faults = {.ops = 1u << IO_OP_READ, .countdown = 1};
         struct snapshot now;
         pgno_t root;
 

@@ -8,16 +8,7 @@
 
 #include "idset.h"
 #include "sombra.h"
-
-static uint64_t
-next_rand(uint64_t *state)
-{
-        uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
-
-        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-        z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-        return z ^ (z >> 31);
-}
+#include "support.h"
 
 /* Checks, key by key, that lookups find exactly the model's keys and values. */
 static void
@@ -82,18 +73,19 @@ Test(idset, random_ops_match_reference_model)
                 else if (i < NKEYS * 3 / 4)
                         keys[i] = (uint64_t)i << 32;
                 else
-                        keys[i] = next_rand(&rng) | 1; /* odd, so distinct from the others */
+                        /* odd, so distinct from the others */
+                        keys[i] = support_next_rand(&rng) | 1;
         }
 
         for (int op = 0; op < NOPS; op++) {
-                uint64_t r = next_rand(&rng);
+                uint64_t r = support_next_rand(&rng);
                 size_t i = (size_t)(r % NKEYS);
                 unsigned kind = (unsigned)((r >> 32) % 100);
                 uint64_t val;
                 bool added;
 
                 if (kind < 45) {
-                        val = next_rand(&rng);
+                        val = support_next_rand(&rng);
                         cr_assert(eq(int, idset_put(&s, keys[i], val, &added), SOMBRA_OK));
                         cr_assert(eq(int, added, !present[i]));
                         present[i] = true;
@@ -129,7 +121,7 @@ Test(idset, deleting_from_a_cluster_keeps_every_other_key_reachable)
                 cr_assert(eq(int, idset_put(&s, keys[i], vals[i], NULL), SOMBRA_OK));
         }
         for (size_t left = N; left > 0; left--) {
-                size_t i = (size_t)(next_rand(&rng) % N);
+                size_t i = (size_t)(support_next_rand(&rng) % N);
 
                 while (!present[i])
                         i = (i + 1) % N;

@@ -6,54 +6,21 @@
 #include <criterion/new/assert.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <dirent.h>
-#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "io.h"
 #include "sombra.h"
-
-static char dir[] = "/tmp/sombra-test-io-XXXXXX";
+#include "support.h"
 
 static void
-make_dir(void)
+setup(void)
 {
-        cr_assert(not(eq(ptr, mkdtemp(dir), NULL)), "mkdtemp: %s", strerror(errno));
+        support_dir_make("io");
 }
 
-/* The tests make only plain files and FIFOs directly under dir. */
-static void
-remove_dir(void)
-{
-        char path[512];
-        struct dirent *e;
-        DIR *d = opendir(dir);
-
-        if (d == NULL)
-                return;
-        while ((e = readdir(d)) != NULL) {
-                if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-                        continue;
-                snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
-                unlink(path);
-        }
-        closedir(d);
-        rmdir(dir);
-}
-
-TestSuite(io, .init = make_dir, .fini = remove_dir);
-
-/* dir/name, in a static buffer that each call overwrites. */
-static const char *
-path_of(const char *name)
-{
-        static char path[256];
-
-        snprintf(path, sizeof(path), "%s/%s", dir, name);
-        return path;
-}
+TestSuite(io, .init = setup, .fini = support_dir_remove);
 
 /* Opens (creating) dir/name and fills it with `len` bytes of `fill`. */
 static void
@@ -63,7 +30,7 @@ open_filled(struct io_file *f, const char *name, int fill, size_t len)
 
         cr_assert(le(sz, len, sizeof(block)));
         memset(block, fill, len);
-        cr_assert(eq(int, io_open(f, path_of(name), true), SOMBRA_OK));
+        cr_assert(eq(int, io_open(f, support_path(name), true), SOMBRA_OK));
         cr_assert(eq(int, io_write(f, block, len, 0), SOMBRA_OK));
 }
 
@@ -87,7 +54,7 @@ Test(io, written_bytes_read_back_and_set_the_size)
 
         for (size_t i = 0; i < sizeof(out); i++)
                 out[i] = (uint8_t)(i * 7);
-        cr_assert(eq(int, io_open(&f, path_of("db"), true), SOMBRA_OK));
+        cr_assert(eq(int, io_open(&f, support_path("db"), true), SOMBRA_OK));
         cr_assert(eq(ptr, f.faults, NULL));
         cr_assert(eq(int, io_write(&f, out, sizeof(out), 1000), SOMBRA_OK));
         cr_assert(eq(int, io_sync(&f), SOMBRA_OK));
@@ -142,9 +109,9 @@ Test(io, offsets_past_off_t_are_rejected)
 
 Test(io, opening_a_missing_file_without_create_is_notfound)
 {
-        struct io_file f = {-7, NULL};
+        struct io_file f = {.fd = -7};
 
-        cr_assert(eq(int, io_open(&f, path_of("missing"), false), SOMBRA_ENOTFOUND));
+        cr_assert(eq(int, io_open(&f, support_path("missing"), false), SOMBRA_ENOTFOUND));
         cr_assert(eq(int, f.fd, -7));
 }
 
@@ -152,16 +119,16 @@ Test(io, opening_a_directory_is_einval)
 {
         struct io_file f;
 
-        cr_assert(eq(int, io_open(&f, dir, false), SOMBRA_EINVAL));
-        cr_assert(eq(int, io_open(&f, dir, true), SOMBRA_EINVAL));
+        cr_assert(eq(int, io_open(&f, support_dir(), false), SOMBRA_EINVAL));
+        cr_assert(eq(int, io_open(&f, support_dir(), true), SOMBRA_EINVAL));
 }
 
 Test(io, opening_a_fifo_is_einval)
 {
         struct io_file f;
 
-        cr_assert(eq(int, mkfifo(path_of("fifo"), 0600), 0));
-        cr_assert(eq(int, io_open(&f, path_of("fifo"), false), SOMBRA_EINVAL));
+        cr_assert(eq(int, mkfifo(support_path("fifo"), 0600), 0));
+        cr_assert(eq(int, io_open(&f, support_path("fifo"), false), SOMBRA_EINVAL));
 }
 
 Test(io, opening_a_read_only_file_is_eperm)
@@ -169,20 +136,20 @@ Test(io, opening_a_read_only_file_is_eperm)
         struct io_file f;
 
         if (geteuid() == 0) {
-                remove_dir(); /* a skipped test does not run .fini */
+                support_dir_remove(); /* a skipped test does not run .fini */
                 cr_skip_test("root ignores file permissions");
         }
-        cr_assert(eq(int, io_open(&f, path_of("ro"), true), SOMBRA_OK));
+        cr_assert(eq(int, io_open(&f, support_path("ro"), true), SOMBRA_OK));
         io_close(&f);
-        cr_assert(eq(int, chmod(path_of("ro"), 0444), 0));
-        cr_assert(eq(int, io_open(&f, path_of("ro"), false), SOMBRA_EPERM));
+        cr_assert(eq(int, chmod(support_path("ro"), 0444), 0));
+        cr_assert(eq(int, io_open(&f, support_path("ro"), false), SOMBRA_EPERM));
 }
 
 Test(io, descriptors_are_close_on_exec)
 {
         struct io_file f;
 
-        cr_assert(eq(int, io_open(&f, path_of("db"), true), SOMBRA_OK));
+        cr_assert(eq(int, io_open(&f, support_path("db"), true), SOMBRA_OK));
         cr_assert(fcntl(f.fd, F_GETFD) & FD_CLOEXEC);
         io_close(&f);
 }
@@ -191,13 +158,13 @@ Test(io, second_open_of_a_locked_file_cannot_lock_it)
 {
         struct io_file a, b, c;
 
-        cr_assert(eq(int, io_open(&a, path_of("db"), true), SOMBRA_OK));
-        cr_assert(eq(int, io_open(&b, path_of("db"), false), SOMBRA_OK));
+        cr_assert(eq(int, io_open(&a, support_path("db"), true), SOMBRA_OK));
+        cr_assert(eq(int, io_open(&b, support_path("db"), false), SOMBRA_OK));
         cr_assert(eq(int, io_lock(&a), SOMBRA_OK));
         cr_assert(eq(int, io_lock(&b), SOMBRA_ELOCKED));
         io_close(&a);
         cr_assert(eq(int, io_lock(&b), SOMBRA_OK), "closing releases the lock");
-        cr_assert(eq(int, io_open(&c, path_of("db"), false), SOMBRA_OK));
+        cr_assert(eq(int, io_open(&c, support_path("db"), false), SOMBRA_OK));
         cr_assert(eq(int, io_lock(&c), SOMBRA_ELOCKED));
         io_close(&b);
         io_close(&c);

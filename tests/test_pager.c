@@ -7,9 +7,6 @@
  */
 #include <criterion/criterion.h>
 #include <criterion/new/assert.h>
-#include <dirent.h>
-#include <errno.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -18,9 +15,9 @@
 #include "io.h"
 #include "pager.h"
 #include "sombra.h"
+#include "support.h"
 
-static char dir[] = "/tmp/sombra-test-pager-XXXXXX";
-static struct io_file file = {-1, NULL};
+static struct io_file file = {.fd = -1};
 static struct pager *pager;
 static uint32_t page_size;
 static uint64_t committed; /* the last committed txn */
@@ -28,30 +25,16 @@ static uint64_t committed; /* the last committed txn */
 static void
 setup(void)
 {
-        cr_assert(not(eq(ptr, mkdtemp(dir), NULL)), "mkdtemp: %s", strerror(errno));
+        support_dir_make("pager");
 }
 
 static void
 teardown(void)
 {
-        char path[512];
-        struct dirent *e;
-        DIR *d;
-
         pager_destroy(pager);
         pager = NULL;
         io_close(&file);
-        d = opendir(dir);
-        if (d == NULL)
-                return;
-        while ((e = readdir(d)) != NULL) {
-                if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-                        continue;
-                snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
-                unlink(path);
-        }
-        closedir(d);
-        rmdir(dir);
+        support_dir_remove();
 }
 
 TestSuite(pager, .init = setup, .fini = teardown);
@@ -59,10 +42,7 @@ TestSuite(pager, .init = setup, .fini = teardown);
 static void
 open_file(void)
 {
-        char path[256];
-
-        snprintf(path, sizeof(path), "%s/db", dir);
-        cr_assert(eq(int, io_open(&file, path, true), SOMBRA_OK));
+        cr_assert(eq(int, io_open(&file, support_path("db"), true), SOMBRA_OK));
 }
 
 /* A new file and a pager over it with no pages but the two meta pages. */
@@ -152,6 +132,18 @@ make_pages(size_t n, pgno_t *out)
                 pager_unpin(pager, pg);
         }
         txn_commit(UINT64_MAX);
+}
+
+/* In the open transaction, n new empty leaves, unpinned; their numbers in out. */
+static void
+alloc_leaves(size_t n, pgno_t *out)
+{
+        for (size_t i = 0; i < n; i++) {
+                struct page *pg;
+                cr_assert(eq(int, pager_alloc(pager, PAGE_LEAF, &pg), SOMBRA_OK));
+                out[i] = pg->pgno;
+                pager_unpin(pager, pg);
+        }
 }
 
 static void
@@ -322,18 +314,14 @@ Test(pager, dirty_pages_spill_when_the_cache_is_full_and_read_back_intact)
 
 Test(pager, flush_writes_every_dirty_page_and_covers_every_page_in_the_file)
 {
-        pgno_t pgnos[10];
-        struct page *pg;
+        pgno_t pgnos[10], hole[3];
         uint64_t size;
 
         open_pager(4096, 64);
         make_pages(10, pgnos);
         /* Allocated, never written, then released: the end of the file is a hole. */
         txn_begin();
-        for (int i = 0; i < 3; i++) {
-                cr_assert(eq(int, pager_alloc(pager, PAGE_LEAF, &pg), SOMBRA_OK));
-                pager_unpin(pager, pg);
-        }
+        alloc_leaves(3, hole);
         pager_txn_abort(pager);
         cr_assert(eq(u64, stats().dirty, 10));
         cr_assert(eq(int, pager_flush(pager), SOMBRA_OK));
@@ -442,18 +430,13 @@ Test(pager, make_writable_copies_an_older_page_under_a_new_number)
 
 Test(pager, abort_frees_the_pages_allocated_in_the_transaction)
 {
-        struct page *pg;
-        pgno_t kept[2], got[3];
+        pgno_t kept[2], got[3], again[3];
         uint64_t npages;
 
         open_pager(4096, 64);
         make_pages(2, kept);
         txn_begin();
-        for (int i = 0; i < 3; i++) {
-                cr_assert(eq(int, pager_alloc(pager, PAGE_LEAF, &pg), SOMBRA_OK));
-                got[i] = pg->pgno;
-                pager_unpin(pager, pg);
-        }
+        alloc_leaves(3, got);
         npages = pager_npages(pager);
         pager_txn_abort(pager);
         cr_assert(eq(u64, stats().free_pages, 3));
@@ -461,11 +444,9 @@ Test(pager, abort_frees_the_pages_allocated_in_the_transaction)
 
         /* The same numbers come back; the file does not grow. */
         txn_begin();
-        for (int i = 0; i < 3; i++) {
-                cr_assert(eq(int, pager_alloc(pager, PAGE_LEAF, &pg), SOMBRA_OK));
-                cr_assert(pg->pgno == got[0] || pg->pgno == got[1] || pg->pgno == got[2]);
-                pager_unpin(pager, pg);
-        }
+        alloc_leaves(3, again);
+        for (int i = 0; i < 3; i++)
+                cr_assert(again[i] == got[0] || again[i] == got[1] || again[i] == got[2]);
         cr_assert(eq(u64, pager_npages(pager), npages));
         txn_commit(UINT64_MAX);
         cr_assert(eq(u64, stats().free_pages, 0));

@@ -10,16 +10,7 @@
 #include <string.h>
 
 #include "record.h"
-
-static uint64_t
-next_rand(uint64_t *state)
-{
-        uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
-
-        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-        z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-        return z ^ (z >> 31);
-}
+#include "support.h"
 
 static struct sombra_value
 v_null(void)
@@ -433,14 +424,14 @@ Test(record, decoding_damaged_records_is_safe_and_canonical)
                 bool edge = iter & 1;
                 const struct buf *src = &good[edge];
                 size_t len = src->len;
-                int edits = 1 + (int)(next_rand(&rng) % 3);
+                int edits = 1 + (int)(support_next_rand(&rng) % 3);
                 uint8_t *copy;
                 int rc;
 
                 cr_assert(le(sz, len + 3, sizeof(m)));
                 memcpy(m, src->data, len);
                 for (int e = 0; e < edits; e++) {
-                        uint64_t x = next_rand(&rng);
+                        uint64_t x = support_next_rand(&rng);
                         size_t at = (size_t)(x >> 8) % (len + 1);
 
                         switch (x % 4) {
@@ -547,7 +538,7 @@ Test(record, set_prop_keeps_keys_sorted_and_replaces_in_place)
         uint64_t rng = 5;
 
         for (int op = 0; op < 20000; op++) {
-                uint64_t x = next_rand(&rng);
+                uint64_t x = support_next_rand(&rng);
                 uint32_t key = (uint32_t)(x % 64);
                 struct sombra_value v = v_int((int64_t)(x >> 8));
 
@@ -719,7 +710,7 @@ random_double(uint64_t *rng)
             -INFINITY,   -DBL_MAX, -1.0, -DBL_MIN, -DBL_MIN / 2, -0.0, 0.0,
             DBL_MIN / 2, DBL_MIN,  1.0,  DBL_MAX,  INFINITY,     NAN,  -NAN,
         };
-        uint64_t x = next_rand(rng);
+        uint64_t x = support_next_rand(rng);
 
         switch (x % 4) {
         case 0:
@@ -727,7 +718,7 @@ random_double(uint64_t *rng)
         case 1:
                 return v_double((double)((int64_t)(x >> 8) % 7 - 3) / 2);
         default:
-                return v_double(double_from_bits(next_rand(rng))); /* includes odd NaNs */
+                return v_double(double_from_bits(support_next_rand(rng))); /* includes odd NaNs */
         }
 }
 
@@ -735,7 +726,7 @@ static struct sombra_value
 random_int(uint64_t *rng)
 {
         static const int64_t specials[] = {INT64_MIN, INT64_MIN + 1, -1, 0, 1, INT64_MAX};
-        uint64_t x = next_rand(rng);
+        uint64_t x = support_next_rand(rng);
 
         switch (x % 3) {
         case 0:
@@ -743,7 +734,7 @@ random_int(uint64_t *rng)
         case 1:
                 return v_int((int64_t)((x >> 8) % 9) - 4);
         default:
-                return v_int((int64_t)next_rand(rng));
+                return v_int((int64_t)support_next_rand(rng));
         }
 }
 
@@ -756,7 +747,7 @@ make_values(void)
         size_t used = 0;
 
         for (size_t i = 0; i < NVALUES; i++) {
-                uint64_t x = next_rand(&rng);
+                uint64_t x = support_next_rand(&rng);
                 size_t type = (size_t)(x % 8);
 
                 if (type == 0) {
@@ -774,7 +765,7 @@ make_values(void)
                         uint8_t common = (x >> 16) & 1 ? 0x00 : 'a';
 
                         for (size_t k = 0; k < len; k++) {
-                                uint64_t y = next_rand(&rng);
+                                uint64_t y = support_next_rand(&rng);
 
                                 p[k] = y % 8 != 0 ? common : alphabet[(y >> 8) % 4];
                         }

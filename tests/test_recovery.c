@@ -13,37 +13,26 @@
  */
 #include <criterion/criterion.h>
 #include <signal.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "graph.h"
+#include "support.h"
 
 #define TXN_EDGES 3
 
-static char dir[64];
-static char path[128];
+#define DB_NAME  "r.sombra" /* the database, in the test's directory */
+#define WAL_NAME DB_NAME "-wal"
 
 static void
 setup(void)
 {
-        strcpy(dir, "/tmp/sombra-recovery-XXXXXX");
-        cr_assert_not_null(mkdtemp(dir));
-        snprintf(path, sizeof(path), "%s/r.sombra", dir);
+        support_dir_make("recovery");
 }
 
-static void
-teardown(void)
-{
-        char cmd[160];
-        snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-        cr_assert_eq(system(cmd), 0);
-}
-
-TestSuite(recovery, .init = setup, .fini = teardown, .timeout = 240);
+TestSuite(recovery, .init = setup, .fini = support_dir_remove, .timeout = 240);
 
 static int
 commit_txn(struct graph *g, int64_t k)
@@ -73,7 +62,7 @@ writer_child(int fd, enum sombra_sync_mode mode, int64_t first)
         sombra_config_production(&cfg);
         cfg.sync_mode = mode;
         cfg.checkpoint_threshold = 256u << 10; /* checkpoints happen during the run too */
-        if (graph_open(path, &cfg, NULL, &g) != SOMBRA_OK)
+        if (graph_open(support_path(DB_NAME), &cfg, NULL, &g) != SOMBRA_OK)
                 _exit(2);
         for (int64_t k = first;; k++) {
                 if (commit_txn(g, k) != SOMBRA_OK)
@@ -116,7 +105,7 @@ open_checked(void)
         struct graph *g;
         struct graph_verify_report r;
 
-        cr_assert_eq(graph_open(path, NULL, NULL, &g), SOMBRA_OK);
+        cr_assert_eq(graph_open(support_path(DB_NAME), NULL, NULL, &g), SOMBRA_OK);
         cr_assert_eq(graph_verify(g, &r), SOMBRA_OK, "verify: %s", r.problem);
         return g;
 }
@@ -127,7 +116,7 @@ make_hub(void)
         struct graph *g;
         uint64_t hub;
 
-        cr_assert_eq(graph_open(path, NULL, NULL, &g), SOMBRA_OK);
+        cr_assert_eq(graph_open(support_path(DB_NAME), NULL, NULL, &g), SOMBRA_OK);
         cr_assert_eq(graph_node_create(g, NULL, 0, NULL, 0, &hub), SOMBRA_OK);
         cr_assert_eq(hub, 1);
         cr_assert_eq(graph_index_create(g, "T", "txn"), SOMBRA_OK);
@@ -147,7 +136,8 @@ present_txns(struct graph *g, int64_t upto, int64_t *top, bool *prefix)
         for (int64_t k = 1; k <= upto + 50; k++) {
                 struct sombra_value v = {.type = SOMBRA_INT, .u.i = k};
                 uint64_t degree;
-                cr_assert_eq(graph_nodes_by_prop(g, "T", "txn", &v, &ids), SOMBRA_OK);
+                cr_assert_eq(graph_nodes_by_prop(graph_writer_reader(g), "T", "txn", &v, &ids),
+                             SOMBRA_OK);
                 cr_assert_leq(ids.n, 1);
                 if (ids.n == 0) {
                         gap = true;
@@ -155,7 +145,9 @@ present_txns(struct graph *g, int64_t upto, int64_t *top, bool *prefix)
                 }
                 if (gap)
                         *prefix = false;
-                cr_assert_eq(graph_degree(g, ids.v[0], SOMBRA_OUT, NULL, 0, &degree), SOMBRA_OK);
+                cr_assert_eq(
+                    graph_degree(graph_writer_reader(g), ids.v[0], SOMBRA_OUT, NULL, 0, &degree),
+                    SOMBRA_OK);
                 cr_assert_eq(degree, TXN_EDGES, "transaction %ld is partial", (long)k);
                 *top = k;
                 count++;
@@ -211,7 +203,7 @@ commit_without_close(int n)
         cr_assert_geq(pid, 0);
         if (pid == 0) {
                 struct graph *g;
-                if (graph_open(path, NULL, NULL, &g) != SOMBRA_OK)
+                if (graph_open(support_path(DB_NAME), NULL, NULL, &g) != SOMBRA_OK)
                         _exit(2);
                 for (int k = 1; k <= n; k++)
                         if (commit_txn(g, k) != SOMBRA_OK)
@@ -224,23 +216,14 @@ commit_without_close(int n)
 
 Test(recovery, torn_last_wal_record_is_ignored)
 {
-        char wal[160];
-        FILE *f;
-        long size;
         struct graph *g;
         int64_t top;
         bool prefix;
 
         make_hub();
         commit_without_close(20);
-        snprintf(wal, sizeof(wal), "%s-wal", path);
-        f = fopen(wal, "r+");
-        cr_assert_not_null(f);
-        cr_assert_eq(fseek(f, 0, SEEK_END), 0);
-        size = ftell(f);
-        fclose(f);
         /* Cut the last record short by a few bytes, as a crash mid-write would. */
-        cr_assert_eq(truncate(wal, size - 5), 0);
+        support_truncate(WAL_NAME, support_file_size(WAL_NAME) - 5);
         g = open_checked();
         cr_assert_eq(present_txns(g, 20, &top, &prefix), 19);
         cr_assert(prefix);
@@ -250,20 +233,16 @@ Test(recovery, torn_last_wal_record_is_ignored)
 
 Test(recovery, garbage_after_the_last_record_is_ignored)
 {
-        char wal[160];
-        FILE *f;
+        uint8_t garbage[1000];
         struct graph *g;
         int64_t top;
         bool prefix;
 
         make_hub();
         commit_without_close(10);
-        snprintf(wal, sizeof(wal), "%s-wal", path);
-        f = fopen(wal, "a");
-        cr_assert_not_null(f);
-        for (int i = 0; i < 1000; i++)
-                fputc((i * 37) & 0xff, f);
-        fclose(f);
+        for (size_t i = 0; i < sizeof(garbage); i++)
+                garbage[i] = (uint8_t)(i * 37);
+        support_write_at(WAL_NAME, support_file_size(WAL_NAME), garbage, sizeof(garbage));
         g = open_checked();
         cr_assert_eq(present_txns(g, 10, &top, &prefix), 10);
         cr_assert_eq(graph_close(g), SOMBRA_OK);

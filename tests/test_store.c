@@ -16,9 +16,7 @@
  */
 #include <criterion/criterion.h>
 #include <criterion/new/assert.h>
-#include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,102 +29,35 @@
 #include "btree.h"
 #include "pager.h"
 #include "store.h"
+#include "support.h"
 #include "wal.h"
 
-static char dir[] = "/tmp/sombra-test-store-XXXXXX";
-
 static void
-make_dir(void)
+setup(void)
 {
-        cr_assert(not(eq(ptr, mkdtemp(dir), NULL)), "mkdtemp: %s", strerror(errno));
+        support_dir_make("store");
 }
 
-/* The tests make plain files and empty directories directly under dir. */
-static void
-remove_dir(void)
-{
-        char path[512];
-        struct dirent *e;
-        DIR *d = opendir(dir);
+TestSuite(store, .init = setup, .fini = support_dir_remove);
 
-        if (d == NULL)
-                return;
-        while ((e = readdir(d)) != NULL) {
-                if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-                        continue;
-                snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
-                if (unlink(path) != 0)
-                        rmdir(path);
-        }
-        closedir(d);
-        rmdir(dir);
-}
-
-TestSuite(store, .init = make_dir, .fini = remove_dir);
-
-/* dir/name (+ suffix), in one of a few static buffers used in turn. */
+/* The name of database `name`'s WAL, in one of a few static buffers used in turn. */
 static const char *
-path_sfx(const char *name, const char *suffix)
+wal_of(const char *name)
 {
-        static char paths[4][256];
-        static int next;
-        char *p = paths[next++ % 4];
+        static char names[4][64];
+        static unsigned next;
+        char *p = names[next++ % 4];
 
-        snprintf(p, 256, "%s/%s%s", dir, name, suffix);
+        cr_assert(lt(int, snprintf(p, 64, "%s-wal", name), 64));
         return p;
-}
-
-static const char *
-path_of(const char *name)
-{
-        return path_sfx(name, "");
-}
-
-static uint64_t
-file_size(const char *name)
-{
-        struct stat st;
-
-        cr_assert(eq(int, stat(path_of(name), &st), 0), "%s", name);
-        return (uint64_t)st.st_size;
-}
-
-static void
-copy_path(const char *from, const char *to)
-{
-        uint8_t block[65536];
-        ssize_t n;
-        int in = open(from, O_RDONLY), out;
-
-        cr_assert(ge(int, in, 0), "%s", from);
-        out = open(to, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        cr_assert(ge(int, out, 0), "%s", to);
-        while ((n = read(in, block, sizeof(block))) > 0)
-                cr_assert(eq(sz, (size_t)write(out, block, (size_t)n), (size_t)n));
-        cr_assert(eq(int, (int)n, 0));
-        close(in);
-        close(out);
 }
 
 /* Copies database `name` and its WAL to `copy`: the files a crash now would leave. */
 static void
 crash_copy(const char *name, const char *copy)
 {
-        copy_path(path_of(name), path_of(copy));
-        copy_path(path_sfx(name, "-wal"), path_sfx(copy, "-wal"));
-}
-
-static void
-flip_byte(const char *name, uint64_t off)
-{
-        uint8_t b;
-        int fd = open(path_of(name), O_RDWR);
-
-        cr_assert(ge(int, fd, 0));
-        cr_assert(eq(int, (int)pread(fd, &b, 1, (off_t)off), 1));
-        b ^= 0x10;
-        cr_assert(eq(int, (int)pwrite(fd, &b, 1, (off_t)off), 1));
-        close(fd);
+        support_copy_file(name, copy);
+        support_copy_file(wal_of(name), wal_of(copy));
 }
 
 /* A big-endian u64 field of the file. */
@@ -134,11 +65,8 @@ static uint64_t
 read_u64(const char *name, uint64_t off)
 {
         uint8_t b[8];
-        int fd = open(path_of(name), O_RDONLY);
 
-        cr_assert(ge(int, fd, 0));
-        cr_assert(eq(int, (int)pread(fd, b, 8, (off_t)off), 8));
-        close(fd);
+        support_read_at(name, off, b, sizeof(b));
         return get_be64(b);
 }
 
@@ -178,7 +106,8 @@ open_db(const char *name, const struct sombra_config *cfg, struct io_faults *fau
 {
         struct store *s = NULL;
 
-        cr_assert(eq(int, store_open(path_of(name), cfg, faults, &s), SOMBRA_OK), "open %s", name);
+        cr_assert(eq(int, store_open(support_path(name), cfg, faults, &s), SOMBRA_OK), "open %s",
+                  name);
         cr_assert(not(eq(ptr, s, NULL)));
         return s;
 }
@@ -441,25 +370,116 @@ expect_pages_accounted(struct store *s)
         free(pm.seen);
 }
 
-/* ---- forked children: no Criterion assertions there, only exit codes ---- */
+/* ---- reopening ---- */
 
-static int
-run_child(int (*body)(void), int *status)
+/* Opens `name` and asserts that it holds the model with every page accounted for. */
+static struct store *
+open_expecting(const char *name, const struct sombra_config *cfg, const struct model *m)
 {
-        pid_t pid = fork();
+        struct store *s = open_db(name, cfg, NULL);
 
-        cr_assert(ge(int, pid, 0));
-        if (pid == 0)
-                _exit(body());
-        cr_assert(eq(int, waitpid(pid, status, 0), pid));
-        return *status;
+        expect_model(s, m);
+        expect_pages_accounted(s);
+        return s;
 }
+
+/* Opens `name`, checks it as open_expecting does, and closes it again. */
+static void
+expect_reopened(const char *name, const struct sombra_config *cfg, const struct model *m)
+{
+        cr_assert(eq(int, store_close(open_expecting(name, cfg, m)), SOMBRA_OK), "%s", name);
+}
+
+/* Likewise, for a database whose opening replays exactly `replayed` commits from its WAL. */
+static void
+expect_recovered(const char *name, const struct sombra_config *cfg, const struct model *m,
+                 uint64_t replayed)
+{
+        struct store *s = open_expecting(name, cfg, m);
+
+        cr_assert(eq(u64, stats(s).replayed, replayed), "%s", name);
+        cr_assert(eq(int, store_close(s), SOMBRA_OK), "%s", name);
+}
+
+/*
+ * Runs commits first..last on s, which has database `name` open, closes it,
+ * and asserts that the database reopens to the model. Returns the LSN of the
+ * last commit.
+ */
+static uint64_t
+commit_close_reopen(struct store *s, const char *name, const struct sombra_config *cfg,
+                    struct model *m, uint32_t first, uint32_t last)
+{
+        uint64_t lsn = workload(s, m, first, last);
+
+        cr_assert(eq(int, store_close(s), SOMBRA_OK), "%s", name);
+        expect_reopened(name, cfg, m);
+        return lsn;
+}
+
+/* Commits 0..19, a checkpoint, then commits 20..39 synced to the WAL only; m follows from empty. */
+static void
+checkpoint_then_log(struct store *s, struct model *m)
+{
+        model_init(m);
+        workload(s, m, 0, 19);
+        cr_assert(eq(int, store_checkpoint(s), SOMBRA_OK));
+        workload(s, m, 20, 39);
+        cr_assert(eq(int, store_sync(s), SOMBRA_OK));
+}
+
+/* Database "crash": what a process crash leaves after checkpoint_then_log. */
+static void
+make_crash(struct model *m)
+{
+        struct store *s = open_db("db", NULL, NULL);
+
+        checkpoint_then_log(s, m);
+        crash_copy("db", "crash");
+        store_close(s);
+}
+
+/* Makes database `name` with commits 0..n-1 and closes it; m is set to what it holds. */
+static void
+make_db(const char *name, struct model *m, uint32_t n)
+{
+        struct store *s = open_db(name, NULL, NULL);
+
+        model_init(m);
+        workload(s, m, 0, n - 1);
+        cr_assert(eq(int, store_close(s), SOMBRA_OK));
+}
+
+/* Opens "try", a fresh copy of "crash", with `faults` armed; returns store_open's status. */
+static int
+open_try(struct io_faults *faults, struct store **s)
+{
+        crash_copy("crash", "try");
+        *s = NULL;
+        return store_open(support_path("try"), NULL, faults, s);
+}
+
+/* ---- forked children: no Criterion assertions there, only exit codes ---- */
 
 /* A child's exit code, or minus the signal that killed it. */
 static int
 exit_code(int status)
 {
         return WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
+}
+
+/* Runs body in a forked child and waits for it; returns its exit_code. */
+static int
+run_child(int (*body)(void))
+{
+        pid_t pid = fork();
+        int status;
+
+        cr_assert(ge(int, pid, 0));
+        if (pid == 0)
+                _exit(body());
+        cr_assert(eq(int, waitpid(pid, &status, 0), pid));
+        return exit_code(status);
 }
 
 /* ---- transactions ---- */
@@ -493,9 +513,7 @@ Test(store, writes_need_a_transaction_and_only_one_is_open_at_a_time)
         cr_assert(eq(int, store_close(s), SOMBRA_OK));
 
         /* ... and the log replays without them. */
-        s = open_db("db", NULL, NULL);
-        expect_model(s, &m);
-        store_close(s);
+        expect_reopened("db", NULL, &m);
 }
 
 Test(store, a_transaction_sees_its_writes_and_the_committed_state_only_after_commit)
@@ -547,18 +565,10 @@ Test(store, many_commits_survive_close_and_reopen)
         expect_model(s, &m);
         cr_assert(eq(int, store_close(s), SOMBRA_OK));
 
-        s = open_db("db", &cfg, NULL);
+        s = open_expecting("db", &cfg, &m);
         cr_assert(eq(u64, stats(s).replayed, 0), "close checkpointed everything");
         cr_assert(eq(u64, store_committed(s)->lsn, 200));
-        expect_model(s, &m);
-        expect_pages_accounted(s);
-        workload(s, &m, 200, 249);
-        cr_assert(eq(int, store_close(s), SOMBRA_OK));
-
-        s = open_db("db", &cfg, NULL);
-        expect_model(s, &m);
-        expect_pages_accounted(s);
-        store_close(s);
+        commit_close_reopen(s, "db", &cfg, &m, 200, 249);
 }
 
 Test(store, rollback_leaves_no_trace_in_file_or_wal)
@@ -572,8 +582,8 @@ Test(store, rollback_leaves_no_trace_in_file_or_wal)
         lsn = workload(s, &m, 0, 9);
         cr_assert(eq(int, store_sync(s), SOMBRA_OK));
         before = stats(s);
-        db_bytes = file_size("db");
-        wal_bytes = file_size("db-wal");
+        db_bytes = support_file_size("db");
+        wal_bytes = support_file_size("db-wal");
 
         cr_assert(eq(int, store_begin(s), SOMBRA_OK));
         for (uint32_t i = 0; i < 2000; i++)
@@ -586,8 +596,8 @@ Test(store, rollback_leaves_no_trace_in_file_or_wal)
         cr_assert(eq(u64, stats(s).wal_size, before.wal_size));
         cr_assert(eq(u64, stats(s).wal_bytes, before.wal_bytes));
         cr_assert(eq(u64, stats(s).rollbacks, before.rollbacks + 1));
-        cr_assert(eq(u64, file_size("db-wal"), wal_bytes));
-        cr_assert(eq(u64, file_size("db"), db_bytes));
+        cr_assert(eq(u64, support_file_size("db-wal"), wal_bytes));
+        cr_assert(eq(u64, support_file_size("db"), db_bytes));
         cr_assert(eq(u64, store_committed(s)->lsn, lsn));
         expect_model(s, &m);
 
@@ -597,14 +607,8 @@ Test(store, rollback_leaves_no_trace_in_file_or_wal)
         crash_copy("db", "crash");
         cr_assert(eq(int, store_close(s), SOMBRA_OK));
 
-        s = open_db("crash", NULL, NULL);
-        cr_assert(eq(u64, stats(s).replayed, 11));
-        expect_model(s, &m);
-        expect_pages_accounted(s);
-        store_close(s);
-        s = open_db("db", NULL, NULL);
-        expect_model(s, &m);
-        store_close(s);
+        expect_recovered("crash", NULL, &m, 11);
+        expect_reopened("db", NULL, &m);
 }
 
 /* ---- durability and recovery ---- */
@@ -618,7 +622,7 @@ child_commits_and_exits_without_close(void)
         uint64_t lsn;
 
         sombra_config_benchmark(&cfg); /* OFF: the store itself never syncs */
-        if (store_open(path_of("db"), &cfg, NULL, &s) != SOMBRA_OK)
+        if (store_open(support_path("db"), &cfg, NULL, &s) != SOMBRA_OK)
                 return 10;
         model_init(&m);
         for (uint32_t c = 0; c < 100; c++) {
@@ -637,27 +641,21 @@ Test(store, synced_commits_survive_a_crash_without_close)
 {
         struct store *s;
         struct model m;
-        int status;
 
-        run_child(child_commits_and_exits_without_close, &status);
-        cr_assert(eq(int, exit_code(status), 0));
+        cr_assert(eq(int, run_child(child_commits_and_exits_without_close), 0));
 
         model_after(&m, 101);
-        s = open_db("db", NULL, NULL);
+        s = open_expecting("db", NULL, &m);
         /*
          * The last commit was never synced, but a process crash leaves what it
          * wrote in the OS page cache, so recovery finds it too.
          */
         cr_assert(eq(u64, stats(s).replayed, 101));
         cr_assert(eq(u64, store_committed(s)->lsn, 101));
-        expect_model(s, &m);
-        expect_pages_accounted(s);
         cr_assert(eq(int, store_close(s), SOMBRA_OK));
 
-        s = open_db("db", NULL, NULL);
-        cr_assert(eq(u64, stats(s).replayed, 0), "recovery checkpointed what it replayed");
-        expect_model(s, &m);
-        store_close(s);
+        /* Recovery checkpointed what it replayed. */
+        expect_recovered("db", NULL, &m, 0);
 }
 
 #define BIG_FIRST 2000u
@@ -674,7 +672,7 @@ child_dies_in_a_spilling_transaction(void)
 
         sombra_config_production(&cfg);
         cfg.page_cache_size = SOMBRA_MIN_CACHE_PAGES;
-        if (store_open(path_of("db"), &cfg, NULL, &s) != SOMBRA_OK)
+        if (store_open(support_path("db"), &cfg, NULL, &s) != SOMBRA_OK)
                 return 10;
         model_init(&m);
         for (uint32_t c = 0; c < 40; c++) {
@@ -699,24 +697,14 @@ Test(store, a_crash_inside_a_spilling_transaction_keeps_exactly_the_commits)
 {
         struct store *s;
         struct model m;
-        int status;
 
-        run_child(child_dies_in_a_spilling_transaction, &status);
-        cr_assert(eq(int, exit_code(status), -SIGKILL));
+        cr_assert(eq(int, run_child(child_dies_in_a_spilling_transaction), -SIGKILL));
 
         model_after(&m, 40);
         m.hi = BIG_LAST + 1; /* the uncommitted keys must be absent */
-        s = open_db("db", NULL, NULL);
+        s = open_expecting("db", NULL, &m);
         cr_assert(eq(u64, stats(s).replayed, 20), "the commits after the checkpoint");
-        expect_model(s, &m);
-        expect_pages_accounted(s);
-        workload(s, &m, 40, 49);
-        cr_assert(eq(int, store_close(s), SOMBRA_OK));
-
-        s = open_db("db", NULL, NULL);
-        expect_model(s, &m);
-        expect_pages_accounted(s);
-        store_close(s);
+        commit_close_reopen(s, "db", NULL, &m, 40, 49);
 }
 
 Test(store, checkpoint_empties_the_wal_and_recovery_then_replays_nothing)
@@ -741,11 +729,9 @@ Test(store, checkpoint_empties_the_wal_and_recovery_then_replays_nothing)
         cr_assert(eq(u64, stats(s).checkpoints, st.checkpoints));
         store_close(s);
 
-        s = open_db("crash", NULL, NULL);
+        s = open_expecting("crash", NULL, &m);
         cr_assert(eq(u64, stats(s).replayed, 0));
         cr_assert(eq(u64, store_committed(s)->lsn, lsn));
-        expect_model(s, &m);
-        expect_pages_accounted(s);
         /* New commits continue the LSNs after the checkpoint. */
         cr_assert(eq(u64, workload(s, &m, 20, 20), lsn + 1));
         store_close(s);
@@ -771,24 +757,19 @@ Test(store, commits_after_recovering_a_wal_that_ends_before_the_checkpoint_survi
         workload(s, &m, 0, 4);
         kept = WAL_HDR + stats(s).wal_size;
         workload(s, &m, 5, 9);
-        copy_path(path_sfx("db", "-wal"), path_sfx("old", "-wal"));
+        support_copy_file("db-wal", "old-wal");
         cr_assert(eq(int, store_checkpoint(s), SOMBRA_OK));
-        copy_path(path_of("db"), path_of("old"));
+        support_copy_file("db", "old");
         store_close(s);
-        cr_assert(eq(int, truncate(path_sfx("old", "-wal"), (off_t)kept), 0));
+        support_truncate("old-wal", kept);
 
-        s = open_db("old", &cfg, NULL);
+        s = open_expecting("old", &cfg, &m);
         cr_assert(eq(u64, stats(s).replayed, 0));
-        expect_model(s, &m);
         cr_assert(eq(u64, workload(s, &m, 10, 14), 15));
         crash_copy("old", "crash");
         store_close(s);
 
-        s = open_db("crash", &cfg, NULL);
-        cr_assert(eq(u64, stats(s).replayed, 5));
-        expect_model(s, &m);
-        expect_pages_accounted(s);
-        store_close(s);
+        expect_recovered("crash", &cfg, &m, 5);
 }
 
 Test(store, automatic_checkpoints_keep_the_wal_bounded)
@@ -823,12 +804,8 @@ Test(store, automatic_checkpoints_keep_the_wal_bounded)
         lsn = st.written_lsn;
         store_close(s);
 
-        s = open_db("crash", &cfg, NULL);
-        cr_assert(eq(u64, stats(s).replayed, lsn - st.checkpoint_lsn));
-        cr_assert(gt(u64, stats(s).replayed, 0));
-        expect_model(s, &m);
-        expect_pages_accounted(s);
-        store_close(s);
+        cr_assert(gt(u64, lsn, st.checkpoint_lsn));
+        expect_recovered("crash", &cfg, &m, lsn - st.checkpoint_lsn);
 }
 
 Test(store, a_transaction_larger_than_the_page_cache_commits_and_reads_back)
@@ -860,15 +837,8 @@ Test(store, a_transaction_larger_than_the_page_cache_commits_and_reads_back)
         crash_copy("db", "crash");
         cr_assert(eq(int, store_close(s), SOMBRA_OK));
 
-        s = open_db("db", &cfg, NULL);
-        expect_model(s, &m);
-        expect_pages_accounted(s);
-        store_close(s);
-        s = open_db("crash", &cfg, NULL);
-        cr_assert(eq(u64, stats(s).replayed, 1));
-        expect_model(s, &m);
-        expect_pages_accounted(s);
-        store_close(s);
+        expect_reopened("db", &cfg, &m);
+        expect_recovered("crash", &cfg, &m, 1);
 }
 
 /* ---- meta pages ---- */
@@ -898,23 +868,19 @@ Test(store, checkpoints_alternate_between_the_two_meta_pages)
 
 Test(store, a_damaged_newest_meta_after_a_wal_reset_is_corrupt_not_an_old_state)
 {
-        struct store *s = open_db("db", NULL, NULL), *t = NULL;
+        struct store *s, *t = NULL;
         struct model m;
         int slot;
 
-        model_init(&m);
-        workload(s, &m, 0, 9);
-        cr_assert(eq(int, store_close(s), SOMBRA_OK));
+        make_db("db", &m, 10);
         slot = newest_meta("db");
         for (uint64_t off = 8; off < META_BYTES; off++) {
-                flip_byte("db", slot * PS + off);
-                cr_assert(eq(int, store_open(path_of("db"), NULL, NULL, &t), SOMBRA_ECORRUPT),
+                support_flip_byte("db", slot * PS + off, 0x10);
+                cr_assert(eq(int, store_open(support_path("db"), NULL, NULL, &t), SOMBRA_ECORRUPT),
                           "meta byte %llu", (unsigned long long)off);
-                flip_byte("db", slot * PS + off);
+                support_flip_byte("db", slot * PS + off, 0x10);
         }
-        s = open_db("db", NULL, NULL);
-        expect_model(s, &m);
-        store_close(s);
+        expect_reopened("db", NULL, &m);
 
         /* The same with commits in the WAL after the checkpoint. */
         s = open_db("db", NULL, NULL);
@@ -922,8 +888,8 @@ Test(store, a_damaged_newest_meta_after_a_wal_reset_is_corrupt_not_an_old_state)
         cr_assert(eq(int, store_sync(s), SOMBRA_OK));
         crash_copy("db", "crash");
         store_close(s);
-        flip_byte("crash", newest_meta("crash") * PS + 40);
-        cr_assert(eq(int, store_open(path_of("crash"), NULL, NULL, &t), SOMBRA_ECORRUPT));
+        support_flip_byte("crash", newest_meta("crash") * PS + 40, 0x10);
+        cr_assert(eq(int, store_open(support_path("crash"), NULL, NULL, &t), SOMBRA_ECORRUPT));
 }
 
 Test(store, a_damaged_newest_meta_falls_back_when_both_are_equivalent)
@@ -935,23 +901,17 @@ Test(store, a_damaged_newest_meta_falls_back_when_both_are_equivalent)
         cr_assert(eq(int, store_close(s), SOMBRA_OK));
         slot = newest_meta("db");
         for (uint64_t off = 8; off < META_BYTES; off++) {
-                flip_byte("db", slot * PS + off);
+                support_flip_byte("db", slot * PS + off, 0x10);
                 s = open_db("db", NULL, NULL);
                 cr_assert(eq(u64, store_committed(s)->lsn, 0));
                 store_close(s);
-                flip_byte("db", slot * PS + off);
+                support_flip_byte("db", slot * PS + off, 0x10);
         }
 
         /* The store that opened on the older meta works on. */
-        flip_byte("db", slot * PS + 100);
-        s = open_db("db", NULL, NULL);
+        support_flip_byte("db", slot * PS + 100, 0x10);
         model_init(&m);
-        workload(s, &m, 0, 9);
-        cr_assert(eq(int, store_close(s), SOMBRA_OK));
-        s = open_db("db", NULL, NULL);
-        expect_model(s, &m);
-        expect_pages_accounted(s);
-        store_close(s);
+        commit_close_reopen(open_db("db", NULL, NULL), "db", NULL, &m, 0, 9);
 }
 
 /*
@@ -987,54 +947,36 @@ Test(store, a_damaged_newest_meta_falls_back_when_the_wal_still_covers_it)
                 found = true;
                 crash_copy(name, crash);
                 store_close(s);
-                flip_byte(crash, newest_meta(crash) * PS + 50);
-                s = open_db(crash, NULL, NULL);
-                cr_assert(eq(u64, stats(s).replayed, 10));
-                expect_model(s, &m);
-                expect_pages_accounted(s);
-                store_close(s);
+                support_flip_byte(crash, newest_meta(crash) * PS + 50, 0x10);
+                expect_recovered(crash, NULL, &m, 10);
         }
         cr_assert(found);
 }
 
 Test(store, both_meta_pages_damaged_is_corrupt)
 {
-        struct store *s = open_db("db", NULL, NULL);
+        struct store *s = NULL;
         struct model m;
 
-        model_init(&m);
-        workload(s, &m, 0, 4);
-        cr_assert(eq(int, store_close(s), SOMBRA_OK));
-        flip_byte("db", 20);
-        flip_byte("db", PS + 120);
-        cr_assert(eq(int, store_open(path_of("db"), NULL, NULL, &s), SOMBRA_ECORRUPT));
-}
-
-static void
-write_file(const char *name, const void *data, size_t len)
-{
-        int fd = open(path_of(name), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-
-        cr_assert(ge(int, fd, 0));
-        cr_assert(eq(sz, (size_t)write(fd, data, len), len));
-        close(fd);
+        make_db("db", &m, 5);
+        support_flip_byte("db", 20, 0x10);
+        support_flip_byte("db", PS + 120, 0x10);
+        cr_assert(eq(int, store_open(support_path("db"), NULL, NULL, &s), SOMBRA_ECORRUPT));
 }
 
 static void
 expect_not_a_database(const char *name, const uint8_t *data, size_t len)
 {
         struct store *s = NULL;
-        uint8_t *after = malloc(len);
-        int fd;
+        size_t after_len;
+        uint8_t *after;
 
-        cr_assert(not(eq(ptr, after, NULL)));
-        cr_assert(eq(int, store_open(path_of(name), NULL, NULL, &s), SOMBRA_ENOTDB), "%s", name);
-        cr_assert(eq(u64, file_size(name), len), "%s was changed", name);
-        fd = open(path_of(name), O_RDONLY);
-        cr_assert(eq(sz, (size_t)read(fd, after, len), len));
-        close(fd);
+        cr_assert(eq(int, store_open(support_path(name), NULL, NULL, &s), SOMBRA_ENOTDB), "%s",
+                  name);
+        after = support_read_file(name, &after_len);
+        cr_assert(eq(sz, after_len, len), "%s was changed", name);
         cr_assert(eq(int, memcmp(after, data, len), 0), "%s was changed", name);
-        cr_assert(not(eq(int, access(path_sfx(name, "-wal"), F_OK), 0)), "a WAL was made");
+        cr_assert(not(support_file_exists(wal_of(name))), "a WAL was made");
         free(after);
 }
 
@@ -1051,26 +993,24 @@ Test(store, a_file_of_another_format_is_not_a_database)
                 x ^= x << 17;
                 noise[i] = (uint8_t)x;
         }
-        write_file("text", text, sizeof(text));
+        support_write_file("text", text, sizeof(text));
         expect_not_a_database("text", text, sizeof(text));
-        write_file("noise", noise, sizeof(noise));
+        support_write_file("noise", noise, sizeof(noise));
         expect_not_a_database("noise", noise, sizeof(noise));
-        write_file("tiny", "abc", 3);
+        support_write_file("tiny", "abc", 3);
         expect_not_a_database("tiny", (const uint8_t *)"abc", 3);
 }
 
 Test(store, a_truncated_database_file_is_corrupt)
 {
-        struct store *s = open_db("db", NULL, NULL), *t = NULL;
+        struct store *t = NULL;
         struct model m;
         uint64_t npages;
 
-        model_init(&m);
-        workload(s, &m, 0, 29);
-        cr_assert(eq(int, store_close(s), SOMBRA_OK));
+        make_db("db", &m, 30);
         npages = read_u64("db", newest_meta("db") * PS + META_NPG);
         cr_assert(gt(u64, npages, 4));
-        cr_assert(eq(u64, file_size("db"), npages * PS));
+        cr_assert(eq(u64, support_file_size("db"), npages * PS));
 
         const uint64_t cuts[] = {npages * PS - 1,
                                  (npages - 1) * PS,
@@ -1083,9 +1023,9 @@ Test(store, a_truncated_database_file_is_corrupt)
                                  100,
                                  8};
         for (size_t i = 0; i < sizeof(cuts) / sizeof(cuts[0]); i++) {
-                copy_path(path_of("db"), path_of("cut"));
-                cr_assert(eq(int, truncate(path_of("cut"), (off_t)cuts[i]), 0));
-                cr_assert(eq(int, store_open(path_of("cut"), NULL, NULL, &t), SOMBRA_ECORRUPT),
+                support_copy_file("db", "cut");
+                support_truncate("cut", cuts[i]);
+                cr_assert(eq(int, store_open(support_path("cut"), NULL, NULL, &t), SOMBRA_ECORRUPT),
                           "cut to %llu bytes", (unsigned long long)cuts[i]);
         }
 }
@@ -1094,11 +1034,11 @@ Test(store, opening_a_directory_fails_cleanly)
 {
         struct store *s = NULL;
 
-        cr_assert(eq(int, mkdir(path_of("sub"), 0755), 0));
-        cr_assert(eq(int, store_open(path_of("sub"), NULL, NULL, &s), SOMBRA_EINVAL));
+        cr_assert(eq(int, mkdir(support_path("sub"), 0755), 0));
+        cr_assert(eq(int, store_open(support_path("sub"), NULL, NULL, &s), SOMBRA_EINVAL));
         cr_assert(eq(ptr, s, NULL));
-        cr_assert(not(eq(int, access(path_of("sub-wal"), F_OK), 0)));
-        cr_assert(eq(int, store_open(dir, NULL, NULL, &s), SOMBRA_EINVAL));
+        cr_assert(not(support_file_exists("sub-wal")));
+        cr_assert(eq(int, store_open(support_dir(), NULL, NULL, &s), SOMBRA_EINVAL));
 }
 
 /* ---- the advisory lock ---- */
@@ -1108,15 +1048,11 @@ Test(store, a_second_open_in_the_same_process_is_locked_out)
         struct store *s = open_db("db", NULL, NULL), *t = NULL;
         struct model m;
 
-        cr_assert(eq(int, store_open(path_of("db"), NULL, NULL, &t), SOMBRA_ELOCKED));
+        cr_assert(eq(int, store_open(support_path("db"), NULL, NULL, &t), SOMBRA_ELOCKED));
         cr_assert(eq(ptr, t, NULL));
         /* The refused open disturbed nothing. */
         model_init(&m);
-        workload(s, &m, 0, 4);
-        cr_assert(eq(int, store_close(s), SOMBRA_OK));
-        t = open_db("db", NULL, NULL);
-        expect_model(t, &m);
-        store_close(t);
+        commit_close_reopen(s, "db", NULL, &m, 0, 4);
 }
 
 static int
@@ -1124,7 +1060,7 @@ child_tries_to_open(void)
 {
         struct store *s;
 
-        return store_open(path_of("db"), NULL, NULL, &s) == SOMBRA_ELOCKED ? 0 : 1;
+        return store_open(support_path("db"), NULL, NULL, &s) == SOMBRA_ELOCKED ? 0 : 1;
 }
 
 static int ready[2], done[2];
@@ -1136,7 +1072,7 @@ child_holds_the_lock(void)
         struct store *s;
         char c = 'x';
 
-        if (store_open(path_of("db"), NULL, NULL, &s) != SOMBRA_OK)
+        if (store_open(support_path("db"), NULL, NULL, &s) != SOMBRA_OK)
                 return 10;
         if (write(ready[1], &c, 1) != 1 || read(done[0], &c, 1) != 1)
                 return 11;
@@ -1149,8 +1085,7 @@ Test(store, another_process_is_locked_out_while_the_database_is_open)
         int status;
         char c = 'x';
 
-        run_child(child_tries_to_open, &status);
-        cr_assert(eq(int, exit_code(status), 0), "the child was not locked out");
+        cr_assert(eq(int, run_child(child_tries_to_open), 0), "the child was not locked out");
         cr_assert(eq(int, store_close(s), SOMBRA_OK));
 
         /* The other way round: the child holds it, then dies without closing. */
@@ -1161,7 +1096,7 @@ Test(store, another_process_is_locked_out_while_the_database_is_open)
         if (pid == 0)
                 _exit(child_holds_the_lock());
         cr_assert(eq(int, (int)read(ready[0], &c, 1), 1));
-        cr_assert(eq(int, store_open(path_of("db"), NULL, NULL, &t), SOMBRA_ELOCKED));
+        cr_assert(eq(int, store_open(support_path("db"), NULL, NULL, &t), SOMBRA_ELOCKED));
         cr_assert(eq(int, (int)write(done[1], &c, 1), 1));
         cr_assert(eq(int, waitpid(pid, &status, 0), pid));
         cr_assert(eq(int, exit_code(status), 0));
@@ -1187,10 +1122,12 @@ Test(store, a_failed_wal_write_rolls_back_that_commit_only)
                         s = open_db(name, NULL, &faults);
                         model_init(&m);
                         prev = workload(s, &m, 0, 2);
+                        /* Only the WAL: each commit also writes its pages back for readers. */
                         faults = (struct io_faults){.ops = 1u << IO_OP_WRITE,
                                                     .countdown = n,
                                                     .err = EIO,
-                                                    .short_write = torn};
+                                                    .short_write = torn,
+                                                    .files = IO_FILE_WAL};
                         for (uint32_t c = 3; c < 13; c++) {
                                 int rc = workload_rc(s, &m, c, &lsn);
                                 if (c - 3 == n) {
@@ -1212,15 +1149,8 @@ Test(store, a_failed_wal_write_rolls_back_that_commit_only)
                         crash_copy(name, crash);
                         cr_assert(eq(int, store_close(s), SOMBRA_OK));
 
-                        s = open_db(crash, NULL, NULL);
-                        cr_assert(eq(u64, stats(s).replayed, ok), "torn %d, fault at %lld", torn,
-                                  (long long)n);
-                        expect_model(s, &m);
-                        expect_pages_accounted(s);
-                        store_close(s);
-                        s = open_db(name, NULL, NULL);
-                        expect_model(s, &m);
-                        store_close(s);
+                        expect_recovered(crash, NULL, &m, ok);
+                        expect_reopened(name, NULL, &m);
                 }
         }
 }
@@ -1246,10 +1176,7 @@ Test(store, a_full_disk_is_reported_as_enospc)
         expect_model(s, &m);
         store_close(s);
 
-        s = open_db("db", NULL, NULL);
-        expect_model(s, &m);
-        expect_pages_accounted(s);
-        store_close(s);
+        expect_reopened("db", NULL, &m);
 }
 
 Test(store, a_failed_fsync_refuses_writes_keeps_reads_and_loses_no_synced_commit)
@@ -1290,14 +1217,13 @@ Test(store, a_failed_fsync_refuses_writes_keeps_reads_and_loses_no_synced_commit
                 cr_assert(eq(u64, meta_gen(name, newest_meta(name)), gen),
                           "closing a failed store checkpointed it");
 
-                s = open_db(crash, NULL, NULL);
                 /* Every synced commit, and the written one only if whole. */
-                expect_some_prefix(s, c, c + 1);
-                expect_pages_accounted(s);
-                store_close(s);
-                s = open_db(name, NULL, NULL);
-                expect_some_prefix(s, c, c + 1);
-                store_close(s);
+                for (int i = 0; i < 2; i++) {
+                        s = open_db(i == 0 ? crash : name, NULL, NULL);
+                        expect_some_prefix(s, c, c + 1);
+                        expect_pages_accounted(s);
+                        store_close(s);
+                }
         }
 }
 
@@ -1324,11 +1250,7 @@ Test(store, a_failed_checkpoint_refuses_writes_and_reopen_recovers_everything)
 
                         snprintf(name, sizeof(name), "db%d-%lld", variant, (long long)n);
                         s = open_db(name, &cfg, &faults);
-                        model_init(&m);
-                        workload(s, &m, 0, 19);
-                        cr_assert(eq(int, store_checkpoint(s), SOMBRA_OK));
-                        workload(s, &m, 20, 39);
-                        cr_assert(eq(int, store_sync(s), SOMBRA_OK));
+                        checkpoint_then_log(s, &m);
                         faults = (struct io_faults){.ops = 1u << IO_OP_WRITE | 1u << IO_OP_SYNC |
                                                            1u << IO_OP_TRUNCATE,
                                                     .countdown = n,
@@ -1347,17 +1269,10 @@ Test(store, a_failed_checkpoint_refuses_writes_and_reopen_recovers_everything)
                         expect_model(s, &m);
                         store_close(s);
 
-                        s = open_db(name, &cfg, NULL);
-                        expect_model(s, &m);
-                        expect_pages_accounted(s);
-                        workload(s, &m, 40, 59);
-                        cr_assert(eq(int, store_close(s), SOMBRA_OK));
-                        s = open_db(name, &cfg, NULL);
-                        expect_model(s, &m);
-                        expect_pages_accounted(s);
-                        store_close(s);
-                        unlink(path_of(name));
-                        unlink(path_sfx(name, "-wal"));
+                        s = open_expecting(name, &cfg, &m);
+                        commit_close_reopen(s, name, &cfg, &m, 40, 59);
+                        support_remove(name);
+                        support_remove(wal_of(name));
                 }
                 cr_assert(gt(i64, n, 5), "the checkpoint made only %lld calls", (long long)n);
                 cr_assert(lt(i64, n, 1000));
@@ -1391,48 +1306,31 @@ Test(store, a_failed_spill_rolls_back_the_transaction_and_the_store_carries_on)
         crash_copy("db", "crash");
         cr_assert(eq(int, store_close(s), SOMBRA_OK));
 
-        s = open_db("crash", &cfg, NULL);
-        expect_model(s, &m);
-        expect_pages_accounted(s);
-        store_close(s);
-        s = open_db("db", &cfg, NULL);
-        expect_model(s, &m);
-        expect_pages_accounted(s);
-        store_close(s);
+        expect_reopened("crash", &cfg, &m);
+        expect_reopened("db", &cfg, &m);
 }
 
 /* A read error anywhere in open (meta pages, WAL, replay) is reported as such. */
 Test(store, a_read_error_during_open_is_an_io_error_and_changes_nothing)
 {
-        struct store *s = open_db("db", NULL, NULL);
+        struct store *s;
         struct model m;
         int64_t n;
 
-        model_init(&m);
-        workload(s, &m, 0, 19);
-        cr_assert(eq(int, store_checkpoint(s), SOMBRA_OK));
-        workload(s, &m, 20, 39);
-        cr_assert(eq(int, store_sync(s), SOMBRA_OK));
-        crash_copy("db", "crash");
-        store_close(s);
+        make_crash(&m);
 
         for (n = 0; n < 1000; n++) {
                 struct io_faults faults = {.ops = 1u << IO_OP_READ, .countdown = n, .err = EIO};
                 int rc;
 
-                crash_copy("crash", "try");
-                s = NULL;
-                rc = store_open(path_of("try"), NULL, &faults, &s);
+                rc = open_try(&faults, &s);
                 if (faults.fired == 0) {
                         cr_assert(eq(int, rc, SOMBRA_OK));
                         store_close(s);
                         break;
                 }
                 cr_assert(eq(int, rc, SOMBRA_EIO), "read %lld", (long long)n);
-                s = open_db("try", NULL, NULL);
-                cr_assert(eq(u64, stats(s).replayed, 20));
-                expect_model(s, &m);
-                store_close(s);
+                expect_recovered("try", NULL, &m, 20);
         }
         cr_assert(gt(i64, n, 3));
 }
@@ -1444,16 +1342,10 @@ Test(store, a_read_error_during_open_is_an_io_error_and_changes_nothing)
  */
 Test(store, a_failed_recovery_checkpoint_fails_the_open_and_the_next_open_recovers)
 {
-        struct store *s = open_db("db", NULL, NULL);
+        struct store *s;
         struct model m;
 
-        model_init(&m);
-        workload(s, &m, 0, 19);
-        cr_assert(eq(int, store_checkpoint(s), SOMBRA_OK));
-        workload(s, &m, 20, 39);
-        cr_assert(eq(int, store_sync(s), SOMBRA_OK));
-        crash_copy("db", "crash");
-        store_close(s);
+        make_crash(&m);
 
         for (int torn = 0; torn < 2; torn++) {
                 int64_t n;
@@ -1467,9 +1359,7 @@ Test(store, a_failed_recovery_checkpoint_fails_the_open_and_the_next_open_recove
                         uint64_t replayed;
                         int rc;
 
-                        crash_copy("crash", "try");
-                        s = NULL;
-                        rc = store_open(path_of("try"), NULL, &faults, &s);
+                        rc = open_try(&faults, &s);
                         if (faults.fired == 0) {
                                 cr_assert(eq(int, rc, SOMBRA_OK));
                                 cr_assert(eq(u64, stats(s).replayed, 20));
@@ -1478,17 +1368,11 @@ Test(store, a_failed_recovery_checkpoint_fails_the_open_and_the_next_open_recove
                         }
                         cr_assert(eq(int, rc, SOMBRA_EIO), "call %lld", (long long)n);
                         cr_assert(eq(ptr, s, NULL));
-                        s = open_db("try", NULL, NULL);
+                        s = open_expecting("try", NULL, &m);
                         replayed = stats(s).replayed;
                         cr_assert(replayed == 0 || replayed == 20, "replayed %llu",
                                   (unsigned long long)replayed);
-                        expect_model(s, &m);
-                        expect_pages_accounted(s);
-                        workload(s, &m, 40, 44);
-                        store_close(s);
-                        s = open_db("try", NULL, NULL);
-                        expect_model(s, &m);
-                        store_close(s);
+                        commit_close_reopen(s, "try", NULL, &m, 40, 44);
                         model_after(&m, 40);
                 }
                 cr_assert(gt(i64, n, 5), "the recovery checkpoint made only %lld calls",
@@ -1522,11 +1406,7 @@ Test(store, a_failed_automatic_checkpoint_keeps_the_commit_that_triggered_it)
         crash_copy("db", "crash");
         store_close(s);
 
-        s = open_db("crash", &cfg, NULL);
-        cr_assert(eq(u64, stats(s).replayed, c));
-        expect_model(s, &m);
-        expect_pages_accounted(s);
-        store_close(s);
+        expect_recovered("crash", &cfg, &m, c);
 }
 
 Test(store, a_torn_last_commit_in_the_wal_is_dropped_by_recovery)
@@ -1549,18 +1429,12 @@ Test(store, a_torn_last_commit_in_the_wal_is_dropped_by_recovery)
             end - 1};
         for (size_t i = 0; i < sizeof(cuts) / sizeof(cuts[0]); i++) {
                 crash_copy("crash", "torn");
-                cr_assert(eq(int, truncate(path_sfx("torn", "-wal"), (off_t)cuts[i]), 0));
-                s = open_db("torn", NULL, NULL);
+                support_truncate("torn-wal", cuts[i]);
+                s = open_expecting("torn", NULL, &m);
                 cr_assert(eq(u64, stats(s).replayed, 10), "cut at %llu of %llu..%llu",
                           (unsigned long long)cuts[i], (unsigned long long)start,
                           (unsigned long long)end);
-                expect_model(s, &m);
-                expect_pages_accounted(s);
-                cr_assert(eq(u64, workload(s, &m, 11, 11), 11));
-                store_close(s);
-                s = open_db("torn", NULL, NULL);
-                expect_model(s, &m);
-                store_close(s);
+                cr_assert(eq(u64, commit_close_reopen(s, "torn", NULL, &m, 11, 11), 11));
                 model_after(&m, 10);
         }
 }
@@ -1600,10 +1474,10 @@ Test(store, a_damaged_page_is_an_error_never_wrong_data)
         for (uint64_t pg = 2; pg < npages; pg++) {
                 int rc;
 
-                copy_path(path_of("db"), path_of("bad"));
-                flip_byte("bad", pg * PS + PS / 2 + pg);
+                support_copy_file("db", "bad");
+                support_flip_byte("bad", pg * PS + PS / 2 + pg, 0x10);
                 t = NULL;
-                rc = store_open(path_of("bad"), NULL, NULL, &t);
+                rc = store_open(support_path("bad"), NULL, NULL, &t);
                 if (rc != SOMBRA_OK) {
                         cr_assert(eq(int, rc, SOMBRA_ECORRUPT), "page %llu",
                                   (unsigned long long)pg);
@@ -1629,19 +1503,17 @@ Test(store, a_database_keeps_the_page_size_it_was_made_with)
         s = open_db("db", &big, NULL);
         cr_assert(eq(u32, store_page_size(s), 16384));
         cr_assert(eq(int, store_close(s), SOMBRA_OK));
-        cr_assert(eq(u64, file_size("db"), 2 * 16384));
+        cr_assert(eq(u64, support_file_size("db"), 2 * 16384));
 
         /* Meta 0 damaged: meta 1 is found at the database's page size, not the config's. */
-        flip_byte("db", 30);
+        support_flip_byte("db", 30, 0x10);
         s = open_db("db", &other, NULL);
         cr_assert(eq(u32, store_page_size(s), 16384));
         model_init(&m);
         workload(s, &m, 0, 19);
         cr_assert(eq(int, store_close(s), SOMBRA_OK));
-        s = open_db("db", &other, NULL);
+        s = open_expecting("db", &other, &m);
         cr_assert(eq(u32, store_page_size(s), 16384));
-        expect_model(s, &m);
-        expect_pages_accounted(s);
         store_close(s);
 }
 
@@ -1653,7 +1525,7 @@ Test(store, a_bad_page_size_is_refused_when_creating)
 
         for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
                 cfg.page_size = bad[i];
-                cr_assert(eq(int, store_open(path_of("db"), &cfg, NULL, &s), SOMBRA_EINVAL),
+                cr_assert(eq(int, store_open(support_path("db"), &cfg, NULL, &s), SOMBRA_EINVAL),
                           "page size %u", bad[i]);
                 cr_assert(eq(ptr, s, NULL));
         }

@@ -4,36 +4,29 @@
  * store or the file, the way a bug or a bad disk would make it.
  */
 #include <criterion/criterion.h>
-#include <fcntl.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "graph.h"
 #include "store.h"
+#include "support.h"
 
-static char dir[64];
-static char path[128];
+#define DB_NAME "v.sombra" /* the database, in the test's directory */
+
 static struct graph *g;
 
 static void
 setup(void)
 {
-        strcpy(dir, "/tmp/sombra-verify-XXXXXX");
-        cr_assert_not_null(mkdtemp(dir));
-        snprintf(path, sizeof(path), "%s/v.sombra", dir);
-        cr_assert_eq(graph_open(path, NULL, NULL, &g), SOMBRA_OK);
+        support_dir_make("verify");
+        cr_assert_eq(graph_open(support_path(DB_NAME), NULL, NULL, &g), SOMBRA_OK);
 }
 
 static void
 teardown(void)
 {
-        char cmd[160];
         if (g != NULL)
                 graph_close(g);
-        snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-        cr_assert_eq(system(cmd), 0);
+        support_dir_remove();
 }
 
 TestSuite(verify, .init = setup, .fini = teardown, .timeout = 600);
@@ -77,6 +70,18 @@ expect_problem(const char *words)
         cr_assert_not_null(strstr(r.problem, words), "problem was: %s", r.problem);
 }
 
+/* Deletes the entry `key` of `tree` behind the graph's back; verify must then name `words`. */
+static void
+expect_problem_without(enum store_tree tree, const void *key, size_t len, const char *words)
+{
+        struct store *s = graph_store(g);
+
+        cr_assert_eq(store_begin(s), SOMBRA_OK);
+        cr_assert_eq(store_del(s, tree, key, len), SOMBRA_OK);
+        cr_assert_eq(store_commit(s, NULL), SOMBRA_OK);
+        expect_problem(words);
+}
+
 Test(verify, large_graph_is_healthy_before_and_after_reopen)
 {
         struct graph_verify_report r;
@@ -89,14 +94,13 @@ Test(verify, large_graph_is_healthy_before_and_after_reopen)
         cr_assert_eq(r.label_entries, 100000);
         cr_assert_eq(r.tree_pages + r.free_pages, r.pages - 2);
         cr_assert_eq(graph_close(g), SOMBRA_OK);
-        cr_assert_eq(graph_open(path, NULL, NULL, &g), SOMBRA_OK);
+        cr_assert_eq(graph_open(support_path(DB_NAME), NULL, NULL, &g), SOMBRA_OK);
         cr_assert_eq(graph_verify(g, &r), SOMBRA_OK, "verify after reopen: %s", r.problem);
         cr_assert_eq(r.edges, 500000);
 }
 
 Test(verify, missing_adjacency_entry_is_found)
 {
-        struct store *s = graph_store(g);
         uint8_t k[21];
         uint64_t a, b, e;
 
@@ -107,10 +111,7 @@ Test(verify, missing_adjacency_entry_is_found)
         k[8] = 1;           /* incoming */
         put_be32(k + 9, 1); /* "T" is the first name */
         put_be64(k + 13, e);
-        cr_assert_eq(store_begin(s), SOMBRA_OK);
-        cr_assert_eq(store_del(s, TREE_ADJ, k, sizeof(k)), SOMBRA_OK);
-        cr_assert_eq(store_commit(s, NULL), SOMBRA_OK);
-        expect_problem("incoming");
+        expect_problem_without(TREE_ADJ, k, sizeof(k), "incoming");
 }
 
 Test(verify, counter_mismatch_is_found)
@@ -129,7 +130,6 @@ Test(verify, counter_mismatch_is_found)
 
 Test(verify, missing_label_entry_is_found)
 {
-        struct store *s = graph_store(g);
         const char *labels[] = {"L"};
         uint8_t k[12];
         uint64_t a;
@@ -137,28 +137,21 @@ Test(verify, missing_label_entry_is_found)
         cr_assert_eq(graph_node_create(g, labels, 1, NULL, 0, &a), SOMBRA_OK);
         put_be32(k, 1);
         put_be64(k + 4, a);
-        cr_assert_eq(store_begin(s), SOMBRA_OK);
-        cr_assert_eq(store_del(s, TREE_LABELS, k, sizeof(k)), SOMBRA_OK);
-        cr_assert_eq(store_commit(s, NULL), SOMBRA_OK);
-        expect_problem("label");
+        expect_problem_without(TREE_LABELS, k, sizeof(k), "label");
 }
 
 Test(verify, damaged_page_on_disk_is_found_not_crashed_on)
 {
         struct graph_verify_report r;
         uint8_t junk[64];
-        int fd;
 
         build(2000, 5000, 1000);
         cr_assert_eq(graph_close(g), SOMBRA_OK);
         g = NULL;
         /* Scribble over the middle of page 5, a tree page of a checkpointed file. */
         memset(junk, 0xA5, sizeof(junk));
-        fd = open(path, O_WRONLY);
-        cr_assert_geq(fd, 0);
-        cr_assert_eq(pwrite(fd, junk, sizeof(junk), 5 * 8192 + 4000), (ssize_t)sizeof(junk));
-        close(fd);
-        cr_assert_eq(graph_open(path, NULL, NULL, &g), SOMBRA_OK);
+        support_write_at(DB_NAME, 5 * 8192 + 4000, junk, sizeof(junk));
+        cr_assert_eq(graph_open(support_path(DB_NAME), NULL, NULL, &g), SOMBRA_OK);
         cr_assert_eq(graph_verify(g, &r), SOMBRA_ECORRUPT);
         cr_assert_not_null(strstr(r.problem, "damaged"), "problem was: %s", r.problem);
 }

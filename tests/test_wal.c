@@ -7,57 +7,23 @@
  */
 #include <criterion/criterion.h>
 #include <criterion/new/assert.h>
-#include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <xxhash.h>
 
 #include "sombra.h"
+#include "support.h"
 #include "wal.h"
 
-static char dir[] = "/tmp/sombra-test-wal-XXXXXX";
-
 static void
-make_dir(void)
+setup(void)
 {
-        cr_assert(not(eq(ptr, mkdtemp(dir), NULL)), "mkdtemp: %s", strerror(errno));
+        support_dir_make("wal");
 }
 
-static void
-remove_dir(void)
-{
-        char path[512];
-        struct dirent *e;
-        DIR *d = opendir(dir);
-
-        if (d == NULL)
-                return;
-        while ((e = readdir(d)) != NULL) {
-                if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-                        continue;
-                snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
-                unlink(path);
-        }
-        closedir(d);
-        rmdir(dir);
-}
-
-TestSuite(wal, .init = make_dir, .fini = remove_dir);
-
-static const char *
-path_of(const char *name)
-{
-        static char path[256];
-
-        snprintf(path, sizeof(path), "%s/%s", dir, name);
-        return path;
-}
+TestSuite(wal, .init = setup, .fini = support_dir_remove);
 
 /* ---- payloads: record `id` has a length and bytes derived from id ---- */
 
@@ -156,7 +122,7 @@ reopen_replay(struct wal *w, const char *name, uint64_t after, struct seen *seen
 
         memset(seen, 0, sizeof(*seen));
         seen->fail_at = fail_at;
-        cr_assert(eq(int, wal_open(w, path_of(name), NULL), SOMBRA_OK));
+        cr_assert(eq(int, wal_open(w, support_path(name), NULL), SOMBRA_OK));
         return wal_replay(w, after, collect, seen, applied);
 }
 
@@ -174,48 +140,13 @@ expect_ids(const struct seen *seen, uint64_t first, uint64_t last, uint64_t lsn0
         }
 }
 
-static uint64_t
-file_size(const char *name)
-{
-        struct stat st;
-
-        cr_assert(eq(int, stat(path_of(name), &st), 0));
-        return (uint64_t)st.st_size;
-}
-
-/* Reads the whole file into a malloc'd buffer. */
-static uint8_t *
-slurp(const char *name, size_t *len)
-{
-        uint8_t *b;
-        int fd = open(path_of(name), O_RDONLY);
-
-        cr_assert(ge(int, fd, 0));
-        *len = (size_t)file_size(name);
-        b = malloc(*len);
-        cr_assert(not(eq(ptr, b, NULL)));
-        cr_assert(eq(sz, (size_t)pread(fd, b, *len, 0), *len));
-        close(fd);
-        return b;
-}
-
-static void
-spill(const char *name, const uint8_t *b, size_t len)
-{
-        int fd = open(path_of(name), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-
-        cr_assert(ge(int, fd, 0));
-        cr_assert(eq(sz, (size_t)pwrite(fd, b, len, 0), len));
-        close(fd);
-}
-
 /* Writes records for ids 1..n to a new WAL `name` whose first LSN is 1. */
 static void
 write_log(const char *name, uint64_t n)
 {
         struct wal w;
 
-        cr_assert(eq(int, wal_open(&w, path_of(name), NULL), SOMBRA_OK));
+        cr_assert(eq(int, wal_open(&w, support_path(name), NULL), SOMBRA_OK));
         for (uint64_t id = 1; id <= n; id++)
                 cr_assert(eq(u64, append(&w, id), id));
         wal_close(&w);
@@ -232,37 +163,59 @@ record_offset(uint64_t lsn)
         return off;
 }
 
+/*
+ * Replays the WAL at name afresh after `after` and asserts that exactly the
+ * records with ids first..last came back, as LSNs lsn0 on. w stays open.
+ */
+static void
+expect_replay(struct wal *w, const char *name, uint64_t after, uint64_t first, uint64_t last,
+              uint64_t lsn0)
+{
+        struct seen seen = {0};
+        uint64_t applied = UINT64_MAX;
+
+        cr_assert(eq(int, reopen_replay(w, name, after, &seen, &applied), SOMBRA_OK),
+                  "%s after %llu", name, (unsigned long long)after);
+        cr_assert(eq(u64, applied, last - first + 1));
+        expect_ids(&seen, first, last, lsn0);
+}
+
+/* Replays the WAL at name afresh after `after` and asserts that no record came back. */
+static void
+expect_nothing_replayed(struct wal *w, const char *name, uint64_t after)
+{
+        struct seen seen = {0};
+        uint64_t applied = UINT64_MAX;
+
+        cr_assert(eq(int, reopen_replay(w, name, after, &seen, &applied), SOMBRA_OK),
+                  "%s after %llu", name, (unsigned long long)after);
+        cr_assert(eq(u64, applied, 0));
+        cr_assert(eq(sz, seen.n, 0));
+}
+
 /* ---- tests ---- */
 
 Test(wal, an_empty_file_replays_nothing_and_numbers_from_one)
 {
         struct wal w;
-        struct seen seen = {0};
-        uint64_t applied = 99;
 
-        cr_assert(eq(int, reopen_replay(&w, "wal", 0, &seen, &applied), SOMBRA_OK));
+        expect_nothing_replayed(&w, "wal", 0);
         cr_assert(not(w.header_ok));
-        cr_assert(eq(u64, applied, 0));
         cr_assert(eq(u64, wal_size(&w), 0));
         cr_assert(eq(u64, append(&w, 1), 1));
         cr_assert(w.header_ok, "the first append writes a header");
         wal_close(&w);
-        cr_assert(eq(int, reopen_replay(&w, "wal", 0, &seen, &applied), SOMBRA_OK));
-        expect_ids(&seen, 1, 1, 1);
+        expect_replay(&w, "wal", 0, 1, 1, 1);
         wal_close(&w);
 }
 
 Test(wal, records_of_varied_sizes_round_trip_with_consecutive_lsns)
 {
         struct wal w;
-        struct seen seen = {0};
-        uint64_t applied;
 
         write_log("wal", 300);
-        cr_assert(eq(int, reopen_replay(&w, "wal", 0, &seen, &applied), SOMBRA_OK));
-        cr_assert(eq(u64, applied, 300));
-        expect_ids(&seen, 1, 300, 1);
-        cr_assert(eq(u64, w.end, file_size("wal")));
+        expect_replay(&w, "wal", 0, 1, 300, 1);
+        cr_assert(eq(u64, w.end, support_file_size("wal")));
         cr_assert(eq(u64, w.end, record_offset(301)));
         cr_assert(eq(u64, w.next_lsn, 301));
         cr_assert(eq(u64, w.written_lsn, 300));
@@ -273,17 +226,13 @@ Test(wal, records_of_varied_sizes_round_trip_with_consecutive_lsns)
 Test(wal, appending_after_replay_continues_the_log)
 {
         struct wal w;
-        struct seen seen = {0};
-        uint64_t applied;
 
         write_log("wal", 10);
-        cr_assert(eq(int, reopen_replay(&w, "wal", 0, &seen, &applied), SOMBRA_OK));
+        expect_replay(&w, "wal", 0, 1, 10, 1);
         cr_assert(eq(u64, append(&w, 11), 11));
         cr_assert(eq(u64, append(&w, 12), 12));
         wal_close(&w);
-        cr_assert(eq(int, reopen_replay(&w, "wal", 0, &seen, &applied), SOMBRA_OK));
-        cr_assert(eq(u64, applied, 12));
-        expect_ids(&seen, 1, 12, 1);
+        expect_replay(&w, "wal", 0, 1, 12, 1);
         wal_close(&w);
 }
 
@@ -295,14 +244,14 @@ Test(wal, torn_last_record_is_ignored_at_every_cut)
         size_t len;
 
         write_log("full", n);
-        full = slurp("full", &len);
+        full = support_read_file("full", &len);
         cr_assert(eq(u64, (uint64_t)len, end));
         for (uint64_t cut = start; cut < end; cut++) {
                 struct wal w;
                 struct seen seen = {0};
                 uint64_t applied;
 
-                spill("torn", full, (size_t)cut);
+                support_write_file("torn", full, (size_t)cut);
                 cr_assert(eq(int, reopen_replay(&w, "torn", 0, &seen, &applied), SOMBRA_OK),
                           "cut at %llu", (unsigned long long)cut);
                 cr_assert(eq(u64, applied, n - 1), "cut at %llu", (unsigned long long)cut);
@@ -328,14 +277,14 @@ Test(wal, a_flipped_byte_in_a_middle_record_ends_the_log_before_it)
         size_t len;
 
         write_log("full", n);
-        full = slurp("full", &len);
+        full = support_read_file("full", &len);
         for (uint64_t off = start; off < end; off++) {
                 struct wal w;
                 struct seen seen = {0};
                 uint64_t applied;
 
                 full[off] ^= 0x20;
-                spill("bad", full, len);
+                support_write_file("bad", full, len);
                 full[off] ^= 0x20;
                 cr_assert(eq(int, reopen_replay(&w, "bad", 0, &seen, &applied), SOMBRA_OK));
                 cr_assert(eq(u64, applied, bad - 1), "byte %llu of the record",
@@ -355,18 +304,17 @@ Test(wal, records_of_the_previous_generation_are_not_replayed_after_reset)
         uint64_t applied, old_salt, lsn;
 
         write_log("wal", 5);
-        cr_assert(eq(int, reopen_replay(&w, "wal", 0, &seen, &applied), SOMBRA_OK));
-        cr_assert(eq(u64, applied, 5));
+        expect_replay(&w, "wal", 0, 1, 5, 1);
         old_salt = w.salt;
         /* Same base LSN as before: only the salt tells the generations apart. */
         cr_assert(eq(int, wal_reset(&w, 1), SOMBRA_OK));
         cr_assert(not(eq(u64, w.salt, old_salt)));
         cr_assert(eq(u64, wal_size(&w), 0));
         wal_close(&w);
-        cr_assert(eq(u64, file_size("wal"), record_offset(6)), "the old bytes are still there");
+        cr_assert(eq(u64, support_file_size("wal"), record_offset(6)),
+                  "the old bytes are still there");
 
-        cr_assert(eq(int, reopen_replay(&w, "wal", 0, &seen, &applied), SOMBRA_OK));
-        cr_assert(eq(u64, applied, 0));
+        expect_nothing_replayed(&w, "wal", 0);
         cr_assert(eq(u64, w.end, WAL_HDR));
         cr_assert(eq(u64, w.next_lsn, 1));
         /* One new record over the first old one; the old records after it stay dead. */
@@ -385,7 +333,7 @@ Test(wal, a_header_with_a_bad_checksum_makes_the_log_empty)
         size_t len;
 
         write_log("full", 3);
-        full = slurp("full", &len);
+        full = support_read_file("full", &len);
         /* Bytes 0..40 are magic, version, salt, base LSN and the checksum itself. */
         for (size_t off = 0; off < 40; off++) {
                 struct wal w;
@@ -393,7 +341,7 @@ Test(wal, a_header_with_a_bad_checksum_makes_the_log_empty)
                 uint64_t applied;
 
                 full[off] ^= 0x01;
-                spill("bad", full, len);
+                support_write_file("bad", full, len);
                 full[off] ^= 0x01;
                 cr_assert(eq(int, reopen_replay(&w, "bad", 0, &seen, &applied), SOMBRA_OK));
                 cr_assert(not(w.header_ok), "header byte %zu", off);
@@ -408,13 +356,10 @@ Test(wal, a_header_with_a_bad_checksum_makes_the_log_empty)
 Test(wal, a_file_shorter_than_the_header_is_an_empty_log)
 {
         struct wal w;
-        struct seen seen = {0};
-        uint64_t applied;
 
-        spill("short", (const uint8_t *)"SOMBRWAL", 8);
-        cr_assert(eq(int, reopen_replay(&w, "short", 4, &seen, &applied), SOMBRA_OK));
+        support_write_file("short", (const uint8_t *)"SOMBRWAL", 8);
+        expect_nothing_replayed(&w, "short", 4);
         cr_assert(not(w.header_ok));
-        cr_assert(eq(u64, applied, 0));
         cr_assert(eq(u64, w.next_lsn, 5));
         wal_close(&w);
 }
@@ -425,7 +370,7 @@ write_log_from_10(const char *name)
 {
         struct wal w;
 
-        cr_assert(eq(int, wal_open(&w, path_of(name), NULL), SOMBRA_OK));
+        cr_assert(eq(int, wal_open(&w, support_path(name), NULL), SOMBRA_OK));
         cr_assert(eq(int, wal_reset(&w, 10), SOMBRA_OK));
         for (uint64_t id = 1; id <= 5; id++)
                 cr_assert(eq(u64, append(&w, id), id + 9));
@@ -444,49 +389,36 @@ Test(wal, a_log_that_starts_after_the_next_needed_lsn_is_corrupt)
         wal_close(&w);
         cr_assert(eq(int, reopen_replay(&w, "wal", 0, &seen, &applied), SOMBRA_ECORRUPT));
         wal_close(&w);
-        cr_assert(eq(int, reopen_replay(&w, "wal", 9, &seen, &applied), SOMBRA_OK));
-        cr_assert(eq(u64, applied, 5));
-        expect_ids(&seen, 1, 5, 10);
+        expect_replay(&w, "wal", 9, 1, 5, 10);
         wal_close(&w);
 }
 
 Test(wal, records_at_or_below_after_are_skipped_but_keep_their_place)
 {
         struct wal w;
-        struct seen seen = {0};
-        uint64_t applied;
 
         write_log_from_10("wal");
-        cr_assert(eq(int, reopen_replay(&w, "wal", 12, &seen, &applied), SOMBRA_OK));
-        cr_assert(eq(u64, applied, 2));
-        expect_ids(&seen, 4, 5, 13);
-        cr_assert(eq(u64, w.end, file_size("wal")));
+        expect_replay(&w, "wal", 12, 4, 5, 13);
+        cr_assert(eq(u64, w.end, support_file_size("wal")));
         cr_assert(eq(u64, w.next_lsn, 15));
         cr_assert(eq(u64, append(&w, 6), 15));
         wal_close(&w);
 
         /* Everything, the skipped ones included, is still one intact log. */
-        cr_assert(eq(int, reopen_replay(&w, "wal", 9, &seen, &applied), SOMBRA_OK));
-        cr_assert(eq(u64, applied, 6));
-        expect_ids(&seen, 1, 6, 10);
+        expect_replay(&w, "wal", 9, 1, 6, 10);
         wal_close(&w);
 }
 
 Test(wal, replay_with_every_record_skipped_still_appends_where_the_log_ends)
 {
         struct wal w;
-        struct seen seen = {0};
-        uint64_t applied;
 
         write_log_from_10("wal");
-        cr_assert(eq(int, reopen_replay(&w, "wal", 14, &seen, &applied), SOMBRA_OK));
-        cr_assert(eq(u64, applied, 0));
+        expect_nothing_replayed(&w, "wal", 14);
         cr_assert(eq(u64, w.next_lsn, 15));
         cr_assert(eq(u64, append(&w, 6), 15));
         wal_close(&w);
-        cr_assert(eq(int, reopen_replay(&w, "wal", 14, &seen, &applied), SOMBRA_OK));
-        cr_assert(eq(u64, applied, 1));
-        expect_ids(&seen, 6, 6, 15);
+        expect_replay(&w, "wal", 14, 6, 6, 15);
         wal_close(&w);
 }
 
@@ -498,19 +430,14 @@ Test(wal, replay_with_every_record_skipped_still_appends_where_the_log_ends)
 Test(wal, records_appended_after_replaying_past_the_log_end_are_replayed)
 {
         struct wal w;
-        struct seen seen = {0};
-        uint64_t applied;
 
         write_log_from_10("wal");
-        cr_assert(eq(int, reopen_replay(&w, "wal", 20, &seen, &applied), SOMBRA_OK));
-        cr_assert(eq(u64, applied, 0));
+        expect_nothing_replayed(&w, "wal", 20);
         cr_assert(eq(u64, w.next_lsn, 21));
         cr_assert(eq(u64, append(&w, 7), 21));
         cr_assert(eq(u64, append(&w, 8), 22));
         wal_close(&w);
-        cr_assert(eq(int, reopen_replay(&w, "wal", 20, &seen, &applied), SOMBRA_OK));
-        cr_assert(eq(u64, applied, 2));
-        expect_ids(&seen, 7, 8, 21);
+        expect_replay(&w, "wal", 20, 7, 8, 21);
         cr_assert(eq(u64, w.next_lsn, 23));
         wal_close(&w);
 }
@@ -532,7 +459,7 @@ Test(wal, size_counts_record_bytes_and_sync_covers_what_was_written)
         struct wal w;
         uint64_t lsn;
 
-        cr_assert(eq(int, wal_open(&w, path_of("wal"), NULL), SOMBRA_OK));
+        cr_assert(eq(int, wal_open(&w, support_path("wal"), NULL), SOMBRA_OK));
         cr_assert(eq(int, append_len(&w, 1, 100, &lsn), SOMBRA_OK));
         cr_assert(eq(int, append_len(&w, 2, 0, &lsn), SOMBRA_OK));
         cr_assert(eq(u64, wal_size(&w), 2 * WAL_REC_HDR + 100));
@@ -555,7 +482,7 @@ Test(wal, a_record_shorter_than_its_header_is_refused)
         uint8_t rec[WAL_REC_HDR];
         uint64_t lsn = 0;
 
-        cr_assert(eq(int, wal_open(&w, path_of("wal"), NULL), SOMBRA_OK));
+        cr_assert(eq(int, wal_open(&w, support_path("wal"), NULL), SOMBRA_OK));
         cr_assert(eq(int, wal_append(&w, rec, WAL_REC_HDR - 1, &lsn), SOMBRA_ETOOBIG));
         cr_assert(eq(u64, w.next_lsn, 1));
         wal_close(&w);
@@ -569,8 +496,8 @@ Test(wal, a_failed_append_leaves_nothing_and_the_next_one_takes_its_place)
                 struct seen seen = {0};
                 uint64_t lsn = 0, applied, end;
 
-                unlink(path_of("wal"));
-                cr_assert(eq(int, wal_open(&w, path_of("wal"), &faults), SOMBRA_OK));
+                support_remove("wal");
+                cr_assert(eq(int, wal_open(&w, support_path("wal"), &faults), SOMBRA_OK));
                 cr_assert(eq(u64, append(&w, 1), 1));
                 end = w.end;
                 faults =

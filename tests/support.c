@@ -1,0 +1,207 @@
+/*
+ * support.c - the temporary directory and file helpers of support.h.
+ *
+ * Criterion runs each test in its own process, so the directory is plain
+ * static state: setup makes it, teardown removes it, and a forked child of a
+ * test sees the same one. Paths are built in fixed buffers; a name too long
+ * for them fails the test rather than being cut short.
+ */
+#define _GNU_SOURCE /* nftw */
+
+#include "support.h"
+
+#include <criterion/criterion.h>
+#include <criterion/new/assert.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define PATH_BYTES 256
+
+static char dir[PATH_BYTES]; /* empty until support_dir_make */
+
+void
+support_dir_make(const char *what)
+{
+        int n = snprintf(dir, sizeof(dir), "/tmp/sombra-test-%s-XXXXXX", what);
+
+        cr_assert(lt(int, n, (int)sizeof(dir)));
+        cr_assert(not(eq(ptr, mkdtemp(dir), NULL)), "mkdtemp: %s", strerror(errno));
+}
+
+static int
+remove_entry(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+        (void)st;
+        (void)type;
+        (void)ftw;
+        return remove(path);
+}
+
+void
+support_dir_remove(void)
+{
+        if (dir[0] == '\0')
+                return;
+        /* Depth first, so that each directory is empty when its turn comes. */
+        cr_assert(eq(int, nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS), 0), "removing %s: %s",
+                  dir, strerror(errno));
+        dir[0] = '\0';
+}
+
+const char *
+support_dir(void)
+{
+        return dir;
+}
+
+static void
+path_in(char *out, const char *name)
+{
+        int n = snprintf(out, PATH_BYTES, "%s/%s", dir, name);
+
+        cr_assert(lt(int, n, PATH_BYTES), "path of %s is too long", name);
+}
+
+const char *
+support_path(const char *name)
+{
+        static char paths[4][PATH_BYTES];
+        static unsigned next;
+        char *p = paths[next++ % 4];
+
+        path_in(p, name);
+        return p;
+}
+
+/* Opens dir/name with flags (and mode 0644 when creating); asserts that it opened. */
+static int
+open_in(const char *name, int flags)
+{
+        char path[PATH_BYTES];
+        int fd;
+
+        path_in(path, name);
+        fd = open(path, flags, 0644);
+        cr_assert(ge(int, fd, 0), "open %s: %s", path, strerror(errno));
+        return fd;
+}
+
+bool
+support_file_exists(const char *name)
+{
+        char path[PATH_BYTES];
+
+        path_in(path, name);
+        return access(path, F_OK) == 0;
+}
+
+uint64_t
+support_file_size(const char *name)
+{
+        char path[PATH_BYTES];
+        struct stat st;
+
+        path_in(path, name);
+        cr_assert(eq(int, stat(path, &st), 0), "stat %s: %s", path, strerror(errno));
+        return (uint64_t)st.st_size;
+}
+
+void
+support_read_at(const char *name, uint64_t off, void *buf, size_t len)
+{
+        int fd = open_in(name, O_RDONLY);
+
+        cr_assert(eq(sz, (size_t)pread(fd, buf, len, (off_t)off), len),
+                  "read %zu bytes of %s at %llu", len, name, (unsigned long long)off);
+        close(fd);
+}
+
+void
+support_write_at(const char *name, uint64_t off, const void *buf, size_t len)
+{
+        int fd = open_in(name, O_WRONLY);
+
+        cr_assert(eq(sz, (size_t)pwrite(fd, buf, len, (off_t)off), len),
+                  "write %zu bytes of %s at %llu", len, name, (unsigned long long)off);
+        close(fd);
+}
+
+uint8_t *
+support_read_file(const char *name, size_t *len)
+{
+        uint8_t *b;
+
+        *len = (size_t)support_file_size(name);
+        b = malloc(*len > 0 ? *len : 1);
+        cr_assert(not(eq(ptr, b, NULL)));
+        support_read_at(name, 0, b, *len);
+        return b;
+}
+
+void
+support_write_file(const char *name, const void *data, size_t len)
+{
+        int fd = open_in(name, O_WRONLY | O_CREAT | O_TRUNC);
+
+        cr_assert(eq(sz, (size_t)pwrite(fd, data, len, 0), len), "write %s", name);
+        close(fd);
+}
+
+void
+support_flip_byte(const char *name, uint64_t off, uint8_t mask)
+{
+        uint8_t b;
+
+        support_read_at(name, off, &b, 1);
+        b ^= mask;
+        support_write_at(name, off, &b, 1);
+}
+
+void
+support_truncate(const char *name, uint64_t size)
+{
+        char path[PATH_BYTES];
+
+        path_in(path, name);
+        cr_assert(eq(int, truncate(path, (off_t)size), 0), "truncate %s to %llu: %s", path,
+                  (unsigned long long)size, strerror(errno));
+}
+
+void
+support_copy_file(const char *from, const char *to)
+{
+        uint8_t block[65536];
+        ssize_t n;
+        int in = open_in(from, O_RDONLY), out = open_in(to, O_WRONLY | O_CREAT | O_TRUNC);
+
+        while ((n = read(in, block, sizeof(block))) > 0)
+                cr_assert(eq(sz, (size_t)write(out, block, (size_t)n), (size_t)n), "write %s", to);
+        cr_assert(eq(int, (int)n, 0), "read %s", from);
+        close(in);
+        close(out);
+}
+
+void
+support_remove(const char *name)
+{
+        char path[PATH_BYTES];
+
+        path_in(path, name);
+        cr_assert(unlink(path) == 0 || errno == ENOENT, "unlink %s: %s", path, strerror(errno));
+}
+
+uint64_t
+support_next_rand(uint64_t *state)
+{
+        uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
+
+        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+        z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+        return z ^ (z >> 31);
+}

@@ -1,0 +1,63 @@
+/*
+ * support.h - what the test files share: a temporary directory per test,
+ * paths in it, byte-level access to the files there, and a random number
+ * generator.
+ *
+ * Every function asserts (with Criterion) instead of returning an error, so
+ * a test that calls one reads as a list of steps. Files are named relative to
+ * the test's directory ("db", "db-wal"); support_path gives the full path for
+ * the code under test.
+ */
+#ifndef SOMBRA_TEST_SUPPORT_H
+#define SOMBRA_TEST_SUPPORT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Makes a new, empty directory /tmp/sombra-test-<what>-XXXXXX: the test's directory. */
+void support_dir_make(const char *what);
+
+/* Removes the test's directory and everything in it, if it was made. */
+void support_dir_remove(void);
+
+/* The test's directory. */
+const char *support_dir(void);
+
+/* dir/name, in one of a few static buffers used in turn (four may be held at once). */
+const char *support_path(const char *name);
+
+/* Whether dir/name exists. */
+bool support_file_exists(const char *name);
+
+/* Size in bytes of dir/name. */
+uint64_t support_file_size(const char *name);
+
+/* Reads len bytes at offset off of dir/name; all of them must be there. */
+void support_read_at(const char *name, uint64_t off, void *buf, size_t len);
+
+/* Writes len bytes at offset off of dir/name, which must exist. */
+void support_write_at(const char *name, uint64_t off, const void *buf, size_t len);
+
+/* The whole of dir/name in a malloc'd buffer (the caller frees it); its length in *len. */
+uint8_t *support_read_file(const char *name, size_t *len);
+
+/* Makes dir/name (replacing it if there is one) holding exactly data[0..len). */
+void support_write_file(const char *name, const void *data, size_t len);
+
+/* XORs the byte at offset off of dir/name with mask; a second call restores it. */
+void support_flip_byte(const char *name, uint64_t off, uint8_t mask);
+
+/* Cuts or extends dir/name to size bytes. */
+void support_truncate(const char *name, uint64_t size);
+
+/* Makes dir/to a copy of dir/from. */
+void support_copy_file(const char *from, const char *to);
+
+/* Removes dir/name if there is one. */
+void support_remove(const char *name);
+
+/* The next number of the splitmix64 sequence in *state: fast, and the same on every machine. */
+uint64_t support_next_rand(uint64_t *state);
+
+#endif

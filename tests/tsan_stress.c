@@ -1,0 +1,52 @@
+/*
+ * tsan_stress.c - the concurrency scenarios as a plain program, for the
+ * ThreadSanitizer build (Criterion's runner does not start under TSan).
+ * Prints one line per scenario and "N passed, N failed"; exits non-zero on
+ * any failure. TSan itself aborts the run on a data race (halt_on_error).
+ */
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "stress.h"
+
+static int
+scenario(const char *name, const struct sombra_config *cfg, int64_t txns)
+{
+        char dir[] = "/tmp/sombra-tsan-XXXXXX", path[64], wal[80];
+        struct stress_result res;
+        bool ok;
+
+        if (mkdtemp(dir) == NULL)
+                return 0;
+        snprintf(path, sizeof(path), "%s/t.sombra", dir);
+        snprintf(wal, sizeof(wal), "%s-wal", path);
+        stress_readers_vs_writer(path, cfg, txns, 4, &res);
+        ok = res.status == SOMBRA_OK && res.failures == 0 && res.reads > 0;
+        printf("%s %s: %lu read transactions, %d broken%s%s\n", ok ? "PASS" : "FAIL", name,
+               (unsigned long)res.reads, res.failures, res.status ? ", " : "", res.problem);
+        unlink(path);
+        unlink(wal);
+        rmdir(dir);
+        return ok;
+}
+
+int
+main(void)
+{
+        struct sombra_config cfg;
+        int passed = 0, total = 0;
+
+        sombra_config_benchmark(&cfg);
+        cfg.checksums = true;
+        passed += scenario("readers_vs_writer", &cfg, 1500);
+        total++;
+        cfg.checkpoint_threshold = 64u << 10;
+        cfg.page_cache_size = SOMBRA_MIN_CACHE_PAGES;
+        passed += scenario("readers_vs_writer_checkpoints_small_cache", &cfg, 1000);
+        total++;
+        printf("tsan: %d passed, %d failed\n", passed, total - passed);
+        return passed == total ? 0 : 1;
+}
