@@ -119,6 +119,7 @@ struct store {
         struct store_stats st;
 
         struct store_snapshot *published; /* newest; seq-cst atomic loads by readers */
+        bool autopublish;                 /* store_commit publishes (else the caller does) */
         struct reader_slot *slots;
         uint32_t nslots;
 };
@@ -357,8 +358,9 @@ store_committed(const struct store *s)
 static int
 store_fail(struct store *s, int rc)
 {
-        if (s->failed == SOMBRA_OK)
-                s->failed = rc;
+        /* Atomic: the committer thread reads it in store_sync. */
+        if (__atomic_load_n(&s->failed, __ATOMIC_ACQUIRE) == SOMBRA_OK)
+                __atomic_store_n(&s->failed, rc, __ATOMIC_RELEASE);
         return rc;
 }
 
@@ -407,7 +409,8 @@ store_commit(struct store *s, uint64_t *lsn)
         if (s->replaying)
                 return SOMBRA_OK; /* recovery publishes once, at its end */
         /* A failed publish leaves readers on the older state; the commit stands. */
-        (void)store_publish(s);
+        if (s->autopublish)
+                (void)store_publish(s);
         if (wal_size(&s->wal) >= s->cfg.checkpoint_threshold)
                 (void)store_checkpoint(s); /* a failure is sticky in s->failed */
         return SOMBRA_OK;
@@ -486,6 +489,12 @@ slot_claim(struct reader_slot *slot)
         int idle = 0;
         return __atomic_compare_exchange_n(&slot->owned, &idle, 1, false, __ATOMIC_ACQ_REL,
                                            __ATOMIC_RELAXED);
+}
+
+void
+store_set_autopublish(struct store *s, bool on)
+{
+        s->autopublish = on;
 }
 
 int
@@ -659,7 +668,7 @@ store_sync(struct store *s)
 {
         int rc;
 
-        if (s->failed != SOMBRA_OK)
+        if (__atomic_load_n(&s->failed, __ATOMIC_ACQUIRE) != SOMBRA_OK)
                 return SOMBRA_EFAILED;
         rc = wal_sync(&s->wal);
         if (rc != SOMBRA_OK)
@@ -700,7 +709,8 @@ store_checkpoint(struct store *s)
         pager_checkpoint_done(s->pager, m.ckpt_lsn);
         s->st.checkpoints++;
         /* Everything up to ckpt_lsn is durable through the meta page now. */
-        s->wal.synced_lsn = s->wal.written_lsn = m.ckpt_lsn;
+        __atomic_store_n(&s->wal.written_lsn, m.ckpt_lsn, __ATOMIC_RELEASE);
+        __atomic_store_n(&s->wal.synced_lsn, m.ckpt_lsn, __ATOMIC_RELEASE);
         rc = wal_reset(&s->wal, m.ckpt_lsn + 1);
         if (rc != SOMBRA_OK)
                 return store_fail(s, rc);
@@ -801,6 +811,7 @@ store_open(const char *path, const struct sombra_config *cfg, struct io_faults *
                 return SOMBRA_ENOMEM;
         s->file.fd = -1;
         s->wal.file.fd = -1;
+        s->autopublish = true;
         if (cfg != NULL)
                 s->cfg = *cfg;
         else
@@ -905,9 +916,9 @@ store_stats(const struct store *s, struct store_stats *out)
 {
         *out = s->st;
         out->wal_size = wal_size(&s->wal);
-        out->wal_syncs = s->wal.syncs;
-        out->written_lsn = s->wal.written_lsn;
-        out->durable_lsn = s->wal.synced_lsn;
+        out->wal_syncs = __atomic_load_n(&s->wal.syncs, __ATOMIC_RELAXED);
+        out->written_lsn = __atomic_load_n(&s->wal.written_lsn, __ATOMIC_ACQUIRE);
+        out->durable_lsn = __atomic_load_n(&s->wal.synced_lsn, __ATOMIC_ACQUIRE);
         out->checkpoint_lsn = s->meta.ckpt_lsn;
         out->file_bytes = pager_npages(s->pager) * s->meta.page_size;
 }

@@ -118,8 +118,17 @@ struct pager *store_reader_pager(struct store_reader *r);
  * what no reader can reach any more.
  */
 int store_publish(struct store *s);
+/*
+ * With autopublish off, store_commit leaves publishing to the caller, who can
+ * then publish once for a group of commits (the engine's writer does).
+ */
+void store_set_autopublish(struct store *s, bool on);
 
-/* fdatasync of the WAL: every commit before the call is durable after it. */
+/*
+ * fdatasync of the WAL: every commit before the call is durable after it.
+ * The one store function that another thread (the committer) may call while
+ * the writer works.
+ */
 int store_sync(struct store *s);
 /*
  * Writes every changed page to free space, syncs, writes the other meta page,

@@ -222,9 +222,12 @@ wal_sync(struct wal *w)
 
         if (rc != SOMBRA_OK)
                 return rc;
-        w->syncs++;
-        if (covered > __atomic_load_n(&w->synced_lsn, __ATOMIC_ACQUIRE))
-                __atomic_store_n(&w->synced_lsn, covered, __ATOMIC_RELEASE);
+        __atomic_add_fetch(&w->syncs, 1, __ATOMIC_RELAXED);
+        /* Only forward: a checkpoint on the writer thread may have moved it further. */
+        uint64_t seen = __atomic_load_n(&w->synced_lsn, __ATOMIC_ACQUIRE);
+        while (covered > seen && !__atomic_compare_exchange_n(&w->synced_lsn, &seen, covered, false,
+                                                              __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+                ;
         return SOMBRA_OK;
 }
 

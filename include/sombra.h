@@ -7,12 +7,14 @@
  *   SOMBRA_E* code; sombra_strerror() turns one into a sentence. Results come
  *   back through out parameters, which are left untouched on error.
  *
- * Status of this header
- *   This revision defines the status codes, the value model and the
- *   configuration that the storage core (core/) already honours. The
- *   connection pool, the writer thread and the handle-based API built on them
- *   are described in pool/README.md and sync/README.md and land next; until
- *   then the core is driven through core/graph.h by one thread.
+ * Threads
+ *   A database (sombra_db) is shared by every thread of the process. Each
+ *   thread takes a connection (sombra_conn) from the pool, uses it, and gives
+ *   it back; a connection may be used from any thread, and two threads using
+ *   one connection at once are serialised. Reads run on the calling thread
+ *   against the newest published commit and never wait for writers. Writes
+ *   are handed to the engine's single writer thread and the call returns when
+ *   the commit is as durable as the sync mode promises (see below).
  */
 #ifndef SOMBRA_H
 #define SOMBRA_H
@@ -58,11 +60,11 @@ enum sombra_status {
 const char *sombra_strerror(int status);
 
 /* Limits. Names are labels, edge types and property keys. */
-#define SOMBRA_MAX_NAME         255u               /* bytes in a name, at least 1 */
-#define SOMBRA_MAX_VALUE        (16u << 20)        /* bytes in one string or bytes value */
-#define SOMBRA_MAX_RECORD       (32u << 20)        /* bytes in one encoded node or edge */
-#define SOMBRA_MAX_LABELS       256u               /* labels on one node */
-#define SOMBRA_MAX_PROPS        4096u              /* properties on one node or edge */
+#define SOMBRA_MAX_NAME         255u        /* bytes in a name, at least 1 */
+#define SOMBRA_MAX_VALUE        (16u << 20) /* bytes in one string or bytes value */
+#define SOMBRA_MAX_RECORD       (32u << 20) /* bytes in one encoded node or edge */
+#define SOMBRA_MAX_LABELS       256u        /* labels on one node */
+#define SOMBRA_MAX_PROPS        4096u       /* properties on one node or edge */
 #define SOMBRA_DEFAULT_PAGESIZE 8192u
 #define SOMBRA_MIN_PAGESIZE     4096u
 #define SOMBRA_MAX_PAGESIZE     65536u
@@ -114,7 +116,7 @@ enum sombra_sync_mode {
 };
 
 struct sombra_config {
-        uint32_t page_size;             /* bytes, power of two; used only when creating */
+        uint32_t page_size; /* bytes, power of two; used only when creating */
         enum sombra_sync_mode sync_mode;
         uint32_t sync_interval;         /* NORMAL: sync after this many commits */
         uint32_t sync_interval_ms;      /* NORMAL: ... or after this many milliseconds */
@@ -135,6 +137,189 @@ struct sombra_config {
 int sombra_config_production(struct sombra_config *config);
 int sombra_config_balanced(struct sombra_config *config);
 int sombra_config_benchmark(struct sombra_config *config);
+
+/* ---- databases and connections ---- */
+
+typedef struct sombra_db sombra_db;
+typedef struct sombra_conn sombra_conn;
+
+/*
+ * Opens (creating it when missing) the database at path, recovering it after
+ * a crash, and starts the engine's threads. config NULL means production.
+ * SOMBRA_EINVAL (bad argument or config), SOMBRA_ENOTDB, SOMBRA_ECORRUPT,
+ * SOMBRA_ELOCKED (open in another process), SOMBRA_EPERM, SOMBRA_EIO,
+ * SOMBRA_ENOMEM. Any thread; blocks for the recovery.
+ */
+int sombra_open(const char *path, const struct sombra_config *config, sombra_db **out);
+
+/*
+ * Finishes every request in flight, makes every acknowledged commit as
+ * durable as its mode promised, checkpoints, stops the threads and frees the
+ * database. SOMBRA_EBUSY (nothing closed) while connections are acquired.
+ * Returns the final checkpoint's status. Any thread; blocks.
+ */
+int sombra_close(sombra_db *db);
+
+/*
+ * Takes a connection from the pool without locks. sombra_conn_acquire waits
+ * for one; sombra_conn_acquire_timeout waits at most timeout_ms (0: not at
+ * all) and then fails with SOMBRA_EBUSY. Any thread.
+ */
+int sombra_conn_acquire(sombra_db *db, sombra_conn **out);
+int sombra_conn_acquire_timeout(sombra_db *db, uint32_t timeout_ms, sombra_conn **out);
+
+/*
+ * Gives a connection back: an open interactive transaction is rolled back,
+ * an open read transaction ended, asynchronous submissions waited for.
+ * SOMBRA_ECLOSED for a connection not acquired (released twice). Any thread.
+ */
+int sombra_conn_release(sombra_conn *conn);
+
+/* ---- writes ----
+ * Each call is one atomic transaction (autocommit), or a step of the
+ * connection's interactive transaction when one is open. They block until the
+ * commit is acknowledged: in FULL, after an fdatasync covers it (grouped with
+ * other commits); in NORMAL, CHECKPOINT and OFF, once written. Any thread.
+ * SOMBRA_ENOTFOUND for unknown ids, SOMBRA_EINVAL / SOMBRA_ETOOBIG for bad
+ * names and values, SOMBRA_EFAILED after an I/O failure made the database
+ * read-only, SOMBRA_ETIMEDOUT when the interactive transaction ran out of time.
+ */
+int sombra_node_create(sombra_conn *conn, const char *const *labels, size_t nlabels,
+                       const struct sombra_prop *props, size_t nprops, uint64_t *id);
+/* Deletes the node and every edge that touches it. */
+int sombra_node_delete(sombra_conn *conn, uint64_t id);
+int sombra_node_set(sombra_conn *conn, uint64_t id, const char *key,
+                    const struct sombra_value *value);
+int sombra_node_unset(sombra_conn *conn, uint64_t id, const char *key);
+int sombra_node_label_add(sombra_conn *conn, uint64_t id, const char *label);
+int sombra_node_label_remove(sombra_conn *conn, uint64_t id, const char *label);
+int sombra_edge_create(sombra_conn *conn, uint64_t src, uint64_t dst, const char *type,
+                       const struct sombra_prop *props, size_t nprops, uint64_t *id);
+int sombra_edge_delete(sombra_conn *conn, uint64_t id);
+int sombra_edge_set(sombra_conn *conn, uint64_t id, const char *key,
+                    const struct sombra_value *value);
+int sombra_edge_unset(sombra_conn *conn, uint64_t id, const char *key);
+/* An equality and range index on property key of nodes labelled label. SOMBRA_EEXIST. */
+int sombra_index_create(sombra_conn *conn, const char *label, const char *key);
+int sombra_index_drop(sombra_conn *conn, const char *label, const char *key);
+
+/* ---- batches ----
+ * A batch is a list of writes built without touching the database (it copies
+ * what it is given) and submitted as one atomic transaction. A node made by
+ * the batch's i-th operation is named SOMBRA_BATCH_REF(i) by later
+ * operations; a reference forward or out of range fails the whole batch with
+ * SOMBRA_EINVAL. Builders return the new operation's reference in *ref (may
+ * be NULL). A batch belongs to one thread at a time.
+ */
+typedef struct sombra_batch sombra_batch;
+#define SOMBRA_BATCH_REF(i) ((uint64_t)(i) | (1ull << 63))
+
+int sombra_batch_new(sombra_batch **out);
+int sombra_batch_free(sombra_batch *batch);
+/* Empties the batch for reuse, keeping its memory. */
+int sombra_batch_reset(sombra_batch *batch);
+int sombra_batch_node_create(sombra_batch *batch, const char *const *labels, size_t nlabels,
+                             const struct sombra_prop *props, size_t nprops, uint64_t *ref);
+int sombra_batch_edge_create(sombra_batch *batch, uint64_t src, uint64_t dst, const char *type,
+                             const struct sombra_prop *props, size_t nprops, uint64_t *ref);
+int sombra_batch_node_set(sombra_batch *batch, uint64_t id, const char *key,
+                          const struct sombra_value *value);
+int sombra_batch_node_delete(sombra_batch *batch, uint64_t id);
+int sombra_batch_edge_delete(sombra_batch *batch, uint64_t id);
+/* Submits and waits, like a single write. */
+int sombra_batch_submit(sombra_conn *conn, sombra_batch *batch);
+/*
+ * Submits without waiting: *ticket names the submission for sombra_wait and
+ * sombra_poll. The batch must not be changed or freed until then. With
+ * nonblocking set, a full queue gives SOMBRA_EAGAIN instead of waiting.
+ */
+int sombra_batch_submit_async(sombra_conn *conn, sombra_batch *batch, bool nonblocking,
+                              uint64_t *ticket);
+/* Waits for a ticket; returns the batch's status. SOMBRA_EINVAL for an unknown ticket. */
+int sombra_wait(sombra_conn *conn, uint64_t ticket);
+/* *done tells whether the ticket finished; if so, returns its status and forgets it. */
+int sombra_poll(sombra_conn *conn, uint64_t ticket, bool *done);
+/* After a successful submit: the id the operation ref made. */
+int sombra_batch_id(const sombra_batch *batch, uint64_t ref, uint64_t *id);
+
+/* ---- interactive write transactions ----
+ * Between begin and commit or rollback, the connection's writes are one
+ * transaction and its reads see them. The writer serves only this
+ * transaction meanwhile, for at most txn_timeout_ms; then it rolls it back and
+ * the next call on the connection gets SOMBRA_ETIMEDOUT. SOMBRA_EBUSY for a
+ * second begin, SOMBRA_ENOTXN for commit or rollback without one.
+ */
+int sombra_txn_begin(sombra_conn *conn);
+int sombra_txn_commit(sombra_conn *conn);
+int sombra_txn_rollback(sombra_conn *conn);
+
+/* ---- reads ----
+ * On the calling thread, against the newest published commit (inside an
+ * interactive transaction: its own state). Results live in the connection
+ * and stay valid until its next read. sombra_read_begin / sombra_read_end
+ * make a read transaction: every read between them sees one commit.
+ */
+struct sombra_entity {
+        uint64_t id;
+        uint64_t src, dst; /* edges */
+        const char *type;  /* edges */
+        size_t nlabels;
+        const char *const *labels;
+        size_t nprops;
+        const struct sombra_prop *props;
+};
+
+struct sombra_neighbor {
+        uint64_t edge;
+        uint64_t node;
+        const char *type;
+        enum sombra_dir dir;
+};
+
+int sombra_read_begin(sombra_conn *conn);
+int sombra_read_end(sombra_conn *conn);
+int sombra_node_get(sombra_conn *conn, uint64_t id, const struct sombra_entity **out);
+int sombra_edge_get(sombra_conn *conn, uint64_t id, const struct sombra_entity **out);
+/* Neighbours over edges of the given types (ntypes 0: any). */
+int sombra_neighbors(sombra_conn *conn, uint64_t node, enum sombra_dir dir,
+                     const char *const *types, size_t ntypes, const struct sombra_neighbor **out,
+                     size_t *n);
+int sombra_degree(sombra_conn *conn, uint64_t node, enum sombra_dir dir, const char *const *types,
+                  size_t ntypes, uint64_t *degree);
+int sombra_nodes_by_label(sombra_conn *conn, const char *label, const uint64_t **ids, size_t *n);
+/* Need an index on (label, key); SOMBRA_ENOTFOUND without. Bounds inclusive, NULL open. */
+int sombra_nodes_by_prop(sombra_conn *conn, const char *label, const char *key,
+                         const struct sombra_value *value, const uint64_t **ids, size_t *n);
+int sombra_nodes_by_range(sombra_conn *conn, const char *label, const char *key,
+                          const struct sombra_value *lo, const struct sombra_value *hi,
+                          const uint64_t **ids, size_t *n);
+int sombra_count(sombra_conn *conn, uint64_t *nodes, uint64_t *edges);
+int sombra_bfs(sombra_conn *conn, uint64_t start, enum sombra_dir dir, const char *const *types,
+               size_t ntypes, uint32_t max_depth, const uint64_t **ids, size_t *n);
+int sombra_shortest_path(sombra_conn *conn, uint64_t from, uint64_t to, enum sombra_dir dir,
+                         const char *const *types, size_t ntypes, const uint64_t **ids, size_t *n);
+int sombra_two_hop_count(sombra_conn *conn, uint64_t node, enum sombra_dir dir,
+                         const char *const *types, size_t ntypes, uint64_t *count);
+
+/* ---- maintenance ---- */
+
+/* Checkpoints now (through the writer). Any thread; blocks. */
+int sombra_checkpoint(sombra_db *db);
+
+struct sombra_stats {
+        uint64_t nodes, edges;
+        uint64_t commits, rollbacks, checkpoints;
+        uint64_t wal_bytes, wal_syncs;
+        uint64_t written_lsn, durable_lsn;
+        uint64_t group_syncs;   /* fdatasyncs made by the group-commit thread */
+        uint64_t group_commits; /* FULL commits those syncs acknowledged */
+        uint64_t max_group;     /* the largest group one sync acknowledged */
+        uint64_t cache_hits, cache_misses, cache_evictions;
+        uint64_t file_bytes;
+};
+
+/* Counters so far; approximate while the engine runs. Any thread. */
+int sombra_stats(sombra_db *db, struct sombra_stats *out);
 
 #ifdef __cplusplus
 }

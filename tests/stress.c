@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include "graph.h"
 #include "stress.h"
@@ -130,4 +131,158 @@ stress_readers_vs_writer(const char *path, const struct sombra_config *cfg, int6
                 fail(out, rc, "close");
 label_out:
         free(ids);
+}
+
+/* ---- the public API under load ---- */
+
+#define ENGINE_NODES_PER_THREAD 20
+
+struct engine_worker {
+        sombra_db *db;
+        int index;
+        uint32_t duration_ms;
+        uint64_t first_node; /* this thread's nodes are first_node .. + per thread */
+        uint64_t *edges;     /* acknowledged edge ids */
+        uint64_t *ends;      /* their (src, dst) pairs */
+        size_t nedges, cap;
+        uint64_t reads, failures;
+        int first_error;
+};
+
+static uint64_t
+now_ms(void)
+{
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void
+worker_fail(struct engine_worker *w, int rc)
+{
+        w->failures++;
+        if (w->first_error == SOMBRA_OK)
+                w->first_error = rc;
+}
+
+static void
+worker_write(struct engine_worker *w, sombra_conn *c, uint64_t nnodes, uint64_t *rng)
+{
+        uint64_t src = 1 + *rng % nnodes, dst = 1 + (*rng >> 20) % nnodes, id;
+        int rc = sombra_edge_create(c, src, dst, "LINK", NULL, 0, &id);
+
+        if (rc != SOMBRA_OK) {
+                worker_fail(w, rc);
+                return;
+        }
+        if (w->nedges == w->cap) {
+                w->cap = w->cap ? w->cap * 2 : 256;
+                w->edges = realloc(w->edges, w->cap * sizeof(*w->edges));
+                w->ends = realloc(w->ends, 2 * w->cap * sizeof(*w->ends));
+        }
+        w->edges[w->nedges] = id;
+        w->ends[2 * w->nedges] = src;
+        w->ends[2 * w->nedges + 1] = dst;
+        w->nedges++;
+}
+
+static void *
+engine_worker_main(void *arg)
+{
+        struct engine_worker *w = arg;
+        uint64_t rng = 0x9E3779B97F4A7C15ull * (uint64_t)(w->index + 1), nnodes, end;
+        const struct sombra_entity *e;
+        const struct sombra_neighbor *nb;
+        size_t n;
+        sombra_conn *c;
+        int rc = sombra_conn_acquire(w->db, &c);
+
+        if (rc != SOMBRA_OK) {
+                worker_fail(w, rc);
+                return NULL;
+        }
+        if (sombra_count(c, &nnodes, NULL) != SOMBRA_OK || nnodes == 0)
+                worker_fail(w, SOMBRA_ECORRUPT);
+        end = now_ms() + w->duration_ms;
+        while (w->failures == 0 && now_ms() < end) {
+                rng ^= rng << 13;
+                rng ^= rng >> 7;
+                rng ^= rng << 17;
+                if (rng % 5 == 0) {
+                        worker_write(w, c, nnodes, &rng);
+                        continue;
+                }
+                rc = rng % 2 ? sombra_node_get(c, 1 + (rng >> 8) % nnodes, &e)
+                             : sombra_neighbors(c, 1 + (rng >> 8) % nnodes, SOMBRA_BOTH, NULL, 0,
+                                                &nb, &n);
+                if (rc != SOMBRA_OK)
+                        worker_fail(w, rc);
+                w->reads++;
+        }
+        sombra_conn_release(c);
+        return NULL;
+}
+
+static bool
+edge_checks_out(sombra_conn *c, uint64_t id, uint64_t src, uint64_t dst)
+{
+        const struct sombra_entity *e;
+        return sombra_edge_get(c, id, &e) == SOMBRA_OK && e->src == src && e->dst == dst;
+}
+
+void
+engine_stress(sombra_db *db, int threads, uint32_t duration_ms, struct engine_stress_result *out)
+{
+        struct engine_worker w[64] = {0};
+        pthread_t tids[64];
+        sombra_conn *c;
+        uint64_t nodes = (uint64_t)threads * ENGINE_NODES_PER_THREAD, edges;
+        int rc;
+
+        *out = (struct engine_stress_result){0};
+        if (threads > 64 || sombra_conn_acquire(db, &c) != SOMBRA_OK) {
+                out->failures = 1;
+                snprintf(out->problem, sizeof(out->problem), "setup");
+                return;
+        }
+        for (uint64_t i = 0; i < nodes; i++)
+                sombra_node_create(c, NULL, 0, NULL, 0, NULL);
+        sombra_conn_release(c);
+        for (int i = 0; i < threads; i++) {
+                w[i] = (struct engine_worker){.db = db, .index = i, .duration_ms = duration_ms};
+                pthread_create(&tids[i], NULL, engine_worker_main, &w[i]);
+        }
+        for (int i = 0; i < threads; i++)
+                pthread_join(tids[i], NULL);
+        rc = sombra_conn_acquire(db, &c);
+        for (int i = 0; i < threads && rc == SOMBRA_OK; i++) {
+                out->reads += w[i].reads;
+                out->writes += w[i].nedges;
+                if (w[i].failures > 0 && out->failures == 0)
+                        snprintf(out->problem, sizeof(out->problem), "thread %d: %s", i,
+                                 sombra_strerror(w[i].first_error));
+                out->failures += (int)w[i].failures;
+                for (size_t k = 0; k < w[i].nedges; k++) {
+                        if (!edge_checks_out(c, w[i].edges[k], w[i].ends[2 * k],
+                                             w[i].ends[2 * k + 1])) {
+                                out->failures++;
+                                snprintf(out->problem, sizeof(out->problem),
+                                         "acknowledged edge %lu is missing",
+                                         (unsigned long)w[i].edges[k]);
+                        }
+                }
+                free(w[i].edges);
+                free(w[i].ends);
+        }
+        if (rc == SOMBRA_OK && sombra_count(c, &out->nodes, &edges) == SOMBRA_OK) {
+                out->edges = edges;
+                if (edges != out->writes) {
+                        out->failures++;
+                        snprintf(out->problem, sizeof(out->problem),
+                                 "%lu edges for %lu acknowledged", (unsigned long)edges,
+                                 (unsigned long)out->writes);
+                }
+        }
+        if (rc == SOMBRA_OK)
+                sombra_conn_release(c);
 }

@@ -33,4 +33,21 @@ struct stress_result {
 void stress_readers_vs_writer(const char *path, const struct sombra_config *cfg, int64_t txns,
                               int readers, struct stress_result *out);
 
+/*
+ * The public API under load: `threads` threads, each with its own pooled
+ * connection, for duration_ms: 80% reads (half node gets, half neighbour
+ * lists), 20% writes, each write its own transaction creating one edge
+ * between nodes made at the start. Afterwards every acknowledged edge must be
+ * there with its endpoints, and the edge count must equal the acknowledged
+ * ones (nothing else wrote).
+ */
+struct engine_stress_result {
+        uint64_t nodes, edges, reads, writes;
+        int failures;
+        char problem[256];
+};
+
+void engine_stress(sombra_db *db, int threads, uint32_t duration_ms,
+                   struct engine_stress_result *out);
+
 #endif

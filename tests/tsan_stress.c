@@ -33,6 +33,33 @@ scenario(const char *name, const struct sombra_config *cfg, int64_t txns)
         return ok;
 }
 
+/* The public API from 16 threads in FULL mode: the writer, the committer, readers. */
+static int
+engine_scenario(void)
+{
+        char dir[] = "/tmp/sombra-tsan-XXXXXX", path[64], wal[80];
+        struct engine_stress_result res;
+        sombra_db *db;
+        bool ok = false;
+
+        if (mkdtemp(dir) == NULL)
+                return 0;
+        snprintf(path, sizeof(path), "%s/e.sombra", dir);
+        snprintf(wal, sizeof(wal), "%s-wal", path);
+        if (sombra_open(path, NULL, &db) == SOMBRA_OK) {
+                engine_stress(db, 16, 1500, &res);
+                ok = res.failures == 0 && res.writes > 0;
+                ok = sombra_close(db) == SOMBRA_OK && ok;
+                printf("%s engine_16_threads_full: %lu reads, %lu writes%s%s\n",
+                       ok ? "PASS" : "FAIL", (unsigned long)res.reads, (unsigned long)res.writes,
+                       res.failures ? ", " : "", res.problem);
+        }
+        unlink(path);
+        unlink(wal);
+        rmdir(dir);
+        return ok;
+}
+
 int
 main(void)
 {
@@ -46,6 +73,8 @@ main(void)
         cfg.checkpoint_threshold = 64u << 10;
         cfg.page_cache_size = SOMBRA_MIN_CACHE_PAGES;
         passed += scenario("readers_vs_writer_checkpoints_small_cache", &cfg, 1000);
+        total++;
+        passed += engine_scenario();
         total++;
         printf("tsan: %d passed, %d failed\n", passed, total - passed);
         return passed == total ? 0 : 1;

@@ -1,0 +1,721 @@
+/*
+ * api.c - the public functions on connections: writes, interactive
+ * transactions, reads, asynchronous tickets, release, checkpoint and stats.
+ *
+ * Every call takes the connection's mutex for its whole length, so two
+ * threads sharing a connection take turns; the mutex is the connection's own
+ * and never contended between connections. A synchronous write is a request
+ * on the caller's stack that points at the caller's own arguments: the call
+ * does not return before the writer is done with them.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine.h"
+#include "futex.h"
+#include "store.h"
+
+static int
+conn_enter(struct sombra_conn *c)
+{
+        if (c == NULL)
+                return SOMBRA_EINVAL;
+        if (!__atomic_load_n(&c->in_use, __ATOMIC_ACQUIRE))
+                return SOMBRA_ECLOSED;
+        pthread_mutex_lock(&c->lock);
+        return SOMBRA_OK;
+}
+
+static void
+conn_leave(struct sombra_conn *c)
+{
+        pthread_mutex_unlock(&c->lock);
+}
+
+/* An interactive txn that the writer rolled back on timeout ends here, for the caller. */
+static bool
+txn_lost(struct sombra_conn *c)
+{
+        if (!c->in_txn || !__atomic_load_n(&c->txn_lost, __ATOMIC_ACQUIRE))
+                return false;
+        c->in_txn = false;
+        __atomic_store_n(&c->txn_lost, 0, __ATOMIC_RELAXED);
+        return true;
+}
+
+static int
+run_request(struct sombra_conn *c, struct request *req)
+{
+        int rc = engine_submit(c, req, true);
+
+        if (rc != SOMBRA_OK)
+                return rc;
+        engine_wait(req);
+        return req->status;
+}
+
+/* Submits ops as one transaction, or into the open interactive one. */
+static int
+write_ops(struct sombra_conn *c, struct write_op *ops, size_t n)
+{
+        struct request req = {.ops = ops, .nops = n};
+        int rc = conn_enter(c);
+
+        if (rc != SOMBRA_OK)
+                return rc;
+        if (txn_lost(c)) {
+                rc = SOMBRA_ETIMEDOUT;
+        } else {
+                req.kind = c->in_txn ? REQ_TXN_WRITE : REQ_WRITE;
+                rc = run_request(c, &req);
+        }
+        conn_leave(c);
+        return rc;
+}
+
+static int
+write_one(struct sombra_conn *c, struct write_op *op, uint64_t *result)
+{
+        int rc = write_ops(c, op, 1);
+
+        if (rc == SOMBRA_OK && result != NULL)
+                *result = op->result;
+        return rc;
+}
+
+int
+sombra_node_create(sombra_conn *conn, const char *const *labels, size_t nlabels,
+                   const struct sombra_prop *props, size_t nprops, uint64_t *id)
+{
+        struct write_op op = {.kind = OP_NODE_CREATE,
+                              .labels = labels,
+                              .nlabels = nlabels,
+                              .props = props,
+                              .nprops = nprops};
+        return write_one(conn, &op, id);
+}
+
+int
+sombra_edge_create(sombra_conn *conn, uint64_t src, uint64_t dst, const char *type,
+                   const struct sombra_prop *props, size_t nprops, uint64_t *id)
+{
+        struct write_op op = {.kind = OP_EDGE_CREATE,
+                              .id = src,
+                              .dst = dst,
+                              .name = type,
+                              .props = props,
+                              .nprops = nprops};
+        /* A batch reference means nothing outside a batch. */
+        if ((src | dst) & (1ull << 63))
+                return SOMBRA_ENOTFOUND;
+        return write_one(conn, &op, id);
+}
+
+/* The writes that name one id, and maybe a name and a value. */
+static int
+write_simple(sombra_conn *conn, enum op_kind kind, uint64_t id, const char *name,
+             const struct sombra_value *value)
+{
+        struct write_op op = {.kind = kind, .id = id, .name = name, .value = value};
+
+        if (id & (1ull << 63))
+                return SOMBRA_ENOTFOUND;
+        return write_one(conn, &op, NULL);
+}
+
+int
+sombra_node_delete(sombra_conn *conn, uint64_t id)
+{
+        return write_simple(conn, OP_NODE_DELETE, id, NULL, NULL);
+}
+
+int
+sombra_node_set(sombra_conn *conn, uint64_t id, const char *key, const struct sombra_value *value)
+{
+        return write_simple(conn, OP_NODE_SET, id, key, value);
+}
+
+int
+sombra_node_unset(sombra_conn *conn, uint64_t id, const char *key)
+{
+        return write_simple(conn, OP_NODE_UNSET, id, key, NULL);
+}
+
+int
+sombra_node_label_add(sombra_conn *conn, uint64_t id, const char *label)
+{
+        return write_simple(conn, OP_LABEL_ADD, id, label, NULL);
+}
+
+int
+sombra_node_label_remove(sombra_conn *conn, uint64_t id, const char *label)
+{
+        return write_simple(conn, OP_LABEL_REMOVE, id, label, NULL);
+}
+
+int
+sombra_edge_delete(sombra_conn *conn, uint64_t id)
+{
+        return write_simple(conn, OP_EDGE_DELETE, id, NULL, NULL);
+}
+
+int
+sombra_edge_set(sombra_conn *conn, uint64_t id, const char *key, const struct sombra_value *value)
+{
+        return write_simple(conn, OP_EDGE_SET, id, key, value);
+}
+
+int
+sombra_edge_unset(sombra_conn *conn, uint64_t id, const char *key)
+{
+        return write_simple(conn, OP_EDGE_UNSET, id, key, NULL);
+}
+
+int
+sombra_index_create(sombra_conn *conn, const char *label, const char *key)
+{
+        struct write_op op = {.kind = OP_INDEX_CREATE, .name = label, .key = key};
+        return write_one(conn, &op, NULL);
+}
+
+int
+sombra_index_drop(sombra_conn *conn, const char *label, const char *key)
+{
+        struct write_op op = {.kind = OP_INDEX_DROP, .name = label, .key = key};
+        return write_one(conn, &op, NULL);
+}
+
+/* ---- interactive transactions ---- */
+
+static int
+txn_request(sombra_conn *conn, enum req_kind kind)
+{
+        struct request req = {.kind = kind};
+        int rc = conn_enter(conn);
+
+        if (rc != SOMBRA_OK)
+                return rc;
+        if (txn_lost(conn))
+                rc = SOMBRA_ETIMEDOUT;
+        else if (kind == REQ_TXN_BEGIN && conn->in_txn)
+                rc = SOMBRA_EBUSY;
+        else if (kind != REQ_TXN_BEGIN && !conn->in_txn)
+                rc = SOMBRA_ENOTXN;
+        else
+                rc = run_request(conn, &req);
+        if (kind == REQ_TXN_BEGIN && rc == SOMBRA_OK)
+                conn->in_txn = true;
+        else if (kind != REQ_TXN_BEGIN && rc != SOMBRA_ENOTXN)
+                conn->in_txn = false; /* ended, whatever the outcome */
+        conn_leave(conn);
+        return rc;
+}
+
+int
+sombra_txn_begin(sombra_conn *conn)
+{
+        return txn_request(conn, REQ_TXN_BEGIN);
+}
+
+int
+sombra_txn_commit(sombra_conn *conn)
+{
+        return txn_request(conn, REQ_TXN_COMMIT);
+}
+
+int
+sombra_txn_rollback(sombra_conn *conn)
+{
+        return txn_request(conn, REQ_TXN_ROLLBACK);
+}
+
+/* ---- reads ---- */
+
+/* The arguments of every read, and where its answer goes. */
+struct read_args {
+        struct sombra_conn *c;
+        uint64_t a, b;
+        enum sombra_dir dir;
+        const char *const *types;
+        size_t ntypes;
+        uint32_t depth;
+        const char *s1, *s2;
+        const struct sombra_value *v1, *v2;
+        uint64_t *out;
+};
+
+/*
+ * Runs fn against the connection's snapshot reader, or, inside an
+ * interactive transaction, on the writer against the transaction's state.
+ */
+static int
+read_run(struct sombra_conn *c, int (*fn)(struct graph_reader *r, void *arg), struct read_args *a)
+{
+        struct request req = {.kind = REQ_TXN_READ, .read_fn = fn, .read_arg = a};
+        int rc = conn_enter(c);
+
+        if (rc != SOMBRA_OK)
+                return rc;
+        a->c = c;
+        if (txn_lost(c))
+                rc = SOMBRA_ETIMEDOUT;
+        else if (c->in_txn)
+                rc = run_request(c, &req);
+        else
+                rc = fn(c->reader, a);
+        conn_leave(c);
+        return rc;
+}
+
+static int
+entity_publish(struct sombra_conn *c, int rc)
+{
+        struct graph_entity *e = &c->entity;
+
+        if (rc != SOMBRA_OK)
+                return rc;
+        c->pub.id = e->id;
+        c->pub.src = e->src;
+        c->pub.dst = e->dst;
+        c->pub.type = e->type;
+        c->pub.nlabels = e->nlabels;
+        c->pub.labels = e->labels;
+        c->pub.nprops = e->nprops;
+        c->pub.props = e->props;
+        return SOMBRA_OK;
+}
+
+static int
+read_node(struct graph_reader *r, void *arg)
+{
+        struct read_args *a = arg;
+        return entity_publish(a->c, graph_node_get(r, a->a, &a->c->entity));
+}
+
+static int
+read_edge(struct graph_reader *r, void *arg)
+{
+        struct read_args *a = arg;
+        return entity_publish(a->c, graph_edge_get(r, a->a, &a->c->entity));
+}
+
+int
+sombra_node_get(sombra_conn *conn, uint64_t id, const struct sombra_entity **out)
+{
+        struct read_args a = {.a = id};
+        int rc = out == NULL ? SOMBRA_EINVAL : read_run(conn, read_node, &a);
+
+        if (rc == SOMBRA_OK)
+                *out = &conn->pub;
+        return rc;
+}
+
+int
+sombra_edge_get(sombra_conn *conn, uint64_t id, const struct sombra_entity **out)
+{
+        struct read_args a = {.a = id};
+        int rc = out == NULL ? SOMBRA_EINVAL : read_run(conn, read_edge, &a);
+
+        if (rc == SOMBRA_OK)
+                *out = &conn->pub;
+        return rc;
+}
+
+static int
+read_neighbors(struct graph_reader *r, void *arg)
+{
+        struct read_args *a = arg;
+        struct sombra_conn *c = a->c;
+        int rc = graph_neighbors(r, a->a, a->dir, a->types, a->ntypes, &c->adj);
+
+        if (rc != SOMBRA_OK)
+                return rc;
+        if (c->adj.n > c->nbrs_cap) {
+                struct sombra_neighbor *v = realloc(c->nbrs, c->adj.n * sizeof(*v));
+                if (v == NULL)
+                        return SOMBRA_ENOMEM;
+                c->nbrs = v;
+                c->nbrs_cap = c->adj.n;
+        }
+        for (size_t i = 0; i < c->adj.n; i++) {
+                c->nbrs[i].edge = c->adj.v[i].edge;
+                c->nbrs[i].node = c->adj.v[i].node;
+                c->nbrs[i].type = graph_type_name(r, c->adj.v[i].type);
+                c->nbrs[i].dir = c->adj.v[i].dir;
+        }
+        return SOMBRA_OK;
+}
+
+int
+sombra_neighbors(sombra_conn *conn, uint64_t node, enum sombra_dir dir, const char *const *types,
+                 size_t ntypes, const struct sombra_neighbor **out, size_t *n)
+{
+        struct read_args a = {.a = node, .dir = dir, .types = types, .ntypes = ntypes};
+        int rc = out == NULL || n == NULL ? SOMBRA_EINVAL : read_run(conn, read_neighbors, &a);
+
+        if (rc == SOMBRA_OK) {
+                *out = conn->nbrs;
+                *n = conn->adj.n;
+        }
+        return rc;
+}
+
+static int
+read_degree(struct graph_reader *r, void *arg)
+{
+        struct read_args *a = arg;
+        return graph_degree(r, a->a, a->dir, a->types, a->ntypes, a->out);
+}
+
+int
+sombra_degree(sombra_conn *conn, uint64_t node, enum sombra_dir dir, const char *const *types,
+              size_t ntypes, uint64_t *degree)
+{
+        struct read_args a = {
+            .a = node, .dir = dir, .types = types, .ntypes = ntypes, .out = degree};
+        return degree == NULL ? SOMBRA_EINVAL : read_run(conn, read_degree, &a);
+}
+
+static int
+read_count(struct graph_reader *r, void *arg)
+{
+        struct read_args *a = arg;
+        return graph_counts(r, &a->a, &a->b);
+}
+
+int
+sombra_count(sombra_conn *conn, uint64_t *nodes, uint64_t *edges)
+{
+        struct read_args a = {0};
+        int rc = read_run(conn, read_count, &a);
+
+        if (rc == SOMBRA_OK && nodes != NULL)
+                *nodes = a.a;
+        if (rc == SOMBRA_OK && edges != NULL)
+                *edges = a.b;
+        return rc;
+}
+
+static int
+read_two_hop(struct graph_reader *r, void *arg)
+{
+        struct read_args *a = arg;
+        return graph_two_hop_count(r, a->a, a->dir, a->types, a->ntypes, a->out);
+}
+
+int
+sombra_two_hop_count(sombra_conn *conn, uint64_t node, enum sombra_dir dir,
+                     const char *const *types, size_t ntypes, uint64_t *count)
+{
+        struct read_args a = {
+            .a = node, .dir = dir, .types = types, .ntypes = ntypes, .out = count};
+        return count == NULL ? SOMBRA_EINVAL : read_run(conn, read_two_hop, &a);
+}
+
+/* The reads that answer with a list of ids, kept in the connection. */
+enum id_query { IDS_LABEL, IDS_PROP, IDS_RANGE, IDS_BFS, IDS_PATH };
+
+struct ids_args {
+        struct read_args base;
+        enum id_query q;
+};
+
+static int
+read_ids(struct graph_reader *r, void *arg)
+{
+        struct ids_args *x = arg;
+        struct read_args *a = &x->base;
+        struct graph_ids *out = &a->c->ids;
+
+        switch (x->q) {
+        case IDS_LABEL:
+                return graph_nodes_by_label(r, a->s1, out);
+        case IDS_PROP:
+                return graph_nodes_by_prop(r, a->s1, a->s2, a->v1, out);
+        case IDS_RANGE:
+                return graph_nodes_by_range(r, a->s1, a->s2, a->v1, a->v2, out);
+        case IDS_BFS:
+                return graph_bfs(r, a->a, a->dir, a->types, a->ntypes, a->depth, out);
+        default:
+                return graph_shortest_path(r, a->a, a->b, a->dir, a->types, a->ntypes, out);
+        }
+}
+
+static int
+ids_query(sombra_conn *conn, struct ids_args *x, const uint64_t **ids, size_t *n)
+{
+        int rc = ids == NULL || n == NULL ? SOMBRA_EINVAL : read_run(conn, read_ids, &x->base);
+
+        if (rc == SOMBRA_OK) {
+                *ids = conn->ids.v;
+                *n = conn->ids.n;
+        }
+        return rc;
+}
+
+int
+sombra_nodes_by_label(sombra_conn *conn, const char *label, const uint64_t **ids, size_t *n)
+{
+        struct ids_args x = {.base = {.s1 = label}, .q = IDS_LABEL};
+        return ids_query(conn, &x, ids, n);
+}
+
+int
+sombra_nodes_by_prop(sombra_conn *conn, const char *label, const char *key,
+                     const struct sombra_value *value, const uint64_t **ids, size_t *n)
+{
+        struct ids_args x = {.base = {.s1 = label, .s2 = key, .v1 = value}, .q = IDS_PROP};
+        return ids_query(conn, &x, ids, n);
+}
+
+int
+sombra_nodes_by_range(sombra_conn *conn, const char *label, const char *key,
+                      const struct sombra_value *lo, const struct sombra_value *hi,
+                      const uint64_t **ids, size_t *n)
+{
+        struct ids_args x = {.base = {.s1 = label, .s2 = key, .v1 = lo, .v2 = hi}, .q = IDS_RANGE};
+        return ids_query(conn, &x, ids, n);
+}
+
+int
+sombra_bfs(sombra_conn *conn, uint64_t start, enum sombra_dir dir, const char *const *types,
+           size_t ntypes, uint32_t max_depth, const uint64_t **ids, size_t *n)
+{
+        struct ids_args x = {
+            .base = {.a = start, .dir = dir, .types = types, .ntypes = ntypes, .depth = max_depth},
+            .q = IDS_BFS};
+        return ids_query(conn, &x, ids, n);
+}
+
+int
+sombra_shortest_path(sombra_conn *conn, uint64_t from, uint64_t to, enum sombra_dir dir,
+                     const char *const *types, size_t ntypes, const uint64_t **ids, size_t *n)
+{
+        struct ids_args x = {
+            .base = {.a = from, .b = to, .dir = dir, .types = types, .ntypes = ntypes},
+            .q = IDS_PATH};
+        return ids_query(conn, &x, ids, n);
+}
+
+int
+sombra_read_begin(sombra_conn *conn)
+{
+        int rc = conn_enter(conn);
+
+        if (rc != SOMBRA_OK)
+                return rc;
+        if (!conn->in_txn) {
+                rc = graph_read_begin(conn->reader);
+                conn->read_depth += rc == SOMBRA_OK;
+        }
+        conn_leave(conn);
+        return rc;
+}
+
+int
+sombra_read_end(sombra_conn *conn)
+{
+        int rc = conn_enter(conn);
+
+        if (rc != SOMBRA_OK)
+                return rc;
+        if (conn->read_depth == 0) {
+                rc = conn->in_txn ? SOMBRA_OK : SOMBRA_ENOTXN;
+        } else {
+                conn->read_depth--;
+                rc = graph_read_end(conn->reader);
+        }
+        conn_leave(conn);
+        return rc;
+}
+
+/* ---- asynchronous tickets ---- */
+
+int
+engine_submit_async(struct sombra_conn *c, struct write_op *ops, size_t n, bool nonblocking,
+                    uint64_t *ticket)
+{
+        struct request *req;
+        uint64_t t;
+        int rc = conn_enter(c);
+
+        if (rc != SOMBRA_OK)
+                return rc;
+        if (c->in_txn) {
+                conn_leave(c);
+                return SOMBRA_EBUSY; /* the transaction's writes are synchronous */
+        }
+        /* A free slot: tickets are handed out in order, so look from the last one. */
+        for (t = c->async_next; t < c->async_next + c->async_cap; t++)
+                if (c->async[t % c->async_cap].conn == NULL)
+                        break;
+        if (t == c->async_next + c->async_cap) {
+                conn_leave(c);
+                return SOMBRA_EAGAIN; /* every slot in flight or not yet collected */
+        }
+        req = &c->async[t % c->async_cap];
+        *req = (struct request){.kind = REQ_WRITE, .ops = ops, .nops = n, .ticket = t};
+        rc = engine_submit(c, req, !nonblocking);
+        if (rc == SOMBRA_OK) {
+                c->async_next = t + 1;
+                *ticket = t;
+        } else {
+                req->conn = NULL;
+        }
+        conn_leave(c);
+        return rc;
+}
+
+static struct request *
+ticket_find(struct sombra_conn *c, uint64_t ticket)
+{
+        struct request *req = &c->async[ticket % c->async_cap];
+        return req->conn != NULL && req->ticket == ticket ? req : NULL;
+}
+
+int
+sombra_wait(sombra_conn *conn, uint64_t ticket)
+{
+        struct request *req;
+        int rc = conn_enter(conn);
+
+        if (rc != SOMBRA_OK)
+                return rc;
+        req = ticket_find(conn, ticket);
+        if (req == NULL) {
+                rc = SOMBRA_EINVAL;
+        } else {
+                engine_wait(req);
+                rc = req->status;
+                req->conn = NULL;
+        }
+        conn_leave(conn);
+        return rc;
+}
+
+int
+sombra_poll(sombra_conn *conn, uint64_t ticket, bool *done)
+{
+        struct request *req;
+        int rc = done == NULL ? SOMBRA_EINVAL : conn_enter(conn);
+
+        if (rc != SOMBRA_OK)
+                return rc;
+        req = ticket_find(conn, ticket);
+        if (req == NULL) {
+                rc = SOMBRA_EINVAL;
+        } else {
+                *done = __atomic_load_n(&req->done, __ATOMIC_ACQUIRE);
+                rc = *done ? req->status : SOMBRA_OK;
+                if (*done)
+                        req->conn = NULL;
+        }
+        conn_leave(conn);
+        return rc;
+}
+
+/* ---- release ---- */
+
+int
+sombra_conn_release(sombra_conn *conn)
+{
+        struct sombra_db *db;
+        int rc = conn_enter(conn);
+
+        if (rc != SOMBRA_OK)
+                return rc;
+        db = conn->db;
+        if (conn->in_txn && !txn_lost(conn)) {
+                struct request req = {.kind = REQ_TXN_ROLLBACK};
+                (void)run_request(conn, &req);
+        }
+        conn->in_txn = false;
+        __atomic_store_n(&conn->txn_lost, 0, __ATOMIC_RELAXED);
+        for (uint32_t i = 0; i < conn->async_cap; i++) {
+                if (conn->async[i].conn != NULL)
+                        engine_wait(&conn->async[i]);
+                conn->async[i].conn = NULL;
+        }
+        while (conn->read_depth > 0) {
+                graph_read_end(conn->reader);
+                conn->read_depth--;
+        }
+        __atomic_store_n(&conn->in_use, 0, __ATOMIC_RELEASE);
+        conn_leave(conn);
+        __atomic_add_fetch(&db->pool_seq, 1, __ATOMIC_RELEASE);
+        futex_wake(&db->pool_seq, INT32_MAX);
+        return SOMBRA_OK;
+}
+
+/* ---- maintenance, through the engine's own connection ---- */
+
+static int
+run_on_writer(struct sombra_db *db, int (*fn)(struct graph_reader *r, void *arg), void *arg)
+{
+        struct sombra_conn *c = engine_conn(db);
+        struct request req = {.kind = REQ_RUN, .read_fn = fn, .read_arg = arg};
+        int rc;
+
+        pthread_mutex_lock(&c->lock);
+        rc = run_request(c, &req);
+        pthread_mutex_unlock(&c->lock);
+        return rc;
+}
+
+static int
+do_checkpoint(struct graph_reader *r, void *arg)
+{
+        struct sombra_db *db = arg;
+        (void)r;
+        return graph_checkpoint(db->g);
+}
+
+int
+sombra_checkpoint(sombra_db *db)
+{
+        return db == NULL ? SOMBRA_EINVAL : run_on_writer(db, do_checkpoint, db);
+}
+
+struct stats_args {
+        struct sombra_db *db;
+        struct sombra_stats *out;
+};
+
+static int
+do_stats(struct graph_reader *r, void *arg)
+{
+        struct stats_args *a = arg;
+        struct store *s = graph_store(a->db->g);
+        struct store_stats ss;
+        struct pager_stats ps;
+
+        store_stats(s, &ss);
+        pager_stats(store_pager(s), &ps);
+        graph_counts(r, &a->out->nodes, &a->out->edges);
+        a->out->commits = ss.commits;
+        a->out->rollbacks = ss.rollbacks;
+        a->out->checkpoints = ss.checkpoints;
+        a->out->wal_bytes = ss.wal_bytes;
+        a->out->wal_syncs = ss.wal_syncs;
+        a->out->written_lsn = ss.written_lsn;
+        a->out->durable_lsn = ss.durable_lsn;
+        a->out->file_bytes = ss.file_bytes;
+        a->out->cache_hits = ps.hits;
+        a->out->cache_misses = ps.misses;
+        a->out->cache_evictions = ps.evictions;
+        a->out->group_syncs = __atomic_load_n(&a->db->committer.syncs, __ATOMIC_RELAXED);
+        a->out->group_commits = __atomic_load_n(&a->db->committer.synced_commits, __ATOMIC_RELAXED);
+        a->out->max_group = __atomic_load_n(&a->db->committer.max_group, __ATOMIC_RELAXED);
+        return SOMBRA_OK;
+}
+
+int
+sombra_stats(sombra_db *db, struct sombra_stats *out)
+{
+        struct stats_args a = {db, out};
+
+        if (db == NULL || out == NULL)
+                return SOMBRA_EINVAL;
+        memset(out, 0, sizeof(*out));
+        return run_on_writer(db, do_stats, &a);
+}

@@ -1,0 +1,303 @@
+/*
+ * batch.c - batches: write operations collected without touching the
+ * database, then applied by the writer as one transaction.
+ *
+ * A batch copies everything it is given (names, property arrays, values and
+ * their bytes) into an arena of chunks, so the caller's memory may change
+ * right after each builder call, and an asynchronous submission owns no
+ * caller memory. Chunks never move, so pointers into them stay valid as the
+ * batch grows; reset keeps the first chunk for reuse.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine.h"
+#include "record.h"
+
+#define CHUNK_MIN 4096u
+
+struct chunk {
+        struct chunk *next;
+        size_t used, cap;
+        _Alignas(16) uint8_t data[];
+};
+
+struct sombra_batch {
+        struct write_op *ops;
+        size_t n, cap;
+        struct chunk *chunks;
+        bool applied; /* the last submit succeeded: results are valid */
+};
+
+int
+sombra_batch_new(sombra_batch **out)
+{
+        if (out == NULL)
+                return SOMBRA_EINVAL;
+        *out = calloc(1, sizeof(**out));
+        return *out == NULL ? SOMBRA_ENOMEM : SOMBRA_OK;
+}
+
+static void
+chunks_free(struct chunk *c)
+{
+        while (c != NULL) {
+                struct chunk *next = c->next;
+                free(c);
+                c = next;
+        }
+}
+
+int
+sombra_batch_free(sombra_batch *b)
+{
+        if (b == NULL)
+                return SOMBRA_EINVAL;
+        chunks_free(b->chunks);
+        free(b->ops);
+        free(b);
+        return SOMBRA_OK;
+}
+
+int
+sombra_batch_reset(sombra_batch *b)
+{
+        if (b == NULL)
+                return SOMBRA_EINVAL;
+        if (b->chunks != NULL) {
+                chunks_free(b->chunks->next);
+                b->chunks->next = NULL;
+                b->chunks->used = 0;
+        }
+        b->n = 0;
+        b->applied = false;
+        return SOMBRA_OK;
+}
+
+static void *
+arena_alloc(sombra_batch *b, size_t len)
+{
+        struct chunk *c = b->chunks;
+
+        len = (len + 15) & ~(size_t)15;
+        if (c == NULL || c->cap - c->used < len) {
+                size_t cap = len > CHUNK_MIN ? len : CHUNK_MIN;
+                if (c != NULL && c->cap * 2 > cap)
+                        cap = c->cap * 2;
+                c = malloc(sizeof(*c) + cap);
+                if (c == NULL)
+                        return NULL;
+                c->cap = cap;
+                c->used = 0;
+                c->next = b->chunks;
+                b->chunks = c;
+        }
+        c->used += len;
+        return c->data + c->used - len;
+}
+
+static const char *
+copy_name(sombra_batch *b, const char *s)
+{
+        size_t len;
+        char *copy;
+
+        if (s == NULL)
+                return NULL; /* the writer reports SOMBRA_EINVAL for it */
+        len = strnlen(s, SOMBRA_MAX_NAME + 1);
+        copy = arena_alloc(b, len + 1);
+        if (copy != NULL) {
+                memcpy(copy, s, len);
+                copy[len] = '\0';
+        }
+        return copy;
+}
+
+static int
+copy_value(sombra_batch *b, const struct sombra_value *v, struct sombra_value *out)
+{
+        int rc = rec_value_check(v);
+
+        if (rc != SOMBRA_OK)
+                return rc;
+        *out = *v;
+        if ((v->type == SOMBRA_STRING || v->type == SOMBRA_BYTES) && v->u.s.len > 0) {
+                void *bytes = arena_alloc(b, v->u.s.len);
+                if (bytes == NULL)
+                        return SOMBRA_ENOMEM;
+                memcpy(bytes, v->u.s.ptr, v->u.s.len);
+                out->u.s.ptr = bytes;
+        }
+        return SOMBRA_OK;
+}
+
+static int
+copy_props(sombra_batch *b, const struct sombra_prop *props, size_t n,
+           const struct sombra_prop **out)
+{
+        struct sombra_prop *copy;
+
+        *out = NULL;
+        if (n == 0)
+                return SOMBRA_OK;
+        if (props == NULL)
+                return SOMBRA_EINVAL;
+        if (n > SOMBRA_MAX_PROPS)
+                return SOMBRA_ETOOBIG;
+        copy = arena_alloc(b, n * sizeof(*copy));
+        if (copy == NULL)
+                return SOMBRA_ENOMEM;
+        for (size_t i = 0; i < n; i++) {
+                int rc = props[i].key == NULL ? SOMBRA_EINVAL : SOMBRA_OK;
+                copy[i].key = copy_name(b, props[i].key);
+                if (rc == SOMBRA_OK && copy[i].key == NULL)
+                        rc = SOMBRA_ENOMEM;
+                if (rc == SOMBRA_OK)
+                        rc = copy_value(b, &props[i].value, &copy[i].value);
+                if (rc != SOMBRA_OK)
+                        return rc;
+        }
+        *out = copy;
+        return SOMBRA_OK;
+}
+
+static int
+copy_labels(sombra_batch *b, const char *const *labels, size_t n, const char *const **out)
+{
+        const char **copy;
+
+        *out = NULL;
+        if (n == 0)
+                return SOMBRA_OK;
+        if (labels == NULL)
+                return SOMBRA_EINVAL;
+        if (n > SOMBRA_MAX_LABELS)
+                return SOMBRA_ETOOBIG;
+        copy = arena_alloc(b, n * sizeof(*copy));
+        if (copy == NULL)
+                return SOMBRA_ENOMEM;
+        for (size_t i = 0; i < n; i++) {
+                if (labels[i] == NULL)
+                        return SOMBRA_EINVAL;
+                copy[i] = copy_name(b, labels[i]);
+                if (copy[i] == NULL)
+                        return SOMBRA_ENOMEM;
+        }
+        *out = copy;
+        return SOMBRA_OK;
+}
+
+/* Appends op (whose pointers already point into the arena); *ref gets its reference. */
+static int
+op_add(sombra_batch *b, const struct write_op *op, uint64_t *ref)
+{
+        if (b->n == b->cap) {
+                size_t cap = b->cap ? b->cap * 2 : 16;
+                struct write_op *v = realloc(b->ops, cap * sizeof(*v));
+                if (v == NULL)
+                        return SOMBRA_ENOMEM;
+                b->ops = v;
+                b->cap = cap;
+        }
+        b->ops[b->n] = *op;
+        if (ref != NULL)
+                *ref = SOMBRA_BATCH_REF(b->n);
+        b->n++;
+        b->applied = false;
+        return SOMBRA_OK;
+}
+
+int
+sombra_batch_node_create(sombra_batch *b, const char *const *labels, size_t nlabels,
+                         const struct sombra_prop *props, size_t nprops, uint64_t *ref)
+{
+        struct write_op op = {.kind = OP_NODE_CREATE, .nlabels = nlabels, .nprops = nprops};
+        int rc = b == NULL ? SOMBRA_EINVAL : copy_labels(b, labels, nlabels, &op.labels);
+
+        if (rc == SOMBRA_OK)
+                rc = copy_props(b, props, nprops, &op.props);
+        return rc == SOMBRA_OK ? op_add(b, &op, ref) : rc;
+}
+
+int
+sombra_batch_edge_create(sombra_batch *b, uint64_t src, uint64_t dst, const char *type,
+                         const struct sombra_prop *props, size_t nprops, uint64_t *ref)
+{
+        struct write_op op = {.kind = OP_EDGE_CREATE, .id = src, .dst = dst, .nprops = nprops};
+        int rc = b == NULL || type == NULL ? SOMBRA_EINVAL : SOMBRA_OK;
+
+        if (rc == SOMBRA_OK) {
+                op.name = copy_name(b, type);
+                rc = op.name == NULL ? SOMBRA_ENOMEM : copy_props(b, props, nprops, &op.props);
+        }
+        return rc == SOMBRA_OK ? op_add(b, &op, ref) : rc;
+}
+
+int
+sombra_batch_node_set(sombra_batch *b, uint64_t id, const char *key,
+                      const struct sombra_value *value)
+{
+        struct write_op op = {.kind = OP_NODE_SET, .id = id};
+        struct sombra_value *v;
+        int rc = b == NULL || key == NULL || value == NULL ? SOMBRA_EINVAL : SOMBRA_OK;
+
+        if (rc == SOMBRA_OK) {
+                op.name = copy_name(b, key);
+                v = arena_alloc(b, sizeof(*v));
+                rc = op.name == NULL || v == NULL ? SOMBRA_ENOMEM : copy_value(b, value, v);
+                op.value = v;
+        }
+        return rc == SOMBRA_OK ? op_add(b, &op, NULL) : rc;
+}
+
+int
+sombra_batch_node_delete(sombra_batch *b, uint64_t id)
+{
+        struct write_op op = {.kind = OP_NODE_DELETE, .id = id};
+        return b == NULL ? SOMBRA_EINVAL : op_add(b, &op, NULL);
+}
+
+int
+sombra_batch_edge_delete(sombra_batch *b, uint64_t id)
+{
+        struct write_op op = {.kind = OP_EDGE_DELETE, .id = id};
+        return b == NULL ? SOMBRA_EINVAL : op_add(b, &op, NULL);
+}
+
+int
+sombra_batch_submit(sombra_conn *conn, sombra_batch *b)
+{
+        uint64_t ticket;
+        int rc;
+
+        if (b == NULL)
+                return SOMBRA_EINVAL;
+        if (b->n == 0)
+                return SOMBRA_OK;
+        rc = engine_submit_async(conn, b->ops, b->n, false, &ticket);
+        if (rc == SOMBRA_OK)
+                rc = sombra_wait(conn, ticket);
+        b->applied = rc == SOMBRA_OK;
+        return rc;
+}
+
+int
+sombra_batch_submit_async(sombra_conn *conn, sombra_batch *b, bool nonblocking, uint64_t *ticket)
+{
+        if (b == NULL || ticket == NULL || b->n == 0)
+                return SOMBRA_EINVAL;
+        b->applied = true; /* results are read only after a successful wait */
+        return engine_submit_async(conn, b->ops, b->n, nonblocking, ticket);
+}
+
+int
+sombra_batch_id(const sombra_batch *b, uint64_t ref, uint64_t *id)
+{
+        uint64_t i = ref & ~(1ull << 63);
+
+        if (b == NULL || id == NULL || !(ref & (1ull << 63)) || i >= b->n || !b->applied ||
+            (b->ops[i].kind != OP_NODE_CREATE && b->ops[i].kind != OP_EDGE_CREATE))
+                return SOMBRA_EINVAL;
+        *id = b->ops[i].result;
+        return SOMBRA_OK;
+}

@@ -1,0 +1,265 @@
+/*
+ * engine.c - opening and closing a database, the connection pool, and the
+ * hand-over of requests between callers and the writer.
+ *
+ * The pool is an array of connections with an `in_use` word each: acquiring
+ * is a compare-and-swap on the first free one, releasing a store, so neither
+ * takes a lock. A caller who finds none sleeps on `pool_seq`, which every
+ * release bumps. One more connection than max_connections exists, kept for
+ * the engine's own requests (sombra_checkpoint, sombra_stats); its mutex
+ * lets any thread use it.
+ *
+ * Waking the writer: a producer pushes, bumps `writer_seq`, and wakes the
+ * writer if `writer_sleeping` is set; the writer sets `writer_sleeping`, then
+ * looks at every ring once more before it sleeps on `writer_seq`. Both sides
+ * use sequentially consistent atomics, so one of them always sees the other.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine.h"
+#include "futex.h"
+#include "store.h"
+
+#define SPIN_BEFORE_SLEEP 256
+
+static struct request *
+request_of(struct commit_waiter *w)
+{
+        return (struct request *)(void *)((char *)w - offsetof(struct request, waiter));
+}
+
+static void
+complete_from_committer(struct commit_waiter *w, int status)
+{
+        engine_complete(request_of(w), status);
+}
+
+void
+engine_complete(struct request *req, int status)
+{
+        req->status = status;
+        __atomic_store_n(&req->done, 1, __ATOMIC_RELEASE);
+        /* The waiter may already be gone (it saw `done`); a stray wake is harmless. */
+        futex_wake(&req->done, 1);
+}
+
+void
+engine_wait(struct request *req)
+{
+        for (int i = 0; i < SPIN_BEFORE_SLEEP; i++)
+                if (__atomic_load_n(&req->done, __ATOMIC_ACQUIRE))
+                        return;
+        while (!__atomic_load_n(&req->done, __ATOMIC_ACQUIRE))
+                futex_wait(&req->done, 0, 0);
+}
+
+static void
+writer_wake(struct sombra_db *db)
+{
+        __atomic_add_fetch(&db->writer_seq, 1, __ATOMIC_SEQ_CST);
+        if (__atomic_load_n(&db->writer_sleeping, __ATOMIC_SEQ_CST))
+                futex_wake(&db->writer_seq, 1);
+}
+
+int
+engine_submit(struct sombra_conn *c, struct request *req, bool wait_for_room)
+{
+        req->conn = c;
+        req->status = SOMBRA_OK;
+        req->lsn = 0;
+        req->done = 0;
+        for (;;) {
+                uint32_t seq = __atomic_load_n(&c->space, __ATOMIC_ACQUIRE);
+                if (ring_push(&c->ring, req))
+                        break;
+                if (!wait_for_room)
+                        return SOMBRA_EAGAIN;
+                /* Back-pressure: the writer bumps `space` as it takes from the ring. */
+                writer_wake(c->db);
+                futex_wait(&c->space, seq, 1000000);
+        }
+        writer_wake(c->db);
+        return SOMBRA_OK;
+}
+
+/* ---- open and close ---- */
+
+static int
+config_check(const struct sombra_config *cfg)
+{
+        if ((unsigned)cfg->sync_mode > SOMBRA_SYNC_OFF || cfg->max_connections == 0 ||
+            cfg->max_connections > 4096 || cfg->ring_capacity < 2 || cfg->ring_capacity > 65536 ||
+            (cfg->ring_capacity & (cfg->ring_capacity - 1)) != 0 ||
+            cfg->group_commit_delay_us >= 1000000 ||
+            (cfg->sync_mode == SOMBRA_SYNC_NORMAL && cfg->sync_interval == 0))
+                return SOMBRA_EINVAL;
+        return SOMBRA_OK;
+}
+
+static int
+conn_init(struct sombra_db *db, struct sombra_conn *c)
+{
+        int rc;
+
+        c->db = db;
+        pthread_mutex_init(&c->lock, NULL);
+        rc = ring_init(&c->ring, db->cfg.ring_capacity);
+        if (rc == SOMBRA_OK)
+                rc = graph_reader_open(db->g, &c->reader);
+        if (rc == SOMBRA_OK) {
+                c->async = calloc(db->cfg.ring_capacity, sizeof(*c->async));
+                c->async_cap = db->cfg.ring_capacity;
+                if (c->async == NULL)
+                        rc = SOMBRA_ENOMEM;
+        }
+        return rc;
+}
+
+static void
+conn_free(struct sombra_conn *c)
+{
+        if (c->db == NULL)
+                return;
+        graph_reader_close(c->reader);
+        ring_free(&c->ring);
+        graph_entity_free(&c->entity);
+        graph_adjvec_free(&c->adj);
+        graph_ids_free(&c->ids);
+        free(c->nbrs);
+        free(c->async);
+        pthread_mutex_destroy(&c->lock);
+}
+
+static void
+engine_free(struct sombra_db *db)
+{
+        for (uint32_t i = 0; db->conns != NULL && i <= db->nconns; i++)
+                conn_free(&db->conns[i]);
+        free(db->conns);
+        if (db->g != NULL)
+                graph_close(db->g);
+        free(db);
+}
+
+int
+sombra_open(const char *path, const struct sombra_config *config, sombra_db **out)
+{
+        struct sombra_config graph_cfg;
+        struct sombra_db *db;
+        int rc;
+
+        if (path == NULL || out == NULL)
+                return SOMBRA_EINVAL;
+        db = calloc(1, sizeof(*db));
+        if (db == NULL)
+                return SOMBRA_ENOMEM;
+        if (config != NULL)
+                db->cfg = *config;
+        else
+                sombra_config_production(&db->cfg);
+        rc = config_check(&db->cfg);
+        if (rc != SOMBRA_OK)
+                goto label_fail;
+        /* The graph never syncs for a commit here: the committer does. */
+        graph_cfg = db->cfg;
+        graph_cfg.sync_mode = SOMBRA_SYNC_OFF;
+        rc = graph_open(path, &graph_cfg, NULL, &db->g);
+        if (rc != SOMBRA_OK)
+                goto label_fail;
+        store_set_autopublish(graph_store(db->g), false);
+        db->nconns = db->cfg.max_connections;
+        db->conns = calloc(db->nconns + 1, sizeof(*db->conns));
+        if (db->conns == NULL) {
+                rc = SOMBRA_ENOMEM;
+                goto label_fail;
+        }
+        for (uint32_t i = 0; i <= db->nconns && rc == SOMBRA_OK; i++)
+                rc = conn_init(db, &db->conns[i]);
+        if (rc == SOMBRA_OK)
+                rc = committer_start(&db->committer, graph_store(db->g), &db->cfg,
+                                     complete_from_committer);
+        if (rc != SOMBRA_OK)
+                goto label_fail;
+        if (pthread_create(&db->writer, NULL, writer_main, db) != 0) {
+                committer_stop(&db->committer);
+                rc = SOMBRA_ENOMEM;
+                goto label_fail;
+        }
+        *out = db;
+        return SOMBRA_OK;
+label_fail:
+        engine_free(db);
+        return rc;
+}
+
+int
+sombra_close(sombra_db *db)
+{
+        int rc;
+
+        if (db == NULL)
+                return SOMBRA_EINVAL;
+        for (uint32_t i = 0; i < db->nconns; i++)
+                if (__atomic_load_n(&db->conns[i].in_use, __ATOMIC_ACQUIRE))
+                        return SOMBRA_EBUSY;
+        __atomic_store_n(&db->stopping, 1, __ATOMIC_SEQ_CST);
+        writer_wake(db);
+        pthread_join(db->writer, NULL);
+        committer_stop(&db->committer);
+        for (uint32_t i = 0; i <= db->nconns; i++) {
+                graph_reader_close(db->conns[i].reader);
+                db->conns[i].reader = NULL;
+        }
+        rc = graph_close(db->g);
+        db->g = NULL;
+        engine_free(db);
+        return rc;
+}
+
+/* ---- the pool ---- */
+
+static bool
+conn_claim(struct sombra_conn *c)
+{
+        uint32_t idle = 0;
+        return __atomic_compare_exchange_n(&c->in_use, &idle, 1, false, __ATOMIC_ACQ_REL,
+                                           __ATOMIC_RELAXED);
+}
+
+int
+sombra_conn_acquire_timeout(sombra_db *db, uint32_t timeout_ms, sombra_conn **out)
+{
+        uint64_t deadline;
+
+        if (db == NULL || out == NULL)
+                return SOMBRA_EINVAL;
+        deadline = clock_now_ns() + (uint64_t)timeout_ms * 1000000u;
+        for (;;) {
+                uint32_t seq = __atomic_load_n(&db->pool_seq, __ATOMIC_ACQUIRE);
+                uint64_t now;
+                for (uint32_t i = 0; i < db->nconns; i++) {
+                        if (conn_claim(&db->conns[i])) {
+                                *out = &db->conns[i];
+                                return SOMBRA_OK;
+                        }
+                }
+                now = clock_now_ns();
+                if (timeout_ms != UINT32_MAX && now >= deadline)
+                        return SOMBRA_EBUSY;
+                futex_wait(&db->pool_seq, seq, timeout_ms == UINT32_MAX ? 0 : deadline - now);
+        }
+}
+
+int
+sombra_conn_acquire(sombra_db *db, sombra_conn **out)
+{
+        return sombra_conn_acquire_timeout(db, UINT32_MAX, out);
+}
+
+/* The engine's own connection, for requests that come with no connection. */
+struct sombra_conn *
+engine_conn(struct sombra_db *db)
+{
+        return &db->conns[db->nconns];
+}

@@ -1,0 +1,150 @@
+/*
+ * engine.h - the objects of the actor engine, shared by pool/ (connections,
+ * requests, the writer thread, the public API) and sync/ (the committer).
+ *
+ * Threads:
+ *   callers    any number; each uses a connection (sombra_conn) from the pool.
+ *              Reads run on the caller's thread against a published snapshot
+ *              (the connection's graph_reader). Writes become requests that
+ *              travel over the connection's SPSC ring to the writer.
+ *   writer     exactly one; owns the graph (every core write). Drains the
+ *              rings, applies each request as its own transaction, publishes
+ *              one snapshot per drained group, then completes the requests or
+ *              hands them to the committer when their mode needs a sync.
+ *   committer  exactly one (sync/committer.c); fdatasyncs the WAL covering
+ *              everything written so far and completes every request whose
+ *              commit the sync covered.
+ */
+#ifndef SOMBRA_ENGINE_H
+#define SOMBRA_ENGINE_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "sombra.h"
+#include "graph.h"
+#include "ring.h"
+#include "committer.h"
+
+/* Requests the writer applies between two publishes, at most. */
+#define ENGINE_GROUP_MAX 1024
+
+enum op_kind {
+        OP_NODE_CREATE,
+        OP_NODE_DELETE,
+        OP_NODE_SET,
+        OP_NODE_UNSET,
+        OP_LABEL_ADD,
+        OP_LABEL_REMOVE,
+        OP_EDGE_CREATE,
+        OP_EDGE_DELETE,
+        OP_EDGE_SET,
+        OP_EDGE_UNSET,
+        OP_INDEX_CREATE,
+        OP_INDEX_DROP
+};
+
+/*
+ * One graph write. Pointers refer to the caller's memory (a synchronous call,
+ * which waits) or to a batch's own copies. In a batch, `id` and `dst` may be
+ * SOMBRA_BATCH_REF(i): the node made by op i, an earlier op of the batch.
+ */
+struct write_op {
+        enum op_kind kind;
+        uint64_t id;      /* node or edge; the source of a new edge */
+        uint64_t dst;     /* the target of a new edge */
+        const char *name; /* property key, label, edge type, or index label */
+        const char *key;  /* index key */
+        const char *const *labels;
+        size_t nlabels;
+        const struct sombra_prop *props;
+        size_t nprops;
+        const struct sombra_value *value;
+        uint64_t result; /* the id made, once applied */
+};
+
+enum req_kind {
+        REQ_WRITE,     /* ops as one transaction */
+        REQ_TXN_BEGIN, /* the writer serves only this connection until commit/rollback */
+        REQ_TXN_WRITE, /* ops inside the open interactive transaction */
+        REQ_TXN_READ,  /* a read inside it, run on the writer (read-your-writes) */
+        REQ_TXN_COMMIT,
+        REQ_TXN_ROLLBACK,
+        REQ_RUN /* read_fn on the writer thread, outside any transaction (checkpoint, stats) */
+};
+
+struct request {
+        enum req_kind kind;
+        struct sombra_conn *conn;
+        struct write_op *ops;
+        size_t nops;
+        int (*read_fn)(struct graph_reader *r, void *arg);
+        void *read_arg;
+        /* results, written by the engine before `done` */
+        int status;
+        uint64_t lsn;                /* the commit's LSN, 0 when nothing was committed */
+        uint32_t done;               /* futex word: 0 in flight, 1 complete */
+        uint64_t ticket;             /* asynchronous submissions: the ticket it answers */
+        struct commit_waiter waiter; /* in the committer's queue (FULL) */
+};
+
+struct sombra_conn {
+        struct sombra_db *db;
+        uint32_t in_use;      /* acquired (atomic) */
+        pthread_mutex_t lock; /* serialises two threads using one connection */
+        struct ring ring;     /* requests to the writer */
+        uint32_t space;       /* futex word: bumped when the writer frees ring slots */
+        struct graph_reader *reader;
+        bool in_txn;         /* an interactive transaction is open (caller side) */
+        uint32_t txn_lost;   /* set by the writer when it rolled the txn back (timeout) */
+        uint32_t read_depth; /* sombra_read_begin nesting */
+        /* results of the last read, valid until the next one */
+        struct graph_entity entity;
+        struct sombra_entity pub;
+        struct graph_adjvec adj;
+        struct sombra_neighbor *nbrs;
+        size_t nbrs_cap;
+        struct graph_ids ids;
+        /* asynchronous submissions in flight: tickets are indexes here */
+        struct request *async; /* slot = ticket % async_cap; conn != NULL while held */
+        uint32_t async_cap;
+        uint64_t async_next;
+};
+
+struct sombra_db {
+        struct sombra_config cfg;
+        struct graph *g;
+        struct sombra_conn *conns;
+        uint32_t nconns;
+        uint32_t pool_seq; /* futex word: bumped on every release */
+
+        pthread_t writer;
+        uint32_t writer_seq;      /* futex word: bumped after every push */
+        uint32_t writer_sleeping; /* the writer is (about to be) asleep */
+        uint32_t stopping;
+        struct sombra_conn *txn_owner; /* writer only: the conn of the open interactive txn */
+        uint64_t txn_deadline_ns;
+
+        struct request *group[ENGINE_GROUP_MAX]; /* writer only: applied, not yet acknowledged */
+        size_t group_n;
+
+        struct committer committer;
+        struct sombra_stats_counters {
+                uint64_t requests, groups, txn_timeouts;
+        } counters; /* writer only; read after joins or as approximations */
+};
+
+/* pool/engine.c: hand a request to the writer and wait for it. */
+int engine_submit(struct sombra_conn *c, struct request *req, bool wait_for_room);
+struct sombra_conn *engine_conn(struct sombra_db *db);
+/* pool/api.c: ops as one transaction, answered later under *ticket. */
+int engine_submit_async(struct sombra_conn *c, struct write_op *ops, size_t n, bool nonblocking,
+                        uint64_t *ticket);
+void engine_wait(struct request *req);
+void engine_complete(struct request *req, int status);
+
+/* pool/writer.c */
+void *writer_main(void *arg);
+
+#endif

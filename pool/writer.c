@@ -1,0 +1,293 @@
+/*
+ * writer.c - the writer thread: the only thread that changes the graph.
+ *
+ * Loop: take every request waiting in the connections' rings (one pass over
+ * all of them is a group), apply each as its own transaction, publish one
+ * snapshot for the group, then acknowledge: failed requests and requests in
+ * modes that promise nothing more at once; FULL commits go to the committer,
+ * which acknowledges them after the fdatasync that covers them. The writer
+ * never waits for a sync.
+ *
+ * An interactive transaction makes the writer serve only its connection
+ * until commit or rollback, or until txn_timeout_ms have passed since begin:
+ * then the writer rolls it back, marks the connection (`txn_lost`) and goes
+ * back to everyone. Requests of other connections wait in their rings.
+ */
+#include "engine.h"
+#include "futex.h"
+#include "store.h"
+
+/* A batch reference (SOMBRA_BATCH_REF) resolved to the node an earlier op made. */
+static int
+resolve_ref(const struct write_op *ops, size_t at, uint64_t *id)
+{
+        uint64_t i;
+
+        if (!(*id & (1ull << 63)))
+                return SOMBRA_OK;
+        i = *id & ~(1ull << 63);
+        if (i >= at || ops[i].kind != OP_NODE_CREATE)
+                return SOMBRA_EINVAL; /* forward, out of range, or not a node */
+        *id = ops[i].result;
+        return SOMBRA_OK;
+}
+
+static int
+apply_op(struct graph *g, struct write_op *ops, size_t at)
+{
+        struct write_op *op = &ops[at];
+        uint64_t id = op->id, dst = op->dst;
+        int rc = resolve_ref(ops, at, &id);
+
+        if (rc == SOMBRA_OK)
+                rc = resolve_ref(ops, at, &dst);
+        if (rc != SOMBRA_OK)
+                return rc;
+        switch (op->kind) {
+        case OP_NODE_CREATE:
+                return graph_node_create(g, op->labels, op->nlabels, op->props, op->nprops,
+                                         &op->result);
+        case OP_NODE_DELETE:
+                return graph_node_delete(g, id);
+        case OP_NODE_SET:
+                return graph_node_set(g, id, op->name, op->value);
+        case OP_NODE_UNSET:
+                return graph_node_unset(g, id, op->name);
+        case OP_LABEL_ADD:
+                return graph_node_label_add(g, id, op->name);
+        case OP_LABEL_REMOVE:
+                return graph_node_label_remove(g, id, op->name);
+        case OP_EDGE_CREATE:
+                return graph_edge_create(g, id, dst, op->name, op->props, op->nprops, &op->result);
+        case OP_EDGE_DELETE:
+                return graph_edge_delete(g, id);
+        case OP_EDGE_SET:
+                return graph_edge_set(g, id, op->name, op->value);
+        case OP_EDGE_UNSET:
+                return graph_edge_unset(g, id, op->name);
+        case OP_INDEX_CREATE:
+                return graph_index_create(g, op->name, op->key);
+        case OP_INDEX_DROP:
+                return graph_index_drop(g, op->name, op->key);
+        }
+        return SOMBRA_EINVAL;
+}
+
+static int
+apply_ops(struct graph *g, struct write_op *ops, size_t n)
+{
+        int rc = SOMBRA_OK;
+
+        for (size_t i = 0; i < n && rc == SOMBRA_OK; i++)
+                rc = apply_op(g, ops, i);
+        return rc;
+}
+
+/* Commits the open transaction; req->lsn gets its LSN (0: it changed nothing). */
+static int
+commit(struct sombra_db *db, struct request *req)
+{
+        uint64_t before = store_committed(graph_store(db->g))->lsn;
+        int rc = graph_commit(db->g);
+
+        if (rc == SOMBRA_OK && store_committed(graph_store(db->g))->lsn > before)
+                req->lsn = store_committed(graph_store(db->g))->lsn;
+        return rc;
+}
+
+static void
+defer(struct sombra_db *db, struct request *req, int status)
+{
+        req->status = status;
+        db->group[db->group_n++] = req;
+}
+
+static void
+txn_end(struct sombra_db *db)
+{
+        db->txn_owner = NULL;
+}
+
+static void
+serve(struct sombra_db *db, struct request *req)
+{
+        struct sombra_conn *c = req->conn;
+        int rc;
+
+        db->counters.requests++;
+        switch (req->kind) {
+        case REQ_WRITE:
+                rc = graph_begin(db->g);
+                if (rc == SOMBRA_OK)
+                        rc = apply_ops(db->g, req->ops, req->nops);
+                if (rc == SOMBRA_OK)
+                        rc = commit(db, req);
+                else if (store_in_txn(graph_store(db->g)))
+                        graph_rollback(db->g);
+                defer(db, req, rc);
+                return;
+        case REQ_TXN_BEGIN:
+                rc = graph_begin(db->g);
+                if (rc == SOMBRA_OK) {
+                        db->txn_owner = c;
+                        db->txn_deadline_ns =
+                            clock_now_ns() + (uint64_t)db->cfg.txn_timeout_ms * 1000000u;
+                }
+                engine_complete(req, rc);
+                return;
+        case REQ_TXN_WRITE:
+        case REQ_TXN_READ:
+        case REQ_TXN_COMMIT:
+        case REQ_TXN_ROLLBACK:
+                if (db->txn_owner != c) { /* timed out and rolled back meanwhile */
+                        engine_complete(req, SOMBRA_ETIMEDOUT);
+                        return;
+                }
+                break;
+        case REQ_RUN:
+                engine_complete(req, req->read_fn(graph_writer_reader(db->g), req->read_arg));
+                return;
+        }
+        switch (req->kind) {
+        case REQ_TXN_WRITE:
+                engine_complete(req, apply_ops(db->g, req->ops, req->nops));
+                break;
+        case REQ_TXN_READ:
+                engine_complete(req, req->read_fn(graph_writer_reader(db->g), req->read_arg));
+                break;
+        case REQ_TXN_COMMIT:
+                txn_end(db);
+                defer(db, req, commit(db, req));
+                break;
+        default: /* REQ_TXN_ROLLBACK */
+                txn_end(db);
+                engine_complete(req, graph_rollback(db->g));
+                break;
+        }
+}
+
+/* After the group's snapshot is published: acknowledge, or hand to the committer. */
+static void
+acknowledge(struct sombra_db *db)
+{
+        uint32_t normal = 0;
+
+        for (size_t i = 0; i < db->group_n; i++) {
+                struct request *req = db->group[i];
+                if (req->status != SOMBRA_OK || req->lsn == 0) {
+                        engine_complete(req, req->status);
+                } else if (db->cfg.sync_mode == SOMBRA_SYNC_FULL) {
+                        committer_enqueue(&db->committer, &req->waiter);
+                } else {
+                        normal += db->cfg.sync_mode == SOMBRA_SYNC_NORMAL;
+                        engine_complete(req, SOMBRA_OK);
+                }
+        }
+        if (normal > 0)
+                committer_note(&db->committer, normal);
+        db->group_n = 0;
+}
+
+/* Takes from one connection's ring, freeing room for a producer that waits. */
+static struct request *
+take(struct sombra_conn *c)
+{
+        struct request *req = ring_pop(&c->ring);
+
+        if (req != NULL) {
+                __atomic_add_fetch(&c->space, 1, __ATOMIC_RELEASE);
+                futex_wake(&c->space, 1);
+        }
+        return req;
+}
+
+/* One pass over the rings (only the owner's during an interactive txn); returns requests served. */
+static size_t
+drain(struct sombra_db *db)
+{
+        size_t served = 0;
+
+        for (uint32_t i = 0; i <= db->nconns && db->group_n < ENGINE_GROUP_MAX; i++) {
+                struct sombra_conn *c = db->txn_owner ? db->txn_owner : &db->conns[i];
+                struct request *req;
+                while (db->group_n < ENGINE_GROUP_MAX && (req = take(c)) != NULL) {
+                        serve(db, req);
+                        served++;
+                        if (db->txn_owner != NULL && db->txn_owner != c)
+                                break; /* a txn began: serve only its connection now */
+                }
+                if (db->txn_owner != NULL)
+                        break;
+        }
+        return served;
+}
+
+static bool
+rings_empty(struct sombra_db *db)
+{
+        if (db->txn_owner != NULL)
+                return ring_empty(&db->txn_owner->ring);
+        for (uint32_t i = 0; i <= db->nconns; i++)
+                if (!ring_empty(&db->conns[i].ring))
+                        return false;
+        return true;
+}
+
+/* An interactive txn past its time: roll it back and tell its connection. */
+static void
+txn_expire(struct sombra_db *db)
+{
+        struct sombra_conn *c = db->txn_owner;
+
+        if (c == NULL || clock_now_ns() < db->txn_deadline_ns)
+                return;
+        graph_rollback(db->g);
+        __atomic_store_n(&c->txn_lost, 1, __ATOMIC_RELEASE);
+        db->counters.txn_timeouts++;
+        txn_end(db);
+}
+
+static void
+sleep_until_work(struct sombra_db *db)
+{
+        uint32_t seq = __atomic_load_n(&db->writer_seq, __ATOMIC_SEQ_CST);
+        uint64_t timeout = 0;
+
+        __atomic_store_n(&db->writer_sleeping, 1, __ATOMIC_SEQ_CST);
+        if (rings_empty(db) && !__atomic_load_n(&db->stopping, __ATOMIC_SEQ_CST)) {
+                if (db->txn_owner != NULL) {
+                        uint64_t now = clock_now_ns();
+                        timeout = db->txn_deadline_ns > now ? db->txn_deadline_ns - now : 1;
+                }
+                futex_wait(&db->writer_seq, seq, timeout);
+        }
+        __atomic_store_n(&db->writer_sleeping, 0, __ATOMIC_SEQ_CST);
+}
+
+void *
+writer_main(void *arg)
+{
+        struct sombra_db *db = arg;
+
+        for (;;) {
+                size_t served = drain(db);
+                if (db->group_n > 0) {
+                        /* One snapshot for the whole group, before anyone hears back. */
+                        (void)store_publish(graph_store(db->g));
+                        db->counters.groups++;
+                        acknowledge(db);
+                }
+                txn_expire(db);
+                if (served > 0)
+                        continue;
+                if (__atomic_load_n(&db->stopping, __ATOMIC_SEQ_CST) && rings_empty(db)) {
+                        if (db->txn_owner != NULL) {
+                                graph_rollback(db->g);
+                                txn_end(db);
+                        }
+                        break;
+                }
+                sleep_until_work(db);
+        }
+        return NULL;
+}

@@ -1,0 +1,145 @@
+/*
+ * committer.c - the group-commit thread (see committer.h).
+ *
+ * Invariant: a waiter is enqueued only after its WAL record was written, and
+ * the committer reads the WAL's written LSN before it calls fdatasync
+ * (wal_sync), so a sync that starts after a waiter was taken covers it.
+ */
+#include <errno.h>
+#include <time.h>
+
+#include "committer.h"
+#include "futex.h"
+#include "store.h"
+
+static bool
+normal_due(struct committer *c, uint64_t last_sync_ns)
+{
+        return c->unsynced > 0 &&
+               (c->unsynced >= c->cfg.sync_interval ||
+                clock_now_ns() - last_sync_ns >= (uint64_t)c->cfg.sync_interval_ms * 1000000u);
+}
+
+/* Sleeps until signalled; with NORMAL commits outstanding, at most until the interval ends. */
+static void
+wait_for_work(struct committer *c)
+{
+        struct timespec until;
+        uint64_t ms = c->cfg.sync_interval_ms ? c->cfg.sync_interval_ms : 1;
+
+        if (c->unsynced == 0) {
+                pthread_cond_wait(&c->cond, &c->lock);
+                return;
+        }
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += (long)(ms % 1000) * 1000000;
+        until.tv_sec += (time_t)(ms / 1000) + until.tv_nsec / 1000000000;
+        until.tv_nsec %= 1000000000;
+        pthread_cond_timedwait(&c->cond, &c->lock, &until);
+}
+
+static void *
+committer_main(void *arg)
+{
+        struct committer *c = arg;
+        uint64_t last_sync_ns = clock_now_ns();
+
+        pthread_mutex_lock(&c->lock);
+        for (;;) {
+                struct commit_waiter *group;
+                uint64_t n = 0;
+                int rc;
+                while (c->head == NULL && !normal_due(c, last_sync_ns) && !c->stop)
+                        wait_for_work(c);
+                if (c->stop && c->head == NULL && c->unsynced == 0)
+                        break;
+                if (c->cfg.group_commit_delay_us > 0 && c->head != NULL) {
+                        /* Let the group grow a little before paying for the sync. */
+                        struct timespec d = {0, (long)c->cfg.group_commit_delay_us * 1000};
+                        pthread_mutex_unlock(&c->lock);
+                        nanosleep(&d, NULL);
+                        pthread_mutex_lock(&c->lock);
+                }
+                group = c->head;
+                c->head = c->tail = NULL;
+                c->unsynced = 0;
+                pthread_mutex_unlock(&c->lock);
+
+                rc = store_sync(c->store);
+                last_sync_ns = clock_now_ns();
+                for (struct commit_waiter *w = group; w != NULL; w = w->next)
+                        n++;
+                /* Counted before anyone hears back, so a caller's stats include its own sync. */
+                __atomic_add_fetch(&c->syncs, 1, __ATOMIC_RELAXED);
+                __atomic_add_fetch(&c->synced_commits, n, __ATOMIC_RELAXED);
+                if (n > __atomic_load_n(&c->max_group, __ATOMIC_RELAXED))
+                        __atomic_store_n(&c->max_group, n, __ATOMIC_RELAXED);
+                while (group != NULL) {
+                        struct commit_waiter *next = group->next;
+                        c->complete(group, rc);
+                        group = next;
+                }
+                pthread_mutex_lock(&c->lock);
+        }
+        pthread_mutex_unlock(&c->lock);
+        return NULL;
+}
+
+int
+committer_start(struct committer *c, struct store *s, const struct sombra_config *cfg,
+                void (*complete)(struct commit_waiter *w, int status))
+{
+        c->store = s;
+        c->cfg = *cfg;
+        c->complete = complete;
+        c->head = c->tail = NULL;
+        c->stop = false;
+        pthread_mutex_init(&c->lock, NULL);
+        pthread_cond_init(&c->cond, NULL);
+        if (pthread_create(&c->thread, NULL, committer_main, c) != 0) {
+                pthread_mutex_destroy(&c->lock);
+                pthread_cond_destroy(&c->cond);
+                return SOMBRA_ENOMEM;
+        }
+        c->started = true;
+        return SOMBRA_OK;
+}
+
+void
+committer_stop(struct committer *c)
+{
+        if (!c->started)
+                return;
+        pthread_mutex_lock(&c->lock);
+        c->stop = true;
+        pthread_cond_signal(&c->cond);
+        pthread_mutex_unlock(&c->lock);
+        pthread_join(c->thread, NULL);
+        pthread_mutex_destroy(&c->lock);
+        pthread_cond_destroy(&c->cond);
+        c->started = false;
+}
+
+void
+committer_enqueue(struct committer *c, struct commit_waiter *w)
+{
+        w->next = NULL;
+        pthread_mutex_lock(&c->lock);
+        if (c->tail != NULL)
+                c->tail->next = w;
+        else
+                c->head = w;
+        c->tail = w;
+        pthread_cond_signal(&c->cond);
+        pthread_mutex_unlock(&c->lock);
+}
+
+void
+committer_note(struct committer *c, uint32_t n)
+{
+        pthread_mutex_lock(&c->lock);
+        c->unsynced += n;
+        if (c->unsynced >= c->cfg.sync_interval)
+                pthread_cond_signal(&c->cond);
+        pthread_mutex_unlock(&c->lock);
+}

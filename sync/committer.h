@@ -1,0 +1,58 @@
+/*
+ * committer.h - the group-commit thread.
+ *
+ * The writer appends commits to the WAL and never syncs. Commits whose mode
+ * promises durability before acknowledgement (FULL) are queued here; the
+ * committer takes the whole queue, makes one fdatasync that covers every
+ * record written so far, and completes everything it took: under load one
+ * fdatasync acknowledges a whole group. NORMAL commits are acknowledged by
+ * the writer at once; the committer syncs after every `sync_interval` of them
+ * or `sync_interval_ms`. CHECKPOINT and OFF never sync here.
+ *
+ * Threads: committer_enqueue and committer_note are the writer's; the queue
+ * is guarded by `lock` (the writer and the committer only; callers never touch
+ * it). Counters are read with __atomic loads.
+ */
+#ifndef SOMBRA_COMMITTER_H
+#define SOMBRA_COMMITTER_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "sombra.h"
+
+struct store;
+
+/* Embedded in whatever waits; the committer completes it through `complete`. */
+struct commit_waiter {
+        struct commit_waiter *next;
+};
+
+struct committer {
+        struct store *store;
+        struct sombra_config cfg;
+        void (*complete)(struct commit_waiter *w, int status);
+        pthread_t thread;
+        pthread_mutex_t lock;
+        pthread_cond_t cond;
+        struct commit_waiter *head, *tail; /* waiting for a sync */
+        uint32_t unsynced;                 /* NORMAL: commits since the last sync */
+        bool stop;
+        bool started;
+        uint64_t syncs;          /* fdatasyncs done here */
+        uint64_t synced_commits; /* FULL commits they acknowledged */
+        uint64_t max_group;
+};
+
+/* Starts the thread. SOMBRA_ENOMEM when it cannot be created. */
+int committer_start(struct committer *c, struct store *s, const struct sombra_config *cfg,
+                    void (*complete)(struct commit_waiter *w, int status));
+/* Syncs what is outstanding, completes every waiter, joins the thread. */
+void committer_stop(struct committer *c);
+/* Writer: a FULL commit waits for the next sync. */
+void committer_enqueue(struct committer *c, struct commit_waiter *w);
+/* Writer: n NORMAL commits were acknowledged without a sync. */
+void committer_note(struct committer *c, uint32_t n);
+
+#endif

@@ -1,0 +1,33 @@
+/*
+ * futex.c - the two futex calls (see futex.h). Private futexes: the words
+ * live in one process.
+ */
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "futex.h"
+
+void
+futex_wait(uint32_t *word, uint32_t expected, uint64_t timeout_ns)
+{
+        struct timespec ts = {(time_t)(timeout_ns / 1000000000u), (long)(timeout_ns % 1000000000u)};
+
+        /* EAGAIN (the word moved), EINTR and ETIMEDOUT all mean: look again. */
+        syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, expected, timeout_ns ? &ts : NULL, NULL, 0);
+}
+
+void
+futex_wake(uint32_t *word, int n)
+{
+        syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, n, NULL, NULL, 0);
+}
+
+uint64_t
+clock_now_ns(void)
+{
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}

@@ -1,0 +1,362 @@
+/*
+ * test_engine.c - the public API of include/sombra.h: the pool, writes
+ * through the writer thread, batches, tickets, interactive transactions,
+ * snapshot reads, group commit, back-pressure, timeouts and misuse.
+ */
+#include <criterion/criterion.h>
+#include <pthread.h>
+#include <string.h>
+#include <time.h>
+
+#include "graph.h"
+#include "stress.h"
+#include "support.h"
+
+static sombra_db *db;
+
+static void
+setup(void)
+{
+        support_dir_make("engine");
+        db = NULL;
+}
+
+static void
+teardown(void)
+{
+        if (db != NULL)
+                cr_assert_eq(sombra_close(db), SOMBRA_OK);
+        db = NULL;
+        support_dir_remove();
+}
+
+TestSuite(engine, .init = setup, .fini = teardown, .timeout = 240);
+
+static void
+open_with(struct sombra_config *cfg)
+{
+        cr_assert_eq(sombra_open(support_path("e.sombra"), cfg, &db), SOMBRA_OK);
+}
+
+static sombra_conn *
+acquire(void)
+{
+        sombra_conn *c;
+        cr_assert_eq(sombra_conn_acquire(db, &c), SOMBRA_OK);
+        return c;
+}
+
+static uint64_t
+make_node(sombra_conn *c, const char *label)
+{
+        const char *labels[] = {label};
+        uint64_t id;
+        cr_assert_eq(sombra_node_create(c, labels, 1, NULL, 0, &id), SOMBRA_OK);
+        return id;
+}
+
+/* Reopens the file with the core API and runs verify on it. */
+static void
+expect_verified_file(uint64_t nodes, uint64_t edges)
+{
+        struct graph *g;
+        struct graph_verify_report r;
+        uint64_t n, m;
+
+        cr_assert_eq(sombra_close(db), SOMBRA_OK);
+        db = NULL;
+        cr_assert_eq(graph_open(support_path("e.sombra"), NULL, NULL, &g), SOMBRA_OK);
+        cr_assert_eq(graph_verify(g, &r), SOMBRA_OK, "verify: %s", r.problem);
+        cr_assert_eq(graph_counts(graph_writer_reader(g), &n, &m), SOMBRA_OK);
+        cr_assert_eq(n, nodes);
+        cr_assert_eq(m, edges);
+        cr_assert_eq(graph_close(g), SOMBRA_OK);
+}
+
+Test(engine, writes_and_reads_round_trip)
+{
+        const struct sombra_entity *e;
+        const struct sombra_neighbor *nb;
+        struct sombra_value age = {.type = SOMBRA_INT, .u.i = 36};
+        const uint64_t *ids;
+        size_t n;
+        uint64_t a, b, edge, count;
+        sombra_conn *c;
+
+        open_with(NULL);
+        c = acquire();
+        a = make_node(c, "Person");
+        b = make_node(c, "Person");
+        cr_assert_eq(sombra_node_set(c, a, "age", &age), SOMBRA_OK);
+        cr_assert_eq(sombra_edge_create(c, a, b, "KNOWS", NULL, 0, &edge), SOMBRA_OK);
+        /* A write is visible to the next read on any connection once acknowledged. */
+        cr_assert_eq(sombra_node_get(c, a, &e), SOMBRA_OK);
+        cr_assert_eq(e->nprops, 1);
+        cr_assert_str_eq(e->props[0].key, "age");
+        cr_assert_eq(e->props[0].value.u.i, 36);
+        cr_assert_eq(sombra_neighbors(c, a, SOMBRA_OUT, NULL, 0, &nb, &n), SOMBRA_OK);
+        cr_assert_eq(n, 1);
+        cr_assert_eq(nb[0].node, b);
+        cr_assert_eq(nb[0].edge, edge);
+        cr_assert_str_eq(nb[0].type, "KNOWS");
+        cr_assert_eq(sombra_nodes_by_label(c, "Person", &ids, &n), SOMBRA_OK);
+        cr_assert_eq(n, 2);
+        cr_assert_eq(sombra_two_hop_count(c, a, SOMBRA_BOTH, NULL, 0, &count), SOMBRA_OK);
+        cr_assert_eq(sombra_index_create(c, "Person", "age"), SOMBRA_OK);
+        cr_assert_eq(sombra_nodes_by_prop(c, "Person", "age", &age, &ids, &n), SOMBRA_OK);
+        cr_assert_eq(n, 1);
+        cr_assert_eq(ids[0], a);
+        cr_assert_eq(sombra_shortest_path(c, b, a, SOMBRA_IN, NULL, 0, &ids, &n), SOMBRA_OK);
+        cr_assert_eq(n, 2);
+        cr_assert_eq(sombra_edge_get(c, edge, &e), SOMBRA_OK);
+        cr_assert_eq(e->src, a);
+        cr_assert_eq(sombra_node_delete(c, b), SOMBRA_OK);
+        cr_assert_eq(sombra_degree(c, a, SOMBRA_BOTH, NULL, 0, &count), SOMBRA_OK);
+        cr_assert_eq(count, 0);
+        cr_assert_eq(sombra_node_get(c, b, &e), SOMBRA_ENOTFOUND);
+        cr_assert_eq(sombra_conn_release(c), SOMBRA_OK);
+        expect_verified_file(1, 0);
+}
+
+Test(engine, batch_is_atomic_and_refers_to_its_own_nodes)
+{
+        sombra_batch *b;
+        sombra_conn *c;
+        uint64_t r1, r2, re, n1, n2, e, nodes;
+        const char *labels[] = {"City"};
+
+        open_with(NULL);
+        c = acquire();
+        cr_assert_eq(sombra_batch_new(&b), SOMBRA_OK);
+        cr_assert_eq(sombra_batch_node_create(b, labels, 1, NULL, 0, &r1), SOMBRA_OK);
+        cr_assert_eq(sombra_batch_node_create(b, labels, 1, NULL, 0, &r2), SOMBRA_OK);
+        cr_assert_eq(sombra_batch_edge_create(b, r1, r2, "ROAD", NULL, 0, &re), SOMBRA_OK);
+        cr_assert_eq(sombra_batch_submit(c, b), SOMBRA_OK);
+        cr_assert_eq(sombra_batch_id(b, r1, &n1), SOMBRA_OK);
+        cr_assert_eq(sombra_batch_id(b, r2, &n2), SOMBRA_OK);
+        cr_assert_eq(sombra_batch_id(b, re, &e), SOMBRA_OK);
+        cr_assert_neq(n1, n2);
+        /* A forward reference fails the whole batch: its first node is not kept either. */
+        cr_assert_eq(sombra_batch_reset(b), SOMBRA_OK);
+        cr_assert_eq(sombra_batch_node_create(b, labels, 1, NULL, 0, &r1), SOMBRA_OK);
+        cr_assert_eq(sombra_batch_edge_create(b, r1, SOMBRA_BATCH_REF(5), "ROAD", NULL, 0, NULL),
+                     SOMBRA_OK);
+        cr_assert_eq(sombra_batch_submit(c, b), SOMBRA_EINVAL);
+        cr_assert_eq(sombra_batch_id(b, r1, &n1), SOMBRA_EINVAL);
+        cr_assert_eq(sombra_count(c, &nodes, NULL), SOMBRA_OK);
+        cr_assert_eq(nodes, 2);
+        cr_assert_eq(sombra_batch_free(b), SOMBRA_OK);
+        cr_assert_eq(sombra_conn_release(c), SOMBRA_OK);
+        expect_verified_file(2, 1);
+}
+
+Test(engine, many_tickets_in_flight_on_one_connection)
+{
+        sombra_batch *b[64];
+        uint64_t t[64], nodes;
+        sombra_conn *c;
+        bool done;
+
+        open_with(NULL);
+        c = acquire();
+        for (int i = 0; i < 64; i++) {
+                cr_assert_eq(sombra_batch_new(&b[i]), SOMBRA_OK);
+                for (int k = 0; k < 10; k++)
+                        cr_assert_eq(sombra_batch_node_create(b[i], NULL, 0, NULL, 0, NULL),
+                                     SOMBRA_OK);
+                cr_assert_eq(sombra_batch_submit_async(c, b[i], false, &t[i]), SOMBRA_OK);
+        }
+        for (int i = 0; i < 64; i++)
+                cr_assert_eq(i % 2 ? sombra_wait(c, t[i]) : SOMBRA_OK, SOMBRA_OK);
+        for (int i = 0; i < 64; i += 2) {
+                int rc;
+                while ((rc = sombra_poll(c, t[i], &done)) == SOMBRA_OK && !done)
+                        ;
+                cr_assert_eq(rc, SOMBRA_OK);
+        }
+        cr_assert_eq(sombra_wait(c, t[0]), SOMBRA_EINVAL); /* collected already */
+        cr_assert_eq(sombra_count(c, &nodes, NULL), SOMBRA_OK);
+        cr_assert_eq(nodes, 640);
+        for (int i = 0; i < 64; i++)
+                sombra_batch_free(b[i]);
+        cr_assert_eq(sombra_conn_release(c), SOMBRA_OK);
+}
+
+Test(engine, interactive_transaction_reads_its_writes_and_commits_or_rolls_back)
+{
+        sombra_conn *c, *other;
+        const struct sombra_entity *e;
+        uint64_t a, nodes;
+
+        open_with(NULL);
+        c = acquire();
+        other = acquire();
+        cr_assert_eq(sombra_txn_begin(c), SOMBRA_OK);
+        cr_assert_eq(sombra_txn_begin(c), SOMBRA_EBUSY);
+        a = make_node(c, "Draft");
+        cr_assert_eq(sombra_node_get(c, a, &e), SOMBRA_OK); /* read-your-writes */
+        cr_assert_eq(sombra_count(other, &nodes, NULL), SOMBRA_OK);
+        cr_assert_eq(nodes, 0); /* others do not see it before the commit */
+        cr_assert_eq(sombra_txn_rollback(c), SOMBRA_OK);
+        cr_assert_eq(sombra_node_get(c, a, &e), SOMBRA_ENOTFOUND);
+        cr_assert_eq(sombra_txn_commit(c), SOMBRA_ENOTXN);
+        cr_assert_eq(sombra_txn_begin(c), SOMBRA_OK);
+        a = make_node(c, "Final");
+        cr_assert_eq(sombra_txn_commit(c), SOMBRA_OK);
+        cr_assert_eq(sombra_node_get(other, a, &e), SOMBRA_OK);
+        cr_assert_eq(sombra_conn_release(c), SOMBRA_OK);
+        cr_assert_eq(sombra_conn_release(other), SOMBRA_OK);
+        expect_verified_file(1, 0);
+}
+
+Test(engine, stalled_transaction_times_out_and_the_writer_moves_on)
+{
+        struct sombra_config cfg;
+        struct timespec pause = {0, 300 * 1000000};
+        sombra_conn *c, *other;
+        uint64_t nodes;
+
+        sombra_config_production(&cfg);
+        cfg.txn_timeout_ms = 100;
+        open_with(&cfg);
+        c = acquire();
+        other = acquire();
+        cr_assert_eq(sombra_txn_begin(c), SOMBRA_OK);
+        make_node(c, "Lost");
+        /* Another writer waits behind the transaction, then goes through once it expires. */
+        make_node(other, "Kept");
+        nanosleep(&pause, NULL);
+        cr_assert_eq(sombra_node_create(c, NULL, 0, NULL, 0, NULL), SOMBRA_ETIMEDOUT);
+        cr_assert_eq(sombra_count(c, &nodes, NULL), SOMBRA_OK);
+        cr_assert_eq(nodes, 1);
+        cr_assert_eq(sombra_txn_begin(c), SOMBRA_OK); /* the connection is usable again */
+        cr_assert_eq(sombra_txn_rollback(c), SOMBRA_OK);
+        cr_assert_eq(sombra_conn_release(c), SOMBRA_OK);
+        cr_assert_eq(sombra_conn_release(other), SOMBRA_OK);
+}
+
+Test(engine, read_transaction_keeps_its_snapshot)
+{
+        sombra_conn *r, *w;
+        uint64_t before, during, after;
+
+        open_with(NULL);
+        r = acquire();
+        w = acquire();
+        make_node(w, "A");
+        cr_assert_eq(sombra_read_begin(r), SOMBRA_OK);
+        cr_assert_eq(sombra_count(r, &before, NULL), SOMBRA_OK);
+        for (int i = 0; i < 50; i++)
+                make_node(w, "A");
+        cr_assert_eq(sombra_count(r, &during, NULL), SOMBRA_OK);
+        cr_assert_eq(during, before);
+        cr_assert_eq(sombra_read_end(r), SOMBRA_OK);
+        cr_assert_eq(sombra_count(r, &after, NULL), SOMBRA_OK);
+        cr_assert_eq(after, before + 50);
+        cr_assert_eq(sombra_read_end(r), SOMBRA_ENOTXN);
+        cr_assert_eq(sombra_conn_release(r), SOMBRA_OK);
+        cr_assert_eq(sombra_conn_release(w), SOMBRA_OK);
+}
+
+Test(engine, full_mode_acknowledges_only_durable_commits)
+{
+        struct sombra_stats st;
+        sombra_conn *c;
+
+        open_with(NULL); /* production: FULL */
+        c = acquire();
+        for (int i = 0; i < 20; i++) {
+                make_node(c, "N");
+                cr_assert_eq(sombra_stats(db, &st), SOMBRA_OK);
+                /* One writer thread here: what was written is what was acknowledged. */
+                cr_assert_geq(st.durable_lsn, st.written_lsn, "commit %d acknowledged early", i);
+        }
+        cr_assert_geq(st.group_syncs, 20);
+        cr_assert_eq(sombra_conn_release(c), SOMBRA_OK);
+}
+
+Test(engine, pool_of_two_runs_out_and_comes_back)
+{
+        struct sombra_config cfg;
+        sombra_conn *a, *b, *c;
+
+        sombra_config_production(&cfg);
+        cfg.max_connections = 2;
+        open_with(&cfg);
+        a = acquire();
+        b = acquire();
+        cr_assert_eq(sombra_conn_acquire_timeout(db, 0, &c), SOMBRA_EBUSY);
+        cr_assert_eq(sombra_conn_acquire_timeout(db, 50, &c), SOMBRA_EBUSY);
+        cr_assert_eq(sombra_close(db), SOMBRA_EBUSY);
+        cr_assert_eq(sombra_conn_release(a), SOMBRA_OK);
+        cr_assert_eq(sombra_conn_release(a), SOMBRA_ECLOSED);
+        cr_assert_eq(sombra_node_create(a, NULL, 0, NULL, 0, NULL), SOMBRA_ECLOSED);
+        cr_assert_eq(sombra_conn_acquire_timeout(db, 0, &c), SOMBRA_OK);
+        cr_assert_eq(sombra_conn_release(b), SOMBRA_OK);
+        cr_assert_eq(sombra_conn_release(c), SOMBRA_OK);
+}
+
+Test(engine, tiny_ring_pushes_back)
+{
+        struct sombra_config cfg;
+        sombra_batch *b;
+        sombra_conn *c;
+        uint64_t t[64];
+        int n = 0, rc = SOMBRA_OK;
+
+        sombra_config_production(&cfg);
+        cfg.ring_capacity = 2;
+        open_with(&cfg);
+        c = acquire();
+        cr_assert_eq(sombra_batch_new(&b), SOMBRA_OK);
+        for (int k = 0; k < 200; k++)
+                cr_assert_eq(sombra_batch_node_create(b, NULL, 0, NULL, 0, NULL), SOMBRA_OK);
+        /* Two slots: the third submission cannot be taken without waiting. */
+        while (n < 64 && (rc = sombra_batch_submit_async(c, b, true, &t[n])) == SOMBRA_OK)
+                n++;
+        cr_assert_eq(rc, SOMBRA_EAGAIN);
+        cr_assert_leq(n, 2);
+        for (int i = 0; i < n; i++)
+                cr_assert_eq(sombra_wait(c, t[i]), SOMBRA_OK);
+        sombra_batch_free(b);
+        cr_assert_eq(sombra_conn_release(c), SOMBRA_OK);
+}
+
+Test(engine, bad_arguments_get_errors)
+{
+        sombra_conn *c;
+        const struct sombra_entity *e;
+        struct sombra_config cfg;
+
+        cr_assert_eq(sombra_open(NULL, NULL, &db), SOMBRA_EINVAL);
+        sombra_config_production(&cfg);
+        cfg.ring_capacity = 3;
+        cr_assert_eq(sombra_open(support_path("e.sombra"), &cfg, &db), SOMBRA_EINVAL);
+        db = NULL;
+        open_with(NULL);
+        cr_assert_eq(sombra_conn_acquire(NULL, &c), SOMBRA_EINVAL);
+        c = acquire();
+        cr_assert_eq(sombra_node_create(NULL, NULL, 0, NULL, 0, NULL), SOMBRA_EINVAL);
+        cr_assert_eq(sombra_node_get(c, 1, NULL), SOMBRA_EINVAL);
+        cr_assert_eq(sombra_node_get(c, 99, &e), SOMBRA_ENOTFOUND);
+        cr_assert_eq(sombra_edge_create(c, 1, 2, "T", NULL, 0, NULL), SOMBRA_ENOTFOUND);
+        cr_assert_eq(sombra_node_create(c, (const char *[]){""}, 1, NULL, 0, NULL), SOMBRA_EINVAL);
+        cr_assert_eq(sombra_wait(c, 12345), SOMBRA_EINVAL);
+        cr_assert_eq(sombra_conn_release(c), SOMBRA_OK);
+        cr_assert_eq(sombra_close(NULL), SOMBRA_EINVAL);
+}
+
+Test(engine, sixteen_threads_mixed_then_every_acknowledged_edge_is_there)
+{
+        struct engine_stress_result res;
+        struct sombra_stats st;
+
+        open_with(NULL); /* FULL: commits per fsync must exceed one under this load */
+        engine_stress(db, 16, 1500, &res);
+        cr_assert_eq(res.failures, 0, "%s", res.problem);
+        cr_assert_gt(res.edges, 0);
+        cr_assert_eq(sombra_stats(db, &st), SOMBRA_OK);
+        cr_assert_gt(st.group_commits, st.group_syncs, "%lu commits in %lu syncs",
+                     (unsigned long)st.group_commits, (unsigned long)st.group_syncs);
+        expect_verified_file(res.nodes, res.edges);
+}
