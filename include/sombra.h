@@ -306,6 +306,15 @@ int sombra_two_hop_count(sombra_conn *conn, uint64_t node, enum sombra_dir dir,
 /* Checkpoints now (through the writer). Any thread; blocks. */
 int sombra_checkpoint(sombra_db *db);
 
+/*
+ * Checks the whole database (tree structure, checksums, every page used once
+ * or free, adjacency symmetry, label and property indexes, counts), through
+ * the writer. SOMBRA_OK when healthy; SOMBRA_ECORRUPT with a sentence in
+ * problem (may be NULL) when not. Any thread; blocks, and holds the writer
+ * for the duration.
+ */
+int sombra_verify(sombra_db *db, char *problem, size_t problem_len);
+
 struct sombra_stats {
         uint64_t nodes, edges;
         uint64_t commits, rollbacks, checkpoints;

@@ -8,6 +8,7 @@
  * on the caller's stack that points at the caller's own arguments: the call
  * does not return before the writer is done with them.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -718,4 +719,35 @@ sombra_stats(sombra_db *db, struct sombra_stats *out)
                 return SOMBRA_EINVAL;
         memset(out, 0, sizeof(*out));
         return run_on_writer(db, do_stats, &a);
+}
+
+struct verify_args {
+        struct sombra_db *db;
+        char *problem;
+        size_t len;
+};
+
+static int
+do_verify(struct graph_reader *r, void *arg)
+{
+        struct verify_args *a = arg;
+        struct graph_verify_report report;
+        int rc = graph_verify(a->db->g, &report);
+
+        (void)r;
+        if (rc != SOMBRA_OK && a->problem != NULL && a->len > 0)
+                snprintf(a->problem, a->len, "%s", report.problem);
+        return rc;
+}
+
+int
+sombra_verify(sombra_db *db, char *problem, size_t problem_len)
+{
+        struct verify_args a = {db, problem, problem_len};
+
+        if (db == NULL)
+                return SOMBRA_EINVAL;
+        if (problem != NULL && problem_len > 0)
+                problem[0] = '\0';
+        return run_on_writer(db, do_verify, &a);
 }

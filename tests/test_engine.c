@@ -360,3 +360,44 @@ Test(engine, sixteen_threads_mixed_then_every_acknowledged_edge_is_there)
                      (unsigned long)st.group_commits, (unsigned long)st.group_syncs);
         expect_verified_file(res.nodes, res.edges);
 }
+
+Test(engine, normal_mode_syncs_by_count_and_by_time)
+{
+        struct sombra_config cfg;
+        struct sombra_stats st;
+        struct timespec pause = {0, 300 * 1000000};
+        sombra_conn *c;
+
+        sombra_config_balanced(&cfg); /* every 100 commits or 100 ms */
+        open_with(&cfg);
+        c = acquire();
+        for (int i = 0; i < 250; i++)
+                make_node(c, "N");
+        cr_assert_eq(sombra_stats(db, &st), SOMBRA_OK);
+        cr_assert_geq(st.group_syncs, 2, "only %lu syncs after 250 commits",
+                      (unsigned long)st.group_syncs);
+        cr_assert_lt(st.group_syncs, 250, "NORMAL must not sync every commit");
+        nanosleep(&pause, NULL); /* the interval passes: the tail gets synced too */
+        cr_assert_eq(sombra_stats(db, &st), SOMBRA_OK);
+        cr_assert_eq(st.durable_lsn, st.written_lsn);
+        cr_assert_eq(sombra_conn_release(c), SOMBRA_OK);
+}
+
+Test(engine, off_mode_never_syncs_a_commit)
+{
+        struct sombra_config cfg;
+        struct sombra_stats st;
+        sombra_conn *c;
+
+        sombra_config_benchmark(&cfg);
+        open_with(&cfg);
+        c = acquire();
+        for (int i = 0; i < 100; i++)
+                make_node(c, "N");
+        cr_assert_eq(sombra_stats(db, &st), SOMBRA_OK);
+        cr_assert_eq(st.wal_syncs, 0);
+        cr_assert_eq(st.group_syncs, 0);
+        cr_assert_eq(st.commits, 100);
+        cr_assert_eq(sombra_conn_release(c), SOMBRA_OK);
+        expect_verified_file(100, 0); /* close checkpoints: nothing is lost on a clean close */
+}
