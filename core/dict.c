@@ -151,6 +151,20 @@ dict_intern(struct dict *d, struct store *s, const char *name, size_t len, uint3
         return SOMBRA_OK;
 }
 
+static void
+bury(struct dict *d, struct dict_name *n)
+{
+        if (d->ndead == d->dead_cap) {
+                size_t cap = d->dead_cap ? d->dead_cap * 2 : 16;
+                struct dict_name **v = realloc(d->dead, cap * sizeof(*v));
+                if (v == NULL)
+                        return; /* out of memory: leaking the name is the safe choice */
+                d->dead = v;
+                d->dead_cap = cap;
+        }
+        d->dead[d->ndead++] = n;
+}
+
 void
 dict_truncate(struct dict *d, uint32_t count)
 {
@@ -158,8 +172,9 @@ dict_truncate(struct dict *d, uint32_t count)
                 return;
         while (d->count > count) {
                 uint32_t id = d->count;
-                free(d->chunks[(id - 1) / DICT_CHUNK][(id - 1) % DICT_CHUNK]);
-                d->chunks[(id - 1) / DICT_CHUNK][(id - 1) % DICT_CHUNK] = NULL;
+                struct dict_name **slot = &d->chunks[(id - 1) / DICT_CHUNK][(id - 1) % DICT_CHUNK];
+                bury(d, *slot);
+                *slot = NULL;
                 __atomic_store_n(&d->count, d->count - 1, __ATOMIC_RELEASE);
         }
         if (d->table != NULL)
@@ -204,6 +219,9 @@ void
 dict_free(struct dict *d)
 {
         dict_truncate(d, 0);
+        for (size_t i = 0; i < d->ndead; i++)
+                free(d->dead[i]);
+        free(d->dead);
         for (uint32_t c = 0; c < DICT_CHUNKS; c++)
                 free(d->chunks[c]);
         free(d->table);

@@ -29,6 +29,12 @@ struct dict {
         uint32_t count;  /* names are ids 1..count */
         uint32_t *table; /* open addressing: slot -> id, 0 empty */
         uint32_t table_cap;
+        /*
+         * Names forgotten by dict_truncate, freed only by dict_free: a read in
+         * the rolled-back transaction may still hold a pointer to one.
+         */
+        struct dict_name **dead;
+        size_t ndead, dead_cap;
 };
 
 /* Loads every name of the committed state. SOMBRA_ECORRUPT for ids out of sequence. */
@@ -50,7 +56,10 @@ int dict_intern(struct dict *d, struct store *s, const char *name, size_t len, u
 /* The name of an id, or NULL for an unknown id. */
 const struct dict_name *dict_get(const struct dict *d, uint32_t id);
 
-/* Forgets every name with an id above count (after a rollback). */
+/*
+ * Forgets every name with an id above count (after a rollback). Their text
+ * stays allocated until dict_free, so pointers handed out stay valid.
+ */
 void dict_truncate(struct dict *d, uint32_t count);
 
 #endif

@@ -303,7 +303,7 @@ store_begin(struct store *s)
 {
         if (s->in_txn)
                 return SOMBRA_EBUSY;
-        if (s->failed != SOMBRA_OK)
+        if (store_failure(s) != SOMBRA_OK)
                 return SOMBRA_EFAILED;
         s->txn = s->committed;
         s->txn.lsn = s->committed.lsn + 1;
@@ -419,6 +419,12 @@ store_commit(struct store *s, uint64_t *lsn)
 /* ---- snapshots ---- */
 
 /* The oldest LSN any reader may still be using (the newest snapshot's when none). */
+/*
+ * A slot may name a snapshot that is already freed: its reader loaded the
+ * pointer, was preempted while the writer freed it, stored it, and will see
+ * on its re-check that it must retry. So the pointer is only compared with
+ * the writer's own live snapshots, never followed.
+ */
 static uint64_t
 oldest_in_use(struct store *s)
 {
@@ -426,9 +432,15 @@ oldest_in_use(struct store *s)
 
         /* Seq-cst loads: ordered after our seq-cst store of `published` (see above). */
         for (uint32_t i = 0; i < s->nslots; i++) {
-                struct store_snapshot *snap = __atomic_load_n(&s->slots[i].snap, __ATOMIC_SEQ_CST);
-                if (snap != NULL && snap->st.lsn < oldest)
-                        oldest = snap->st.lsn;
+                struct store_snapshot *held = __atomic_load_n(&s->slots[i].snap, __ATOMIC_SEQ_CST);
+                for (struct store_snapshot *snap = s->published; held != NULL && snap != NULL;
+                     snap = snap->older) {
+                        if (snap == held) {
+                                if (snap->st.lsn < oldest)
+                                        oldest = snap->st.lsn;
+                                break;
+                        }
+                }
         }
         return oldest;
 }
@@ -668,7 +680,7 @@ store_sync(struct store *s)
 {
         int rc;
 
-        if (__atomic_load_n(&s->failed, __ATOMIC_ACQUIRE) != SOMBRA_OK)
+        if (store_failure(s) != SOMBRA_OK)
                 return SOMBRA_EFAILED;
         rc = wal_sync(&s->wal);
         if (rc != SOMBRA_OK)
@@ -684,7 +696,7 @@ store_checkpoint(struct store *s)
 
         if (s->in_txn)
                 return SOMBRA_EBUSY;
-        if (s->failed != SOMBRA_OK)
+        if (store_failure(s) != SOMBRA_OK)
                 return SOMBRA_EFAILED;
         if (s->committed.lsn == s->meta.ckpt_lsn && s->wal.header_ok && wal_size(&s->wal) == 0)
                 return SOMBRA_OK; /* nothing since the last one */
@@ -926,7 +938,7 @@ store_stats(const struct store *s, struct store_stats *out)
 int
 store_failure(const struct store *s)
 {
-        return s->failed;
+        return __atomic_load_n(&s->failed, __ATOMIC_ACQUIRE);
 }
 
 pgno_t

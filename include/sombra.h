@@ -303,7 +303,12 @@ int sombra_two_hop_count(sombra_conn *conn, uint64_t node, enum sombra_dir dir,
 
 /* ---- maintenance ---- */
 
-/* Checkpoints now (through the writer). Any thread; blocks. */
+/*
+ * Checkpoints now (through the writer). Any thread; blocks. Like
+ * sombra_verify and sombra_stats, it waits behind another connection's open
+ * interactive transaction (at most txn_timeout_ms): do not call these from the
+ * thread that holds one.
+ */
 int sombra_checkpoint(sombra_db *db);
 
 /*

@@ -24,6 +24,11 @@ conn_enter(struct sombra_conn *c)
         if (!__atomic_load_n(&c->in_use, __ATOMIC_ACQUIRE))
                 return SOMBRA_ECLOSED;
         pthread_mutex_lock(&c->lock);
+        /* Released by another thread while we waited for the lock? */
+        if (!__atomic_load_n(&c->in_use, __ATOMIC_ACQUIRE)) {
+                pthread_mutex_unlock(&c->lock);
+                return SOMBRA_ECLOSED;
+        }
         return SOMBRA_OK;
 }
 
@@ -34,14 +39,23 @@ conn_leave(struct sombra_conn *c)
 }
 
 /* An interactive txn that the writer rolled back on timeout ends here, for the caller. */
+static void txn_forget(struct sombra_conn *c);
+
 static bool
 txn_lost(struct sombra_conn *c)
 {
         if (!c->in_txn || !__atomic_load_n(&c->txn_lost, __ATOMIC_ACQUIRE))
                 return false;
+        txn_forget(c);
+        return true;
+}
+
+/* The connection's interactive txn is over, whoever ended it. */
+static void
+txn_forget(struct sombra_conn *c)
+{
         c->in_txn = false;
         __atomic_store_n(&c->txn_lost, 0, __ATOMIC_RELAXED);
-        return true;
 }
 
 static int
@@ -52,12 +66,15 @@ run_request(struct sombra_conn *c, struct request *req)
         if (rc != SOMBRA_OK)
                 return rc;
         engine_wait(req);
+        /* The writer rolled the txn back on timeout before it got this request. */
+        if (req->status == SOMBRA_ETIMEDOUT && req->kind != REQ_WRITE && req->kind != REQ_RUN)
+                txn_forget(c);
         return req->status;
 }
 
-/* Submits ops as one transaction, or into the open interactive one. */
-static int
-write_ops(struct sombra_conn *c, struct write_op *ops, size_t n)
+/* Submits ops as one transaction, or into the open interactive one, and waits. */
+int
+engine_write(struct sombra_conn *c, struct write_op *ops, size_t n)
 {
         struct request req = {.ops = ops, .nops = n};
         int rc = conn_enter(c);
@@ -77,7 +94,7 @@ write_ops(struct sombra_conn *c, struct write_op *ops, size_t n)
 static int
 write_one(struct sombra_conn *c, struct write_op *op, uint64_t *result)
 {
-        int rc = write_ops(c, op, 1);
+        int rc = engine_write(c, op, 1);
 
         if (rc == SOMBRA_OK && result != NULL)
                 *result = op->result;
@@ -196,18 +213,21 @@ txn_request(sombra_conn *conn, enum req_kind kind)
 
         if (rc != SOMBRA_OK)
                 return rc;
-        if (txn_lost(conn))
+        if (txn_lost(conn)) {
                 rc = SOMBRA_ETIMEDOUT;
-        else if (kind == REQ_TXN_BEGIN && conn->in_txn)
+        } else if (kind == REQ_TXN_BEGIN && conn->in_txn) {
                 rc = SOMBRA_EBUSY;
-        else if (kind != REQ_TXN_BEGIN && !conn->in_txn)
+        } else if (kind != REQ_TXN_BEGIN && !conn->in_txn) {
                 rc = SOMBRA_ENOTXN;
-        else
+        } else {
+                if (kind == REQ_TXN_BEGIN) /* a flag left from a txn that ended anyway */
+                        txn_forget(conn);
                 rc = run_request(conn, &req);
+        }
         if (kind == REQ_TXN_BEGIN && rc == SOMBRA_OK)
                 conn->in_txn = true;
         else if (kind != REQ_TXN_BEGIN && rc != SOMBRA_ENOTXN)
-                conn->in_txn = false; /* ended, whatever the outcome */
+                txn_forget(conn); /* ended, whatever the outcome */
         conn_leave(conn);
         return rc;
 }
@@ -534,7 +554,7 @@ sombra_read_end(sombra_conn *conn)
 
 int
 engine_submit_async(struct sombra_conn *c, struct write_op *ops, size_t n, bool nonblocking,
-                    uint64_t *ticket)
+                    bool *succeeded, uint64_t *ticket)
 {
         struct request *req;
         uint64_t t;
@@ -555,7 +575,8 @@ engine_submit_async(struct sombra_conn *c, struct write_op *ops, size_t n, bool 
                 return SOMBRA_EAGAIN; /* every slot in flight or not yet collected */
         }
         req = &c->async[t % c->async_cap];
-        *req = (struct request){.kind = REQ_WRITE, .ops = ops, .nops = n, .ticket = t};
+        *req = (struct request){
+            .kind = REQ_WRITE, .ops = ops, .nops = n, .ticket = t, .succeeded = succeeded};
         rc = engine_submit(c, req, !nonblocking);
         if (rc == SOMBRA_OK) {
                 c->async_next = t + 1;
@@ -574,6 +595,16 @@ ticket_find(struct sombra_conn *c, uint64_t ticket)
         return req->conn != NULL && req->ticket == ticket ? req : NULL;
 }
 
+/* A finished ticket: its status, the batch told of success, the slot freed. */
+static int
+ticket_collect(struct request *req)
+{
+        if (req->succeeded != NULL)
+                *req->succeeded = req->status == SOMBRA_OK;
+        req->conn = NULL;
+        return req->status;
+}
+
 int
 sombra_wait(sombra_conn *conn, uint64_t ticket)
 {
@@ -587,8 +618,7 @@ sombra_wait(sombra_conn *conn, uint64_t ticket)
                 rc = SOMBRA_EINVAL;
         } else {
                 engine_wait(req);
-                rc = req->status;
-                req->conn = NULL;
+                rc = ticket_collect(req);
         }
         conn_leave(conn);
         return rc;
@@ -607,9 +637,7 @@ sombra_poll(sombra_conn *conn, uint64_t ticket, bool *done)
                 rc = SOMBRA_EINVAL;
         } else {
                 *done = __atomic_load_n(&req->done, __ATOMIC_ACQUIRE);
-                rc = *done ? req->status : SOMBRA_OK;
-                if (*done)
-                        req->conn = NULL;
+                rc = *done ? ticket_collect(req) : SOMBRA_OK;
         }
         conn_leave(conn);
         return rc;
@@ -630,8 +658,7 @@ sombra_conn_release(sombra_conn *conn)
                 struct request req = {.kind = REQ_TXN_ROLLBACK};
                 (void)run_request(conn, &req);
         }
-        conn->in_txn = false;
-        __atomic_store_n(&conn->txn_lost, 0, __ATOMIC_RELAXED);
+        txn_forget(conn);
         for (uint32_t i = 0; i < conn->async_cap; i++) {
                 if (conn->async[i].conn != NULL)
                         engine_wait(&conn->async[i]);

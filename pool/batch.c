@@ -267,16 +267,14 @@ sombra_batch_edge_delete(sombra_batch *b, uint64_t id)
 int
 sombra_batch_submit(sombra_conn *conn, sombra_batch *b)
 {
-        uint64_t ticket;
         int rc;
 
         if (b == NULL)
                 return SOMBRA_EINVAL;
         if (b->n == 0)
                 return SOMBRA_OK;
-        rc = engine_submit_async(conn, b->ops, b->n, false, &ticket);
-        if (rc == SOMBRA_OK)
-                rc = sombra_wait(conn, ticket);
+        b->applied = false;
+        rc = engine_write(conn, b->ops, b->n);
         b->applied = rc == SOMBRA_OK;
         return rc;
 }
@@ -286,8 +284,8 @@ sombra_batch_submit_async(sombra_conn *conn, sombra_batch *b, bool nonblocking, 
 {
         if (b == NULL || ticket == NULL || b->n == 0)
                 return SOMBRA_EINVAL;
-        b->applied = true; /* results are read only after a successful wait */
-        return engine_submit_async(conn, b->ops, b->n, nonblocking, ticket);
+        b->applied = false; /* until sombra_wait or sombra_poll collects a success */
+        return engine_submit_async(conn, b->ops, b->n, nonblocking, &b->applied, ticket);
 }
 
 int

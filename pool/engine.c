@@ -203,10 +203,13 @@ sombra_close(sombra_db *db)
         for (uint32_t i = 0; i < db->nconns; i++)
                 if (__atomic_load_n(&db->conns[i].in_use, __ATOMIC_ACQUIRE))
                         return SOMBRA_EBUSY;
+        /* Maintenance calls in flight on the engine's connection finish first. */
+        pthread_mutex_lock(&engine_conn(db)->lock);
         __atomic_store_n(&db->stopping, 1, __ATOMIC_SEQ_CST);
         writer_wake(db);
         pthread_join(db->writer, NULL);
         committer_stop(&db->committer);
+        pthread_mutex_unlock(&engine_conn(db)->lock);
         for (uint32_t i = 0; i <= db->nconns; i++) {
                 graph_reader_close(db->conns[i].reader);
                 db->conns[i].reader = NULL;

@@ -86,6 +86,7 @@ struct request {
         uint64_t lsn;                /* the commit's LSN, 0 when nothing was committed */
         uint32_t done;               /* futex word: 0 in flight, 1 complete */
         uint64_t ticket;             /* asynchronous submissions: the ticket it answers */
+        bool *succeeded;             /* asynchronous batches: told whether it committed */
         struct commit_waiter waiter; /* in the committer's queue (FULL) */
 };
 
@@ -138,9 +139,11 @@ struct sombra_db {
 /* pool/engine.c: hand a request to the writer and wait for it. */
 int engine_submit(struct sombra_conn *c, struct request *req, bool wait_for_room);
 struct sombra_conn *engine_conn(struct sombra_db *db);
-/* pool/api.c: ops as one transaction, answered later under *ticket. */
+/* pool/api.c: ops as one transaction (or a step of the open one), waited for. */
+int engine_write(struct sombra_conn *c, struct write_op *ops, size_t n);
+/* pool/api.c: ops as one transaction, answered later under *ticket; *succeeded set then. */
 int engine_submit_async(struct sombra_conn *c, struct write_op *ops, size_t n, bool nonblocking,
-                        uint64_t *ticket);
+                        bool *succeeded, uint64_t *ticket);
 void engine_wait(struct request *req);
 void engine_complete(struct request *req, int status);
 

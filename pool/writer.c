@@ -118,11 +118,14 @@ serve(struct sombra_db *db, struct request *req)
         switch (req->kind) {
         case REQ_WRITE:
                 rc = graph_begin(db->g);
-                if (rc == SOMBRA_OK)
-                        rc = apply_ops(db->g, req->ops, req->nops);
+                if (rc != SOMBRA_OK) {
+                        defer(db, req, rc);
+                        return;
+                }
+                rc = apply_ops(db->g, req->ops, req->nops);
                 if (rc == SOMBRA_OK)
                         rc = commit(db, req);
-                else if (store_in_txn(graph_store(db->g)))
+                else
                         graph_rollback(db->g);
                 defer(db, req, rc);
                 return;

@@ -138,8 +138,12 @@ void
 committer_note(struct committer *c, uint32_t n)
 {
         pthread_mutex_lock(&c->lock);
-        c->unsynced += n;
-        if (c->unsynced >= c->cfg.sync_interval)
+        /*
+         * The first unsynced commit also wakes the committer, whose untimed
+         * sleep must become a wait of sync_interval_ms at most.
+         */
+        if (c->unsynced == 0 || c->unsynced + n >= c->cfg.sync_interval)
                 pthread_cond_signal(&c->cond);
+        c->unsynced += n;
         pthread_mutex_unlock(&c->lock);
 }

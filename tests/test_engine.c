@@ -401,3 +401,92 @@ Test(engine, off_mode_never_syncs_a_commit)
         cr_assert_eq(sombra_conn_release(c), SOMBRA_OK);
         expect_verified_file(100, 0); /* close checkpoints: nothing is lost on a clean close */
 }
+
+Test(engine, normal_mode_syncs_a_lone_commit_within_the_interval)
+{
+        struct sombra_config cfg;
+        struct sombra_stats st;
+        struct timespec pause = {0, 300 * 1000000};
+        sombra_conn *c;
+
+        sombra_config_balanced(&cfg); /* 100 ms */
+        open_with(&cfg);
+        c = acquire();
+        make_node(c, "N");
+        nanosleep(&pause, NULL);
+        cr_assert_eq(sombra_stats(db, &st), SOMBRA_OK);
+        cr_assert_eq(st.durable_lsn, st.written_lsn, "a lone NORMAL commit was never synced");
+        cr_assert_eq(sombra_conn_release(c), SOMBRA_OK);
+}
+
+Test(engine, transactions_racing_their_timeout_leave_the_connection_usable)
+{
+        struct sombra_config cfg;
+        sombra_conn *c, *other;
+        uint64_t nodes, before;
+
+        sombra_config_production(&cfg);
+        cfg.sync_mode = SOMBRA_SYNC_OFF;
+        cfg.txn_timeout_ms = 1;
+        open_with(&cfg);
+        c = acquire();
+        other = acquire();
+        for (int i = 0; i < 300; i++) {
+                int rc = sombra_txn_begin(c);
+                cr_assert_eq(rc, SOMBRA_OK, "round %d: begin gave %s", i, sombra_strerror(rc));
+                rc = sombra_node_create(c, NULL, 0, NULL, 0, NULL);
+                cr_assert(rc == SOMBRA_OK || rc == SOMBRA_ETIMEDOUT);
+                rc = sombra_txn_commit(c);
+                cr_assert(rc == SOMBRA_OK || rc == SOMBRA_ETIMEDOUT || rc == SOMBRA_ENOTXN);
+                /* Whatever happened, plain writes on both connections go through. */
+                cr_assert_eq(sombra_count(other, &before, NULL), SOMBRA_OK);
+                cr_assert_eq(sombra_node_create(c, NULL, 0, NULL, 0, NULL), SOMBRA_OK);
+                cr_assert_eq(sombra_node_create(other, NULL, 0, NULL, 0, NULL), SOMBRA_OK);
+                cr_assert_eq(sombra_count(other, &nodes, NULL), SOMBRA_OK);
+                cr_assert_eq(nodes, before + 2, "round %d", i);
+        }
+        cr_assert_eq(sombra_conn_release(c), SOMBRA_OK);
+        cr_assert_eq(sombra_conn_release(other), SOMBRA_OK);
+}
+
+Test(engine, names_read_in_a_rolled_back_transaction_stay_readable)
+{
+        const struct sombra_entity *e;
+        const char *label;
+        sombra_conn *c;
+
+        open_with(NULL);
+        c = acquire();
+        cr_assert_eq(sombra_txn_begin(c), SOMBRA_OK);
+        make_node(c, "BrandNewLabel");
+        cr_assert_eq(sombra_node_get(c, 1, &e), SOMBRA_OK);
+        label = e->labels[0];
+        cr_assert_eq(sombra_txn_rollback(c), SOMBRA_OK);
+        cr_assert_str_eq(label, "BrandNewLabel"); /* ASan would catch a freed name */
+        cr_assert_eq(sombra_conn_release(c), SOMBRA_OK);
+}
+
+Test(engine, batch_results_appear_only_after_a_successful_wait)
+{
+        sombra_batch *b;
+        sombra_conn *c;
+        uint64_t ref, id, ticket, n;
+
+        open_with(NULL);
+        c = acquire();
+        cr_assert_eq(sombra_batch_new(&b), SOMBRA_OK);
+        cr_assert_eq(sombra_batch_node_create(b, NULL, 0, NULL, 0, &ref), SOMBRA_OK);
+        cr_assert_eq(sombra_batch_submit_async(c, b, false, &ticket), SOMBRA_OK);
+        cr_assert_eq(sombra_batch_id(b, ref, &id), SOMBRA_EINVAL);
+        cr_assert_eq(sombra_wait(c, ticket), SOMBRA_OK);
+        cr_assert_eq(sombra_batch_id(b, ref, &id), SOMBRA_OK);
+        cr_assert_neq(id, 0);
+        /* A batch inside an interactive transaction is a step of it. */
+        cr_assert_eq(sombra_txn_begin(c), SOMBRA_OK);
+        cr_assert_eq(sombra_batch_submit(c, b), SOMBRA_OK);
+        cr_assert_eq(sombra_txn_rollback(c), SOMBRA_OK);
+        cr_assert_eq(sombra_count(c, &n, NULL), SOMBRA_OK);
+        cr_assert_eq(n, 1);
+        sombra_batch_free(b);
+        cr_assert_eq(sombra_conn_release(c), SOMBRA_OK);
+}
