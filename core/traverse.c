@@ -77,8 +77,10 @@ graph_shortest_path(struct graph_reader *r, uint64_t from, uint64_t to, enum som
         for (size_t head = 0; rc == SOMBRA_OK && !found && head < queue.n; head++) {
                 rc = graph_neighbors(r, queue.v[head], dir, types, ntypes, &adj);
                 for (size_t i = 0; rc == SOMBRA_OK && !found && i < adj.n; i++) {
-                        bool added;
-                        rc = idset_put(&parent, adj.v[i].node, queue.v[head], &added);
+                        bool added = false;
+                        /* First visit only: a later one must not rewrite the parent (cycles). */
+                        if (!idset_get(&parent, adj.v[i].node, NULL))
+                                rc = idset_put(&parent, adj.v[i].node, queue.v[head], &added);
                         if (rc == SOMBRA_OK && added) {
                                 found = adj.v[i].node == to;
                                 rc = graph_ids_push(&queue, adj.v[i].node);

@@ -574,3 +574,23 @@ Test(graph, bad_configuration_is_refused)
         /* The database already open here is locked against a second open. */
         cr_assert_eq(graph_open(support_path(DB_NAME), NULL, NULL, &other), SOMBRA_ELOCKED);
 }
+
+Test(graph, shortest_path_through_a_cycle_ends)
+{
+        struct graph_ids ids = {0};
+        uint64_t a = node("P"), b = node("P"), c = node("P"), d = node("P");
+
+        /* Revisiting b from c must not make b's parent c: the walk back would never end. */
+        edge(a, b, "T");
+        edge(b, c, "T");
+        edge(c, b, "T");
+        edge(c, d, "T");
+        cr_assert_eq(graph_shortest_path(graph_writer_reader(g), a, d, SOMBRA_OUT, NULL, 0, &ids),
+                     SOMBRA_OK);
+        cr_assert_eq(ids.n, 4);
+        cr_assert_eq(ids.v[0], a);
+        cr_assert_eq(ids.v[1], b);
+        cr_assert_eq(ids.v[2], c);
+        cr_assert_eq(ids.v[3], d);
+        graph_ids_free(&ids);
+}

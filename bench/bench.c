@@ -1,0 +1,681 @@
+/*
+ * bench.c - sombra-bench: the same workloads against Sombra and SQLite, on the
+ * same generated data, in the same run, under named durability profiles.
+ *
+ * usage: sombra-bench [--quick] [--json] [--workload NAME] [--threads N]
+ *                     [--profile NAME] [--engine NAME] [--nodes N] [--edges M]
+ *                     [--seconds S] [--dir DIR]
+ *
+ * Per engine: load a social network (insert_nodes_tx1000, insert_edges_tx1000,
+ * insert_nodes_tx1) under the production profile, run the single-threaded
+ * reads, then reopen the same database under each profile for `mixed` at
+ * 1, 4, 16 and 64 threads, and under production for `durable_commit_scaling`.
+ * Every figure names its profile, and each profile says what a crash loses.
+ *
+ * Output: a progress line per workload on stderr, a table on stdout; with
+ * --json, one JSON object per line on stdout and nothing else.
+ */
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "adapter.h"
+
+static const struct bench_profile profiles[] = {
+    {"throughput", SOMBRA_SYNC_OFF, false, "everything since the last checkpoint"},
+    {"balanced", SOMBRA_SYNC_NORMAL, true, "at most the last 100 commits or 100 ms"},
+    {"production", SOMBRA_SYNC_FULL, true, "nothing acknowledged"},
+    {"durability", SOMBRA_SYNC_FULL, true, "nothing acknowledged (checksums verified)"},
+};
+#define NPROFILES  (sizeof(profiles) / sizeof(profiles[0]))
+#define PRODUCTION (&profiles[2])
+
+static const struct adapter *const adapters[] = {&sombra_adapter, &sqlite_adapter};
+#define NADAPTERS (sizeof(adapters) / sizeof(adapters[0]))
+
+static const int thread_counts[] = {1, 4, 16, 64};
+#define NTHREADS (sizeof(thread_counts) / sizeof(thread_counts[0]))
+
+struct options {
+        bool quick, json;
+        const char *workload, *profile, *engine, *dir;
+        int threads; /* 0: every count */
+        uint64_t nodes, edges;
+        double seconds;
+};
+
+/* One row of the results. */
+struct result {
+        const char *engine, *profile, *workload;
+        int threads;
+        uint64_t ops;
+        double seconds, p50_us, p99_us;
+        double commits_per_fsync; /* < 0: not reported */
+};
+
+#define MAX_RESULTS 256
+static struct result results[MAX_RESULTS];
+static size_t nresults;
+
+/* ---- small tools ---- */
+
+static double
+now_s(void)
+{
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static uint64_t
+mix64(uint64_t *s)
+{
+        uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+        return z ^ (z >> 31);
+}
+
+static int
+cmp_u64(const void *a, const void *b)
+{
+        uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+        return (x > y) - (x < y);
+}
+
+/* Latencies in nanoseconds; past the cap, every other sample is kept. */
+struct lat {
+        uint64_t *v;
+        size_t n, cap, seen;
+};
+
+static void
+lat_add(struct lat *l, uint64_t ns)
+{
+        l->seen++;
+        if (l->n == l->cap) {
+                size_t cap = l->cap ? l->cap * 2 : 4096;
+                uint64_t *v = cap <= (1u << 20) ? realloc(l->v, cap * sizeof(*v)) : NULL;
+                if (v == NULL) {
+                        if (l->seen % 2 == 0)
+                                l->v[l->seen / 2 % l->n] = ns;
+                        return;
+                }
+                l->v = v;
+                l->cap = cap;
+        }
+        l->v[l->n++] = ns;
+}
+
+static void
+lat_merge_percentiles(struct lat *all, size_t nthreads, double *p50, double *p99)
+{
+        size_t total = 0, at = 0;
+        uint64_t *v;
+
+        for (size_t i = 0; i < nthreads; i++)
+                total += all[i].n;
+        *p50 = *p99 = 0;
+        v = total ? malloc(total * sizeof(*v)) : NULL;
+        if (v == NULL)
+                return;
+        for (size_t i = 0; i < nthreads; i++) {
+                memcpy(v + at, all[i].v, all[i].n * sizeof(*v));
+                at += all[i].n;
+        }
+        qsort(v, total, sizeof(*v), cmp_u64);
+        *p50 = (double)v[total / 2] / 1000.0;
+        *p99 = (double)v[total * 99 / 100] / 1000.0;
+        free(v);
+}
+
+/* ---- the data: a social network, the same for every engine ---- */
+
+struct dataset {
+        struct bench_node *nodes;
+        uint64_t nnodes, nedges;
+        uint64_t *ids; /* engine ids of the nodes, per engine run */
+        uint64_t seed;
+};
+
+static void
+node_make(struct bench_node *n, uint64_t i, uint64_t *rng)
+{
+        snprintf(n->name, sizeof(n->name), "user-%" PRIu64, i);
+        n->age = 18 + (int64_t)(mix64(rng) % 63);
+        n->joined = (int64_t)(mix64(rng) % 9000);
+        n->score = (double)(mix64(rng) % 100000) / 100.0;
+}
+
+/*
+ * The i-th edge: source uniform, target drawn with density falling like a
+ * power of the index, so low-numbered users become hubs.
+ */
+static void
+edge_make(const struct dataset *d, uint64_t i, uint64_t *rng, struct bench_edge *e)
+{
+        double u = (double)(mix64(rng) >> 11) / 9007199254740992.0;
+        uint64_t dst = (uint64_t)((double)d->nnodes * u * u * u);
+
+        e->src = d->ids[mix64(rng) % d->nnodes];
+        e->dst = d->ids[dst < d->nnodes ? dst : d->nnodes - 1];
+        e->since = (int64_t)(2000 + i % 25);
+}
+
+/* ---- running a workload on threads ---- */
+
+struct run {
+        const struct adapter *a;
+        void *db;
+        struct dataset *d;
+        int (*op)(struct run *r, void *conn, uint64_t *rng, struct lat *l);
+        uint64_t count; /* ops per thread, or 0 for `seconds` */
+        double seconds;
+        int status;
+};
+
+struct worker {
+        struct run *r;
+        int index;
+        uint64_t ops;
+        struct lat lat;
+        int status;
+};
+
+static void *
+worker_main(void *arg)
+{
+        struct worker *w = arg;
+        struct run *r = w->r;
+        uint64_t rng = r->d->seed * 7919 + (uint64_t)w->index;
+        double until = now_s() + r->seconds;
+        void *conn;
+
+        w->status = r->a->conn_open(r->db, &conn);
+        while (w->status == 0 && (r->count ? w->ops < r->count : now_s() < until)) {
+                w->status = r->op(r, conn, &rng, &w->lat);
+                w->ops += w->status == 0;
+        }
+        if (w->status == SOMBRA_ENOTFOUND)
+                w->status = 0; /* a path query that finds no path is an answer */
+        r->a->conn_close(conn);
+        return NULL;
+}
+
+static int
+run_threads(struct run *r, int threads, struct result *res)
+{
+        struct worker *w = calloc((size_t)threads, sizeof(*w));
+        pthread_t *tid = calloc((size_t)threads, sizeof(*tid));
+        struct lat *lats = calloc((size_t)threads, sizeof(*lats));
+        double start = now_s();
+        int rc = 0;
+
+        if (w == NULL || tid == NULL || lats == NULL) {
+                rc = SOMBRA_ENOMEM;
+                goto label_out;
+        }
+        for (int i = 0; i < threads; i++) {
+                w[i] = (struct worker){.r = r, .index = i};
+                pthread_create(&tid[i], NULL, worker_main, &w[i]);
+        }
+        res->ops = 0;
+        for (int i = 0; i < threads; i++) {
+                pthread_join(tid[i], NULL);
+                res->ops += w[i].ops;
+                lats[i] = w[i].lat;
+                if (w[i].status != 0 && rc == 0)
+                        rc = w[i].status;
+        }
+        res->seconds = now_s() - start;
+        res->threads = threads;
+        lat_merge_percentiles(lats, (size_t)threads, &res->p50_us, &res->p99_us);
+        for (int i = 0; i < threads; i++)
+                free(lats[i].v);
+label_out:
+        free(w);
+        free(tid);
+        free(lats);
+        return rc;
+}
+
+static uint64_t
+timed_start(void)
+{
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void
+timed_end(struct lat *l, uint64_t t0)
+{
+        lat_add(l, timed_start() - t0);
+}
+
+/* ---- the operations ---- */
+
+static uint64_t
+pick(struct run *r, uint64_t *rng)
+{
+        return r->d->ids[mix64(rng) % r->d->nnodes];
+}
+
+static int
+op_get_node(struct run *r, void *conn, uint64_t *rng, struct lat *l)
+{
+        size_t n;
+        uint64_t t0 = timed_start();
+        int rc = r->a->get_node(conn, pick(r, rng), &n);
+        timed_end(l, t0);
+        return rc;
+}
+
+static int
+op_neighbors(struct run *r, void *conn, uint64_t *rng, struct lat *l)
+{
+        size_t n;
+        uint64_t t0 = timed_start();
+        int rc = r->a->neighbors_out(conn, pick(r, rng), &n);
+        timed_end(l, t0);
+        return rc;
+}
+
+static int
+op_two_hop(struct run *r, void *conn, uint64_t *rng, struct lat *l)
+{
+        uint64_t n, t0 = timed_start();
+        int rc = r->a->two_hop(conn, pick(r, rng), &n);
+        timed_end(l, t0);
+        return rc;
+}
+
+static int
+op_bfs3(struct run *r, void *conn, uint64_t *rng, struct lat *l)
+{
+        uint64_t n, t0 = timed_start();
+        int rc = r->a->bfs3(conn, pick(r, rng), &n);
+        timed_end(l, t0);
+        return rc;
+}
+
+static int
+op_shortest_path(struct run *r, void *conn, uint64_t *rng, struct lat *l)
+{
+        size_t hops;
+        uint64_t from = pick(r, rng), to = pick(r, rng), t0 = timed_start();
+        int rc = r->a->shortest_path(conn, from, to, &hops);
+        timed_end(l, t0);
+        return rc == SOMBRA_ENOTFOUND ? 0 : rc;
+}
+
+static int
+op_label_scan(struct run *r, void *conn, uint64_t *rng, struct lat *l)
+{
+        size_t n;
+        uint64_t t0 = timed_start();
+        int rc = r->a->label_scan(conn, &n);
+        (void)rng;
+        timed_end(l, t0);
+        return rc;
+}
+
+static int
+op_property_lookup(struct run *r, void *conn, uint64_t *rng, struct lat *l)
+{
+        size_t n;
+        uint64_t t0 = timed_start();
+        int rc = r->a->property_lookup(conn, 18 + (int64_t)(mix64(rng) % 63), &n);
+        timed_end(l, t0);
+        return rc;
+}
+
+static int
+op_one_edge(struct run *r, void *conn, uint64_t *rng, struct lat *l)
+{
+        struct bench_edge e;
+        uint64_t t0;
+        int rc;
+
+        edge_make(r->d, mix64(rng), rng, &e);
+        t0 = timed_start();
+        rc = r->a->insert_edges(conn, &e, 1);
+        timed_end(l, t0);
+        return rc;
+}
+
+/* 80% reads (half get_node, half neighbors_out), 20% one-edge transactions. */
+static int
+op_mixed(struct run *r, void *conn, uint64_t *rng, struct lat *l)
+{
+        uint64_t dice = mix64(rng) % 10;
+        if (dice < 2)
+                return op_one_edge(r, conn, rng, l);
+        return dice < 6 ? op_get_node(r, conn, rng, l) : op_neighbors(r, conn, rng, l);
+}
+
+static int
+op_insert_node_tx1(struct run *r, void *conn, uint64_t *rng, struct lat *l)
+{
+        struct bench_node n;
+        uint64_t id, t0;
+        int rc;
+
+        node_make(&n, r->d->nnodes + mix64(rng) % 1000000, rng);
+        t0 = timed_start();
+        rc = r->a->insert_nodes(conn, &n, 1, &id);
+        timed_end(l, t0);
+        return rc;
+}
+
+/* ---- reporting ---- */
+
+static bool
+selected(const struct options *o, const char *workload)
+{
+        return o->workload == NULL || strcmp(o->workload, workload) == 0;
+}
+
+static void
+record(const struct options *o, const struct result *res)
+{
+        if (nresults < MAX_RESULTS)
+                results[nresults++] = *res;
+        if (o->json) {
+                printf("{\"engine\":\"%s\",\"profile\":\"%s\",\"workload\":\"%s\",\"threads\":%d,"
+                       "\"ops\":%" PRIu64 ",\"seconds\":%.6f,\"ops_per_sec\":%.1f,"
+                       "\"p50_us\":%.2f,\"p99_us\":%.2f",
+                       res->engine, res->profile, res->workload, res->threads, res->ops,
+                       res->seconds, res->seconds > 0 ? (double)res->ops / res->seconds : 0.0,
+                       res->p50_us, res->p99_us);
+                if (res->commits_per_fsync >= 0)
+                        printf(",\"commits_per_fsync\":%.2f", res->commits_per_fsync);
+                printf("}\n");
+                fflush(stdout);
+        }
+        fprintf(stderr, "  %-7s %-10s %-24s %3d threads %12.0f ops/s\n", res->engine, res->profile,
+                res->workload, res->threads,
+                res->seconds > 0 ? (double)res->ops / res->seconds : 0.0);
+}
+
+static double
+ops_per_sec(const struct result *r)
+{
+        return r->seconds > 0 ? (double)r->ops / r->seconds : 0.0;
+}
+
+static void
+print_table(void)
+{
+        printf("%-24s %7s %-10s %14s %14s %8s %9s %9s %8s\n", "workload", "threads", "profile",
+               "sombra ops/s", "sqlite ops/s", "ratio", "p50 us", "p99 us", "c/fsync");
+        for (size_t i = 0; i < nresults; i++) {
+                const struct result *s = &results[i], *q = NULL;
+                if (strcmp(s->engine, "sombra") != 0)
+                        continue;
+                for (size_t k = 0; k < nresults; k++)
+                        if (strcmp(results[k].engine, "sqlite") == 0 &&
+                            strcmp(results[k].workload, s->workload) == 0 &&
+                            strcmp(results[k].profile, s->profile) == 0 &&
+                            results[k].threads == s->threads)
+                                q = &results[k];
+                printf("%-24s %7d %-10s %14.0f %14.0f %8.1f %9.1f %9.1f", s->workload, s->threads,
+                       s->profile, ops_per_sec(s), q ? ops_per_sec(q) : 0.0,
+                       q && ops_per_sec(q) > 0 ? ops_per_sec(s) / ops_per_sec(q) : 0.0, s->p50_us,
+                       s->p99_us);
+                if (s->commits_per_fsync >= 0)
+                        printf(" %8.1f", s->commits_per_fsync);
+                printf("\n");
+        }
+        printf("\nprofiles (what a crash loses):\n");
+        for (size_t p = 0; p < NPROFILES; p++)
+                printf("  %-10s %s\n", profiles[p].name, profiles[p].crash_loses);
+}
+
+/* ---- the driver ---- */
+
+struct session {
+        const struct options *o;
+        const struct adapter *a;
+        const struct bench_profile *p;
+        struct run r;
+};
+
+/* Runs op on `threads` threads (count ops each, or o->seconds) and records it. */
+static int
+measure(struct session *s, const char *name, int threads, uint64_t count,
+        int (*op)(struct run *r, void *conn, uint64_t *rng, struct lat *l))
+{
+        struct result res = {s->a->name, s->p->name, name, threads, 0, 0, 0, 0, -1};
+        uint64_t c0 = 0, f0 = 0, c1 = 0, f1 = 0;
+        int rc;
+
+        if (!selected(s->o, name) || (s->o->threads && s->o->threads != threads))
+                return 0;
+        s->r.op = op;
+        s->r.count = count;
+        s->r.seconds = s->o->seconds;
+        if (s->a->sync_counts != NULL)
+                s->a->sync_counts(s->r.db, &c0, &f0);
+        rc = run_threads(&s->r, threads, &res);
+        if (s->a->sync_counts != NULL && s->a->sync_counts(s->r.db, &c1, &f1) == 0 && f1 > f0 &&
+            c1 > c0)
+                res.commits_per_fsync = (double)(c1 - c0) / (double)(f1 - f0);
+        if (rc != 0) {
+                fprintf(stderr, "sombra-bench: %s %s %s: %s\n", s->a->name, s->p->name, name,
+                        sombra_strerror(rc));
+                return rc;
+        }
+        record(s->o, &res);
+        return 0;
+}
+
+/* Loads the dataset in transactions of `per` (nodes, then edges), timing both. */
+static int
+load(struct session *s, uint64_t per)
+{
+        struct dataset *d = s->r.d;
+        struct bench_edge *edges = malloc(per * sizeof(*edges));
+        struct lat ln = {0}, le = {0};
+        struct result rn = {s->a->name, s->p->name, "insert_nodes_tx1000", 1, 0, 0, 0, 0, -1};
+        struct result re = {s->a->name, s->p->name, "insert_edges_tx1000", 1, 0, 0, 0, 0, -1};
+        uint64_t rng = d->seed;
+        void *conn;
+        double t;
+        int rc = edges == NULL ? SOMBRA_ENOMEM : s->a->conn_open(s->r.db, &conn);
+
+        if (rc != 0) {
+                free(edges);
+                return rc;
+        }
+        t = now_s();
+        for (uint64_t i = 0; i < d->nnodes && rc == 0; i += per) {
+                uint64_t n = d->nnodes - i < per ? d->nnodes - i : per, t0 = timed_start();
+                rc = s->a->insert_nodes(conn, d->nodes + i, n, d->ids + i);
+                timed_end(&ln, t0);
+                rn.ops += n;
+        }
+        rn.seconds = now_s() - t;
+        t = now_s();
+        for (uint64_t i = 0; i < d->nedges && rc == 0; i += per) {
+                uint64_t n = d->nedges - i < per ? d->nedges - i : per, t0;
+                for (uint64_t k = 0; k < n; k++)
+                        edge_make(d, i + k, &rng, &edges[k]);
+                t0 = timed_start();
+                rc = s->a->insert_edges(conn, edges, n);
+                timed_end(&le, t0);
+                re.ops += n;
+        }
+        re.seconds = now_s() - t;
+        if (rc == 0)
+                rc = s->a->index_age(conn);
+        s->a->conn_close(conn);
+        lat_merge_percentiles(&ln, 1, &rn.p50_us, &rn.p99_us);
+        lat_merge_percentiles(&le, 1, &re.p50_us, &re.p99_us);
+        free(ln.v);
+        free(le.v);
+        free(edges);
+        if (rc == 0 && selected(s->o, rn.workload))
+                record(s->o, &rn);
+        if (rc == 0 && selected(s->o, re.workload))
+                record(s->o, &re);
+        return rc;
+}
+
+static int
+reads(struct session *s, uint64_t scale)
+{
+        int rc = measure(s, "insert_nodes_tx1", 1, scale / 10, op_insert_node_tx1);
+
+        if (rc == 0)
+                rc = measure(s, "get_node", 1, scale * 4, op_get_node);
+        if (rc == 0)
+                rc = measure(s, "neighbors_out", 1, scale * 4, op_neighbors);
+        if (rc == 0)
+                rc = measure(s, "two_hop", 1, scale, op_two_hop);
+        if (rc == 0)
+                rc = measure(s, "bfs3", 1, scale / 10, op_bfs3);
+        if (rc == 0)
+                rc = measure(s, "shortest_path", 1, scale / 20, op_shortest_path);
+        if (rc == 0)
+                rc = measure(s, "label_scan", 1, 10, op_label_scan);
+        if (rc == 0)
+                rc = measure(s, "property_lookup", 1, scale / 5, op_property_lookup);
+        return rc;
+}
+
+/* The database files are scratch: removed whatever happened. */
+static void
+scratch_remove(const char *dir)
+{
+        static const char *const names[] = {"bench.sombra", "bench.sombra-wal", "bench.sqlite",
+                                            "bench.sqlite-wal", "bench.sqlite-shm"};
+        char path[256];
+
+        for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+                snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
+                unlink(path);
+        }
+        if (rmdir(dir) != 0)
+                fprintf(stderr, "sombra-bench: could not remove %s\n", dir);
+}
+
+static int
+engine_run(const struct options *o, const struct adapter *a, struct dataset *d)
+{
+        char dir[] = "/tmp/sombra-bench-XXXXXX";
+        struct session s = {o, a, PRODUCTION, {.a = a, .d = d}};
+        uint64_t scale = o->quick ? 500 : 5000;
+        int rc;
+
+        if (mkdtemp(dir) == NULL)
+                return SOMBRA_EIO;
+        rc = a->open(dir, PRODUCTION, &s.r.db);
+        if (rc == 0)
+                rc = load(&s, 1000);
+        if (rc == 0)
+                rc = reads(&s, scale);
+        if (s.r.db != NULL)
+                a->close(s.r.db);
+        for (size_t p = 0; p < NPROFILES && rc == 0; p++) {
+                if (o->profile != NULL && strcmp(o->profile, profiles[p].name) != 0)
+                        continue;
+                s.p = &profiles[p];
+                rc = a->open(dir, s.p, &s.r.db);
+                for (size_t t = 0; t < NTHREADS && rc == 0; t++)
+                        rc = measure(&s, "mixed", thread_counts[t], 0, op_mixed);
+                for (size_t t = 0; t < NTHREADS && rc == 0 && s.p == PRODUCTION; t++)
+                        rc =
+                            measure(&s, "durable_commit_scaling", thread_counts[t], 0, op_one_edge);
+                if (rc == 0)
+                        a->close(s.r.db);
+        }
+        scratch_remove(dir);
+        return rc;
+}
+
+static int
+parse(int argc, char **argv, struct options *o)
+{
+        for (int i = 1; i < argc; i++) {
+                const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+                if (strcmp(argv[i], "--quick") == 0) {
+                        o->quick = true;
+                        continue;
+                }
+                if (strcmp(argv[i], "--json") == 0) {
+                        o->json = true;
+                        continue;
+                }
+                if (strcmp(argv[i], "--help") == 0 || v == NULL) {
+                        fprintf(stderr, "usage: sombra-bench [--quick] [--json] [--workload NAME] "
+                                        "[--threads N] [--profile NAME] [--engine NAME] "
+                                        "[--nodes N] [--edges M] [--seconds S]\n");
+                        return strcmp(argv[i], "--help") == 0 ? 1 : -1;
+                }
+                if (strcmp(argv[i], "--workload") == 0)
+                        o->workload = v;
+                else if (strcmp(argv[i], "--profile") == 0)
+                        o->profile = v;
+                else if (strcmp(argv[i], "--engine") == 0)
+                        o->engine = v;
+                else if (strcmp(argv[i], "--threads") == 0)
+                        o->threads = atoi(v);
+                else if (strcmp(argv[i], "--nodes") == 0)
+                        o->nodes = strtoull(v, NULL, 10);
+                else if (strcmp(argv[i], "--edges") == 0)
+                        o->edges = strtoull(v, NULL, 10);
+                else if (strcmp(argv[i], "--seconds") == 0)
+                        o->seconds = strtod(v, NULL);
+                else {
+                        fprintf(stderr, "sombra-bench: unknown option %s\n", argv[i]);
+                        return -1;
+                }
+                i++;
+        }
+        return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+        struct options o = {0};
+        struct dataset d = {0};
+        uint64_t rng;
+        int rc = parse(argc, argv, &o);
+
+        if (rc != 0)
+                return rc > 0 ? 0 : 2;
+        if (o.nodes == 0)
+                o.nodes = o.quick ? 2000 : 20000;
+        if (o.edges == 0)
+                o.edges = o.nodes * 5;
+        if (o.seconds <= 0)
+                o.seconds = o.quick ? 0.2 : 2.0;
+        d.nnodes = o.nodes;
+        d.nedges = o.edges;
+        d.seed = 42;
+        d.nodes = calloc(d.nnodes, sizeof(*d.nodes));
+        d.ids = calloc(d.nnodes, sizeof(*d.ids));
+        if (d.nodes == NULL || d.ids == NULL)
+                return 1;
+        rng = d.seed;
+        for (uint64_t i = 0; i < d.nnodes; i++)
+                node_make(&d.nodes[i], i, &rng);
+        for (size_t e = 0; e < NADAPTERS && rc == 0; e++) {
+                if (o.engine != NULL && strcmp(o.engine, adapters[e]->name) != 0)
+                        continue;
+                fprintf(stderr, "sombra-bench: %s, %" PRIu64 " nodes, %" PRIu64 " edges\n",
+                        adapters[e]->name, d.nnodes, d.nedges);
+                rc = engine_run(&o, adapters[e], &d);
+        }
+        if (rc == 0 && !o.json)
+                print_table();
+        free(d.nodes);
+        free(d.ids);
+        return rc == 0 ? 0 : 1;
+}

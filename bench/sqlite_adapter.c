@@ -1,0 +1,630 @@
+/*
+ * sqlite_adapter.c - SQLite under the benchmark's workloads: the same data and
+ * the same calls as Sombra, through SQLite used the way a careful application
+ * would use it.
+ *
+ * Database: one file, <dir>/bench.sqlite, opened or created by open in WAL
+ * mode, which is stored in the file (the harness reopens it under each
+ * profile; the schema is created only when missing). The
+ * db handle keeps the connection that made the schema open until close, so
+ * the WAL and its index persist between the benchmark's own connections.
+ *
+ * Schema:
+ *   nodes(id INTEGER PRIMARY KEY, labels TEXT NOT NULL, name TEXT,
+ *         age INTEGER, joined INTEGER, score REAL)
+ *   edges(id INTEGER PRIMARY KEY, src INTEGER NOT NULL, dst INTEGER NOT NULL,
+ *         type TEXT NOT NULL, since INTEGER)
+ *   indexes nodes_labels(labels), edges_src_type(src, type),
+ *   edges_dst_type(dst, type); nodes_age(age) when index_age is called.
+ * Every node is labelled 'User', every edge typed 'FRIENDS_WITH' (the
+ * social network's only label and type). Ids are rowids, read back with
+ * sqlite3_last_insert_rowid.
+ *
+ * Statements, prepared once per connection (SQLITE_PREPARE_PERSISTENT) and
+ * reset and unbound after every use; see stmt_sql[] for their text:
+ *   insert_nodes   BEGIN IMMEDIATE; INSERT INTO nodes per node; COMMIT
+ *   insert_edges   BEGIN IMMEDIATE; INSERT INTO edges per edge; COMMIT
+ *   get_node       the row by id; nprops = non-NULL name, age, joined, score
+ *   neighbors_out  (edge id, dst) of the node's FRIENDS_WITH edges; row count
+ *   two_hop        COUNT(DISTINCT e2.dst) over e1 JOIN e2 ON e2.src = e1.dst,
+ *                  the start excluded (as graph_two_hop_count)
+ *   bfs3           recursive CTE over (node, depth), depth <= 3; the count of
+ *                  distinct nodes includes the start (as graph_bfs)
+ *   shortest_path  the same CTE to depth 6, its queue ordered by depth, so
+ *                  the first row for `to` has the fewest hops; LIMIT 1 stops
+ *                  the recursion there. Sombra's search has no depth bound.
+ *   label_scan     ids of nodes labelled 'User'; row count
+ *   property_lookup ids of 'User' nodes with age = ?; row count
+ * neighbors_out follows FRIENDS_WITH edges; two_hop, bfs3 and shortest_path
+ * follow edges of any type, as the Sombra adapter asks of Sombra (on the
+ * social network every edge is FRIENDS_WITH, so the answers agree).
+ *
+ * Transactions: each insert call is one BEGIN IMMEDIATE ... COMMIT, so the
+ * write lock is taken up front and a transaction never fails halfway for a
+ * lock; a failed one is rolled back. Reads run in autocommit: each statement
+ * is its own read transaction over one WAL snapshot.
+ *
+ * Durability: synchronous is a per-connection setting, so every connection
+ * sets it from the profile. What a crash can take away, in WAL mode:
+ *   FULL        -> FULL    the WAL is synced at every commit: nothing
+ *                          acknowledged;
+ *   NORMAL      -> NORMAL  the WAL is synced only before a checkpoint: a
+ *                          power loss takes every commit since the last one
+ *                          (more than Sombra's NORMAL, which syncs every 100
+ *                          commits or 100 ms); a process crash takes none;
+ *   CHECKPOINT  -> NORMAL  which is exactly "synced at checkpoints";
+ *   OFF         -> OFF     never synced: a power loss can take anything the
+ *                          OS had not written, and can corrupt the file.
+ * Stock SQLite has no page checksums: with checksums asked for (the
+ * durability profile) it still runs at FULL without them.
+ *
+ * Threads: one connection per thread, opened with SQLITE_OPEN_NOMUTEX (no
+ * locking inside a connection), which needs a threadsafe library; open
+ * checks it. Contention between connections waits in the busy handler for
+ * BUSY_TIMEOUT_MS, then fails with SOMBRA_EBUSY.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "adapter.h"
+
+#define BUSY_TIMEOUT_MS 10000
+#define DB_FILE         "bench.sqlite"
+
+enum stmt {
+        STMT_BEGIN,
+        STMT_COMMIT,
+        STMT_ROLLBACK,
+        STMT_INSERT_NODE,
+        STMT_INSERT_EDGE,
+        STMT_GET_NODE,
+        STMT_NEIGHBORS_OUT,
+        STMT_TWO_HOP,
+        STMT_BFS3,
+        STMT_SHORTEST_PATH,
+        STMT_LABEL_SCAN,
+        STMT_PROPERTY_LOOKUP,
+        NSTMTS
+};
+
+static const char *const stmt_sql[NSTMTS] = {
+    [STMT_BEGIN] = "BEGIN IMMEDIATE",
+    [STMT_COMMIT] = "COMMIT",
+    [STMT_ROLLBACK] = "ROLLBACK",
+    [STMT_INSERT_NODE] = "INSERT INTO nodes(labels, name, age, joined, score) "
+                         "VALUES('User', ?1, ?2, ?3, ?4)",
+    [STMT_INSERT_EDGE] = "INSERT INTO edges(src, dst, type, since) "
+                         "VALUES(?1, ?2, 'FRIENDS_WITH', ?3)",
+    [STMT_GET_NODE] = "SELECT id, labels, name, age, joined, score FROM nodes WHERE id = ?1",
+    [STMT_NEIGHBORS_OUT] = "SELECT id, dst FROM edges WHERE src = ?1 AND type = 'FRIENDS_WITH'",
+    [STMT_TWO_HOP] = "SELECT COUNT(DISTINCT e2.dst) FROM edges e1 "
+                     "JOIN edges e2 ON e2.src = e1.dst WHERE e1.src = ?1 AND e2.dst <> ?1",
+    /* The start comes from nodes, so an unknown start reaches nothing. */
+    [STMT_BFS3] = "WITH RECURSIVE reach(node, depth) AS ("
+                  " SELECT id, 0 FROM nodes WHERE id = ?1"
+                  " UNION"
+                  " SELECT e.dst, r.depth + 1 FROM reach r"
+                  " JOIN edges e ON e.src = r.node"
+                  " WHERE r.depth < 3)"
+                  " SELECT COUNT(DISTINCT node) FROM reach",
+    [STMT_SHORTEST_PATH] = "WITH RECURSIVE reach(node, depth) AS ("
+                           " SELECT ?1, 0"
+                           " UNION"
+                           " SELECT e.dst, r.depth + 1 FROM reach r"
+                           " JOIN edges e ON e.src = r.node"
+                           " WHERE r.depth < 6 ORDER BY 2)"
+                           " SELECT depth FROM reach WHERE node = ?2 LIMIT 1",
+    [STMT_LABEL_SCAN] = "SELECT id FROM nodes WHERE labels = 'User'",
+    [STMT_PROPERTY_LOOKUP] = "SELECT id FROM nodes WHERE labels = 'User' AND age = ?1",
+};
+
+static const char SCHEMA_SQL[] =
+    "BEGIN;"
+    "CREATE TABLE IF NOT EXISTS nodes(id INTEGER PRIMARY KEY, labels TEXT NOT NULL, name TEXT,"
+    " age INTEGER, joined INTEGER, score REAL);"
+    "CREATE TABLE IF NOT EXISTS edges(id INTEGER PRIMARY KEY, src INTEGER NOT NULL, dst INTEGER "
+    "NOT NULL,"
+    " type TEXT NOT NULL, since INTEGER);"
+    "CREATE INDEX IF NOT EXISTS nodes_labels ON nodes(labels);"
+    "CREATE INDEX IF NOT EXISTS edges_src_type ON edges(src, type);"
+    "CREATE INDEX IF NOT EXISTS edges_dst_type ON edges(dst, type);"
+    "COMMIT;";
+
+struct sqlite_db {
+        char path[4096];
+        const char *synchronous; /* the PRAGMA's value for the profile */
+        sqlite3 *schema;         /* made the schema; open until close */
+};
+
+struct sqlite_conn {
+        sqlite3 *db;
+        sqlite3_stmt *st[NSTMTS];
+};
+
+/* SQLite's result code (primary or extended) as a SOMBRA_* status. */
+static int
+status_of(int rc)
+{
+        switch (rc & 0xff) {
+        case SQLITE_OK:
+        case SQLITE_ROW:
+        case SQLITE_DONE:
+                return SOMBRA_OK;
+        case SQLITE_BUSY:
+        case SQLITE_LOCKED:
+                return SOMBRA_EBUSY;
+        case SQLITE_NOMEM:
+                return SOMBRA_ENOMEM;
+        case SQLITE_FULL:
+                return SOMBRA_ENOSPC;
+        case SQLITE_CORRUPT:
+                return SOMBRA_ECORRUPT;
+        case SQLITE_NOTADB:
+                return SOMBRA_ENOTDB;
+        case SQLITE_TOOBIG:
+                return SOMBRA_ETOOBIG;
+        case SQLITE_PERM:
+        case SQLITE_READONLY:
+        case SQLITE_CANTOPEN:
+                return SOMBRA_EPERM;
+        case SQLITE_MISUSE:
+        case SQLITE_RANGE:
+        case SQLITE_MISMATCH:
+                return SOMBRA_EINVAL;
+        default:
+                return SOMBRA_EIO;
+        }
+}
+
+static int64_t
+now_ms(void)
+{
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Steps st to its end and resets it; for statements that return no rows. */
+static int
+stmt_exec(sqlite3_stmt *st)
+{
+        int rc = sqlite3_step(st);
+        sqlite3_reset(st);
+        sqlite3_clear_bindings(st);
+        return rc == SQLITE_ROW ? SOMBRA_EIO : status_of(rc);
+}
+
+/*
+ * Steps st through every row and resets it. *rows gets the number of rows,
+ * *first (may be NULL) column 0 of the first row; neither is written on error.
+ */
+static int
+stmt_rows(sqlite3_stmt *st, size_t *rows, int64_t *first)
+{
+        int64_t v = 0;
+        size_t n = 0;
+        int rc;
+
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+                if (n++ == 0)
+                        v = sqlite3_column_int64(st, 0);
+        }
+        sqlite3_reset(st);
+        sqlite3_clear_bindings(st);
+        if (rc != SQLITE_DONE)
+                return status_of(rc);
+        *rows = n;
+        if (first != NULL)
+                *first = v;
+        return SOMBRA_OK;
+}
+
+/*
+ * Opens a connection to db's file with the profile's settings. On error
+ * *out is NULL and nothing stays open.
+ */
+static int
+connection_open(const struct sqlite_db *db, int flags, sqlite3 **out)
+{
+        char pragma[64];
+        sqlite3 *h = NULL;
+        int rc;
+
+        *out = NULL;
+        rc = sqlite3_open_v2(db->path, &h, flags | SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
+                             NULL);
+        if (rc == SQLITE_OK)
+                rc = sqlite3_busy_timeout(h, BUSY_TIMEOUT_MS);
+        if (rc == SQLITE_OK) {
+                snprintf(pragma, sizeof(pragma), "PRAGMA synchronous=%s", db->synchronous);
+                rc = sqlite3_exec(h, pragma, NULL, NULL, NULL);
+        }
+        if (rc != SQLITE_OK) {
+                sqlite3_close_v2(h); /* h may be a handle that failed to open */
+                return status_of(rc);
+        }
+        *out = h;
+        return SOMBRA_OK;
+}
+
+static int
+set_wal(sqlite3 *h)
+{
+        sqlite3_stmt *st = NULL;
+        int rc = sqlite3_prepare_v2(h, "PRAGMA journal_mode=WAL", -1, &st, NULL);
+
+        if (rc == SQLITE_OK)
+                rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW) {
+                const unsigned char *mode = sqlite3_column_text(st, 0);
+                rc = mode != NULL && strcmp((const char *)mode, "wal") == 0 ? SQLITE_OK
+                                                                            : SQLITE_IOERR;
+        }
+        sqlite3_finalize(st);
+        return status_of(rc);
+}
+
+static const char *
+synchronous_of(enum sombra_sync_mode mode)
+{
+        switch (mode) {
+        case SOMBRA_SYNC_FULL:
+                return "FULL";
+        case SOMBRA_SYNC_NORMAL:
+        case SOMBRA_SYNC_CHECKPOINT:
+                return "NORMAL";
+        case SOMBRA_SYNC_OFF:
+                return "OFF";
+        }
+        return NULL;
+}
+
+static int
+sqlite_open(const char *dir, const struct bench_profile *p, void **out)
+{
+        struct sqlite_db *db = NULL;
+        int n, rc;
+
+        if (dir == NULL || p == NULL || out == NULL)
+                return SOMBRA_EINVAL;
+        *out = NULL;
+        if (!sqlite3_threadsafe())
+                return SOMBRA_EINVAL; /* one connection per thread needs it */
+        db = calloc(1, sizeof(*db));
+        if (db == NULL)
+                return SOMBRA_ENOMEM;
+        db->synchronous = synchronous_of(p->mode);
+        n = snprintf(db->path, sizeof(db->path), "%s/%s", dir, DB_FILE);
+        if (db->synchronous == NULL || n < 0 || (size_t)n >= sizeof(db->path)) {
+                rc = SOMBRA_EINVAL;
+                goto fail;
+        }
+        /* Opens or creates: the harness reopens one database under each profile. */
+        rc = connection_open(db, SQLITE_OPEN_CREATE, &db->schema);
+        if (rc == SOMBRA_OK)
+                rc = set_wal(db->schema);
+        if (rc == SOMBRA_OK)
+                rc = status_of(sqlite3_exec(db->schema, SCHEMA_SQL, NULL, NULL, NULL));
+        if (rc != SOMBRA_OK)
+                goto fail;
+        *out = db;
+        return SOMBRA_OK;
+fail:
+        sqlite3_close_v2(db->schema);
+        free(db);
+        return rc;
+}
+
+static void
+sqlite_close(void *handle)
+{
+        struct sqlite_db *db = handle;
+
+        if (db == NULL)
+                return;
+        sqlite3_close_v2(db->schema);
+        free(db);
+}
+
+static void
+sqlite_conn_close(void *handle)
+{
+        struct sqlite_conn *c = handle;
+
+        if (c == NULL)
+                return;
+        for (int i = 0; i < NSTMTS; i++)
+                sqlite3_finalize(c->st[i]);
+        sqlite3_close_v2(c->db);
+        free(c);
+}
+
+static int
+sqlite_conn_open(void *handle, void **out)
+{
+        struct sqlite_conn *c;
+        int rc;
+
+        if (handle == NULL || out == NULL)
+                return SOMBRA_EINVAL;
+        *out = NULL;
+        c = calloc(1, sizeof(*c));
+        if (c == NULL)
+                return SOMBRA_ENOMEM;
+        rc = connection_open(handle, 0, &c->db);
+        for (int i = 0; rc == SOMBRA_OK && i < NSTMTS; i++)
+                rc = status_of(sqlite3_prepare_v3(c->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
+                                                  &c->st[i], NULL));
+        if (rc != SOMBRA_OK) {
+                sqlite_conn_close(c);
+                return rc;
+        }
+        *out = c;
+        return SOMBRA_OK;
+}
+
+/*
+ * BEGIN IMMEDIATE: takes the write lock now. The busy handler waits for it;
+ * a SQLITE_BUSY that comes back sooner (one the handler was not asked about)
+ * is retried until BUSY_TIMEOUT_MS have passed.
+ */
+static int
+write_begin(struct sqlite_conn *c)
+{
+        int64_t deadline = now_ms() + BUSY_TIMEOUT_MS;
+
+        for (;;) {
+                int rc = sqlite3_step(c->st[STMT_BEGIN]);
+                sqlite3_reset(c->st[STMT_BEGIN]);
+                if (rc == SQLITE_DONE)
+                        return SOMBRA_OK;
+                if ((rc & 0xff) != SQLITE_BUSY || now_ms() >= deadline)
+                        return status_of(rc);
+                sqlite3_sleep(1);
+        }
+}
+
+/*
+ * Commits when status is SOMBRA_OK, and rolls back when it is not or when
+ * the commit fails (unless SQLite already rolled back). Returns the first
+ * failure.
+ */
+static int
+write_end(struct sqlite_conn *c, int status)
+{
+        if (status == SOMBRA_OK)
+                status = stmt_exec(c->st[STMT_COMMIT]);
+        if (status != SOMBRA_OK && !sqlite3_get_autocommit(c->db))
+                stmt_exec(c->st[STMT_ROLLBACK]);
+        return status;
+}
+
+static int
+sqlite_insert_nodes(void *handle, const struct bench_node *nodes, size_t n, uint64_t *ids)
+{
+        struct sqlite_conn *c = handle;
+        sqlite3_stmt *st;
+        int rc;
+
+        if (c == NULL || (n > 0 && (nodes == NULL || ids == NULL)))
+                return SOMBRA_EINVAL;
+        st = c->st[STMT_INSERT_NODE];
+        rc = write_begin(c);
+        if (rc != SOMBRA_OK)
+                return rc;
+        for (size_t i = 0; rc == SOMBRA_OK && i < n; i++) {
+                const struct bench_node *node = &nodes[i];
+                /* name need not be NUL-terminated when it fills the array */
+                int bound = sqlite3_bind_text(
+                    st, 1, node->name, (int)strnlen(node->name, sizeof(node->name)), SQLITE_STATIC);
+                if (bound == SQLITE_OK)
+                        bound = sqlite3_bind_int64(st, 2, node->age);
+                if (bound == SQLITE_OK)
+                        bound = sqlite3_bind_int64(st, 3, node->joined);
+                if (bound == SQLITE_OK)
+                        bound = sqlite3_bind_double(st, 4, node->score);
+                if (bound == SQLITE_OK) {
+                        rc = stmt_exec(st);
+                } else {
+                        sqlite3_clear_bindings(st);
+                        rc = status_of(bound);
+                }
+                if (rc == SOMBRA_OK)
+                        ids[i] = (uint64_t)sqlite3_last_insert_rowid(c->db);
+        }
+        return write_end(c, rc);
+}
+
+static int
+sqlite_insert_edges(void *handle, const struct bench_edge *edges, size_t n)
+{
+        struct sqlite_conn *c = handle;
+        sqlite3_stmt *st;
+        int rc;
+
+        if (c == NULL || (n > 0 && edges == NULL))
+                return SOMBRA_EINVAL;
+        st = c->st[STMT_INSERT_EDGE];
+        rc = write_begin(c);
+        if (rc != SOMBRA_OK)
+                return rc;
+        for (size_t i = 0; rc == SOMBRA_OK && i < n; i++) {
+                int bound = sqlite3_bind_int64(st, 1, (sqlite3_int64)edges[i].src);
+                if (bound == SQLITE_OK)
+                        bound = sqlite3_bind_int64(st, 2, (sqlite3_int64)edges[i].dst);
+                if (bound == SQLITE_OK)
+                        bound = sqlite3_bind_int64(st, 3, edges[i].since);
+                if (bound == SQLITE_OK) {
+                        rc = stmt_exec(st);
+                } else {
+                        sqlite3_clear_bindings(st);
+                        rc = status_of(bound);
+                }
+        }
+        return write_end(c, rc);
+}
+
+static int
+sqlite_index_age(void *handle)
+{
+        struct sqlite_conn *c = handle;
+
+        if (c == NULL)
+                return SOMBRA_EINVAL;
+        return status_of(sqlite3_exec(c->db, "CREATE INDEX IF NOT EXISTS nodes_age ON nodes(age)",
+                                      NULL, NULL, NULL));
+}
+
+static int
+sqlite_get_node(void *handle, uint64_t id, size_t *nprops)
+{
+        struct sqlite_conn *c = handle;
+        sqlite3_stmt *st;
+        size_t found = 0;
+        int rc;
+
+        if (c == NULL || nprops == NULL)
+                return SOMBRA_EINVAL;
+        st = c->st[STMT_GET_NODE];
+        rc = sqlite3_bind_int64(st, 1, (sqlite3_int64)id);
+        if (rc == SQLITE_OK)
+                rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW) {
+                /* columns 2..5: name, age, joined, score */
+                for (int col = 2; col < 6; col++)
+                        found += sqlite3_column_type(st, col) != SQLITE_NULL;
+        }
+        sqlite3_reset(st);
+        sqlite3_clear_bindings(st);
+        if (rc == SQLITE_DONE)
+                return SOMBRA_ENOTFOUND;
+        if (rc != SQLITE_ROW)
+                return status_of(rc);
+        *nprops = found;
+        return SOMBRA_OK;
+}
+
+/* Binds arg to ?1 of statement which, runs it and counts its rows, as stmt_rows. */
+static int
+rows_for(struct sqlite_conn *c, enum stmt which, sqlite3_int64 arg, size_t *rows, int64_t *first)
+{
+        sqlite3_stmt *st = c->st[which];
+        int rc = sqlite3_bind_int64(st, 1, arg);
+
+        if (rc != SQLITE_OK) {
+                sqlite3_clear_bindings(st);
+                return status_of(rc);
+        }
+        return stmt_rows(st, rows, first);
+}
+
+static int
+sqlite_neighbors_out(void *handle, uint64_t id, size_t *n)
+{
+        if (handle == NULL || n == NULL)
+                return SOMBRA_EINVAL;
+        return rows_for(handle, STMT_NEIGHBORS_OUT, (sqlite3_int64)id, n, NULL);
+}
+
+static int
+sqlite_two_hop(void *handle, uint64_t id, uint64_t *distinct)
+{
+        size_t rows;
+        int64_t count;
+        int rc;
+
+        if (handle == NULL || distinct == NULL)
+                return SOMBRA_EINVAL;
+        rc = rows_for(handle, STMT_TWO_HOP, (sqlite3_int64)id, &rows, &count);
+        if (rc == SOMBRA_OK)
+                *distinct = (uint64_t)count;
+        return rc;
+}
+
+static int
+sqlite_bfs3(void *handle, uint64_t id, uint64_t *reached)
+{
+        size_t rows;
+        int64_t count;
+        int rc;
+
+        if (handle == NULL || reached == NULL)
+                return SOMBRA_EINVAL;
+        rc = rows_for(handle, STMT_BFS3, (sqlite3_int64)id, &rows, &count);
+        if (rc == SOMBRA_OK && count == 0)
+                rc = SOMBRA_ENOTFOUND; /* no such start node */
+        if (rc == SOMBRA_OK)
+                *reached = (uint64_t)count;
+        return rc;
+}
+
+static int
+sqlite_shortest_path(void *handle, uint64_t from, uint64_t to, size_t *hops)
+{
+        struct sqlite_conn *c = handle;
+        sqlite3_stmt *st;
+        size_t rows;
+        int64_t depth;
+        int rc;
+
+        if (c == NULL || hops == NULL)
+                return SOMBRA_EINVAL;
+        *hops = 0;
+        if (from == to)
+                return SOMBRA_OK;
+        st = c->st[STMT_SHORTEST_PATH];
+        rc = sqlite3_bind_int64(st, 1, (sqlite3_int64)from);
+        if (rc == SQLITE_OK)
+                rc = sqlite3_bind_int64(st, 2, (sqlite3_int64)to);
+        if (rc != SQLITE_OK) {
+                sqlite3_clear_bindings(st);
+                return status_of(rc);
+        }
+        rc = stmt_rows(st, &rows, &depth);
+        if (rc == SOMBRA_OK && rows == 0)
+                rc = SOMBRA_ENOTFOUND; /* not within 6 hops */
+        if (rc == SOMBRA_OK)
+                *hops = (size_t)depth;
+        return rc;
+}
+
+static int
+sqlite_label_scan(void *handle, size_t *n)
+{
+        struct sqlite_conn *c = handle;
+
+        if (c == NULL || n == NULL)
+                return SOMBRA_EINVAL;
+        return stmt_rows(c->st[STMT_LABEL_SCAN], n, NULL);
+}
+
+static int
+sqlite_property_lookup(void *handle, int64_t age, size_t *n)
+{
+        if (handle == NULL || n == NULL)
+                return SOMBRA_EINVAL;
+        return rows_for(handle, STMT_PROPERTY_LOOKUP, age, n, NULL);
+}
+
+const struct adapter sqlite_adapter = {
+    .name = "sqlite",
+    .open = sqlite_open,
+    .close = sqlite_close,
+    .conn_open = sqlite_conn_open,
+    .conn_close = sqlite_conn_close,
+    .insert_nodes = sqlite_insert_nodes,
+    .insert_edges = sqlite_insert_edges,
+    .index_age = sqlite_index_age,
+    .get_node = sqlite_get_node,
+    .neighbors_out = sqlite_neighbors_out,
+    .two_hop = sqlite_two_hop,
+    .bfs3 = sqlite_bfs3,
+    .shortest_path = sqlite_shortest_path,
+    .label_scan = sqlite_label_scan,
+    .property_lookup = sqlite_property_lookup,
+};
