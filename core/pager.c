@@ -48,6 +48,7 @@ struct retired {
         pgno_t pgno;
         uint64_t txn;        /* the txn that made it unreachable */
         uint64_t ckpt_epoch; /* checkpoints completed when it was retired */
+        uint64_t born;       /* the txn that wrote it */
         bool durable;        /* the last durable meta could reach it when retired */
         bool born_in_txn;    /* allocated by the same txn that retired it */
 };
@@ -684,6 +685,7 @@ pager_retire(struct pager *p, struct page *pg)
             .pgno = pg->pgno,
             .txn = p->txn,
             .ckpt_epoch = p->ckpt_epoch,
+            .born = page_txn(pg),
             .durable = page_txn(pg) <= p->ckpt_txn,
             .born_in_txn = page_txn(pg) == p->txn,
         };
@@ -736,6 +738,22 @@ pager_reclaim(struct pager *p, uint64_t oldest_txn)
         }
         if (l->head == l->n)
                 l->head = l->n = 0;
+}
+
+void
+pager_forget_unpublished(struct pager *p, uint64_t published_txn)
+{
+        struct retvec *l = &p->limbo;
+        size_t keep = l->head;
+
+        for (size_t i = l->head; i < l->n; i++) {
+                struct retired *r = &l->v[i];
+                /* Written and superseded since the last publish: nobody ever saw it. */
+                if (!r->durable && r->born > published_txn && page_free(p, r->pgno) == SOMBRA_OK)
+                        continue;
+                l->v[keep++] = *r;
+        }
+        l->n = keep;
 }
 
 static int

@@ -112,6 +112,14 @@ void pager_unpin(struct pager *p, struct page *pg);
 int pager_reader_open(struct pager *writer, struct pager **out);
 void pager_reader_close(struct pager *reader);
 
+/*
+ * Before a write-back: pages written and superseded by transactions after
+ * published_txn (the newest state readers can have) were never visible to
+ * anyone and are not in a durable meta: they become free at once, so the
+ * write-back does not write them.
+ */
+void pager_forget_unpublished(struct pager *p, uint64_t published_txn);
+
 /* Writes every dirty page (no sync); they stay cached, clean. */
 int pager_write_back(struct pager *p);
 /* Lets readers read every page written so far (after pager_write_back). */

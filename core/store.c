@@ -476,6 +476,8 @@ store_publish(struct store *s)
         snap = malloc(sizeof(*snap));
         if (snap == NULL)
                 return SOMBRA_ENOMEM; /* readers keep the previous state; the commit stands */
+        if (s->published != NULL)
+                pager_forget_unpublished(s->pager, s->published->st.lsn);
         /*
          * Readers read pages from the file: everything they can reach must be
          * written. A failed write leaves the pages dirty for the next try and
