@@ -24,6 +24,7 @@
 #include "buf.h"
 #include "io.h"
 #include "record.h"
+#include "idset.h"
 
 struct graph;
 struct store;
@@ -105,6 +106,7 @@ struct graph_reader {
         struct buf val, raw;
         struct rec rec;
         struct graph_adjvec adj;
+        struct idset names; /* XXH3 of a name -> its id, for snapshot readers */
 };
 
 #define GRAPH_MAX_TYPE_FILTER 64

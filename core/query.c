@@ -17,6 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <xxhash.h>
+
 #include "graph.h"
 #include "store.h"
 #include "dict.h"
@@ -73,6 +75,7 @@ graph_reader_release(struct graph_reader *r)
         buf_free(&r->raw);
         rec_free(&r->rec);
         graph_adjvec_free(&r->adj);
+        idset_free(&r->names);
 }
 
 void
@@ -124,6 +127,7 @@ tree_cursor(struct graph_reader *r, enum store_tree t, struct btree_cursor *c)
 static int
 resolve(struct graph_reader *r, const char *name, uint32_t *id)
 {
+        uint64_t hash, cached;
         size_t len;
         int rc = dict_name_check(name, &len);
 
@@ -131,11 +135,25 @@ resolve(struct graph_reader *r, const char *name, uint32_t *id)
                 return rc;
         if (r->sr == NULL)
                 return dict_lookup(graph_dict(r->g), name, len, id);
+        /*
+         * A name's id never changes, so a reader may remember it. If it was
+         * learnt in a newer state, an older one simply has nothing under it.
+         */
+        hash = XXH3_64bits(name, len) & ~(1ull << 63); /* never IDSET_EMPTY */
+        if (idset_get(&r->names, hash, &cached)) {
+                const struct dict_name *n = dict_get(graph_dict(r->g), (uint32_t)cached);
+                if (n != NULL && n->len == len && memcmp(n->text, name, len) == 0) {
+                        *id = (uint32_t)cached;
+                        return SOMBRA_OK;
+                }
+        }
         rc = tree_get(r, TREE_NAMES, name, len, &r->val);
         if (rc == SOMBRA_OK && r->val.len != 4)
                 rc = SOMBRA_ECORRUPT;
-        if (rc == SOMBRA_OK)
+        if (rc == SOMBRA_OK) {
                 *id = get_be32(r->val.data);
+                (void)idset_put(&r->names, hash, *id, NULL); /* a cache: failing to fill is fine */
+        }
         return rc;
 }
 
@@ -423,11 +441,12 @@ graph_neighbors(struct graph_reader *r, uint64_t node, enum sombra_dir dir,
         put_be64(k, node);
         rc = read_enter(r);
         if (rc == SOMBRA_OK)
-                rc = tree_get(r, TREE_NODES, k, 8, NULL);
-        if (rc == SOMBRA_OK)
                 rc = type_filter(r, types, ntypes, tids, &ntids);
         if (rc == SOMBRA_OK)
                 rc = adj_collect(r, node, dir, tids, ntids, ntypes > 0, out);
+        /* Only an empty answer needs to know whether the node exists at all. */
+        if (rc == SOMBRA_OK && out->n == 0)
+                rc = tree_get(r, TREE_NODES, k, 8, NULL);
         read_exit(r);
         return rc;
 }
