@@ -621,8 +621,9 @@ pager_txn_abort(struct pager *p)
         p->txn_retired.n = 0;
 }
 
+/* A new page; its body is zeroed unless the caller overwrites all of it (a copy). */
 static int
-page_new(struct pager *p, uint8_t type, uint64_t txn, struct page **out)
+page_new(struct pager *p, uint8_t type, uint64_t txn, bool zero, struct page **out)
 {
         struct page *pg;
         pgno_t pgno;
@@ -647,7 +648,7 @@ page_new(struct pager *p, uint8_t type, uint64_t txn, struct page **out)
                         p->free.n++;
                 return rc;
         }
-        memset(pg->data, 0, p->page_size);
+        memset(pg->data, 0, zero ? p->page_size : PAGE_HDR);
         pg->data[0] = type;
         put_be32(pg->data + 4, p->page_size);
         put_be64(pg->data + 16, pgno);
@@ -657,8 +658,8 @@ page_new(struct pager *p, uint8_t type, uint64_t txn, struct page **out)
         return SOMBRA_OK;
 }
 
-int
-pager_alloc(struct pager *p, uint8_t type, struct page **out)
+static int
+txn_page_new(struct pager *p, uint8_t type, bool zero, struct page **out)
 {
         struct page *pg;
         int rc;
@@ -670,12 +671,18 @@ pager_alloc(struct pager *p, uint8_t type, struct page **out)
                 rc = pgvec_reserve(&p->free, p->free.n + p->txn_alloc.n + 1);
         if (rc != SOMBRA_OK)
                 return rc;
-        rc = page_new(p, type, p->txn, &pg);
+        rc = page_new(p, type, p->txn, zero, &pg);
         if (rc != SOMBRA_OK)
                 return rc;
         p->txn_alloc.v[p->txn_alloc.n++] = pg->pgno;
         *out = pg;
         return SOMBRA_OK;
+}
+
+int
+pager_alloc(struct pager *p, uint8_t type, struct page **out)
+{
+        return txn_page_new(p, type, true, out);
 }
 
 int
@@ -705,7 +712,7 @@ pager_make_writable(struct pager *p, struct page **pgp)
                 old->dirty = true;
                 return SOMBRA_OK;
         }
-        rc = pager_alloc(p, page_type(old), &copy);
+        rc = txn_page_new(p, page_type(old), false, &copy);
         if (rc != SOMBRA_OK)
                 return rc;
         /* Everything but the identity fields (checksum, pgno, txn) comes along. */
@@ -810,7 +817,7 @@ pager_freelist_build(struct pager *p, uint64_t ckpt_txn, pgno_t old_head, pgno_t
                 struct page *pg;
                 rc = pgvec_push(&lists, 0);
                 if (rc == SOMBRA_OK)
-                        rc = page_new(p, PAGE_FREELIST, ckpt_txn, &pg);
+                        rc = page_new(p, PAGE_FREELIST, ckpt_txn, true, &pg);
                 if (rc != SOMBRA_OK)
                         goto label_out;
                 lists.v[i] = pg->pgno;
