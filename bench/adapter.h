@@ -67,6 +67,15 @@ struct adapter {
                              size_t *hops);                         /* out; 0 = none */
         int (*label_scan)(void *conn, size_t *n);                   /* every User */
         int (*property_lookup)(void *conn, int64_t age, size_t *n); /* User.age == age */
+        /* long_read: a read transaction that sees one state until read_hold_end. */
+        int (*read_hold_begin)(void *conn);
+        int (*read_hold_end)(void *conn);
+        /*
+         * long_write: a write transaction that makes one node and stays open
+         * for `seconds` without committing, then rolls back; the engine may
+         * end it sooner (Sombra's txn_timeout_ms), which is not an error here.
+         */
+        int (*write_hold)(void *conn, double seconds);
         /* Optional (NULL): durable commits acknowledged and fdatasyncs made so far. */
         int (*sync_counts)(void *db, uint64_t *commits, uint64_t *syncs);
 };

@@ -9,7 +9,9 @@
  * Per engine: load a social network (insert_nodes_tx1000, insert_edges_tx1000,
  * insert_nodes_tx1) under the production profile, run the single-threaded
  * reads, then reopen the same database under each profile for `mixed` at
- * 1, 4, 16 and 64 threads, and under production for `durable_commit_scaling`.
+ * 1, 4, 16 and 64 threads, and under production for `durable_commit_scaling`,
+ * `long_read` and `long_write` (4 writer threads while another connection
+ * holds a read, or a write, transaction for the whole window).
  * Every figure names its profile, and each profile says what a crash loses.
  *
  * Output: a progress line per workload on stderr, a table on stdout; with
@@ -526,6 +528,66 @@ load(struct session *s, uint64_t per)
         return rc;
 }
 
+/* long_read / long_write: one connection holds a transaction while writers run. */
+struct holder {
+        struct session *s;
+        bool write;
+        int ready; /* set once the transaction is (about to be) open */
+        int status;
+};
+
+static void *
+holder_main(void *arg)
+{
+        struct holder *h = arg;
+        const struct adapter *a = h->s->a;
+        double secs = h->s->o->seconds;
+        struct timespec pause = {(time_t)secs, (long)((secs - (double)(time_t)secs) * 1e9)};
+        void *conn;
+
+        h->status = a->conn_open(h->s->r.db, &conn);
+        if (h->status != 0) {
+                __atomic_store_n(&h->ready, 1, __ATOMIC_RELEASE);
+                return NULL;
+        }
+        if (h->write) {
+                __atomic_store_n(&h->ready, 1, __ATOMIC_RELEASE);
+                h->status = a->write_hold(conn, secs);
+        } else {
+                h->status = a->read_hold_begin(conn);
+                __atomic_store_n(&h->ready, 1, __ATOMIC_RELEASE);
+                nanosleep(&pause, NULL);
+                if (h->status == 0)
+                        h->status = a->read_hold_end(conn);
+        }
+        a->conn_close(conn);
+        return NULL;
+}
+
+static int
+held(struct session *s, const char *name, bool write)
+{
+        struct holder h = {s, write, 0, 0};
+        struct timespec settle = {0, 20 * 1000000};
+        pthread_t tid;
+        int rc;
+
+        if (!selected(s->o, name) || (s->o->threads && s->o->threads != 4))
+                return 0;
+        pthread_create(&tid, NULL, holder_main, &h);
+        while (!__atomic_load_n(&h.ready, __ATOMIC_ACQUIRE))
+                nanosleep(&settle, NULL);
+        nanosleep(&settle, NULL); /* the holder's transaction is open before the writers come */
+        rc = measure(s, name, 4, 0, op_one_edge);
+        pthread_join(tid, NULL);
+        if (rc == 0 && h.status != 0) {
+                fprintf(stderr, "sombra-bench: %s %s: the holder failed: %s\n", s->a->name, name,
+                        sombra_strerror(h.status));
+                rc = h.status;
+        }
+        return rc;
+}
+
 static int
 reads(struct session *s, uint64_t scale)
 {
@@ -591,6 +653,10 @@ engine_run(const struct options *o, const struct adapter *a, struct dataset *d)
                 for (size_t t = 0; t < NTHREADS && rc == 0 && s.p == PRODUCTION; t++)
                         rc =
                             measure(&s, "durable_commit_scaling", thread_counts[t], 0, op_one_edge);
+                if (rc == 0 && s.p == PRODUCTION)
+                        rc = held(&s, "long_read", false);
+                if (rc == 0 && s.p == PRODUCTION)
+                        rc = held(&s, "long_write", true);
                 if (rc == 0)
                         a->close(s.r.db);
         }

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "adapter.h"
 
@@ -29,6 +30,8 @@ s_open(const char *dir, const struct bench_profile *p, void **out)
         cfg.sync_mode = p->mode;
         cfg.checksums = p->checksums;
         cfg.max_connections = 128;
+        /* long_write holds a transaction for seconds: let the engine cut it at half a second. */
+        cfg.txn_timeout_ms = 500;
         snprintf(path, sizeof(path), "%s/bench.sombra", dir);
         rc = sombra_open(path, &cfg, &db);
         if (rc == SOMBRA_OK)
@@ -191,6 +194,34 @@ s_property_lookup(void *conn, int64_t age, size_t *n)
 }
 
 static int
+s_read_hold_begin(void *conn)
+{
+        return sombra_read_begin(((struct sombra_bench_conn *)conn)->c);
+}
+
+static int
+s_read_hold_end(void *conn)
+{
+        return sombra_read_end(((struct sombra_bench_conn *)conn)->c);
+}
+
+static int
+s_write_hold(void *conn, double seconds)
+{
+        struct sombra_bench_conn *bc = conn;
+        struct timespec pause = {(time_t)seconds,
+                                 (long)((seconds - (double)(time_t)seconds) * 1e9)};
+        int rc = sombra_txn_begin(bc->c);
+
+        if (rc == SOMBRA_OK)
+                rc = sombra_node_create(bc->c, NULL, 0, NULL, 0, NULL);
+        nanosleep(&pause, NULL);
+        if (rc == SOMBRA_OK || rc == SOMBRA_ETIMEDOUT)
+                rc = sombra_txn_rollback(bc->c);
+        return rc == SOMBRA_ETIMEDOUT || rc == SOMBRA_ENOTXN ? SOMBRA_OK : rc;
+}
+
+static int
 s_sync_counts(void *db, uint64_t *commits, uint64_t *syncs)
 {
         struct sombra_stats st;
@@ -217,5 +248,8 @@ const struct adapter sombra_adapter = {
     .shortest_path = s_shortest_path,
     .label_scan = s_label_scan,
     .property_lookup = s_property_lookup,
+    .read_hold_begin = s_read_hold_begin,
+    .read_hold_end = s_read_hold_end,
+    .write_hold = s_write_hold,
     .sync_counts = s_sync_counts,
 };

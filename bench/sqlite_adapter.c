@@ -404,39 +404,45 @@ write_end(struct sqlite_conn *c, int status)
         return status;
 }
 
+/* One node into the open transaction; *id gets its rowid. */
+static int
+insert_node(struct sqlite_conn *c, const struct bench_node *node, uint64_t *id)
+{
+        sqlite3_stmt *st = c->st[STMT_INSERT_NODE];
+        /* name need not be NUL-terminated when it fills the array */
+        int rc, bound = sqlite3_bind_text(
+                    st, 1, node->name, (int)strnlen(node->name, sizeof(node->name)), SQLITE_STATIC);
+
+        if (bound == SQLITE_OK)
+                bound = sqlite3_bind_int64(st, 2, node->age);
+        if (bound == SQLITE_OK)
+                bound = sqlite3_bind_int64(st, 3, node->joined);
+        if (bound == SQLITE_OK)
+                bound = sqlite3_bind_double(st, 4, node->score);
+        if (bound == SQLITE_OK) {
+                rc = stmt_exec(st);
+        } else {
+                sqlite3_clear_bindings(st);
+                rc = status_of(bound);
+        }
+        if (rc == SOMBRA_OK)
+                *id = (uint64_t)sqlite3_last_insert_rowid(c->db);
+        return rc;
+}
+
 static int
 sqlite_insert_nodes(void *handle, const struct bench_node *nodes, size_t n, uint64_t *ids)
 {
         struct sqlite_conn *c = handle;
-        sqlite3_stmt *st;
         int rc;
 
         if (c == NULL || (n > 0 && (nodes == NULL || ids == NULL)))
                 return SOMBRA_EINVAL;
-        st = c->st[STMT_INSERT_NODE];
         rc = write_begin(c);
         if (rc != SOMBRA_OK)
                 return rc;
-        for (size_t i = 0; rc == SOMBRA_OK && i < n; i++) {
-                const struct bench_node *node = &nodes[i];
-                /* name need not be NUL-terminated when it fills the array */
-                int bound = sqlite3_bind_text(
-                    st, 1, node->name, (int)strnlen(node->name, sizeof(node->name)), SQLITE_STATIC);
-                if (bound == SQLITE_OK)
-                        bound = sqlite3_bind_int64(st, 2, node->age);
-                if (bound == SQLITE_OK)
-                        bound = sqlite3_bind_int64(st, 3, node->joined);
-                if (bound == SQLITE_OK)
-                        bound = sqlite3_bind_double(st, 4, node->score);
-                if (bound == SQLITE_OK) {
-                        rc = stmt_exec(st);
-                } else {
-                        sqlite3_clear_bindings(st);
-                        rc = status_of(bound);
-                }
-                if (rc == SOMBRA_OK)
-                        ids[i] = (uint64_t)sqlite3_last_insert_rowid(c->db);
-        }
+        for (size_t i = 0; rc == SOMBRA_OK && i < n; i++)
+                rc = insert_node(c, &nodes[i], &ids[i]);
         return write_end(c, rc);
 }
 
@@ -611,6 +617,38 @@ sqlite_property_lookup(void *handle, int64_t age, size_t *n)
         return rows_for(handle, STMT_PROPERTY_LOOKUP, age, n, NULL);
 }
 
+static int
+sqlite_read_hold_begin(void *handle)
+{
+        struct sqlite_conn *c = handle;
+        /* A deferred transaction starts reading at its first SELECT and keeps that state. */
+        return status_of(
+            sqlite3_exec(c->db, "BEGIN DEFERRED; SELECT COUNT(*) FROM nodes", NULL, NULL, NULL));
+}
+
+static int
+sqlite_read_hold_end(void *handle)
+{
+        struct sqlite_conn *c = handle;
+        return status_of(sqlite3_exec(c->db, "COMMIT", NULL, NULL, NULL));
+}
+
+static int
+sqlite_write_hold(void *handle, double seconds)
+{
+        struct sqlite_conn *c = handle;
+        struct bench_node n = {"holder", 30, 0, 0.0};
+        uint64_t id;
+        int rc = write_begin(c);
+
+        if (rc != SOMBRA_OK)
+                return rc;
+        rc = insert_node(c, &n, &id);
+        sqlite3_sleep((int)(seconds * 1000));
+        stmt_exec(c->st[STMT_ROLLBACK]);
+        return rc;
+}
+
 const struct adapter sqlite_adapter = {
     .name = "sqlite",
     .open = sqlite_open,
@@ -627,4 +665,7 @@ const struct adapter sqlite_adapter = {
     .shortest_path = sqlite_shortest_path,
     .label_scan = sqlite_label_scan,
     .property_lookup = sqlite_property_lookup,
+    .read_hold_begin = sqlite_read_hold_begin,
+    .read_hold_end = sqlite_read_hold_end,
+    .write_hold = sqlite_write_hold,
 };
