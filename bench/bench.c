@@ -11,7 +11,8 @@
  * reads, then reopen the same database under each profile for `mixed` at
  * 1, 4, 16 and 64 threads, and under production for `durable_commit_scaling`,
  * `long_read` and `long_write` (4 writer threads while another connection
- * holds a read, or a write, transaction for the whole window).
+ * holds a read, or a write, transaction for the whole window). `recovery`
+ * kills a writing child process and times the reopen.
  * Every figure names its profile, and each profile says what a crash loses.
  *
  * Output: a progress line per workload on stderr, a table on stdout; with
@@ -19,10 +20,12 @@
  */
 #include <inttypes.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "adapter.h"
@@ -528,6 +531,22 @@ load(struct session *s, uint64_t per)
         return rc;
 }
 
+/* The database files are scratch: removed whatever happened. */
+static void
+scratch_remove(const char *dir)
+{
+        static const char *const names[] = {"bench.sombra", "bench.sombra-wal", "bench.sqlite",
+                                            "bench.sqlite-wal", "bench.sqlite-shm"};
+        char path[256];
+
+        for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+                snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
+                unlink(path);
+        }
+        if (rmdir(dir) != 0)
+                fprintf(stderr, "sombra-bench: could not remove %s\n", dir);
+}
+
 /* long_read / long_write: one connection holds a transaction while writers run. */
 struct holder {
         struct session *s;
@@ -588,6 +607,81 @@ held(struct session *s, const char *name, bool write)
         return rc;
 }
 
+/*
+ * recovery: a child process commits transactions of 100 users (FULL) and
+ * reports each committed one's last id over a pipe; after `txns` reports the
+ * parent SIGKILLs it mid-stream, then times the reopen (open, a connection,
+ * the first read) and checks that the last acknowledged user is there.
+ */
+static void
+recovery_child(struct session *s, const char *dir, int fd, uint64_t txns)
+{
+        struct bench_node batch[100];
+        uint64_t ids[100], rng = 7;
+        void *db, *conn;
+
+        if (s->a->open(dir, PRODUCTION, &db) != 0 || s->a->conn_open(db, &conn) != 0)
+                _exit(2);
+        for (uint64_t k = 0; k < txns + 1000000; k++) {
+                for (int i = 0; i < 100; i++)
+                        node_make(&batch[i], k * 100 + (uint64_t)i, &rng);
+                if (s->a->insert_nodes(conn, batch, 100, ids) != 0)
+                        _exit(3);
+                if (write(fd, &ids[99], sizeof(ids[99])) != (ssize_t)sizeof(ids[99]))
+                        _exit(4);
+        }
+        _exit(0);
+}
+
+static int
+recovery(struct session *s, uint64_t txns)
+{
+        char dir[] = "/tmp/sombra-recovery-XXXXXX";
+        struct result res = {s->a->name, PRODUCTION->name, "recovery", 1, 1, 0, 0, 0, -1};
+        uint64_t last = 0, id;
+        size_t nprops;
+        int fds[2], status, rc;
+        void *db, *conn;
+        double t;
+        pid_t pid;
+
+        if (!selected(s->o, "recovery") || mkdtemp(dir) == NULL || pipe(fds) != 0)
+                return selected(s->o, "recovery") ? SOMBRA_EIO : 0;
+        pid = fork();
+        if (pid == 0) {
+                close(fds[0]);
+                recovery_child(s, dir, fds[1], txns);
+        }
+        close(fds[1]);
+        for (uint64_t k = 0; k < txns && read(fds[0], &id, sizeof(id)) == (ssize_t)sizeof(id); k++)
+                last = id;
+        kill(pid, SIGKILL);
+        while (read(fds[0], &id, sizeof(id)) == (ssize_t)sizeof(id))
+                last = id; /* acknowledged before it died */
+        close(fds[0]);
+        waitpid(pid, &status, 0);
+        t = now_s();
+        rc = s->a->open(dir, PRODUCTION, &db);
+        if (rc == 0) {
+                rc = s->a->conn_open(db, &conn);
+                if (rc == 0) {
+                        rc = last ? s->a->get_node(conn, last, &nprops) : SOMBRA_ECORRUPT;
+                        res.seconds = now_s() - t;
+                        s->a->conn_close(conn);
+                }
+                s->a->close(db);
+        }
+        res.p50_us = res.p99_us = res.seconds * 1e6;
+        scratch_remove(dir);
+        if (rc != 0) {
+                fprintf(stderr, "sombra-bench: %s recovery: acknowledged user %" PRIu64 ": %s\n",
+                        s->a->name, last, sombra_strerror(rc));
+                return rc;
+        }
+        record(s->o, &res);
+        return 0;
+}
+
 static int
 reads(struct session *s, uint64_t scale)
 {
@@ -610,22 +704,6 @@ reads(struct session *s, uint64_t scale)
         return rc;
 }
 
-/* The database files are scratch: removed whatever happened. */
-static void
-scratch_remove(const char *dir)
-{
-        static const char *const names[] = {"bench.sombra", "bench.sombra-wal", "bench.sqlite",
-                                            "bench.sqlite-wal", "bench.sqlite-shm"};
-        char path[256];
-
-        for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-                snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
-                unlink(path);
-        }
-        if (rmdir(dir) != 0)
-                fprintf(stderr, "sombra-bench: could not remove %s\n", dir);
-}
-
 static int
 engine_run(const struct options *o, const struct adapter *a, struct dataset *d)
 {
@@ -643,6 +721,8 @@ engine_run(const struct options *o, const struct adapter *a, struct dataset *d)
                 rc = reads(&s, scale);
         if (s.r.db != NULL)
                 a->close(s.r.db);
+        if (rc == 0)
+                rc = recovery(&s, o->quick ? 20 : 400);
         for (size_t p = 0; p < NPROFILES && rc == 0; p++) {
                 if (o->profile != NULL && strcmp(o->profile, profiles[p].name) != 0)
                         continue;

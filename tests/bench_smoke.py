@@ -10,6 +10,7 @@ WORKLOADS = {
     "insert_nodes_tx1", "insert_nodes_tx1000", "insert_edges_tx1000", "get_node",
     "neighbors_out", "two_hop", "bfs3", "shortest_path", "label_scan",
     "property_lookup", "mixed", "durable_commit_scaling", "long_read", "long_write",
+    "recovery",
 }
 KEYS = {"engine", "profile", "workload", "threads", "ops", "seconds", "ops_per_sec",
         "p50_us", "p99_us"}
