@@ -540,8 +540,8 @@ sqlite_neighbors_out(void *handle, uint64_t id, size_t *n)
 static int
 sqlite_two_hop(void *handle, uint64_t id, uint64_t *distinct)
 {
-        size_t rows;
-        int64_t count;
+        size_t rows = 0;
+        int64_t count = 0;
         int rc;
 
         if (handle == NULL || distinct == NULL)
@@ -555,8 +555,8 @@ sqlite_two_hop(void *handle, uint64_t id, uint64_t *distinct)
 static int
 sqlite_bfs3(void *handle, uint64_t id, uint64_t *reached)
 {
-        size_t rows;
-        int64_t count;
+        size_t rows = 0;
+        int64_t count = 0;
         int rc;
 
         if (handle == NULL || reached == NULL)
@@ -574,8 +574,8 @@ sqlite_shortest_path(void *handle, uint64_t from, uint64_t to, size_t *hops)
 {
         struct sqlite_conn *c = handle;
         sqlite3_stmt *st;
-        size_t rows;
-        int64_t depth;
+        size_t rows = 0;
+        int64_t depth = 0;
         int rc;
 
         if (c == NULL || hops == NULL)

@@ -393,6 +393,9 @@ store_commit(struct store *s, uint64_t *lsn)
         put_be32(p + 36, s->nops);
         if (!s->replaying) {
                 rc = wal_append(&s->wal, s->rec.data, s->rec.len, &got);
+                /* Alone, a commit goes to the file now; in a group, at store_flush_log. */
+                if (rc == SOMBRA_OK && s->autopublish)
+                        rc = wal_flush(&s->wal);
                 if (rc != SOMBRA_OK) {
                         store_rollback(s);
                         return rc;
@@ -413,6 +416,17 @@ store_commit(struct store *s, uint64_t *lsn)
                 (void)store_publish(s);
         if (wal_size(&s->wal) >= s->cfg.checkpoint_threshold)
                 (void)store_checkpoint(s); /* a failure is sticky in s->failed */
+        return SOMBRA_OK;
+}
+
+int
+store_flush_log(struct store *s)
+{
+        int rc = wal_flush(&s->wal);
+
+        /* Commits already in memory never reached the log: nothing may follow them. */
+        if (rc != SOMBRA_OK)
+                return store_fail(s, rc);
         return SOMBRA_OK;
 }
 
@@ -702,6 +716,10 @@ store_checkpoint(struct store *s)
                 return SOMBRA_EFAILED;
         if (s->committed.lsn == s->meta.ckpt_lsn && s->wal.header_ok && wal_size(&s->wal) == 0)
                 return SOMBRA_OK; /* nothing since the last one */
+        /* The WAL restarts below: what is pending must be in the file first. */
+        rc = store_flush_log(s);
+        if (rc != SOMBRA_OK)
+                return rc;
         m = s->meta;
         m.gen++;
         m.ckpt_lsn = s->committed.lsn;

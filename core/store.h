@@ -123,6 +123,14 @@ int store_publish(struct store *s);
  * then publish once for a group of commits (the engine's writer does).
  */
 void store_set_autopublish(struct store *s, bool on);
+/*
+ * With autopublish off, commits wait in memory for one write of the whole
+ * group: store_flush_log writes them. It must come before anything tells a
+ * caller that its commit is written (and before store_publish). A failure
+ * makes the store refuse writes (SOMBRA_EFAILED): those commits are in memory
+ * but not in the log.
+ */
+int store_flush_log(struct store *s);
 
 /*
  * fdatasync of the WAL: every commit before the call is durable after it.

@@ -93,6 +93,7 @@ void
 wal_close(struct wal *w)
 {
         io_close(&w->file);
+        buf_free(&w->pending);
 }
 
 static uint64_t
@@ -205,12 +206,31 @@ wal_append(struct wal *w, uint8_t *rec, size_t len, uint64_t *lsn)
         put_be32(rec + 12, WAL_REC_COMMIT);
         put_be64(rec + 16, w->next_lsn);
         put_be64(rec, record_checksum(w, rec, len));
-        rc = io_write(&w->file, rec, len, w->end);
+        rc = buf_append(&w->pending, rec, len);
         if (rc != SOMBRA_OK)
                 return rc;
-        w->end += len;
+        if (w->pending.len == len)
+                w->pending_first = w->next_lsn;
         *lsn = w->next_lsn++;
-        __atomic_store_n(&w->written_lsn, *lsn, __ATOMIC_RELEASE);
+        return SOMBRA_OK;
+}
+
+int
+wal_flush(struct wal *w)
+{
+        int rc;
+
+        if (w->pending.len == 0)
+                return SOMBRA_OK;
+        rc = io_write(&w->file, w->pending.data, w->pending.len, w->end);
+        if (rc != SOMBRA_OK) {
+                w->next_lsn = w->pending_first;
+                buf_reset(&w->pending);
+                return rc;
+        }
+        w->end += w->pending.len;
+        buf_reset(&w->pending);
+        __atomic_store_n(&w->written_lsn, w->next_lsn - 1, __ATOMIC_RELEASE);
         return SOMBRA_OK;
 }
 
@@ -234,5 +254,5 @@ wal_sync(struct wal *w)
 uint64_t
 wal_size(const struct wal *w)
 {
-        return w->end - WAL_HDR;
+        return w->end - WAL_HDR + w->pending.len;
 }

@@ -47,12 +47,14 @@ struct wal {
         struct io_file file;
         uint64_t salt;
         uint64_t base_lsn;
-        uint64_t end;         /* where the next record goes */
-        uint64_t next_lsn;    /* the LSN the next record gets */
-        uint64_t written_lsn; /* last LSN handed to the OS */
-        uint64_t synced_lsn;  /* last LSN covered by a completed fdatasync */
-        uint64_t syncs;       /* fdatasyncs done */
-        bool header_ok;       /* the header on file is valid */
+        uint64_t end;           /* where the next record goes */
+        uint64_t next_lsn;      /* the LSN the next record gets */
+        uint64_t written_lsn;   /* last LSN handed to the OS */
+        uint64_t synced_lsn;    /* last LSN covered by a completed fdatasync */
+        uint64_t syncs;         /* fdatasyncs done */
+        bool header_ok;         /* the header on file is valid */
+        struct buf pending;     /* appended records not yet written (writer only) */
+        uint64_t pending_first; /* the LSN of the first of them */
 };
 
 /*
@@ -85,17 +87,24 @@ int wal_replay(struct wal *w, uint64_t after,
 int wal_reset(struct wal *w, uint64_t next_lsn);
 
 /*
- * Appends one record. `rec` holds WAL_REC_HDR free bytes followed by the
- * payload (len bytes in all); the header is filled in place, so the record
- * goes out in one write. *lsn gets its LSN. Does not sync. On failure nothing
- * counts as written and the next append goes to the same place.
+ * Appends one record to the pending buffer: `rec` holds WAL_REC_HDR free
+ * bytes followed by the payload (len bytes in all); the header is filled in
+ * place. *lsn gets its LSN. Nothing is written until wal_flush, so a group of
+ * commits goes out in one write. SOMBRA_ENOMEM, SOMBRA_ETOOBIG.
  */
 int wal_append(struct wal *w, uint8_t *rec, size_t len, uint64_t *lsn);
+
+/*
+ * Writes the pending records (no sync); written_lsn then covers them. On
+ * failure none of them counts as written: they are dropped and their LSNs
+ * handed out again, and the next write goes to the same place.
+ */
+int wal_flush(struct wal *w);
 
 /* fdatasync; on success everything appended before the call is durable. */
 int wal_sync(struct wal *w);
 
-/* Bytes of records since the last reset. */
+/* Bytes of records since the last reset, pending ones included. */
 uint64_t wal_size(const struct wal *w);
 
 #endif

@@ -169,15 +169,21 @@ serve(struct sombra_db *db, struct request *req)
         }
 }
 
-/* After the group's snapshot is published: acknowledge, or hand to the committer. */
+/*
+ * After the group's log write and snapshot: acknowledge, or hand to the
+ * committer. `written` is the log write's status: when it failed, no commit
+ * of the group reached the log, and none may be acknowledged.
+ */
 static void
-acknowledge(struct sombra_db *db)
+acknowledge(struct sombra_db *db, int written)
 {
         uint32_t normal = 0;
 
         for (size_t i = 0; i < db->group_n; i++) {
                 struct request *req = db->group[i];
-                if (req->status != SOMBRA_OK || req->lsn == 0) {
+                if (req->status == SOMBRA_OK && req->lsn != 0 && written != SOMBRA_OK) {
+                        engine_complete(req, written);
+                } else if (req->status != SOMBRA_OK || req->lsn == 0) {
                         engine_complete(req, req->status);
                 } else if (db->cfg.sync_mode == SOMBRA_SYNC_FULL) {
                         committer_enqueue(&db->committer, &req->waiter);
@@ -275,10 +281,13 @@ writer_main(void *arg)
         for (;;) {
                 size_t served = drain(db);
                 if (db->group_n > 0) {
-                        /* One snapshot for the whole group, before anyone hears back. */
-                        (void)store_publish(graph_store(db->g));
+                        /* One log write and one snapshot for the group, before anyone hears back.
+                         */
+                        int written = store_flush_log(graph_store(db->g));
+                        if (written == SOMBRA_OK)
+                                (void)store_publish(graph_store(db->g));
                         db->counters.groups++;
-                        acknowledge(db);
+                        acknowledge(db, written);
                 }
                 txn_expire(db);
                 if (served > 0)

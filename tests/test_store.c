@@ -1606,3 +1606,30 @@ Test(store, keys_and_values_at_their_size_limits_survive_replay)
         buf_free(&got);
         store_close(s);
 }
+
+Test(store, a_group_whose_log_write_fails_is_not_kept)
+{
+        struct io_faults faults = {0};
+        struct store *s = open_db("db", NULL, &faults);
+        uint8_t key[8];
+        struct buf val = BUF_INIT;
+
+        /* Without autopublish, commits wait in memory for one write of the group. */
+        store_set_autopublish(s, false);
+        for (uint64_t k = 1; k <= 3; k++) {
+                put_be64(key, k);
+                cr_assert(eq(int, store_begin(s), SOMBRA_OK));
+                cr_assert(eq(int, store_put(s, TREE_NODES, key, 8, "v", 1), SOMBRA_OK));
+                cr_assert(eq(int, store_commit(s, NULL), SOMBRA_OK));
+        }
+        faults = (struct io_faults){.ops = 1u << IO_OP_WRITE, .err = EIO, .files = IO_FILE_WAL};
+        cr_assert(eq(int, store_flush_log(s), SOMBRA_EIO));
+        cr_assert(eq(int, store_begin(s), SOMBRA_EFAILED));
+        cr_assert(eq(int, store_close(s), SOMBRA_EFAILED));
+        s = open_db("db", NULL, NULL);
+        put_be64(key, 1);
+        cr_assert(
+            eq(int, store_get(s, store_committed(s), TREE_NODES, key, 8, &val), SOMBRA_ENOTFOUND));
+        cr_assert(eq(int, store_close(s), SOMBRA_OK));
+        buf_free(&val);
+}

@@ -63,7 +63,7 @@ payload_hash(uint64_t id, size_t len)
         return h;
 }
 
-/* Appends the record for `id` with `len` payload bytes; returns wal_append's status. */
+/* Appends and writes the record for `id` with `len` payload bytes; returns the status. */
 static int
 append_len(struct wal *w, uint64_t id, size_t len, uint64_t *lsn)
 {
@@ -73,6 +73,9 @@ append_len(struct wal *w, uint64_t id, size_t len, uint64_t *lsn)
         cr_assert(not(eq(ptr, rec, NULL)));
         payload_fill(rec + WAL_REC_HDR, len, id);
         rc = wal_append(w, rec, WAL_REC_HDR + len, lsn);
+        /* Appends wait in memory; each record goes to the file on its own here. */
+        if (rc == SOMBRA_OK)
+                rc = wal_flush(w);
         free(rec);
         return rc;
 }
@@ -518,4 +521,24 @@ Test(wal, a_failed_append_leaves_nothing_and_the_next_one_takes_its_place)
                 expect_ids(&seen, 1, 2, 1);
                 wal_close(&w);
         }
+}
+
+Test(wal, appends_wait_in_memory_until_one_flush_writes_them_all)
+{
+        struct wal w;
+        uint64_t lsn, size_after;
+        uint8_t rec[WAL_REC_HDR + 16] = {0};
+
+        cr_assert(eq(int, wal_open(&w, support_path("wal"), NULL), SOMBRA_OK));
+        for (int i = 0; i < 5; i++)
+                cr_assert(eq(int, wal_append(&w, rec, sizeof(rec), &lsn), SOMBRA_OK));
+        cr_assert(eq(u64, lsn, 5));
+        cr_assert(eq(u64, w.written_lsn, 0)); /* nothing is written yet */
+        cr_assert(eq(int, io_size(&w.file, &size_after), SOMBRA_OK));
+        cr_assert(eq(u64, size_after, WAL_HDR)); /* the new log's header, no record */
+        cr_assert(eq(int, wal_flush(&w), SOMBRA_OK));
+        cr_assert(eq(u64, w.written_lsn, 5));
+        cr_assert(eq(int, io_size(&w.file, &size_after), SOMBRA_OK));
+        cr_assert(eq(u64, size_after, WAL_HDR + 5 * sizeof(rec)));
+        wal_close(&w);
 }
