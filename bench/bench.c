@@ -18,6 +18,7 @@
  * Output: a progress line per workload on stderr, a table on stdout; with
  * --json, one JSON object per line on stdout and nothing else.
  */
+#include <getopt.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <signal.h>
@@ -744,46 +745,65 @@ engine_run(const struct options *o, const struct adapter *a, struct dataset *d)
         return rc;
 }
 
+static const char usage[] = "usage: sombra-bench [--quick] [--json] [--workload NAME] "
+                            "[--threads N] [--profile NAME] [--engine NAME] [--nodes N] "
+                            "[--edges M] [--seconds S]\n";
+
+/* Returns 0 to run, 1 after --help, -1 on a bad option (getopt has said why). */
 static int
 parse(int argc, char **argv, struct options *o)
 {
-        for (int i = 1; i < argc; i++) {
-                const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-                if (strcmp(argv[i], "--quick") == 0) {
+        static const struct option longs[] = {{"quick", no_argument, NULL, 'q'},
+                                              {"json", no_argument, NULL, 'j'},
+                                              {"workload", required_argument, NULL, 'w'},
+                                              {"profile", required_argument, NULL, 'p'},
+                                              {"engine", required_argument, NULL, 'e'},
+                                              {"threads", required_argument, NULL, 't'},
+                                              {"nodes", required_argument, NULL, 'n'},
+                                              {"edges", required_argument, NULL, 'm'},
+                                              {"seconds", required_argument, NULL, 's'},
+                                              {"help", no_argument, NULL, 'h'},
+                                              {NULL, 0, NULL, 0}};
+        int c;
+
+        while ((c = getopt_long(argc, argv, "", longs, NULL)) != -1) {
+                switch (c) {
+                case 'q':
                         o->quick = true;
-                        continue;
-                }
-                if (strcmp(argv[i], "--json") == 0) {
+                        break;
+                case 'j':
                         o->json = true;
-                        continue;
-                }
-                if (strcmp(argv[i], "--help") == 0 || v == NULL) {
-                        fprintf(stderr, "usage: sombra-bench [--quick] [--json] [--workload NAME] "
-                                        "[--threads N] [--profile NAME] [--engine NAME] "
-                                        "[--nodes N] [--edges M] [--seconds S]\n");
-                        return strcmp(argv[i], "--help") == 0 ? 1 : -1;
-                }
-                if (strcmp(argv[i], "--workload") == 0)
-                        o->workload = v;
-                else if (strcmp(argv[i], "--profile") == 0)
-                        o->profile = v;
-                else if (strcmp(argv[i], "--engine") == 0)
-                        o->engine = v;
-                else if (strcmp(argv[i], "--threads") == 0)
-                        o->threads = atoi(v);
-                else if (strcmp(argv[i], "--nodes") == 0)
-                        o->nodes = strtoull(v, NULL, 10);
-                else if (strcmp(argv[i], "--edges") == 0)
-                        o->edges = strtoull(v, NULL, 10);
-                else if (strcmp(argv[i], "--seconds") == 0)
-                        o->seconds = strtod(v, NULL);
-                else {
-                        fprintf(stderr, "sombra-bench: unknown option %s\n", argv[i]);
+                        break;
+                case 'w':
+                        o->workload = optarg;
+                        break;
+                case 'p':
+                        o->profile = optarg;
+                        break;
+                case 'e':
+                        o->engine = optarg;
+                        break;
+                case 't':
+                        o->threads = atoi(optarg);
+                        break;
+                case 'n':
+                        o->nodes = strtoull(optarg, NULL, 10);
+                        break;
+                case 'm':
+                        o->edges = strtoull(optarg, NULL, 10);
+                        break;
+                case 's':
+                        o->seconds = strtod(optarg, NULL);
+                        break;
+                case 'h':
+                        fputs(usage, stdout);
+                        return 1;
+                default:
+                        fputs(usage, stderr);
                         return -1;
                 }
-                i++;
         }
-        return 0;
+        return optind == argc ? 0 : -1;
 }
 
 int

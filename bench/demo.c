@@ -13,6 +13,7 @@
  *    T seconds each: commits per second and commits per fdatasync show the
  *    group commit at work.
  */
+#include <getopt.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -57,36 +58,44 @@ fail(const char *what, int rc)
 static int
 parse_args(int argc, char **argv, struct demo_args *a)
 {
-        for (int i = 1; i < argc; i++) {
-                const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-                if (strcmp(argv[i], "--help") == 0) {
-                        printf("usage: sombra-demo [--path FILE] [--nodes N] [--edges M] "
-                               "[--batch B] [--seed S] [--seconds T]\n");
+        static const char usage[] = "usage: sombra-demo [--path FILE] [--nodes N] [--edges M] "
+                                    "[--batch B] [--seed S] [--seconds T]\n";
+        static const struct option longs[] = {
+            {"path", required_argument, NULL, 'f'},  {"nodes", required_argument, NULL, 'n'},
+            {"edges", required_argument, NULL, 'm'}, {"batch", required_argument, NULL, 'b'},
+            {"seed", required_argument, NULL, 'r'},  {"seconds", required_argument, NULL, 's'},
+            {"help", no_argument, NULL, 'h'},        {NULL, 0, NULL, 0}};
+        int c;
+
+        while ((c = getopt_long(argc, argv, "", longs, NULL)) != -1) {
+                switch (c) {
+                case 'f':
+                        a->path = optarg;
+                        break;
+                case 'n':
+                        a->nodes = strtoull(optarg, NULL, 10);
+                        break;
+                case 'm':
+                        a->edges = strtoull(optarg, NULL, 10);
+                        break;
+                case 'b':
+                        a->batch = strtoull(optarg, NULL, 10);
+                        break;
+                case 'r':
+                        a->seed = strtoull(optarg, NULL, 10);
+                        break;
+                case 's':
+                        a->seconds = strtod(optarg, NULL);
+                        break;
+                case 'h':
+                        fputs(usage, stdout);
                         exit(0);
-                }
-                if (v == NULL) {
-                        fprintf(stderr, "sombra-demo: %s needs a value\n", argv[i]);
+                default:
+                        fputs(usage, stderr);
                         return -1;
                 }
-                if (strcmp(argv[i], "--path") == 0)
-                        a->path = v;
-                else if (strcmp(argv[i], "--nodes") == 0)
-                        a->nodes = strtoull(v, NULL, 10);
-                else if (strcmp(argv[i], "--edges") == 0)
-                        a->edges = strtoull(v, NULL, 10);
-                else if (strcmp(argv[i], "--batch") == 0)
-                        a->batch = strtoull(v, NULL, 10);
-                else if (strcmp(argv[i], "--seed") == 0)
-                        a->seed = strtoull(v, NULL, 10);
-                else if (strcmp(argv[i], "--seconds") == 0)
-                        a->seconds = strtod(v, NULL);
-                else {
-                        fprintf(stderr, "sombra-demo: unknown option %s\n", argv[i]);
-                        return -1;
-                }
-                i++;
         }
-        if (a->nodes == 0 || a->batch == 0 || a->seed == 0 || a->seconds <= 0) {
+        if (optind != argc || a->nodes == 0 || a->batch == 0 || a->seed == 0 || a->seconds <= 0) {
                 fprintf(stderr, "sombra-demo: --nodes, --batch, --seed, --seconds must be > 0\n");
                 return -1;
         }
