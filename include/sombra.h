@@ -328,6 +328,9 @@ struct sombra_stats {
         uint64_t group_syncs;   /* fdatasyncs made by the group-commit thread */
         uint64_t group_commits; /* FULL commits those syncs acknowledged */
         uint64_t max_group;     /* the largest group one sync acknowledged */
+        uint64_t requests;      /* write requests the writer served */
+        uint64_t writer_groups; /* groups it applied between two publishes */
+        uint64_t txn_timeouts;  /* interactive transactions it rolled back on timeout */
         uint64_t cache_hits, cache_misses, cache_evictions;
         uint64_t file_bytes;
 };

@@ -734,6 +734,10 @@ do_stats(struct graph_reader *r, void *arg)
         a->out->group_syncs = __atomic_load_n(&a->db->committer.syncs, __ATOMIC_RELAXED);
         a->out->group_commits = __atomic_load_n(&a->db->committer.synced_commits, __ATOMIC_RELAXED);
         a->out->max_group = __atomic_load_n(&a->db->committer.max_group, __ATOMIC_RELAXED);
+        /* This runs on the writer thread: its own counters need no atomics. */
+        a->out->requests = a->db->counters.requests;
+        a->out->writer_groups = a->db->counters.groups;
+        a->out->txn_timeouts = a->db->counters.txn_timeouts;
         return SOMBRA_OK;
 }
 

@@ -131,9 +131,10 @@ struct sombra_db {
         size_t group_n;
 
         struct committer committer;
-        struct sombra_stats_counters {
+        /* The writer's counters: written by the writer only, read by it (sombra_stats). */
+        struct {
                 uint64_t requests, groups, txn_timeouts;
-        } counters; /* writer only; read after joins or as approximations */
+        } counters;
 };
 
 /* pool/engine.c: hand a request to the writer and wait for it. */

@@ -212,6 +212,7 @@ Test(engine, interactive_transaction_reads_its_writes_and_commits_or_rolls_back)
 Test(engine, stalled_transaction_times_out_and_the_writer_moves_on)
 {
         struct sombra_config cfg;
+        struct sombra_stats st;
         struct timespec pause = {0, 300 * 1000000};
         sombra_conn *c, *other;
         uint64_t nodes;
@@ -231,6 +232,8 @@ Test(engine, stalled_transaction_times_out_and_the_writer_moves_on)
         cr_assert_eq(nodes, 1);
         cr_assert_eq(sombra_txn_begin(c), SOMBRA_OK); /* the connection is usable again */
         cr_assert_eq(sombra_txn_rollback(c), SOMBRA_OK);
+        cr_assert_eq(sombra_stats(db, &st), SOMBRA_OK);
+        cr_assert_eq(st.txn_timeouts, 1);
         cr_assert_eq(sombra_conn_release(c), SOMBRA_OK);
         cr_assert_eq(sombra_conn_release(other), SOMBRA_OK);
 }
