@@ -73,8 +73,10 @@ int store_close(struct store *s);
  * failure. */
 int store_begin(struct store *s);
 /*
- * Appends the transaction to the WAL (written, not synced) and makes it the
- * committed state. *lsn (may be NULL) gets its LSN. On failure the
+ * Appends the transaction to the WAL and makes it the committed state.
+ * With autopublish on (the default) the record is written (not synced) and
+ * the state published before this returns; with it off, the record waits for
+ * store_flush_log. *lsn (may be NULL) gets its LSN. On failure the
  * transaction is rolled back and nothing of it remains.
  */
 int store_commit(struct store *s, uint64_t *lsn);
