@@ -594,7 +594,8 @@ held(struct session *s, const char *name, bool write)
 
         if (!selected(s->o, name) || (s->o->threads && s->o->threads != 4))
                 return 0;
-        pthread_create(&tid, NULL, holder_main, &h);
+        if (pthread_create(&tid, NULL, holder_main, &h) != 0)
+                return SOMBRA_ENOMEM;
         while (!__atomic_load_n(&h.ready, __ATOMIC_ACQUIRE))
                 nanosleep(&settle, NULL);
         nanosleep(&settle, NULL); /* the holder's transaction is open before the writers come */
@@ -646,9 +647,21 @@ recovery(struct session *s, uint64_t txns)
         double t;
         pid_t pid;
 
-        if (!selected(s->o, "recovery") || mkdtemp(dir) == NULL || pipe(fds) != 0)
-                return selected(s->o, "recovery") ? SOMBRA_EIO : 0;
+        if (!selected(s->o, "recovery"))
+                return 0;
+        if (mkdtemp(dir) == NULL)
+                return SOMBRA_EIO;
+        if (pipe(fds) != 0) {
+                scratch_remove(dir);
+                return SOMBRA_EIO;
+        }
         pid = fork();
+        if (pid < 0) {
+                close(fds[0]);
+                close(fds[1]);
+                scratch_remove(dir);
+                return SOMBRA_EIO;
+        }
         if (pid == 0) {
                 close(fds[0]);
                 recovery_child(s, dir, fds[1], txns);
@@ -729,6 +742,8 @@ engine_run(const struct options *o, const struct adapter *a, struct dataset *d)
                         continue;
                 s.p = &profiles[p];
                 rc = a->open(dir, s.p, &s.r.db);
+                if (rc != 0)
+                        break;
                 for (size_t t = 0; t < NTHREADS && rc == 0; t++)
                         rc = measure(&s, "mixed", thread_counts[t], 0, op_mixed);
                 for (size_t t = 0; t < NTHREADS && rc == 0 && s.p == PRODUCTION; t++)
@@ -738,8 +753,7 @@ engine_run(const struct options *o, const struct adapter *a, struct dataset *d)
                         rc = held(&s, "long_read", false);
                 if (rc == 0 && s.p == PRODUCTION)
                         rc = held(&s, "long_write", true);
-                if (rc == 0)
-                        a->close(s.r.db);
+                a->close(s.r.db); /* also after a failure: its threads must stop */
         }
         scratch_remove(dir);
         return rc;
@@ -827,8 +841,11 @@ main(int argc, char **argv)
         d.seed = 42;
         d.nodes = calloc(d.nnodes, sizeof(*d.nodes));
         d.ids = calloc(d.nnodes, sizeof(*d.ids));
-        if (d.nodes == NULL || d.ids == NULL)
+        if (d.nodes == NULL || d.ids == NULL) {
+                free(d.nodes);
+                free(d.ids);
                 return 1;
+        }
         rng = d.seed;
         for (uint64_t i = 0; i < d.nnodes; i++)
                 node_make(&d.nodes[i], i, &rng);

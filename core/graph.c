@@ -310,12 +310,6 @@ graph_checkpoint(struct graph *g)
         return g == NULL ? SOMBRA_EINVAL : store_checkpoint(g->store);
 }
 
-int
-graph_sync(struct graph *g)
-{
-        return g == NULL ? SOMBRA_EINVAL : store_sync(g->store);
-}
-
 /* Starts an autocommit transaction when none is open. */
 static int
 op_begin(struct graph *g, bool *autocommit)

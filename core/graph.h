@@ -11,7 +11,8 @@
  * Durability of graph_commit in this layer follows the sync mode directly:
  * FULL syncs the WAL before returning; NORMAL syncs every sync_interval
  * commits or sync_interval_ms; CHECKPOINT and OFF never sync the WAL (a
- * checkpoint or a clean close makes everything durable).
+ * checkpoint or a clean close makes everything durable). The engine (pool/)
+ * opens its graph with OFF and leaves syncing to its group-commit thread.
  */
 #ifndef SOMBRA_GRAPH_H
 #define SOMBRA_GRAPH_H
@@ -43,8 +44,6 @@ int graph_begin(struct graph *g);
 int graph_commit(struct graph *g);
 int graph_rollback(struct graph *g);
 int graph_checkpoint(struct graph *g);
-/* Makes every commit so far durable (fdatasync of the WAL). */
-int graph_sync(struct graph *g);
 
 /* ---- writes ---- */
 

@@ -332,17 +332,6 @@ pager_stats(const struct pager *p, struct pager_stats *out)
         out->retired_pages = (p->limbo.n - p->limbo.head) + p->pending.n;
 }
 
-int
-pager_add_free(struct pager *p, const pgno_t *pgnos, size_t n)
-{
-        for (size_t i = 0; i < n; i++) {
-                int rc = pgvec_push(&p->free, pgnos[i]);
-                if (rc != SOMBRA_OK)
-                        return rc;
-        }
-        return SOMBRA_OK;
-}
-
 static int
 write_page(struct pager *p, struct page *pg)
 {

@@ -86,9 +86,6 @@ uint8_t *pager_scratch(struct pager *p);
 uint64_t pager_npages(const struct pager *p);
 void pager_stats(const struct pager *p, struct pager_stats *out);
 
-/* Adds pages to the reusable set (the free list read at open). */
-int pager_add_free(struct pager *p, const pgno_t *pgnos, size_t n);
-
 /*
  * Pins page pgno, reading it when it is not cached; the page's checksum (when
  * checksums are on), type and self-number are checked on read. SOMBRA_ECORRUPT
@@ -105,7 +102,7 @@ void pager_unpin(struct pager *p, struct page *pg);
  * and never blocks on, or is blocked by, the writer. Its pages must belong to
  * a state published with pager_publish after pager_write_back wrote them, and
  * the caller must keep page reuse away while it reads (store.c does, with
- * ck_epoch). At most PAGER_READER_PINS pages are pinned at once per handle.
+ * its reader table). At most PAGER_READER_PINS pages are pinned at once per handle.
  */
 #define PAGER_READER_PINS 64u
 #define PAGER_MAP_BYTES   (64ull << 30)

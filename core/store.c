@@ -28,10 +28,11 @@
  * made; replaying them on the checkpointed trees rebuilds the same state,
  * since one writer made them in that order.
  *
- * Failure policy: a failed WAL write rolls the transaction back and the store
- * carries on (nothing was acknowledged); a failed sync, flush or meta write
- * makes the store refuse writes (SOMBRA_EFAILED), since what reached the disk
- * is unknown. Reads keep working.
+ * Failure policy: with autopublish (each commit written on its own), a failed
+ * WAL write rolls the transaction back and the store carries on (nothing was
+ * acknowledged). A failed group write (store_flush_log), sync, page flush or
+ * meta write makes the store refuse writes (SOMBRA_EFAILED), since memory and
+ * disk may disagree. Reads keep working.
  */
 #include <errno.h>
 #include <fcntl.h>

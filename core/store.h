@@ -116,8 +116,8 @@ struct pager *store_reader_pager(struct store_reader *r);
 
 /*
  * Writer: makes the committed state the one new readers get (store_commit
- * does this itself), writing the pages it needs to the file first, and reuses
- * what no reader can reach any more.
+ * does this itself while autopublish is on), writing the pages it needs to
+ * the file first, and reuses what no reader can reach any more.
  */
 int store_publish(struct store *s);
 /*
@@ -135,7 +135,8 @@ void store_set_autopublish(struct store *s, bool on);
 int store_flush_log(struct store *s);
 
 /*
- * fdatasync of the WAL: every commit before the call is durable after it.
+ * fdatasync of the WAL: every commit written to it before the call (at once
+ * with autopublish, otherwise by store_flush_log) is durable after it.
  * The one store function that another thread (the committer) may call while
  * the writer works.
  */

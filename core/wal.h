@@ -26,8 +26,8 @@
  * sequence.
  *
  * Threads: the writer appends and resets; the durability thread may call
- * wal_sync concurrently with an append (fdatasync and pwrite on one fd are
- * safe together); `written_lsn` and `synced_lsn` are read with ck_pr loads.
+ * wal_sync concurrently with a flush (fdatasync and pwrite on one fd are
+ * safe together); `written_lsn` and `synced_lsn` use __atomic builtins.
  */
 #ifndef SOMBRA_WAL_H
 #define SOMBRA_WAL_H
@@ -101,7 +101,7 @@ int wal_append(struct wal *w, uint8_t *rec, size_t len, uint64_t *lsn);
  */
 int wal_flush(struct wal *w);
 
-/* fdatasync; on success everything appended before the call is durable. */
+/* fdatasync; on success everything wal_flush wrote before the call is durable. */
 int wal_sync(struct wal *w);
 
 /* Bytes of records since the last reset, pending ones included. */

@@ -231,7 +231,9 @@ int sombra_batch_submit(sombra_conn *conn, sombra_batch *batch);
 /*
  * Submits without waiting: *ticket names the submission for sombra_wait and
  * sombra_poll. The batch must not be changed or freed until then. With
- * nonblocking set, a full queue gives SOMBRA_EAGAIN instead of waiting.
+ * nonblocking set, a full queue gives SOMBRA_EAGAIN instead of waiting;
+ * SOMBRA_EAGAIN also when ring_capacity tickets are out and not collected;
+ * SOMBRA_EBUSY inside an interactive transaction (use sombra_batch_submit).
  */
 int sombra_batch_submit_async(sombra_conn *conn, sombra_batch *batch, bool nonblocking,
                               uint64_t *ticket);
@@ -276,6 +278,11 @@ struct sombra_neighbor {
         enum sombra_dir dir;
 };
 
+/*
+ * Read transactions nest. sombra_read_end without a matching begin gives
+ * SOMBRA_ENOTXN; inside an interactive write transaction both succeed and do
+ * nothing (its reads already see one state, its own).
+ */
 int sombra_read_begin(sombra_conn *conn);
 int sombra_read_end(sombra_conn *conn);
 int sombra_node_get(sombra_conn *conn, uint64_t id, const struct sombra_entity **out);

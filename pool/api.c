@@ -744,12 +744,16 @@ do_stats(struct graph_reader *r, void *arg)
 int
 sombra_stats(sombra_db *db, struct sombra_stats *out)
 {
-        struct stats_args a = {db, out};
+        struct sombra_stats st = {0};
+        struct stats_args a = {db, &st};
+        int rc;
 
         if (db == NULL || out == NULL)
                 return SOMBRA_EINVAL;
-        memset(out, 0, sizeof(*out));
-        return run_on_writer(db, do_stats, &a);
+        rc = run_on_writer(db, do_stats, &a);
+        if (rc == SOMBRA_OK)
+                *out = st; /* out parameters are left alone on error */
+        return rc;
 }
 
 struct verify_args {

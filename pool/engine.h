@@ -137,7 +137,8 @@ struct sombra_db {
         } counters;
 };
 
-/* pool/engine.c: hand a request to the writer and wait for it. */
+/* pool/engine.c: hand a request to the writer (engine_wait waits for it; engine_complete answers).
+ */
 int engine_submit(struct sombra_conn *c, struct request *req, bool wait_for_room);
 struct sombra_conn *engine_conn(struct sombra_db *db);
 /* pool/api.c: ops as one transaction (or a step of the open one), waited for. */
