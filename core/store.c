@@ -374,6 +374,12 @@ store_commit(struct store *s, uint64_t *lsn)
 
         if (!s->in_txn)
                 return SOMBRA_ENOTXN;
+        /*
+         * A failure since begin (a sync on the committer thread, a group
+         * write) means nothing more may be acknowledged: not even this txn.
+         */
+        if (s->poisoned == SOMBRA_OK && store_failure(s) != SOMBRA_OK)
+                s->poisoned = SOMBRA_EFAILED;
         if (s->poisoned != SOMBRA_OK) {
                 rc = s->poisoned;
                 store_rollback(s);

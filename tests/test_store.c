@@ -1633,3 +1633,24 @@ Test(store, a_group_whose_log_write_fails_is_not_kept)
         cr_assert(eq(int, store_close(s), SOMBRA_OK));
         buf_free(&val);
 }
+
+Test(store, a_transaction_open_when_the_store_fails_cannot_commit)
+{
+        struct io_faults faults = {0};
+        struct store *s = open_db("db", NULL, &faults);
+        uint8_t key[8];
+
+        put_be64(key, 1);
+        cr_assert(eq(int, store_begin(s), SOMBRA_OK));
+        cr_assert(eq(int, store_put(s, TREE_NODES, key, 8, "v", 1), SOMBRA_OK));
+        /* The sync of earlier commits fails (as on the committer thread) while it is open. */
+        faults = (struct io_faults){.ops = 1u << IO_OP_SYNC, .err = EIO, .files = IO_FILE_WAL};
+        cr_assert(eq(int, store_sync(s), SOMBRA_EIO));
+        cr_assert(eq(int, store_commit(s, NULL), SOMBRA_EFAILED));
+        cr_assert(not(store_in_txn(s)));
+        cr_assert(eq(int, store_close(s), SOMBRA_EFAILED));
+        s = open_db("db", NULL, NULL);
+        cr_assert(
+            eq(int, store_get(s, store_committed(s), TREE_NODES, key, 8, NULL), SOMBRA_ENOTFOUND));
+        cr_assert(eq(int, store_close(s), SOMBRA_OK));
+}
