@@ -339,41 +339,37 @@ graph_entity_free(struct graph_entity *e)
         memset(e, 0, sizeof(*e));
 }
 
-int
-graph_node_get(struct graph_reader *r, uint64_t id, struct graph_entity *out)
+/* A node or an edge, with the names of its labels, type and keys. */
+static int
+entity_get(struct graph_reader *r, bool edge, uint64_t id, struct graph_entity *out)
 {
+        const struct dict_name *t = NULL;
         int rc;
 
         if (r == NULL || out == NULL)
                 return SOMBRA_EINVAL;
-        rc = graph_read_record(r, false, id, &out->raw, &out->rec);
+        rc = graph_read_record(r, edge, id, &out->raw, &out->rec);
         if (rc != SOMBRA_OK)
                 return rc;
+        if (edge && (t = dict_get(graph_dict(r->g), out->rec.type)) == NULL)
+                return SOMBRA_ECORRUPT;
         out->id = id;
-        out->src = out->dst = 0;
-        out->type = NULL;
+        out->src = edge ? out->rec.src : 0;
+        out->dst = edge ? out->rec.dst : 0;
+        out->type = edge ? t->text : NULL;
         return entity_fill(r, out);
+}
+
+int
+graph_node_get(struct graph_reader *r, uint64_t id, struct graph_entity *out)
+{
+        return entity_get(r, false, id, out);
 }
 
 int
 graph_edge_get(struct graph_reader *r, uint64_t id, struct graph_entity *out)
 {
-        const struct dict_name *t;
-        int rc;
-
-        if (r == NULL || out == NULL)
-                return SOMBRA_EINVAL;
-        rc = graph_read_record(r, true, id, &out->raw, &out->rec);
-        if (rc != SOMBRA_OK)
-                return rc;
-        t = dict_get(graph_dict(r->g), out->rec.type);
-        if (t == NULL)
-                return SOMBRA_ECORRUPT;
-        out->id = id;
-        out->src = out->rec.src;
-        out->dst = out->rec.dst;
-        out->type = t->text;
-        return entity_fill(r, out);
+        return entity_get(r, true, id, out);
 }
 
 int
