@@ -2,7 +2,7 @@
  * adapter.h - what an engine under test offers the benchmark's workloads.
  *
  * sombra-bench runs every workload against every adapter on identical data
- * (bench/generator.h) in the same run. An adapter has one database shared by
+ * (generator.h) in the same run. An adapter has one database shared by
  * every thread and one connection per thread; each insert call is exactly one
  * transaction, committed with the durability of the profile before it returns.
  * Every call returns 0 or a negative status (SOMBRA_* codes; an adapter maps
@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "generator.h"
 #include "sombra.h"
 
 /* A durability profile: the same promise asked of every engine. */
@@ -26,29 +27,15 @@ struct bench_profile {
         const char *crash_loses; /* what a crash may take, in words */
 };
 
-/*
- * A node of the social network: label "User", properties name (string),
- * age (int), joined (int, days since 2000), score (double). An edge: type
- * FRIENDS_WITH, property since (int). ids are the engine's own, as returned.
- */
-struct bench_node {
-        char name[24];
-        int64_t age, joined;
-        double score;
-};
-
-struct bench_edge {
-        uint64_t src, dst; /* engine ids */
-        int64_t since;
-};
-
 struct adapter {
         const char *name; /* "sombra" or "sqlite" */
         /*
          * Opens the database in directory dir, creating it when missing; the
-         * harness reopens one database under each profile.
+         * harness reopens one database under each profile. The schema names
+         * the dataset's property keys and query targets.
          */
-        int (*open)(const char *dir, const struct bench_profile *p, void **db);
+        int (*open)(const char *dir, const struct bench_profile *p,
+                    const struct bench_schema *schema, void **db);
         void (*close)(void *db);
         int (*conn_open)(void *db, void **conn);
         void (*conn_close)(void *conn);
@@ -56,17 +43,17 @@ struct adapter {
         int (*insert_nodes)(void *conn, const struct bench_node *nodes, size_t n, uint64_t *ids);
         /* One transaction: n edges. */
         int (*insert_edges)(void *conn, const struct bench_edge *edges, size_t n);
-        /* An index for property_lookup: User.age. */
-        int (*index_age)(void *conn);
+        /* The index property_lookup uses: scan_label.int_keys[0]. */
+        int (*index_lookup)(void *conn);
         /* Reads: each answers with what it found, so work cannot be skipped. */
         int (*get_node)(void *conn, uint64_t id, size_t *nprops);    /* all properties */
-        int (*neighbors_out)(void *conn, uint64_t id, size_t *n);    /* edge and neighbour ids */
+        int (*neighbors_out)(void *conn, uint64_t id, size_t *n);    /* any type: edge, neighbour */
         int (*two_hop)(void *conn, uint64_t id, uint64_t *distinct); /* distinct 2-hop, out */
         int (*bfs3)(void *conn, uint64_t id, uint64_t *reached);     /* out, depth <= 3 */
         int (*shortest_path)(void *conn, uint64_t from, uint64_t to,
-                             size_t *hops);                         /* out; 0 = none */
-        int (*label_scan)(void *conn, size_t *n);                   /* every User */
-        int (*property_lookup)(void *conn, int64_t age, size_t *n); /* User.age == age */
+                             size_t *hops);                       /* out; 0 = none */
+        int (*label_scan)(void *conn, size_t *n);                 /* every scan_label node */
+        int (*property_lookup)(void *conn, int64_t v, size_t *n); /* ... with int_keys[0] == v */
         /* long_read: a read transaction that sees one state until read_hold_end. */
         int (*read_hold_begin)(void *conn);
         int (*read_hold_end)(void *conn);
@@ -76,6 +63,16 @@ struct adapter {
          * end it sooner (Sombra's txn_timeout_ms), which is not an error here.
          */
         int (*write_hold)(void *conn, double seconds);
+        /*
+         * Optional (NULL when the engine cannot pipeline commits): submits a
+         * one-edge transaction without waiting, keeping at most `window` in
+         * flight on this connection; a full window first waits for the
+         * oldest. *acked_ns gets the submit-to-acknowledgement time of the
+         * transaction waited for, or 0 when none was. conn_close waits for
+         * whatever is still in flight.
+         */
+        int (*insert_edge_async)(void *conn, const struct bench_edge *e, unsigned window,
+                                 uint64_t *acked_ns);
         /* Optional (NULL): durable commits acknowledged and fdatasyncs made so far. */
         int (*sync_counts)(void *db, uint64_t *commits, uint64_t *syncs);
 };

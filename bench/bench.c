@@ -3,17 +3,20 @@
  * same generated data, in the same run, under named durability profiles.
  *
  * usage: sombra-bench [--quick] [--json] [--workload NAME] [--threads N]
- *                     [--profile NAME] [--engine NAME] [--nodes N] [--edges M]
- *                     [--seconds S] [--dir DIR]
+ *                     [--profile NAME] [--engine NAME] [--dataset NAME]
+ *                     [--nodes N] [--edges M] [--seconds S]
  *
- * Per engine: load a social network (insert_nodes_tx1000, insert_edges_tx1000,
- * insert_nodes_tx1) under the production profile, run the single-threaded
- * reads, then reopen the same database under each profile for `mixed` at
- * 1, 4, 16 and 64 threads, and under production for `durable_commit_scaling`,
- * `long_read` and `long_write` (4 writer threads while another connection
- * holds a read, or a write, transaction for the whole window). `recovery`
- * kills a writing child process and times the reopen.
- * Every figure names its profile, and each profile says what a crash loses.
+ * Per engine: load the social network (insert_nodes_tx1000,
+ * insert_edges_tx1000, insert_nodes_tx1) under the production profile, run
+ * the single-threaded reads, then reopen the same database under each
+ * profile for `mixed` at 1, 4, 16 and 64 threads, and under production for
+ * `durable_commit_scaling` (and its asynchronous variant), `long_read` and
+ * `long_write` (4 writer threads while another connection holds a read, or a
+ * write, transaction for the whole window). `recovery` kills a writing child
+ * process and times the reopen. The product catalogue and the knowledge
+ * graph are then loaded into databases of their own and read the same way.
+ * Every figure names its dataset and profile, and each profile says what a
+ * crash loses.
  *
  * Output: a progress line per workload on stderr, a table on stdout; with
  * --json, one JSON object per line on stdout and nothing else.
@@ -30,6 +33,7 @@
 #include <unistd.h>
 
 #include "adapter.h"
+#include "generator.h"
 
 static const struct bench_profile profiles[] = {
     {"throughput", SOMBRA_SYNC_OFF, false, "everything since the last checkpoint"},
@@ -46,21 +50,35 @@ static const struct adapter *const adapters[] = {&sombra_adapter, &sqlite_adapte
 static const int thread_counts[] = {1, 4, 16, 64};
 #define NTHREADS (sizeof(thread_counts) / sizeof(thread_counts[0]))
 
+static const struct bench_schema *const schemas[] = {&bench_social, &bench_catalogue,
+                                                     &bench_knowledge};
+#define NSCHEMAS (sizeof(schemas) / sizeof(schemas[0]))
+
+/* The asynchronous variant of durable_commit_scaling: threads, commits in flight each. */
+#define ASYNC_THREADS 4
+#define ASYNC_WINDOW  256
+
 struct options {
         bool quick, json;
-        const char *workload, *profile, *engine, *dir;
+        const char *workload, *profile, *engine, *dataset;
         int threads; /* 0: every count */
         uint64_t nodes, edges;
         double seconds;
 };
 
+/* Latency percentiles in microseconds; all zero when nothing was timed. */
+struct percentiles {
+        double p50, p99;
+};
+
 /* One row of the results. */
 struct result {
-        const char *engine, *profile, *workload;
+        const char *engine, *dataset, *profile, *workload;
         int threads;
         uint64_t ops;
-        double seconds, p50_us, p99_us;
-        double commits_per_fsync; /* < 0: not reported */
+        double seconds;
+        struct percentiles all, read, write; /* read and write: only in mixed */
+        double commits_per_fsync;            /* < 0: not reported */
 };
 
 #define MAX_RESULTS 256
@@ -75,15 +93,6 @@ now_s(void)
         struct timespec ts;
         clock_gettime(CLOCK_MONOTONIC, &ts);
         return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static uint64_t
-mix64(uint64_t *s)
-{
-        uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-        z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-        return z ^ (z >> 31);
 }
 
 static int
@@ -117,62 +126,37 @@ lat_add(struct lat *l, uint64_t ns)
         l->v[l->n++] = ns;
 }
 
-static void
-lat_merge_percentiles(struct lat *all, size_t nthreads, double *p50, double *p99)
+/*
+ * The percentiles of the samples in lats[0], lats[stride], lats[2 * stride]
+ * ... (n of them): each thread's read and write samples sit side by side.
+ */
+static struct percentiles
+lat_percentiles(const struct lat *lats, size_t n, size_t stride)
 {
+        struct percentiles p = {0, 0};
         size_t total = 0, at = 0;
         uint64_t *v;
 
-        for (size_t i = 0; i < nthreads; i++)
-                total += all[i].n;
-        *p50 = *p99 = 0;
+        for (size_t i = 0; i < n; i++)
+                total += lats[i * stride].n;
         v = total ? malloc(total * sizeof(*v)) : NULL;
         if (v == NULL)
-                return;
-        for (size_t i = 0; i < nthreads; i++) {
-                memcpy(v + at, all[i].v, all[i].n * sizeof(*v));
-                at += all[i].n;
+                return p;
+        for (size_t i = 0; i < n; i++) {
+                memcpy(v + at, lats[i * stride].v, lats[i * stride].n * sizeof(*v));
+                at += lats[i * stride].n;
         }
         qsort(v, total, sizeof(*v), cmp_u64);
-        *p50 = (double)v[total / 2] / 1000.0;
-        *p99 = (double)v[total * 99 / 100] / 1000.0;
+        p.p50 = (double)v[total / 2] / 1000.0;
+        p.p99 = (double)v[total * 99 / 100] / 1000.0;
         free(v);
-}
-
-/* ---- the data: a social network, the same for every engine ---- */
-
-struct dataset {
-        struct bench_node *nodes;
-        uint64_t nnodes, nedges;
-        uint64_t *ids; /* engine ids of the nodes, per engine run */
-        uint64_t seed;
-};
-
-static void
-node_make(struct bench_node *n, uint64_t i, uint64_t *rng)
-{
-        snprintf(n->name, sizeof(n->name), "user-%" PRIu64, i);
-        n->age = 18 + (int64_t)(mix64(rng) % 63);
-        n->joined = (int64_t)(mix64(rng) % 9000);
-        n->score = (double)(mix64(rng) % 100000) / 100.0;
-}
-
-/*
- * The i-th edge: source uniform, target drawn with density falling like a
- * power of the index, so low-numbered users become hubs.
- */
-static void
-edge_make(const struct dataset *d, uint64_t i, uint64_t *rng, struct bench_edge *e)
-{
-        double u = (double)(mix64(rng) >> 11) / 9007199254740992.0;
-        uint64_t dst = (uint64_t)((double)d->nnodes * u * u * u);
-
-        e->src = d->ids[mix64(rng) % d->nnodes];
-        e->dst = d->ids[dst < d->nnodes ? dst : d->nnodes - 1];
-        e->since = (int64_t)(2000 + i % 25);
+        return p;
 }
 
 /* ---- running a workload on threads ---- */
+
+/* Each thread keeps its read and its write latencies apart: l[LAT_READ], l[LAT_WRITE]. */
+enum { LAT_READ, LAT_WRITE, NLATS };
 
 struct run {
         const struct adapter *a;
@@ -188,7 +172,7 @@ struct worker {
         struct run *r;
         int index;
         uint64_t ops;
-        struct lat lat;
+        struct lat lat[NLATS];
         int status;
 };
 
@@ -203,8 +187,10 @@ worker_main(void *arg)
 
         w->status = r->a->conn_open(r->db, &conn);
         while (w->status == 0 && (r->count ? w->ops < r->count : now_s() < until)) {
-                w->status = r->op(r, conn, &rng, &w->lat);
+                w->status = r->op(r, conn, &rng, w->lat);
                 w->ops += w->status == 0;
+                if (w->status == SOMBRA_EAGAIN)
+                        w->status = 0; /* an operation begun, not yet finished */
         }
         if (w->status == SOMBRA_ENOTFOUND)
                 w->status = 0; /* a path query that finds no path is an answer */
@@ -217,7 +203,7 @@ run_threads(struct run *r, int threads, struct result *res)
 {
         struct worker *w = calloc((size_t)threads, sizeof(*w));
         pthread_t *tid = calloc((size_t)threads, sizeof(*tid));
-        struct lat *lats = calloc((size_t)threads, sizeof(*lats));
+        struct lat *lats = calloc((size_t)threads * NLATS, sizeof(*lats));
         double start = now_s();
         int rc = 0;
 
@@ -233,14 +219,16 @@ run_threads(struct run *r, int threads, struct result *res)
         for (int i = 0; i < threads; i++) {
                 pthread_join(tid[i], NULL);
                 res->ops += w[i].ops;
-                lats[i] = w[i].lat;
+                memcpy(&lats[i * NLATS], w[i].lat, sizeof(w[i].lat));
                 if (w[i].status != 0 && rc == 0)
                         rc = w[i].status;
         }
         res->seconds = now_s() - start;
         res->threads = threads;
-        lat_merge_percentiles(lats, (size_t)threads, &res->p50_us, &res->p99_us);
-        for (int i = 0; i < threads; i++)
+        res->all = lat_percentiles(lats, (size_t)threads * NLATS, 1);
+        res->read = lat_percentiles(&lats[LAT_READ], (size_t)threads, NLATS);
+        res->write = lat_percentiles(&lats[LAT_WRITE], (size_t)threads, NLATS);
+        for (int i = 0; i < threads * NLATS; i++)
                 free(lats[i].v);
 label_out:
         free(w);
@@ -268,7 +256,7 @@ timed_end(struct lat *l, uint64_t t0)
 static uint64_t
 pick(struct run *r, uint64_t *rng)
 {
-        return r->d->ids[mix64(rng) % r->d->nnodes];
+        return r->d->ids[bench_random(rng) % r->d->nnodes];
 }
 
 static int
@@ -277,7 +265,7 @@ op_get_node(struct run *r, void *conn, uint64_t *rng, struct lat *l)
         size_t n;
         uint64_t t0 = timed_start();
         int rc = r->a->get_node(conn, pick(r, rng), &n);
-        timed_end(l, t0);
+        timed_end(&l[LAT_READ], t0);
         return rc;
 }
 
@@ -287,7 +275,7 @@ op_neighbors(struct run *r, void *conn, uint64_t *rng, struct lat *l)
         size_t n;
         uint64_t t0 = timed_start();
         int rc = r->a->neighbors_out(conn, pick(r, rng), &n);
-        timed_end(l, t0);
+        timed_end(&l[LAT_READ], t0);
         return rc;
 }
 
@@ -296,7 +284,7 @@ op_two_hop(struct run *r, void *conn, uint64_t *rng, struct lat *l)
 {
         uint64_t n, t0 = timed_start();
         int rc = r->a->two_hop(conn, pick(r, rng), &n);
-        timed_end(l, t0);
+        timed_end(&l[LAT_READ], t0);
         return rc;
 }
 
@@ -305,7 +293,7 @@ op_bfs3(struct run *r, void *conn, uint64_t *rng, struct lat *l)
 {
         uint64_t n, t0 = timed_start();
         int rc = r->a->bfs3(conn, pick(r, rng), &n);
-        timed_end(l, t0);
+        timed_end(&l[LAT_READ], t0);
         return rc;
 }
 
@@ -315,7 +303,7 @@ op_shortest_path(struct run *r, void *conn, uint64_t *rng, struct lat *l)
         size_t hops;
         uint64_t from = pick(r, rng), to = pick(r, rng), t0 = timed_start();
         int rc = r->a->shortest_path(conn, from, to, &hops);
-        timed_end(l, t0);
+        timed_end(&l[LAT_READ], t0);
         return rc == SOMBRA_ENOTFOUND ? 0 : rc;
 }
 
@@ -326,7 +314,7 @@ op_label_scan(struct run *r, void *conn, uint64_t *rng, struct lat *l)
         uint64_t t0 = timed_start();
         int rc = r->a->label_scan(conn, &n);
         (void)rng;
-        timed_end(l, t0);
+        timed_end(&l[LAT_READ], t0);
         return rc;
 }
 
@@ -335,8 +323,10 @@ op_property_lookup(struct run *r, void *conn, uint64_t *rng, struct lat *l)
 {
         size_t n;
         uint64_t t0 = timed_start();
-        int rc = r->a->property_lookup(conn, 18 + (int64_t)(mix64(rng) % 63), &n);
-        timed_end(l, t0);
+        const struct bench_schema *sc = r->d->schema;
+        int rc = r->a->property_lookup(
+            conn, sc->lookup_lo + (int64_t)(bench_random(rng) % (uint64_t)sc->lookup_span), &n);
+        timed_end(&l[LAT_READ], t0);
         return rc;
 }
 
@@ -347,18 +337,42 @@ op_one_edge(struct run *r, void *conn, uint64_t *rng, struct lat *l)
         uint64_t t0;
         int rc;
 
-        edge_make(r->d, mix64(rng), rng, &e);
+        bench_friendship(r->d, rng, &e);
         t0 = timed_start();
         rc = r->a->insert_edges(conn, &e, 1);
-        timed_end(l, t0);
+        timed_end(&l[LAT_WRITE], t0);
         return rc;
+}
+
+/*
+ * One asynchronous one-edge transaction, ASYNC_WINDOW in flight per thread;
+ * an operation is a transaction acknowledged, timed from submission. An
+ * engine without asynchronous commits runs the synchronous one instead.
+ */
+static int
+op_one_edge_async(struct run *r, void *conn, uint64_t *rng, struct lat *l)
+{
+        struct bench_edge e;
+        uint64_t acked_ns;
+        int rc;
+
+        if (r->a->insert_edge_async == NULL)
+                return op_one_edge(r, conn, rng, l);
+        bench_friendship(r->d, rng, &e);
+        rc = r->a->insert_edge_async(conn, &e, ASYNC_WINDOW, &acked_ns);
+        if (rc != 0)
+                return rc;
+        if (acked_ns == 0)
+                return SOMBRA_EAGAIN; /* nothing acknowledged yet: not an operation */
+        lat_add(&l[LAT_WRITE], acked_ns);
+        return 0;
 }
 
 /* 80% reads (half get_node, half neighbors_out), 20% one-edge transactions. */
 static int
 op_mixed(struct run *r, void *conn, uint64_t *rng, struct lat *l)
 {
-        uint64_t dice = mix64(rng) % 10;
+        uint64_t dice = bench_random(rng) % 10;
         if (dice < 2)
                 return op_one_edge(r, conn, rng, l);
         return dice < 6 ? op_get_node(r, conn, rng, l) : op_neighbors(r, conn, rng, l);
@@ -371,10 +385,10 @@ op_insert_node_tx1(struct run *r, void *conn, uint64_t *rng, struct lat *l)
         uint64_t id, t0;
         int rc;
 
-        node_make(&n, r->d->nnodes + mix64(rng) % 1000000, rng);
+        bench_user_make(&n, r->d->nnodes + bench_random(rng) % 1000000, rng);
         t0 = timed_start();
         rc = r->a->insert_nodes(conn, &n, 1, &id);
-        timed_end(l, t0);
+        timed_end(&l[LAT_WRITE], t0);
         return rc;
 }
 
@@ -386,28 +400,6 @@ selected(const struct options *o, const char *workload)
         return o->workload == NULL || strcmp(o->workload, workload) == 0;
 }
 
-static void
-record(const struct options *o, const struct result *res)
-{
-        if (nresults < MAX_RESULTS)
-                results[nresults++] = *res;
-        if (o->json) {
-                printf("{\"engine\":\"%s\",\"profile\":\"%s\",\"workload\":\"%s\",\"threads\":%d,"
-                       "\"ops\":%" PRIu64 ",\"seconds\":%.6f,\"ops_per_sec\":%.1f,"
-                       "\"p50_us\":%.2f,\"p99_us\":%.2f",
-                       res->engine, res->profile, res->workload, res->threads, res->ops,
-                       res->seconds, res->seconds > 0 ? (double)res->ops / res->seconds : 0.0,
-                       res->p50_us, res->p99_us);
-                if (res->commits_per_fsync >= 0)
-                        printf(",\"commits_per_fsync\":%.2f", res->commits_per_fsync);
-                printf("}\n");
-                fflush(stdout);
-        }
-        fprintf(stderr, "  %-7s %-10s %-24s %3d threads %12.0f ops/s\n", res->engine, res->profile,
-                res->workload, res->threads,
-                res->seconds > 0 ? (double)res->ops / res->seconds : 0.0);
-}
-
 static double
 ops_per_sec(const struct result *r)
 {
@@ -415,27 +407,74 @@ ops_per_sec(const struct result *r)
 }
 
 static void
+json_percentiles(const char *prefix, struct percentiles p)
+{
+        printf(",\"%sp50_us\":%.2f,\"%sp99_us\":%.2f", prefix, p.p50, prefix, p.p99);
+}
+
+static void
+record(const struct options *o, const struct result *res)
+{
+        if (nresults < MAX_RESULTS)
+                results[nresults++] = *res;
+        if (o->json) {
+                printf("{\"engine\":\"%s\",\"dataset\":\"%s\",\"profile\":\"%s\","
+                       "\"workload\":\"%s\",\"threads\":%d,\"ops\":%" PRIu64
+                       ",\"seconds\":%.6f,\"ops_per_sec\":%.1f",
+                       res->engine, res->dataset, res->profile, res->workload, res->threads,
+                       res->ops, res->seconds, ops_per_sec(res));
+                json_percentiles("", res->all);
+                if (res->read.p50 > 0 && res->write.p50 > 0) {
+                        json_percentiles("read_", res->read);
+                        json_percentiles("write_", res->write);
+                }
+                if (res->commits_per_fsync >= 0)
+                        printf(",\"commits_per_fsync\":%.2f", res->commits_per_fsync);
+                printf("}\n");
+                fflush(stdout);
+        }
+        fprintf(stderr, "  %-7s %-10s %-10s %-24s %3d threads %12.0f ops/s\n", res->engine,
+                res->dataset, res->profile, res->workload, res->threads, ops_per_sec(res));
+}
+
+/* SQLite's row for the same dataset, workload, profile and threads, or NULL. */
+static const struct result *
+counterpart(const struct result *s)
+{
+        for (size_t k = 0; k < nresults; k++) {
+                const struct result *q = &results[k];
+                if (strcmp(q->engine, "sqlite") == 0 && strcmp(q->dataset, s->dataset) == 0 &&
+                    strcmp(q->workload, s->workload) == 0 && strcmp(q->profile, s->profile) == 0 &&
+                    q->threads == s->threads)
+                        return q;
+        }
+        return NULL;
+}
+
+static void
 print_table(void)
 {
-        printf("%-24s %7s %-10s %14s %14s %8s %9s %9s %8s\n", "workload", "threads", "profile",
-               "sombra ops/s", "sqlite ops/s", "ratio", "p50 us", "p99 us", "c/fsync");
+        printf("%-10s %-24s %7s %-10s %14s %14s %8s %9s %9s %8s\n", "dataset", "workload",
+               "threads", "profile", "sombra ops/s", "sqlite ops/s", "ratio", "p50 us", "p99 us",
+               "c/fsync");
         for (size_t i = 0; i < nresults; i++) {
-                const struct result *s = &results[i], *q = NULL;
+                const struct result *s = &results[i], *q;
                 if (strcmp(s->engine, "sombra") != 0)
                         continue;
-                for (size_t k = 0; k < nresults; k++)
-                        if (strcmp(results[k].engine, "sqlite") == 0 &&
-                            strcmp(results[k].workload, s->workload) == 0 &&
-                            strcmp(results[k].profile, s->profile) == 0 &&
-                            results[k].threads == s->threads)
-                                q = &results[k];
-                printf("%-24s %7d %-10s %14.0f %14.0f %8.1f %9.1f %9.1f", s->workload, s->threads,
-                       s->profile, ops_per_sec(s), q ? ops_per_sec(q) : 0.0,
-                       q && ops_per_sec(q) > 0 ? ops_per_sec(s) / ops_per_sec(q) : 0.0, s->p50_us,
-                       s->p99_us);
+                q = counterpart(s);
+                printf("%-10s %-24s %7d %-10s %14.0f %14.0f %8.1f %9.1f %9.1f", s->dataset,
+                       s->workload, s->threads, s->profile, ops_per_sec(s),
+                       q ? ops_per_sec(q) : 0.0,
+                       q && ops_per_sec(q) > 0 ? ops_per_sec(s) / ops_per_sec(q) : 0.0, s->all.p50,
+                       s->all.p99);
                 if (s->commits_per_fsync >= 0)
                         printf(" %8.1f", s->commits_per_fsync);
                 printf("\n");
+                if (s->read.p50 > 0 && s->write.p50 > 0 && q != NULL)
+                        printf("%47s p50/p99 us: reads %.1f/%.1f, writes %.1f/%.1f; "
+                               "sqlite reads %.1f/%.1f, writes %.1f/%.1f\n",
+                               "", s->read.p50, s->read.p99, s->write.p50, s->write.p99,
+                               q->read.p50, q->read.p99, q->write.p50, q->write.p99);
         }
         printf("\nprofiles (what a crash loses):\n");
         for (size_t p = 0; p < NPROFILES; p++)
@@ -451,12 +490,23 @@ struct session {
         struct run r;
 };
 
+static struct result
+result_for(const struct session *s, const char *workload, int threads)
+{
+        return (struct result){.engine = s->a->name,
+                               .dataset = s->r.d->schema->name,
+                               .profile = s->p->name,
+                               .workload = workload,
+                               .threads = threads,
+                               .commits_per_fsync = -1};
+}
+
 /* Runs op on `threads` threads (count ops each, or o->seconds) and records it. */
 static int
 measure(struct session *s, const char *name, int threads, uint64_t count,
         int (*op)(struct run *r, void *conn, uint64_t *rng, struct lat *l))
 {
-        struct result res = {s->a->name, s->p->name, name, threads, 0, 0, 0, 0, -1};
+        struct result res = result_for(s, name, threads);
         uint64_t c0 = 0, f0 = 0, c1 = 0, f1 = 0;
         int rc;
 
@@ -472,12 +522,25 @@ measure(struct session *s, const char *name, int threads, uint64_t count,
             c1 > c0)
                 res.commits_per_fsync = (double)(c1 - c0) / (double)(f1 - f0);
         if (rc != 0) {
-                fprintf(stderr, "sombra-bench: %s %s %s: %s\n", s->a->name, s->p->name, name,
-                        sombra_strerror(rc));
+                fprintf(stderr, "sombra-bench: %s %s %s %s: %s\n", s->a->name, res.dataset,
+                        s->p->name, name, sombra_strerror(rc));
                 return rc;
         }
         record(s->o, &res);
         return 0;
+}
+
+/* One transaction of edges: links [at, at + n) as engine ids. */
+static int
+load_edges(struct session *s, void *conn, uint64_t at, uint64_t n, struct bench_edge *edges)
+{
+        const struct dataset *d = s->r.d;
+
+        for (uint64_t k = 0; k < n; k++) {
+                const struct bench_link *l = &d->links[at + k];
+                edges[k] = (struct bench_edge){d->ids[l->src], d->ids[l->dst], l->type, l->since};
+        }
+        return s->a->insert_edges(conn, edges, n);
 }
 
 /* Loads the dataset in transactions of `per` (nodes, then edges), timing both. */
@@ -487,9 +550,8 @@ load(struct session *s, uint64_t per)
         struct dataset *d = s->r.d;
         struct bench_edge *edges = malloc(per * sizeof(*edges));
         struct lat ln = {0}, le = {0};
-        struct result rn = {s->a->name, s->p->name, "insert_nodes_tx1000", 1, 0, 0, 0, 0, -1};
-        struct result re = {s->a->name, s->p->name, "insert_edges_tx1000", 1, 0, 0, 0, 0, -1};
-        uint64_t rng = d->seed;
+        struct result rn = result_for(s, "insert_nodes_tx1000", 1);
+        struct result re = result_for(s, "insert_edges_tx1000", 1);
         void *conn;
         double t;
         int rc = edges == NULL ? SOMBRA_ENOMEM : s->a->conn_open(s->r.db, &conn);
@@ -508,20 +570,17 @@ load(struct session *s, uint64_t per)
         rn.seconds = now_s() - t;
         t = now_s();
         for (uint64_t i = 0; i < d->nedges && rc == 0; i += per) {
-                uint64_t n = d->nedges - i < per ? d->nedges - i : per, t0;
-                for (uint64_t k = 0; k < n; k++)
-                        edge_make(d, i + k, &rng, &edges[k]);
-                t0 = timed_start();
-                rc = s->a->insert_edges(conn, edges, n);
+                uint64_t n = d->nedges - i < per ? d->nedges - i : per, t0 = timed_start();
+                rc = load_edges(s, conn, i, n, edges);
                 timed_end(&le, t0);
                 re.ops += n;
         }
         re.seconds = now_s() - t;
         if (rc == 0)
-                rc = s->a->index_age(conn);
+                rc = s->a->index_lookup(conn);
         s->a->conn_close(conn);
-        lat_merge_percentiles(&ln, 1, &rn.p50_us, &rn.p99_us);
-        lat_merge_percentiles(&le, 1, &re.p50_us, &re.p99_us);
+        rn.all = lat_percentiles(&ln, 1, 1);
+        re.all = lat_percentiles(&le, 1, 1);
         free(ln.v);
         free(le.v);
         free(edges);
@@ -622,11 +681,11 @@ recovery_child(struct session *s, const char *dir, int fd, uint64_t txns)
         uint64_t ids[100], rng = 7;
         void *db, *conn;
 
-        if (s->a->open(dir, PRODUCTION, &db) != 0 || s->a->conn_open(db, &conn) != 0)
+        if (s->a->open(dir, PRODUCTION, &bench_social, &db) != 0 || s->a->conn_open(db, &conn) != 0)
                 _exit(2);
         for (uint64_t k = 0; k < txns + 1000000; k++) {
                 for (int i = 0; i < 100; i++)
-                        node_make(&batch[i], k * 100 + (uint64_t)i, &rng);
+                        bench_user_make(&batch[i], k * 100 + (uint64_t)i, &rng);
                 if (s->a->insert_nodes(conn, batch, 100, ids) != 0)
                         _exit(3);
                 if (write(fd, &ids[99], sizeof(ids[99])) != (ssize_t)sizeof(ids[99]))
@@ -639,7 +698,7 @@ static int
 recovery(struct session *s, uint64_t txns)
 {
         char dir[] = "/tmp/sombra-recovery-XXXXXX";
-        struct result res = {s->a->name, PRODUCTION->name, "recovery", 1, 1, 0, 0, 0, -1};
+        struct result res = result_for(s, "recovery", 1);
         uint64_t last = 0, id;
         size_t nprops;
         int fds[2], status, rc;
@@ -675,7 +734,7 @@ recovery(struct session *s, uint64_t txns)
         close(fds[0]);
         waitpid(pid, &status, 0);
         t = now_s();
-        rc = s->a->open(dir, PRODUCTION, &db);
+        rc = s->a->open(dir, PRODUCTION, &bench_social, &db);
         if (rc == 0) {
                 rc = s->a->conn_open(db, &conn);
                 if (rc == 0) {
@@ -685,7 +744,8 @@ recovery(struct session *s, uint64_t txns)
                 }
                 s->a->close(db);
         }
-        res.p50_us = res.p99_us = res.seconds * 1e6;
+        res.ops = 1;
+        res.all.p50 = res.all.p99 = res.seconds * 1e6;
         scratch_remove(dir);
         if (rc != 0) {
                 fprintf(stderr, "sombra-bench: %s recovery: acknowledged user %" PRIu64 ": %s\n",
@@ -696,10 +756,14 @@ recovery(struct session *s, uint64_t txns)
         return 0;
 }
 
+/*
+ * The single-threaded reads; `every` adds the social network's own:
+ * insert_nodes_tx1 (which makes users), bfs3 and shortest_path.
+ */
 static int
-reads(struct session *s, uint64_t scale)
+reads(struct session *s, uint64_t scale, bool every)
 {
-        int rc = measure(s, "insert_nodes_tx1", 1, scale / 10, op_insert_node_tx1);
+        int rc = every ? measure(s, "insert_nodes_tx1", 1, scale / 10, op_insert_node_tx1) : 0;
 
         if (rc == 0)
                 rc = measure(s, "get_node", 1, scale * 4, op_get_node);
@@ -707,9 +771,9 @@ reads(struct session *s, uint64_t scale)
                 rc = measure(s, "neighbors_out", 1, scale * 4, op_neighbors);
         if (rc == 0)
                 rc = measure(s, "two_hop", 1, scale, op_two_hop);
-        if (rc == 0)
+        if (rc == 0 && every)
                 rc = measure(s, "bfs3", 1, scale / 10, op_bfs3);
-        if (rc == 0)
+        if (rc == 0 && every)
                 rc = measure(s, "shortest_path", 1, scale / 20, op_shortest_path);
         if (rc == 0)
                 rc = measure(s, "label_scan", 1, 10, op_label_scan);
@@ -718,66 +782,84 @@ reads(struct session *s, uint64_t scale)
         return rc;
 }
 
+/* The concurrent workloads on the loaded social network, reopened under each profile. */
 static int
-engine_run(const struct options *o, const struct adapter *a, struct dataset *d)
+profiles_run(struct session *s, const char *dir)
+{
+        int rc = 0;
+
+        for (size_t p = 0; p < NPROFILES && rc == 0; p++) {
+                if (s->o->profile != NULL && strcmp(s->o->profile, profiles[p].name) != 0)
+                        continue;
+                s->p = &profiles[p];
+                rc = s->a->open(dir, s->p, &bench_social, &s->r.db);
+                if (rc != 0)
+                        break;
+                for (size_t t = 0; t < NTHREADS && rc == 0; t++)
+                        rc = measure(s, "mixed", thread_counts[t], 0, op_mixed);
+                if (s->p == PRODUCTION) {
+                        for (size_t t = 0; t < NTHREADS && rc == 0; t++)
+                                rc = measure(s, "durable_commit_scaling", thread_counts[t], 0,
+                                             op_one_edge);
+                        if (rc == 0)
+                                rc = measure(s, "durable_commit_async", ASYNC_THREADS, 0,
+                                             op_one_edge_async);
+                        if (rc == 0)
+                                rc = held(s, "long_read", false);
+                        if (rc == 0)
+                                rc = held(s, "long_write", true);
+                }
+                s->a->close(s->r.db); /* also after a failure: its threads must stop */
+        }
+        s->p = PRODUCTION;
+        return rc;
+}
+
+/*
+ * One dataset on one engine, in a database of its own: the load and the
+ * reads; for the social network also recovery and the concurrent workloads.
+ */
+static int
+dataset_run(const struct options *o, const struct adapter *a, struct dataset *d)
 {
         char dir[] = "/tmp/sombra-bench-XXXXXX";
         struct session s = {o, a, PRODUCTION, {.a = a, .d = d}};
-        uint64_t scale = o->quick ? 500 : 5000;
+        bool social = d->schema == &bench_social;
         int rc;
 
         if (mkdtemp(dir) == NULL)
                 return SOMBRA_EIO;
-        rc = a->open(dir, PRODUCTION, &s.r.db);
-        if (rc == 0)
+        rc = a->open(dir, PRODUCTION, d->schema, &s.r.db);
+        if (rc == 0) {
                 rc = load(&s, 1000);
-        if (rc == 0)
-                rc = reads(&s, scale);
-        if (s.r.db != NULL)
+                if (rc == 0)
+                        rc = reads(&s, o->quick ? 500 : 5000, social);
                 a->close(s.r.db);
-        if (rc == 0)
-                rc = recovery(&s, o->quick ? 20 : 400);
-        for (size_t p = 0; p < NPROFILES && rc == 0; p++) {
-                if (o->profile != NULL && strcmp(o->profile, profiles[p].name) != 0)
-                        continue;
-                s.p = &profiles[p];
-                rc = a->open(dir, s.p, &s.r.db);
-                if (rc != 0)
-                        break;
-                for (size_t t = 0; t < NTHREADS && rc == 0; t++)
-                        rc = measure(&s, "mixed", thread_counts[t], 0, op_mixed);
-                for (size_t t = 0; t < NTHREADS && rc == 0 && s.p == PRODUCTION; t++)
-                        rc =
-                            measure(&s, "durable_commit_scaling", thread_counts[t], 0, op_one_edge);
-                if (rc == 0 && s.p == PRODUCTION)
-                        rc = held(&s, "long_read", false);
-                if (rc == 0 && s.p == PRODUCTION)
-                        rc = held(&s, "long_write", true);
-                a->close(s.r.db); /* also after a failure: its threads must stop */
         }
+        if (rc == 0 && social)
+                rc = recovery(&s, o->quick ? 20 : 400);
+        if (rc == 0 && social)
+                rc = profiles_run(&s, dir);
         scratch_remove(dir);
         return rc;
 }
 
 static const char usage[] = "usage: sombra-bench [--quick] [--json] [--workload NAME] "
-                            "[--threads N] [--profile NAME] [--engine NAME] [--nodes N] "
-                            "[--edges M] [--seconds S]\n";
+                            "[--threads N] [--profile NAME] [--engine NAME] "
+                            "[--dataset social|catalogue|knowledge] [--nodes N] [--edges M] "
+                            "[--seconds S]\n";
 
 /* Returns 0 to run, 1 after --help, -1 on a bad option (getopt has said why). */
 static int
 parse(int argc, char **argv, struct options *o)
 {
-        static const struct option longs[] = {{"quick", no_argument, NULL, 'q'},
-                                              {"json", no_argument, NULL, 'j'},
-                                              {"workload", required_argument, NULL, 'w'},
-                                              {"profile", required_argument, NULL, 'p'},
-                                              {"engine", required_argument, NULL, 'e'},
-                                              {"threads", required_argument, NULL, 't'},
-                                              {"nodes", required_argument, NULL, 'n'},
-                                              {"edges", required_argument, NULL, 'm'},
-                                              {"seconds", required_argument, NULL, 's'},
-                                              {"help", no_argument, NULL, 'h'},
-                                              {NULL, 0, NULL, 0}};
+        static const struct option longs[] = {
+            {"quick", no_argument, NULL, 'q'},          {"json", no_argument, NULL, 'j'},
+            {"workload", required_argument, NULL, 'w'}, {"profile", required_argument, NULL, 'p'},
+            {"engine", required_argument, NULL, 'e'},   {"dataset", required_argument, NULL, 'd'},
+            {"threads", required_argument, NULL, 't'},  {"nodes", required_argument, NULL, 'n'},
+            {"edges", required_argument, NULL, 'm'},    {"seconds", required_argument, NULL, 's'},
+            {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0}};
         int c;
 
         while ((c = getopt_long(argc, argv, "", longs, NULL)) != -1) {
@@ -796,6 +878,9 @@ parse(int argc, char **argv, struct options *o)
                         break;
                 case 'e':
                         o->engine = optarg;
+                        break;
+                case 'd':
+                        o->dataset = optarg;
                         break;
                 case 't':
                         o->threads = atoi(optarg);
@@ -820,12 +905,28 @@ parse(int argc, char **argv, struct options *o)
         return optind == argc ? 0 : -1;
 }
 
+/* Every selected dataset on one engine, in the order of schemas[]. */
+static int
+engine_run(const struct options *o, const struct adapter *a, struct dataset *data)
+{
+        int rc = 0;
+
+        for (size_t k = 0; k < NSCHEMAS && rc == 0; k++) {
+                struct dataset *d = &data[k];
+                if (o->dataset != NULL && strcmp(o->dataset, d->schema->name) != 0)
+                        continue;
+                fprintf(stderr, "sombra-bench: %s, %s: %" PRIu64 " nodes, %" PRIu64 " edges\n",
+                        a->name, d->schema->name, d->nnodes, d->nedges);
+                rc = dataset_run(o, a, d);
+        }
+        return rc;
+}
+
 int
 main(int argc, char **argv)
 {
         struct options o = {0};
-        struct dataset d = {0};
-        uint64_t rng;
+        struct dataset data[NSCHEMAS] = {{0}};
         int rc = parse(argc, argv, &o);
 
         if (rc != 0)
@@ -836,29 +937,17 @@ main(int argc, char **argv)
                 o.edges = o.nodes * 5;
         if (o.seconds <= 0)
                 o.seconds = o.quick ? 0.2 : 2.0;
-        d.nnodes = o.nodes;
-        d.nedges = o.edges;
-        d.seed = 42;
-        d.nodes = calloc(d.nnodes, sizeof(*d.nodes));
-        d.ids = calloc(d.nnodes, sizeof(*d.ids));
-        if (d.nodes == NULL || d.ids == NULL) {
-                free(d.nodes);
-                free(d.ids);
-                return 1;
-        }
-        rng = d.seed;
-        for (uint64_t i = 0; i < d.nnodes; i++)
-                node_make(&d.nodes[i], i, &rng);
+        for (size_t k = 0; k < NSCHEMAS && rc == 0; k++)
+                rc = bench_dataset_make(&data[k], schemas[k], o.nodes, o.edges, 42 + k);
         for (size_t e = 0; e < NADAPTERS && rc == 0; e++) {
-                if (o.engine != NULL && strcmp(o.engine, adapters[e]->name) != 0)
-                        continue;
-                fprintf(stderr, "sombra-bench: %s, %" PRIu64 " nodes, %" PRIu64 " edges\n",
-                        adapters[e]->name, d.nnodes, d.nedges);
-                rc = engine_run(&o, adapters[e], &d);
+                if (o.engine == NULL || strcmp(o.engine, adapters[e]->name) == 0)
+                        rc = engine_run(&o, adapters[e], data);
         }
         if (rc == 0 && !o.json)
                 print_table();
-        free(d.nodes);
-        free(d.ids);
+        for (size_t k = 0; k < NSCHEMAS; k++)
+                bench_dataset_free(&data[k]);
+        if (rc != 0)
+                fprintf(stderr, "sombra-bench: %s\n", sombra_strerror(rc));
         return rc == 0 ? 0 : 1;
 }

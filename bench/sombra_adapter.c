@@ -4,7 +4,9 @@
  * The database is `<dir>/bench.sombra` opened with the profile's preset
  * fields; each connection is a pooled sombra_conn. Inserts are batches (one
  * transaction each, acknowledged as durable as the profile promises); reads
- * are the public read calls on the calling thread.
+ * are the public read calls on the calling thread. insert_edge_async keeps
+ * a queue of submitted batches per connection, each untouched until its
+ * ticket is collected, as sombra_batch_submit_async asks.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,18 +15,36 @@
 
 #include "adapter.h"
 
+struct sombra_bench_db {
+        sombra_db *db;
+        const struct bench_schema *schema;
+};
+
+/* A submitted asynchronous transaction. */
+struct inflight {
+        sombra_batch *batch;
+        uint64_t ticket, submitted_ns;
+};
+
 struct sombra_bench_conn {
         sombra_conn *c;
         sombra_batch *batch;
+        const struct bench_schema *schema;
+        struct inflight *queue; /* a ring of `window` slots, made at first use */
+        unsigned window, head, count;
 };
 
 static int
-s_open(const char *dir, const struct bench_profile *p, void **out)
+s_open(const char *dir, const struct bench_profile *p, const struct bench_schema *schema,
+       void **out)
 {
+        struct sombra_bench_db *bd = malloc(sizeof(*bd));
         struct sombra_config cfg;
         char path[4096];
-        sombra_db *db;
         int rc;
+
+        if (bd == NULL)
+                return SOMBRA_ENOMEM;
 
         sombra_config_production(&cfg);
         cfg.sync_mode = p->mode;
@@ -33,23 +53,31 @@ s_open(const char *dir, const struct bench_profile *p, void **out)
         /* long_write holds a transaction for seconds: let the engine cut it at half a second. */
         cfg.txn_timeout_ms = 500;
         snprintf(path, sizeof(path), "%s/bench.sombra", dir);
-        rc = sombra_open(path, &cfg, &db);
-        if (rc == SOMBRA_OK)
-                *out = db;
-        return rc;
+        bd->schema = schema;
+        rc = sombra_open(path, &cfg, &bd->db);
+        if (rc != SOMBRA_OK) {
+                free(bd);
+                return rc;
+        }
+        *out = bd;
+        return SOMBRA_OK;
 }
 
 static void
 s_close(void *db)
 {
-        sombra_close(db);
+        struct sombra_bench_db *bd = db;
+
+        sombra_close(bd->db);
+        free(bd);
 }
 
 static int
 s_conn_open(void *db, void **out)
 {
+        struct sombra_bench_db *bd = db;
         struct sombra_bench_conn *bc = calloc(1, sizeof(*bc));
-        int rc = bc == NULL ? SOMBRA_ENOMEM : sombra_conn_acquire(db, &bc->c);
+        int rc = bc == NULL ? SOMBRA_ENOMEM : sombra_conn_acquire(bd->db, &bc->c);
 
         if (rc == SOMBRA_OK)
                 rc = sombra_batch_new(&bc->batch);
@@ -59,15 +87,34 @@ s_conn_open(void *db, void **out)
                 free(bc);
                 return rc;
         }
+        bc->schema = bd->schema;
         *out = bc;
         return SOMBRA_OK;
+}
+
+/* Waits for the oldest asynchronous transaction and frees its batch. */
+static int
+inflight_collect(struct sombra_bench_conn *bc, struct inflight *done)
+{
+        int rc;
+
+        *done = bc->queue[bc->head];
+        rc = sombra_wait(bc->c, done->ticket);
+        sombra_batch_free(done->batch);
+        bc->head = (bc->head + 1) % bc->window;
+        bc->count--;
+        return rc;
 }
 
 static void
 s_conn_close(void *conn)
 {
         struct sombra_bench_conn *bc = conn;
+        struct inflight done;
 
+        while (bc->count > 0)
+                inflight_collect(bc, &done);
+        free(bc->queue);
         sombra_batch_free(bc->batch);
         sombra_conn_release(bc->c);
         free(bc);
@@ -77,18 +124,19 @@ static int
 s_insert_nodes(void *conn, const struct bench_node *nodes, size_t n, uint64_t *ids)
 {
         struct sombra_bench_conn *bc = conn;
-        static const char *const labels[] = {"User"};
+        const struct bench_schema *sc = bc->schema;
         int rc = sombra_batch_reset(bc->batch);
 
         for (size_t i = 0; i < n && rc == SOMBRA_OK; i++) {
+                const struct bench_node *nd = &nodes[i];
                 struct sombra_prop props[4] = {
-                    {"name",
-                     {.type = SOMBRA_STRING, .u.s = {nodes[i].name, strlen(nodes[i].name)}}},
-                    {"age", {.type = SOMBRA_INT, .u.i = nodes[i].age}},
-                    {"joined", {.type = SOMBRA_INT, .u.i = nodes[i].joined}},
-                    {"score", {.type = SOMBRA_DOUBLE, .u.d = nodes[i].score}},
+                    {"name", {.type = SOMBRA_STRING, .u.s = {nd->name, strlen(nd->name)}}},
+                    {sc->int_keys[0], {.type = SOMBRA_INT, .u.i = nd->ints[0]}},
+                    {sc->int_keys[1], {.type = SOMBRA_INT, .u.i = nd->ints[1]}},
+                    {sc->real_key, {.type = SOMBRA_DOUBLE, .u.d = nd->real}},
                 };
-                rc = sombra_batch_node_create(bc->batch, labels, 1, props, 4, NULL);
+                rc = sombra_batch_node_create(bc->batch, &nd->label, 1, props, nd->bare ? 1 : 4,
+                                              NULL);
         }
         if (rc == SOMBRA_OK)
                 rc = sombra_batch_submit(bc->c, bc->batch);
@@ -105,23 +153,67 @@ s_insert_edges(void *conn, const struct bench_edge *edges, size_t n)
 
         if (n == 1) { /* a single write needs no batch: the common one-edge commit */
                 struct sombra_prop since = {"since", {.type = SOMBRA_INT, .u.i = edges[0].since}};
-                return sombra_edge_create(bc->c, edges[0].src, edges[0].dst, "FRIENDS_WITH", &since,
+                return sombra_edge_create(bc->c, edges[0].src, edges[0].dst, edges[0].type, &since,
                                           1, NULL);
         }
         rc = sombra_batch_reset(bc->batch);
         for (size_t i = 0; i < n && rc == SOMBRA_OK; i++) {
                 struct sombra_prop since = {"since", {.type = SOMBRA_INT, .u.i = edges[i].since}};
-                rc = sombra_batch_edge_create(bc->batch, edges[i].src, edges[i].dst, "FRIENDS_WITH",
+                rc = sombra_batch_edge_create(bc->batch, edges[i].src, edges[i].dst, edges[i].type,
                                               &since, 1, NULL);
         }
         return rc == SOMBRA_OK ? sombra_batch_submit(bc->c, bc->batch) : rc;
 }
 
+static uint64_t
+now_ns(void)
+{
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
 static int
-s_index_age(void *conn)
+s_insert_edge_async(void *conn, const struct bench_edge *e, unsigned window, uint64_t *acked_ns)
 {
         struct sombra_bench_conn *bc = conn;
-        int rc = sombra_index_create(bc->c, "User", "age");
+        struct sombra_prop since = {"since", {.type = SOMBRA_INT, .u.i = e->since}};
+        struct inflight done = {0}, *slot;
+        int rc = SOMBRA_OK;
+
+        *acked_ns = 0;
+        if (bc->queue == NULL) {
+                bc->queue = calloc(window, sizeof(*bc->queue));
+                if (bc->queue == NULL)
+                        return SOMBRA_ENOMEM;
+                bc->window = window;
+        }
+        if (bc->count == bc->window) {
+                rc = inflight_collect(bc, &done);
+                *acked_ns = now_ns() - done.submitted_ns;
+        }
+        slot = &bc->queue[(bc->head + bc->count) % bc->window];
+        if (rc == SOMBRA_OK)
+                rc = sombra_batch_new(&slot->batch);
+        if (rc != SOMBRA_OK)
+                return rc;
+        rc = sombra_batch_edge_create(slot->batch, e->src, e->dst, e->type, &since, 1, NULL);
+        slot->submitted_ns = now_ns();
+        if (rc == SOMBRA_OK)
+                rc = sombra_batch_submit_async(bc->c, slot->batch, false, &slot->ticket);
+        if (rc != SOMBRA_OK) {
+                sombra_batch_free(slot->batch);
+                return rc;
+        }
+        bc->count++;
+        return SOMBRA_OK;
+}
+
+static int
+s_index_lookup(void *conn)
+{
+        struct sombra_bench_conn *bc = conn;
+        int rc = sombra_index_create(bc->c, bc->schema->scan_label, bc->schema->int_keys[0]);
         return rc == SOMBRA_EEXIST ? SOMBRA_OK : rc;
 }
 
@@ -139,10 +231,9 @@ s_get_node(void *conn, uint64_t id, size_t *nprops)
 static int
 s_neighbors_out(void *conn, uint64_t id, size_t *n)
 {
-        static const char *const types[] = {"FRIENDS_WITH"};
         const struct sombra_neighbor *nb;
-        return sombra_neighbors(((struct sombra_bench_conn *)conn)->c, id, SOMBRA_OUT, types, 1,
-                                &nb, n);
+        return sombra_neighbors(((struct sombra_bench_conn *)conn)->c, id, SOMBRA_OUT, NULL, 0, &nb,
+                                n);
 }
 
 static int
@@ -180,17 +271,19 @@ s_shortest_path(void *conn, uint64_t from, uint64_t to, size_t *hops)
 static int
 s_label_scan(void *conn, size_t *n)
 {
+        struct sombra_bench_conn *bc = conn;
         const uint64_t *ids;
-        return sombra_nodes_by_label(((struct sombra_bench_conn *)conn)->c, "User", &ids, n);
+        return sombra_nodes_by_label(bc->c, bc->schema->scan_label, &ids, n);
 }
 
 static int
-s_property_lookup(void *conn, int64_t age, size_t *n)
+s_property_lookup(void *conn, int64_t value, size_t *n)
 {
+        struct sombra_bench_conn *bc = conn;
         const uint64_t *ids;
-        struct sombra_value v = {.type = SOMBRA_INT, .u.i = age};
-        return sombra_nodes_by_prop(((struct sombra_bench_conn *)conn)->c, "User", "age", &v, &ids,
-                                    n);
+        struct sombra_value v = {.type = SOMBRA_INT, .u.i = value};
+        return sombra_nodes_by_prop(bc->c, bc->schema->scan_label, bc->schema->int_keys[0], &v,
+                                    &ids, n);
 }
 
 static int
@@ -228,10 +321,12 @@ static int
 s_sync_counts(void *db, uint64_t *commits, uint64_t *syncs)
 {
         struct sombra_stats st;
-        int rc = sombra_stats(db, &st);
+        int rc = sombra_stats(((struct sombra_bench_db *)db)->db, &st);
 
-        *commits = st.group_commits;
-        *syncs = st.group_syncs;
+        if (rc == SOMBRA_OK) {
+                *commits = st.group_commits;
+                *syncs = st.group_syncs;
+        }
         return rc;
 }
 
@@ -243,7 +338,7 @@ const struct adapter sombra_adapter = {
     .conn_close = s_conn_close,
     .insert_nodes = s_insert_nodes,
     .insert_edges = s_insert_edges,
-    .index_age = s_index_age,
+    .index_lookup = s_index_lookup,
     .get_node = s_get_node,
     .neighbors_out = s_neighbors_out,
     .two_hop = s_two_hop,
@@ -254,5 +349,6 @@ const struct adapter sombra_adapter = {
     .read_hold_begin = s_read_hold_begin,
     .read_hold_end = s_read_hold_end,
     .write_hold = s_write_hold,
+    .insert_edge_async = s_insert_edge_async,
     .sync_counts = s_sync_counts,
 };

@@ -9,23 +9,24 @@
  * db handle keeps the connection that made the schema open until close, so
  * the WAL and its index persist between the benchmark's own connections.
  *
- * Schema:
+ * Schema, the same for every dataset (generator.h):
  *   nodes(id INTEGER PRIMARY KEY, labels TEXT NOT NULL, name TEXT,
- *         age INTEGER, joined INTEGER, score REAL)
+ *         int1 INTEGER, int2 INTEGER, real1 REAL)
  *   edges(id INTEGER PRIMARY KEY, src INTEGER NOT NULL, dst INTEGER NOT NULL,
  *         type TEXT NOT NULL, since INTEGER)
  *   indexes nodes_labels(labels), edges_src_type(src, type),
- *   edges_dst_type(dst, type); nodes_age(age) when index_age is called.
- * Every node is labelled 'User', every edge typed 'FRIENDS_WITH' (the
- * social network's only label and type). Ids are rowids, read back with
- * sqlite3_last_insert_rowid.
+ *   edges_dst_type(dst, type); nodes_lookup(labels, int1) when index_lookup
+ *   is called (Sombra's property index is per label and key as well).
+ * int1, int2 and real1 hold the dataset's int_keys[0], int_keys[1] and
+ * real_key (social: age, joined, score); a bare node leaves them NULL. Every
+ * node has one label. Ids are rowids, read back with sqlite3_last_insert_rowid.
  *
  * Statements, prepared once per connection (SQLITE_PREPARE_PERSISTENT) and
  * reset and unbound after every use; see stmt_sql[] for their text:
  *   insert_nodes   BEGIN IMMEDIATE; INSERT INTO nodes per node; COMMIT
  *   insert_edges   BEGIN IMMEDIATE; INSERT INTO edges per edge; COMMIT
- *   get_node       the row by id; nprops = non-NULL name, age, joined, score
- *   neighbors_out  (edge id, dst) of the node's FRIENDS_WITH edges; row count
+ *   get_node       the row by id; nprops = non-NULL name, int1, int2, real1
+ *   neighbors_out  (edge id, dst) of the node's outgoing edges; row count
  *   two_hop        COUNT(DISTINCT e2.dst) over e1 JOIN e2 ON e2.src = e1.dst,
  *                  the start excluded (as graph_two_hop_count)
  *   bfs3           recursive CTE over (node, depth), depth <= 3; the count of
@@ -33,11 +34,10 @@
  *   shortest_path  the same CTE to depth 6, its queue ordered by depth, so
  *                  the first row for `to` has the fewest hops; LIMIT 1 stops
  *                  the recursion there. Sombra's search has no depth bound.
- *   label_scan     ids of nodes labelled 'User'; row count
- *   property_lookup ids of 'User' nodes with age = ?; row count
- * neighbors_out follows FRIENDS_WITH edges; two_hop, bfs3 and shortest_path
- * follow edges of any type, as the Sombra adapter asks of Sombra (on the
- * social network every edge is FRIENDS_WITH, so the answers agree).
+ *   label_scan     ids of nodes with the schema's scan_label; row count
+ *   property_lookup ids of scan_label nodes with int1 = ?; row count
+ * Every traversal follows edges of any type, as the Sombra adapter asks of
+ * Sombra.
  *
  * Transactions: each insert call is one BEGIN IMMEDIATE ... COMMIT, so the
  * write lock is taken up front and a transaction never fails halfway for a
@@ -96,12 +96,11 @@ static const char *const stmt_sql[NSTMTS] = {
     [STMT_BEGIN] = "BEGIN IMMEDIATE",
     [STMT_COMMIT] = "COMMIT",
     [STMT_ROLLBACK] = "ROLLBACK",
-    [STMT_INSERT_NODE] = "INSERT INTO nodes(labels, name, age, joined, score) "
-                         "VALUES('User', ?1, ?2, ?3, ?4)",
-    [STMT_INSERT_EDGE] = "INSERT INTO edges(src, dst, type, since) "
-                         "VALUES(?1, ?2, 'FRIENDS_WITH', ?3)",
-    [STMT_GET_NODE] = "SELECT id, labels, name, age, joined, score FROM nodes WHERE id = ?1",
-    [STMT_NEIGHBORS_OUT] = "SELECT id, dst FROM edges WHERE src = ?1 AND type = 'FRIENDS_WITH'",
+    [STMT_INSERT_NODE] = "INSERT INTO nodes(labels, name, int1, int2, real1) "
+                         "VALUES(?1, ?2, ?3, ?4, ?5)",
+    [STMT_INSERT_EDGE] = "INSERT INTO edges(src, dst, type, since) VALUES(?1, ?2, ?3, ?4)",
+    [STMT_GET_NODE] = "SELECT id, labels, name, int1, int2, real1 FROM nodes WHERE id = ?1",
+    [STMT_NEIGHBORS_OUT] = "SELECT id, dst FROM edges WHERE src = ?1",
     [STMT_TWO_HOP] = "SELECT COUNT(DISTINCT e2.dst) FROM edges e1 "
                      "JOIN edges e2 ON e2.src = e1.dst WHERE e1.src = ?1 AND e2.dst <> ?1",
     /* The start comes from nodes, so an unknown start reaches nothing. */
@@ -119,14 +118,14 @@ static const char *const stmt_sql[NSTMTS] = {
                            " JOIN edges e ON e.src = r.node"
                            " WHERE r.depth < 6 ORDER BY 2)"
                            " SELECT depth FROM reach WHERE node = ?2 LIMIT 1",
-    [STMT_LABEL_SCAN] = "SELECT id FROM nodes WHERE labels = 'User'",
-    [STMT_PROPERTY_LOOKUP] = "SELECT id FROM nodes WHERE labels = 'User' AND age = ?1",
+    [STMT_LABEL_SCAN] = "SELECT id FROM nodes WHERE labels = ?1",
+    [STMT_PROPERTY_LOOKUP] = "SELECT id FROM nodes WHERE labels = ?2 AND int1 = ?1",
 };
 
 static const char SCHEMA_SQL[] =
     "BEGIN;"
     "CREATE TABLE IF NOT EXISTS nodes(id INTEGER PRIMARY KEY, labels TEXT NOT NULL, name TEXT,"
-    " age INTEGER, joined INTEGER, score REAL);"
+    " int1 INTEGER, int2 INTEGER, real1 REAL);"
     "CREATE TABLE IF NOT EXISTS edges(id INTEGER PRIMARY KEY, src INTEGER NOT NULL, dst INTEGER "
     "NOT NULL,"
     " type TEXT NOT NULL, since INTEGER);"
@@ -138,11 +137,13 @@ static const char SCHEMA_SQL[] =
 struct sqlite_db {
         char path[4096];
         const char *synchronous; /* the PRAGMA's value for the profile */
-        sqlite3 *schema;         /* made the schema; open until close */
+        const struct bench_schema *dataset;
+        sqlite3 *schema; /* made the schema; open until close */
 };
 
 struct sqlite_conn {
         sqlite3 *db;
+        const struct bench_schema *dataset;
         sqlite3_stmt *st[NSTMTS];
 };
 
@@ -285,12 +286,13 @@ synchronous_of(enum sombra_sync_mode mode)
 }
 
 static int
-sqlite_open(const char *dir, const struct bench_profile *p, void **out)
+sqlite_open(const char *dir, const struct bench_profile *p, const struct bench_schema *schema,
+            void **out)
 {
         struct sqlite_db *db = NULL;
         int n, rc;
 
-        if (dir == NULL || p == NULL || out == NULL)
+        if (dir == NULL || p == NULL || schema == NULL || out == NULL)
                 return SOMBRA_EINVAL;
         *out = NULL;
         if (!sqlite3_threadsafe())
@@ -299,6 +301,7 @@ sqlite_open(const char *dir, const struct bench_profile *p, void **out)
         if (db == NULL)
                 return SOMBRA_ENOMEM;
         db->synchronous = synchronous_of(p->mode);
+        db->dataset = schema;
         n = snprintf(db->path, sizeof(db->path), "%s/%s", dir, DB_FILE);
         if (db->synchronous == NULL || n < 0 || (size_t)n >= sizeof(db->path)) {
                 rc = SOMBRA_EINVAL;
@@ -356,6 +359,7 @@ sqlite_conn_open(void *handle, void **out)
         c = calloc(1, sizeof(*c));
         if (c == NULL)
                 return SOMBRA_ENOMEM;
+        c->dataset = ((const struct sqlite_db *)handle)->dataset;
         rc = connection_open(handle, 0, &c->db);
         for (int i = 0; rc == SOMBRA_OK && i < NSTMTS; i++)
                 rc = status_of(sqlite3_prepare_v3(c->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
@@ -409,16 +413,19 @@ static int
 insert_node(struct sqlite_conn *c, const struct bench_node *node, uint64_t *id)
 {
         sqlite3_stmt *st = c->st[STMT_INSERT_NODE];
-        /* name need not be NUL-terminated when it fills the array */
-        int rc, bound = sqlite3_bind_text(
-                    st, 1, node->name, (int)strnlen(node->name, sizeof(node->name)), SQLITE_STATIC);
+        int rc, bound = sqlite3_bind_text(st, 1, node->label, -1, SQLITE_STATIC);
 
+        /* name need not be NUL-terminated when it fills the array */
         if (bound == SQLITE_OK)
-                bound = sqlite3_bind_int64(st, 2, node->age);
-        if (bound == SQLITE_OK)
-                bound = sqlite3_bind_int64(st, 3, node->joined);
-        if (bound == SQLITE_OK)
-                bound = sqlite3_bind_double(st, 4, node->score);
+                bound = sqlite3_bind_text(
+                    st, 2, node->name, (int)strnlen(node->name, sizeof(node->name)), SQLITE_STATIC);
+        /* A bare node leaves the rest NULL, as bindings are cleared after every use. */
+        if (bound == SQLITE_OK && !node->bare)
+                bound = sqlite3_bind_int64(st, 3, node->ints[0]);
+        if (bound == SQLITE_OK && !node->bare)
+                bound = sqlite3_bind_int64(st, 4, node->ints[1]);
+        if (bound == SQLITE_OK && !node->bare)
+                bound = sqlite3_bind_double(st, 5, node->real);
         if (bound == SQLITE_OK) {
                 rc = stmt_exec(st);
         } else {
@@ -464,7 +471,9 @@ sqlite_insert_edges(void *handle, const struct bench_edge *edges, size_t n)
                 if (bound == SQLITE_OK)
                         bound = sqlite3_bind_int64(st, 2, (sqlite3_int64)edges[i].dst);
                 if (bound == SQLITE_OK)
-                        bound = sqlite3_bind_int64(st, 3, edges[i].since);
+                        bound = sqlite3_bind_text(st, 3, edges[i].type, -1, SQLITE_STATIC);
+                if (bound == SQLITE_OK)
+                        bound = sqlite3_bind_int64(st, 4, edges[i].since);
                 if (bound == SQLITE_OK) {
                         rc = stmt_exec(st);
                 } else {
@@ -476,14 +485,15 @@ sqlite_insert_edges(void *handle, const struct bench_edge *edges, size_t n)
 }
 
 static int
-sqlite_index_age(void *handle)
+sqlite_index_lookup(void *handle)
 {
         struct sqlite_conn *c = handle;
 
         if (c == NULL)
                 return SOMBRA_EINVAL;
-        return status_of(sqlite3_exec(c->db, "CREATE INDEX IF NOT EXISTS nodes_age ON nodes(age)",
-                                      NULL, NULL, NULL));
+        return status_of(
+            sqlite3_exec(c->db, "CREATE INDEX IF NOT EXISTS nodes_lookup ON nodes(labels, int1)",
+                         NULL, NULL, NULL));
 }
 
 static int
@@ -501,7 +511,7 @@ sqlite_get_node(void *handle, uint64_t id, size_t *nprops)
         if (rc == SQLITE_OK)
                 rc = sqlite3_step(st);
         if (rc == SQLITE_ROW) {
-                /* columns 2..5: name, age, joined, score */
+                /* columns 2..5: name, int1, int2, real1 */
                 for (int col = 2; col < 6; col++)
                         found += sqlite3_column_type(st, col) != SQLITE_NULL;
         }
@@ -603,18 +613,34 @@ static int
 sqlite_label_scan(void *handle, size_t *n)
 {
         struct sqlite_conn *c = handle;
+        int rc;
 
         if (c == NULL || n == NULL)
                 return SOMBRA_EINVAL;
+        rc =
+            sqlite3_bind_text(c->st[STMT_LABEL_SCAN], 1, c->dataset->scan_label, -1, SQLITE_STATIC);
+        if (rc != SQLITE_OK) {
+                sqlite3_clear_bindings(c->st[STMT_LABEL_SCAN]);
+                return status_of(rc);
+        }
         return stmt_rows(c->st[STMT_LABEL_SCAN], n, NULL);
 }
 
 static int
-sqlite_property_lookup(void *handle, int64_t age, size_t *n)
+sqlite_property_lookup(void *handle, int64_t value, size_t *n)
 {
-        if (handle == NULL || n == NULL)
+        struct sqlite_conn *c = handle;
+        int rc;
+
+        if (c == NULL || n == NULL)
                 return SOMBRA_EINVAL;
-        return rows_for(handle, STMT_PROPERTY_LOOKUP, age, n, NULL);
+        rc = sqlite3_bind_text(c->st[STMT_PROPERTY_LOOKUP], 2, c->dataset->scan_label, -1,
+                               SQLITE_STATIC);
+        if (rc != SQLITE_OK) {
+                sqlite3_clear_bindings(c->st[STMT_PROPERTY_LOOKUP]);
+                return status_of(rc);
+        }
+        return rows_for(c, STMT_PROPERTY_LOOKUP, value, n, NULL);
 }
 
 static int
@@ -637,7 +663,7 @@ static int
 sqlite_write_hold(void *handle, double seconds)
 {
         struct sqlite_conn *c = handle;
-        struct bench_node n = {"holder", 30, 0, 0.0};
+        struct bench_node n = {.label = "Holder", .name = "holder", .bare = true};
         uint64_t id;
         int rc = write_begin(c);
 
@@ -657,7 +683,7 @@ const struct adapter sqlite_adapter = {
     .conn_close = sqlite_conn_close,
     .insert_nodes = sqlite_insert_nodes,
     .insert_edges = sqlite_insert_edges,
-    .index_age = sqlite_index_age,
+    .index_lookup = sqlite_index_lookup,
     .get_node = sqlite_get_node,
     .neighbors_out = sqlite_neighbors_out,
     .two_hop = sqlite_two_hop,
