@@ -143,8 +143,10 @@ lat_percentiles(const struct lat *lats, size_t n, size_t stride)
         if (v == NULL)
                 return p;
         for (size_t i = 0; i < n; i++) {
-                memcpy(v + at, lats[i * stride].v, lats[i * stride].n * sizeof(*v));
-                at += lats[i * stride].n;
+                const struct lat *l = &lats[i * stride];
+                if (l->n > 0)
+                        memcpy(v + at, l->v, l->n * sizeof(*v));
+                at += l->n;
         }
         qsort(v, total, sizeof(*v), cmp_u64);
         p.p50 = (double)v[total / 2] / 1000.0;

@@ -24,13 +24,14 @@
  *   fault_fire whether it must fail. The decision is made once per call, not
  *   once per system call inside the retry loops, so a test's countdown counts
  *   the calls the engine makes. A failing call touches nothing, except a short
- *   write, which writes the first half of its bytes to model a torn write.
+ *   write, which writes the first half of its bytes to model a torn write,
+ *   and a sync with drop_unsynced, which zeroes what it failed to make durable.
  *
  * Threads
  *   Any thread may call these functions on a file; pread and pwrite carry
  *   their own offsets so concurrent calls do not race on a file position. The
- *   fault state is not synchronised: tests arm it before the calls it
- *   targets.
+ *   fault state is shared by the engine's threads under its spin lock; the
+ *   lock is taken only when a test has set f->faults.
  */
 #ifndef _DEFAULT_SOURCE
 #define _DEFAULT_SOURCE /* pread, pwrite, fdatasync and flock are POSIX/BSD, not ISO C */
@@ -41,6 +42,7 @@
 #include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -74,23 +76,41 @@ io_status_from_errno(int err)
  * Returns 0 when a call of kind op may proceed, or the errno it must fail
  * with. Called once at the start of every faultable call.
  */
+static void
+fault_lock(struct io_faults *faults)
+{
+        while (__atomic_exchange_n(&faults->lock, 1, __ATOMIC_ACQUIRE) != 0)
+                sched_yield();
+}
+
+static void
+fault_unlock(struct io_faults *faults)
+{
+        __atomic_store_n(&faults->lock, 0, __ATOMIC_RELEASE);
+}
+
 static int
 fault_fire(struct io_file *f, enum io_op op)
 {
         struct io_faults *faults = f->faults;
+        int err = 0;
 
-        if (faults == NULL || !(faults->ops & (1u << op)) ||
-            (faults->files != 0 && !(faults->files & f->kind)))
+        if (faults == NULL)
                 return 0;
-        if (faults->countdown > 0) {
+        fault_lock(faults);
+        if (!(faults->ops & (1u << op)) || (faults->files != 0 && !(faults->files & f->kind))) {
+                /* not a target */
+        } else if (faults->countdown > 0) {
                 faults->countdown--;
-                return 0;
+        } else {
+                faults->fired++;
+                if (!faults->sticky)
+                        faults->ops = 0;
+                /* An armed fault with no errno still has to fail. */
+                err = faults->err != 0 ? faults->err : EIO;
         }
-        faults->fired++;
-        if (!faults->sticky)
-                faults->ops = 0;
-        /* An armed fault with no errno still has to fail. */
-        return faults->err != 0 ? faults->err : EIO;
+        fault_unlock(faults);
+        return err;
 }
 
 static bool
@@ -212,6 +232,75 @@ write_all(int fd, const uint8_t *p, size_t len, uint64_t off)
         return SOMBRA_OK;
 }
 
+/* Grows e to cover [off, off + len). */
+static void
+extent_add(struct io_extent *e, uint64_t off, uint64_t len)
+{
+        if (len == 0)
+                return;
+        if (e->lo == e->hi) {
+                *e = (struct io_extent){off, off + len};
+                return;
+        }
+        e->lo = off < e->lo ? off : e->lo;
+        e->hi = off + len > e->hi ? off + len : e->hi;
+}
+
+/* Notes a write to the WAL that no sync has covered yet (fault tests only). */
+static void
+pending_note(struct io_file *f, uint64_t off, uint64_t len)
+{
+        if (f->faults == NULL || f->kind != IO_FILE_WAL)
+                return;
+        fault_lock(f->faults);
+        extent_add(&f->faults->wal_pending, off, len);
+        fault_unlock(f->faults);
+}
+
+/*
+ * What a sync of the WAL is about to cover: the pending extent, handed to
+ * the sync and cleared (writes that land during the sync start a new one).
+ */
+static struct io_extent
+pending_take(struct io_file *f)
+{
+        struct io_extent e = {0, 0};
+
+        if (f->faults == NULL || f->kind != IO_FILE_WAL)
+                return e;
+        fault_lock(f->faults);
+        e = f->faults->wal_pending;
+        f->faults->wal_pending = (struct io_extent){0, 0};
+        fault_unlock(f->faults);
+        return e;
+}
+
+/*
+ * A sync of the WAL failed: what it was to cover is pending again, and with
+ * drop_unsynced everything pending is lost - zeroed in the file.
+ */
+static void
+pending_fail(struct io_file *f, struct io_extent taken)
+{
+        static const uint8_t zeros[4096];
+        struct io_extent e;
+
+        if (f->faults == NULL || f->kind != IO_FILE_WAL)
+                return;
+        fault_lock(f->faults);
+        extent_add(&f->faults->wal_pending, taken.lo, taken.hi - taken.lo);
+        e = f->faults->wal_pending;
+        if (f->faults->drop_unsynced)
+                f->faults->wal_pending = (struct io_extent){0, 0};
+        else
+                e.hi = e.lo;
+        fault_unlock(f->faults);
+        for (uint64_t at = e.lo; at < e.hi; at += sizeof(zeros)) {
+                uint64_t n = e.hi - at < sizeof(zeros) ? e.hi - at : sizeof(zeros);
+                (void)write_all(f->fd, zeros, (size_t)n, at); /* best effort: a test's model */
+        }
+}
+
 int
 io_write(struct io_file *f, const void *buf, size_t len, uint64_t off)
 {
@@ -220,11 +309,15 @@ io_write(struct io_file *f, const void *buf, size_t len, uint64_t off)
         if (!range_ok(len, off))
                 return SOMBRA_EINVAL;
         err = fault_fire(f, IO_OP_WRITE);
-        if (err == 0)
-                return write_all(f->fd, buf, len, off);
+        if (err == 0) {
+                rc = write_all(f->fd, buf, len, off);
+                pending_note(f, off, len);
+                return rc;
+        }
 
         if (f->faults->short_write) {
                 rc = write_all(f->fd, buf, len / 2, off);
+                pending_note(f, off, len / 2);
                 if (rc != SOMBRA_OK)
                         return rc;
         }
@@ -234,10 +327,13 @@ io_write(struct io_file *f, const void *buf, size_t len, uint64_t off)
 int
 io_sync(struct io_file *f)
 {
+        struct io_extent covered = pending_take(f);
         int rc;
 
-        if (fault_fire(f, IO_OP_SYNC) != 0)
+        if (fault_fire(f, IO_OP_SYNC) != 0) {
+                pending_fail(f, covered);
                 return SOMBRA_EIO;
+        }
         /*
          * EINTR means the call was interrupted before it reported anything,
          * so asking again is safe; any other failure may have dropped dirty
@@ -246,6 +342,8 @@ io_sync(struct io_file *f)
         do {
                 rc = fdatasync(f->fd);
         } while (rc != 0 && errno == EINTR);
+        if (rc != 0)
+                pending_fail(f, covered);
         return rc == 0 ? SOMBRA_OK : SOMBRA_EIO;
 }
 

@@ -17,13 +17,26 @@
 /* The kinds of call a fault can be injected into. */
 enum io_op { IO_OP_READ, IO_OP_WRITE, IO_OP_SYNC, IO_OP_TRUNCATE, IO_OP_COUNT };
 
+/* A byte range [lo, hi) of a file; empty when lo == hi. */
+struct io_extent {
+        uint64_t lo, hi;
+};
+
 /*
  * Fault injection, for tests. When `countdown` reaches zero on a call of a kind
  * whose bit is set in `ops`, that call fails with `err` (EIO, ENOSPC, ...)
  * without touching the file; with `short_write` set, a failing write instead
  * writes half of its bytes and then fails. `sticky` keeps failing every later
- * matching call. One fault state may be shared by several files of a database.
- * Owned and written by the test thread before the calls it targets.
+ * matching call. With `drop_unsynced`, a failing sync of the WAL also zeroes
+ * every byte written to it since the last sync that succeeded, as a disk that
+ * lost its volatile cache would: a commit acknowledged without a good sync
+ * then vanishes, and a test can see it. (The WAL is written in order, so one
+ * extent is exactly what was written; the database file is not, and is never
+ * dropped.) One fault state may be shared by several files of a database.
+ *
+ * The test arms it before the calls it targets and reads `fired` after they
+ * are done; in between, the engine's threads (writer, committer) share it
+ * under `lock`.
  */
 struct io_faults {
         uint32_t ops;      /* bit (1u << enum io_op) per kind of call */
@@ -31,8 +44,12 @@ struct io_faults {
         int err;           /* errno to fail with */
         bool short_write;
         bool sticky;
+        bool drop_unsynced;
         uint32_t files; /* bit per io_file.kind to target; 0 targets every file */
         uint64_t fired; /* how many calls were failed */
+        /* io.c's own: */
+        uint32_t lock;                /* a spin lock over this struct; zero is unlocked */
+        struct io_extent wal_pending; /* written to the WAL since the last good sync */
 };
 
 struct io_file {

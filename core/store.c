@@ -518,6 +518,17 @@ store_publish(struct store *s)
         return SOMBRA_OK;
 }
 
+int
+store_publish_or_fail(struct store *s)
+{
+        int rc = store_publish(s);
+
+        /* The pages are still dirty: a transient failure may pass when asked again. */
+        if (rc != SOMBRA_OK)
+                rc = store_publish(s);
+        return rc == SOMBRA_OK ? SOMBRA_OK : store_fail(s, rc);
+}
+
 static bool
 slot_claim(struct reader_slot *slot)
 {
@@ -840,7 +851,7 @@ store_open(const char *path, const struct sombra_config *cfg, struct io_faults *
 {
         struct store *s;
         char *wal_path = NULL;
-        uint64_t size;
+        uint64_t size = 1; /* not known to be a new file until io_size says so */
         int rc;
 
         if (path == NULL || out == NULL)
@@ -903,6 +914,13 @@ store_open(const char *path, const struct sombra_config *cfg, struct io_faults *
         return SOMBRA_OK;
 label_fail:
         free(wal_path);
+        /*
+         * A database that failed to come into being goes back to the empty
+         * file it was, so that the next open creates it again instead of
+         * finding a half-written one corrupt. Nothing was ever committed to it.
+         */
+        if (size == 0 && s->file.fd >= 0)
+                (void)io_truncate(&s->file, 0);
         s->failed = rc; /* close must not checkpoint a store that never opened */
         store_close(s);
         return rc;

@@ -121,6 +121,12 @@ struct pager *store_reader_pager(struct store_reader *r);
  */
 int store_publish(struct store *s);
 /*
+ * store_publish for a writer that acknowledges a commit only once readers
+ * can see it (the engine): a failed publish is tried once more, and a second
+ * failure fails the store (SOMBRA_EFAILED from then on) and is returned.
+ */
+int store_publish_or_fail(struct store *s);
+/*
  * With autopublish off, store_commit leaves publishing to the caller, who can
  * then publish once for a group of commits (the engine's writer does).
  */

@@ -145,6 +145,13 @@ engine_free(struct sombra_db *db)
 int
 sombra_open(const char *path, const struct sombra_config *config, sombra_db **out)
 {
+        return engine_open(path, config, NULL, out);
+}
+
+int
+engine_open(const char *path, const struct sombra_config *config, struct io_faults *faults,
+            sombra_db **out)
+{
         struct sombra_config graph_cfg;
         struct sombra_db *db;
         int rc;
@@ -164,7 +171,7 @@ sombra_open(const char *path, const struct sombra_config *config, sombra_db **ou
         /* The graph never syncs for a commit here: the committer does. */
         graph_cfg = db->cfg;
         graph_cfg.sync_mode = SOMBRA_SYNC_OFF;
-        rc = graph_open(path, &graph_cfg, NULL, &db->g);
+        rc = graph_open(path, &graph_cfg, faults, &db->g);
         if (rc != SOMBRA_OK)
                 goto label_fail;
         store_set_autopublish(graph_store(db->g), false);

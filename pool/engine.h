@@ -137,6 +137,9 @@ struct sombra_db {
         } counters;
 };
 
+/* pool/engine.c: sombra_open, with `faults` (may be NULL) on both files, for fault tests. */
+int engine_open(const char *path, const struct sombra_config *config, struct io_faults *faults,
+                sombra_db **out);
 /* pool/engine.c: hand a request to the writer (engine_wait waits for it; engine_complete answers).
  */
 int engine_submit(struct sombra_conn *c, struct request *req, bool wait_for_room);

@@ -171,8 +171,12 @@ serve(struct sombra_db *db, struct request *req)
 
 /*
  * After the group's log write and snapshot: acknowledge, or hand to the
- * committer. `written` is the log write's status: when it failed, no commit
- * of the group reached the log, and none may be acknowledged.
+ * committer. `written` is the status of both: when the log write failed, no
+ * commit of the group reached the log; when the snapshot failed, they are in
+ * the log but readers cannot see them, and the store has failed. Either way
+ * none may be acknowledged: each caller gets the error. (After a failed
+ * snapshot, a reopen replays them: an error from a commit means it is
+ * whole or absent, not that it is absent.)
  */
 static void
 acknowledge(struct sombra_db *db, int written)
@@ -285,7 +289,7 @@ writer_main(void *arg)
                          */
                         int written = store_flush_log(graph_store(db->g));
                         if (written == SOMBRA_OK)
-                                (void)store_publish(graph_store(db->g));
+                                written = store_publish_or_fail(graph_store(db->g));
                         db->counters.groups++;
                         acknowledge(db, written);
                 }

@@ -1,0 +1,310 @@
+/*
+ * test_faults.c - I/O failures under the engine, swept over the moment they
+ * strike.
+ *
+ * For each kind of fault (EIO or ENOSPC on a write, a short write, EIO on
+ * fdatasync, a failed fdatasync that also loses what it did not make durable)
+ * and for each N, the database is opened with the fault armed to fire at the
+ * N-th matching call (or, sticky, at every one from the N-th on), and
+ * WRITERS threads commit transactions through the public API in FULL (one
+ * sweep in NORMAL) until the first one fails. The sweep ends at the first N
+ * whose run never reaches the fault. Whenever the fault fired:
+ *   - no commit was acknowledged that is not durable: after the lossy sync,
+ *     every acknowledged transaction must still be in the file;
+ *   - a failed sync, or a disk that keeps failing, leaves the database
+ *     refusing writes;
+ *   - reads of acknowledged data still work before close;
+ *   - close, and a reopen without faults, give a database that verifies,
+ *     holds every acknowledged transaction, and holds each transaction whole
+ *     or not at all.
+ *
+ * Transaction (t, i) of writer t makes node A and node B, both with t and i,
+ * and an edge A -PAIR-> B.
+ */
+#include <criterion/criterion.h>
+#include <criterion/new/assert.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "engine.h"
+#include "support.h"
+
+#define WRITERS 3
+#define TXNS    6 /* per writer */
+#define DB      "f.sombra"
+
+static void
+setup(void)
+{
+        support_dir_make("faults");
+}
+
+TestSuite(faults, .init = setup, .fini = support_dir_remove, .timeout = 900);
+
+struct writer {
+        sombra_db *db;
+        int t;
+        bool acked[TXNS];
+        int failure; /* the first failed commit's status, or SOMBRA_OK */
+};
+
+static int
+pair_commit(sombra_conn *c, sombra_batch *b, int t, int i)
+{
+        const char *la[] = {"A"}, *lb[] = {"B"};
+        struct sombra_prop p[2] = {
+            {"t", {.type = SOMBRA_INT, .u.i = t}},
+            {"i", {.type = SOMBRA_INT, .u.i = i}},
+        };
+        int rc = sombra_batch_reset(b);
+
+        if (rc == SOMBRA_OK)
+                rc = sombra_batch_node_create(b, la, 1, p, 2, NULL);
+        if (rc == SOMBRA_OK)
+                rc = sombra_batch_node_create(b, lb, 1, p, 2, NULL);
+        if (rc == SOMBRA_OK)
+                rc = sombra_batch_edge_create(b, SOMBRA_BATCH_REF(0), SOMBRA_BATCH_REF(1), "PAIR",
+                                              NULL, 0, NULL);
+        return rc == SOMBRA_OK ? sombra_batch_submit(c, b) : rc;
+}
+
+/* Commits until the first failure; a transaction counts only once its commit returned OK. */
+static void *
+txn_writer_main(void *arg)
+{
+        struct writer *w = arg;
+        sombra_conn *c = NULL;
+        sombra_batch *b = NULL;
+
+        w->failure = sombra_conn_acquire(w->db, &c);
+        if (w->failure == SOMBRA_OK)
+                w->failure = sombra_batch_new(&b);
+        for (int i = 0; i < TXNS && w->failure == SOMBRA_OK; i++) {
+                w->failure = pair_commit(c, b, w->t, i);
+                w->acked[i] = w->failure == SOMBRA_OK;
+        }
+        sombra_batch_free(b);
+        if (c != NULL)
+                sombra_conn_release(c);
+        return NULL;
+}
+
+static bool
+is_io_failure(int rc)
+{
+        return rc == SOMBRA_EIO || rc == SOMBRA_ENOSPC || rc == SOMBRA_EFAILED;
+}
+
+static int64_t
+prop_int(const struct sombra_entity *e, const char *key)
+{
+        for (size_t i = 0; i < e->nprops; i++)
+                if (strcmp(e->props[i].key, key) == 0 && e->props[i].value.type == SOMBRA_INT)
+                        return e->props[i].value.u.i;
+        return -1;
+}
+
+/*
+ * Every A node has one PAIR edge out, to a B node of the same transaction,
+ * and there are as many B nodes as A nodes: each transaction is whole or
+ * absent. Marks present[t][i] for each one found.
+ */
+static void
+pairs_check(const char *what, sombra_conn *c, bool present[WRITERS][TXNS])
+{
+        const uint64_t *ids;
+        uint64_t *a;
+        size_t na, nb;
+
+        memset(present, 0, sizeof(bool) * WRITERS * TXNS);
+        cr_assert(eq(int, sombra_nodes_by_label(c, "B", &ids, &nb), SOMBRA_OK), "%s", what);
+        cr_assert(eq(int, sombra_nodes_by_label(c, "A", &ids, &na), SOMBRA_OK), "%s", what);
+        cr_assert(eq(sz, na, nb), "%s: %zu A nodes, %zu B nodes: a half transaction", what, na, nb);
+        a = malloc((na ? na : 1) * sizeof(*a)); /* ids live only until the next read */
+        cr_assert(a != NULL);
+        if (na > 0)
+                memcpy(a, ids, na * sizeof(*a));
+        for (size_t k = 0; k < na; k++) {
+                const struct sombra_entity *e;
+                const struct sombra_neighbor *nbr;
+                int64_t t, i;
+                size_t n;
+
+                cr_assert(eq(int, sombra_node_get(c, a[k], &e), SOMBRA_OK), "%s", what);
+                t = prop_int(e, "t");
+                i = prop_int(e, "i");
+                cr_assert(t >= 0 && t < WRITERS && i >= 0 && i < TXNS, "%s: A node %" PRIu64, what,
+                          a[k]);
+                cr_assert(eq(int, present[t][i], false),
+                          "%s: transaction %" PRId64 "/%" PRId64 " twice", what, t, i);
+                present[t][i] = true;
+                cr_assert(
+                    eq(int, sombra_neighbors(c, a[k], SOMBRA_OUT, NULL, 0, &nbr, &n), SOMBRA_OK));
+                cr_assert(eq(sz, n, 1), "%s: A node of %" PRId64 "/%" PRId64 " has %zu edges", what,
+                          t, i, n);
+                cr_assert(eq(int, sombra_node_get(c, nbr[0].node, &e), SOMBRA_OK), "%s", what);
+                cr_assert(e->nlabels == 1 && strcmp(e->labels[0], "B") == 0 &&
+                              prop_int(e, "t") == t && prop_int(e, "i") == i,
+                          "%s: the PAIR edge of %" PRId64 "/%" PRId64 " leads elsewhere", what, t,
+                          i);
+        }
+        free(a);
+}
+
+static void
+acked_present(const char *what, struct writer *w, bool present[WRITERS][TXNS])
+{
+        for (int t = 0; t < WRITERS; t++)
+                for (int i = 0; i < TXNS; i++)
+                        if (w[t].acked[i])
+                                cr_assert(present[t][i],
+                                          "%s: acknowledged transaction %d/%d is missing", what, t,
+                                          i);
+}
+
+/* Reopens without faults: it must open, verify, and hold what was promised. */
+static void
+reopen_check(const char *what, struct writer *w)
+{
+        bool present[WRITERS][TXNS];
+        char problem[256] = "";
+        sombra_db *db;
+        sombra_conn *c;
+        int rc = sombra_open(support_path(DB), NULL, &db);
+
+        cr_assert(eq(int, rc, SOMBRA_OK), "%s: reopen: %s", what, sombra_strerror(rc));
+        rc = sombra_verify(db, problem, sizeof(problem));
+        cr_assert(eq(int, rc, SOMBRA_OK), "%s: verify: %s", what, problem);
+        cr_assert(eq(int, sombra_conn_acquire(db, &c), SOMBRA_OK));
+        pairs_check(what, c, present);
+        acked_present(what, w, present);
+        cr_assert(eq(int, sombra_conn_release(c), SOMBRA_OK));
+        cr_assert(eq(int, sombra_close(db), SOMBRA_OK), "%s: close after reopen", what);
+}
+
+/*
+ * After the fault, before close: acknowledged data reads back, and with
+ * `refuse` (a failed sync, or a fault that keeps failing) a write fails.
+ */
+static void
+live_check(const char *what, sombra_db *db, struct writer *w, bool refuse)
+{
+        bool present[WRITERS][TXNS];
+        char live[128];
+        sombra_conn *c;
+        int rc;
+
+        cr_assert(eq(int, sombra_conn_acquire(db, &c), SOMBRA_OK));
+        snprintf(live, sizeof(live), "%s, before close", what);
+        pairs_check(live, c, present);
+        acked_present(live, w, present);
+        rc = sombra_node_create(c, NULL, 0, NULL, 0, NULL);
+        if (refuse)
+                cr_assert(is_io_failure(rc), "%s: a write after: %s", what, sombra_strerror(rc));
+        else
+                cr_assert(rc == SOMBRA_OK || is_io_failure(rc), "%s: a write after: %s", what,
+                          sombra_strerror(rc));
+        cr_assert(eq(int, sombra_conn_release(c), SOMBRA_OK));
+}
+
+/*
+ * One run: the fault fires at the n-th matching call. Returns whether it
+ * fired (the sweep goes on while it does).
+ */
+static bool
+run_once(const char *kind, enum sombra_sync_mode mode, struct io_faults armed, int64_t n)
+{
+        struct io_faults faults = armed;
+        struct writer w[WRITERS];
+        pthread_t tid[WRITERS];
+        struct sombra_config cfg;
+        char what[96];
+        sombra_db *db;
+        int rc;
+
+        snprintf(what, sizeof(what), "%s at call %" PRId64, kind, n);
+        support_remove(DB);
+        support_remove(DB "-wal");
+        memset(w, 0, sizeof(w));
+        faults.countdown = n;
+        sombra_config_production(&cfg);
+        cfg.sync_mode = mode;
+        rc = engine_open(support_path(DB), &cfg, &faults, &db);
+        if (rc != SOMBRA_OK) {
+                cr_assert(is_io_failure(rc) && faults.fired > 0, "%s: open: %s", what,
+                          sombra_strerror(rc));
+                reopen_check(what, w);
+                return true;
+        }
+        for (int t = 0; t < WRITERS; t++) {
+                w[t] = (struct writer){.db = db, .t = t};
+                cr_assert(eq(int, pthread_create(&tid[t], NULL, txn_writer_main, &w[t]), 0));
+        }
+        for (int t = 0; t < WRITERS; t++) {
+                pthread_join(tid[t], NULL);
+                cr_assert(w[t].failure == SOMBRA_OK || is_io_failure(w[t].failure),
+                          "%s: writer %d: %s", what, t, sombra_strerror(w[t].failure));
+        }
+        live_check(what, db, w,
+                   (armed.sticky || armed.ops == 1u << IO_OP_SYNC) && faults.fired > 0);
+        rc = sombra_close(db);
+        cr_assert(rc == SOMBRA_OK || is_io_failure(rc), "%s: close: %s", what, sombra_strerror(rc));
+        reopen_check(what, w);
+        return faults.fired > 0;
+}
+
+static void
+sweep(const char *kind, enum sombra_sync_mode mode, struct io_faults armed)
+{
+        int64_t n = 0;
+
+        while (run_once(kind, mode, armed, n))
+                n++;
+        cr_assert(gt(i64, n, 10), "%s: only %" PRId64 " calls to fail", kind, n);
+        fprintf(stderr, "faults: %s: %" PRId64 " runs, each failing a different call\n", kind, n);
+}
+
+Test(faults, eio_on_every_write_in_turn)
+{
+        sweep("write EIO", SOMBRA_SYNC_FULL,
+              (struct io_faults){.ops = 1u << IO_OP_WRITE, .err = EIO});
+}
+
+Test(faults, enospc_on_every_write_in_turn)
+{
+        sweep("write ENOSPC", SOMBRA_SYNC_FULL,
+              (struct io_faults){.ops = 1u << IO_OP_WRITE, .err = ENOSPC});
+}
+
+Test(faults, a_short_write_at_every_write_in_turn)
+{
+        sweep("short write", SOMBRA_SYNC_FULL,
+              (struct io_faults){.ops = 1u << IO_OP_WRITE, .err = EIO, .short_write = true});
+}
+
+Test(faults, eio_on_every_fdatasync_in_turn)
+{
+        sweep("fdatasync EIO", SOMBRA_SYNC_FULL,
+              (struct io_faults){.ops = 1u << IO_OP_SYNC, .err = EIO});
+}
+
+Test(faults, a_failed_fdatasync_that_loses_the_unsynced_wal)
+{
+        sweep("lossy fdatasync", SOMBRA_SYNC_FULL,
+              (struct io_faults){.ops = 1u << IO_OP_SYNC, .err = EIO, .drop_unsynced = true});
+}
+
+Test(faults, every_write_failing_from_the_nth_on)
+{
+        sweep("sticky write EIO", SOMBRA_SYNC_FULL,
+              (struct io_faults){.ops = 1u << IO_OP_WRITE, .err = EIO, .sticky = true});
+}
+
+Test(faults, eio_on_every_write_in_turn_in_normal_mode)
+{
+        sweep("write EIO, NORMAL", SOMBRA_SYNC_NORMAL,
+              (struct io_faults){.ops = 1u << IO_OP_WRITE, .err = EIO});
+}
