@@ -823,8 +823,9 @@ pager_freelist_build(struct pager *p, uint64_t ckpt_txn, pgno_t old_head, pgno_t
                 if (rc != SOMBRA_OK)
                         goto label_out;
         }
-        srcs[2] = old.v + (old.n - (p->limbo.n - p->limbo.head));
         lens[2] = p->limbo.n - p->limbo.head;
+        /* old.v is NULL while old is empty, and NULL + 0 is undefined. */
+        srcs[2] = lens[2] > 0 ? old.v + (old.n - lens[2]) : old.v;
         total = lens[0] + lens[1] + lens[2];
 
         for (size_t i = 0; i < nlists; i++) {

@@ -247,7 +247,8 @@ meta_read(struct store *s, uint64_t file_size, struct meta *out)
         else
                 return (rc0 == SOMBRA_ECORRUPT || rc1 == SOMBRA_ECORRUPT) ? SOMBRA_ECORRUPT
                                                                           : SOMBRA_ENOTDB;
-        if (file_size < out->npages * out->page_size)
+        /* Divided, not multiplied: a damaged npages must not wrap around into a small size. */
+        if (out->npages > file_size / out->page_size)
                 return SOMBRA_ECORRUPT; /* truncated */
         return SOMBRA_OK;
 }
