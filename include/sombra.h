@@ -250,6 +250,12 @@ int sombra_batch_id(const sombra_batch *batch, uint64_t ref, uint64_t *id);
  * transaction meanwhile, for at most txn_timeout_ms; then it rolls it back and
  * the next call on the connection gets SOMBRA_ETIMEDOUT. SOMBRA_EBUSY for a
  * second begin, SOMBRA_ENOTXN for commit or rollback without one.
+ * A write that fails inside the transaction leaves it as it was, except a
+ * batch that fails after some of its operations were applied: those cannot
+ * be taken out alone, so the transaction can then only roll back (later
+ * writes and the commit return the batch's status; the commit rolls back).
+ * The transaction is the connection's, not the thread's: any thread using
+ * the connection writes into it, and may commit or roll it back.
  */
 int sombra_txn_begin(sombra_conn *conn);
 int sombra_txn_commit(sombra_conn *conn);

@@ -893,6 +893,52 @@ Test(api_input, batch_references_forward_or_out_of_range_get_einval)
         expect_healthy_after_reopen(2, 1);
 }
 
+/* A batch of [a new node, an edge from it to a missing node]: it fails half-way through. */
+static sombra_batch *
+batch_failing_half_way(void)
+{
+        sombra_batch *b;
+        uint64_t ref;
+
+        cr_assert_eq(sombra_batch_new(&b), SOMBRA_OK);
+        cr_assert_eq(sombra_batch_node_create(b, NULL, 0, NULL, 0, &ref), SOMBRA_OK);
+        cr_assert_eq(sombra_batch_edge_create(b, ref, 999, "T", NULL, 0, NULL), SOMBRA_OK);
+        return b;
+}
+
+Test(api_input, a_batch_failing_inside_a_transaction_leaves_no_half_of_itself)
+{
+        sombra_batch *b = batch_failing_half_way();
+        sombra_conn *c;
+        uint64_t nodes;
+
+        open_fast();
+        c = acquire();
+        make_node(c, "Before");
+        /* Its first op cannot be taken out alone, so the transaction may only roll back. */
+        cr_assert_eq(sombra_txn_begin(c), SOMBRA_OK);
+        make_node(c, "InTxn");
+        cr_assert_eq(sombra_batch_submit(c, b), SOMBRA_ENOTFOUND);
+        cr_assert_eq(sombra_node_create(c, NULL, 0, NULL, 0, NULL), SOMBRA_ENOTFOUND);
+        cr_assert_eq(sombra_txn_commit(c), SOMBRA_ENOTFOUND);
+        cr_assert_eq(sombra_count(c, &nodes, NULL), SOMBRA_OK);
+        cr_assert_eq(nodes, 1, "a half-applied batch was committed");
+        cr_assert_eq(sombra_txn_begin(c), SOMBRA_OK);
+        cr_assert_eq(sombra_batch_submit(c, b), SOMBRA_ENOTFOUND);
+        cr_assert_eq(sombra_txn_rollback(c), SOMBRA_OK);
+        /* A batch refused at its first op changed nothing: the transaction goes on. */
+        cr_assert_eq(sombra_batch_reset(b), SOMBRA_OK);
+        cr_assert_eq(sombra_batch_edge_create(b, 1, 999, "T", NULL, 0, NULL), SOMBRA_OK);
+        cr_assert_eq(sombra_batch_node_create(b, NULL, 0, NULL, 0, NULL), SOMBRA_OK);
+        cr_assert_eq(sombra_txn_begin(c), SOMBRA_OK);
+        cr_assert_eq(sombra_batch_submit(c, b), SOMBRA_ENOTFOUND);
+        make_node(c, "InTxn");
+        cr_assert_eq(sombra_txn_commit(c), SOMBRA_OK);
+        cr_assert_eq(sombra_batch_free(b), SOMBRA_OK);
+        cr_assert_eq(sombra_conn_release(c), SOMBRA_OK);
+        expect_healthy_after_reopen(2, 0);
+}
+
 /* ---- one connection, two threads ---- */
 
 struct shared_conn {
