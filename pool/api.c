@@ -554,7 +554,7 @@ sombra_read_end(sombra_conn *conn)
 
 int
 engine_submit_async(struct sombra_conn *c, struct write_op *ops, size_t n, bool nonblocking,
-                    bool *succeeded, uint64_t *ticket)
+                    struct batch_status *batch, uint64_t *ticket)
 {
         struct request *req;
         uint64_t t;
@@ -575,10 +575,12 @@ engine_submit_async(struct sombra_conn *c, struct write_op *ops, size_t n, bool 
                 return SOMBRA_EAGAIN; /* every slot in flight or not yet collected */
         }
         req = &c->async[t % c->async_cap];
-        *req = (struct request){
-            .kind = REQ_WRITE, .ops = ops, .nops = n, .ticket = t, .succeeded = succeeded};
+        *req =
+            (struct request){.kind = REQ_WRITE, .ops = ops, .nops = n, .ticket = t, .batch = batch};
         rc = engine_submit(c, req, !nonblocking);
         if (rc == SOMBRA_OK) {
+                /* No collector can run before this: collecting takes the connection's lock. */
+                __atomic_add_fetch(&batch->in_flight, 1, __ATOMIC_RELEASE);
                 c->async_next = t + 1;
                 *ticket = t;
         } else {
@@ -595,12 +597,12 @@ ticket_find(struct sombra_conn *c, uint64_t ticket)
         return req->conn != NULL && req->ticket == ticket ? req : NULL;
 }
 
-/* A finished ticket: its status, the batch told of success, the slot freed. */
+/* A finished ticket: its status, the batch told the outcome (and free again), the slot freed. */
 static int
 ticket_collect(struct request *req)
 {
-        if (req->succeeded != NULL)
-                *req->succeeded = req->status == SOMBRA_OK;
+        __atomic_store_n(&req->batch->applied, req->status == SOMBRA_OK, __ATOMIC_RELAXED);
+        __atomic_sub_fetch(&req->batch->in_flight, 1, __ATOMIC_RELEASE);
         req->conn = NULL;
         return req->status;
 }
@@ -659,10 +661,12 @@ sombra_conn_release(sombra_conn *conn)
                 (void)run_request(conn, &req);
         }
         txn_forget(conn);
+        /* Collected, not just waited for: their batches may be changed and freed again. */
         for (uint32_t i = 0; i < conn->async_cap; i++) {
-                if (conn->async[i].conn != NULL)
-                        engine_wait(&conn->async[i]);
-                conn->async[i].conn = NULL;
+                if (conn->async[i].conn == NULL)
+                        continue;
+                engine_wait(&conn->async[i]);
+                (void)ticket_collect(&conn->async[i]);
         }
         while (conn->read_depth > 0) {
                 graph_read_end(conn->reader);

@@ -439,8 +439,8 @@ Test(api_input, release_ends_what_the_connection_left_open)
         cr_assert_eq(sombra_conn_acquire(db, &c), SOMBRA_OK);
         cr_assert_eq(sombra_txn_commit(c), SOMBRA_ENOTXN);
         cr_assert_eq(sombra_conn_release(c), SOMBRA_OK);
-        /* The batch was applied, but release collected no result for it. */
-        cr_assert_eq(sombra_batch_id(b, ref, &id), SOMBRA_EINVAL);
+        /* Release collected the ticket: the batch has its result and may be freed. */
+        cr_assert_eq(sombra_batch_id(b, ref, &id), SOMBRA_OK);
         cr_assert_eq(sombra_batch_free(b), SOMBRA_OK);
         expect_healthy(1, 0);
 }
@@ -476,6 +476,46 @@ Test(api_input, batch_used_after_a_failed_submit_fails_the_same_way_and_can_be_r
         cr_assert_eq(sombra_batch_free(b), SOMBRA_OK);
         cr_assert_eq(sombra_conn_release(c), SOMBRA_OK);
         expect_healthy(1, 0);
+}
+
+Test(api_input, a_batch_in_flight_cannot_be_changed_or_freed)
+{
+        sombra_conn *c, *stall;
+        sombra_batch *b;
+        uint64_t ref, t, t2, id;
+        bool done;
+
+        open_fast();
+        c = acquire();
+        stall = acquire();
+        cr_assert_eq(sombra_batch_new(&b), SOMBRA_OK);
+        cr_assert_eq(sombra_batch_node_create(b, NULL, 0, NULL, 0, &ref), SOMBRA_OK);
+        /* The writer serves only `stall`'s transaction: the submission stays in flight. */
+        cr_assert_eq(sombra_txn_begin(stall), SOMBRA_OK);
+        cr_assert_eq(sombra_batch_submit_async(c, b, false, &t), SOMBRA_OK);
+        cr_assert_eq(sombra_poll(c, t, &done), SOMBRA_OK);
+        cr_assert(!done);
+        cr_assert_eq(sombra_batch_node_create(b, NULL, 0, NULL, 0, NULL), SOMBRA_EBUSY);
+        cr_assert_eq(sombra_batch_edge_create(b, ref, ref, "T", NULL, 0, NULL), SOMBRA_EBUSY);
+        cr_assert_eq(sombra_batch_node_set(b, ref, "k", &int_value), SOMBRA_EBUSY);
+        cr_assert_eq(sombra_batch_node_delete(b, ref), SOMBRA_EBUSY);
+        cr_assert_eq(sombra_batch_edge_delete(b, 1), SOMBRA_EBUSY);
+        cr_assert_eq(sombra_batch_reset(b), SOMBRA_EBUSY);
+        cr_assert_eq(sombra_batch_free(b), SOMBRA_EBUSY);
+        cr_assert_eq(sombra_batch_id(b, ref, &id), SOMBRA_EINVAL);
+        /* Submitting it once more is fine: the writer applies one after the other. */
+        cr_assert_eq(sombra_batch_submit_async(c, b, false, &t2), SOMBRA_OK);
+        cr_assert_eq(sombra_txn_rollback(stall), SOMBRA_OK);
+        cr_assert_eq(sombra_wait(c, t), SOMBRA_OK);
+        cr_assert_eq(sombra_batch_free(b), SOMBRA_EBUSY, "the second ticket is still out");
+        cr_assert_eq(sombra_wait(c, t2), SOMBRA_OK);
+        cr_assert_eq(sombra_batch_id(b, ref, &id), SOMBRA_OK);
+        cr_assert_eq(sombra_batch_reset(b), SOMBRA_OK);
+        cr_assert_eq(sombra_batch_node_create(b, NULL, 0, NULL, 0, NULL), SOMBRA_OK);
+        cr_assert_eq(sombra_batch_free(b), SOMBRA_OK);
+        cr_assert_eq(sombra_conn_release(c), SOMBRA_OK);
+        cr_assert_eq(sombra_conn_release(stall), SOMBRA_OK);
+        expect_healthy(2, 0);
 }
 
 /* ---- a closed database ---- */
