@@ -302,6 +302,12 @@ Test(api_input, null_pointers_inside_arguments_get_einval)
         cr_assert_eq(sombra_neighbors(c, a, (enum sombra_dir)0, NULL, 0, &nb, &n), SOMBRA_EINVAL);
         cr_assert_eq(sombra_degree(c, a, (enum sombra_dir)7, NULL, 0, &count), SOMBRA_EINVAL);
         cr_assert_eq(sombra_bfs(c, a, (enum sombra_dir)7, NULL, 0, 3, &ids, &n), SOMBRA_EINVAL);
+        /* Also when the walk would end before looking at a neighbour. */
+        cr_assert_eq(sombra_bfs(c, a, (enum sombra_dir)7, NULL, 0, 0, &ids, &n), SOMBRA_EINVAL);
+        cr_assert_eq(sombra_bfs(c, a, SOMBRA_OUT, NULL, 2, 0, &ids, &n), SOMBRA_EINVAL);
+        cr_assert_eq(sombra_shortest_path(c, a, a, (enum sombra_dir)0, NULL, 0, &ids, &n),
+                     SOMBRA_EINVAL);
+        cr_assert_eq(sombra_shortest_path(c, a, a, SOMBRA_IN, NULL, 1, &ids, &n), SOMBRA_EINVAL);
         cr_assert_eq(sombra_shortest_path(c, a, b, SOMBRA_OUT, types, 1, &ids, &n), SOMBRA_EINVAL);
         cr_assert_eq(sombra_two_hop_count(c, a, SOMBRA_BOTH, types, 1, &count), SOMBRA_EINVAL);
         cr_assert_eq(sombra_conn_release(c), SOMBRA_OK);
