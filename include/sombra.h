@@ -250,7 +250,10 @@ int sombra_batch_submit(sombra_conn *conn, sombra_batch *batch);
  */
 int sombra_batch_submit_async(sombra_conn *conn, sombra_batch *batch, bool nonblocking,
                               uint64_t *ticket);
-/* Waits for a ticket; returns the batch's status. SOMBRA_EINVAL for an unknown ticket. */
+/*
+ * Waits for a ticket; returns the batch's status. SOMBRA_EINVAL for an
+ * unknown ticket: one collected already, or another connection's.
+ */
 int sombra_wait(sombra_conn *conn, uint64_t ticket);
 /* *done tells whether the ticket finished; if so, returns its status and forgets it. */
 int sombra_poll(sombra_conn *conn, uint64_t ticket, bool *done);

@@ -552,6 +552,20 @@ sombra_read_end(sombra_conn *conn)
 
 /* ---- asynchronous tickets ---- */
 
+/*
+ * A ticket is the submission's sequence number on its connection, above the
+ * connection's index in the pool: each connection counts from 0, and without
+ * the index a ticket given to another connection's sombra_wait would name
+ * that connection's submission. 13 bits hold every index config_check allows.
+ */
+#define TICKET_CONN_BITS 13
+
+static uint64_t
+conn_index(const struct sombra_conn *c)
+{
+        return (uint64_t)(c - c->db->conns);
+}
+
 int
 engine_submit_async(struct sombra_conn *c, struct write_op *ops, size_t n, bool nonblocking,
                     struct batch_status *batch, uint64_t *ticket)
@@ -582,7 +596,7 @@ engine_submit_async(struct sombra_conn *c, struct write_op *ops, size_t n, bool 
                 /* No collector can run before this: collecting takes the connection's lock. */
                 __atomic_add_fetch(&batch->in_flight, 1, __ATOMIC_RELEASE);
                 c->async_next = t + 1;
-                *ticket = t;
+                *ticket = t << TICKET_CONN_BITS | conn_index(c);
         } else {
                 req->conn = NULL;
         }
@@ -593,8 +607,12 @@ engine_submit_async(struct sombra_conn *c, struct write_op *ops, size_t n, bool 
 static struct request *
 ticket_find(struct sombra_conn *c, uint64_t ticket)
 {
-        struct request *req = &c->async[ticket % c->async_cap];
-        return req->conn != NULL && req->ticket == ticket ? req : NULL;
+        uint64_t seq = ticket >> TICKET_CONN_BITS;
+        struct request *req = &c->async[seq % c->async_cap];
+
+        if ((ticket & ((1u << TICKET_CONN_BITS) - 1)) != conn_index(c))
+                return NULL;
+        return req->conn != NULL && req->ticket == seq ? req : NULL;
 }
 
 /* A finished ticket: its status, the batch told the outcome (and free again), the slot freed. */

@@ -524,6 +524,32 @@ Test(api_input, a_batch_in_flight_cannot_be_changed_or_freed)
         expect_healthy(2, 0);
 }
 
+Test(api_input, a_ticket_is_unknown_to_other_connections)
+{
+        sombra_batch *b[2];
+        sombra_conn *c[2];
+        uint64_t t[2];
+        bool done;
+
+        open_fast();
+        for (int i = 0; i < 2; i++) {
+                c[i] = acquire();
+                cr_assert_eq(sombra_batch_new(&b[i]), SOMBRA_OK);
+                cr_assert_eq(sombra_batch_node_create(b[i], NULL, 0, NULL, 0, NULL), SOMBRA_OK);
+                cr_assert_eq(sombra_batch_submit_async(c[i], b[i], false, &t[i]), SOMBRA_OK);
+        }
+        /* Both are each connection's first ticket, and still they name different submissions. */
+        cr_assert_eq(sombra_wait(c[1], t[0]), SOMBRA_EINVAL);
+        cr_assert_eq(sombra_poll(c[0], t[1], &done), SOMBRA_EINVAL);
+        cr_assert_eq(sombra_wait(c[0], UINT64_MAX), SOMBRA_EINVAL);
+        for (int i = 0; i < 2; i++) {
+                cr_assert_eq(sombra_wait(c[i], t[i]), SOMBRA_OK);
+                cr_assert_eq(sombra_batch_free(b[i]), SOMBRA_OK);
+                cr_assert_eq(sombra_conn_release(c[i]), SOMBRA_OK);
+        }
+        expect_healthy(2, 0);
+}
+
 /* ---- a closed database ---- */
 
 Test(api_input, closing_a_database_in_use_gets_ebusy_and_changes_nothing)
