@@ -21,6 +21,7 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include <xxhash.h>
 
 #include "sombra.h"
 #include "support.h"
@@ -1259,6 +1260,51 @@ Test(api_input, files_of_another_format_get_enotdb_and_stay_untouched)
                 free(after);
                 free(data);
         }
+}
+
+/*
+ * The meta page at off, as a later format version would write it: version
+ * (bytes 8..11, big-endian) bumped and the checksum (bytes 160..167, XXH3 of
+ * bytes 0..159) made right again, so only the version tells it apart.
+ */
+static void
+meta_version_bump(uint64_t off)
+{
+        uint8_t b[168];
+        uint64_t sum;
+
+        support_read_at(DB_FILE, off, b, sizeof(b));
+        cr_assert_eq(memcmp(b, "SOMBRADB", 8), 0);
+        b[11]++;
+        sum = XXH3_64bits(b, 160);
+        for (int i = 0; i < 8; i++)
+                b[160 + i] = (uint8_t)(sum >> (56 - 8 * i));
+        support_write_at(DB_FILE, off, b, sizeof(b));
+}
+
+Test(api_input, database_of_another_version_gets_enotdb_and_stays_untouched)
+{
+        uint8_t *before, *after, ps[4];
+        size_t len, len_after;
+        sombra_conn *c;
+
+        open_fast();
+        c = acquire();
+        make_node(c, "Old");
+        cr_assert_eq(sombra_conn_release(c), SOMBRA_OK);
+        cr_assert_eq(sombra_close(db), SOMBRA_OK);
+        db = NULL;
+        support_read_at(DB_FILE, 12, ps, sizeof(ps)); /* the page size: where meta 1 is */
+        meta_version_bump(0);
+        meta_version_bump((uint64_t)ps[0] << 24 | ps[1] << 16 | ps[2] << 8 | ps[3]);
+        before = support_read_file(DB_FILE, &len);
+        cr_assert_eq(sombra_open(support_path(DB_FILE), NULL, &db), SOMBRA_ENOTDB);
+        cr_assert_eq(db, NULL);
+        after = support_read_file(DB_FILE, &len_after);
+        cr_assert(len == len_after && memcmp(before, after, len) == 0,
+                  "a refused open changed the file");
+        free(before);
+        free(after);
 }
 
 /*
