@@ -1297,39 +1297,40 @@ Test(api_input, database_of_another_version_gets_enotdb_and_stays_untouched)
         free(after);
 }
 
+/* sombra_open's status for dir/name, or when it opened, sombra_close's. */
+static int
+open_then_close(const char *name)
+{
+        sombra_db *d;
+        int rc = sombra_open(support_path(name), NULL, &d);
+
+        return rc == SOMBRA_OK ? sombra_close(d) : rc;
+}
+
 /*
- * What sombra_open answers for the database in the test's directory, asked
- * by a user who owns none of its files. Root passes every permission check,
- * so as root the open runs in a child that has dropped to nobody.
+ * open_then_close as a user who owns none of the files. Root passes every
+ * permission check, so as root it runs in a child that has dropped to nobody.
  */
 #define NOBODY        65534
 #define CANNOT_SETUID 1
 
 static int
-open_status_as_stranger(void)
+open_status_as_stranger(const char *name)
 {
-        int fd[2], rc = SOMBRA_OK, exit_status;
+        int fd[2], rc, exit_status;
         pid_t pid;
 
-        if (geteuid() != 0) {
-                sombra_db *d;
-                rc = sombra_open(support_path(DB_FILE), NULL, &d);
-                if (rc == SOMBRA_OK)
-                        cr_assert_eq(sombra_close(d), SOMBRA_OK);
-                return rc;
-        }
+        if (geteuid() != 0)
+                return open_then_close(name);
         cr_assert_eq(pipe(fd), 0);
         pid = fork();
         cr_assert_geq(pid, 0);
         if (pid == 0) {
-                sombra_db *d;
                 close(fd[0]);
                 if (setresgid(NOBODY, NOBODY, NOBODY) != 0 ||
                     setresuid(NOBODY, NOBODY, NOBODY) != 0)
                         _exit(CANNOT_SETUID);
-                rc = sombra_open(support_path(DB_FILE), NULL, &d);
-                if (rc == SOMBRA_OK)
-                        rc = sombra_close(d);
+                rc = open_then_close(name);
                 _exit(write(fd[1], &rc, sizeof(rc)) == sizeof(rc) ? 0 : 2);
         }
         close(fd[1]);
@@ -1374,13 +1375,13 @@ Test(api_input, files_without_read_or_write_permission_get_eperm)
         chmod_in_dir(".", 0777);
         chmod_in_dir(DB_FILE, 0666);
         chmod_in_dir(DB_FILE "-wal", 0666);
-        rc = open_status_as_stranger();
+        rc = open_status_as_stranger(DB_FILE);
         cr_assert_eq(rc, SOMBRA_OK, "control: %s", sombra_strerror(rc));
         for (size_t i = 0; i < sizeof(denied) / sizeof(denied[0]); i++) {
                 free(before);
                 before = support_read_file(DB_FILE, &len);
                 chmod_in_dir(denied[i].file, denied[i].mode);
-                rc = open_status_as_stranger();
+                rc = open_status_as_stranger(DB_FILE);
                 cr_assert_eq(rc, SOMBRA_EPERM, "%s mode %o: %s", denied[i].file,
                              (unsigned)denied[i].mode, sombra_strerror(rc));
                 chmod_in_dir(denied[i].file, 0666);
@@ -1390,6 +1391,12 @@ Test(api_input, files_without_read_or_write_permission_get_eperm)
                 free(after);
         }
         free(before);
+        /* A new database in a directory the user may not write to. */
+        cr_assert_eq(mkdir(support_path("ro"), 0755), 0);
+        chmod_in_dir("ro", 0555);
+        rc = open_status_as_stranger("ro/db");
+        cr_assert_eq(rc, SOMBRA_EPERM, "read-only directory: %s", sombra_strerror(rc));
+        cr_assert(!support_file_exists("ro/db"));
         open_fast();
         expect_healthy(1, 0);
 }
