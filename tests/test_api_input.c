@@ -108,8 +108,7 @@ expect_healthy(uint64_t nodes, uint64_t edges)
 static void
 expect_healthy_after_reopen(uint64_t nodes, uint64_t edges)
 {
-        cr_assert_eq(sombra_close(db), SOMBRA_OK);
-        db = NULL;
+        support_db_close(&db);
         open_fast();
         expect_healthy(nodes, edges);
 }
@@ -1282,8 +1281,7 @@ Test(api_input, database_of_another_version_gets_enotdb_and_stays_untouched)
         c = support_conn_acquire(db);
         support_node_make(c, "Old");
         cr_assert_eq(sombra_conn_release(c), SOMBRA_OK);
-        cr_assert_eq(sombra_close(db), SOMBRA_OK);
-        db = NULL;
+        support_db_close(&db);
         support_read_at(DB_FILE, 12, ps, sizeof(ps)); /* the page size: where meta 1 is */
         meta_version_bump(0);
         meta_version_bump((uint64_t)ps[0] << 24 | ps[1] << 16 | ps[2] << 8 | ps[3]);
@@ -1367,8 +1365,7 @@ Test(api_input, files_without_read_or_write_permission_get_eperm)
         c = support_conn_acquire(db);
         support_node_make(c, "Private");
         cr_assert_eq(sombra_conn_release(c), SOMBRA_OK);
-        cr_assert_eq(sombra_close(db), SOMBRA_OK);
-        db = NULL;
+        support_db_close(&db);
         cr_assert(support_file_exists(DB_FILE "-wal"));
         before = support_read_file(DB_FILE, &len);
         /* Everyone may use the directory and, as a control, open the files. */
