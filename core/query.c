@@ -550,9 +550,12 @@ prop_query(struct graph_reader *r, const char *label, const char *key,
 
         if (r == NULL || out == NULL)
                 return SOMBRA_EINVAL;
-        if ((lo != NULL && rec_value_check(lo) != SOMBRA_OK) ||
-            (hi != NULL && rec_value_check(hi) != SOMBRA_OK))
-                return SOMBRA_EINVAL;
+        /* A bound past SOMBRA_MAX_VALUE is ETOOBIG, as it is for a write. */
+        rc = lo != NULL ? rec_value_check(lo) : SOMBRA_OK;
+        if (rc == SOMBRA_OK && hi != NULL)
+                rc = rec_value_check(hi);
+        if (rc != SOMBRA_OK)
+                return rc;
         out->n = 0;
         rc = read_enter(r);
         if (rc == SOMBRA_OK)

@@ -648,6 +648,13 @@ write_checks(struct store *s, enum store_tree t)
         return SOMBRA_OK;
 }
 
+void
+store_poison(struct store *s, int status)
+{
+        if (s->in_txn && s->poisoned == SOMBRA_OK)
+                s->poisoned = status;
+}
+
 /* A tree write that failed half-way leaves the txn unusable; a clean refusal does not. */
 static int
 after_write(struct store *s, size_t mark, int rc)

@@ -82,6 +82,12 @@ int store_begin(struct store *s);
 int store_commit(struct store *s, uint64_t *lsn);
 void store_rollback(struct store *s);
 bool store_in_txn(const struct store *s);
+/*
+ * Leaves the open transaction able only to roll back: later writes return
+ * status, and so does store_commit, which rolls it back. For a caller that
+ * cannot undo part of what it applied (there are no savepoints).
+ */
+void store_poison(struct store *s, int status);
 
 /* The open transaction's working state; graph code updates its counters. */
 struct store_state *store_txn_state(struct store *s);

@@ -12,6 +12,19 @@
 #include "graph.h"
 #include "idset.h"
 
+/*
+ * The direction and type filter a walk passes to graph_neighbors, checked
+ * up front: a walk that ends before its first expansion (depth 0, from == to)
+ * must refuse them all the same.
+ */
+static int
+walk_check(enum sombra_dir dir, const char *const *types, size_t ntypes)
+{
+        if (dir < SOMBRA_OUT || dir > SOMBRA_BOTH || (ntypes > 0 && types == NULL))
+                return SOMBRA_EINVAL;
+        return ntypes > GRAPH_MAX_TYPE_FILTER ? SOMBRA_ETOOBIG : SOMBRA_OK;
+}
+
 int
 graph_bfs(struct graph_reader *r, uint64_t start, enum sombra_dir dir, const char *const *types,
           size_t ntypes, uint32_t max_depth, struct graph_ids *out)
@@ -24,6 +37,9 @@ graph_bfs(struct graph_reader *r, uint64_t start, enum sombra_dir dir, const cha
 
         if (r == NULL || out == NULL)
                 return SOMBRA_EINVAL;
+        rc = walk_check(dir, types, ntypes);
+        if (rc != SOMBRA_OK)
+                return rc;
         graph_read_begin(r); /* one state for the whole walk */
         out->n = 0;
         rc = graph_node_exists(r, start);
@@ -65,6 +81,9 @@ graph_shortest_path(struct graph_reader *r, uint64_t from, uint64_t to, enum som
 
         if (r == NULL || path == NULL)
                 return SOMBRA_EINVAL;
+        rc = walk_check(dir, types, ntypes);
+        if (rc != SOMBRA_OK)
+                return rc;
         graph_read_begin(r); /* one state for the whole walk */
         path->n = 0;
         rc = graph_node_exists(r, from);

@@ -42,7 +42,7 @@ enum sombra_status {
         SOMBRA_ELOCKED = -30007,   /* another process has the database open */
         SOMBRA_ETOOBIG = -30008,   /* a name, value, record or batch exceeds its limit */
         SOMBRA_EEXIST = -30009,    /* it already exists (an index, for example) */
-        SOMBRA_EBUSY = -30010,     /* no connection free, or a transaction is in progress */
+        SOMBRA_EBUSY = -30010,     /* no connection free, a transaction or a batch in progress */
         SOMBRA_EAGAIN = -30011,    /* would block and the caller asked not to */
         SOMBRA_ETIMEDOUT = -30012, /* a wait or a transaction ran past its time limit */
         SOMBRA_ECLOSED = -30013,   /* the database or handle was closed */
@@ -146,9 +146,13 @@ typedef struct sombra_conn sombra_conn;
 /*
  * Opens (creating it when missing) the database at path, recovering it after
  * a crash, and starts the engine's threads. config NULL means production.
- * SOMBRA_EINVAL (bad argument or config), SOMBRA_ENOTDB, SOMBRA_ECORRUPT,
- * SOMBRA_ELOCKED (open in another process), SOMBRA_EPERM, SOMBRA_EIO,
- * SOMBRA_ENOMEM. Any thread; blocks for the recovery.
+ * SOMBRA_EINVAL (bad argument or config, or path is a directory or anything
+ * else that is not a regular file), SOMBRA_ENOTFOUND (its directory does not
+ * exist), SOMBRA_ENOTDB (a non-empty file without a Sombra meta page; it is
+ * left untouched), SOMBRA_ECORRUPT, SOMBRA_ELOCKED (open in another process,
+ * or already open in this one), SOMBRA_EPERM (the database or its WAL cannot
+ * be read and written), SOMBRA_EIO, SOMBRA_ENOMEM. Any thread; blocks for
+ * the recovery.
  */
 int sombra_open(const char *path, const struct sombra_config *config, sombra_db **out);
 
@@ -156,7 +160,9 @@ int sombra_open(const char *path, const struct sombra_config *config, sombra_db 
  * Finishes every request in flight, makes every acknowledged commit as
  * durable as its mode promised, checkpoints, stops the threads and frees the
  * database. SOMBRA_EBUSY (nothing closed) while connections are acquired.
- * Returns the final checkpoint's status. Any thread; blocks.
+ * Returns the final checkpoint's status. Once it has freed the database, db
+ * and every connection of it are dangling: no call can tell them from live
+ * ones. Any thread; blocks.
  */
 int sombra_close(sombra_db *db);
 
@@ -170,8 +176,12 @@ int sombra_conn_acquire_timeout(sombra_db *db, uint32_t timeout_ms, sombra_conn 
 
 /*
  * Gives a connection back: an open interactive transaction is rolled back,
- * an open read transaction ended, asynchronous submissions waited for.
- * SOMBRA_ECLOSED for a connection not acquired (released twice). Any thread.
+ * an open read transaction ended, asynchronous submissions waited for and
+ * collected (their batches are free to change again). SOMBRA_ECLOSED for a
+ * connection not acquired (released twice). Until the pool hands the
+ * connection out again, every call on it returns SOMBRA_ECLOSED; after that
+ * the pointer is the new holder's connection, so drop it at release. Any
+ * thread.
  */
 int sombra_conn_release(sombra_conn *conn);
 
@@ -209,7 +219,10 @@ int sombra_index_drop(sombra_conn *conn, const char *label, const char *key);
  * the batch's i-th operation is named SOMBRA_BATCH_REF(i) by later
  * operations; a reference forward or out of range fails the whole batch with
  * SOMBRA_EINVAL. Builders return the new operation's reference in *ref (may
- * be NULL). A batch belongs to one thread at a time.
+ * be NULL). A batch belongs to one thread at a time. While an asynchronous
+ * submission of it is out (until its ticket is collected), the builders,
+ * sombra_batch_reset and sombra_batch_free return SOMBRA_EBUSY and change
+ * nothing.
  */
 typedef struct sombra_batch sombra_batch;
 #define SOMBRA_BATCH_REF(i) ((uint64_t)(i) | (1ull << 63))
@@ -230,14 +243,17 @@ int sombra_batch_edge_delete(sombra_batch *batch, uint64_t id);
 int sombra_batch_submit(sombra_conn *conn, sombra_batch *batch);
 /*
  * Submits without waiting: *ticket names the submission for sombra_wait and
- * sombra_poll. The batch must not be changed or freed until then. With
+ * sombra_poll. The batch cannot be changed or freed until then. With
  * nonblocking set, a full queue gives SOMBRA_EAGAIN instead of waiting;
  * SOMBRA_EAGAIN also when ring_capacity tickets are out and not collected;
  * SOMBRA_EBUSY inside an interactive transaction (use sombra_batch_submit).
  */
 int sombra_batch_submit_async(sombra_conn *conn, sombra_batch *batch, bool nonblocking,
                               uint64_t *ticket);
-/* Waits for a ticket; returns the batch's status. SOMBRA_EINVAL for an unknown ticket. */
+/*
+ * Waits for a ticket; returns the batch's status. SOMBRA_EINVAL for an
+ * unknown ticket: one collected already, or another connection's.
+ */
 int sombra_wait(sombra_conn *conn, uint64_t ticket);
 /* *done tells whether the ticket finished; if so, returns its status and forgets it. */
 int sombra_poll(sombra_conn *conn, uint64_t ticket, bool *done);
@@ -250,6 +266,12 @@ int sombra_batch_id(const sombra_batch *batch, uint64_t ref, uint64_t *id);
  * transaction meanwhile, for at most txn_timeout_ms; then it rolls it back and
  * the next call on the connection gets SOMBRA_ETIMEDOUT. SOMBRA_EBUSY for a
  * second begin, SOMBRA_ENOTXN for commit or rollback without one.
+ * A write that fails inside the transaction leaves it as it was, except a
+ * batch that fails after some of its operations were applied: those cannot
+ * be taken out alone, so the transaction can then only roll back (later
+ * writes and the commit return the batch's status; the commit rolls back).
+ * The transaction is the connection's, not the thread's: any thread using
+ * the connection writes into it, and may commit or roll it back.
  */
 int sombra_txn_begin(sombra_conn *conn);
 int sombra_txn_commit(sombra_conn *conn);

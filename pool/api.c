@@ -552,9 +552,23 @@ sombra_read_end(sombra_conn *conn)
 
 /* ---- asynchronous tickets ---- */
 
+/*
+ * A ticket is the submission's sequence number on its connection, above the
+ * connection's index in the pool: each connection counts from 0, and without
+ * the index a ticket given to another connection's sombra_wait would name
+ * that connection's submission. 13 bits hold every index config_check allows.
+ */
+#define TICKET_CONN_BITS 13
+
+static uint64_t
+conn_index(const struct sombra_conn *c)
+{
+        return (uint64_t)(c - c->db->conns);
+}
+
 int
 engine_submit_async(struct sombra_conn *c, struct write_op *ops, size_t n, bool nonblocking,
-                    bool *succeeded, uint64_t *ticket)
+                    struct batch_status *batch, uint64_t *ticket)
 {
         struct request *req;
         uint64_t t;
@@ -575,12 +589,14 @@ engine_submit_async(struct sombra_conn *c, struct write_op *ops, size_t n, bool 
                 return SOMBRA_EAGAIN; /* every slot in flight or not yet collected */
         }
         req = &c->async[t % c->async_cap];
-        *req = (struct request){
-            .kind = REQ_WRITE, .ops = ops, .nops = n, .ticket = t, .succeeded = succeeded};
+        *req =
+            (struct request){.kind = REQ_WRITE, .ops = ops, .nops = n, .ticket = t, .batch = batch};
         rc = engine_submit(c, req, !nonblocking);
         if (rc == SOMBRA_OK) {
+                /* No collector can run before this: collecting takes the connection's lock. */
+                __atomic_add_fetch(&batch->in_flight, 1, __ATOMIC_RELEASE);
                 c->async_next = t + 1;
-                *ticket = t;
+                *ticket = t << TICKET_CONN_BITS | conn_index(c);
         } else {
                 req->conn = NULL;
         }
@@ -591,16 +607,20 @@ engine_submit_async(struct sombra_conn *c, struct write_op *ops, size_t n, bool 
 static struct request *
 ticket_find(struct sombra_conn *c, uint64_t ticket)
 {
-        struct request *req = &c->async[ticket % c->async_cap];
-        return req->conn != NULL && req->ticket == ticket ? req : NULL;
+        uint64_t seq = ticket >> TICKET_CONN_BITS;
+        struct request *req = &c->async[seq % c->async_cap];
+
+        if ((ticket & ((1u << TICKET_CONN_BITS) - 1)) != conn_index(c))
+                return NULL;
+        return req->conn != NULL && req->ticket == seq ? req : NULL;
 }
 
-/* A finished ticket: its status, the batch told of success, the slot freed. */
+/* A finished ticket: its status, the batch told the outcome (and free again), the slot freed. */
 static int
 ticket_collect(struct request *req)
 {
-        if (req->succeeded != NULL)
-                *req->succeeded = req->status == SOMBRA_OK;
+        __atomic_store_n(&req->batch->applied, req->status == SOMBRA_OK, __ATOMIC_RELAXED);
+        __atomic_sub_fetch(&req->batch->in_flight, 1, __ATOMIC_RELEASE);
         req->conn = NULL;
         return req->status;
 }
@@ -659,10 +679,12 @@ sombra_conn_release(sombra_conn *conn)
                 (void)run_request(conn, &req);
         }
         txn_forget(conn);
+        /* Collected, not just waited for: their batches may be changed and freed again. */
         for (uint32_t i = 0; i < conn->async_cap; i++) {
-                if (conn->async[i].conn != NULL)
-                        engine_wait(&conn->async[i]);
-                conn->async[i].conn = NULL;
+                if (conn->async[i].conn == NULL)
+                        continue;
+                engine_wait(&conn->async[i]);
+                (void)ticket_collect(&conn->async[i]);
         }
         while (conn->read_depth > 0) {
                 graph_read_end(conn->reader);

@@ -7,6 +7,11 @@
  * right after each builder call, and an asynchronous submission owns no
  * caller memory. Chunks never move, so pointers into them stay valid as the
  * batch grows; reset keeps the first chunk for reuse.
+ *
+ * While an asynchronous submission is out, the writer reads the ops and
+ * writes their results: a call that would change or free the batch then
+ * answers SOMBRA_EBUSY instead of racing with it. Submitting it again is
+ * fine (the writer applies one submission after the other).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -26,8 +31,25 @@ struct sombra_batch {
         struct write_op *ops;
         size_t n, cap;
         struct chunk *chunks;
-        bool applied; /* the last submit succeeded: results are valid */
+        struct batch_status status; /* what its submissions reported (engine.h) */
 };
+
+/* Whether b may be changed: it exists and no asynchronous submission of it is out. */
+static int
+batch_writable(const sombra_batch *b)
+{
+        if (b == NULL)
+                return SOMBRA_EINVAL;
+        if (__atomic_load_n(&b->status.in_flight, __ATOMIC_ACQUIRE) != 0)
+                return SOMBRA_EBUSY;
+        return SOMBRA_OK;
+}
+
+static void
+applied_set(sombra_batch *b, bool applied)
+{
+        __atomic_store_n(&b->status.applied, applied, __ATOMIC_RELAXED);
+}
 
 int
 sombra_batch_new(sombra_batch **out)
@@ -51,8 +73,10 @@ chunks_free(struct chunk *c)
 int
 sombra_batch_free(sombra_batch *b)
 {
-        if (b == NULL)
-                return SOMBRA_EINVAL;
+        int rc = batch_writable(b);
+
+        if (rc != SOMBRA_OK)
+                return rc;
         chunks_free(b->chunks);
         free(b->ops);
         free(b);
@@ -62,15 +86,17 @@ sombra_batch_free(sombra_batch *b)
 int
 sombra_batch_reset(sombra_batch *b)
 {
-        if (b == NULL)
-                return SOMBRA_EINVAL;
+        int rc = batch_writable(b);
+
+        if (rc != SOMBRA_OK)
+                return rc;
         if (b->chunks != NULL) {
                 chunks_free(b->chunks->next);
                 b->chunks->next = NULL;
                 b->chunks->used = 0;
         }
         b->n = 0;
-        b->applied = false;
+        applied_set(b, false);
         return SOMBRA_OK;
 }
 
@@ -203,7 +229,7 @@ op_add(sombra_batch *b, const struct write_op *op, uint64_t *ref)
         if (ref != NULL)
                 *ref = SOMBRA_BATCH_REF(b->n);
         b->n++;
-        b->applied = false;
+        applied_set(b, false);
         return SOMBRA_OK;
 }
 
@@ -212,8 +238,10 @@ sombra_batch_node_create(sombra_batch *b, const char *const *labels, size_t nlab
                          const struct sombra_prop *props, size_t nprops, uint64_t *ref)
 {
         struct write_op op = {.kind = OP_NODE_CREATE, .nlabels = nlabels, .nprops = nprops};
-        int rc = b == NULL ? SOMBRA_EINVAL : copy_labels(b, labels, nlabels, &op.labels);
+        int rc = batch_writable(b);
 
+        if (rc == SOMBRA_OK)
+                rc = copy_labels(b, labels, nlabels, &op.labels);
         if (rc == SOMBRA_OK)
                 rc = copy_props(b, props, nprops, &op.props);
         return rc == SOMBRA_OK ? op_add(b, &op, ref) : rc;
@@ -224,8 +252,10 @@ sombra_batch_edge_create(sombra_batch *b, uint64_t src, uint64_t dst, const char
                          const struct sombra_prop *props, size_t nprops, uint64_t *ref)
 {
         struct write_op op = {.kind = OP_EDGE_CREATE, .id = src, .dst = dst, .nprops = nprops};
-        int rc = b == NULL || type == NULL ? SOMBRA_EINVAL : SOMBRA_OK;
+        int rc = batch_writable(b);
 
+        if (rc == SOMBRA_OK && type == NULL)
+                rc = SOMBRA_EINVAL;
         if (rc == SOMBRA_OK) {
                 op.name = copy_name(b, type);
                 rc = op.name == NULL ? SOMBRA_ENOMEM : copy_props(b, props, nprops, &op.props);
@@ -239,8 +269,10 @@ sombra_batch_node_set(sombra_batch *b, uint64_t id, const char *key,
 {
         struct write_op op = {.kind = OP_NODE_SET, .id = id};
         struct sombra_value *v;
-        int rc = b == NULL || key == NULL || value == NULL ? SOMBRA_EINVAL : SOMBRA_OK;
+        int rc = batch_writable(b);
 
+        if (rc == SOMBRA_OK && (key == NULL || value == NULL))
+                rc = SOMBRA_EINVAL;
         if (rc == SOMBRA_OK) {
                 op.name = copy_name(b, key);
                 v = arena_alloc(b, sizeof(*v));
@@ -254,14 +286,18 @@ int
 sombra_batch_node_delete(sombra_batch *b, uint64_t id)
 {
         struct write_op op = {.kind = OP_NODE_DELETE, .id = id};
-        return b == NULL ? SOMBRA_EINVAL : op_add(b, &op, NULL);
+        int rc = batch_writable(b);
+
+        return rc == SOMBRA_OK ? op_add(b, &op, NULL) : rc;
 }
 
 int
 sombra_batch_edge_delete(sombra_batch *b, uint64_t id)
 {
         struct write_op op = {.kind = OP_EDGE_DELETE, .id = id};
-        return b == NULL ? SOMBRA_EINVAL : op_add(b, &op, NULL);
+        int rc = batch_writable(b);
+
+        return rc == SOMBRA_OK ? op_add(b, &op, NULL) : rc;
 }
 
 int
@@ -273,9 +309,9 @@ sombra_batch_submit(sombra_conn *conn, sombra_batch *b)
                 return SOMBRA_EINVAL;
         if (b->n == 0)
                 return SOMBRA_OK;
-        b->applied = false;
+        applied_set(b, false);
         rc = engine_write(conn, b->ops, b->n);
-        b->applied = rc == SOMBRA_OK;
+        applied_set(b, rc == SOMBRA_OK);
         return rc;
 }
 
@@ -284,8 +320,8 @@ sombra_batch_submit_async(sombra_conn *conn, sombra_batch *b, bool nonblocking, 
 {
         if (b == NULL || ticket == NULL || b->n == 0)
                 return SOMBRA_EINVAL;
-        b->applied = false; /* until sombra_wait or sombra_poll collects a success */
-        return engine_submit_async(conn, b->ops, b->n, nonblocking, &b->applied, ticket);
+        applied_set(b, false); /* until the ticket is collected: no results */
+        return engine_submit_async(conn, b->ops, b->n, nonblocking, &b->status, ticket);
 }
 
 int
@@ -293,7 +329,9 @@ sombra_batch_id(const sombra_batch *b, uint64_t ref, uint64_t *id)
 {
         uint64_t i = ref & ~(1ull << 63);
 
-        if (b == NULL || id == NULL || !(ref & (1ull << 63)) || i >= b->n || !b->applied ||
+        if (b == NULL || id == NULL || !(ref & (1ull << 63)) || i >= b->n ||
+            __atomic_load_n(&b->status.in_flight, __ATOMIC_ACQUIRE) != 0 ||
+            !__atomic_load_n(&b->status.applied, __ATOMIC_RELAXED) ||
             (b->ops[i].kind != OP_NODE_CREATE && b->ops[i].kind != OP_EDGE_CREATE))
                 return SOMBRA_EINVAL;
         *id = b->ops[i].result;

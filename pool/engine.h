@@ -64,6 +64,17 @@ struct write_op {
         uint64_t result; /* the id made, once applied */
 };
 
+/*
+ * What asynchronous submissions of a batch report back to it. Both fields
+ * are atomics: the ticket's collector (sombra_wait, sombra_poll or
+ * sombra_conn_release, on any thread) writes them, the batch's owner reads
+ * them to refuse changes the writer would race with.
+ */
+struct batch_status {
+        uint32_t in_flight; /* submissions accepted and not yet collected */
+        uint32_t applied;   /* the last submission collected committed: results are valid */
+};
+
 enum req_kind {
         REQ_WRITE,     /* ops as one transaction */
         REQ_TXN_BEGIN, /* the writer serves only this connection until commit/rollback */
@@ -86,7 +97,7 @@ struct request {
         uint64_t lsn;                /* the commit's LSN, 0 when nothing was committed */
         uint32_t done;               /* futex word: 0 in flight, 1 complete */
         uint64_t ticket;             /* asynchronous submissions: the ticket it answers */
-        bool *succeeded;             /* asynchronous batches: told whether it committed */
+        struct batch_status *batch;  /* asynchronous batches: told on collection */
         struct commit_waiter waiter; /* in the committer's queue (FULL) */
 };
 
@@ -146,9 +157,12 @@ int engine_submit(struct sombra_conn *c, struct request *req, bool wait_for_room
 struct sombra_conn *engine_conn(struct sombra_db *db);
 /* pool/api.c: ops as one transaction (or a step of the open one), waited for. */
 int engine_write(struct sombra_conn *c, struct write_op *ops, size_t n);
-/* pool/api.c: ops as one transaction, answered later under *ticket; *succeeded set then. */
+/*
+ * pool/api.c: ops as one transaction, answered later under *ticket. batch->in_flight counts it
+ * from acceptance until the ticket is collected, which also sets batch->applied.
+ */
 int engine_submit_async(struct sombra_conn *c, struct write_op *ops, size_t n, bool nonblocking,
-                        bool *succeeded, uint64_t *ticket);
+                        struct batch_status *batch, uint64_t *ticket);
 void engine_wait(struct request *req);
 void engine_complete(struct request *req, int status);
 

@@ -73,13 +73,17 @@ apply_op(struct graph *g, struct write_op *ops, size_t at)
         return SOMBRA_EINVAL;
 }
 
+/* Applies ops in order up to the first failure; *applied gets how many succeeded. */
 static int
-apply_ops(struct graph *g, struct write_op *ops, size_t n)
+apply_ops(struct graph *g, struct write_op *ops, size_t n, size_t *applied)
 {
         int rc = SOMBRA_OK;
 
-        for (size_t i = 0; i < n && rc == SOMBRA_OK; i++)
-                rc = apply_op(g, ops, i);
+        for (*applied = 0; *applied < n; (*applied)++) {
+                rc = apply_op(g, ops, *applied);
+                if (rc != SOMBRA_OK)
+                        break;
+        }
         return rc;
 }
 
@@ -112,6 +116,7 @@ static void
 serve(struct sombra_db *db, struct request *req)
 {
         struct sombra_conn *c = req->conn;
+        size_t applied;
         int rc;
 
         db->counters.requests++;
@@ -122,7 +127,7 @@ serve(struct sombra_db *db, struct request *req)
                         defer(db, req, rc);
                         return;
                 }
-                rc = apply_ops(db->g, req->ops, req->nops);
+                rc = apply_ops(db->g, req->ops, req->nops, &applied);
                 if (rc == SOMBRA_OK)
                         rc = commit(db, req);
                 else
@@ -153,7 +158,14 @@ serve(struct sombra_db *db, struct request *req)
         }
         switch (req->kind) {
         case REQ_TXN_WRITE:
-                engine_complete(req, apply_ops(db->g, req->ops, req->nops));
+                /*
+                 * A batch is atomic, and the ops it applied before one failed
+                 * cannot be taken out of the txn alone: the txn may only roll back.
+                 */
+                rc = apply_ops(db->g, req->ops, req->nops, &applied);
+                if (rc != SOMBRA_OK && applied > 0)
+                        store_poison(graph_store(db->g), rc);
+                engine_complete(req, rc);
                 break;
         case REQ_TXN_READ:
                 engine_complete(req, req->read_fn(graph_writer_reader(db->g), req->read_arg));

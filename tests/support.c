@@ -196,6 +196,33 @@ support_remove(const char *name)
         cr_assert(unlink(path) == 0 || errno == ENOENT, "unlink %s: %s", path, strerror(errno));
 }
 
+void
+support_db_close(sombra_db **db)
+{
+        if (*db != NULL)
+                cr_assert_eq(sombra_close(*db), SOMBRA_OK);
+        *db = NULL;
+}
+
+sombra_conn *
+support_conn_acquire(sombra_db *db)
+{
+        sombra_conn *c;
+
+        cr_assert_eq(sombra_conn_acquire(db, &c), SOMBRA_OK);
+        return c;
+}
+
+uint64_t
+support_node_make(sombra_conn *c, const char *label)
+{
+        const char *labels[] = {label};
+        uint64_t id;
+
+        cr_assert_eq(sombra_node_create(c, labels, 1, NULL, 0, &id), SOMBRA_OK);
+        return id;
+}
+
 uint64_t
 support_next_rand(uint64_t *state)
 {

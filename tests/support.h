@@ -1,7 +1,7 @@
 /*
  * support.h - what the test files share: a temporary directory per test,
- * paths in it, byte-level access to the files there, and a random number
- * generator.
+ * paths in it, byte-level access to the files there, a random number
+ * generator, and the two steps most tests of the public API begin with.
  *
  * Every function asserts (with Criterion) instead of returning an error, so
  * a test that calls one reads as a list of steps. Files are named relative to
@@ -14,6 +14,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "sombra.h"
 
 /* Makes a new, empty directory /tmp/sombra-test-<what>-XXXXXX: the test's directory. */
 void support_dir_make(const char *what);
@@ -59,5 +61,14 @@ void support_remove(const char *name);
 
 /* The next number of the splitmix64 sequence in *state: fast, and the same on every machine. */
 uint64_t support_next_rand(uint64_t *state);
+
+/* Closes *db, which must close cleanly, unless it is NULL; leaves *db NULL. */
+void support_db_close(sombra_db **db);
+
+/* A connection of db, waited for. */
+sombra_conn *support_conn_acquire(sombra_db *db);
+
+/* A new node with the one label given, made through c; its id. */
+uint64_t support_node_make(sombra_conn *c, const char *label);
 
 #endif

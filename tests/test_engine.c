@@ -24,9 +24,7 @@ setup(void)
 static void
 teardown(void)
 {
-        if (db != NULL)
-                cr_assert_eq(sombra_close(db), SOMBRA_OK);
-        db = NULL;
+        support_db_close(&db);
         support_dir_remove();
 }
 
@@ -41,18 +39,13 @@ open_with(struct sombra_config *cfg)
 static sombra_conn *
 acquire(void)
 {
-        sombra_conn *c;
-        cr_assert_eq(sombra_conn_acquire(db, &c), SOMBRA_OK);
-        return c;
+        return support_conn_acquire(db);
 }
 
 static uint64_t
 make_node(sombra_conn *c, const char *label)
 {
-        const char *labels[] = {label};
-        uint64_t id;
-        cr_assert_eq(sombra_node_create(c, labels, 1, NULL, 0, &id), SOMBRA_OK);
-        return id;
+        return support_node_make(c, label);
 }
 
 /* Reopens the file with the core API and runs verify on it. */
