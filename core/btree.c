@@ -412,6 +412,9 @@ ovf_walk(struct pager *p, pgno_t pgno, size_t vlen, struct buf *out, bool retire
         size_t got = 0;
         int rc = SOMBRA_OK;
 
+        /* No value that long was ever stored: a damaged length must not size an allocation. */
+        if (vlen > SOMBRA_MAX_RECORD)
+                return SOMBRA_ECORRUPT;
         if (out != NULL)
                 rc = buf_reserve(out, out->len + vlen);
         while (rc == SOMBRA_OK && got < vlen) {

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command: installs what is missing, builds with AddressSanitizer and
 # UndefinedBehaviorSanitizer (warnings are errors) and runs the whole suite
-# through meson, then the concurrency scenarios under ThreadSanitizer. Prints the totals of every test binary on the last line as
+# through meson, then the concurrency scenarios under ThreadSanitizer, then
+# the libFuzzer targets briefly (clang). Prints the totals of every test binary on the last line as
 # "N passed, N failed" and exits non-zero on any failure.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -33,6 +34,16 @@ tsan_status=$?
 echo "$tsan_out" | tail -n 40
 [ "$tsan_status" -ne 0 ] && status=1
 
+# libFuzzer: every saved crash again, then each target for 20 s (scripts/fuzz.sh).
+fuzz_out=$(scripts/fuzz.sh --seconds "${SOMBRA_FUZZ_SECONDS:-20}" 2>&1)
+fuzz_status=$?
+echo "$fuzz_out" | tail -n 20
+[ "$fuzz_status" -ne 0 ] && status=1
+read -r fp ff < <(echo "$fuzz_out" | sed -n 's/^fuzz: \([0-9]*\) passed, \([0-9]*\) failed$/\1 \2/p')
+if [ "$fuzz_status" -ne 0 ] && [ "${ff:-0}" -eq 0 ]; then
+        ff=1 # the build or the script failed before its summary
+fi
+
 # Criterion ends each binary's output with a "Synthesis" line; add them up.
 log="$build/meson-logs/testlog.txt"
 passed=0
@@ -44,8 +55,8 @@ if [ -f "$log" ]; then
         done < <(sed -n 's/.*Synthesis: Tested: [0-9]* | Passing: \([0-9]*\) | Failing: \([0-9]*\) | Crashing: \([0-9]*\).*/\1 \2 \3/p' "$log")
 fi
 read -r tp tf < <(echo "$tsan_out" | sed -n 's/^tsan: \([0-9]*\) passed, \([0-9]*\) failed$/\1 \2/p')
-passed=$((passed + ${tp:-0}))
-failed=$((failed + ${tf:-0}))
+passed=$((passed + ${tp:-0} + ${fp:-0}))
+failed=$((failed + ${tf:-0} + ${ff:-0}))
 if [ "$tsan_status" -ne 0 ] && [ "${tf:-0}" -eq 0 ]; then
         failed=$((failed + 1)) # TSan stopped the program (a race) before its summary
 fi
