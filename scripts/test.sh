@@ -53,6 +53,11 @@ if [ -f "$log" ]; then
                 passed=$((passed + p))
                 failed=$((failed + f + c))
         done < <(sed -n 's/.*Synthesis: Tested: [0-9]* | Passing: \([0-9]*\) | Failing: \([0-9]*\) | Crashing: \([0-9]*\).*/\1 \2 \3/p' "$log")
+        # The plain programs run by meson (soak) end with "<name>: N passed, N failed".
+        while read -r p f; do
+                passed=$((passed + p))
+                failed=$((failed + f))
+        done < <(sed -n 's/^soak: \([0-9]*\) passed, \([0-9]*\) failed$/\1 \2/p' "$log")
 fi
 read -r tp tf < <(echo "$tsan_out" | sed -n 's/^tsan: \([0-9]*\) passed, \([0-9]*\) failed$/\1 \2/p')
 passed=$((passed + ${tp:-0} + ${fp:-0}))
