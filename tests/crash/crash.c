@@ -3,10 +3,10 @@
  *
  *   crash [--kills N] [--mode full|normal|checkpoint|off|all] [--seed S] [--dir D]
  *
- * A plain program rather than a Criterion test because it forks and kills,
- * and so that it also runs under ThreadSanitizer.
+ * A plain program rather than a Criterion test because it starts processes
+ * and kills them, and so that it also runs under ThreadSanitizer.
  *
- * One round (a kill): the parent forks a child that opens the database
+ * One round (a kill): the parent starts a child that opens the database
  * (the same file across rounds, so that recovery runs again and again on a
  * history that grows; now and then a fresh one) and starts WRITERS threads.
  * Each thread writes transactions one after another, cycling through the
@@ -731,6 +731,7 @@ kill_once(struct harness *h, uint32_t round, enum sombra_sync_mode mode, struct 
         struct records acks = {0};
         uint64_t delay = 2 + rng_next(h) % (MAX_DELAY_MS - 1);
         bool after_first = rng_next(h) % 4 != 0, ended;
+        char mode_arg[12], round_arg[12], fd_arg[12];
         int fds[2], status;
         pid_t pid;
         struct group a;
@@ -745,11 +746,17 @@ kill_once(struct harness *h, uint32_t round, enum sombra_sync_mode mode, struct 
         }
         if (pipe(fds) != 0)
                 return fail(v, "pipe: %s", strerror(errno));
+        snprintf(mode_arg, sizeof(mode_arg), "%d", (int)mode);
+        snprintf(round_arg, sizeof(round_arg), "%u", round);
+        snprintf(fd_arg, sizeof(fd_arg), "%d", fds[1]);
         fflush(NULL);
         pid = fork();
         if (pid == 0) {
+                /* A fresh process, not a fork's copy: see --child in main. */
                 close(fds[0]);
-                child_main(h->path, mode, round, fds[1]);
+                execl("/proc/self/exe", "crash", "--child", h->path, mode_arg, round_arg, fd_arg,
+                      (char *)NULL);
+                _exit(127);
         }
         close(fds[1]);
         if (pid < 0) {
@@ -798,6 +805,15 @@ main(int argc, char **argv)
         uint64_t seed = (uint64_t)time(NULL) ^ (uint64_t)getpid() << 32, start = now_ms();
         unsigned passed = 0, failed = 0;
 
+        /*
+         * How the program starts its children: fork and exec, so that each
+         * child begins as a new process. After a bare fork, ThreadSanitizer
+         * takes the jemalloc mutexes that jemalloc's fork handler locked and
+         * re-initialised for double locks in the child's threads.
+         */
+        if (argc == 6 && strcmp(argv[1], "--child") == 0)
+                child_main(argv[2], (enum sombra_sync_mode)atoi(argv[3]),
+                           (uint32_t)strtoul(argv[4], NULL, 10), atoi(argv[5]));
         while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
                 switch (opt) {
                 case 'k':
