@@ -119,17 +119,30 @@ int_prop(const char *key, uint64_t v)
         return (struct sombra_prop){key, {.type = SOMBRA_INT, .u.i = (int64_t)v}};
 }
 
+/*
+ * The child's configuration: the mode, and settings that variant (random
+ * per round) picks so that kills land in different places: checkpoints
+ * (with their WAL resets) many times per round or never, in which case the
+ * next open replays a long WAL and a short delay kills it mid-recovery;
+ * caches small enough to evict; group-commit delays; page sizes.
+ */
 static void
-mode_config(enum sombra_sync_mode mode, struct sombra_config *cfg)
+child_config(enum sombra_sync_mode mode, uint32_t variant, struct sombra_config *cfg)
 {
+        static const uint64_t thresholds[] = {16u << 10, 64u << 10, 1u << 20, 64u << 20};
+        static const uint32_t caches[] = {SOMBRA_MIN_CACHE_PAGES, 256, 256, 4096};
+        static const uint32_t page_sizes[] = {4096, 8192, 16384, 8192};
+
         sombra_config_production(cfg);
         cfg->sync_mode = mode;
         cfg->sync_interval = 16;
         cfg->sync_interval_ms = 10;
-        /* Small: checkpoints (and their WAL resets) happen while the child is killed. */
-        cfg->checkpoint_threshold = 64u << 10;
-        cfg->page_cache_size = 256;
         cfg->max_connections = WRITERS + 2;
+        cfg->checkpoint_threshold = thresholds[variant & 3];
+        cfg->page_cache_size = caches[(variant >> 2) & 3];
+        cfg->group_commit_delay_us = (variant >> 4) & 1 ? 500 : 0;
+        cfg->page_size = page_sizes[(variant >> 5) & 3];
+        cfg->checksums = (variant >> 7) & 1;
 }
 
 /* ---- the child: writers that report what was acknowledged ---- */
@@ -259,7 +272,7 @@ hub_ensure(sombra_db *db, uint64_t *hub)
 }
 
 static _Noreturn void
-child_main(const char *path, enum sombra_sync_mode mode, uint32_t round, int fd)
+child_main(const char *path, enum sombra_sync_mode mode, uint32_t variant, uint32_t round, int fd)
 {
         struct writer w[WRITERS];
         pthread_t t[WRITERS];
@@ -268,7 +281,7 @@ child_main(const char *path, enum sombra_sync_mode mode, uint32_t round, int fd)
         uint64_t hub;
         int rc;
 
-        mode_config(mode, &cfg);
+        child_config(mode, variant, &cfg);
         rc = sombra_open(path, &cfg, &db);
         if (rc == SOMBRA_OK)
                 rc = hub_ensure(db, &hub);
@@ -328,6 +341,9 @@ records_find(const struct records *r, uint64_t txn)
 struct verdict {
         bool ok;
         char problem[PROBLEM_LEN];
+        uint32_t variant;  /* the child's configuration (child_config) */
+        uint64_t delay_ms; /* when it was killed: after the start or after its first commit */
+        bool after_first;
 };
 
 static bool
@@ -729,14 +745,16 @@ static bool
 kill_once(struct harness *h, uint32_t round, enum sombra_sync_mode mode, struct verdict *v)
 {
         struct records acks = {0};
-        uint64_t delay = 2 + rng_next(h) % (MAX_DELAY_MS - 1);
-        bool after_first = rng_next(h) % 4 != 0, ended;
-        char mode_arg[12], round_arg[12], fd_arg[12];
+        char mode_arg[12], variant_arg[12], round_arg[12], fd_arg[12];
         int fds[2], status;
+        bool ended;
         pid_t pid;
         struct group a;
 
-        v->ok = true;
+        *v = (struct verdict){.ok = true,
+                              .variant = (uint32_t)rng_next(h),
+                              .delay_ms = 2 + rng_next(h) % (MAX_DELAY_MS - 1),
+                              .after_first = rng_next(h) % 4 != 0};
         if (h->restart || rng_next(h) % 10 == 0) {
                 unlink(h->path);
                 unlink(h->wal);
@@ -747,6 +765,7 @@ kill_once(struct harness *h, uint32_t round, enum sombra_sync_mode mode, struct 
         if (pipe(fds) != 0)
                 return fail(v, "pipe: %s", strerror(errno));
         snprintf(mode_arg, sizeof(mode_arg), "%d", (int)mode);
+        snprintf(variant_arg, sizeof(variant_arg), "%u", v->variant);
         snprintf(round_arg, sizeof(round_arg), "%u", round);
         snprintf(fd_arg, sizeof(fd_arg), "%d", fds[1]);
         fflush(NULL);
@@ -754,8 +773,8 @@ kill_once(struct harness *h, uint32_t round, enum sombra_sync_mode mode, struct 
         if (pid == 0) {
                 /* A fresh process, not a fork's copy: see --child in main. */
                 close(fds[0]);
-                execl("/proc/self/exe", "crash", "--child", h->path, mode_arg, round_arg, fd_arg,
-                      (char *)NULL);
+                execl("/proc/self/exe", "crash", "--child", h->path, mode_arg, variant_arg,
+                      round_arg, fd_arg, (char *)NULL);
                 _exit(127);
         }
         close(fds[1]);
@@ -763,7 +782,7 @@ kill_once(struct harness *h, uint32_t round, enum sombra_sync_mode mode, struct 
                 close(fds[0]);
                 return fail(v, "fork: %s", strerror(errno));
         }
-        ended = !collect(fds[0], &acks, delay, after_first);
+        ended = !collect(fds[0], &acks, v->delay_ms, v->after_first);
         kill(pid, SIGKILL);
         while (read_ack(fds[0], &a) > 0 && records_push(&acks, &a) == SOMBRA_OK)
                 ; /* acknowledged before it died */
@@ -811,9 +830,10 @@ main(int argc, char **argv)
          * takes the jemalloc mutexes that jemalloc's fork handler locked and
          * re-initialised for double locks in the child's threads.
          */
-        if (argc == 6 && strcmp(argv[1], "--child") == 0)
+        if (argc == 7 && strcmp(argv[1], "--child") == 0)
                 child_main(argv[2], (enum sombra_sync_mode)atoi(argv[3]),
-                           (uint32_t)strtoul(argv[4], NULL, 10), atoi(argv[5]));
+                           (uint32_t)strtoul(argv[4], NULL, 10),
+                           (uint32_t)strtoul(argv[5], NULL, 10), atoi(argv[6]));
         while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
                 switch (opt) {
                 case 'k':
@@ -860,8 +880,10 @@ main(int argc, char **argv)
                         continue;
                 }
                 failed++;
-                printf("FAIL kill %u (%s, seed %#lx): %s; database kept as %s.fail-%u\n", k,
-                       mode_name(m), (unsigned long)seed, v.problem, h.path, k);
+                printf("FAIL kill %u (%s, seed %#lx, variant %#x, %lu ms after %s): %s; "
+                       "database kept as %s.fail-%u\n",
+                       k, mode_name(m), (unsigned long)seed, v.variant, (unsigned long)v.delay_ms,
+                       v.after_first ? "the first commit" : "the start", v.problem, h.path, k);
         }
         printf("crash: seed %#lx, %lu kills (%lu on a fresh database), %lu commits "
                "acknowledged, %lu found after recovery, %lu lost in checkpoint/off mode "
