@@ -22,17 +22,20 @@
  * After a commit returned, the thread writes one fixed-size record (k and
  * the ids it got) to a pipe; a write() of less than PIPE_BUF bytes to a pipe
  * is atomic, so records never interleave. The parent SIGKILLs the child at a
- * random moment, reads every record the child managed to send, reopens the
- * database with sombra_open, runs sombra_verify and reads everything back.
+ * random moment and reads every record the child managed to send. Then it
+ * reopens the database with sombra_open, runs sombra_verify and reads
+ * everything back; or, one round in three (at most MAX_PENDING - 1 in a row),
+ * it leaves the killed database to the next round's child, which recovers it
+ * (and may be killed during that recovery), and checks after that round.
  *
  * What is asserted, and why it is all that can be:
  *   - open and verify succeed;
  *   - every group is whole: a Txn node has exactly its L Has edges, each with
  *     its txn to a Leaf with its txn; the Leaf nodes, Auto edges and the
  *     totals of sombra_count hold nothing else; at most one Hub; no txn twice;
- *   - what was there after the previous round is still there (that state was
- *     recovered, checkpointed and closed cleanly), and nothing new is from
- *     another round;
+ *   - what was there at the previous check is still there (that state was
+ *     recovered, checkpointed and closed cleanly), and nothing new is from a
+ *     round before it;
  *   - per thread, the transactions present are its first m, and m is at most
  *     one more than the last it acknowledged (the kill may fall between a
  *     commit returning and its record being sent). A thread starts a
@@ -78,6 +81,7 @@
 #define MAX_DELAY_MS 200
 #define FIRST_ACK_MS 20000 /* how long a child may take to open and commit once */
 #define PROBLEM_LEN  512
+#define MAX_PENDING  3 /* rounds whose databases the next child recovers, unchecked */
 
 /*
  * A transaction's group by its ids: what a child reports after each commit
@@ -337,13 +341,20 @@ records_find(const struct records *r, uint64_t txn)
         return bsearch(&key, r->v, r->n, sizeof(*r->v), by_txn);
 }
 
-/* One round's outcome; `problem` says what broke when `ok` is false. */
+/* A round's or a check's outcome; `problem` says what broke when `ok` is false. */
 struct verdict {
         bool ok;
         char problem[PROBLEM_LEN];
+};
+
+/* A round not checked yet: how its child ran and what it acknowledged. */
+struct round_log {
+        uint32_t round;
+        enum sombra_sync_mode mode;
         uint32_t variant;  /* the child's configuration (child_config) */
         uint64_t delay_ms; /* when it was killed: after the start or after its first commit */
         bool after_first;
+        struct records acks;
 };
 
 static bool
@@ -538,9 +549,11 @@ label_done:
 struct harness {
         char path[256], wal[264];
         struct records history; /* the transactions present after the last check, sorted */
-        uint64_t rng;           /* splitmix64 state */
-        bool restart;           /* the next round starts on a fresh database */
-        uint64_t acked, lost, recovered, fresh;
+        struct round_log pending[MAX_PENDING]; /* the rounds since that check */
+        uint32_t npending;
+        uint64_t rng; /* splitmix64 state */
+        bool restart; /* the next round starts on a fresh database */
+        uint64_t acked, lost, recovered, fresh, checks;
 };
 
 static uint64_t
@@ -570,21 +583,25 @@ mode_name(enum sombra_sync_mode mode)
 }
 
 /*
- * The history rules of the comment at the top, given what was there before
- * (h->history), what the child acknowledged, and what is there now.
+ * The history rules of the comment at the top, given what was there at the
+ * last check (h->history), what the children of the rounds since then
+ * acknowledged (h->pending), and what is there now. Each of those rounds
+ * opened a database that the one before left killed (its first, one that the
+ * last check closed), so its own rules apply to its own transactions: ids
+ * lost in one round may be handed out again in the next.
  */
 static bool
-check_history(struct harness *h, const struct records *found, const struct records *acks,
-              uint32_t round, enum sombra_sync_mode mode, struct verdict *v)
+check_history(struct harness *h, const struct records *found, struct verdict *v)
 {
-        bool lossless = mode == SOMBRA_SYNC_FULL || mode == SOMBRA_SYNC_NORMAL;
-        uint32_t present[WRITERS] = {0}, top[WRITERS] = {0}, acked[WRITERS] = {0};
-        uint64_t lost_node = UINT64_MAX, lost_edge = UINT64_MAX;
+        uint32_t present[MAX_PENDING][WRITERS] = {{0}}, top[MAX_PENDING][WRITERS] = {{0}};
+        uint32_t acked[MAX_PENDING][WRITERS] = {{0}}, first = h->pending[0].round;
+        uint64_t lost_node[MAX_PENDING], lost_edge[MAX_PENDING];
         size_t j = 0;
 
         for (size_t i = 0; i < found->n; i++) {
                 const struct group *f = &found->v[i];
                 const struct group *old = j < h->history.n ? &h->history.v[j] : NULL;
+                uint32_t p = txn_round(f->txn) - first, w = txn_writer(f->txn);
                 if (old != NULL && old->txn < f->txn)
                         break; /* reported below */
                 if (old != NULL && old->txn == f->txn) {
@@ -595,59 +612,73 @@ check_history(struct harness *h, const struct records *found, const struct recor
                         j++;
                         continue;
                 }
-                if (txn_round(f->txn) != round || txn_writer(f->txn) >= WRITERS)
-                        return fail(v, "txn %#lx was never written by this round's child",
+                if (txn_round(f->txn) < first || p >= h->npending || w >= WRITERS)
+                        return fail(v, "txn %#lx was never written by a child since the last check",
                                     (unsigned long)f->txn);
-                present[txn_writer(f->txn)]++;
-                top[txn_writer(f->txn)] = txn_seq(f->txn);
+                present[p][w]++;
+                top[p][w] = txn_seq(f->txn);
         }
         if (j < h->history.n)
-                return fail(v, "txn %#lx, there after the previous round, is gone",
+                return fail(v, "txn %#lx, there at the last check, is gone",
                             (unsigned long)h->history.v[j].txn);
-        for (size_t i = 0; i < acks->n; i++) {
-                const struct group *a = &acks->v[i];
-                const struct group *f = records_find(found, a->txn);
-                if (txn_seq(a->txn) > acked[txn_writer(a->txn)])
-                        acked[txn_writer(a->txn)] = txn_seq(a->txn);
-                if (f != NULL && (f->node != a->node || f->edge != a->edge))
-                        return fail(
-                            v, "txn %#lx: acknowledged with node %lu edge %lu, found %lu %lu",
-                            (unsigned long)a->txn, (unsigned long)a->node, (unsigned long)a->edge,
-                            (unsigned long)f->node, (unsigned long)f->edge);
-                if (f != NULL)
-                        continue;
-                if (lossless)
-                        return fail(v, "acknowledged txn %#lx is missing", (unsigned long)a->txn);
-                h->lost++;
-                if (a->node != 0 && a->node < lost_node)
-                        lost_node = a->node;
-                if (a->edge != 0 && a->edge < lost_edge)
-                        lost_edge = a->edge;
+        for (uint32_t p = 0; p < h->npending; p++) {
+                const struct round_log *r = &h->pending[p];
+                bool lossless = r->mode == SOMBRA_SYNC_FULL || r->mode == SOMBRA_SYNC_NORMAL;
+                lost_node[p] = lost_edge[p] = UINT64_MAX;
+                for (size_t i = 0; i < r->acks.n; i++) {
+                        const struct group *a = &r->acks.v[i];
+                        const struct group *f = records_find(found, a->txn);
+                        uint32_t w = txn_writer(a->txn);
+                        if (txn_seq(a->txn) > acked[p][w])
+                                acked[p][w] = txn_seq(a->txn);
+                        if (f != NULL && (f->node != a->node || f->edge != a->edge))
+                                return fail(v,
+                                            "txn %#lx: acknowledged with node %lu edge %lu, "
+                                            "found %lu %lu",
+                                            (unsigned long)a->txn, (unsigned long)a->node,
+                                            (unsigned long)a->edge, (unsigned long)f->node,
+                                            (unsigned long)f->edge);
+                        if (f != NULL)
+                                continue;
+                        if (lossless)
+                                return fail(v, "acknowledged txn %#lx is missing",
+                                            (unsigned long)a->txn);
+                        h->lost++;
+                        if (a->node != 0 && a->node < lost_node[p])
+                                lost_node[p] = a->node;
+                        if (a->edge != 0 && a->edge < lost_edge[p])
+                                lost_edge[p] = a->edge;
+                }
+                for (uint32_t w = 0; w < WRITERS; w++) {
+                        /* found is sorted by txn, so top is the writer's highest seq present. */
+                        if (top[p][w] != present[p][w])
+                                return fail(v,
+                                            "round %u writer %u: %u transactions present, the "
+                                            "highest is %u",
+                                            r->round, w, present[p][w], top[p][w]);
+                        if (present[p][w] > acked[p][w] + 1)
+                                return fail(v,
+                                            "round %u writer %u: %u transactions present, %u "
+                                            "acknowledged",
+                                            r->round, w, present[p][w], acked[p][w]);
+                }
         }
-        for (uint32_t w = 0; w < WRITERS; w++) {
-                /* found is sorted by txn, so top[w] is the writer's highest seq present. */
-                if (top[w] != present[w])
-                        return fail(v, "writer %u: %u transactions present, the highest is %u", w,
-                                    present[w], top[w]);
-                if (present[w] > acked[w] + 1)
-                        return fail(v, "writer %u: %u transactions present, %u acknowledged", w,
-                                    present[w], acked[w]);
-        }
-        /* Ids follow the commit order: nothing committed after a lost transaction may be there. */
+        /* Ids follow a round's commit order: nothing after a lost transaction may be there. */
         for (size_t i = 0; i < found->n; i++) {
                 const struct group *f = &found->v[i];
-                if (txn_round(f->txn) == round && ((f->node != 0 && f->node > lost_node) ||
-                                                   (f->edge != 0 && f->edge > lost_edge)))
+                uint32_t p = txn_round(f->txn) - first;
+                if (txn_round(f->txn) >= first && p < h->npending &&
+                    ((f->node != 0 && f->node > lost_node[p]) ||
+                     (f->edge != 0 && f->edge > lost_edge[p])))
                         return fail(v, "txn %#lx is there, an acknowledged txn before it is not",
                                     (unsigned long)f->txn);
         }
         return true;
 }
 
-/* Reopens the database after the kill and checks it. */
+/* Reopens the database after the last kill and checks it. */
 static bool
-check_db(struct harness *h, const struct records *acks, uint32_t round, enum sombra_sync_mode mode,
-         struct verdict *v)
+check_db(struct harness *h, struct verdict *v)
 {
         struct scan s = {0};
         char problem[PROBLEM_LEN] = "";
@@ -670,7 +701,8 @@ check_db(struct harness *h, const struct records *acks, uint32_t round, enum som
                 goto label_done;
         }
         sombra_read_begin(c);
-        if (scan_db(c, &s, v) && check_history(h, &s.found, acks, round, mode, v)) {
+        h->checks++;
+        if (scan_db(c, &s, v) && check_history(h, &s.found, v)) {
                 struct records swap = h->history;
                 h->recovered += s.found.n - h->history.n;
                 h->history = s.found;
@@ -741,32 +773,21 @@ set_aside(struct harness *h, uint32_t round)
         h->restart = true;
 }
 
+/* Starts the round's child, kills it at the round's moment and collects its acknowledgements. */
 static bool
-kill_once(struct harness *h, uint32_t round, enum sombra_sync_mode mode, struct verdict *v)
+run_child(struct harness *h, struct round_log *r, struct verdict *v)
 {
-        struct records acks = {0};
         char mode_arg[12], variant_arg[12], round_arg[12], fd_arg[12];
         int fds[2], status;
         bool ended;
         pid_t pid;
         struct group a;
 
-        *v = (struct verdict){.ok = true,
-                              .variant = (uint32_t)rng_next(h),
-                              .delay_ms = 2 + rng_next(h) % (MAX_DELAY_MS - 1),
-                              .after_first = rng_next(h) % 4 != 0};
-        if (h->restart || rng_next(h) % 10 == 0) {
-                unlink(h->path);
-                unlink(h->wal);
-                h->history.n = 0;
-                h->restart = false;
-                h->fresh++;
-        }
         if (pipe(fds) != 0)
                 return fail(v, "pipe: %s", strerror(errno));
-        snprintf(mode_arg, sizeof(mode_arg), "%d", (int)mode);
-        snprintf(variant_arg, sizeof(variant_arg), "%u", v->variant);
-        snprintf(round_arg, sizeof(round_arg), "%u", round);
+        snprintf(mode_arg, sizeof(mode_arg), "%d", (int)r->mode);
+        snprintf(variant_arg, sizeof(variant_arg), "%u", r->variant);
+        snprintf(round_arg, sizeof(round_arg), "%u", r->round);
         snprintf(fd_arg, sizeof(fd_arg), "%d", fds[1]);
         fflush(NULL);
         pid = fork();
@@ -782,22 +803,73 @@ kill_once(struct harness *h, uint32_t round, enum sombra_sync_mode mode, struct 
                 close(fds[0]);
                 return fail(v, "fork: %s", strerror(errno));
         }
-        ended = !collect(fds[0], &acks, v->delay_ms, v->after_first);
+        ended = !collect(fds[0], &r->acks, r->delay_ms, r->after_first);
         kill(pid, SIGKILL);
-        while (read_ack(fds[0], &a) > 0 && records_push(&acks, &a) == SOMBRA_OK)
+        while (read_ack(fds[0], &a) > 0 && records_push(&r->acks, &a) == SOMBRA_OK)
                 ; /* acknowledged before it died */
         close(fds[0]);
         waitpid(pid, &status, 0);
-        h->acked += acks.n;
+        h->acked += r->acks.n;
         if (ended || !WIFSIGNALED(status) || WTERMSIG(status) != SIGKILL)
-                fail(v, "the child ended on its own (status %#x) after %zu commits", status,
-                     acks.n);
-        else
-                check_db(h, &acks, round, mode, v);
-        free(acks.v);
+                return fail(v, "the child ended on its own (status %#x) after %zu commits", status,
+                            r->acks.n);
+        return true;
+}
+
+/* Counts the rounds a check (or a child's failure) settles, one line for each that failed. */
+static void
+settle(struct harness *h, const struct verdict *v, uint64_t seed, unsigned *passed,
+       unsigned *failed)
+{
+        const struct round_log *last = &h->pending[h->npending - 1];
+
+        for (uint32_t p = 0; p < h->npending && !v->ok; p++) {
+                const struct round_log *r = &h->pending[p];
+                printf("FAIL kill %u (%s, seed %#lx, variant %#x, %lu ms after %s; checked after "
+                       "kill %u): %s; database kept as %s.fail-%u\n",
+                       r->round, mode_name(r->mode), (unsigned long)seed, r->variant,
+                       (unsigned long)r->delay_ms,
+                       r->after_first ? "the first commit" : "the start", last->round, v->problem,
+                       h->path, last->round);
+        }
+        *(v->ok ? passed : failed) += h->npending;
         if (!v->ok)
-                set_aside(h, round);
-        return v->ok;
+                set_aside(h, last->round);
+        h->npending = 0;
+}
+
+/*
+ * The rounds. Most are checked at once; some leave their killed database to
+ * the next round's child, whose open must recover it (and may itself be
+ * killed in the middle of that recovery), and the next check covers both.
+ */
+static void
+run_rounds(struct harness *h, uint32_t kills, int mode, uint64_t seed, unsigned *passed,
+           unsigned *failed)
+{
+        for (uint32_t k = 1; k <= kills; k++) {
+                struct round_log *r = &h->pending[h->npending++];
+                struct verdict v = {.ok = true};
+                bool fresh = rng_next(h) % 10 == 0, check_now = rng_next(h) % 3 != 0;
+                r->round = k;
+                r->mode = mode >= 0 ? (enum sombra_sync_mode)mode : (enum sombra_sync_mode)(k % 4);
+                r->variant = (uint32_t)rng_next(h);
+                r->delay_ms = 2 + rng_next(h) % (MAX_DELAY_MS - 1);
+                r->after_first = rng_next(h) % 4 != 0;
+                r->acks.n = 0;
+                if (h->npending == 1 && (h->restart || fresh)) {
+                        unlink(h->path);
+                        unlink(h->wal);
+                        h->history.n = 0;
+                        h->restart = false;
+                        h->fresh++;
+                }
+                if (run_child(h, r, &v) && !check_now && k < kills && h->npending < MAX_PENDING)
+                        continue; /* the next check covers this round */
+                if (v.ok)
+                        check_db(h, &v);
+                settle(h, &v, seed, passed, failed);
+        }
 }
 
 static int
@@ -872,24 +944,13 @@ main(int argc, char **argv)
         snprintf(h.path, sizeof(h.path), "%s/crash.sombra", dir);
         snprintf(h.wal, sizeof(h.wal), "%s-wal", h.path);
         h.rng = seed;
-        for (uint32_t k = 1; k <= kills; k++) {
-                enum sombra_sync_mode m = mode >= 0 ? (enum sombra_sync_mode)mode : k % 4;
-                struct verdict v;
-                if (kill_once(&h, k, m, &v)) {
-                        passed++;
-                        continue;
-                }
-                failed++;
-                printf("FAIL kill %u (%s, seed %#lx, variant %#x, %lu ms after %s): %s; "
-                       "database kept as %s.fail-%u\n",
-                       k, mode_name(m), (unsigned long)seed, v.variant, (unsigned long)v.delay_ms,
-                       v.after_first ? "the first commit" : "the start", v.problem, h.path, k);
-        }
-        printf("crash: seed %#lx, %lu kills (%lu on a fresh database), %lu commits "
+        run_rounds(&h, (uint32_t)kills, mode, seed, &passed, &failed);
+        printf("crash: seed %#lx, %lu kills (%lu on a fresh database), %lu checks, %lu commits "
                "acknowledged, %lu found after recovery, %lu lost in checkpoint/off mode "
                "(allowed), %.1f s\n",
-               (unsigned long)seed, kills, (unsigned long)h.fresh, (unsigned long)h.acked,
-               (unsigned long)h.recovered, (unsigned long)h.lost, (now_ms() - start) / 1000.0);
+               (unsigned long)seed, kills, (unsigned long)h.fresh, (unsigned long)h.checks,
+               (unsigned long)h.acked, (unsigned long)h.recovered, (unsigned long)h.lost,
+               (now_ms() - start) / 1000.0);
         printf("crash: %u passed, %u failed\n", passed, failed);
         if (failed == 0) {
                 unlink(h.path);
@@ -898,5 +959,7 @@ main(int argc, char **argv)
                         rmdir(dir);
         }
         free(h.history.v);
+        for (uint32_t p = 0; p < MAX_PENDING; p++)
+                free(h.pending[p].acks.v);
         return failed == 0 ? 0 : 1;
 }
