@@ -10,8 +10,9 @@
  * (the same file across rounds, so that recovery runs again and again on a
  * history that grows; now and then a fresh one) and starts WRITERS threads.
  * Each thread writes transactions one after another, cycling through the
- * three write forms of the public API: an autocommit node create, a batch,
- * an interactive transaction, an autocommit edge create. Transaction k
+ * write forms of the public API: an autocommit node create, a batch (every
+ * other one submitted asynchronously and waited for by ticket), an
+ * interactive transaction, an autocommit edge create. Transaction k
  * writes a group that can be recognised afterwards:
  *   node or batch or txn  a node labelled Txn {txn: k, leaves: L} with L
  *                         leaf nodes Leaf {txn: k}, each reached by an edge
@@ -162,11 +163,12 @@ struct writer {
 static const char *const txn_label[] = {"Txn"};
 static const char *const leaf_label[] = {"Leaf"};
 
+/* A batch, submitted and waited for, or (async) submitted for a ticket that is then waited on. */
 static int
-group_batch(sombra_conn *c, sombra_batch *b, uint64_t k, struct group *a)
+group_batch(sombra_conn *c, sombra_batch *b, uint64_t k, bool async, struct group *a)
 {
         struct sombra_prop p[2] = {int_prop("txn", k), int_prop("leaves", LEAVES)};
-        uint64_t node, leaf, edge = 0;
+        uint64_t node, leaf, edge = 0, ticket;
         int rc = sombra_batch_reset(b);
 
         if (rc == SOMBRA_OK)
@@ -177,8 +179,10 @@ group_batch(sombra_conn *c, sombra_batch *b, uint64_t k, struct group *a)
                         rc = sombra_batch_edge_create(b, node, leaf, "Has", p, 1,
                                                       i == 0 ? &edge : NULL);
         }
+        if (rc == SOMBRA_OK && async)
+                rc = sombra_batch_submit_async(c, b, false, &ticket);
         if (rc == SOMBRA_OK)
-                rc = sombra_batch_submit(c, b);
+                rc = async ? sombra_wait(c, ticket) : sombra_batch_submit(c, b);
         if (rc == SOMBRA_OK)
                 rc = sombra_batch_id(b, node, &a->node);
         if (rc == SOMBRA_OK)
@@ -221,7 +225,7 @@ write_group(struct writer *w, sombra_conn *c, sombra_batch *b, uint32_t seq, str
         case 1:
                 return sombra_node_create(c, txn_label, 1, p, 2, &a->node);
         case 2:
-                return group_batch(c, b, k, a);
+                return group_batch(c, b, k, seq % 8 == 6, a);
         case 3:
                 return group_txn(c, k, a);
         default: /* seq 4, 8, ...: seqs 1 to 3 made last_node */
