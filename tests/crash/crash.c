@@ -18,7 +18,11 @@
  *                         leaf nodes Leaf {txn: k}, each reached by an edge
  *                         Has {txn: k} (L = 0 for the autocommit node);
  *   edge                  one edge Auto {txn: k} from the thread's latest Txn
- *                         node to the Hub node.
+ *                         node to the Hub node;
+ *   delete                a batch that makes a Txn node {txn: k, leaves: 0}
+ *                         and deletes the whole group of the thread's
+ *                         transaction k - DELETE_AFTER (a batch), so that
+ *                         pages are freed and reused across kills too.
  * k encodes the round, the thread and the thread's sequence number (from 1).
  * After a commit returned, the thread writes one fixed-size record (k and
  * the ids it got) to a pipe; a write() of less than PIPE_BUF bytes to a pipe
@@ -37,11 +41,13 @@
  *   - what was there at the previous check is still there (that state was
  *     recovered, checkpointed and closed cleanly), and nothing new is from a
  *     round before it;
- *   - per thread, the transactions present are its first m, and m is at most
- *     one more than the last it acknowledged (the kill may fall between a
- *     commit returning and its record being sent). A thread starts a
- *     transaction only after the previous returned, so its commits are in
- *     its order, and recovery restores a prefix of the commit order;
+ *   - per thread, the transactions committed are its first m: their groups
+ *     are there, except each doomed group whose deleting transaction is, and
+ *     nothing later is. m is at most one more than the last it acknowledged
+ *     (the kill may fall between a commit returning and its record being
+ *     sent). A thread starts a transaction only after the previous returned,
+ *     so its commits are in its order, and recovery restores a prefix of the
+ *     commit order;
  *   - across threads a "prefix" can only be stated through the commit order,
  *     which the parent does not see directly. Ids are handed out by the one
  *     writer thread in commit order, so it shows in them: when an acknowledged
@@ -56,9 +62,10 @@
  *     show. In CHECKPOINT and OFF the promise is only the consistent prefix
  *     above (everything since the last checkpoint may go); acknowledged
  *     transactions they lose are counted and reported, not failed.
+ * A delete leaves no ids of its own to order, hence the Txn node its batch
+ * makes: the deletion is "there" when that node is.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
 #include <poll.h>
 #include <pthread.h>
@@ -82,6 +89,9 @@
 #define MAX_DELAY_MS 200
 #define FIRST_ACK_MS 20000 /* how long a child may take to open and commit once */
 #define PROBLEM_LEN  512
+#define DOOMED       2 /* seq % 8 of the batches that a later transaction deletes */
+#define DELETES      0 /* seq % 8 of the transactions that delete them */
+#define DELETE_AFTER 6 /* DELETES - DOOMED, mod 8 */
 #define MAX_PENDING  3 /* rounds whose databases the next child recovers, unchecked */
 
 /*
@@ -158,35 +168,62 @@ struct writer {
         uint32_t round, id;
         uint64_t hub;
         uint64_t last_node; /* this thread's latest Txn node, the source of its Auto edges */
+        uint64_t doomed[1 + LEAVES]; /* the nodes of its latest DOOMED group, deleted by the next
+                                        DELETES */
 };
 
 static const char *const txn_label[] = {"Txn"};
 static const char *const leaf_label[] = {"Leaf"};
 
-/* A batch, submitted and waited for, or (async) submitted for a ticket that is then waited on. */
+/*
+ * A batch, submitted and waited for, or (async) submitted for a ticket that
+ * is then waited on. nodes (may be NULL) gets the ids of the group's nodes.
+ */
 static int
-group_batch(sombra_conn *c, sombra_batch *b, uint64_t k, bool async, struct group *a)
+group_batch(sombra_conn *c, sombra_batch *b, uint64_t k, bool async, struct group *a,
+            uint64_t *nodes)
 {
         struct sombra_prop p[2] = {int_prop("txn", k), int_prop("leaves", LEAVES)};
-        uint64_t node, leaf, edge = 0, ticket;
+        uint64_t ref[1 + LEAVES], edge = 0, ticket;
         int rc = sombra_batch_reset(b);
 
         if (rc == SOMBRA_OK)
-                rc = sombra_batch_node_create(b, txn_label, 1, p, 2, &node);
-        for (int i = 0; i < LEAVES && rc == SOMBRA_OK; i++) {
-                rc = sombra_batch_node_create(b, leaf_label, 1, p, 1, &leaf);
+                rc = sombra_batch_node_create(b, txn_label, 1, p, 2, &ref[0]);
+        for (int i = 1; i <= LEAVES && rc == SOMBRA_OK; i++) {
+                rc = sombra_batch_node_create(b, leaf_label, 1, p, 1, &ref[i]);
                 if (rc == SOMBRA_OK)
-                        rc = sombra_batch_edge_create(b, node, leaf, "Has", p, 1,
-                                                      i == 0 ? &edge : NULL);
+                        rc = sombra_batch_edge_create(b, ref[0], ref[i], "Has", p, 1,
+                                                      i == 1 ? &edge : NULL);
         }
         if (rc == SOMBRA_OK && async)
                 rc = sombra_batch_submit_async(c, b, false, &ticket);
         if (rc == SOMBRA_OK)
                 rc = async ? sombra_wait(c, ticket) : sombra_batch_submit(c, b);
         if (rc == SOMBRA_OK)
-                rc = sombra_batch_id(b, node, &a->node);
+                rc = sombra_batch_id(b, ref[0], &a->node);
         if (rc == SOMBRA_OK)
                 rc = sombra_batch_id(b, edge, &a->edge);
+        for (int i = 0; i <= LEAVES && rc == SOMBRA_OK && nodes != NULL; i++)
+                rc = sombra_batch_id(b, ref[i], &nodes[i]);
+        return rc;
+}
+
+/* A batch that makes the group of k (no leaves) and deletes the group w->doomed. */
+static int
+group_delete(struct writer *w, sombra_conn *c, sombra_batch *b, uint64_t k, struct group *a)
+{
+        struct sombra_prop p[2] = {int_prop("txn", k), int_prop("leaves", 0)};
+        uint64_t ref;
+        int rc = sombra_batch_reset(b);
+
+        if (rc == SOMBRA_OK)
+                rc = sombra_batch_node_create(b, txn_label, 1, p, 2, &ref);
+        for (int i = 0; i <= LEAVES && rc == SOMBRA_OK; i++)
+                rc = sombra_batch_node_delete(b, w->doomed[i]);
+        if (rc == SOMBRA_OK)
+                rc = sombra_batch_submit(c, b);
+        if (rc == SOMBRA_OK)
+                rc = sombra_batch_id(b, ref, &a->node);
         return rc;
 }
 
@@ -213,7 +250,11 @@ group_txn(sombra_conn *c, uint64_t k, struct group *a)
         return rc;
 }
 
-/* Transaction seq of writer w: the form cycles so that every thread uses each. */
+/*
+ * Transaction seq of writer w: the form cycles with seq % 8 so that every
+ * thread uses each. The DOOMED batch is deleted DELETE_AFTER transactions
+ * later, by the DELETES batch.
+ */
 static int
 write_group(struct writer *w, sombra_conn *c, sombra_batch *b, uint32_t seq, struct group *a)
 {
@@ -221,15 +262,21 @@ write_group(struct writer *w, sombra_conn *c, sombra_batch *b, uint32_t seq, str
         struct sombra_prop p[2] = {int_prop("txn", k), int_prop("leaves", 0)};
 
         *a = (struct group){.txn = k};
-        switch (seq % 4) {
+        switch (seq % 8) {
         case 1:
+        case 5:
                 return sombra_node_create(c, txn_label, 1, p, 2, &a->node);
-        case 2:
-                return group_batch(c, b, k, seq % 8 == 6, a);
+        case DOOMED:
+                return group_batch(c, b, k, false, a, w->doomed);
+        case 6:
+                return group_batch(c, b, k, true, a, NULL);
         case 3:
+        case 7:
                 return group_txn(c, k, a);
-        default: /* seq 4, 8, ...: seqs 1 to 3 made last_node */
+        case 4: /* seqs 1 to 3 made last_node */
                 return sombra_edge_create(c, w->last_node, w->hub, "Auto", p, 1, &a->edge);
+        default: /* DELETES */
+                return group_delete(w, c, b, k, a);
         }
 }
 
@@ -342,7 +389,7 @@ static const struct group *
 records_find(const struct records *r, uint64_t txn)
 {
         struct group key = {.txn = txn};
-        return bsearch(&key, r->v, r->n, sizeof(*r->v), by_txn);
+        return r->n == 0 ? NULL : bsearch(&key, r->v, r->n, sizeof(*r->v), by_txn);
 }
 
 /* A round's or a check's outcome; `problem` says what broke when `ok` is false. */
@@ -536,7 +583,8 @@ scan_db(sombra_conn *c, struct scan *s, struct verdict *v)
                      sombra_strerror(rc));
                 goto label_done;
         }
-        qsort(s->found.v, s->found.n, sizeof(*s->found.v), by_txn);
+        if (s->found.n > 0) /* qsort and bsearch want an array, even an empty one */
+                qsort(s->found.v, s->found.n, sizeof(*s->found.v), by_txn);
         for (size_t i = 1; i < s->found.n; i++) {
                 if (s->found.v[i].txn == s->found.v[i - 1].txn) {
                         fail(v, "txn %#lx is there twice", (unsigned long)s->found.v[i].txn);
@@ -586,6 +634,39 @@ mode_name(enum sombra_sync_mode mode)
         return names[mode];
 }
 
+/* Whether doomed transaction k is missing because the transaction that deletes it is there. */
+static bool
+deleted(const struct records *found, uint64_t k)
+{
+        return txn_seq(k) % 8 == DOOMED && records_find(found, k + DELETE_AFTER) != NULL;
+}
+
+/*
+ * Writer w of round: the transactions committed are its first m, m being the
+ * highest seq present (top), and at most one more than it acknowledged.
+ * The groups present are then exactly those, less the doomed ones whose
+ * deleting transaction is among them.
+ */
+static bool
+writer_prefix(const struct records *found, uint32_t round, uint32_t w, uint32_t top, uint32_t acked,
+              struct verdict *v)
+{
+        if (top > acked + 1)
+                return fail(v, "round %u writer %u: txn %u is there, %u acknowledged", round, w,
+                            top, acked);
+        for (uint32_t seq = 1; seq <= top; seq++) {
+                uint64_t k = txn_number(round, w, seq);
+                bool gone = seq % 8 == DOOMED && seq + DELETE_AFTER <= top;
+                if ((records_find(found, k) == NULL) != gone)
+                        return fail(v,
+                                    gone ? "txn %#lx is there, and so is the txn that deletes it"
+                                         : "txn %#lx is missing, a later txn of its writer is "
+                                           "there",
+                                    (unsigned long)k);
+        }
+        return true;
+}
+
 /*
  * The history rules of the comment at the top, given what was there at the
  * last check (h->history), what the children of the rounds since then
@@ -597,8 +678,8 @@ mode_name(enum sombra_sync_mode mode)
 static bool
 check_history(struct harness *h, const struct records *found, struct verdict *v)
 {
-        uint32_t present[MAX_PENDING][WRITERS] = {{0}}, top[MAX_PENDING][WRITERS] = {{0}};
-        uint32_t acked[MAX_PENDING][WRITERS] = {{0}}, first = h->pending[0].round;
+        uint32_t top[MAX_PENDING][WRITERS] = {{0}}, acked[MAX_PENDING][WRITERS] = {{0}};
+        uint32_t first = h->pending[0].round;
         uint64_t lost_node[MAX_PENDING], lost_edge[MAX_PENDING];
         size_t j = 0;
 
@@ -619,8 +700,7 @@ check_history(struct harness *h, const struct records *found, struct verdict *v)
                 if (txn_round(f->txn) < first || p >= h->npending || w >= WRITERS)
                         return fail(v, "txn %#lx was never written by a child since the last check",
                                     (unsigned long)f->txn);
-                present[p][w]++;
-                top[p][w] = txn_seq(f->txn);
+                top[p][w] = txn_seq(f->txn); /* found is sorted: the last is the highest */
         }
         if (j < h->history.n)
                 return fail(v, "txn %#lx, there at the last check, is gone",
@@ -642,7 +722,7 @@ check_history(struct harness *h, const struct records *found, struct verdict *v)
                                             (unsigned long)a->txn, (unsigned long)a->node,
                                             (unsigned long)a->edge, (unsigned long)f->node,
                                             (unsigned long)f->edge);
-                        if (f != NULL)
+                        if (f != NULL || deleted(found, a->txn))
                                 continue;
                         if (lossless)
                                 return fail(v, "acknowledged txn %#lx is missing",
@@ -653,19 +733,9 @@ check_history(struct harness *h, const struct records *found, struct verdict *v)
                         if (a->edge != 0 && a->edge < lost_edge[p])
                                 lost_edge[p] = a->edge;
                 }
-                for (uint32_t w = 0; w < WRITERS; w++) {
-                        /* found is sorted by txn, so top is the writer's highest seq present. */
-                        if (top[p][w] != present[p][w])
-                                return fail(v,
-                                            "round %u writer %u: %u transactions present, the "
-                                            "highest is %u",
-                                            r->round, w, present[p][w], top[p][w]);
-                        if (present[p][w] > acked[p][w] + 1)
-                                return fail(v,
-                                            "round %u writer %u: %u transactions present, %u "
-                                            "acknowledged",
-                                            r->round, w, present[p][w], acked[p][w]);
-                }
+                for (uint32_t w = 0; w < WRITERS; w++)
+                        if (!writer_prefix(found, r->round, w, top[p][w], acked[p][w], v))
+                                return false;
         }
         /* Ids follow a round's commit order: nothing after a lost transaction may be there. */
         for (size_t i = 0; i < found->n; i++) {
