@@ -408,8 +408,7 @@ struct round_log {
         struct records acks;
 };
 
-static bool
-fail(struct verdict *v, const char *fmt, ...)
+static bool __attribute__((format(printf, 2, 3))) fail(struct verdict *v, const char *fmt, ...)
 {
         va_list ap;
 
@@ -480,7 +479,7 @@ scan_group(sombra_conn *c, struct scan *s, uint64_t id, struct verdict *v)
 {
         const struct sombra_entity *e;
         struct group f = {.node = id};
-        uint64_t leaves, t;
+        uint64_t leaves, t = 0;
         size_t n;
         int rc = txn_of(c, false, id, &f.txn, &e);
 
@@ -545,8 +544,8 @@ static bool
 scan_db(sombra_conn *c, struct scan *s, struct verdict *v)
 {
         const uint64_t *ids;
-        uint64_t *txn_nodes = NULL, nodes, edges;
-        size_t n, ntxn = 0, nleaf;
+        uint64_t *txn_nodes = NULL, nodes = 0, edges = 0;
+        size_t n = 0, ntxn = 0, nleaf = 0;
         bool ok = false;
         int rc = sombra_nodes_by_label(c, "Hub", &ids, &n);
 
