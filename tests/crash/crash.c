@@ -8,7 +8,9 @@
  *
  * One round (a kill): the parent starts a child that opens the database
  * (the same file across rounds, so that recovery runs again and again on a
- * history that grows; now and then a fresh one) and starts WRITERS threads.
+ * history that grows; now and then a fresh one) and starts WRITERS threads
+ * (in some rounds it also stops them every few milliseconds to close and
+ * reopen the database, so that kills land in close's checkpoint as well).
  * Each thread writes transactions one after another, cycling through the
  * write forms of the public API: an autocommit node create, a batch (every
  * other one submitted asynchronously and waited for by ticket), an
@@ -89,10 +91,11 @@
 #define MAX_DELAY_MS 200
 #define FIRST_ACK_MS 20000 /* how long a child may take to open and commit once */
 #define PROBLEM_LEN  512
-#define DOOMED       2 /* seq % 8 of the batches that a later transaction deletes */
-#define DELETES      0 /* seq % 8 of the transactions that delete them */
-#define DELETE_AFTER 6 /* DELETES - DOOMED, mod 8 */
-#define MAX_PENDING  3 /* rounds whose databases the next child recovers, unchecked */
+#define DOOMED       2         /* seq % 8 of the batches that a later transaction deletes */
+#define DELETES      0         /* seq % 8 of the transactions that delete them */
+#define DELETE_AFTER 6         /* DELETES - DOOMED, mod 8 */
+#define CLOSING      (1u << 8) /* variant bit: the child closes and reopens now and then */
+#define MAX_PENDING  3         /* rounds whose databases the next child recovers, unchecked */
 
 /*
  * A transaction's group by its ids: what a child reports after each commit
@@ -158,14 +161,17 @@ child_config(enum sombra_sync_mode mode, uint32_t variant, struct sombra_config 
         cfg->group_commit_delay_us = (variant >> 4) & 1 ? 500 : 0;
         cfg->page_size = page_sizes[(variant >> 5) & 3];
         cfg->checksums = (variant >> 7) & 1;
+        /* bit 8 (CLOSING): see child_main */
 }
 
 /* ---- the child: writers that report what was acknowledged ---- */
 
 struct writer {
         sombra_db *db;
-        int fd; /* the pipe's write end */
+        const int *stop; /* set by the child's main thread (atomic) when it wants to close */
+        int fd;          /* the pipe's write end */
         uint32_t round, id;
+        uint32_t seq; /* the last transaction it wrote */
         uint64_t hub;
         uint64_t last_node; /* this thread's latest Txn node, the source of its Auto edges */
         uint64_t doomed[1 + LEAVES]; /* the nodes of its latest DOOMED group, deleted by the next
@@ -280,6 +286,7 @@ write_group(struct writer *w, sombra_conn *c, sombra_batch *b, uint32_t seq, str
         }
 }
 
+/* Writes until the parent kills the process or *w->stop; any failure ends the child. */
 static void *
 writer_main(void *arg)
 {
@@ -291,18 +298,23 @@ writer_main(void *arg)
 
         if (rc == SOMBRA_OK)
                 rc = sombra_conn_acquire(w->db, &c);
-        /* Runs until the parent kills the process; any failure ends the child. */
-        for (uint32_t seq = 1; rc == SOMBRA_OK; seq++) {
-                rc = write_group(w, c, b, seq, &a);
+        while (rc == SOMBRA_OK && !__atomic_load_n(w->stop, __ATOMIC_ACQUIRE)) {
+                rc = write_group(w, c, b, w->seq + 1, &a);
                 if (rc != SOMBRA_OK)
                         break;
+                w->seq++;
                 if (a.node != 0)
                         w->last_node = a.node;
                 if (write(w->fd, &a, sizeof(a)) != (ssize_t)sizeof(a))
                         _exit(4);
         }
-        fprintf(stderr, "crash child: writer %u: %s\n", w->id, sombra_strerror(rc));
-        _exit(3);
+        if (rc != SOMBRA_OK) {
+                fprintf(stderr, "crash child: writer %u: %s\n", w->id, sombra_strerror(rc));
+                _exit(3);
+        }
+        sombra_conn_release(c);
+        sombra_batch_free(b);
+        return NULL;
 }
 
 /* The Hub node, made by the first child of a database before any writer starts. */
@@ -326,6 +338,22 @@ hub_ensure(sombra_db *db, uint64_t *hub)
         return rc;
 }
 
+static int
+child_open(const char *path, const struct sombra_config *cfg, sombra_db **db, uint64_t *hub)
+{
+        int rc = sombra_open(path, cfg, db);
+
+        if (rc == SOMBRA_OK)
+                rc = hub_ensure(*db, hub);
+        return rc;
+}
+
+/*
+ * The child: opens, runs the writers until it is killed. With the variant's
+ * CLOSING bit it also stops them every few milliseconds, closes the
+ * database (so that kills fall in close's checkpoint too), reopens it and
+ * lets them go on.
+ */
 static _Noreturn void
 child_main(const char *path, enum sombra_sync_mode mode, uint32_t variant, uint32_t round, int fd)
 {
@@ -334,25 +362,33 @@ child_main(const char *path, enum sombra_sync_mode mode, uint32_t variant, uint3
         struct sombra_config cfg;
         sombra_db *db;
         uint64_t hub;
-        int rc;
+        int stop = 0, rc;
 
         child_config(mode, variant, &cfg);
-        rc = sombra_open(path, &cfg, &db);
-        if (rc == SOMBRA_OK)
-                rc = hub_ensure(db, &hub);
-        if (rc != SOMBRA_OK) {
-                fprintf(stderr, "crash child: open: %s\n", sombra_strerror(rc));
-                _exit(2);
-        }
-        for (uint32_t i = 0; i < WRITERS; i++) {
-                w[i] = (struct writer){.db = db, .fd = fd, .round = round, .id = i, .hub = hub};
-                if (pthread_create(&t[i], NULL, writer_main, &w[i]) != 0)
-                        _exit(5);
-        }
-        /* The writers never return: they end the process when something fails. */
+        rc = child_open(path, &cfg, &db, &hub);
         for (uint32_t i = 0; i < WRITERS; i++)
-                pthread_join(t[i], NULL);
-        _exit(6);
+                w[i] = (struct writer){.stop = &stop, .fd = fd, .round = round, .id = i};
+        for (uint32_t cycle = 0; rc == SOMBRA_OK; cycle++) {
+                struct timespec pause = {0, (long)(2 + (variant + cycle * 7919u) % 40) * 1000000};
+                __atomic_store_n(&stop, 0, __ATOMIC_RELEASE);
+                for (uint32_t i = 0; i < WRITERS; i++) {
+                        w[i].db = db;
+                        w[i].hub = hub;
+                        if (pthread_create(&t[i], NULL, writer_main, &w[i]) != 0)
+                                _exit(5);
+                }
+                if (!(variant & CLOSING))
+                        pause.tv_sec = 3600; /* the parent kills it long before */
+                nanosleep(&pause, NULL);
+                __atomic_store_n(&stop, 1, __ATOMIC_RELEASE);
+                for (uint32_t i = 0; i < WRITERS; i++)
+                        pthread_join(t[i], NULL);
+                rc = sombra_close(db);
+                if (rc == SOMBRA_OK)
+                        rc = child_open(path, &cfg, &db, &hub);
+        }
+        fprintf(stderr, "crash child: open or close: %s\n", sombra_strerror(rc));
+        _exit(2);
 }
 
 /* ---- the parent: kill, reopen, check ---- */
