@@ -1034,15 +1034,17 @@ Test(store, a_truncated_database_file_is_corrupt)
  * A crash inside db_create leaves meta 0 alone, or meta 0 and the start of
  * meta 1's page: a file shorter than its two pages that holds nothing yet.
  * Open creates it again; it used to call it corrupt, for good. A failed
- * (or torn) second meta write stands in for the kill.
+ * (or torn) second meta write stands in for the kill, and the truncation
+ * with which a failed creation cleans up fails too, as a kill skips it.
  */
 Test(store, a_creation_cut_short_by_a_crash_is_created_again)
 {
         for (int torn = 0; torn < 2; torn++) {
-                struct io_faults faults = {.ops = 1u << IO_OP_WRITE,
+                struct io_faults faults = {.ops = 1u << IO_OP_WRITE | 1u << IO_OP_TRUNCATE,
                                            .countdown = 1,
                                            .err = EIO,
                                            .short_write = torn,
+                                           .sticky = true,
                                            .files = IO_FILE_DB};
                 const char *name = torn ? "torn" : "half";
                 struct store *s = NULL;
@@ -1053,6 +1055,20 @@ Test(store, a_creation_cut_short_by_a_crash_is_created_again)
                 model_init(&m);
                 commit_close_reopen(open_db(name, NULL, NULL), name, NULL, &m, 0, 9);
         }
+}
+
+/* A creation that fails (rather than being killed) cleans up after itself. */
+Test(store, a_failed_creation_leaves_an_empty_file_that_opens_as_new)
+{
+        struct io_faults faults = {
+            .ops = 1u << IO_OP_WRITE, .countdown = 1, .err = EIO, .files = IO_FILE_DB};
+        struct store *s = NULL;
+        struct model m;
+
+        cr_assert(eq(int, store_open(support_path("db"), NULL, &faults, &s), SOMBRA_EIO));
+        cr_assert(eq(u64, support_file_size("db"), 0));
+        model_init(&m);
+        commit_close_reopen(open_db("db", NULL, NULL), "db", NULL, &m, 0, 9);
 }
 
 Test(store, opening_a_directory_fails_cleanly)
