@@ -21,6 +21,14 @@
  *   (a caller bug) the arena is left alone: those buffers stay valid memory
  *   instead of becoming dangling pointers.
  *
+ *   The arena gets its memory through extent hooks of its own (mmap and
+ *   munmap). jemalloc's default hooks on Linux retain the virtual memory of
+ *   freed extents for reuse (opt.retain), and a destroyed arena's retained
+ *   extents are never reused by the next one: every open and close of a
+ *   database left a few mappings behind, until a process that reopened
+ *   often enough ran out of them (vm.max_map_count) - found by fuzz_wal.
+ *   With these hooks a destroyed arena gives its address space back.
+ *
  * Threads
  *   pagebuf_get and pagebuf_put run on any thread. `top` and `stack` change
  *   only under `lock`. The counters change under `lock` or with ck_pr atomic
@@ -31,8 +39,10 @@
 
 #include <assert.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 
 #include <ck_pr.h>
 #include <ck_spinlock.h>
@@ -61,10 +71,119 @@ is_pow2(size_t x)
         return x != 0 && (x & (x - 1)) == 0;
 }
 
+/* ---- the arena's extent hooks: plain anonymous mappings, given back when freed ---- */
+
+/*
+ * Maps size bytes aligned to `alignment` (a power of two, at least a page):
+ * maps more and trims both ends. At new_addr only when jemalloc asks for
+ * that exact place (to grow an extent in place); NULL when it cannot be had.
+ */
+static void *
+extent_map(extent_hooks_t *hooks, void *new_addr, size_t size, size_t alignment, bool *zero,
+           bool *commit, unsigned arena_ind)
+{
+        size_t span = size + alignment;
+        uint8_t *m, *at;
+
+        (void)hooks;
+        (void)arena_ind;
+        if (span < size)
+                return NULL;
+        m = mmap(new_addr, new_addr != NULL ? size : span, PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (m == MAP_FAILED)
+                return NULL;
+        if (new_addr != NULL) {
+                if (m == new_addr)
+                        goto label_done;
+                munmap(m, size);
+                return NULL;
+        }
+        at = (uint8_t *)(((uintptr_t)m + alignment - 1) & ~(uintptr_t)(alignment - 1));
+        if (at > m)
+                munmap(m, (size_t)(at - m));
+        if (at + size < m + span)
+                munmap(at + size, (size_t)(m + span - (at + size)));
+        m = at;
+label_done:
+        *zero = true; /* fresh anonymous memory reads as zeros */
+        *commit = true;
+        return m;
+}
+
+static bool
+extent_unmap(extent_hooks_t *hooks, void *addr, size_t size, bool committed, unsigned arena_ind)
+{
+        (void)hooks;
+        (void)committed;
+        (void)arena_ind;
+        return munmap(addr, size) != 0; /* false: done, jemalloc keeps nothing */
+}
+
+static void
+extent_destroy(extent_hooks_t *hooks, void *addr, size_t size, bool committed, unsigned arena_ind)
+{
+        (void)extent_unmap(hooks, addr, size, committed, arena_ind);
+}
+
+/* Gives the pages back; they read as zeros when touched again. */
+static bool
+extent_purge(extent_hooks_t *hooks, void *addr, size_t size, size_t offset, size_t length,
+             unsigned arena_ind)
+{
+        (void)hooks;
+        (void)size;
+        (void)arena_ind;
+        return madvise((uint8_t *)addr + offset, length, MADV_DONTNEED) != 0;
+}
+
+/* Mappings can be cut and joined at any page: munmap takes any page range. */
+static bool
+extent_split(extent_hooks_t *hooks, void *addr, size_t size, size_t size_a, size_t size_b,
+             bool committed, unsigned arena_ind)
+{
+        (void)hooks;
+        (void)addr;
+        (void)size;
+        (void)size_a;
+        (void)size_b;
+        (void)committed;
+        (void)arena_ind;
+        return false;
+}
+
+static bool
+extent_merge(extent_hooks_t *hooks, void *addr_a, size_t size_a, void *addr_b, size_t size_b,
+             bool committed, unsigned arena_ind)
+{
+        (void)hooks;
+        (void)addr_a;
+        (void)size_a;
+        (void)addr_b;
+        (void)size_b;
+        (void)committed;
+        (void)arena_ind;
+        return false;
+}
+
+/*
+ * Read-only in practice; not const because jemalloc's API takes a plain
+ * pointer. No commit hooks: the memory is always committed.
+ */
+static extent_hooks_t pagebuf_hooks = {
+    .alloc = extent_map,
+    .dalloc = extent_unmap,
+    .destroy = extent_destroy,
+    .purge_forced = extent_purge,
+    .split = extent_split,
+    .merge = extent_merge,
+};
+
 int
 pagebuf_pool_create(size_t size, size_t keep, struct pagebuf_pool **out)
 {
         struct pagebuf_pool *pool;
+        extent_hooks_t *hooks = &pagebuf_hooks;
         size_t sz = sizeof(unsigned);
 
         if (out == NULL || size < PAGEBUF_MIN_SIZE || !is_pow2(size))
@@ -78,7 +197,7 @@ pagebuf_pool_create(size_t size, size_t keep, struct pagebuf_pool **out)
                 if (pool->stack == NULL)
                         goto label_fail;
         }
-        if (mallctl("arenas.create", &pool->arena, &sz, NULL, 0) != 0)
+        if (mallctl("arenas.create", &pool->arena, &sz, &hooks, sizeof(hooks)) != 0)
                 goto label_fail;
 
         pool->size = size;

@@ -35,6 +35,7 @@
 #include <unistd.h>
 
 #include "sombra.h"
+#include "support.h"
 
 #define USERS       20000
 #define LOAD_EDGES  60000
@@ -50,16 +51,6 @@ struct soak {
         uint32_t stop;
         int failure; /* the first failed call's status */
 };
-
-static uint64_t
-next_rand(uint64_t *state)
-{
-        uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
-
-        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-        z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-        return z ^ (z >> 31);
-}
 
 static double
 now_s(void)
@@ -114,9 +105,9 @@ load(sombra_db *db)
                 if (i < USERS)
                         rc = sombra_batch_node_create(b, label, 1, &p, 1, NULL);
                 else
-                        rc = sombra_batch_edge_create(b, 1 + next_rand(&rng) % USERS,
-                                                      1 + next_rand(&rng) % USERS, "KNOWS", NULL, 0,
-                                                      NULL);
+                        rc = sombra_batch_edge_create(b, 1 + support_next_rand(&rng) % USERS,
+                                                      1 + support_next_rand(&rng) % USERS, "KNOWS",
+                                                      NULL, 0, NULL);
                 if (rc == SOMBRA_OK && (i + 1) % 1000 == 0) {
                         rc = sombra_batch_submit(c, b);
                         if (rc == SOMBRA_OK)
@@ -131,14 +122,15 @@ load(sombra_db *db)
 static int
 mixed_op(sombra_conn *c, uint64_t *rng, uint64_t *edges)
 {
-        uint64_t dice = next_rand(rng) % 10, id = 1 + next_rand(rng) % USERS;
+        uint64_t dice = support_next_rand(rng) % 10, id = 1 + support_next_rand(rng) % USERS;
         const struct sombra_entity *e;
         const struct sombra_neighbor *nb;
         size_t n;
         int rc;
 
         if (dice < 2) {
-                rc = sombra_edge_create(c, id, 1 + next_rand(rng) % USERS, "KNOWS", NULL, 0, NULL);
+                rc = sombra_edge_create(c, id, 1 + support_next_rand(rng) % USERS, "KNOWS", NULL, 0,
+                                        NULL);
                 *edges += rc == SOMBRA_OK;
                 return rc;
         }

@@ -5,6 +5,7 @@
  * result looks right.
  */
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -593,4 +594,37 @@ Test(graph, shortest_path_through_a_cycle_ends)
         cr_assert_eq(ids.v[2], c);
         cr_assert_eq(ids.v[3], d);
         graph_ids_free(&ids);
+}
+
+/* Lines of /proc/self/maps: the process's memory mappings. */
+static int
+mappings(void)
+{
+        FILE *f = fopen("/proc/self/maps", "r");
+        int n = 0, c;
+
+        cr_assert(f != NULL);
+        while ((c = fgetc(f)) != EOF)
+                n += c == '\n';
+        fclose(f);
+        return n;
+}
+
+Test(graph, opening_and_closing_again_and_again_leaves_no_mappings_behind)
+{
+        int before = -1;
+
+        for (int i = 0; i < 300; i++) {
+                struct graph *g;
+                uint64_t id;
+
+                cr_assert_eq(graph_open(support_path("again"), NULL, NULL, &g), SOMBRA_OK);
+                cr_assert_eq(graph_begin(g), SOMBRA_OK);
+                cr_assert_eq(graph_node_create(g, NULL, 0, NULL, 0, &id), SOMBRA_OK);
+                cr_assert_eq(graph_commit(g), SOMBRA_OK);
+                cr_assert_eq(graph_close(g), SOMBRA_OK);
+                if (i == 20)
+                        before = mappings(); /* after the allocators have warmed up */
+        }
+        cr_assert_lt(mappings() - before, 64, "%d mappings before, %d after", before, mappings());
 }

@@ -41,13 +41,9 @@ reseal(uint8_t *f, size_t len)
 int
 LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-        struct fuzz_bytes db, wal;
-
         (void)argc;
         (void)argv;
-        fuzz_seeds_maybe_write();
-        fuzz_template(&db, &wal);
-        return 0;
+        return fuzz_template_initialize();
 }
 
 int

@@ -200,16 +200,16 @@ fuzz_open_and_read(void)
         (void)graph_close(g);
 }
 
-void
-fuzz_seeds_maybe_write(void)
+int
+fuzz_template_initialize(void)
 {
         const char *dir = getenv("SOMBRA_FUZZ_SEEDS");
         struct fuzz_bytes db, wal;
         char path[4096];
 
-        if (dir == NULL)
-                return;
         fuzz_template(&db, &wal);
+        if (dir == NULL)
+                return 0;
         snprintf(path, sizeof(path), "%s/db.seed", dir);
         fuzz_write(path, db.data, db.len);
         snprintf(path, sizeof(path), "%s/wal.seed", dir);

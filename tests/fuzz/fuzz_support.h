@@ -43,9 +43,10 @@ void fuzz_write(const char *path, const void *data, size_t len);
 void fuzz_open_and_read(void);
 
 /*
- * When SOMBRA_FUZZ_SEEDS names a directory, writes the template there as
- * seed inputs (db.seed and wal.seed) and exits: scripts/fuzz.sh --seeds.
+ * LLVMFuzzerInitialize of the targets that start from the template: makes
+ * it, or, when SOMBRA_FUZZ_SEEDS names a directory, writes it there as seed
+ * inputs (db.seed and wal.seed) and exits. Returns 0.
  */
-void fuzz_seeds_maybe_write(void);
+int fuzz_template_initialize(void);
 
 #endif

@@ -42,13 +42,9 @@ reseal(uint8_t *w, size_t len)
 int
 LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-        struct fuzz_bytes db, wal;
-
         (void)argc;
         (void)argv;
-        fuzz_seeds_maybe_write();
-        fuzz_template(&db, &wal);
-        return 0;
+        return fuzz_template_initialize();
 }
 
 int
