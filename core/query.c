@@ -497,14 +497,25 @@ in_range(const struct sombra_value *v, const struct sombra_value *lo, const stru
         return !(hi && (v->type != hi->type || rec_value_cmp(v, hi) > 0));
 }
 
+/* Whether an index key holds a bound's type whole (NULL: an open bound holds nothing). */
+static bool
+whole_in_key(const struct sombra_value *bound)
+{
+        return bound == NULL || bound->type <= SOMBRA_DOUBLE;
+}
+
 /*
- * Index keys are cut for long strings (record.h), so every candidate's real
- * value is read back and compared before it is returned.
+ * Index keys are cut for long strings and bytes (record.h), so a candidate's
+ * real value is read back and compared before it is returned - unless the
+ * bounds are of a type the key holds whole (null, bool, int, double), whose
+ * keys order exactly as rec_value_cmp: then the key's place between the
+ * bounds and its type tag decide, and no record is read.
  */
 static int
 range_scan(struct graph_reader *r, uint32_t label, uint32_t key, const struct sombra_value *lo,
            const struct sombra_value *hi, struct graph_ids *out)
 {
+        bool check = !whole_in_key(lo) || !whole_in_key(hi);
         struct btree_cursor c;
         struct buf from = BUF_INIT, to = BUF_INIT;
         int rc;
@@ -527,10 +538,18 @@ range_scan(struct graph_reader *r, uint32_t label, uint32_t key, const struct so
                 if (hi != NULL && memcmp(k, to.data, klen - 8 < to.len ? klen - 8 : to.len) > 0)
                         break;
                 node = get_be64(k + klen - 8);
+                /* The type tag follows label and key; bounds of one type keep only it. */
+                if (!check && (lo == NULL || k[8] == from.data[8]) &&
+                    (hi == NULL || k[8] == to.data[8])) {
+                        rc = graph_ids_push(out, node);
+                        if (rc == SOMBRA_OK)
+                                rc = btree_cursor_next(&c);
+                        continue;
+                }
                 rc = btree_cursor_next(&c);
-                if (rc == SOMBRA_OK)
+                if (rc == SOMBRA_OK && check)
                         rc = record_load(r, TREE_NODES, node, &r->raw, &r->rec);
-                if (rc == SOMBRA_OK && in_range(rec_get_prop(&r->rec, key), lo, hi))
+                if (rc == SOMBRA_OK && check && in_range(rec_get_prop(&r->rec, key), lo, hi))
                         rc = graph_ids_push(out, node);
         }
         btree_cursor_close(&c);

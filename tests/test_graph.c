@@ -5,6 +5,7 @@
  * result looks right.
  */
 #include <criterion/criterion.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -331,6 +332,43 @@ Test(graph, property_index_equality_and_range)
         cr_assert_eq(graph_index_drop(g, "Person", "age"), SOMBRA_OK);
         cr_assert_eq(graph_nodes_by_prop(graph_writer_reader(g), "Person", "age", &eq, &ids),
                      SOMBRA_ENOTFOUND);
+        graph_ids_free(&ids);
+}
+
+/*
+ * Int, bool, null and double bounds are answered from the index keys alone,
+ * which must agree with rec_value_cmp: -0.0 equals 0.0, NaN equals NaN and
+ * sorts above every number, and no other type slips into a range.
+ */
+Test(graph, property_index_answers_doubles_and_bools_as_the_values_compare)
+{
+        static const double scores[] = {-0.0, 0.0, 1.5, -2.0, NAN, INFINITY};
+        struct sombra_value zero = {.type = SOMBRA_DOUBLE, .u.d = 0.0};
+        struct sombra_value lo = {.type = SOMBRA_DOUBLE, .u.d = -1.0};
+        struct sombra_value hi = {.type = SOMBRA_DOUBLE, .u.d = 2.0};
+        struct sombra_value nan = {.type = SOMBRA_DOUBLE, .u.d = NAN};
+        struct sombra_value yes = {.type = SOMBRA_BOOL, .u.b = true};
+        struct sombra_value str = v_str("0.0"), one = v_int(0);
+        struct graph_ids ids = {0};
+        const char *l[] = {"P"};
+        uint64_t id;
+
+        cr_assert_eq(graph_index_create(g, "P", "score"), SOMBRA_OK);
+        for (size_t i = 0; i < sizeof(scores) / sizeof(scores[0]); i++) {
+                struct sombra_prop p = {"score", {.type = SOMBRA_DOUBLE, .u.d = scores[i]}};
+                cr_assert_eq(graph_node_create(g, l, 1, &p, 1, &id), SOMBRA_OK);
+        }
+        for (int i = 0; i < 3; i++) { /* other types under the same key */
+                struct sombra_prop p = {"score", i == 0 ? str : i == 1 ? one : yes};
+                cr_assert_eq(graph_node_create(g, l, 1, &p, 1, &id), SOMBRA_OK);
+        }
+        cr_assert_eq(count_by_prop("P", "score", &zero, &ids), 2);
+        cr_assert_eq(count_by_prop("P", "score", &nan, &ids), 1);
+        cr_assert_eq(count_by_range("P", "score", &lo, &hi, &ids), 3);
+        cr_assert_eq(count_by_range("P", "score", &hi, NULL, &ids), 2); /* inf, NaN */
+        cr_assert_eq(count_by_range("P", "score", NULL, &lo, &ids), 1);
+        cr_assert_eq(count_by_prop("P", "score", &yes, &ids), 1);
+        cr_assert_eq(count_by_range("P", "score", NULL, NULL, &ids), 9);
         graph_ids_free(&ids);
 }
 
