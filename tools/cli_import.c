@@ -669,7 +669,8 @@ read_csv(struct source *s)
         ssize_t len;
         int rc;
 
-        if (csv_init(&s->parser, CSV_STRICT | CSV_APPEND_NULL | CSV_EMPTY_IS_NULL) != 0)
+        if (csv_init(&s->parser,
+                     CSV_STRICT | CSV_STRICT_FINI | CSV_APPEND_NULL | CSV_EMPTY_IS_NULL) != 0)
                 return SOMBRA_ENOMEM;
         while (s->failed == SOMBRA_OK && (len = getline(&line, &cap, s->f)) >= 0) {
                 s->line++;
