@@ -35,6 +35,9 @@
 #include "cli_out.h"
 #include "cli_value.h"
 
+/* A batch is cut short when its rows' values pass this many bytes. */
+#define IMPORT_BATCH_BYTES (256u << 20)
+
 /* ---- the node id map ---- */
 
 struct node_key {
@@ -181,7 +184,8 @@ struct importer {
         sombra_batch *batch;
         struct node_key **pending; /* nodes of the batch in hand, by operation */
         size_t npending;
-        bool progress; /* stderr is a terminal */
+        size_t batch_bytes; /* about what the batch in hand adds to its WAL record */
+        bool progress;      /* stderr is a terminal */
 };
 
 static bool row_fault(struct source *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -329,17 +333,41 @@ batch_flush(struct importer *im, bool edge)
         }
         im->done[edge] += im->npending;
         im->npending = 0;
+        im->batch_bytes = 0;
         progress(im, edge);
         return sombra_batch_reset(im->batch);
+}
+
+/* Roughly the bytes a row adds to its transaction's WAL record. */
+static size_t
+row_bytes(const struct row *r)
+{
+        size_t n = 64;
+
+        for (size_t i = 0; i < r->nprops; i++) {
+                const struct sombra_value *v = &r->props[i].value;
+                n += 16 + strlen(r->props[i].key);
+                if (v->type == SOMBRA_STRING || v->type == SOMBRA_BYTES)
+                        n += v->u.s.len;
+        }
+        return n + 16 * r->nlabels;
 }
 
 static int
 write_row(struct importer *im, struct source *s)
 {
         const struct row *r = &s->row;
+        size_t bytes = row_bytes(r);
         uint64_t ends[2];
         int rc;
 
+        /* A transaction's WAL record has a limit (1 GiB): large values make batches shorter. */
+        if (im->batch_bytes + bytes > IMPORT_BATCH_BYTES) {
+                rc = batch_flush(im, s->edges);
+                if (rc != SOMBRA_OK)
+                        return rc;
+        }
+        im->batch_bytes += bytes;
         if (s->edges) {
                 if (!resolve_end(im, s, r->ends[0], &ends[0]) ||
                     !resolve_end(im, s, r->ends[1], &ends[1]))
