@@ -196,6 +196,7 @@ run_get(const struct cli_args *a)
         sombra_db *db;
         sombra_conn *c;
         uint64_t id;
+        json_t *o;
         int rc;
 
         if (!cli_parse_id(a->pos[1], &id))
@@ -204,13 +205,18 @@ run_get(const struct cli_args *a)
         if (rc != CLI_OK)
                 return rc;
         rc = a->edge ? sombra_edge_get(c, id, &e) : sombra_node_get(c, id, &e);
+        o = rc != SOMBRA_OK ? NULL
+            : a->json       ? export_entity_json(e, a->edge)
+                            : entity_rows(e, a->edge);
         if (rc != SOMBRA_OK)
                 rc = cli_fail("%s %" PRIu64 ": %s", a->edge ? "edge" : "node", id,
                               sombra_strerror(rc));
-        else if (a->json)
-                rc = out_object(export_entity_json(e, a->edge), true);
+        else if (o == NULL) /* the library stores strings as given: they may not be UTF-8 */
+                rc = cli_fail("%s %" PRIu64 ": a value JSON cannot hold (NaN, infinity, or a "
+                              "string that is not UTF-8); sombra export --format-out csv shows it",
+                              a->edge ? "edge" : "node", id);
         else
-                rc = out_object(entity_rows(e, a->edge), false);
+                rc = out_object(o, a->json);
         return cli_close(db, c) == CLI_OK ? rc : CLI_FAIL;
 }
 
