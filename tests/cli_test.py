@@ -5,6 +5,7 @@ of malformed rows (bad number, missing column, unknown node in an edge row,
 invalid UTF-8, in CSV and JSON Lines) with --on-error abort and skip, and of
 empty files; export then import round-trips to the same files; backup;
 a progress bar only on a terminal. Ends with `cli: N passed, N failed`."""
+import fcntl
 import json
 import os
 import pty
@@ -292,6 +293,13 @@ def test_backup_and_corruption(d, db):
     expect("backup verifies", run("verify", dest), 0)
     expect("backup never overwrites", run("backup", db, dest), 1, stderr="exists")
     expect("backup arguments", run("backup", db), 2)
+    # Another process holding the database (its lock is an flock): every command says so.
+    with open(db, "rb") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        expect("backup of a database in use", run("backup", db, dest + "2"), 1,
+               stderr="open in another process")
+        expect("stats of a database in use", run("stats", db), 1, stderr="open in another process")
+    check("no copy of a database in use", not os.path.exists(dest + "2"))
     # Damage a page of the copy: verify (or open) must say so with a failing status.
     data = bytearray(read(dest))
     for off in range(2 * 8192 + 100, len(data), 8192):
