@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "adapter.h"
+#include "bench.h"
 #include "generator.h"
 
 static const struct bench_profile profiles[] = {
@@ -925,7 +926,7 @@ engine_run(const struct options *o, const struct adapter *a, struct dataset *dat
 }
 
 int
-main(int argc, char **argv)
+sombra_bench_main(int argc, char **argv)
 {
         struct options o = {0};
         struct dataset data[NSCHEMAS] = {{0}};

@@ -171,6 +171,9 @@ int graph_nodes_by_range(struct graph_reader *r, const char *label, const char *
                          const struct sombra_value *lo, const struct sombra_value *hi,
                          struct graph_ids *out);
 int graph_counts(struct graph_reader *r, uint64_t *nodes, uint64_t *edges);
+/* At most max node (or edge) ids above `after`, ascending. Replaces out's contents. */
+int graph_ids_after(struct graph_reader *r, bool edges, uint64_t after, size_t max,
+                    struct graph_ids *out);
 
 /* ---- traversals (traverse.c) ---- */
 

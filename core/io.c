@@ -42,7 +42,10 @@
 #include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <libgen.h>
 #include <sched.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -373,4 +376,21 @@ io_size(struct io_file *f, uint64_t *size)
                 return io_status_from_errno(errno);
         *size = (uint64_t)st.st_size;
         return SOMBRA_OK;
+}
+
+int
+io_sync_dir_of(const char *path)
+{
+        char *copy = strdup(path);
+        int fd, rc = SOMBRA_OK;
+
+        if (copy == NULL)
+                return SOMBRA_ENOMEM;
+        fd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0 || fsync(fd) != 0)
+                rc = SOMBRA_EIO;
+        if (fd >= 0)
+                close(fd);
+        free(copy);
+        return rc;
 }

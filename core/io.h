@@ -82,6 +82,8 @@ int io_read(struct io_file *f, void *buf, size_t len, uint64_t off);
 int io_write(struct io_file *f, const void *buf, size_t len, uint64_t off);
 /* fdatasync. SOMBRA_EIO on failure. */
 int io_sync(struct io_file *f);
+/* fsyncs the directory holding path: a new file's entry is durable only then. SOMBRA_EIO. */
+int io_sync_dir_of(const char *path);
 /* ftruncate to len bytes. */
 int io_truncate(struct io_file *f, uint64_t len);
 /* Current size in bytes. */

@@ -287,6 +287,39 @@ graph_read_label(struct graph_reader *r, uint32_t label, struct graph_ids *out)
         return rc;
 }
 
+/* Up to max ids of nodes (or edges) above `after`, ascending, in one pinned state. */
+int
+graph_ids_after(struct graph_reader *r, bool edges, uint64_t after, size_t max,
+                struct graph_ids *out)
+{
+        struct btree_cursor c;
+        uint8_t k0[8];
+        int rc = read_enter(r);
+
+        out->n = 0;
+        if (rc != SOMBRA_OK || after == UINT64_MAX)
+                goto label_exit;
+        put_be64(k0, after + 1);
+        tree_cursor(r, edges ? TREE_EDGES : TREE_NODES, &c);
+        rc = btree_cursor_seek(&c, k0, 8);
+        while (rc == SOMBRA_OK && btree_cursor_valid(&c) && out->n < max) {
+                const uint8_t *k;
+                size_t klen;
+                btree_cursor_key(&c, &k, &klen);
+                if (klen != 8) {
+                        rc = SOMBRA_ECORRUPT;
+                        break;
+                }
+                rc = graph_ids_push(out, get_be64(k));
+                if (rc == SOMBRA_OK)
+                        rc = btree_cursor_next(&c);
+        }
+        btree_cursor_close(&c);
+label_exit:
+        read_exit(r);
+        return rc;
+}
+
 /* ---- public reads ---- */
 
 static int

@@ -34,9 +34,9 @@
  * meta write makes the store refuse writes (SOMBRA_EFAILED), since memory and
  * disk may disagree. Reads keep working.
  */
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <libgen.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -123,6 +123,7 @@ struct store {
         bool autopublish;                 /* store_commit publishes (else the caller does) */
         struct reader_slot *slots;
         uint32_t nslots;
+        uint32_t backups; /* writer only: copies of the durable image in progress */
 };
 
 /* ---- meta pages ---- */
@@ -266,24 +267,6 @@ meta_read(struct store *s, uint64_t file_size, struct meta *out, bool *unfinishe
         return SOMBRA_OK;
 }
 
-/* A new file's directory entry is only durable once the directory is synced. */
-static int
-sync_parent_dir(const char *path)
-{
-        char *copy = strdup(path);
-        int fd, rc = SOMBRA_OK;
-
-        if (copy == NULL)
-                return SOMBRA_ENOMEM;
-        fd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (fd < 0 || fsync(fd) != 0)
-                rc = SOMBRA_EIO;
-        if (fd >= 0)
-                close(fd);
-        free(copy);
-        return rc;
-}
-
 static int
 db_create(struct store *s, const char *path)
 {
@@ -305,7 +288,7 @@ db_create(struct store *s, const char *path)
         m.gen = 1;
         rc = io_sync(&s->file);
         if (rc == SOMBRA_OK)
-                rc = sync_parent_dir(path);
+                rc = io_sync_dir_of(path);
         if (rc == SOMBRA_OK)
                 s->meta = m;
         return rc;
@@ -435,8 +418,9 @@ store_commit(struct store *s, uint64_t *lsn)
         /* A failed publish leaves readers on the older state; the commit stands. */
         if (s->autopublish)
                 (void)store_publish(s);
+        /* A failure is sticky in s->failed; EBUSY while a backup holds checkpoints. */
         if (wal_size(&s->wal) >= s->cfg.checkpoint_threshold)
-                (void)store_checkpoint(s); /* a failure is sticky in s->failed */
+                (void)store_checkpoint(s);
         return SOMBRA_OK;
 }
 
@@ -749,7 +733,7 @@ store_checkpoint(struct store *s)
         struct meta m;
         int rc;
 
-        if (s->in_txn)
+        if (s->in_txn || s->backups > 0)
                 return SOMBRA_EBUSY;
         if (store_failure(s) != SOMBRA_OK)
                 return SOMBRA_EFAILED;
@@ -786,6 +770,42 @@ store_checkpoint(struct store *s)
         if (rc != SOMBRA_OK)
                 return store_fail(s, rc);
         return SOMBRA_OK;
+}
+
+/*
+ * Backups. After a checkpoint the file's first meta.npages pages hold the
+ * committed state completely: the newest meta page, every page it reaches
+ * and its free list. Until the next checkpoint nothing writes over them:
+ * commits, publishes and cache spills only write pages that meta lists as
+ * free or that later transactions allocated, and pages retired since the
+ * checkpoint become reusable only when the next one is durable. So while
+ * `backups` holds checkpoints off, any thread may copy those bytes and get a
+ * database that opens at exactly that commit, and writers carry on (their
+ * commits go to the WAL, which grows past checkpoint_threshold meanwhile).
+ */
+int
+store_backup_begin(struct store *s, uint64_t *bytes)
+{
+        int rc = store_checkpoint(s);
+
+        if (rc != SOMBRA_OK)
+                return rc;
+        s->backups++;
+        *bytes = s->meta.npages * s->meta.page_size;
+        return SOMBRA_OK;
+}
+
+void
+store_backup_end(struct store *s)
+{
+        assert(s->backups > 0);
+        s->backups--;
+}
+
+int
+store_backup_read(struct store *s, void *buf, size_t len, uint64_t off)
+{
+        return io_read(&s->file, buf, len, off);
 }
 
 /* ---- recovery ---- */
@@ -930,7 +950,7 @@ store_open(const char *path, const struct sombra_config *cfg, struct io_faults *
         rc = wal_open(&s->wal, wal_path, faults);
         s->wal.file.kind = IO_FILE_WAL;
         if (rc == SOMBRA_OK && create)
-                rc = sync_parent_dir(wal_path);
+                rc = io_sync_dir_of(wal_path);
         if (rc == SOMBRA_OK)
                 rc = recover(s);
         if (rc != SOMBRA_OK)

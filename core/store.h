@@ -159,6 +159,19 @@ int store_sync(struct store *s);
  */
 int store_checkpoint(struct store *s);
 
+/*
+ * A consistent copy of the database file, taken by another thread while the
+ * writer goes on. store_backup_begin (writer) checkpoints and holds further
+ * checkpoints off (store_checkpoint returns SOMBRA_EBUSY, automatic ones
+ * wait); *bytes is the length of the image that the new meta page describes.
+ * store_backup_read (any thread, pread) copies from that image; the bytes
+ * below *bytes do not change until store_backup_end (writer) releases the
+ * hold. Begin and end pair up; holds nest.
+ */
+int store_backup_begin(struct store *s, uint64_t *bytes);
+int store_backup_read(struct store *s, void *buf, size_t len, uint64_t off);
+void store_backup_end(struct store *s);
+
 struct pager *store_pager(struct store *s);
 uint32_t store_page_size(const struct store *s);
 void store_stats(const struct store *s, struct store_stats *out);

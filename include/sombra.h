@@ -323,6 +323,16 @@ int sombra_nodes_by_range(sombra_conn *conn, const char *label, const char *key,
                           const struct sombra_value *lo, const struct sombra_value *hi,
                           const uint64_t **ids, size_t *n);
 int sombra_count(sombra_conn *conn, uint64_t *nodes, uint64_t *edges);
+/*
+ * Scans: at most max ids of nodes (sombra_node_ids) or edges
+ * (sombra_edge_ids) greater than after, ascending; *n < max at the end.
+ * Start from 0 and pass the last id back; inside a read transaction the
+ * pages see one commit. SOMBRA_EINVAL when max is 0.
+ */
+int sombra_node_ids(sombra_conn *conn, uint64_t after, size_t max, const uint64_t **ids,
+                    size_t *n);
+int sombra_edge_ids(sombra_conn *conn, uint64_t after, size_t max, const uint64_t **ids,
+                    size_t *n);
 int sombra_bfs(sombra_conn *conn, uint64_t start, enum sombra_dir dir, const char *const *types,
                size_t ntypes, uint32_t max_depth, const uint64_t **ids, size_t *n);
 int sombra_shortest_path(sombra_conn *conn, uint64_t from, uint64_t to, enum sombra_dir dir,
@@ -349,6 +359,20 @@ int sombra_checkpoint(sombra_db *db);
  */
 int sombra_verify(sombra_db *db, char *problem, size_t problem_len);
 
+/*
+ * Copies the database, as of one commit, to a new file at dest_path
+ * (with no WAL: the copy is checkpointed), and fsyncs it and its directory.
+ * Writers are not stopped: the call checkpoints through the writer, then
+ * copies that checkpoint's image from the file on the calling thread while
+ * commits go on into the WAL; checkpoints wait until the copy is done
+ * (sombra_checkpoint returns SOMBRA_EBUSY meanwhile). The copy holds every
+ * commit acknowledged before the call, maybe some made during it, never
+ * part of one. SOMBRA_EEXIST when dest_path exists, SOMBRA_ENOTFOUND when
+ * its directory does not, SOMBRA_EIO, SOMBRA_ENOSPC, SOMBRA_EPERM; a failed
+ * copy is removed. Any thread; blocks for the checkpoint and the copy.
+ */
+int sombra_backup(sombra_db *db, const char *dest_path);
+
 struct sombra_stats {
         uint64_t nodes, edges;
         uint64_t commits, rollbacks, checkpoints;
@@ -362,6 +386,12 @@ struct sombra_stats {
         uint64_t txn_timeouts;  /* interactive transactions it rolled back on timeout */
         uint64_t cache_hits, cache_misses, cache_evictions;
         uint64_t file_bytes;
+        uint64_t wal_size;      /* bytes in the WAL since the last checkpoint */
+        uint32_t page_size;     /* bytes */
+        uint64_t pages;         /* in the file, the two meta pages included */
+        uint64_t free_pages;    /* reusable now */
+        uint64_t retired_pages; /* unreachable, waiting for readers or a checkpoint */
+        uint64_t cached_pages, dirty_pages;
 };
 
 /* Counters so far; approximate while the engine runs. Any thread. */

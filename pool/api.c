@@ -1,6 +1,7 @@
 /*
  * api.c - the public functions on connections: writes, interactive
- * transactions, reads, asynchronous tickets, release, checkpoint and stats.
+ * transactions, reads, asynchronous tickets, release, checkpoint, stats and
+ * backup.
  *
  * Every call takes the connection's mutex for its whole length, so two
  * threads sharing a connection take turns; the mutex is the connection's own
@@ -8,9 +9,12 @@
  * on the caller's stack that points at the caller's own arguments: the call
  * does not return before the writer is done with them.
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "engine.h"
 #include "futex.h"
@@ -434,7 +438,7 @@ sombra_two_hop_count(sombra_conn *conn, uint64_t node, enum sombra_dir dir,
 }
 
 /* The reads that answer with a list of ids, kept in the connection. */
-enum id_query { IDS_LABEL, IDS_PROP, IDS_RANGE, IDS_BFS, IDS_PATH };
+enum id_query { IDS_LABEL, IDS_PROP, IDS_RANGE, IDS_BFS, IDS_PATH, IDS_NODES, IDS_EDGES };
 
 struct ids_args {
         struct read_args base;
@@ -457,6 +461,9 @@ read_ids(struct graph_reader *r, void *arg)
                 return graph_nodes_by_range(r, a->s1, a->s2, a->v1, a->v2, out);
         case IDS_BFS:
                 return graph_bfs(r, a->a, a->dir, a->types, a->ntypes, a->depth, out);
+        case IDS_NODES:
+        case IDS_EDGES:
+                return graph_ids_after(r, x->q == IDS_EDGES, a->a, a->b, out);
         default:
                 return graph_shortest_path(r, a->a, a->b, a->dir, a->types, a->ntypes, out);
         }
@@ -516,6 +523,20 @@ sombra_shortest_path(sombra_conn *conn, uint64_t from, uint64_t to, enum sombra_
             .base = {.a = from, .b = to, .dir = dir, .types = types, .ntypes = ntypes},
             .q = IDS_PATH};
         return ids_query(conn, &x, ids, n);
+}
+
+int
+sombra_node_ids(sombra_conn *conn, uint64_t after, size_t max, const uint64_t **ids, size_t *n)
+{
+        struct ids_args x = {.base = {.a = after, .b = max}, .q = IDS_NODES};
+        return max == 0 ? SOMBRA_EINVAL : ids_query(conn, &x, ids, n);
+}
+
+int
+sombra_edge_ids(sombra_conn *conn, uint64_t after, size_t max, const uint64_t **ids, size_t *n)
+{
+        struct ids_args x = {.base = {.a = after, .b = max}, .q = IDS_EDGES};
+        return max == 0 ? SOMBRA_EINVAL : ids_query(conn, &x, ids, n);
 }
 
 int
@@ -750,6 +771,13 @@ do_stats(struct graph_reader *r, void *arg)
         a->out->written_lsn = ss.written_lsn;
         a->out->durable_lsn = ss.durable_lsn;
         a->out->file_bytes = ss.file_bytes;
+        a->out->wal_size = ss.wal_size;
+        a->out->page_size = store_page_size(s);
+        a->out->pages = ps.npages;
+        a->out->free_pages = ps.free_pages;
+        a->out->retired_pages = ps.retired_pages;
+        a->out->cached_pages = ps.cached;
+        a->out->dirty_pages = ps.dirty;
         a->out->cache_hits = ps.hits;
         a->out->cache_misses = ps.misses;
         a->out->cache_evictions = ps.evictions;
@@ -807,4 +835,77 @@ sombra_verify(sombra_db *db, char *problem, size_t problem_len)
         if (problem != NULL && problem_len > 0)
                 problem[0] = '\0';
         return run_on_writer(db, do_verify, &a);
+}
+
+/* ---- backup ---- */
+
+#define BACKUP_CHUNK (1u << 20)
+
+struct backup_args {
+        struct sombra_db *db;
+        bool end;       /* release the hold instead of taking it */
+        uint64_t bytes; /* the image's length, once held */
+};
+
+static int
+do_backup_hold(struct graph_reader *r, void *arg)
+{
+        struct backup_args *a = arg;
+        struct store *s = graph_store(a->db->g);
+
+        (void)r;
+        if (!a->end)
+                return store_backup_begin(s, &a->bytes);
+        store_backup_end(s);
+        return SOMBRA_OK;
+}
+
+/* Copies the held image to dest, chunk by chunk, and syncs it. */
+static int
+backup_copy(struct store *s, uint64_t bytes, struct io_file *dest)
+{
+        uint8_t *chunk = malloc(BACKUP_CHUNK);
+        int rc = chunk == NULL ? SOMBRA_ENOMEM : SOMBRA_OK;
+
+        for (uint64_t off = 0; rc == SOMBRA_OK && off < bytes; off += BACKUP_CHUNK) {
+                size_t len = bytes - off < BACKUP_CHUNK ? (size_t)(bytes - off) : BACKUP_CHUNK;
+                rc = store_backup_read(s, chunk, len, off);
+                if (rc == SOMBRA_OK)
+                        rc = io_write(dest, chunk, len, off);
+        }
+        if (rc == SOMBRA_OK)
+                rc = io_sync(dest);
+        free(chunk);
+        return rc;
+}
+
+int
+sombra_backup(sombra_db *db, const char *dest_path)
+{
+        struct backup_args hold = {.db = db};
+        struct io_file dest = {.fd = -1};
+        int rc;
+
+        if (db == NULL || dest_path == NULL || dest_path[0] == '\0')
+                return SOMBRA_EINVAL;
+        dest.fd = open(dest_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+        if (dest.fd < 0)
+                return errno == EEXIST ? SOMBRA_EEXIST : io_status_from_errno(errno);
+        rc = run_on_writer(db, do_backup_hold, &hold);
+        if (rc != SOMBRA_OK)
+                goto label_fail;
+        rc = backup_copy(graph_store(db->g), hold.bytes, &dest);
+        hold.end = true;
+        (void)run_on_writer(db, do_backup_hold, &hold);
+        if (rc == SOMBRA_OK)
+                rc = io_sync_dir_of(dest_path);
+        if (rc != SOMBRA_OK)
+                goto label_fail;
+        close(dest.fd);
+        return SOMBRA_OK;
+
+label_fail:
+        close(dest.fd);
+        unlink(dest_path);
+        return rc;
 }

@@ -1,0 +1,90 @@
+/* cli.c - opening databases, parsing ids and reporting errors for every command. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cli.h"
+
+static void
+say(const char *fmt, va_list ap)
+{
+        fputs("sombra: ", stderr);
+        vfprintf(stderr, fmt, ap);
+        fputc('\n', stderr);
+}
+
+int
+cli_fail(const char *fmt, ...)
+{
+        va_list ap;
+
+        va_start(ap, fmt);
+        say(fmt, ap);
+        va_end(ap);
+        return CLI_FAIL;
+}
+
+int
+cli_fail_as(int status, const char *fmt, ...)
+{
+        va_list ap;
+
+        va_start(ap, fmt);
+        say(fmt, ap);
+        va_end(ap);
+        return status;
+}
+
+int
+cli_open(const char *path, bool create, sombra_db **db, sombra_conn **conn)
+{
+        struct stat st;
+        sombra_db *d;
+        sombra_conn *c;
+        int rc;
+
+        /* sombra_open would make an empty database: a typo must not. */
+        if (!create && stat(path, &st) != 0)
+                return cli_fail("%s: %s", path, strerror(errno));
+        rc = sombra_open(path, NULL, &d);
+        if (rc != SOMBRA_OK)
+                return cli_fail("%s: %s", path, sombra_strerror(rc));
+        rc = sombra_conn_acquire(d, &c);
+        if (rc != SOMBRA_OK) {
+                sombra_close(d);
+                return cli_fail("%s: %s", path, sombra_strerror(rc));
+        }
+        *db = d;
+        *conn = c;
+        return CLI_OK;
+}
+
+int
+cli_close(sombra_db *db, sombra_conn *conn)
+{
+        int rc = conn != NULL ? sombra_conn_release(conn) : SOMBRA_OK;
+
+        if (rc == SOMBRA_OK)
+                rc = sombra_close(db);
+        return rc == SOMBRA_OK ? CLI_OK : cli_fail("close: %s", sombra_strerror(rc));
+}
+
+bool
+cli_parse_id(const char *text, uint64_t *id)
+{
+        char *end;
+        uint64_t v;
+
+        errno = 0;
+        v = text[0] >= '0' && text[0] <= '9' ? strtoull(text, &end, 10) : 0;
+        if (v == 0 || errno != 0 || *end != '\0') {
+                cli_fail("not an id (a whole number from 1): '%s'", text);
+                return false;
+        }
+        *id = v;
+        return true;
+}
