@@ -29,7 +29,7 @@ export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 passed=0
 failed=0
-for target in fuzz_record fuzz_wal fuzz_open; do
+for target in fuzz_record fuzz_wal fuzz_open fuzz_import; do
         exe="$build/tests/fuzz/$target"
         regress="tests/fuzz/regress/$target"
         for input in "$regress"/*; do
@@ -43,7 +43,7 @@ for target in fuzz_record fuzz_wal fuzz_open; do
         done
         corpus="$build/corpus/$target"
         mkdir -p "$corpus" "$regress"
-        if "$exe" -max_total_time="$seconds" -timeout=10 -max_len=65536 -print_final_stats=1 \
+        if "$exe" -max_total_time="$seconds" -timeout=10 -max_len=65536 -print_final_stats=1 -close_fd_mask=2 \
                 -artifact_prefix="$regress/" "$corpus" "tests/fuzz/corpus/$target" \
                 >"$build/$target.log" 2>&1; then
                 passed=$((passed + 1))
