@@ -408,7 +408,10 @@ enum sombra_op_kind {
         SOMBRA_OP_KINDS
 };
 
-/* "node_create", "bfs", ...: the kind's name in the exports; NULL when out of range. */
+/*
+ * "node_create", "bfs", ...: the kind's name in the exports; NULL when out of
+ * range. Any thread; never blocks.
+ */
 const char *sombra_op_name(enum sombra_op_kind kind);
 
 /* A distribution of samples: latencies in nanoseconds, or plain counts. */
@@ -440,7 +443,7 @@ struct sombra_metrics {
         uint64_t bytes_written;      /* pages written back plus WAL bytes */
         uint64_t ring_depth;         /* requests waiting for the writer now */
         uint64_t backpressure_waits; /* submissions that found their ring full and waited */
-        struct sombra_distribution writer_group;      /* requests the writer took per group */
+        struct sombra_distribution writer_group;      /* commits the writer applied per group */
         struct sombra_distribution read_latency_ns;   /* a read call, on the caller's thread */
         struct sombra_distribution commit_latency_ns; /* a write, from submit to acknowledgement */
         struct sombra_distribution fsync_latency_ns;  /* the committer's group fdatasyncs */
