@@ -10,6 +10,7 @@ usage: test_server.py PATH/TO/sombra-server
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -137,6 +138,15 @@ def exercise(base):
           samples.get('sombra_operations_total{kind="node_create"}') == 3)
     check("metrics count reads", samples.get('sombra_operations_total{kind="node_get"}', 0) >= 2)
     check("metrics have commit latencies", samples.get("sombra_commit_latency_seconds_count", 0) >= 4)
+    # Prometheus' own linter, where it is installed (Debian's prometheus package has it).
+    promtool = shutil.which("promtool")
+    if promtool:
+        lint = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True,
+                              text=True)
+        check("promtool check metrics", lint.returncode == 0 and not lint.stdout.strip(),
+              lint.stdout + lint.stderr)
+    else:
+        print("promtool not installed: the exposition format is checked by test_metrics only")
 
 
 def main():
