@@ -12,8 +12,9 @@
  *
  * Recording is three relaxed atomic adds and, rarely, a compare-and-swap
  * on `max`; nothing orders them, so a reader merging a histogram while
- * samples arrive may find `count` ahead of the buckets. hist_quantile walks
- * the buckets it has and caps the result at the (exact) maximum.
+ * samples arrive may find `count` and the buckets a few samples apart.
+ * hist_quantile therefore ranks within the buckets' own total, and caps the
+ * result at the (exact) maximum.
  *
  * The exports walk one table of the struct's fields, so the JSON and the
  * Prometheus output always name the same metrics in the same order.

@@ -5,8 +5,9 @@
  * Threads: hist_record may run on any number of threads at once (relaxed
  * atomic adds); hist_merge reads a live histogram with atomic loads into a
  * private one, which hist_distribution then reads without atomics. A merged
- * copy is not a snapshot of one instant: a sample may be in `count` and not
- * yet in its bucket. Percentiles tolerate that (see metrics.c).
+ * copy is not a snapshot of one instant: `count` and the buckets may differ
+ * by the samples being recorded meanwhile. Percentiles tolerate that (see
+ * metrics.c).
  */
 #ifndef SOMBRA_METRICS_H
 #define SOMBRA_METRICS_H

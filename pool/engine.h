@@ -156,8 +156,7 @@ struct sombra_db {
                 double commits_per_second;
         } counters;
         uint64_t open_ns;
-        /* Recorded by the writer (acknowledged commits, groups) and the committer (FULL commits).
-         */
+        /* Recorded by the writer (commits it acknowledges, groups) and the committer (FULL). */
         struct hist commit_latency;
         struct hist writer_group;
 };
