@@ -25,6 +25,7 @@ struct bench_profile {
             mode; /* SQLite: OFF -> synchronous=OFF, NORMAL -> NORMAL, FULL -> FULL */
         bool checksums;
         const char *crash_loses; /* what a crash may take, in words */
+        bool no_metrics;         /* Sombra: config.metrics off (--no-metrics); others ignore it */
 };
 
 struct adapter {

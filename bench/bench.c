@@ -4,7 +4,7 @@
  *
  * usage: sombra-bench [--quick] [--json] [--workload NAME] [--threads N]
  *                     [--profile NAME] [--engine NAME] [--dataset NAME]
- *                     [--nodes N] [--edges M] [--seconds S]
+ *                     [--nodes N] [--edges M] [--seconds S] [--no-metrics]
  *
  * Per engine: load the social network (insert_nodes_tx1000,
  * insert_edges_tx1000, insert_nodes_tx1) under the production profile, run
@@ -16,7 +16,8 @@
  * process and times the reopen. The product catalogue and the knowledge
  * graph are then loaded into databases of their own and read the same way.
  * Every figure names its dataset and profile, and each profile says what a
- * crash loses.
+ * crash loses. --no-metrics opens Sombra's databases for the concurrent
+ * workloads with config.metrics off, to measure what the metrics cost.
  *
  * Output: a progress line per workload on stderr, a table on stdout; with
  * --json, one JSON object per line on stdout and nothing else.
@@ -37,10 +38,10 @@
 #include "generator.h"
 
 static const struct bench_profile profiles[] = {
-    {"throughput", SOMBRA_SYNC_OFF, false, "everything since the last checkpoint"},
-    {"balanced", SOMBRA_SYNC_NORMAL, true, "at most the last 100 commits or 100 ms"},
-    {"production", SOMBRA_SYNC_FULL, true, "nothing acknowledged"},
-    {"durability", SOMBRA_SYNC_FULL, true, "nothing acknowledged (checksums verified)"},
+    {"throughput", SOMBRA_SYNC_OFF, false, "everything since the last checkpoint", false},
+    {"balanced", SOMBRA_SYNC_NORMAL, true, "at most the last 100 commits or 100 ms", false},
+    {"production", SOMBRA_SYNC_FULL, true, "nothing acknowledged", false},
+    {"durability", SOMBRA_SYNC_FULL, true, "nothing acknowledged (checksums verified)", false},
 };
 #define NPROFILES  (sizeof(profiles) / sizeof(profiles[0]))
 #define PRODUCTION (&profiles[2])
@@ -60,7 +61,7 @@ static const struct bench_schema *const schemas[] = {&bench_social, &bench_catal
 #define ASYNC_WINDOW  256
 
 struct options {
-        bool quick, json;
+        bool quick, json, no_metrics;
         const char *workload, *profile, *engine, *dataset;
         int threads; /* 0: every count */
         uint64_t nodes, edges;
@@ -792,15 +793,17 @@ profiles_run(struct session *s, const char *dir)
         int rc = 0;
 
         for (size_t p = 0; p < NPROFILES && rc == 0; p++) {
+                struct bench_profile chosen = profiles[p];
                 if (s->o->profile != NULL && strcmp(s->o->profile, profiles[p].name) != 0)
                         continue;
-                s->p = &profiles[p];
+                chosen.no_metrics = s->o->no_metrics;
+                s->p = &chosen;
                 rc = s->a->open(dir, s->p, &bench_social, &s->r.db);
                 if (rc != 0)
                         break;
                 for (size_t t = 0; t < NTHREADS && rc == 0; t++)
                         rc = measure(s, "mixed", thread_counts[t], 0, op_mixed);
-                if (s->p == PRODUCTION) {
+                if (&profiles[p] == PRODUCTION) {
                         for (size_t t = 0; t < NTHREADS && rc == 0; t++)
                                 rc = measure(s, "durable_commit_scaling", thread_counts[t], 0,
                                              op_one_edge);
@@ -850,19 +853,25 @@ dataset_run(const struct options *o, const struct adapter *a, struct dataset *d)
 static const char usage[] = "usage: sombra-bench [--quick] [--json] [--workload NAME] "
                             "[--threads N] [--profile NAME] [--engine NAME] "
                             "[--dataset social|catalogue|knowledge] [--nodes N] [--edges M] "
-                            "[--seconds S]\n";
+                            "[--seconds S] [--no-metrics]\n";
 
 /* Returns 0 to run, 1 after --help, -1 on a bad option (getopt has said why). */
 static int
 parse(int argc, char **argv, struct options *o)
 {
-        static const struct option longs[] = {
-            {"quick", no_argument, NULL, 'q'},          {"json", no_argument, NULL, 'j'},
-            {"workload", required_argument, NULL, 'w'}, {"profile", required_argument, NULL, 'p'},
-            {"engine", required_argument, NULL, 'e'},   {"dataset", required_argument, NULL, 'd'},
-            {"threads", required_argument, NULL, 't'},  {"nodes", required_argument, NULL, 'n'},
-            {"edges", required_argument, NULL, 'm'},    {"seconds", required_argument, NULL, 's'},
-            {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0}};
+        static const struct option longs[] = {{"quick", no_argument, NULL, 'q'},
+                                              {"json", no_argument, NULL, 'j'},
+                                              {"workload", required_argument, NULL, 'w'},
+                                              {"profile", required_argument, NULL, 'p'},
+                                              {"engine", required_argument, NULL, 'e'},
+                                              {"dataset", required_argument, NULL, 'd'},
+                                              {"threads", required_argument, NULL, 't'},
+                                              {"nodes", required_argument, NULL, 'n'},
+                                              {"edges", required_argument, NULL, 'm'},
+                                              {"seconds", required_argument, NULL, 's'},
+                                              {"no-metrics", no_argument, NULL, 'M'},
+                                              {"help", no_argument, NULL, 'h'},
+                                              {NULL, 0, NULL, 0}};
         int c;
 
         while ((c = getopt_long(argc, argv, "", longs, NULL)) != -1) {
@@ -896,6 +905,9 @@ parse(int argc, char **argv, struct options *o)
                         break;
                 case 's':
                         o->seconds = strtod(optarg, NULL);
+                        break;
+                case 'M':
+                        o->no_metrics = true;
                         break;
                 case 'h':
                         fputs(usage, stdout);

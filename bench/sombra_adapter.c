@@ -49,6 +49,7 @@ s_open(const char *dir, const struct bench_profile *p, const struct bench_schema
         sombra_config_production(&cfg);
         cfg.sync_mode = p->mode;
         cfg.checksums = p->checksums;
+        cfg.metrics = !p->no_metrics;
         cfg.max_connections = 128;
         /* long_write holds a transaction for seconds: let the engine cut it at half a second. */
         cfg.txn_timeout_ms = 500;

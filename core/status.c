@@ -67,6 +67,7 @@ config_defaults(struct sombra_config *c)
         c->ring_capacity = 256;
         c->txn_timeout_ms = 5000;
         c->checksums = true;
+        c->metrics = true;
 }
 
 int

@@ -43,6 +43,7 @@
 
 #include <xxhash.h>
 
+#include "futex.h"
 #include "store.h"
 #include "wal.h"
 
@@ -730,6 +731,7 @@ store_sync(struct store *s)
 int
 store_checkpoint(struct store *s)
 {
+        uint64_t started_ns = clock_now_ns(), took_ns;
         struct meta m;
         int rc;
 
@@ -763,6 +765,10 @@ store_checkpoint(struct store *s)
         s->meta = m;
         pager_checkpoint_done(s->pager, m.ckpt_lsn);
         s->st.checkpoints++;
+        took_ns = clock_now_ns() - started_ns;
+        s->st.checkpoint_ns += took_ns;
+        if (took_ns > s->st.checkpoint_max_ns)
+                s->st.checkpoint_max_ns = took_ns;
         /* Everything up to ckpt_lsn is durable through the meta page now. */
         __atomic_store_n(&s->wal.written_lsn, m.ckpt_lsn, __ATOMIC_RELEASE);
         __atomic_store_n(&s->wal.synced_lsn, m.ckpt_lsn, __ATOMIC_RELEASE);

@@ -43,6 +43,7 @@ struct store_state {
 
 struct store_stats {
         uint64_t commits, rollbacks, checkpoints, replayed;
+        uint64_t checkpoint_ns, checkpoint_max_ns; /* time spent in checkpoints: total, longest */
         uint64_t publish_failures; /* write-backs that failed; readers stayed on an older state */
         uint64_t wal_bytes;        /* appended since open */
         uint64_t wal_size;         /* current log size since the last reset */

@@ -127,6 +127,7 @@ struct sombra_config {
         uint32_t ring_capacity;         /* requests in flight per handle, power of two */
         uint32_t txn_timeout_ms;        /* how long an interactive write txn may hold the writer */
         bool checksums;                 /* verify page checksums on every read */
+        bool metrics; /* keep latency histograms and operation counts (sombra_metrics) */
 };
 
 /*
@@ -396,6 +397,108 @@ struct sombra_stats {
 
 /* Counters so far; approximate while the engine runs. Any thread. */
 int sombra_stats(sombra_db *db, struct sombra_stats *out);
+
+/* ---- metrics ----
+ * The engine counts as it goes without taking locks on the paths of reads
+ * and commits: per-connection counters and histograms, updated with relaxed
+ * atomics by the thread that holds the connection, and the writer's and the
+ * committer's own, merged when someone asks. With config.metrics false (the
+ * presets set it true) the latency histograms and operation counts stay at
+ * zero and cost nothing; the engine's other counters are kept either way.
+ * Latencies are recorded in log-linear buckets (eight per power of two), so
+ * a percentile is the upper bound of its bucket: at most 12.5% above the
+ * true value, and never above the maximum, which is exact.
+ */
+enum sombra_op_kind {
+        /* writes, counted when the writer applied them */
+        SOMBRA_OP_NODE_CREATE,
+        SOMBRA_OP_NODE_DELETE,
+        SOMBRA_OP_NODE_SET,
+        SOMBRA_OP_NODE_UNSET,
+        SOMBRA_OP_LABEL_ADD,
+        SOMBRA_OP_LABEL_REMOVE,
+        SOMBRA_OP_EDGE_CREATE,
+        SOMBRA_OP_EDGE_DELETE,
+        SOMBRA_OP_EDGE_SET,
+        SOMBRA_OP_EDGE_UNSET,
+        SOMBRA_OP_INDEX_CREATE,
+        SOMBRA_OP_INDEX_DROP,
+        /* reads, counted when they return, whatever their status */
+        SOMBRA_OP_NODE_GET,
+        SOMBRA_OP_EDGE_GET,
+        SOMBRA_OP_NEIGHBORS,
+        SOMBRA_OP_DEGREE,
+        SOMBRA_OP_COUNT,
+        SOMBRA_OP_TWO_HOP_COUNT,
+        SOMBRA_OP_NODES_BY_LABEL,
+        SOMBRA_OP_NODES_BY_PROP,
+        SOMBRA_OP_NODES_BY_RANGE,
+        SOMBRA_OP_BFS,
+        SOMBRA_OP_SHORTEST_PATH,
+        SOMBRA_OP_KINDS
+};
+
+/*
+ * "node_create", "bfs", ...: the kind's name in the exports; NULL when out of
+ * range. Any thread; never blocks.
+ */
+const char *sombra_op_name(enum sombra_op_kind kind);
+
+/* A distribution of samples: latencies in nanoseconds, or plain counts. */
+struct sombra_distribution {
+        uint64_t count; /* samples */
+        uint64_t sum;   /* of all samples */
+        uint64_t p50, p90, p99, p999;
+        uint64_t max;
+};
+
+struct sombra_metrics {
+        double uptime_seconds; /* since sombra_open */
+        uint64_t commits, rollbacks;
+        /* Over the time since the previous call at least a second ago (since open at first). */
+        double commits_per_second;
+        uint64_t ops[SOMBRA_OP_KINDS]; /* by enum sombra_op_kind */
+        uint64_t wal_bytes;            /* appended to the WAL since open */
+        uint64_t fsyncs;               /* fdatasyncs of the WAL */
+        struct sombra_distribution
+            commits_per_fsync; /* FULL commits each group sync acknowledged */
+        uint64_t checkpoints;
+        double checkpoint_seconds;     /* spent checkpointing, in total */
+        double checkpoint_max_seconds; /* the longest checkpoint */
+        /* The writer's page cache. Readers read committed pages through a map, not the cache. */
+        uint64_t cache_hits, cache_misses, cache_evictions;
+        double cache_hit_rate; /* hits / (hits + misses), 0 before any lookup */
+        uint64_t pages_read, pages_written;
+        uint64_t bytes_read;         /* pages read into the cache */
+        uint64_t bytes_written;      /* pages written back plus WAL bytes */
+        uint64_t ring_depth;         /* requests waiting for the writer now */
+        uint64_t backpressure_waits; /* submissions that found their ring full and waited */
+        struct sombra_distribution writer_group;      /* commits the writer applied per group */
+        struct sombra_distribution read_latency_ns;   /* a read call, on the caller's thread */
+        struct sombra_distribution commit_latency_ns; /* a write, from submit to acknowledgement */
+        struct sombra_distribution fsync_latency_ns;  /* the committer's group fdatasyncs */
+};
+
+/*
+ * Fills *out with the metrics so far. Goes through the writer thread, like
+ * sombra_stats (so it waits behind an open interactive transaction of
+ * another connection). SOMBRA_EINVAL for NULL arguments. Any thread; blocks
+ * briefly.
+ */
+int sombra_metrics(sombra_db *db, struct sombra_metrics *out);
+
+/*
+ * The same metrics as text: a JSON object (sombra_metrics_json), or the
+ * Prometheus text exposition format, version 0.0.4, every name starting with
+ * sombra_ (sombra_metrics_prometheus). The text and its terminating NUL go to
+ * buf, of len bytes; *needed (may be NULL) gets the bytes that takes, NUL
+ * included. SOMBRA_ETOOBIG when len is smaller: buf then holds a truncated,
+ * NUL-terminated prefix (nothing when len is 0; buf may be NULL then), and a
+ * buffer of *needed bytes, plus room for numbers to grow, will do next time.
+ * Other errors as sombra_metrics. Any thread; blocks briefly.
+ */
+int sombra_metrics_json(sombra_db *db, char *buf, size_t len, size_t *needed);
+int sombra_metrics_prometheus(sombra_db *db, char *buf, size_t len, size_t *needed);
 
 #ifdef __cplusplus
 }

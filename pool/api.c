@@ -274,13 +274,17 @@ struct read_args {
  * interactive transaction, on the writer against the transaction's state.
  */
 static int
-read_run(struct sombra_conn *c, int (*fn)(struct graph_reader *r, void *arg), struct read_args *a)
+read_run(struct sombra_conn *c, enum sombra_op_kind kind,
+         int (*fn)(struct graph_reader *r, void *arg), struct read_args *a)
 {
         struct request req = {.kind = REQ_TXN_READ, .read_fn = fn, .read_arg = a};
+        uint64_t started_ns = 0;
         int rc = conn_enter(c);
 
         if (rc != SOMBRA_OK)
                 return rc;
+        if (c->db->cfg.metrics)
+                started_ns = clock_now_ns();
         a->c = c;
         if (txn_lost(c))
                 rc = SOMBRA_ETIMEDOUT;
@@ -288,6 +292,11 @@ read_run(struct sombra_conn *c, int (*fn)(struct graph_reader *r, void *arg), st
                 rc = run_request(c, &req);
         else
                 rc = fn(c->reader, a);
+        if (started_ns != 0) {
+                /* The connection's own lines: no other connection's thread contends for them. */
+                hist_record(&c->metrics.read_latency, clock_now_ns() - started_ns);
+                metrics_add(&c->metrics.ops[kind], 1);
+        }
         conn_leave(c);
         return rc;
 }
@@ -328,7 +337,7 @@ int
 sombra_node_get(sombra_conn *conn, uint64_t id, const struct sombra_entity **out)
 {
         struct read_args a = {.a = id};
-        int rc = out == NULL ? SOMBRA_EINVAL : read_run(conn, read_node, &a);
+        int rc = out == NULL ? SOMBRA_EINVAL : read_run(conn, SOMBRA_OP_NODE_GET, read_node, &a);
 
         if (rc == SOMBRA_OK)
                 *out = &conn->pub;
@@ -339,7 +348,7 @@ int
 sombra_edge_get(sombra_conn *conn, uint64_t id, const struct sombra_entity **out)
 {
         struct read_args a = {.a = id};
-        int rc = out == NULL ? SOMBRA_EINVAL : read_run(conn, read_edge, &a);
+        int rc = out == NULL ? SOMBRA_EINVAL : read_run(conn, SOMBRA_OP_EDGE_GET, read_edge, &a);
 
         if (rc == SOMBRA_OK)
                 *out = &conn->pub;
@@ -376,7 +385,8 @@ sombra_neighbors(sombra_conn *conn, uint64_t node, enum sombra_dir dir, const ch
                  size_t ntypes, const struct sombra_neighbor **out, size_t *n)
 {
         struct read_args a = {.a = node, .dir = dir, .types = types, .ntypes = ntypes};
-        int rc = out == NULL || n == NULL ? SOMBRA_EINVAL : read_run(conn, read_neighbors, &a);
+        int rc = out == NULL || n == NULL ? SOMBRA_EINVAL
+                                          : read_run(conn, SOMBRA_OP_NEIGHBORS, read_neighbors, &a);
 
         if (rc == SOMBRA_OK) {
                 *out = conn->nbrs;
@@ -398,7 +408,7 @@ sombra_degree(sombra_conn *conn, uint64_t node, enum sombra_dir dir, const char 
 {
         struct read_args a = {
             .a = node, .dir = dir, .types = types, .ntypes = ntypes, .out = degree};
-        return degree == NULL ? SOMBRA_EINVAL : read_run(conn, read_degree, &a);
+        return degree == NULL ? SOMBRA_EINVAL : read_run(conn, SOMBRA_OP_DEGREE, read_degree, &a);
 }
 
 static int
@@ -412,7 +422,7 @@ int
 sombra_count(sombra_conn *conn, uint64_t *nodes, uint64_t *edges)
 {
         struct read_args a = {0};
-        int rc = read_run(conn, read_count, &a);
+        int rc = read_run(conn, SOMBRA_OP_COUNT, read_count, &a);
 
         if (rc == SOMBRA_OK && nodes != NULL)
                 *nodes = a.a;
@@ -434,7 +444,8 @@ sombra_two_hop_count(sombra_conn *conn, uint64_t node, enum sombra_dir dir,
 {
         struct read_args a = {
             .a = node, .dir = dir, .types = types, .ntypes = ntypes, .out = count};
-        return count == NULL ? SOMBRA_EINVAL : read_run(conn, read_two_hop, &a);
+        return count == NULL ? SOMBRA_EINVAL
+                             : read_run(conn, SOMBRA_OP_TWO_HOP_COUNT, read_two_hop, &a);
 }
 
 /* The reads that answer with a list of ids, kept in the connection. */
@@ -443,6 +454,7 @@ enum id_query { IDS_LABEL, IDS_PROP, IDS_RANGE, IDS_BFS, IDS_PATH, IDS_NODES, ID
 struct ids_args {
         struct read_args base;
         enum id_query q;
+        enum sombra_op_kind kind;
 };
 
 static int
@@ -472,7 +484,8 @@ read_ids(struct graph_reader *r, void *arg)
 static int
 ids_query(sombra_conn *conn, struct ids_args *x, const uint64_t **ids, size_t *n)
 {
-        int rc = ids == NULL || n == NULL ? SOMBRA_EINVAL : read_run(conn, read_ids, &x->base);
+        int rc =
+            ids == NULL || n == NULL ? SOMBRA_EINVAL : read_run(conn, x->kind, read_ids, &x->base);
 
         if (rc == SOMBRA_OK) {
                 *ids = conn->ids.v;
@@ -484,7 +497,8 @@ ids_query(sombra_conn *conn, struct ids_args *x, const uint64_t **ids, size_t *n
 int
 sombra_nodes_by_label(sombra_conn *conn, const char *label, const uint64_t **ids, size_t *n)
 {
-        struct ids_args x = {.base = {.s1 = label}, .q = IDS_LABEL};
+        struct ids_args x = {
+            .base = {.s1 = label}, .q = IDS_LABEL, .kind = SOMBRA_OP_NODES_BY_LABEL};
         return ids_query(conn, &x, ids, n);
 }
 
@@ -492,7 +506,9 @@ int
 sombra_nodes_by_prop(sombra_conn *conn, const char *label, const char *key,
                      const struct sombra_value *value, const uint64_t **ids, size_t *n)
 {
-        struct ids_args x = {.base = {.s1 = label, .s2 = key, .v1 = value}, .q = IDS_PROP};
+        struct ids_args x = {.base = {.s1 = label, .s2 = key, .v1 = value},
+                             .q = IDS_PROP,
+                             .kind = SOMBRA_OP_NODES_BY_PROP};
         return ids_query(conn, &x, ids, n);
 }
 
@@ -501,7 +517,9 @@ sombra_nodes_by_range(sombra_conn *conn, const char *label, const char *key,
                       const struct sombra_value *lo, const struct sombra_value *hi,
                       const uint64_t **ids, size_t *n)
 {
-        struct ids_args x = {.base = {.s1 = label, .s2 = key, .v1 = lo, .v2 = hi}, .q = IDS_RANGE};
+        struct ids_args x = {.base = {.s1 = label, .s2 = key, .v1 = lo, .v2 = hi},
+                             .q = IDS_RANGE,
+                             .kind = SOMBRA_OP_NODES_BY_RANGE};
         return ids_query(conn, &x, ids, n);
 }
 
@@ -511,7 +529,8 @@ sombra_bfs(sombra_conn *conn, uint64_t start, enum sombra_dir dir, const char *c
 {
         struct ids_args x = {
             .base = {.a = start, .dir = dir, .types = types, .ntypes = ntypes, .depth = max_depth},
-            .q = IDS_BFS};
+            .q = IDS_BFS,
+            .kind = SOMBRA_OP_BFS};
         return ids_query(conn, &x, ids, n);
 }
 
@@ -521,7 +540,8 @@ sombra_shortest_path(sombra_conn *conn, uint64_t from, uint64_t to, enum sombra_
 {
         struct ids_args x = {
             .base = {.a = from, .b = to, .dir = dir, .types = types, .ntypes = ntypes},
-            .q = IDS_PATH};
+            .q = IDS_PATH,
+            .kind = SOMBRA_OP_SHORTEST_PATH};
         return ids_query(conn, &x, ids, n);
 }
 
@@ -803,6 +823,115 @@ sombra_stats(sombra_db *db, struct sombra_stats *out)
         rc = run_on_writer(db, do_stats, &a);
         if (rc == SOMBRA_OK)
                 *out = st; /* out parameters are left alone on error */
+        return rc;
+}
+
+struct metrics_args {
+        struct sombra_db *db;
+        struct sombra_metrics *out;
+        struct hist merged; /* scratch, too large for the writer's stack to hold comfortably */
+};
+
+static void
+distribution_of(struct hist *scratch, const struct hist *live, struct sombra_distribution *out)
+{
+        memset(scratch, 0, sizeof(*scratch));
+        hist_merge(scratch, live);
+        hist_distribution(scratch, out);
+}
+
+/*
+ * Commits per second over the window since the previous read at least a
+ * second ago; a read sooner reports that closed window again, except while
+ * none has closed yet (the rate since open).
+ */
+static double
+commits_per_second(struct sombra_db *db, uint64_t commits, uint64_t now)
+{
+        uint64_t elapsed = now - db->counters.window_start_ns;
+
+        if (elapsed == 0 || (elapsed < 1000000000u && db->counters.window_start_ns != db->open_ns))
+                return db->counters.commits_per_second;
+        db->counters.commits_per_second =
+            (double)(commits - db->counters.window_commits) * 1e9 / (double)elapsed;
+        if (elapsed >= 1000000000u) {
+                db->counters.window_start_ns = now;
+                db->counters.window_commits = commits;
+        }
+        return db->counters.commits_per_second;
+}
+
+/* On the writer: its counters and the store's need no atomics; the rest are merged. */
+static int
+do_metrics(struct graph_reader *r, void *arg)
+{
+        struct metrics_args *a = arg;
+        struct sombra_db *db = a->db;
+        struct sombra_metrics *m = a->out;
+        struct store *s = graph_store(db->g);
+        uint32_t page_size = store_page_size(s);
+        uint64_t now = clock_now_ns();
+        struct store_stats ss;
+        struct pager_stats ps;
+
+        (void)r;
+        store_stats(s, &ss);
+        pager_stats(store_pager(s), &ps);
+        m->uptime_seconds = (double)(now - db->open_ns) * 1e-9;
+        m->commits = ss.commits;
+        m->rollbacks = ss.rollbacks;
+        m->commits_per_second = commits_per_second(db, ss.commits, now);
+        m->wal_bytes = ss.wal_bytes;
+        m->fsyncs = ss.wal_syncs;
+        m->checkpoints = ss.checkpoints;
+        m->checkpoint_seconds = (double)ss.checkpoint_ns * 1e-9;
+        m->checkpoint_max_seconds = (double)ss.checkpoint_max_ns * 1e-9;
+        m->cache_hits = ps.hits;
+        m->cache_misses = ps.misses;
+        m->cache_evictions = ps.evictions;
+        m->cache_hit_rate =
+            ps.hits + ps.misses ? (double)ps.hits / (double)(ps.hits + ps.misses) : 0.0;
+        m->pages_read = ps.pages_read;
+        m->pages_written = ps.pages_written;
+        m->bytes_read = ps.pages_read * page_size;
+        m->bytes_written = ps.pages_written * page_size + ss.wal_bytes;
+        memcpy(m->ops, db->counters.ops, sizeof(m->ops));
+        memset(&a->merged, 0, sizeof(a->merged));
+        for (uint32_t i = 0; i <= db->nconns; i++) {
+                struct sombra_conn *c = &db->conns[i];
+                for (int k = 0; k < SOMBRA_OP_KINDS; k++)
+                        m->ops[k] += __atomic_load_n(&c->metrics.ops[k], __ATOMIC_RELAXED);
+                m->backpressure_waits +=
+                    __atomic_load_n(&c->metrics.backpressure_waits, __ATOMIC_RELAXED);
+                m->ring_depth += ring_depth(&c->ring);
+                hist_merge(&a->merged, &c->metrics.read_latency);
+        }
+        hist_distribution(&a->merged, &m->read_latency_ns);
+        distribution_of(&a->merged, &db->commit_latency, &m->commit_latency_ns);
+        distribution_of(&a->merged, &db->writer_group, &m->writer_group);
+        distribution_of(&a->merged, &db->committer.sync_latency, &m->fsync_latency_ns);
+        distribution_of(&a->merged, &db->committer.sync_group, &m->commits_per_fsync);
+        return SOMBRA_OK;
+}
+
+int
+sombra_metrics(sombra_db *db, struct sombra_metrics *out)
+{
+        struct metrics_args *a;
+        struct sombra_metrics m = {0};
+        int rc;
+
+        if (db == NULL || out == NULL)
+                return SOMBRA_EINVAL;
+        a = malloc(sizeof(*a));
+        if (a == NULL)
+                return SOMBRA_ENOMEM;
+        a->db = db;
+        a->out = &m;
+        rc = run_on_writer(db, do_metrics, a);
+        free(a);
+        if (rc == SOMBRA_OK)
+                *out = m;
         return rc;
 }
 

@@ -30,9 +30,20 @@ request_of(struct commit_waiter *w)
 }
 
 static void
-complete_from_committer(struct commit_waiter *w, int status)
+complete_from_committer(struct commit_waiter *w, int status, uint64_t now_ns)
 {
-        engine_complete(request_of(w), status);
+        struct request *req = request_of(w);
+
+        engine_ack(req->conn->db, req, status, now_ns);
+}
+
+void
+engine_ack(struct sombra_db *db, struct request *req, int status, uint64_t now_ns)
+{
+        /* Before completing: the request may live on the caller's stack, gone once it is done. */
+        if (now_ns != 0 && status == SOMBRA_OK)
+                hist_record(&db->commit_latency, now_ns - req->submit_ns);
+        engine_complete(req, status);
 }
 
 void
@@ -69,12 +80,14 @@ engine_submit(struct sombra_conn *c, struct request *req, bool wait_for_room)
         req->status = SOMBRA_OK;
         req->lsn = 0;
         req->done = 0;
+        req->submit_ns = c->db->cfg.metrics ? clock_now_ns() : 0;
         for (;;) {
                 uint32_t seq = __atomic_load_n(&c->space, __ATOMIC_ACQUIRE);
                 if (ring_push(&c->ring, req))
                         break;
                 if (!wait_for_room)
                         return SOMBRA_EAGAIN;
+                metrics_add(&c->metrics.backpressure_waits, 1);
                 /* Back-pressure: the writer bumps `space` as it takes from the ring. */
                 writer_wake(c->db);
                 futex_wait(&c->space, seq, 1000000);
@@ -165,6 +178,7 @@ engine_open(const char *path, const struct sombra_config *config, struct io_faul
                 db->cfg = *config;
         else
                 sombra_config_production(&db->cfg);
+        db->open_ns = db->counters.window_start_ns = clock_now_ns();
         rc = config_check(&db->cfg);
         if (rc != SOMBRA_OK)
                 goto label_fail;

@@ -26,23 +26,25 @@
 #include "graph.h"
 #include "ring.h"
 #include "committer.h"
+#include "metrics.h"
 
 /* Requests the writer applies between two publishes, at most. */
 #define ENGINE_GROUP_MAX 1024
 
+/* The public kinds, so that the writer counts an op under its own kind. */
 enum op_kind {
-        OP_NODE_CREATE,
-        OP_NODE_DELETE,
-        OP_NODE_SET,
-        OP_NODE_UNSET,
-        OP_LABEL_ADD,
-        OP_LABEL_REMOVE,
-        OP_EDGE_CREATE,
-        OP_EDGE_DELETE,
-        OP_EDGE_SET,
-        OP_EDGE_UNSET,
-        OP_INDEX_CREATE,
-        OP_INDEX_DROP
+        OP_NODE_CREATE = SOMBRA_OP_NODE_CREATE,
+        OP_NODE_DELETE = SOMBRA_OP_NODE_DELETE,
+        OP_NODE_SET = SOMBRA_OP_NODE_SET,
+        OP_NODE_UNSET = SOMBRA_OP_NODE_UNSET,
+        OP_LABEL_ADD = SOMBRA_OP_LABEL_ADD,
+        OP_LABEL_REMOVE = SOMBRA_OP_LABEL_REMOVE,
+        OP_EDGE_CREATE = SOMBRA_OP_EDGE_CREATE,
+        OP_EDGE_DELETE = SOMBRA_OP_EDGE_DELETE,
+        OP_EDGE_SET = SOMBRA_OP_EDGE_SET,
+        OP_EDGE_UNSET = SOMBRA_OP_EDGE_UNSET,
+        OP_INDEX_CREATE = SOMBRA_OP_INDEX_CREATE,
+        OP_INDEX_DROP = SOMBRA_OP_INDEX_DROP,
 };
 
 /*
@@ -97,6 +99,7 @@ struct request {
         uint64_t lsn;                /* the commit's LSN, 0 when nothing was committed */
         uint32_t done;               /* futex word: 0 in flight, 1 complete */
         uint64_t ticket;             /* asynchronous submissions: the ticket it answers */
+        uint64_t submit_ns;          /* when it was submitted (metrics on), for commit latency */
         struct batch_status *batch;  /* asynchronous batches: told on collection */
         struct commit_waiter waiter; /* in the committer's queue (FULL) */
 };
@@ -118,6 +121,8 @@ struct sombra_conn {
         struct sombra_neighbor *nbrs;
         size_t nbrs_cap;
         struct graph_ids ids;
+        /* written by the thread holding the connection, read by sombra_metrics on the writer */
+        struct metrics_conn metrics;
         /* asynchronous submissions in flight: tickets are indexes here */
         struct request *async; /* slot = ticket % async_cap; conn != NULL while held */
         uint32_t async_cap;
@@ -145,7 +150,15 @@ struct sombra_db {
         /* The writer's counters: written by the writer only, read by it (sombra_stats). */
         struct {
                 uint64_t requests, groups, txn_timeouts;
+                uint64_t ops[SOMBRA_OP_KINDS]; /* writes applied, by kind (metrics on) */
+                /* commits_per_second: the window that the last sombra_metrics closed */
+                uint64_t window_start_ns, window_commits;
+                double commits_per_second;
         } counters;
+        uint64_t open_ns;
+        /* Recorded by the writer (commits it acknowledges, groups) and the committer (FULL). */
+        struct hist commit_latency;
+        struct hist writer_group;
 };
 
 /* pool/engine.c: sombra_open, with `faults` (may be NULL) on both files, for fault tests. */
@@ -165,6 +178,11 @@ int engine_submit_async(struct sombra_conn *c, struct write_op *ops, size_t n, b
                         struct batch_status *batch, uint64_t *ticket);
 void engine_wait(struct request *req);
 void engine_complete(struct request *req, int status);
+/*
+ * engine_complete for a commit request (a write, or an interactive txn's
+ * commit), recording its latency when it succeeded and now_ns is not 0.
+ */
+void engine_ack(struct sombra_db *db, struct request *req, int status, uint64_t now_ns);
 
 /* pool/writer.c */
 void *writer_main(void *arg);

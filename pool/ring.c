@@ -59,3 +59,11 @@ ring_empty(const struct ring *r)
         return __atomic_load_n(&r->head, __ATOMIC_ACQUIRE) ==
                __atomic_load_n(&r->tail, __ATOMIC_ACQUIRE);
 }
+
+uint32_t
+ring_depth(const struct ring *r)
+{
+        uint32_t head = __atomic_load_n(&r->head, __ATOMIC_ACQUIRE);
+
+        return __atomic_load_n(&r->tail, __ATOMIC_ACQUIRE) - head;
+}

@@ -35,5 +35,7 @@ bool ring_push(struct ring *r, void *item);
 void *ring_pop(struct ring *r);
 /* Either side: whether it looks empty right now. */
 bool ring_empty(const struct ring *r);
+/* Any thread: how many items it holds right now (a moment later, maybe not). */
+uint32_t ring_depth(const struct ring *r);
 
 #endif

@@ -75,14 +75,16 @@ apply_op(struct graph *g, struct write_op *ops, size_t at)
 
 /* Applies ops in order up to the first failure; *applied gets how many succeeded. */
 static int
-apply_ops(struct graph *g, struct write_op *ops, size_t n, size_t *applied)
+apply_ops(struct sombra_db *db, struct write_op *ops, size_t n, size_t *applied)
 {
         int rc = SOMBRA_OK;
 
         for (*applied = 0; *applied < n; (*applied)++) {
-                rc = apply_op(g, ops, *applied);
+                rc = apply_op(db->g, ops, *applied);
                 if (rc != SOMBRA_OK)
                         break;
+                if (db->cfg.metrics)
+                        db->counters.ops[ops[*applied].kind]++;
         }
         return rc;
 }
@@ -127,7 +129,7 @@ serve(struct sombra_db *db, struct request *req)
                         defer(db, req, rc);
                         return;
                 }
-                rc = apply_ops(db->g, req->ops, req->nops, &applied);
+                rc = apply_ops(db, req->ops, req->nops, &applied);
                 if (rc == SOMBRA_OK)
                         rc = commit(db, req);
                 else
@@ -162,7 +164,7 @@ serve(struct sombra_db *db, struct request *req)
                  * A batch is atomic, and the ops it applied before one failed
                  * cannot be taken out of the txn alone: the txn may only roll back.
                  */
-                rc = apply_ops(db->g, req->ops, req->nops, &applied);
+                rc = apply_ops(db, req->ops, req->nops, &applied);
                 if (rc != SOMBRA_OK && applied > 0)
                         store_poison(graph_store(db->g), rc);
                 engine_complete(req, rc);
@@ -193,6 +195,7 @@ serve(struct sombra_db *db, struct request *req)
 static void
 acknowledge(struct sombra_db *db, int written)
 {
+        uint64_t now = db->cfg.metrics ? clock_now_ns() : 0; /* one clock read for the group */
         uint32_t normal = 0;
 
         for (size_t i = 0; i < db->group_n; i++) {
@@ -200,12 +203,12 @@ acknowledge(struct sombra_db *db, int written)
                 if (req->status == SOMBRA_OK && req->lsn != 0 && written != SOMBRA_OK) {
                         engine_complete(req, written);
                 } else if (req->status != SOMBRA_OK || req->lsn == 0) {
-                        engine_complete(req, req->status);
+                        engine_ack(db, req, req->status, now);
                 } else if (db->cfg.sync_mode == SOMBRA_SYNC_FULL) {
                         committer_enqueue(&db->committer, &req->waiter);
                 } else {
                         normal += db->cfg.sync_mode == SOMBRA_SYNC_NORMAL;
-                        engine_complete(req, SOMBRA_OK);
+                        engine_ack(db, req, SOMBRA_OK, now);
                 }
         }
         if (normal > 0)
@@ -303,6 +306,8 @@ writer_main(void *arg)
                         if (written == SOMBRA_OK)
                                 written = store_publish_or_fail(graph_store(db->g));
                         db->counters.groups++;
+                        if (db->cfg.metrics)
+                                hist_record(&db->writer_group, db->group_n);
                         acknowledge(db, written);
                 }
                 txn_expire(db);

@@ -47,7 +47,7 @@ committer_main(void *arg)
         pthread_mutex_lock(&c->lock);
         for (;;) {
                 struct commit_waiter *group;
-                uint64_t n = 0;
+                uint64_t n = 0, started_ns;
                 int rc;
                 while (c->head == NULL && !normal_due(c, last_sync_ns) && !c->stop)
                         wait_for_work(c);
@@ -65,10 +65,16 @@ committer_main(void *arg)
                 c->unsynced = 0;
                 pthread_mutex_unlock(&c->lock);
 
+                started_ns = clock_now_ns();
                 rc = store_sync(c->store);
                 last_sync_ns = clock_now_ns();
                 for (struct commit_waiter *w = group; w != NULL; w = w->next)
                         n++;
+                if (c->cfg.metrics) {
+                        hist_record(&c->sync_latency, last_sync_ns - started_ns);
+                        if (n > 0) /* NORMAL's syncs acknowledge nobody */
+                                hist_record(&c->sync_group, n);
+                }
                 /* Counted before anyone hears back, so a caller's stats include its own sync. */
                 __atomic_add_fetch(&c->syncs, 1, __ATOMIC_RELAXED);
                 __atomic_add_fetch(&c->synced_commits, n, __ATOMIC_RELAXED);
@@ -76,7 +82,7 @@ committer_main(void *arg)
                         __atomic_store_n(&c->max_group, n, __ATOMIC_RELAXED);
                 while (group != NULL) {
                         struct commit_waiter *next = group->next;
-                        c->complete(group, rc);
+                        c->complete(group, rc, c->cfg.metrics ? last_sync_ns : 0);
                         group = next;
                 }
                 pthread_mutex_lock(&c->lock);
@@ -87,7 +93,7 @@ committer_main(void *arg)
 
 int
 committer_start(struct committer *c, struct store *s, const struct sombra_config *cfg,
-                void (*complete)(struct commit_waiter *w, int status))
+                void (*complete)(struct commit_waiter *w, int status, uint64_t now_ns))
 {
         c->store = s;
         c->cfg = *cfg;

@@ -21,10 +21,14 @@
 #include <stdint.h>
 
 #include "sombra.h"
+#include "metrics.h"
 
 struct store;
 
-/* Embedded in whatever waits; the committer completes it through `complete`. */
+/*
+ * Embedded in whatever waits; the committer completes it through `complete`,
+ * with the time the sync ended (0 when metrics are off).
+ */
 struct commit_waiter {
         struct commit_waiter *next;
 };
@@ -32,7 +36,7 @@ struct commit_waiter {
 struct committer {
         struct store *store;
         struct sombra_config cfg;
-        void (*complete)(struct commit_waiter *w, int status);
+        void (*complete)(struct commit_waiter *w, int status, uint64_t now_ns);
         pthread_t thread;
         pthread_mutex_t lock;
         pthread_cond_t cond;
@@ -43,11 +47,14 @@ struct committer {
         uint64_t syncs;          /* fdatasyncs done here */
         uint64_t synced_commits; /* FULL commits they acknowledged */
         uint64_t max_group;
+        /* metrics on: each group sync's duration and the FULL commits it acknowledged */
+        struct hist sync_latency;
+        struct hist sync_group;
 };
 
 /* Starts the thread. SOMBRA_ENOMEM when it cannot be created. */
 int committer_start(struct committer *c, struct store *s, const struct sombra_config *cfg,
-                    void (*complete)(struct commit_waiter *w, int status));
+                    void (*complete)(struct commit_waiter *w, int status, uint64_t now_ns));
 /* Syncs what is outstanding, completes every waiter, joins the thread. */
 void committer_stop(struct committer *c);
 /* Writer: a FULL commit waits for the next sync. */

@@ -212,6 +212,13 @@ engine_worker_main(void *arg)
                         worker_write(w, c, nnodes, &rng);
                         continue;
                 }
+                /* One thread also merges the metrics while the others count into them. */
+                if (w->index == 0 && rng % 64 == 1) {
+                        struct sombra_metrics m;
+                        rc = sombra_metrics(w->db, &m);
+                        if (rc != SOMBRA_OK)
+                                worker_fail(w, rc);
+                }
                 rc = rng % 2 ? sombra_node_get(c, 1 + (rng >> 8) % nnodes, &e)
                              : sombra_neighbors(c, 1 + (rng >> 8) % nnodes, SOMBRA_BOTH, NULL, 0,
                                                 &nb, &n);
