@@ -234,8 +234,9 @@ walk(struct exporter *x, FILE *f, bool edge, enum pass pass)
                           : sombra_node_ids(x->conn, after, EXPORT_PAGE, &ids, &n);
                 if (rc != SOMBRA_OK)
                         break;
-                /* The ids live in the connection only until its next read. */
-                memcpy(page, ids, n * sizeof(*ids));
+                /* The ids live in the connection only until its next read (NULL when none). */
+                if (n > 0)
+                        memcpy(page, ids, n * sizeof(*ids));
                 for (size_t i = 0; i < n && rc == SOMBRA_OK; i++) {
                         rc = edge ? sombra_edge_get(x->conn, page[i], &e)
                                   : sombra_node_get(x->conn, page[i], &e);
