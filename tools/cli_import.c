@@ -150,6 +150,7 @@ struct source {
         bool csv, edges;
         FILE *f;
         long line;     /* lines read so far */
+        long rows;     /* rows handed to on_row so far: a row's ordinal, the same in both passes */
         char why[512]; /* the current row's fault */
         struct cv_arena arena;
         struct row row;
@@ -176,7 +177,7 @@ struct importer {
         sombra_conn *conn;
         enum phase phase;
         struct node_map map;
-        long *bad; /* lines of bad rows of the file in hand, ascending */
+        long *bad; /* ordinals (source.rows) of the bad rows of the file in hand, ascending */
         size_t nbad, bad_cap, bad_at;
         uint64_t bad_total;
         uint64_t good[2]; /* rows that passed the check: nodes, edges */
@@ -422,7 +423,8 @@ check_row(struct importer *im, struct source *s, bool parsed)
                 im->bad = v;
                 im->bad_cap = cap;
         }
-        im->bad[im->nbad++] = s->row.line;
+        /* Not the line: one line can hold several rows (a CSV record may end at a bare CR). */
+        im->bad[im->nbad++] = s->rows;
         return SOMBRA_OK;
 }
 
@@ -432,10 +434,11 @@ on_row(struct source *s, bool parsed)
 {
         struct importer *im = s->im;
 
+        s->rows++;
         if (im->phase == PHASE_CHECK)
                 return check_row(im, s, parsed);
         /* Pass 2 meets the rows of pass 1 in the same order. */
-        if (im->bad_at < im->nbad && im->bad[im->bad_at] == s->row.line) {
+        if (im->bad_at < im->nbad && im->bad[im->bad_at] == s->rows) {
                 im->bad_at++;
                 return SOMBRA_OK;
         }
