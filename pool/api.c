@@ -732,6 +732,7 @@ sombra_conn_release(sombra_conn *conn)
                 conn->read_depth--;
         }
         __atomic_store_n(&conn->in_use, 0, __ATOMIC_RELEASE);
+        __atomic_sub_fetch(&db->acquired, 1, __ATOMIC_RELAXED);
         conn_leave(conn);
         __atomic_add_fetch(&db->pool_seq, 1, __ATOMIC_RELEASE);
         futex_wake(&db->pool_seq, INT32_MAX);

@@ -21,7 +21,13 @@
 #include "futex.h"
 #include "store.h"
 
-#define SPIN_BEFORE_SLEEP 256
+/*
+ * A caller alone on the database (engine_alone) spins this long for its
+ * answer before it sleeps: about one unsynced commit, so that it hears back
+ * without a futex round trip through the scheduler. With more callers,
+ * spinning would take the cores the writer and the others need.
+ */
+#define LONE_SPIN_NS 30000u
 
 static struct request *
 request_of(struct commit_waiter *w)
@@ -55,12 +61,20 @@ engine_complete(struct request *req, int status)
         futex_wake(&req->done, 1);
 }
 
+bool
+engine_alone(struct sombra_db *db)
+{
+        /* In FULL an answer waits for an fdatasync: too long to spin for, and the
+         * spinning would keep the committer from a core. */
+        return db->cfg.sync_mode != SOMBRA_SYNC_FULL &&
+               __atomic_load_n(&db->acquired, __ATOMIC_RELAXED) <= 1;
+}
+
 void
 engine_wait(struct request *req)
 {
-        for (int i = 0; i < SPIN_BEFORE_SLEEP; i++)
-                if (__atomic_load_n(&req->done, __ATOMIC_ACQUIRE))
-                        return;
+        if (engine_alone(req->conn->db))
+                (void)spin_until(&req->done, 0, clock_now_ns() + LONE_SPIN_NS);
         while (!__atomic_load_n(&req->done, __ATOMIC_ACQUIRE))
                 futex_wait(&req->done, 0, 0);
 }
@@ -264,6 +278,7 @@ sombra_conn_acquire_timeout(sombra_db *db, uint32_t timeout_ms, sombra_conn **ou
                 uint64_t now;
                 for (uint32_t i = 0; i < db->nconns; i++) {
                         if (conn_claim(&db->conns[i])) {
+                                __atomic_add_fetch(&db->acquired, 1, __ATOMIC_RELAXED);
                                 *out = &db->conns[i];
                                 return SOMBRA_OK;
                         }

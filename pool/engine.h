@@ -139,6 +139,7 @@ struct sombra_db {
         pthread_t writer;
         uint32_t writer_seq;      /* futex word: bumped after every push */
         uint32_t writer_sleeping; /* the writer is (about to be) asleep */
+        uint32_t acquired;        /* connections handed out: 1 means a caller works alone */
         uint32_t stopping;
         struct sombra_conn *txn_owner; /* writer only: the conn of the open interactive txn */
         uint64_t txn_deadline_ns;
@@ -177,6 +178,11 @@ int engine_write(struct sombra_conn *c, struct write_op *ops, size_t n);
 int engine_submit_async(struct sombra_conn *c, struct write_op *ops, size_t n, bool nonblocking,
                         struct batch_status *batch, uint64_t *ticket);
 void engine_wait(struct request *req);
+/*
+ * Whether one caller works alone (at most one connection acquired) in a mode
+ * that answers without a sync: then waiting sides spin before they sleep.
+ */
+bool engine_alone(struct sombra_db *db);
 void engine_complete(struct request *req, int status);
 /*
  * engine_complete for a commit request (a write, or an interactive txn's

@@ -2,6 +2,7 @@
  * futex.c - the two futex calls (see futex.h). Private futexes: the words
  * live in one process.
  */
+#include <ck_pr.h>
 #include <linux/futex.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -22,6 +23,20 @@ void
 futex_wake(uint32_t *word, int n)
 {
         syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, n, NULL, NULL, 0);
+}
+
+bool
+spin_until(const uint32_t *word, uint32_t expected, uint64_t deadline_ns)
+{
+        do {
+                /* A few probes between clock reads: a clock read costs more than a probe. */
+                for (int i = 0; i < 64; i++) {
+                        if (__atomic_load_n(word, __ATOMIC_ACQUIRE) != expected)
+                                return true;
+                        ck_pr_stall();
+                }
+        } while (clock_now_ns() < deadline_ns);
+        return false;
 }
 
 uint64_t

@@ -10,6 +10,7 @@
 #ifndef SOMBRA_FUTEX_H
 #define SOMBRA_FUTEX_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 /*
@@ -19,6 +20,13 @@
 void futex_wait(uint32_t *word, uint32_t expected, uint64_t timeout_ns);
 /* Wakes up to n sleepers on word (INT32_MAX: all). */
 void futex_wake(uint32_t *word, int n);
+
+/*
+ * Busy-waits while *word == expected, until deadline_ns (CLOCK_MONOTONIC).
+ * Returns whether the word changed. Cheaper than a sleep and a wake-up when
+ * the change is microseconds away and a core is free to wait on.
+ */
+bool spin_until(const uint32_t *word, uint32_t expected, uint64_t deadline_ns);
 
 /* CLOCK_MONOTONIC in nanoseconds. */
 uint64_t clock_now_ns(void);
