@@ -4,10 +4,12 @@
  * Prints one line per scenario and "N passed, N failed"; exits non-zero on
  * any failure. TSan itself aborts the run on a data race (halt_on_error).
  */
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "stress.h"
@@ -60,6 +62,73 @@ engine_scenario(void)
         return ok;
 }
 
+struct stress_job {
+        sombra_db *db;
+        struct engine_stress_result res;
+};
+
+static void *
+stress_job_main(void *arg)
+{
+        struct stress_job *job = arg;
+
+        engine_stress(job->db, 8, 1000, &job->res);
+        return NULL;
+}
+
+/* Whether the file at path opens and verifies; removes it and its WAL after. */
+static bool
+copy_healthy(const char *path)
+{
+        char wal[96];
+        sombra_db *db;
+        bool ok = false;
+
+        if (sombra_open(path, NULL, &db) == SOMBRA_OK) {
+                ok = sombra_verify(db, NULL, 0) == SOMBRA_OK;
+                ok = sombra_close(db) == SOMBRA_OK && ok;
+        }
+        snprintf(wal, sizeof(wal), "%s-wal", path);
+        unlink(path);
+        unlink(wal);
+        return ok;
+}
+
+/* sombra_backup three times while 8 threads write and read: every copy is healthy. */
+static int
+backup_scenario(void)
+{
+        char dir[] = "/tmp/sombra-tsan-XXXXXX", path[64], wal[80], copy[80];
+        struct stress_job job = {0};
+        pthread_t tid;
+        int copies = 0;
+        bool ok = false;
+
+        if (mkdtemp(dir) == NULL)
+                return 0;
+        snprintf(path, sizeof(path), "%s/b.sombra", dir);
+        snprintf(wal, sizeof(wal), "%s-wal", path);
+        if (sombra_open(path, NULL, &job.db) == SOMBRA_OK &&
+            pthread_create(&tid, NULL, stress_job_main, &job) == 0) {
+                for (int k = 0; k < 3; k++) {
+                        struct timespec pause = {0, 200 * 1000000};
+                        nanosleep(&pause, NULL);
+                        snprintf(copy, sizeof(copy), "%s/copy%d.sombra", dir, k);
+                        copies += sombra_backup(job.db, copy) == SOMBRA_OK && copy_healthy(copy);
+                }
+                pthread_join(tid, NULL);
+                ok = copies == 3 && job.res.failures == 0 && job.res.writes > 0;
+        }
+        ok = job.db != NULL && sombra_close(job.db) == SOMBRA_OK && ok;
+        printf("%s backup_under_8_threads: %d healthy copies, %lu writes meanwhile%s%s\n",
+               ok ? "PASS" : "FAIL", copies, (unsigned long)job.res.writes,
+               job.res.failures ? ", " : "", job.res.problem);
+        unlink(path);
+        unlink(wal);
+        rmdir(dir);
+        return ok;
+}
+
 int
 main(void)
 {
@@ -75,6 +144,8 @@ main(void)
         passed += scenario("readers_vs_writer_checkpoints_small_cache", &cfg, 1000);
         total++;
         passed += engine_scenario();
+        total++;
+        passed += backup_scenario();
         total++;
         printf("tsan: %d passed, %d failed\n", passed, total - passed);
         return passed == total ? 0 : 1;
