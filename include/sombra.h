@@ -330,10 +330,8 @@ int sombra_count(sombra_conn *conn, uint64_t *nodes, uint64_t *edges);
  * Start from 0 and pass the last id back; inside a read transaction the
  * pages see one commit. SOMBRA_EINVAL when max is 0.
  */
-int sombra_node_ids(sombra_conn *conn, uint64_t after, size_t max, const uint64_t **ids,
-                    size_t *n);
-int sombra_edge_ids(sombra_conn *conn, uint64_t after, size_t max, const uint64_t **ids,
-                    size_t *n);
+int sombra_node_ids(sombra_conn *conn, uint64_t after, size_t max, const uint64_t **ids, size_t *n);
+int sombra_edge_ids(sombra_conn *conn, uint64_t after, size_t max, const uint64_t **ids, size_t *n);
 int sombra_bfs(sombra_conn *conn, uint64_t start, enum sombra_dir dir, const char *const *types,
                size_t ntypes, uint32_t max_depth, const uint64_t **ids, size_t *n);
 int sombra_shortest_path(sombra_conn *conn, uint64_t from, uint64_t to, enum sombra_dir dir,
