@@ -21,14 +21,6 @@
 #include "futex.h"
 #include "store.h"
 
-/*
- * A caller alone on the database (engine_alone) spins this long for its
- * answer before it sleeps: about one unsynced commit, so that it hears back
- * without a futex round trip through the scheduler. With more callers,
- * spinning would take the cores the writer and the others need.
- */
-#define LONE_SPIN_NS 30000u
-
 static struct request *
 request_of(struct commit_waiter *w)
 {

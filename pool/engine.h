@@ -179,6 +179,14 @@ int engine_submit_async(struct sombra_conn *c, struct write_op *ops, size_t n, b
                         struct batch_status *batch, uint64_t *ticket);
 void engine_wait(struct request *req);
 /*
+ * How long a caller alone on the database (engine_alone) spins for its
+ * answer, and the writer for that caller's next request, before sleeping:
+ * about one unsynced commit, so that neither pays a futex round trip through
+ * the scheduler. With more callers, spinning would take the cores the writer
+ * and the others need.
+ */
+#define LONE_SPIN_NS 30000u
+/*
  * Whether one caller works alone (at most one connection acquired) in a mode
  * that answers without a sync: then waiting sides spin before they sleep.
  */

@@ -17,9 +17,6 @@
 #include "futex.h"
 #include "store.h"
 
-/* How long the writer spins for the next request of a lone caller (engine_alone). */
-#define LONE_SPIN_NS 30000u
-
 /* A batch reference (SOMBRA_BATCH_REF) resolved to the node an earlier op made. */
 static int
 resolve_ref(const struct write_op *ops, size_t at, uint64_t *id)

@@ -8,8 +8,6 @@
  * them; page checksums are not verified on read in this target, so damaged
  * pages meet the structural checks. Then open, verify, read, close.
  */
-#include <stdlib.h>
-#include <string.h>
 #include <unistd.h>
 
 #include <xxhash.h>
@@ -49,14 +47,7 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 {
-        uint8_t *copy = malloc(len ? len : 1);
-
-        if (copy == NULL)
-                return 0;
-        memcpy(copy, data, len);
-        reseal(copy, len);
-        fuzz_write(fuzz_db_path(), copy, len);
-        free(copy);
+        fuzz_write_resealed(fuzz_db_path(), data, len, reseal);
         unlink(fuzz_wal_path());
         fuzz_open_and_read();
         return 0;

@@ -71,6 +71,20 @@ fuzz_write(const char *path, const void *data, size_t len)
                 die("write");
 }
 
+void
+fuzz_write_resealed(const char *path, const uint8_t *data, size_t len,
+                    void (*reseal)(uint8_t *copy, size_t len))
+{
+        uint8_t *copy = malloc(len ? len : 1);
+
+        if (copy == NULL)
+                die("malloc");
+        memcpy(copy, data, len);
+        reseal(copy, len);
+        fuzz_write(path, copy, len);
+        free(copy);
+}
+
 static struct fuzz_bytes
 file_read(const char *path)
 {

@@ -33,6 +33,9 @@ const char *fuzz_wal_path(void);
 
 /* Replaces path with exactly data[0..len). Aborts on failure. */
 void fuzz_write(const char *path, const void *data, size_t len);
+/* The same, after reseal(copy, len) has mended the checksums of a copy of data. */
+void fuzz_write_resealed(const char *path, const uint8_t *data, size_t len,
+                         void (*reseal)(uint8_t *copy, size_t len));
 
 /*
  * Opens the scratch database, verifies it, reads what verify found (each

@@ -8,8 +8,6 @@
  * store's decoding of transactions instead of stopping at a checksum. Then
  * the template database is opened on it, verified, read and closed.
  */
-#include <stdlib.h>
-#include <string.h>
 
 #include <xxhash.h>
 
@@ -51,16 +49,10 @@ int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 {
         struct fuzz_bytes db, wal;
-        uint8_t *copy = malloc(len ? len : 1);
 
-        if (copy == NULL)
-                return 0;
-        memcpy(copy, data, len);
-        reseal(copy, len);
         fuzz_template(&db, &wal);
         fuzz_write(fuzz_db_path(), db.data, db.len);
-        fuzz_write(fuzz_wal_path(), copy, len);
-        free(copy);
+        fuzz_write_resealed(fuzz_wal_path(), data, len, reseal);
         fuzz_open_and_read();
         return 0;
 }
