@@ -26,6 +26,8 @@
  *   the calls the engine makes. A failing call touches nothing, except a short
  *   write, which writes the first half of its bytes to model a torn write,
  *   and a sync with drop_unsynced, which zeroes what it failed to make durable.
+ *   A test's observer (io.h) is asked before every write, sync and truncate
+ *   that the faults let through, and the call then runs under the fault lock.
  *
  * Threads
  *   Any thread may call these functions on a file; pread and pwrite carry
@@ -75,23 +77,23 @@ io_status_from_errno(int err)
         }
 }
 
-/*
- * Returns 0 when a call of kind op may proceed, or the errno it must fail
- * with. Called once at the start of every faultable call.
- */
-static void
-fault_lock(struct io_faults *faults)
+void
+io_faults_lock(struct io_faults *faults)
 {
         while (__atomic_exchange_n(&faults->lock, 1, __ATOMIC_ACQUIRE) != 0)
                 sched_yield();
 }
 
-static void
-fault_unlock(struct io_faults *faults)
+void
+io_faults_unlock(struct io_faults *faults)
 {
         __atomic_store_n(&faults->lock, 0, __ATOMIC_RELEASE);
 }
 
+/*
+ * Returns 0 when a call of kind op may proceed, or the errno it must fail
+ * with. Called once at the start of every faultable call.
+ */
 static int
 fault_fire(struct io_file *f, enum io_op op)
 {
@@ -100,7 +102,7 @@ fault_fire(struct io_file *f, enum io_op op)
 
         if (faults == NULL)
                 return 0;
-        fault_lock(faults);
+        io_faults_lock(faults);
         if (!(faults->ops & (1u << op)) || (faults->files != 0 && !(faults->files & f->kind))) {
                 /* not a target */
         } else if (faults->countdown > 0) {
@@ -112,7 +114,7 @@ fault_fire(struct io_file *f, enum io_op op)
                 /* An armed fault with no errno still has to fail. */
                 err = faults->err != 0 ? faults->err : EIO;
         }
-        fault_unlock(faults);
+        io_faults_unlock(faults);
         return err;
 }
 
@@ -255,9 +257,9 @@ pending_note(struct io_file *f, uint64_t off, uint64_t len)
 {
         if (f->faults == NULL || f->kind != IO_FILE_WAL)
                 return;
-        fault_lock(f->faults);
+        io_faults_lock(f->faults);
         extent_add(&f->faults->wal_pending, off, len);
-        fault_unlock(f->faults);
+        io_faults_unlock(f->faults);
 }
 
 /*
@@ -271,10 +273,10 @@ pending_take(struct io_file *f)
 
         if (f->faults == NULL || f->kind != IO_FILE_WAL)
                 return e;
-        fault_lock(f->faults);
+        io_faults_lock(f->faults);
         e = f->faults->wal_pending;
         f->faults->wal_pending = (struct io_extent){0, 0};
-        fault_unlock(f->faults);
+        io_faults_unlock(f->faults);
         return e;
 }
 
@@ -290,18 +292,49 @@ pending_fail(struct io_file *f, struct io_extent taken)
 
         if (f->faults == NULL || f->kind != IO_FILE_WAL)
                 return;
-        fault_lock(f->faults);
+        io_faults_lock(f->faults);
         extent_add(&f->faults->wal_pending, taken.lo, taken.hi - taken.lo);
         e = f->faults->wal_pending;
         if (f->faults->drop_unsynced)
                 f->faults->wal_pending = (struct io_extent){0, 0};
         else
                 e.hi = e.lo;
-        fault_unlock(f->faults);
+        io_faults_unlock(f->faults);
         for (uint64_t at = e.lo; at < e.hi; at += sizeof(zeros)) {
                 uint64_t n = e.hi - at < sizeof(zeros) ? e.hi - at : sizeof(zeros);
                 (void)write_all(f->fd, zeros, (size_t)n, at); /* best effort: a test's model */
         }
+}
+
+/*
+ * With an observer (io.h), takes the fault lock and asks it about the call:
+ * 0 lets the call go on with the lock held until observed_end.
+ */
+static int
+observed(struct io_file *f, enum io_op op, uint64_t off, uint64_t len)
+{
+        const struct io_observer *o = f->faults != NULL ? f->faults->observer : NULL;
+        int err;
+
+        if (o == NULL)
+                return 0;
+        io_faults_lock(f->faults);
+        err = o->before(o->arg, f, op, off, len);
+        if (err != 0)
+                io_faults_unlock(f->faults);
+        return err;
+}
+
+static void
+observed_end(struct io_file *f, bool synced)
+{
+        const struct io_observer *o = f->faults != NULL ? f->faults->observer : NULL;
+
+        if (o == NULL)
+                return;
+        if (synced)
+                o->synced(o->arg, f);
+        io_faults_unlock(f->faults);
 }
 
 int
@@ -313,7 +346,11 @@ io_write(struct io_file *f, const void *buf, size_t len, uint64_t off)
                 return SOMBRA_EINVAL;
         err = fault_fire(f, IO_OP_WRITE);
         if (err == 0) {
+                err = observed(f, IO_OP_WRITE, off, len);
+                if (err != 0)
+                        return io_status_from_errno(err);
                 rc = write_all(f->fd, buf, len, off);
+                observed_end(f, false);
                 pending_note(f, off, len);
                 return rc;
         }
@@ -333,7 +370,7 @@ io_sync(struct io_file *f)
         struct io_extent covered = pending_take(f);
         int rc;
 
-        if (fault_fire(f, IO_OP_SYNC) != 0) {
+        if (fault_fire(f, IO_OP_SYNC) != 0 || observed(f, IO_OP_SYNC, 0, 0) != 0) {
                 pending_fail(f, covered);
                 return SOMBRA_EIO;
         }
@@ -345,6 +382,7 @@ io_sync(struct io_file *f)
         do {
                 rc = fdatasync(f->fd);
         } while (rc != 0 && errno == EINTR);
+        observed_end(f, rc == 0);
         if (rc != 0)
                 pending_fail(f, covered);
         return rc == 0 ? SOMBRA_OK : SOMBRA_EIO;
@@ -358,13 +396,17 @@ io_truncate(struct io_file *f, uint64_t len)
         if (len > IO_OFF_MAX)
                 return SOMBRA_EINVAL;
         err = fault_fire(f, IO_OP_TRUNCATE);
+        if (err == 0)
+                err = observed(f, IO_OP_TRUNCATE, len, 0);
         if (err != 0)
                 return io_status_from_errno(err);
 
         do {
                 rc = ftruncate(f->fd, (off_t)len);
         } while (rc != 0 && errno == EINTR);
-        return rc == 0 ? SOMBRA_OK : io_status_from_errno(errno);
+        err = errno;
+        observed_end(f, false);
+        return rc == 0 ? SOMBRA_OK : io_status_from_errno(err);
 }
 
 int

@@ -22,6 +22,22 @@ struct io_extent {
         uint64_t lo, hi;
 };
 
+struct io_file;
+
+/*
+ * A test's view of every change to the files (tests/powerloss.c models a
+ * power loss with it). `before` is called ahead of each write (off, len),
+ * sync and truncate (off = the new length) of a file; a non-zero errno
+ * fails the call, which then touches nothing. `synced` follows each sync
+ * that succeeded. The call, `before` and `synced` run under the fault lock,
+ * so the observer sees the calls of every thread one at a time, each whole.
+ */
+struct io_observer {
+        int (*before)(void *arg, struct io_file *f, enum io_op op, uint64_t off, uint64_t len);
+        void (*synced)(void *arg, struct io_file *f);
+        void *arg;
+};
+
 /*
  * Fault injection, for tests. When `countdown` reaches zero on a call of a kind
  * whose bit is set in `ops`, that call fails with `err` (EIO, ENOSPC, ...)
@@ -47,10 +63,15 @@ struct io_faults {
         bool drop_unsynced;
         uint32_t files; /* bit per io_file.kind to target; 0 targets every file */
         uint64_t fired; /* how many calls were failed */
+        const struct io_observer *observer; /* may be NULL */
         /* io.c's own: */
         uint32_t lock;                /* a spin lock over this struct; zero is unlocked */
         struct io_extent wal_pending; /* written to the WAL since the last good sync */
 };
+
+/* The fault state's lock, for a test that must act between two calls of the engine. */
+void io_faults_lock(struct io_faults *faults);
+void io_faults_unlock(struct io_faults *faults);
 
 struct io_file {
         int fd;

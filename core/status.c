@@ -48,6 +48,9 @@ sombra_strerror(int status)
                 return "value has the wrong type";
         case SOMBRA_EPERM:
                 return "permission denied";
+        case SOMBRA_EWAL:
+                return "the -wal file beside the database is not its write-ahead log "
+                       "(another database's, or not a log); move it away";
         default:
                 return "unknown status code";
         }

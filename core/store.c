@@ -4,20 +4,24 @@
  * Durable state = the newest valid meta page + the WAL records after its LSN.
  *
  * Meta page (pages 0 and 1; a checkpoint writes slot gen % 2, so the other
- * slot always holds the previous complete checkpoint). First 168 bytes:
+ * slot always holds the previous complete checkpoint). First 184 bytes:
  *   0   8  magic "SOMBRADB"          88  4  next name id
- *   8   4  format version (1)        92  4  number of trees (8)
+ *   8   4  format version (2)        92  4  number of trees (8)
  *   12  4  page size                 96  64 tree roots, enum store_tree order
- *   16  8  checkpoint generation     160 8  XXH3-64 of bytes 0..160
- *   24  8  checkpoint LSN
- *   32  8  pages in the file
- *   40  8  free-list head page
+ *   16  8  checkpoint generation     160 8  database id: random at creation
+ *   24  8  checkpoint LSN            168 8  WAL salt: the generation of the
+ *   32  8  pages in the file                log that continues this state
+ *   40  8  free-list head page       176 8  XXH3-64 of bytes 0..176
  *   48  8  pages on the free list
  *   56  8  next node id
  *   64  8  next edge id
  *   72  8  live nodes
  *   80  8  live edges
  * The rest of the page is zero. Integers big-endian.
+ *
+ * The database id binds the WAL to its database (wal.h), and the WAL salt
+ * names the one generation of it that may be replayed onto this state: the
+ * one the checkpoint started. recover() sorts out every other.
  *
  * WAL payload of a commit (wal.h has the record header):
  *   u64 next node | u64 next edge | u64 nodes | u64 edges | u32 next name |
@@ -49,8 +53,9 @@
 
 static const uint8_t meta_magic[8] = {'S', 'O', 'M', 'B', 'R', 'A', 'D', 'B'};
 
-#define META_VERSION  1u
-#define META_SIZE     168u
+#define META_VERSION  2u
+#define META_SIZE     184u
+#define META_SUM      176u /* the checksum's offset, and the bytes it covers */
 #define OP_PUT        1u
 #define OP_DEL        2u
 #define OP_HDR        8u
@@ -63,6 +68,8 @@ struct meta {
         uint64_t npages;
         pgno_t free_head;
         uint64_t free_count;
+        uint64_t db_id;
+        uint64_t wal_salt;
         struct store_state st;
 };
 
@@ -124,7 +131,8 @@ struct store {
         bool autopublish;                 /* store_commit publishes (else the caller does) */
         struct reader_slot *slots;
         uint32_t nslots;
-        uint32_t backups; /* writer only: copies of the durable image in progress */
+        uint32_t backups;   /* writer only: copies of the durable image in progress */
+        uint64_t backup_id; /* the database id a copy's meta page gets */
 };
 
 /* ---- meta pages ---- */
@@ -149,7 +157,9 @@ meta_encode(const struct meta *m, uint8_t *b)
         put_be32(b + 92, STORE_TREES);
         for (int i = 0; i < STORE_TREES; i++)
                 put_be64(b + 96 + 8 * i, m->st.roots[i]);
-        put_be64(b + 160, XXH3_64bits(b, 160));
+        put_be64(b + 160, m->db_id);
+        put_be64(b + 168, m->wal_salt);
+        put_be64(b + META_SUM, XXH3_64bits(b, META_SUM));
 }
 
 static bool
@@ -162,11 +172,12 @@ page_size_ok(uint32_t ps)
 static int
 meta_decode(struct meta *m, const uint8_t *b)
 {
-        if (memcmp(b, meta_magic, 8) != 0)
+        /* Another version's meta page is laid out differently: check that first. */
+        if (memcmp(b, meta_magic, 8) != 0 || get_be32(b + 8) != META_VERSION)
                 return SOMBRA_ENOTDB;
-        if (get_be64(b + 160) != XXH3_64bits(b, 160))
+        if (get_be64(b + META_SUM) != XXH3_64bits(b, META_SUM))
                 return SOMBRA_ECORRUPT;
-        if (get_be32(b + 8) != META_VERSION || get_be32(b + 92) != STORE_TREES)
+        if (get_be32(b + 92) != STORE_TREES)
                 return SOMBRA_ENOTDB;
         m->page_size = get_be32(b + 12);
         m->gen = get_be64(b + 16);
@@ -181,8 +192,11 @@ meta_decode(struct meta *m, const uint8_t *b)
         m->st.next_name = get_be32(b + 88);
         for (int i = 0; i < STORE_TREES; i++)
                 m->st.roots[i] = get_be64(b + 96 + 8 * i);
+        m->db_id = get_be64(b + 160);
+        m->wal_salt = get_be64(b + 168);
         m->st.lsn = m->ckpt_lsn;
-        if (!page_size_ok(m->page_size) || m->npages < 2 || m->free_count > m->npages)
+        if (!page_size_ok(m->page_size) || m->npages < 2 || m->free_count > m->npages ||
+            m->db_id == 0 || m->wal_salt == 0)
                 return SOMBRA_ECORRUPT;
         for (int i = 0; i < STORE_TREES; i++)
                 if (m->st.roots[i] == 1 || (m->st.roots[i] != 0 && m->st.roots[i] >= m->npages))
@@ -281,6 +295,12 @@ db_create(struct store *s, const char *path)
         m.st.next_node = 1;
         m.st.next_edge = 1;
         m.st.next_name = 1;
+        /*
+         * A creation that a crash cut short keeps its ids: its WAL may have
+         * its header already, and is this database's.
+         */
+        m.db_id = s->meta.db_id != 0 ? s->meta.db_id : wal_random(0);
+        m.wal_salt = s->meta.wal_salt != 0 ? s->meta.wal_salt : wal_random(0);
         for (m.gen = 0; m.gen < 2; m.gen++) {
                 rc = meta_write(s, &m);
                 if (rc != SOMBRA_OK)
@@ -728,8 +748,12 @@ store_sync(struct store *s)
         return SOMBRA_OK;
 }
 
-int
-store_checkpoint(struct store *s)
+/*
+ * A checkpoint; with `fresh`, also when nothing changed since the last one,
+ * to start a new WAL generation.
+ */
+static int
+checkpoint(struct store *s, bool fresh)
 {
         uint64_t started_ns = clock_now_ns(), took_ns;
         struct meta m;
@@ -739,7 +763,7 @@ store_checkpoint(struct store *s)
                 return SOMBRA_EBUSY;
         if (store_failure(s) != SOMBRA_OK)
                 return SOMBRA_EFAILED;
-        if (s->committed.lsn == s->meta.ckpt_lsn && s->wal.header_ok && wal_size(&s->wal) == 0)
+        if (!fresh && s->committed.lsn == s->meta.ckpt_lsn && wal_size(&s->wal) == 0)
                 return SOMBRA_OK; /* nothing since the last one */
         /* The WAL restarts below: what is pending must be in the file first. */
         rc = store_flush_log(s);
@@ -749,6 +773,10 @@ store_checkpoint(struct store *s)
         m.gen++;
         m.ckpt_lsn = s->committed.lsn;
         m.st = s->committed;
+        /* Named by the meta page before any record of it can exist. */
+        do
+                m.wal_salt = wal_random(s->wal.salt);
+        while (m.wal_salt == s->meta.wal_salt);
         rc = pager_freelist_build(s->pager, m.ckpt_lsn, s->meta.free_head, &m.free_head,
                                   &m.free_count);
         if (rc == SOMBRA_OK)
@@ -772,10 +800,16 @@ store_checkpoint(struct store *s)
         /* Everything up to ckpt_lsn is durable through the meta page now. */
         __atomic_store_n(&s->wal.written_lsn, m.ckpt_lsn, __ATOMIC_RELEASE);
         __atomic_store_n(&s->wal.synced_lsn, m.ckpt_lsn, __ATOMIC_RELEASE);
-        rc = wal_reset(&s->wal, m.ckpt_lsn + 1);
+        rc = wal_reset(&s->wal, m.ckpt_lsn + 1, m.wal_salt, m.gen);
         if (rc != SOMBRA_OK)
                 return store_fail(s, rc);
         return SOMBRA_OK;
+}
+
+int
+store_checkpoint(struct store *s)
+{
+        return checkpoint(s, false);
 }
 
 /*
@@ -796,7 +830,8 @@ store_backup_begin(struct store *s, uint64_t *bytes)
 
         if (rc != SOMBRA_OK)
                 return rc;
-        s->backups++;
+        if (s->backups++ == 0)
+                s->backup_id = wal_random(s->meta.db_id);
         *bytes = s->meta.npages * s->meta.page_size;
         return SOMBRA_OK;
 }
@@ -808,10 +843,26 @@ store_backup_end(struct store *s)
         s->backups--;
 }
 
+/*
+ * The copy's newest meta page gets a database id of its own: a `-wal` found
+ * beside the copy later (the source's, say, after a restore over it) is then
+ * refused, never replayed onto it.
+ */
 int
 store_backup_read(struct store *s, void *buf, size_t len, uint64_t off)
 {
-        return io_read(&s->file, buf, len, off);
+        uint64_t at = (s->meta.gen % 2) * s->meta.page_size;
+        uint8_t page[META_SIZE];
+        struct meta m = s->meta;
+        int rc = io_read(&s->file, buf, len, off);
+
+        if (rc != SOMBRA_OK || off >= at + META_SIZE || off + len <= at)
+                return rc;
+        m.db_id = s->backup_id;
+        meta_encode(&m, page);
+        for (uint64_t i = off > at ? off - at : 0; i < META_SIZE && at + i < off + len; i++)
+                ((uint8_t *)buf)[at + i - off] = page[i];
+        return SOMBRA_OK;
 }
 
 /* ---- recovery ---- */
@@ -870,26 +921,127 @@ replay_record(void *arg, uint64_t lsn, const uint8_t *p, size_t len)
         return store_commit(s, NULL);
 }
 
+/* Checks a record of an older WAL generation: it must be in the checkpoint already. */
+static int
+older_record(void *arg, uint64_t lsn, const uint8_t *p, size_t len)
+{
+        (void)arg;
+        (void)lsn;
+        (void)p;
+        (void)len;
+        return SOMBRA_ECORRUPT; /* called only for LSNs after the checkpoint */
+}
+
+/*
+ * Which WAL generation is on file, against the meta page's:
+ *   - the one it names (same salt): replayed;
+ *   - an older one (the checkpoint's WAL reset did not reach the disk): its
+ *     records are all in the checkpoint already, and it is dropped;
+ *   - a newer one: it continues a checkpoint this file does not have (the
+ *     file was replaced by an older copy, or its newest meta page is
+ *     damaged): SOMBRA_ECORRUPT, since replaying would skip commits;
+ *   - the same checkpoint but another salt: another copy's log, SOMBRA_EWAL;
+ *   - none (an empty log): nothing to replay.
+ */
+static int
+wal_generation_check(const struct store *s, bool *current)
+{
+        const struct wal *w = &s->wal;
+
+        *current = w->salt != 0 && w->salt == s->meta.wal_salt;
+        if (w->salt == 0 || *current)
+                return *current && w->base_lsn != s->meta.ckpt_lsn + 1 ? SOMBRA_ECORRUPT
+                                                                       : SOMBRA_OK;
+        if (w->ckpt_gen > s->meta.gen)
+                return SOMBRA_ECORRUPT;
+        return w->ckpt_gen == s->meta.gen ? SOMBRA_EWAL : SOMBRA_OK;
+}
+
+/*
+ * Replays the WAL generation the meta page names onto the checkpointed
+ * state. A new generation starts (through a checkpoint, so that the meta
+ * page names it) whenever the log on file is not exactly that generation
+ * read to its end: records were replayed, reading stopped at a tear with
+ * bytes beyond it, or the log is older or empty. Writing on after a tear in
+ * the same generation could line new records up with old ones beyond it
+ * (wal.h).
+ */
 static int
 recover(struct store *s)
 {
-        uint64_t applied;
+        uint64_t applied = 0;
+        bool current;
         int rc;
 
-        s->replaying = true;
-        rc = wal_replay(&s->wal, s->meta.ckpt_lsn, replay_record, s, &applied);
+        /*
+         * A header that fails its checksum: most likely a checkpoint's reset
+         * torn by a crash, with nothing after it; but if records of the
+         * generation the meta page names follow, they are replayed.
+         */
+        if (s->wal.damaged)
+                wal_adopt(&s->wal, s->meta.ckpt_lsn + 1, s->meta.wal_salt, s->meta.gen);
+        rc = wal_generation_check(s, &current);
+        if (rc != SOMBRA_OK)
+                return rc;
+        s->replaying = current;
+        rc = wal_replay(&s->wal, s->meta.ckpt_lsn, current ? replay_record : older_record, s,
+                        &applied);
         s->replaying = false;
         if (rc != SOMBRA_OK)
                 return rc;
         s->st.replayed = applied;
-        s->committed.lsn = s->wal.next_lsn - 1;
         rc = store_publish(s);
         if (rc != SOMBRA_OK)
                 return rc;
-        /* Fold what was replayed into the file, so the WAL starts afresh. */
-        if (applied > 0 || !s->wal.header_ok)
-                return store_checkpoint(s);
+        if (!current || applied > 0 || !s->wal.at_end)
+                return checkpoint(s, true);
         return SOMBRA_OK;
+}
+
+/*
+ * The WAL's name: the database's path with symlinks resolved, so that the
+ * log sits beside the file itself whichever link opened it. *out is malloc'd.
+ */
+static int
+wal_path_of(const char *path, char **out)
+{
+        char *real = realpath(path, NULL);
+        size_t len;
+
+        if (real == NULL)
+                return errno == ENOMEM ? SOMBRA_ENOMEM : io_status_from_errno(errno);
+        len = strlen(real);
+        *out = malloc(len + sizeof("-wal"));
+        if (*out != NULL) {
+                memcpy(*out, real, len);
+                memcpy(*out + len, "-wal", sizeof("-wal"));
+        }
+        free(real);
+        return *out != NULL ? SOMBRA_OK : SOMBRA_ENOMEM;
+}
+
+/*
+ * Opens the WAL beside the database. A new log file's directory entry is
+ * made durable at once. A new database's log gets the generation its meta
+ * page names, synced, so that the first open needs no checkpoint.
+ */
+static int
+wal_attach(struct store *s, const char *path, bool create)
+{
+        char *wal_path = NULL;
+        int rc = wal_path_of(path, &wal_path);
+
+        if (rc == SOMBRA_OK)
+                rc = wal_open(&s->wal, wal_path, s->meta.db_id, s->faults);
+        if (rc == SOMBRA_OK && s->wal.created)
+                rc = io_sync_dir_of(wal_path);
+        if (rc == SOMBRA_OK && create && s->wal.salt == 0) {
+                rc = wal_reset(&s->wal, s->meta.ckpt_lsn + 1, s->meta.wal_salt, s->meta.gen);
+                if (rc == SOMBRA_OK)
+                        rc = io_sync(&s->wal.file);
+        }
+        free(wal_path);
+        return rc;
 }
 
 int
@@ -897,7 +1049,6 @@ store_open(const char *path, const struct sombra_config *cfg, struct io_faults *
            struct store **out)
 {
         struct store *s;
-        char *wal_path = NULL;
         uint64_t size;
         bool create = false; /* a new file, or one whose creation a crash cut short */
         int rc;
@@ -946,26 +1097,14 @@ store_open(const char *path, const struct sombra_config *cfg, struct io_faults *
                 rc = pager_freelist_load(s->pager, s->meta.free_head, s->meta.free_count);
         if (rc != SOMBRA_OK)
                 goto label_fail;
-        wal_path = malloc(strlen(path) + 5);
-        if (wal_path == NULL) {
-                rc = SOMBRA_ENOMEM;
-                goto label_fail;
-        }
-        strcpy(wal_path, path);
-        strcat(wal_path, "-wal");
-        rc = wal_open(&s->wal, wal_path, faults);
-        s->wal.file.kind = IO_FILE_WAL;
-        if (rc == SOMBRA_OK && create)
-                rc = io_sync_dir_of(wal_path);
+        rc = wal_attach(s, path, create);
         if (rc == SOMBRA_OK)
                 rc = recover(s);
         if (rc != SOMBRA_OK)
                 goto label_fail;
-        free(wal_path);
         *out = s;
         return SOMBRA_OK;
 label_fail:
-        free(wal_path);
         /*
          * A database that failed to come into being goes back to the empty
          * file it was, so that the next open creates it again instead of
@@ -973,6 +1112,8 @@ label_fail:
          */
         if (create && s->file.fd >= 0)
                 (void)io_truncate(&s->file, 0);
+        if (create && s->wal.file.fd >= 0)
+                (void)io_truncate(&s->wal.file, 0); /* open only if it was empty or ours */
         s->failed = rc; /* close must not checkpoint a store that never opened */
         store_close(s);
         return rc;
@@ -986,9 +1127,12 @@ store_close(struct store *s)
         if (s == NULL)
                 return SOMBRA_EINVAL;
         store_rollback(s);
-        if (s->failed == SOMBRA_OK && s->pager != NULL)
+        if (s->failed == SOMBRA_OK && s->pager != NULL) {
                 rc = store_checkpoint(s);
-        else if (s->pager != NULL)
+                /* Nothing left beyond the header: the next open reads to the end at once. */
+                if (rc == SOMBRA_OK)
+                        rc = wal_trim(&s->wal);
+        } else if (s->pager != NULL)
                 rc = SOMBRA_EFAILED; /* the caller learns that close could not make it durable */
         if (s->wal.file.fd >= 0)
                 wal_close(&s->wal);
@@ -1030,6 +1174,12 @@ store_stats(const struct store *s, struct store_stats *out)
         out->durable_lsn = __atomic_load_n(&s->wal.synced_lsn, __ATOMIC_ACQUIRE);
         out->checkpoint_lsn = s->meta.ckpt_lsn;
         out->file_bytes = pager_npages(s->pager) * s->meta.page_size;
+}
+
+uint64_t
+store_durable_lsn(const struct store *s)
+{
+        return __atomic_load_n(&s->wal.synced_lsn, __ATOMIC_ACQUIRE);
 }
 
 int

@@ -154,6 +154,9 @@ int store_flush_log(struct store *s);
  * the writer works.
  */
 int store_sync(struct store *s);
+/* The last LSN a completed sync (or checkpoint) made durable. Any thread. */
+uint64_t store_durable_lsn(const struct store *s);
+
 /*
  * Writes every changed page to free space, syncs, writes the other meta page,
  * syncs, and restarts the WAL. SOMBRA_EBUSY inside a transaction.

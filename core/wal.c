@@ -17,21 +17,23 @@
 
 static const uint8_t wal_magic[8] = {'S', 'O', 'M', 'B', 'R', 'W', 'A', 'L'};
 
-#define WAL_VERSION    1u
+#define WAL_VERSION    2u
 #define WAL_REC_COMMIT 1u
+#define WAL_HDR_SUM    48u /* the header checksum's offset, and the bytes it covers */
 
-static uint64_t
-salt_new(uint64_t previous)
+uint64_t
+wal_random(uint64_t avoid)
 {
-        uint64_t s = 0;
+        uint64_t r = 0;
         struct timespec ts;
 
-        if (getrandom(&s, sizeof(s), GRND_NONBLOCK) != (ssize_t)sizeof(s)) {
+        if (getrandom(&r, sizeof(r), GRND_NONBLOCK) != (ssize_t)sizeof(r)) {
                 clock_gettime(CLOCK_REALTIME, &ts);
-                s = XXH3_64bits_withSeed(&ts, sizeof(ts), previous);
+                r = XXH3_64bits_withSeed(&ts, sizeof(ts), avoid);
         }
-        /* Never the previous salt: that would revive the old generation's records. */
-        return s == previous ? s + 1 : s;
+        while (r == 0 || r == avoid)
+                r = XXH3_64bits_withSeed(&r, sizeof(r), avoid);
+        return r;
 }
 
 static int
@@ -43,24 +45,68 @@ header_write(struct wal *w)
         put_be32(h + 8, WAL_VERSION);
         put_be64(h + 16, w->salt);
         put_be64(h + 24, w->base_lsn);
-        put_be64(h + 32, XXH3_64bits(h, 32));
+        put_be64(h + 32, w->db_id);
+        put_be64(h + 40, w->ckpt_gen);
+        put_be64(h + WAL_HDR_SUM, XXH3_64bits(h, WAL_HDR_SUM));
         return io_write(&w->file, h, sizeof(h), 0);
 }
 
 static bool
-header_parse(struct wal *w, const uint8_t *h)
+all_zero(const uint8_t *p, size_t len)
 {
-        if (memcmp(h, wal_magic, 8) != 0 || get_be32(h + 8) != WAL_VERSION)
-                return false;
-        if (get_be64(h + 32) != XXH3_64bits(h, 32))
-                return false;
-        w->salt = get_be64(h + 16);
-        w->base_lsn = get_be64(h + 24);
+        for (size_t i = 0; i < len; i++)
+                if (p[i] != 0)
+                        return false;
         return true;
 }
 
+/*
+ * Sorts the first `len` bytes of a WAL file. Bytes that no header was ever
+ * written over (a creation cut short, or blocks a power loss left zeroed)
+ * mean an empty log; anything else that is not a valid header of this
+ * database's log means the file is someone else's, and must not be touched.
+ */
+static int
+header_parse(struct wal *w, const uint8_t *h, size_t len)
+{
+        size_t magic_len = len < sizeof(wal_magic) ? len : sizeof(wal_magic);
+
+        if (all_zero(h, len))
+                return SOMBRA_OK;
+        if (memcmp(h, wal_magic, magic_len) != 0)
+                return SOMBRA_EWAL;
+        if (len < WAL_HDR)
+                return SOMBRA_OK; /* cut inside its own header: it holds no record */
+        if (get_be32(h + 8) != WAL_VERSION)
+                return SOMBRA_EWAL;
+        if (get_be64(h + WAL_HDR_SUM) != XXH3_64bits(h, WAL_HDR_SUM)) {
+                w->damaged = true;
+                return SOMBRA_OK;
+        }
+        if (get_be64(h + 32) != w->db_id)
+                return SOMBRA_EWAL;
+        w->salt = get_be64(h + 16);
+        w->base_lsn = get_be64(h + 24);
+        w->ckpt_gen = get_be64(h + 40);
+        w->damaged = w->salt == 0;
+        return SOMBRA_OK;
+}
+
+/* Opens path, creating it only when it does not exist yet, and notes which. */
+static int
+file_open(struct wal *w, const char *path)
+{
+        int rc = io_open(&w->file, path, false);
+
+        if (rc == SOMBRA_ENOTFOUND) {
+                rc = io_open(&w->file, path, true);
+                w->created = rc == SOMBRA_OK;
+        }
+        return rc;
+}
+
 int
-wal_open(struct wal *w, const char *path, struct io_faults *faults)
+wal_open(struct wal *w, const char *path, uint64_t db_id, struct io_faults *faults)
 {
         uint8_t h[WAL_HDR];
         uint64_t size;
@@ -68,25 +114,35 @@ wal_open(struct wal *w, const char *path, struct io_faults *faults)
 
         memset(w, 0, sizeof(*w));
         w->file.fd = -1;
-        rc = io_open(&w->file, path, true);
+        w->db_id = db_id;
+        rc = file_open(w, path);
         if (rc != SOMBRA_OK)
                 return rc;
         w->file.faults = faults;
-        rc = io_size(&w->file, &size);
-        if (rc != SOMBRA_OK)
-                goto label_fail;
-        if (size >= WAL_HDR) {
-                rc = io_read(&w->file, h, sizeof(h), 0);
-                if (rc != SOMBRA_OK)
-                        goto label_fail;
-                w->header_ok = header_parse(w, h);
+        w->file.kind = IO_FILE_WAL;
+        rc = io_lock(&w->file);
+        if (rc == SOMBRA_OK)
+                rc = io_size(&w->file, &size);
+        if (rc == SOMBRA_OK && size > 0)
+                rc = io_read(&w->file, h, size < WAL_HDR ? (size_t)size : WAL_HDR, 0);
+        if (rc == SOMBRA_OK && size > 0)
+                rc = header_parse(w, h, size < WAL_HDR ? (size_t)size : WAL_HDR);
+        if (rc != SOMBRA_OK) {
+                io_close(&w->file);
+                return rc;
         }
         w->end = WAL_HDR;
-        w->next_lsn = w->header_ok ? w->base_lsn : 1;
+        w->next_lsn = w->salt != 0 ? w->base_lsn : 1;
+        w->chain = w->salt;
         return SOMBRA_OK;
-label_fail:
-        io_close(&w->file);
-        return rc;
+}
+
+void
+wal_adopt(struct wal *w, uint64_t base_lsn, uint64_t salt, uint64_t ckpt_gen)
+{
+        w->salt = w->chain = salt;
+        w->ckpt_gen = ckpt_gen;
+        w->base_lsn = w->next_lsn = base_lsn;
 }
 
 void
@@ -97,9 +153,9 @@ wal_close(struct wal *w)
 }
 
 static uint64_t
-record_checksum(const struct wal *w, const uint8_t *rec, size_t len)
+record_checksum(uint64_t chain, const uint8_t *rec, size_t len)
 {
-        return XXH3_64bits_withSeed(rec + 8, len - 8, w->salt);
+        return XXH3_64bits_withSeed(rec + 8, len - 8, chain);
 }
 
 int
@@ -108,21 +164,12 @@ wal_replay(struct wal *w, uint64_t after,
            uint64_t *applied)
 {
         struct buf rec = BUF_INIT;
-        uint64_t size, off = WAL_HDR, expect = w->base_lsn, last = after;
+        uint64_t size = 0, off = WAL_HDR, expect = w->base_lsn, chain = w->salt;
         int rc = SOMBRA_OK;
 
         *applied = 0;
-        if (!w->header_ok)
-                goto label_done;
-        /*
-         * Records after `after` that this WAL no longer holds: the meta page
-         * that covered them is gone, and replaying the rest would skip commits.
-         */
-        if (w->base_lsn > after + 1) {
-                rc = SOMBRA_ECORRUPT;
-                goto label_done;
-        }
-        rc = io_size(&w->file, &size);
+        if (w->salt != 0)
+                rc = io_size(&w->file, &size);
         while (rc == SOMBRA_OK && off + WAL_REC_HDR <= size) {
                 uint32_t len;
                 rc = buf_reserve(&rec, WAL_REC_HDR);
@@ -140,54 +187,47 @@ wal_replay(struct wal *w, uint64_t after,
                         rc = io_read(&w->file, rec.data + WAL_REC_HDR, len, off + WAL_REC_HDR);
                 if (rc != SOMBRA_OK)
                         break;
-                if (get_be64(rec.data) != record_checksum(w, rec.data, WAL_REC_HDR + len))
+                if (get_be64(rec.data) != record_checksum(chain, rec.data, WAL_REC_HDR + len))
                         break;
                 if (expect > after) {
                         rc = apply(arg, expect, rec.data + WAL_REC_HDR, len);
                         if (rc != SOMBRA_OK)
                                 break;
                         (*applied)++;
-                        last = expect;
                 }
+                chain = get_be64(rec.data);
                 off += WAL_REC_HDR + len;
                 expect++;
         }
-        if (last < expect - 1)
-                last = expect - 1;
-        /*
-         * The intact records end below `after` (the meta page is ahead of the
-         * log, e.g. a checkpoint's WAL reset did not reach the disk). A record
-         * appended after them with LSN after + 1 would follow a gap and never
-         * be replayed, so drop them: the next append starts a new generation.
-         */
-        if (expect <= after) {
-                w->header_ok = false;
-                off = WAL_HDR;
-        }
-label_done:
         buf_free(&rec);
         if (rc != SOMBRA_OK)
                 return rc;
         w->end = off;
-        w->next_lsn = (last > after ? last : after) + 1;
+        w->chain = chain;
+        w->at_end = off >= size;
+        w->next_lsn = expect > after + 1 ? expect : after + 1;
         w->written_lsn = w->synced_lsn = w->next_lsn - 1;
         return SOMBRA_OK;
 }
 
 int
-wal_reset(struct wal *w, uint64_t next_lsn)
+wal_reset(struct wal *w, uint64_t next_lsn, uint64_t salt, uint64_t ckpt_gen)
 {
-        int rc;
-
-        w->salt = salt_new(w->salt);
+        w->salt = salt;
+        w->ckpt_gen = ckpt_gen;
         w->base_lsn = next_lsn;
-        rc = header_write(w);
-        if (rc != SOMBRA_OK)
-                return rc;
-        w->header_ok = true;
+        w->chain = salt;
         w->end = WAL_HDR;
         w->next_lsn = next_lsn;
-        return SOMBRA_OK;
+        return header_write(w);
+}
+
+int
+wal_trim(struct wal *w)
+{
+        int rc = io_truncate(&w->file, w->end);
+
+        return rc == SOMBRA_OK ? io_sync(&w->file) : rc;
 }
 
 int
@@ -197,20 +237,20 @@ wal_append(struct wal *w, uint8_t *rec, size_t len, uint64_t *lsn)
 
         if (len < WAL_REC_HDR || len - WAL_REC_HDR > WAL_MAX_RECORD)
                 return SOMBRA_ETOOBIG;
-        if (!w->header_ok) {
-                rc = wal_reset(w, w->next_lsn);
-                if (rc != SOMBRA_OK)
-                        return rc;
+        if (w->salt == 0)
+                return SOMBRA_EFAILED; /* no generation: the store always starts one first */
+        if (w->pending.len == 0) {
+                w->pending_first = w->next_lsn;
+                w->pending_chain = w->chain;
         }
         put_be32(rec + 8, (uint32_t)(len - WAL_REC_HDR));
         put_be32(rec + 12, WAL_REC_COMMIT);
         put_be64(rec + 16, w->next_lsn);
-        put_be64(rec, record_checksum(w, rec, len));
+        put_be64(rec, record_checksum(w->chain, rec, len));
         rc = buf_append(&w->pending, rec, len);
         if (rc != SOMBRA_OK)
                 return rc;
-        if (w->pending.len == len)
-                w->pending_first = w->next_lsn;
+        w->chain = get_be64(rec);
         *lsn = w->next_lsn++;
         return SOMBRA_OK;
 }
@@ -225,6 +265,7 @@ wal_flush(struct wal *w)
         rc = io_write(&w->file, w->pending.data, w->pending.len, w->end);
         if (rc != SOMBRA_OK) {
                 w->next_lsn = w->pending_first;
+                w->chain = w->pending_chain;
                 buf_reset(&w->pending);
                 return rc;
         }

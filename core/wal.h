@@ -1,29 +1,40 @@
 /*
  * wal.h - the write-ahead log: one logical record per committed transaction.
  *
- * File `NAME-wal`:
+ * File `NAME-wal`, where NAME is the database's path with symlinks resolved:
  *   header, 64 bytes at offset 0:
  *     0  8  magic "SOMBRWAL"
- *     8  4  format version (1)
+ *     8  4  format version (2)
  *     12 4  zero
- *     16 8  salt: random, new at every reset
+ *     16 8  salt: the generation, random and new at every reset
  *     24 8  base LSN: the LSN of the first record after this header
- *     32 8  XXH3-64 of bytes 0..32
- *     40 24 zero
+ *     32 8  database id (the meta page's): whose log this is
+ *     40 8  checkpoint generation: the meta page's that started this log
+ *     48 8  XXH3-64 of bytes 0..48
+ *     56 8  zero
  *   records, back to back from offset 64:
- *     0  8  checksum: XXH3-64 of bytes 8..24+len, seeded with the salt
+ *     0  8  checksum: XXH3-64 of bytes 8..24+len, seeded with the previous
+ *           record's checksum (with the salt for the first record)
  *     8  4  payload length
  *     12 4  record type (1 = commit)
  *     16 8  LSN: base LSN for the first record, then one more each
  *     24    payload (the store's transaction encoding, see store.c)
  *   All integers big-endian.
  *
- * A reset (after a checkpoint) writes a new header with a new salt and starts
- * overwriting from offset 64, so the file keeps its blocks and a commit's
- * fdatasync flushes data, not file-size metadata. Leftover records of the
- * previous generation fail their checksum under the new salt, as does a torn
- * record, so reading stops at the first record that is torn, stale or out of
- * sequence.
+ * Generations. A reset (after a checkpoint) writes a new header with a new
+ * salt, which the checkpoint's meta page names first, and starts overwriting
+ * from offset 64: the file keeps its blocks, so a commit's fdatasync flushes
+ * data, not file-size metadata. Reading stops at the first record that is
+ * torn, stale or out of sequence. Two things keep a stale record from ever
+ * passing for a new one:
+ *   - the salt: leftovers of an earlier generation fail their checksum;
+ *   - the chain: within a generation, a record's checksum covers its
+ *     predecessor's, so an intact old record found where a new one was
+ *     expected fails too. (Without it, recovery that stopped at a torn
+ *     record and new commits written over it from the same offset could
+ *     line up with an intact record beyond them and replay it.)
+ * The store also starts a new generation whenever recovery stops short of
+ * the end of the file, so no generation ever continues past a tear.
  *
  * Threads: the writer appends and resets; the durability thread may call
  * wal_sync concurrently with a flush (fdatasync and pwrite on one fd are
@@ -45,52 +56,80 @@
 
 struct wal {
         struct io_file file;
-        uint64_t salt;
+        uint64_t db_id;    /* the database this log belongs to */
+        uint64_t salt;     /* the generation on file (0: no valid header) */
+        uint64_t ckpt_gen; /* the checkpoint that started it */
         uint64_t base_lsn;
+        uint64_t chain;         /* the checksum the next record is seeded with */
         uint64_t end;           /* where the next record goes */
         uint64_t next_lsn;      /* the LSN the next record gets */
         uint64_t written_lsn;   /* last LSN handed to the OS */
         uint64_t synced_lsn;    /* last LSN covered by a completed fdatasync */
         uint64_t syncs;         /* fdatasyncs done */
-        bool header_ok;         /* the header on file is valid */
+        bool at_end;            /* the last replay read up to the end of the file */
+        bool created;           /* wal_open made the file */
+        bool damaged;           /* a header of this format whose checksum fails (salt 0) */
         struct buf pending;     /* appended records not yet written (writer only) */
         uint64_t pending_first; /* the LSN of the first of them */
+        uint64_t pending_chain; /* the chain before the first of them */
 };
 
+/* A random 64-bit value, never zero and never `avoid`: database ids and salts. */
+uint64_t wal_random(uint64_t avoid);
+
 /*
- * Opens or creates the WAL at path and reads its header. A missing, empty or
- * invalid header leaves the WAL as if empty (header_ok false): headers are
- * only written after a checkpoint, which made every earlier record redundant.
+ * Opens (creating it when missing) and locks the WAL of database db_id at
+ * path, and reads its header. A file holding no header yet (empty, zeroed,
+ * or cut inside the magic) counts as empty: salt 0. So does a header whose
+ * checksum fails, with `damaged` set: the caller knows the generation it
+ * expects (wal_adopt). It never writes. SOMBRA_EWAL when the file is not a
+ * Sombra WAL of this format, or is the WAL of another database: it is left
+ * untouched. SOMBRA_ELOCKED when another open file description holds its
+ * lock, and the errors of io_open.
  */
-int wal_open(struct wal *w, const char *path, struct io_faults *faults);
+int wal_open(struct wal *w, const char *path, uint64_t db_id, struct io_faults *faults);
 void wal_close(struct wal *w);
 
 /*
- * Calls apply(arg, lsn, payload, len) for every intact record, in order, with
- * an LSN above `after`; records at or below it are checked and skipped.
- * Stops quietly at the first torn, stale or out-of-sequence record and leaves
- * the WAL positioned to append after the last intact one, with next_lsn one
- * past the larger of `after` and the last intact LSN; when the intact records
- * all lie at or below `after`, they are dropped instead and the next append
- * starts a new generation (header_ok false). An error from apply
- * stops the replay and is returned. SOMBRA_ECORRUPT when the WAL starts
- * after `after` + 1: commits between them are lost.
+ * Takes the log on file for generation `salt` of checkpoint ckpt_gen, whose
+ * first LSN is base_lsn, whatever its header says: for a damaged header,
+ * which a reset torn by a crash leaves. Records of that generation, if any,
+ * still prove themselves by their chained checksums; any other bytes end the
+ * log at once.
+ */
+void wal_adopt(struct wal *w, uint64_t base_lsn, uint64_t salt, uint64_t ckpt_gen);
+
+/*
+ * Calls apply(arg, lsn, payload, len) for every intact record of the
+ * generation on file, in order, with an LSN above `after`; records at or
+ * below it are checked and skipped. Stops quietly at the first torn, stale or
+ * out-of-sequence record, leaves the WAL positioned to append after the last
+ * intact one, and sets at_end when that is the end of the file. *applied
+ * counts the calls. An error from apply stops the replay and is returned.
  */
 int wal_replay(struct wal *w, uint64_t after,
                int (*apply)(void *arg, uint64_t lsn, const uint8_t *payload, size_t len), void *arg,
                uint64_t *applied);
 
 /*
- * Starts a new generation whose first record will have LSN next_lsn: new
- * salt, new header at offset 0. Does not sync.
+ * Starts generation `salt`, which checkpoint `ckpt_gen` started and whose
+ * first record will have LSN next_lsn: a new header at offset 0. Does not
+ * sync. The salt must never have been used by this database before.
  */
-int wal_reset(struct wal *w, uint64_t next_lsn);
+int wal_reset(struct wal *w, uint64_t next_lsn, uint64_t salt, uint64_t ckpt_gen);
+
+/*
+ * Cuts the file after the last record and syncs it, so that the next open
+ * finds nothing beyond: for a clean close.
+ */
+int wal_trim(struct wal *w);
 
 /*
  * Appends one record to the pending buffer: `rec` holds WAL_REC_HDR free
  * bytes followed by the payload (len bytes in all); the header is filled in
  * place. *lsn gets its LSN. Nothing is written until wal_flush, so a group of
- * commits goes out in one write. SOMBRA_ENOMEM, SOMBRA_ETOOBIG.
+ * commits goes out in one write. SOMBRA_ENOMEM, SOMBRA_ETOOBIG. Needs a
+ * generation (wal_reset or a replay of one).
  */
 int wal_append(struct wal *w, uint8_t *rec, size_t len, uint64_t *lsn);
 

@@ -50,7 +50,8 @@ enum sombra_status {
         SOMBRA_ENOSPC = -30015,    /* the disk is full */
         SOMBRA_ENOTXN = -30016,    /* the call needs a transaction and none is open */
         SOMBRA_ETYPE = -30017,     /* a value has the wrong type for the operation */
-        SOMBRA_EPERM = -30018      /* the file cannot be opened for reading and writing */
+        SOMBRA_EPERM = -30018,     /* the file cannot be opened for reading and writing */
+        SOMBRA_EWAL = -30019       /* the -wal file beside the database is not its WAL */
 };
 
 /*
@@ -102,9 +103,12 @@ struct sombra_prop {
 enum sombra_dir { SOMBRA_OUT = 1, SOMBRA_IN = 2, SOMBRA_BOTH = 3 };
 
 /*
- * Durability. What a crash can take away:
+ * Durability. What a crash or a power loss can take away:
  *   FULL        nothing that was acknowledged;
- *   NORMAL      at most the last sync_interval commits / sync_interval_ms;
+ *   NORMAL      at most sync_interval acknowledged commits, always (a commit
+ *               that would be one more waits for a sync, as in FULL); and
+ *               commits are synced sync_interval_ms after they are written
+ *               at the latest, plus the time the sync itself takes;
  *   CHECKPOINT  everything since the last checkpoint;
  *   OFF         everything not checkpointed (the WAL is never synced).
  */
@@ -152,8 +156,18 @@ typedef struct sombra_conn sombra_conn;
  * exist), SOMBRA_ENOTDB (a non-empty file without a Sombra meta page; it is
  * left untouched), SOMBRA_ECORRUPT, SOMBRA_ELOCKED (open in another process,
  * or already open in this one), SOMBRA_EPERM (the database or its WAL cannot
- * be read and written), SOMBRA_EIO, SOMBRA_ENOMEM. Any thread; blocks for
- * the recovery.
+ * be read and written), SOMBRA_EWAL (the file `<path>-wal` is not a Sombra
+ * WAL, or is the WAL of another database: it is left untouched, and the
+ * database opens once it is moved away), SOMBRA_EIO, SOMBRA_ENOMEM. Any
+ * thread; blocks for the recovery.
+ *
+ * The WAL is the file `<path>-wal`, where <path> is the database's path with
+ * symlinks resolved. It carries the database's id, so a WAL left beside a
+ * new database, or beside a copy made by sombra_backup (which gets an id of
+ * its own), is refused with SOMBRA_EWAL, never replayed into it. A WAL that
+ * continues a newer state than the file holds (the file was replaced by an
+ * older copy of itself, or its newest meta page is damaged) is
+ * SOMBRA_ECORRUPT.
  */
 int sombra_open(const char *path, const struct sombra_config *config, sombra_db **out);
 

@@ -185,7 +185,13 @@ serve(struct sombra_db *db, struct request *req)
 
 /*
  * After the group's log write and snapshot: acknowledge, or hand to the
- * committer. `written` is the status of both: when the log write failed, no
+ * committer. FULL commits always wait for their sync. NORMAL commits are
+ * acknowledged at once while at most sync_interval acknowledged commits lack
+ * a sync; one further waits for the sync like a FULL one, so a power loss
+ * costs at most sync_interval acknowledged commits, however long a sync takes
+ * and however many commits a group holds.
+ *
+ * `written` is the status of the log write and the snapshot: when the log write failed, no
  * commit of the group reached the log; when the snapshot failed, they are in
  * the log but readers cannot see them, and the store has failed. Either way
  * none may be acknowledged: each caller gets the error. (After a failed
@@ -196,6 +202,7 @@ static void
 acknowledge(struct sombra_db *db, int written)
 {
         uint64_t now = db->cfg.metrics ? clock_now_ns() : 0; /* one clock read for the group */
+        uint64_t at_risk_limit = store_durable_lsn(graph_store(db->g)) + db->cfg.sync_interval;
         uint32_t normal = 0;
 
         for (size_t i = 0; i < db->group_n; i++) {
@@ -204,7 +211,8 @@ acknowledge(struct sombra_db *db, int written)
                         engine_complete(req, written);
                 } else if (req->status != SOMBRA_OK || req->lsn == 0) {
                         engine_ack(db, req, req->status, now);
-                } else if (db->cfg.sync_mode == SOMBRA_SYNC_FULL) {
+                } else if (db->cfg.sync_mode == SOMBRA_SYNC_FULL ||
+                           (db->cfg.sync_mode == SOMBRA_SYNC_NORMAL && req->lsn > at_risk_limit)) {
                         committer_enqueue(&db->committer, &req->waiter);
                 } else {
                         normal += db->cfg.sync_mode == SOMBRA_SYNC_NORMAL;

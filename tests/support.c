@@ -232,3 +232,28 @@ support_next_rand(uint64_t *state)
         z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
         return z ^ (z >> 31);
 }
+
+int64_t
+support_prop_int(const struct sombra_entity *e, const char *key)
+{
+        for (size_t i = 0; i < e->nprops; i++)
+                if (strcmp(e->props[i].key, key) == 0 && e->props[i].value.type == SOMBRA_INT)
+                        return e->props[i].value.u.i;
+        return -1;
+}
+
+int
+support_pair_commit(sombra_conn *c, sombra_batch *b, const struct sombra_prop *props, size_t nprops)
+{
+        const char *la[] = {"A"}, *lb[] = {"B"};
+        int rc = sombra_batch_reset(b);
+
+        if (rc == SOMBRA_OK)
+                rc = sombra_batch_node_create(b, la, 1, props, nprops, NULL);
+        if (rc == SOMBRA_OK)
+                rc = sombra_batch_node_create(b, lb, 1, props, nprops, NULL);
+        if (rc == SOMBRA_OK)
+                rc = sombra_batch_edge_create(b, SOMBRA_BATCH_REF(0), SOMBRA_BATCH_REF(1), "PAIR",
+                                              NULL, 0, NULL);
+        return rc == SOMBRA_OK ? sombra_batch_submit(c, b) : rc;
+}

@@ -71,4 +71,15 @@ sombra_conn *support_conn_acquire(sombra_db *db);
 /* A new node with the one label given, made through c; its id. */
 uint64_t support_node_make(sombra_conn *c, const char *label);
 
+/* The integer property key of e, or -1 when it has none. */
+int64_t support_prop_int(const struct sombra_entity *e, const char *key);
+
+/*
+ * Commits one transaction through c, reusing batch b: a node A and a node B,
+ * both with props, and an edge A -PAIR-> B; a test can then see whether it
+ * is whole. The status of the submit.
+ */
+int support_pair_commit(sombra_conn *c, sombra_batch *b, const struct sombra_prop *props,
+                        size_t nprops);
+
 #endif

@@ -51,26 +51,6 @@ struct writer {
         int failure; /* the first failed commit's status, or SOMBRA_OK */
 };
 
-static int
-pair_commit(sombra_conn *c, sombra_batch *b, int t, int i)
-{
-        const char *la[] = {"A"}, *lb[] = {"B"};
-        struct sombra_prop p[2] = {
-            {"t", {.type = SOMBRA_INT, .u.i = t}},
-            {"i", {.type = SOMBRA_INT, .u.i = i}},
-        };
-        int rc = sombra_batch_reset(b);
-
-        if (rc == SOMBRA_OK)
-                rc = sombra_batch_node_create(b, la, 1, p, 2, NULL);
-        if (rc == SOMBRA_OK)
-                rc = sombra_batch_node_create(b, lb, 1, p, 2, NULL);
-        if (rc == SOMBRA_OK)
-                rc = sombra_batch_edge_create(b, SOMBRA_BATCH_REF(0), SOMBRA_BATCH_REF(1), "PAIR",
-                                              NULL, 0, NULL);
-        return rc == SOMBRA_OK ? sombra_batch_submit(c, b) : rc;
-}
-
 /* Commits until the first failure; a transaction counts only once its commit returned OK. */
 static void *
 txn_writer_main(void *arg)
@@ -83,7 +63,11 @@ txn_writer_main(void *arg)
         if (w->failure == SOMBRA_OK)
                 w->failure = sombra_batch_new(&b);
         for (int i = 0; i < TXNS && w->failure == SOMBRA_OK; i++) {
-                w->failure = pair_commit(c, b, w->t, i);
+                struct sombra_prop p[2] = {
+                    {"t", {.type = SOMBRA_INT, .u.i = w->t}},
+                    {"i", {.type = SOMBRA_INT, .u.i = i}},
+                };
+                w->failure = support_pair_commit(c, b, p, 2);
                 w->acked[i] = w->failure == SOMBRA_OK;
         }
         sombra_batch_free(b);
@@ -96,15 +80,6 @@ static bool
 is_io_failure(int rc)
 {
         return rc == SOMBRA_EIO || rc == SOMBRA_ENOSPC || rc == SOMBRA_EFAILED;
-}
-
-static int64_t
-prop_int(const struct sombra_entity *e, const char *key)
-{
-        for (size_t i = 0; i < e->nprops; i++)
-                if (strcmp(e->props[i].key, key) == 0 && e->props[i].value.type == SOMBRA_INT)
-                        return e->props[i].value.u.i;
-        return -1;
 }
 
 /*
@@ -134,8 +109,8 @@ pairs_check(const char *what, sombra_conn *c, bool present[WRITERS][TXNS])
                 size_t n;
 
                 cr_assert(eq(int, sombra_node_get(c, a[k], &e), SOMBRA_OK), "%s", what);
-                t = prop_int(e, "t");
-                i = prop_int(e, "i");
+                t = support_prop_int(e, "t");
+                i = support_prop_int(e, "i");
                 cr_assert(t >= 0 && t < WRITERS && i >= 0 && i < TXNS, "%s: A node %" PRIu64, what,
                           a[k]);
                 cr_assert(eq(int, present[t][i], false),
@@ -147,7 +122,7 @@ pairs_check(const char *what, sombra_conn *c, bool present[WRITERS][TXNS])
                           t, i, n);
                 cr_assert(eq(int, sombra_node_get(c, nbr[0].node, &e), SOMBRA_OK), "%s", what);
                 cr_assert(e->nlabels == 1 && strcmp(e->labels[0], "B") == 0 &&
-                              prop_int(e, "t") == t && prop_int(e, "i") == i,
+                              support_prop_int(e, "t") == t && support_prop_int(e, "i") == i,
                           "%s: the PAIR edge of %" PRId64 "/%" PRId64 " leads elsewhere", what, t,
                           i);
         }
