@@ -160,10 +160,16 @@ int sombra_open(const char *path, const struct sombra_config *config, sombra_db 
 /*
  * Finishes every request in flight, makes every acknowledged commit as
  * durable as its mode promised, checkpoints, stops the threads and frees the
- * database. SOMBRA_EBUSY (nothing closed) while connections are acquired.
- * Returns the final checkpoint's status. Once it has freed the database, db
- * and every connection of it are dangling: no call can tell them from live
- * ones. Any thread; blocks.
+ * database. SOMBRA_EBUSY while connections are acquired, while another
+ * thread is inside a call on db (sombra_conn_acquire waiting for a
+ * connection, sombra_conn_release, sombra_backup, sombra_checkpoint,
+ * sombra_verify, sombra_stats, sombra_metrics*), or while another close of db
+ * is deciding: then nothing was closed or stopped and db stays fully usable;
+ * call again once those calls have returned. A call on db that begins while
+ * a close is deciding returns SOMBRA_ECLOSED, even if that close then
+ * refuses. Returns the final checkpoint's status. Once it has freed the
+ * database, db and every connection of it are dangling: no call can tell
+ * them from live ones. Any thread; blocks.
  */
 int sombra_close(sombra_db *db);
 
