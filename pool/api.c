@@ -18,6 +18,7 @@
 
 #include "engine.h"
 #include "futex.h"
+#include "status.h"
 #include "store.h"
 
 static int
@@ -826,21 +827,22 @@ do_stats(struct graph_reader *r, void *arg)
         a->out->requests = a->db->counters.requests;
         a->out->writer_groups = a->db->counters.groups;
         a->out->txn_timeouts = a->db->counters.txn_timeouts;
+        a->out->acquired = __atomic_load_n(&a->db->acquired, __ATOMIC_RELAXED);
         return SOMBRA_OK;
 }
 
 int
-sombra_stats(sombra_db *db, struct sombra_stats *out)
+sombra_stats_sized(sombra_db *db, struct sombra_stats *out, size_t size)
 {
         struct sombra_stats st = {0};
         struct stats_args a = {db, &st};
         int rc;
 
-        if (db == NULL || out == NULL)
+        if (db == NULL || out == NULL || size < SOMBRA_STATS_SIZE_MIN)
                 return SOMBRA_EINVAL;
         rc = run_counted(db, do_stats, &a);
         if (rc == SOMBRA_OK)
-                *out = st; /* out parameters are left alone on error */
+                status_copy_sized(out, size, &st, sizeof(st)); /* left alone on error */
         return rc;
 }
 
@@ -933,13 +935,13 @@ do_metrics(struct graph_reader *r, void *arg)
 }
 
 int
-sombra_metrics(sombra_db *db, struct sombra_metrics *out)
+sombra_metrics_sized(sombra_db *db, struct sombra_metrics *out, size_t size)
 {
         struct metrics_args *a;
         struct sombra_metrics m = {0};
         int rc;
 
-        if (db == NULL || out == NULL)
+        if (db == NULL || out == NULL || size < SOMBRA_METRICS_SIZE_MIN)
                 return SOMBRA_EINVAL;
         a = malloc(sizeof(*a));
         if (a == NULL)
@@ -949,7 +951,7 @@ sombra_metrics(sombra_db *db, struct sombra_metrics *out)
         rc = run_counted(db, do_metrics, a);
         free(a);
         if (rc == SOMBRA_OK)
-                *out = m;
+                status_copy_sized(out, size, &m, sizeof(m));
         return rc;
 }
 

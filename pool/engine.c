@@ -19,6 +19,7 @@
 
 #include "engine.h"
 #include "futex.h"
+#include "status.h"
 #include "store.h"
 
 static struct request *
@@ -180,12 +181,10 @@ engine_open(const char *path, const struct sombra_config *config, struct io_faul
         db = calloc(1, sizeof(*db));
         if (db == NULL)
                 return SOMBRA_ENOMEM;
-        if (config != NULL)
-                db->cfg = *config;
-        else
-                sombra_config_production(&db->cfg);
         db->open_ns = db->counters.window_start_ns = clock_now_ns();
-        rc = config_check(&db->cfg);
+        rc = status_config_read(config, &db->cfg);
+        if (rc == SOMBRA_OK)
+                rc = config_check(&db->cfg);
         if (rc != SOMBRA_OK)
                 goto label_fail;
         /* The graph never syncs for a commit here: the committer does. */
