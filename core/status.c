@@ -1,10 +1,11 @@
 /*
- * status.c - sombra_strerror and the configuration presets: the small public
- * functions that belong to no engine module.
+ * status.c - sombra_strerror, sombra_version and the configuration presets:
+ * the small public functions that belong to no engine module, and the copying
+ * of structs whose size the caller's header decides.
  */
 #include <string.h>
 
-#include "sombra.h"
+#include "status.h"
 
 const char *
 sombra_strerror(int status)
@@ -56,10 +57,20 @@ sombra_strerror(int status)
         }
 }
 
+void
+status_copy_sized(void *dst, size_t dst_len, const void *src, size_t src_len)
+{
+        size_t n = dst_len < src_len ? dst_len : src_len;
+
+        memcpy(dst, src, n);
+        memset((char *)dst + n, 0, dst_len - n);
+}
+
 static void
 config_defaults(struct sombra_config *c)
 {
         memset(c, 0, sizeof(*c));
+        c->size = sizeof(*c);
         c->page_size = SOMBRA_DEFAULT_PAGESIZE;
         c->sync_interval = 100;
         c->sync_interval_ms = 100;
@@ -73,33 +84,58 @@ config_defaults(struct sombra_config *c)
         c->metrics = true;
 }
 
-int
-sombra_config_production(struct sombra_config *config)
+/* A preset into the caller's config of size bytes, which it then says it has. */
+static int
+config_preset(struct sombra_config *config, size_t size, enum sombra_sync_mode mode)
 {
-        if (config == NULL)
+        struct sombra_config c;
+
+        if (config == NULL || size < SOMBRA_CONFIG_SIZE_MIN || size > UINT32_MAX)
                 return SOMBRA_EINVAL;
-        config_defaults(config);
-        config->sync_mode = SOMBRA_SYNC_FULL;
+        config_defaults(&c);
+        c.sync_mode = mode;
+        c.checksums = mode != SOMBRA_SYNC_OFF;
+        c.size = (uint32_t)size;
+        status_copy_sized(config, size, &c, sizeof(c));
         return SOMBRA_OK;
 }
 
 int
-sombra_config_balanced(struct sombra_config *config)
+sombra_config_production_sized(struct sombra_config *config, size_t size)
 {
-        if (config == NULL)
-                return SOMBRA_EINVAL;
-        config_defaults(config);
-        config->sync_mode = SOMBRA_SYNC_NORMAL;
-        return SOMBRA_OK;
+        return config_preset(config, size, SOMBRA_SYNC_FULL);
 }
 
 int
-sombra_config_benchmark(struct sombra_config *config)
+sombra_config_balanced_sized(struct sombra_config *config, size_t size)
 {
-        if (config == NULL)
-                return SOMBRA_EINVAL;
-        config_defaults(config);
-        config->sync_mode = SOMBRA_SYNC_OFF;
-        config->checksums = false;
+        return config_preset(config, size, SOMBRA_SYNC_NORMAL);
+}
+
+int
+sombra_config_benchmark_sized(struct sombra_config *config, size_t size)
+{
+        return config_preset(config, size, SOMBRA_SYNC_OFF);
+}
+
+int
+status_config_read(const struct sombra_config *config, struct sombra_config *out)
+{
+        struct sombra_config c;
+
+        (void)config_preset(&c, sizeof(c), SOMBRA_SYNC_FULL);
+        if (config != NULL) {
+                if (config->size < SOMBRA_CONFIG_SIZE_MIN)
+                        return SOMBRA_EINVAL;
+                memcpy(&c, config, config->size < sizeof(c) ? config->size : sizeof(c));
+                c.size = sizeof(c);
+        }
+        *out = c;
         return SOMBRA_OK;
+}
+
+const char *
+sombra_version(void)
+{
+        return SOMBRA_BUILD_VERSION;
 }

@@ -28,6 +28,47 @@ extern "C" {
 #endif
 
 /*
+ * Versions. The header's, at the caller's compile time; sombra_version()
+ * gives the library's, at run time. Until 1.0, a new minor version may change
+ * the ABI; within one, patch versions keep it.
+ */
+#define SOMBRA_VERSION_MAJOR  0
+#define SOMBRA_VERSION_MINOR  2
+#define SOMBRA_VERSION_PATCH  0
+#define SOMBRA_VERSION_STRING "0.2.0"
+
+/*
+ * What libsombra exports. It is built with hidden visibility, so only the
+ * functions declared here are visible outside it: its internal names cannot
+ * clash with a host program's, and a host program's symbols cannot replace
+ * them.
+ */
+#if defined(__GNUC__)
+#define SOMBRA_API __attribute__((visibility("default")))
+#else
+#define SOMBRA_API
+#endif
+
+/*
+ * Sizes. The structs that the caller allocates and the library fills or
+ * reads (struct sombra_config, sombra_stats, sombra_metrics) may gain fields
+ * in later versions, only ever at their end. So that a program built against
+ * one version of this header runs with a library of another, the library is
+ * told the size the caller's header gave each struct: for sombra_config, its
+ * `size` field (set by the presets); for the others, a size argument that
+ * the macro of the usual name passes as sizeof at the caller's compile time.
+ * The library reads and writes only those bytes: fields an older header does
+ * not have are left out (a config gets their production defaults), and
+ * fields of a newer header that the library does not know are ignored when
+ * read and zeroed when written. A size below the struct's SOMBRA_*_SIZE_MIN,
+ * too small for the fields every version has, gives SOMBRA_EINVAL and
+ * nothing is written.
+ */
+
+/* The library's version, "MAJOR.MINOR.PATCH". Never NULL. Any thread; never blocks. */
+SOMBRA_API const char *sombra_version(void);
+
+/*
  * Status codes. Negative, in a range of their own so that they never collide
  * with errno values a caller may also be juggling.
  */
@@ -58,7 +99,7 @@ enum sombra_status {
  * Returns a static, human-readable sentence for a status code. Never NULL;
  * unknown codes get a generic sentence. Any thread; never blocks.
  */
-const char *sombra_strerror(int status);
+SOMBRA_API const char *sombra_strerror(int status);
 
 /* Limits. Names are labels, edge types and property keys. */
 #define SOMBRA_MAX_NAME         255u        /* bytes in a name, at least 1 */
@@ -120,6 +161,7 @@ enum sombra_sync_mode {
 };
 
 struct sombra_config {
+        uint32_t size;      /* bytes of this struct in the caller's header: the presets set it */
         uint32_t page_size; /* bytes, power of two; used only when creating */
         enum sombra_sync_mode sync_mode;
         uint32_t sync_interval;         /* NORMAL: sync after this many commits */
@@ -134,14 +176,23 @@ struct sombra_config {
         bool metrics; /* keep latency histograms and operation counts (sombra_metrics) */
 };
 
+/* The fields of struct sombra_config in its first sized version, 0.2.0. */
+#define SOMBRA_CONFIG_SIZE_MIN (offsetof(struct sombra_config, metrics) + sizeof(bool))
+
 /*
- * Presets. Each fills *config completely; change any field afterwards.
- * production: FULL. balanced: NORMAL, sync every 100 commits or 100 ms.
- * benchmark: OFF. Return SOMBRA_EINVAL when config is NULL. Any thread.
+ * Presets. Each fills *config completely (size bytes, sizeof(*config) through
+ * the macros) and sets config->size; change any other field afterwards. A
+ * config made without a preset must set size itself. production: FULL.
+ * balanced: NORMAL, sync every 100 commits or 100 ms. benchmark: OFF.
+ * SOMBRA_EINVAL when config is NULL or size is below SOMBRA_CONFIG_SIZE_MIN.
+ * Any thread.
  */
-int sombra_config_production(struct sombra_config *config);
-int sombra_config_balanced(struct sombra_config *config);
-int sombra_config_benchmark(struct sombra_config *config);
+SOMBRA_API int sombra_config_production_sized(struct sombra_config *config, size_t size);
+SOMBRA_API int sombra_config_balanced_sized(struct sombra_config *config, size_t size);
+SOMBRA_API int sombra_config_benchmark_sized(struct sombra_config *config, size_t size);
+#define sombra_config_production(config) sombra_config_production_sized((config), sizeof(*(config)))
+#define sombra_config_balanced(config)   sombra_config_balanced_sized((config), sizeof(*(config)))
+#define sombra_config_benchmark(config)  sombra_config_benchmark_sized((config), sizeof(*(config)))
 
 /* ---- databases and connections ---- */
 
@@ -159,7 +210,8 @@ typedef struct sombra_conn sombra_conn;
  * be read and written), SOMBRA_EWAL (the file `<path>-wal` is not a Sombra
  * WAL, or is the WAL of another database: it is left untouched, and the
  * database opens once it is moved away), SOMBRA_EIO, SOMBRA_ENOMEM. Any
- * thread; blocks for the recovery.
+ * thread; blocks for the recovery. A config whose size is below
+ * SOMBRA_CONFIG_SIZE_MIN gives SOMBRA_EINVAL.
  *
  * The WAL is the file `<path>-wal`, where <path> is the database's path with
  * symlinks resolved. It carries the database's id, so a WAL left beside a
@@ -169,25 +221,31 @@ typedef struct sombra_conn sombra_conn;
  * older copy of itself, or its newest meta page is damaged) is
  * SOMBRA_ECORRUPT.
  */
-int sombra_open(const char *path, const struct sombra_config *config, sombra_db **out);
+SOMBRA_API int sombra_open(const char *path, const struct sombra_config *config, sombra_db **out);
 
 /*
  * Finishes every request in flight, makes every acknowledged commit as
  * durable as its mode promised, checkpoints, stops the threads and frees the
- * database. SOMBRA_EBUSY (nothing closed) while connections are acquired.
- * Returns the final checkpoint's status. Once it has freed the database, db
- * and every connection of it are dangling: no call can tell them from live
- * ones. Any thread; blocks.
+ * database. SOMBRA_EBUSY while connections are acquired, while another
+ * thread is inside a call on db (sombra_conn_acquire waiting for a
+ * connection, sombra_conn_release, sombra_backup, sombra_checkpoint,
+ * sombra_verify, sombra_stats, sombra_metrics*), or while another close of db
+ * is deciding: then nothing was closed or stopped and db stays fully usable;
+ * call again once those calls have returned. A call on db that begins while
+ * a close is deciding returns SOMBRA_ECLOSED, even if that close then
+ * refuses. Returns the final checkpoint's status. Once it has freed the
+ * database, db and every connection of it are dangling: no call can tell
+ * them from live ones. Any thread; blocks.
  */
-int sombra_close(sombra_db *db);
+SOMBRA_API int sombra_close(sombra_db *db);
 
 /*
  * Takes a connection from the pool without locks. sombra_conn_acquire waits
  * for one; sombra_conn_acquire_timeout waits at most timeout_ms (0: not at
  * all) and then fails with SOMBRA_EBUSY. Any thread.
  */
-int sombra_conn_acquire(sombra_db *db, sombra_conn **out);
-int sombra_conn_acquire_timeout(sombra_db *db, uint32_t timeout_ms, sombra_conn **out);
+SOMBRA_API int sombra_conn_acquire(sombra_db *db, sombra_conn **out);
+SOMBRA_API int sombra_conn_acquire_timeout(sombra_db *db, uint32_t timeout_ms, sombra_conn **out);
 
 /*
  * Gives a connection back: an open interactive transaction is rolled back,
@@ -198,7 +256,7 @@ int sombra_conn_acquire_timeout(sombra_db *db, uint32_t timeout_ms, sombra_conn 
  * the pointer is the new holder's connection, so drop it at release. Any
  * thread.
  */
-int sombra_conn_release(sombra_conn *conn);
+SOMBRA_API int sombra_conn_release(sombra_conn *conn);
 
 /* ---- writes ----
  * Each call is one atomic transaction (autocommit), or a step of the
@@ -209,24 +267,24 @@ int sombra_conn_release(sombra_conn *conn);
  * names and values, SOMBRA_EFAILED after an I/O failure made the database
  * read-only, SOMBRA_ETIMEDOUT when the interactive transaction ran out of time.
  */
-int sombra_node_create(sombra_conn *conn, const char *const *labels, size_t nlabels,
-                       const struct sombra_prop *props, size_t nprops, uint64_t *id);
+SOMBRA_API int sombra_node_create(sombra_conn *conn, const char *const *labels, size_t nlabels,
+                                  const struct sombra_prop *props, size_t nprops, uint64_t *id);
 /* Deletes the node and every edge that touches it. */
-int sombra_node_delete(sombra_conn *conn, uint64_t id);
-int sombra_node_set(sombra_conn *conn, uint64_t id, const char *key,
-                    const struct sombra_value *value);
-int sombra_node_unset(sombra_conn *conn, uint64_t id, const char *key);
-int sombra_node_label_add(sombra_conn *conn, uint64_t id, const char *label);
-int sombra_node_label_remove(sombra_conn *conn, uint64_t id, const char *label);
-int sombra_edge_create(sombra_conn *conn, uint64_t src, uint64_t dst, const char *type,
-                       const struct sombra_prop *props, size_t nprops, uint64_t *id);
-int sombra_edge_delete(sombra_conn *conn, uint64_t id);
-int sombra_edge_set(sombra_conn *conn, uint64_t id, const char *key,
-                    const struct sombra_value *value);
-int sombra_edge_unset(sombra_conn *conn, uint64_t id, const char *key);
+SOMBRA_API int sombra_node_delete(sombra_conn *conn, uint64_t id);
+SOMBRA_API int sombra_node_set(sombra_conn *conn, uint64_t id, const char *key,
+                               const struct sombra_value *value);
+SOMBRA_API int sombra_node_unset(sombra_conn *conn, uint64_t id, const char *key);
+SOMBRA_API int sombra_node_label_add(sombra_conn *conn, uint64_t id, const char *label);
+SOMBRA_API int sombra_node_label_remove(sombra_conn *conn, uint64_t id, const char *label);
+SOMBRA_API int sombra_edge_create(sombra_conn *conn, uint64_t src, uint64_t dst, const char *type,
+                                  const struct sombra_prop *props, size_t nprops, uint64_t *id);
+SOMBRA_API int sombra_edge_delete(sombra_conn *conn, uint64_t id);
+SOMBRA_API int sombra_edge_set(sombra_conn *conn, uint64_t id, const char *key,
+                               const struct sombra_value *value);
+SOMBRA_API int sombra_edge_unset(sombra_conn *conn, uint64_t id, const char *key);
 /* An equality and range index on property key of nodes labelled label. SOMBRA_EEXIST. */
-int sombra_index_create(sombra_conn *conn, const char *label, const char *key);
-int sombra_index_drop(sombra_conn *conn, const char *label, const char *key);
+SOMBRA_API int sombra_index_create(sombra_conn *conn, const char *label, const char *key);
+SOMBRA_API int sombra_index_drop(sombra_conn *conn, const char *label, const char *key);
 
 /* ---- batches ----
  * A batch is a list of writes built without touching the database (it copies
@@ -242,20 +300,22 @@ int sombra_index_drop(sombra_conn *conn, const char *label, const char *key);
 typedef struct sombra_batch sombra_batch;
 #define SOMBRA_BATCH_REF(i) ((uint64_t)(i) | (1ull << 63))
 
-int sombra_batch_new(sombra_batch **out);
-int sombra_batch_free(sombra_batch *batch);
+SOMBRA_API int sombra_batch_new(sombra_batch **out);
+SOMBRA_API int sombra_batch_free(sombra_batch *batch);
 /* Empties the batch for reuse, keeping its memory. */
-int sombra_batch_reset(sombra_batch *batch);
-int sombra_batch_node_create(sombra_batch *batch, const char *const *labels, size_t nlabels,
-                             const struct sombra_prop *props, size_t nprops, uint64_t *ref);
-int sombra_batch_edge_create(sombra_batch *batch, uint64_t src, uint64_t dst, const char *type,
-                             const struct sombra_prop *props, size_t nprops, uint64_t *ref);
-int sombra_batch_node_set(sombra_batch *batch, uint64_t id, const char *key,
-                          const struct sombra_value *value);
-int sombra_batch_node_delete(sombra_batch *batch, uint64_t id);
-int sombra_batch_edge_delete(sombra_batch *batch, uint64_t id);
+SOMBRA_API int sombra_batch_reset(sombra_batch *batch);
+SOMBRA_API int sombra_batch_node_create(sombra_batch *batch, const char *const *labels,
+                                        size_t nlabels, const struct sombra_prop *props,
+                                        size_t nprops, uint64_t *ref);
+SOMBRA_API int sombra_batch_edge_create(sombra_batch *batch, uint64_t src, uint64_t dst,
+                                        const char *type, const struct sombra_prop *props,
+                                        size_t nprops, uint64_t *ref);
+SOMBRA_API int sombra_batch_node_set(sombra_batch *batch, uint64_t id, const char *key,
+                                     const struct sombra_value *value);
+SOMBRA_API int sombra_batch_node_delete(sombra_batch *batch, uint64_t id);
+SOMBRA_API int sombra_batch_edge_delete(sombra_batch *batch, uint64_t id);
 /* Submits and waits, like a single write. */
-int sombra_batch_submit(sombra_conn *conn, sombra_batch *batch);
+SOMBRA_API int sombra_batch_submit(sombra_conn *conn, sombra_batch *batch);
 /*
  * Submits without waiting: *ticket names the submission for sombra_wait and
  * sombra_poll. The batch cannot be changed or freed until then. With
@@ -263,17 +323,17 @@ int sombra_batch_submit(sombra_conn *conn, sombra_batch *batch);
  * SOMBRA_EAGAIN also when ring_capacity tickets are out and not collected;
  * SOMBRA_EBUSY inside an interactive transaction (use sombra_batch_submit).
  */
-int sombra_batch_submit_async(sombra_conn *conn, sombra_batch *batch, bool nonblocking,
-                              uint64_t *ticket);
+SOMBRA_API int sombra_batch_submit_async(sombra_conn *conn, sombra_batch *batch, bool nonblocking,
+                                         uint64_t *ticket);
 /*
  * Waits for a ticket; returns the batch's status. SOMBRA_EINVAL for an
  * unknown ticket: one collected already, or another connection's.
  */
-int sombra_wait(sombra_conn *conn, uint64_t ticket);
+SOMBRA_API int sombra_wait(sombra_conn *conn, uint64_t ticket);
 /* *done tells whether the ticket finished; if so, returns its status and forgets it. */
-int sombra_poll(sombra_conn *conn, uint64_t ticket, bool *done);
+SOMBRA_API int sombra_poll(sombra_conn *conn, uint64_t ticket, bool *done);
 /* After a successful submit: the id the operation ref made. */
-int sombra_batch_id(const sombra_batch *batch, uint64_t ref, uint64_t *id);
+SOMBRA_API int sombra_batch_id(const sombra_batch *batch, uint64_t ref, uint64_t *id);
 
 /* ---- interactive write transactions ----
  * Between begin and commit or rollback, the connection's writes are one
@@ -288,9 +348,9 @@ int sombra_batch_id(const sombra_batch *batch, uint64_t ref, uint64_t *id);
  * The transaction is the connection's, not the thread's: any thread using
  * the connection writes into it, and may commit or roll it back.
  */
-int sombra_txn_begin(sombra_conn *conn);
-int sombra_txn_commit(sombra_conn *conn);
-int sombra_txn_rollback(sombra_conn *conn);
+SOMBRA_API int sombra_txn_begin(sombra_conn *conn);
+SOMBRA_API int sombra_txn_commit(sombra_conn *conn);
+SOMBRA_API int sombra_txn_rollback(sombra_conn *conn);
 
 /* ---- reads ----
  * On the calling thread, against the newest published commit (inside an
@@ -320,38 +380,44 @@ struct sombra_neighbor {
  * SOMBRA_ENOTXN; inside an interactive write transaction both succeed and do
  * nothing (its reads already see one state, its own).
  */
-int sombra_read_begin(sombra_conn *conn);
-int sombra_read_end(sombra_conn *conn);
-int sombra_node_get(sombra_conn *conn, uint64_t id, const struct sombra_entity **out);
-int sombra_edge_get(sombra_conn *conn, uint64_t id, const struct sombra_entity **out);
+SOMBRA_API int sombra_read_begin(sombra_conn *conn);
+SOMBRA_API int sombra_read_end(sombra_conn *conn);
+SOMBRA_API int sombra_node_get(sombra_conn *conn, uint64_t id, const struct sombra_entity **out);
+SOMBRA_API int sombra_edge_get(sombra_conn *conn, uint64_t id, const struct sombra_entity **out);
 /* Neighbours over edges of the given types (ntypes 0: any). */
-int sombra_neighbors(sombra_conn *conn, uint64_t node, enum sombra_dir dir,
-                     const char *const *types, size_t ntypes, const struct sombra_neighbor **out,
-                     size_t *n);
-int sombra_degree(sombra_conn *conn, uint64_t node, enum sombra_dir dir, const char *const *types,
-                  size_t ntypes, uint64_t *degree);
-int sombra_nodes_by_label(sombra_conn *conn, const char *label, const uint64_t **ids, size_t *n);
+SOMBRA_API int sombra_neighbors(sombra_conn *conn, uint64_t node, enum sombra_dir dir,
+                                const char *const *types, size_t ntypes,
+                                const struct sombra_neighbor **out, size_t *n);
+SOMBRA_API int sombra_degree(sombra_conn *conn, uint64_t node, enum sombra_dir dir,
+                             const char *const *types, size_t ntypes, uint64_t *degree);
+SOMBRA_API int sombra_nodes_by_label(sombra_conn *conn, const char *label, const uint64_t **ids,
+                                     size_t *n);
 /* Need an index on (label, key); SOMBRA_ENOTFOUND without. Bounds inclusive, NULL open. */
-int sombra_nodes_by_prop(sombra_conn *conn, const char *label, const char *key,
-                         const struct sombra_value *value, const uint64_t **ids, size_t *n);
-int sombra_nodes_by_range(sombra_conn *conn, const char *label, const char *key,
-                          const struct sombra_value *lo, const struct sombra_value *hi,
-                          const uint64_t **ids, size_t *n);
-int sombra_count(sombra_conn *conn, uint64_t *nodes, uint64_t *edges);
+SOMBRA_API int sombra_nodes_by_prop(sombra_conn *conn, const char *label, const char *key,
+                                    const struct sombra_value *value, const uint64_t **ids,
+                                    size_t *n);
+SOMBRA_API int sombra_nodes_by_range(sombra_conn *conn, const char *label, const char *key,
+                                     const struct sombra_value *lo, const struct sombra_value *hi,
+                                     const uint64_t **ids, size_t *n);
+SOMBRA_API int sombra_count(sombra_conn *conn, uint64_t *nodes, uint64_t *edges);
 /*
  * Scans: at most max ids of nodes (sombra_node_ids) or edges
  * (sombra_edge_ids) greater than after, ascending; *n < max at the end.
  * Start from 0 and pass the last id back; inside a read transaction the
  * pages see one commit. SOMBRA_EINVAL when max is 0.
  */
-int sombra_node_ids(sombra_conn *conn, uint64_t after, size_t max, const uint64_t **ids, size_t *n);
-int sombra_edge_ids(sombra_conn *conn, uint64_t after, size_t max, const uint64_t **ids, size_t *n);
-int sombra_bfs(sombra_conn *conn, uint64_t start, enum sombra_dir dir, const char *const *types,
-               size_t ntypes, uint32_t max_depth, const uint64_t **ids, size_t *n);
-int sombra_shortest_path(sombra_conn *conn, uint64_t from, uint64_t to, enum sombra_dir dir,
-                         const char *const *types, size_t ntypes, const uint64_t **ids, size_t *n);
-int sombra_two_hop_count(sombra_conn *conn, uint64_t node, enum sombra_dir dir,
-                         const char *const *types, size_t ntypes, uint64_t *count);
+SOMBRA_API int sombra_node_ids(sombra_conn *conn, uint64_t after, size_t max, const uint64_t **ids,
+                               size_t *n);
+SOMBRA_API int sombra_edge_ids(sombra_conn *conn, uint64_t after, size_t max, const uint64_t **ids,
+                               size_t *n);
+SOMBRA_API int sombra_bfs(sombra_conn *conn, uint64_t start, enum sombra_dir dir,
+                          const char *const *types, size_t ntypes, uint32_t max_depth,
+                          const uint64_t **ids, size_t *n);
+SOMBRA_API int sombra_shortest_path(sombra_conn *conn, uint64_t from, uint64_t to,
+                                    enum sombra_dir dir, const char *const *types, size_t ntypes,
+                                    const uint64_t **ids, size_t *n);
+SOMBRA_API int sombra_two_hop_count(sombra_conn *conn, uint64_t node, enum sombra_dir dir,
+                                    const char *const *types, size_t ntypes, uint64_t *count);
 
 /* ---- maintenance ---- */
 
@@ -361,7 +427,7 @@ int sombra_two_hop_count(sombra_conn *conn, uint64_t node, enum sombra_dir dir,
  * interactive transaction (at most txn_timeout_ms): do not call these from the
  * thread that holds one.
  */
-int sombra_checkpoint(sombra_db *db);
+SOMBRA_API int sombra_checkpoint(sombra_db *db);
 
 /*
  * Checks the whole database (tree structure, checksums, every page used once
@@ -370,7 +436,7 @@ int sombra_checkpoint(sombra_db *db);
  * problem (may be NULL) when not. Any thread; blocks, and holds the writer
  * for the duration.
  */
-int sombra_verify(sombra_db *db, char *problem, size_t problem_len);
+SOMBRA_API int sombra_verify(sombra_db *db, char *problem, size_t problem_len);
 
 /*
  * Copies the database, as of one commit, to a new file at dest_path
@@ -384,7 +450,7 @@ int sombra_verify(sombra_db *db, char *problem, size_t problem_len);
  * its directory does not, SOMBRA_EIO, SOMBRA_ENOSPC, SOMBRA_EPERM; a failed
  * copy is removed. Any thread; blocks for the checkpoint and the copy.
  */
-int sombra_backup(sombra_db *db, const char *dest_path);
+SOMBRA_API int sombra_backup(sombra_db *db, const char *dest_path);
 
 struct sombra_stats {
         uint64_t nodes, edges;
@@ -405,10 +471,20 @@ struct sombra_stats {
         uint64_t free_pages;    /* reusable now */
         uint64_t retired_pages; /* unreachable, waiting for readers or a checkpoint */
         uint64_t cached_pages, dirty_pages;
+        /* since 0.2.0 */
+        uint64_t acquired; /* connections held by callers now (sombra_close refuses meanwhile) */
 };
 
-/* Counters so far; approximate while the engine runs. Any thread. */
-int sombra_stats(sombra_db *db, struct sombra_stats *out);
+/* The fields of struct sombra_stats in 0.1.0, the smallest layout the library fills. */
+#define SOMBRA_STATS_SIZE_MIN (offsetof(struct sombra_stats, dirty_pages) + sizeof(uint64_t))
+
+/*
+ * Counters so far; approximate while the engine runs. The macro passes
+ * sizeof(*out) as size (see "Sizes"). SOMBRA_EINVAL for NULL arguments or a
+ * size below SOMBRA_STATS_SIZE_MIN. Any thread.
+ */
+SOMBRA_API int sombra_stats_sized(sombra_db *db, struct sombra_stats *out, size_t size);
+#define sombra_stats(db, out) sombra_stats_sized((db), (out), sizeof(*(out)))
 
 /* ---- metrics ----
  * The engine counts as it goes without taking locks on the paths of reads
@@ -454,7 +530,7 @@ enum sombra_op_kind {
  * "node_create", "bfs", ...: the kind's name in the exports; NULL when out of
  * range. Any thread; never blocks.
  */
-const char *sombra_op_name(enum sombra_op_kind kind);
+SOMBRA_API const char *sombra_op_name(enum sombra_op_kind kind);
 
 /* A distribution of samples: latencies in nanoseconds, or plain counts. */
 struct sombra_distribution {
@@ -491,13 +567,19 @@ struct sombra_metrics {
         struct sombra_distribution fsync_latency_ns;  /* the committer's group fdatasyncs */
 };
 
+/* The fields of struct sombra_metrics in its first sized version, 0.2.0. */
+#define SOMBRA_METRICS_SIZE_MIN                                                                    \
+        (offsetof(struct sombra_metrics, fsync_latency_ns) + sizeof(struct sombra_distribution))
+
 /*
  * Fills *out with the metrics so far. Goes through the writer thread, like
  * sombra_stats (so it waits behind an open interactive transaction of
- * another connection). SOMBRA_EINVAL for NULL arguments. Any thread; blocks
- * briefly.
+ * another connection). The macro passes sizeof(*out) as size (see "Sizes").
+ * SOMBRA_EINVAL for NULL arguments or a size below SOMBRA_METRICS_SIZE_MIN.
+ * Any thread; blocks briefly.
  */
-int sombra_metrics(sombra_db *db, struct sombra_metrics *out);
+SOMBRA_API int sombra_metrics_sized(sombra_db *db, struct sombra_metrics *out, size_t size);
+#define sombra_metrics(db, out) sombra_metrics_sized((db), (out), sizeof(*(out)))
 
 /*
  * The same metrics as text: a JSON object (sombra_metrics_json), or the
@@ -509,8 +591,8 @@ int sombra_metrics(sombra_db *db, struct sombra_metrics *out);
  * buffer of *needed bytes, plus room for numbers to grow, will do next time.
  * Other errors as sombra_metrics. Any thread; blocks briefly.
  */
-int sombra_metrics_json(sombra_db *db, char *buf, size_t len, size_t *needed);
-int sombra_metrics_prometheus(sombra_db *db, char *buf, size_t len, size_t *needed);
+SOMBRA_API int sombra_metrics_json(sombra_db *db, char *buf, size_t len, size_t *needed);
+SOMBRA_API int sombra_metrics_prometheus(sombra_db *db, char *buf, size_t len, size_t *needed);
 
 #ifdef __cplusplus
 }

@@ -18,6 +18,7 @@
 
 #include "engine.h"
 #include "futex.h"
+#include "status.h"
 #include "store.h"
 
 static int
@@ -715,6 +716,9 @@ sombra_conn_release(sombra_conn *conn)
         if (rc != SOMBRA_OK)
                 return rc;
         db = conn->db;
+        /* Counted until its last touch of db; never refused, as the connection it holds keeps
+         * any close from freeing. */
+        engine_hold(db);
         if (conn->in_txn && !txn_lost(conn)) {
                 struct request req = {.kind = REQ_TXN_ROLLBACK};
                 (void)run_request(conn, &req);
@@ -736,6 +740,7 @@ sombra_conn_release(sombra_conn *conn)
         conn_leave(conn);
         __atomic_add_fetch(&db->pool_seq, 1, __ATOMIC_RELEASE);
         futex_wake(&db->pool_seq, INT32_MAX);
+        engine_leave(db);
         return SOMBRA_OK;
 }
 
@@ -754,6 +759,19 @@ run_on_writer(struct sombra_db *db, int (*fn)(struct graph_reader *r, void *arg)
         return rc;
 }
 
+/* run_on_writer as a db-level call of its own, which sombra_close waits to see end. */
+static int
+run_counted(struct sombra_db *db, int (*fn)(struct graph_reader *r, void *arg), void *arg)
+{
+        int rc = engine_enter(db);
+
+        if (rc != SOMBRA_OK)
+                return rc;
+        rc = run_on_writer(db, fn, arg);
+        engine_leave(db);
+        return rc;
+}
+
 static int
 do_checkpoint(struct graph_reader *r, void *arg)
 {
@@ -765,7 +783,7 @@ do_checkpoint(struct graph_reader *r, void *arg)
 int
 sombra_checkpoint(sombra_db *db)
 {
-        return db == NULL ? SOMBRA_EINVAL : run_on_writer(db, do_checkpoint, db);
+        return db == NULL ? SOMBRA_EINVAL : run_counted(db, do_checkpoint, db);
 }
 
 struct stats_args {
@@ -809,21 +827,22 @@ do_stats(struct graph_reader *r, void *arg)
         a->out->requests = a->db->counters.requests;
         a->out->writer_groups = a->db->counters.groups;
         a->out->txn_timeouts = a->db->counters.txn_timeouts;
+        a->out->acquired = __atomic_load_n(&a->db->acquired, __ATOMIC_RELAXED);
         return SOMBRA_OK;
 }
 
 int
-sombra_stats(sombra_db *db, struct sombra_stats *out)
+sombra_stats_sized(sombra_db *db, struct sombra_stats *out, size_t size)
 {
         struct sombra_stats st = {0};
         struct stats_args a = {db, &st};
         int rc;
 
-        if (db == NULL || out == NULL)
+        if (db == NULL || out == NULL || size < SOMBRA_STATS_SIZE_MIN)
                 return SOMBRA_EINVAL;
-        rc = run_on_writer(db, do_stats, &a);
+        rc = run_counted(db, do_stats, &a);
         if (rc == SOMBRA_OK)
-                *out = st; /* out parameters are left alone on error */
+                status_copy_sized(out, size, &st, sizeof(st)); /* left alone on error */
         return rc;
 }
 
@@ -916,23 +935,23 @@ do_metrics(struct graph_reader *r, void *arg)
 }
 
 int
-sombra_metrics(sombra_db *db, struct sombra_metrics *out)
+sombra_metrics_sized(sombra_db *db, struct sombra_metrics *out, size_t size)
 {
         struct metrics_args *a;
         struct sombra_metrics m = {0};
         int rc;
 
-        if (db == NULL || out == NULL)
+        if (db == NULL || out == NULL || size < SOMBRA_METRICS_SIZE_MIN)
                 return SOMBRA_EINVAL;
         a = malloc(sizeof(*a));
         if (a == NULL)
                 return SOMBRA_ENOMEM;
         a->db = db;
         a->out = &m;
-        rc = run_on_writer(db, do_metrics, a);
+        rc = run_counted(db, do_metrics, a);
         free(a);
         if (rc == SOMBRA_OK)
-                *out = m;
+                status_copy_sized(out, size, &m, sizeof(m));
         return rc;
 }
 
@@ -964,7 +983,7 @@ sombra_verify(sombra_db *db, char *problem, size_t problem_len)
                 return SOMBRA_EINVAL;
         if (problem != NULL && problem_len > 0)
                 problem[0] = '\0';
-        return run_on_writer(db, do_verify, &a);
+        return run_counted(db, do_verify, &a);
 }
 
 /* ---- backup ---- */
@@ -1018,24 +1037,27 @@ sombra_backup(sombra_db *db, const char *dest_path)
 
         if (db == NULL || dest_path == NULL || dest_path[0] == '\0')
                 return SOMBRA_EINVAL;
-        dest.fd = open(dest_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-        if (dest.fd < 0)
-                return errno == EEXIST ? SOMBRA_EEXIST : io_status_from_errno(errno);
-        rc = run_on_writer(db, do_backup_hold, &hold);
+        /* One call from the hold to its release: the copy reads the file outside the writer. */
+        rc = engine_enter(db);
         if (rc != SOMBRA_OK)
-                goto label_fail;
-        rc = backup_copy(graph_store(db->g), hold.bytes, &dest);
-        hold.end = true;
-        (void)run_on_writer(db, do_backup_hold, &hold);
+                return rc;
+        dest.fd = open(dest_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+        if (dest.fd < 0) {
+                rc = errno == EEXIST ? SOMBRA_EEXIST : io_status_from_errno(errno);
+                goto label_done;
+        }
+        rc = run_on_writer(db, do_backup_hold, &hold);
+        if (rc == SOMBRA_OK) {
+                rc = backup_copy(graph_store(db->g), hold.bytes, &dest);
+                hold.end = true;
+                (void)run_on_writer(db, do_backup_hold, &hold);
+        }
         if (rc == SOMBRA_OK)
                 rc = io_sync_dir_of(dest_path);
+        close(dest.fd);
         if (rc != SOMBRA_OK)
-                goto label_fail;
-        close(dest.fd);
-        return SOMBRA_OK;
-
-label_fail:
-        close(dest.fd);
-        unlink(dest_path);
+                unlink(dest_path);
+label_done:
+        engine_leave(db);
         return rc;
 }

@@ -19,6 +19,7 @@
 
 #include "engine.h"
 #include "futex.h"
+#include "status.h"
 #include "store.h"
 
 static struct request *
@@ -180,12 +181,10 @@ engine_open(const char *path, const struct sombra_config *config, struct io_faul
         db = calloc(1, sizeof(*db));
         if (db == NULL)
                 return SOMBRA_ENOMEM;
-        if (config != NULL)
-                db->cfg = *config;
-        else
-                sombra_config_production(&db->cfg);
         db->open_ns = db->counters.window_start_ns = clock_now_ns();
-        rc = config_check(&db->cfg);
+        rc = status_config_read(config, &db->cfg);
+        if (rc == SOMBRA_OK)
+                rc = config_check(&db->cfg);
         if (rc != SOMBRA_OK)
                 goto label_fail;
         /* The graph never syncs for a commit here: the committer does. */
@@ -221,22 +220,66 @@ label_fail:
 }
 
 int
+engine_enter(struct sombra_db *db)
+{
+        engine_hold(db);
+        if (!__atomic_load_n(&db->closing, __ATOMIC_SEQ_CST))
+                return SOMBRA_OK;
+        engine_leave(db);
+        return SOMBRA_ECLOSED;
+}
+
+void
+engine_hold(struct sombra_db *db)
+{
+        __atomic_add_fetch(&db->calls, 1, __ATOMIC_SEQ_CST);
+}
+
+void
+engine_leave(struct sombra_db *db)
+{
+        __atomic_sub_fetch(&db->calls, 1, __ATOMIC_SEQ_CST);
+}
+
+/*
+ * Whether anything may still use db, read with `closing` set. Calls, then
+ * connections, then calls again: an acquire that began before `closing` was
+ * set is counted until after it claimed its connection, and a release is
+ * counted from before it frees its connection until it is done, so a
+ * connection cannot change hands unseen between the reads.
+ */
+static bool
+engine_busy(struct sombra_db *db)
+{
+        if (__atomic_load_n(&db->calls, __ATOMIC_SEQ_CST) != 0)
+                return true;
+        for (uint32_t i = 0; i < db->nconns; i++)
+                if (__atomic_load_n(&db->conns[i].in_use, __ATOMIC_SEQ_CST))
+                        return true;
+        return __atomic_load_n(&db->calls, __ATOMIC_SEQ_CST) != 0;
+}
+
+int
 sombra_close(sombra_db *db)
 {
+        uint32_t open = 0;
         int rc;
 
         if (db == NULL)
                 return SOMBRA_EINVAL;
-        for (uint32_t i = 0; i < db->nconns; i++)
-                if (__atomic_load_n(&db->conns[i].in_use, __ATOMIC_ACQUIRE))
-                        return SOMBRA_EBUSY;
-        /* Maintenance calls in flight on the engine's connection finish first. */
-        pthread_mutex_lock(&engine_conn(db)->lock);
+        /* Another close is deciding: it answers for db. */
+        if (!__atomic_compare_exchange_n(&db->closing, &open, 1, false, __ATOMIC_SEQ_CST,
+                                         __ATOMIC_SEQ_CST))
+                return SOMBRA_EBUSY;
+        if (engine_busy(db)) {
+                /* Nothing was stopped: db goes on as if close had not been called. */
+                __atomic_store_n(&db->closing, 0, __ATOMIC_SEQ_CST);
+                return SOMBRA_EBUSY;
+        }
         __atomic_store_n(&db->stopping, 1, __ATOMIC_SEQ_CST);
         writer_wake(db);
         pthread_join(db->writer, NULL);
         committer_stop(&db->committer);
-        pthread_mutex_unlock(&engine_conn(db)->lock);
         for (uint32_t i = 0; i <= db->nconns; i++) {
                 graph_reader_close(db->conns[i].reader);
                 db->conns[i].reader = NULL;
@@ -262,8 +305,13 @@ sombra_conn_acquire_timeout(sombra_db *db, uint32_t timeout_ms, sombra_conn **ou
 {
         uint64_t deadline;
 
+        int rc;
+
         if (db == NULL || out == NULL)
                 return SOMBRA_EINVAL;
+        rc = engine_enter(db);
+        if (rc != SOMBRA_OK)
+                return rc;
         deadline = clock_now_ns() + (uint64_t)timeout_ms * 1000000u;
         for (;;) {
                 uint32_t seq = __atomic_load_n(&db->pool_seq, __ATOMIC_ACQUIRE);
@@ -272,14 +320,19 @@ sombra_conn_acquire_timeout(sombra_db *db, uint32_t timeout_ms, sombra_conn **ou
                         if (conn_claim(&db->conns[i])) {
                                 __atomic_add_fetch(&db->acquired, 1, __ATOMIC_RELAXED);
                                 *out = &db->conns[i];
-                                return SOMBRA_OK;
+                                goto label_done;
                         }
                 }
                 now = clock_now_ns();
-                if (timeout_ms != UINT32_MAX && now >= deadline)
-                        return SOMBRA_EBUSY;
+                if (timeout_ms != UINT32_MAX && now >= deadline) {
+                        rc = SOMBRA_EBUSY;
+                        goto label_done;
+                }
                 futex_wait(&db->pool_seq, seq, timeout_ms == UINT32_MAX ? 0 : deadline - now);
         }
+label_done:
+        engine_leave(db);
+        return rc;
 }
 
 int

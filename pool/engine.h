@@ -140,6 +140,16 @@ struct sombra_db {
         uint32_t writer_seq;      /* futex word: bumped after every push */
         uint32_t writer_sleeping; /* the writer is (about to be) asleep */
         uint32_t acquired;        /* connections handed out: 1 means a caller works alone */
+        /*
+         * sombra_close against the calls on db (engine_enter): `calls` counts
+         * the db-level calls in flight, `closing` is set while a close decides
+         * and, if nothing is in flight, frees. Both are seq-cst, Dekker style:
+         * a call adds to `calls` and then reads `closing`; close sets
+         * `closing` and then reads `calls` and the connections, so at least
+         * one of the two sees the other.
+         */
+        uint32_t calls;
+        uint32_t closing;
         uint32_t stopping;
         struct sombra_conn *txn_owner; /* writer only: the conn of the open interactive txn */
         uint64_t txn_deadline_ns;
@@ -169,6 +179,16 @@ int engine_open(const char *path, const struct sombra_config *config, struct io_
  */
 int engine_submit(struct sombra_conn *c, struct request *req, bool wait_for_room);
 struct sombra_conn *engine_conn(struct sombra_db *db);
+/*
+ * pool/engine.c: a db-level call begins (engine_enter) and ends
+ * (engine_leave); sombra_close refuses with SOMBRA_EBUSY while any is in
+ * flight. engine_enter counts nothing and returns SOMBRA_ECLOSED once a close
+ * has begun. engine_hold counts a call that a close cannot be freeing under:
+ * one made on a connection still held (sombra_conn_release).
+ */
+int engine_enter(struct sombra_db *db);
+void engine_hold(struct sombra_db *db);
+void engine_leave(struct sombra_db *db);
 /* pool/api.c: ops as one transaction (or a step of the open one), waited for. */
 int engine_write(struct sombra_conn *c, struct write_op *ops, size_t n);
 /*

@@ -60,7 +60,7 @@ if [ -f "$log" ]; then
         done < <(sed -n 's/.*Synthesis: Tested: [0-9]* | Passing: \([0-9]*\) | Failing: \([0-9]*\) | Crashing: \([0-9]*\).*/\1 \2 \3/p' "$log")
 fi
 # The plain programs end with "<name>: N passed, N failed": the crash quick,
-# soak, cli and example-server runs in the meson log, the two TSan programs
+# soak, cli, example-server and abi runs in the meson log, the two TSan programs
 # and the fuzzers. A program that exits non-zero without reporting a failure
 # (TSan stopped it before its summary) counts as one failure.
 summary() { # summary NAME OUTPUT STATUS
@@ -76,6 +76,7 @@ summary() { # summary NAME OUTPUT STATUS
 [ -f "$log" ] && summary soak "$(cat "$log")" 0
 [ -f "$log" ] && summary cli "$(cat "$log")" 0
 [ -f "$log" ] && summary server "$(cat "$log")" 0
+[ -f "$log" ] && summary abi "$(cat "$log")" 0
 summary tsan "$tsan_out" "$tsan_status"
 summary crash "$crash_out" "$crash_status"
 summary fuzz "$fuzz_out" "$fuzz_status"

@@ -5,6 +5,7 @@
  * any failure. TSan itself aborts the run on a data race (halt_on_error).
  */
 #include <pthread.h>
+#include <sched.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "engine.h"
 #include "stress.h"
 
 static int
@@ -129,6 +131,117 @@ backup_scenario(void)
         return ok;
 }
 
+struct close_round;
+
+/* A call of close_race_scenario's, on a thread of its own. */
+struct close_call {
+        pthread_t thread;
+        struct close_round *round;
+        int rc;
+};
+
+/* One round of close_race_scenario. */
+struct close_round {
+        sombra_db *db;
+        const char *copy;
+        uint32_t returned; /* calls that have returned (atomic) */
+        struct close_call calls[3];
+};
+
+static void
+close_call_returned(struct close_call *call)
+{
+        __atomic_add_fetch(&call->round->returned, 1, __ATOMIC_SEQ_CST);
+}
+
+static void *
+close_call_backup(void *arg)
+{
+        struct close_call *call = arg;
+
+        call->rc = sombra_backup(call->round->db, call->round->copy);
+        close_call_returned(call);
+        return NULL;
+}
+
+/* Waits for a connection (the pool has one left for two of these), writes, releases. */
+static void *
+close_call_acquire(void *arg)
+{
+        struct close_call *call = arg;
+        sombra_conn *c;
+
+        call->rc = sombra_conn_acquire(call->round->db, &c);
+        close_call_returned(call);
+        if (call->rc != SOMBRA_OK)
+                return NULL;
+        call->rc = sombra_node_create(c, NULL, 0, NULL, 0, NULL);
+        if (sombra_conn_release(c) != SOMBRA_OK)
+                call->rc = SOMBRA_ECLOSED;
+        return NULL;
+}
+
+/*
+ * sombra_close in a loop against a backup and two callers waiting for the
+ * pool's last connection, released by the main thread just before: close
+ * must refuse until every call has returned, and every call must succeed.
+ * The engine's count of calls in flight tells when all three have begun.
+ */
+static int
+close_race_scenario(void)
+{
+        char dir[] = "/tmp/sombra-tsan-XXXXXX", path[64], wal[80], copy[80];
+        struct sombra_config cfg;
+        uint64_t refused = 0;
+        int rounds = 0;
+
+        if (mkdtemp(dir) == NULL)
+                return 0;
+        snprintf(path, sizeof(path), "%s/c.sombra", dir);
+        snprintf(wal, sizeof(wal), "%s-wal", path);
+        sombra_config_balanced(&cfg);
+        cfg.max_connections = 2;
+        for (; rounds < 10; rounds++) {
+                struct close_round r = {.copy = copy};
+                sombra_conn *held;
+                bool ok;
+                int rc;
+
+                snprintf(copy, sizeof(copy), "%s/copy%d.sombra", dir, rounds);
+                if (sombra_open(path, &cfg, &r.db) != SOMBRA_OK ||
+                    sombra_conn_acquire(r.db, &held) != SOMBRA_OK)
+                        break;
+                for (int i = 0; i < 3; i++) {
+                        r.calls[i].round = &r;
+                        pthread_create(&r.calls[i].thread, NULL,
+                                       i == 0 ? close_call_backup : close_call_acquire,
+                                       &r.calls[i]);
+                }
+                while (__atomic_load_n(&r.db->calls, __ATOMIC_SEQ_CST) +
+                           __atomic_load_n(&r.returned, __ATOMIC_SEQ_CST) <
+                       3)
+                        sched_yield();
+                sombra_conn_release(held);
+                while ((rc = sombra_close(r.db)) == SOMBRA_EBUSY) {
+                        refused++;
+                        sched_yield();
+                }
+                ok = rc == SOMBRA_OK;
+                for (int i = 0; i < 3; i++) {
+                        pthread_join(r.calls[i].thread, NULL);
+                        ok = ok && r.calls[i].rc == SOMBRA_OK;
+                }
+                if (!ok || !copy_healthy(copy))
+                        break;
+        }
+        printf("%s close_vs_backup_and_acquire: %d of 10 rounds, close refused %lu times\n",
+               rounds == 10 ? "PASS" : "FAIL", rounds, (unsigned long)refused);
+        unlink(path);
+        unlink(wal);
+        rmdir(dir);
+        return rounds == 10;
+}
+
 int
 main(void)
 {
@@ -146,6 +259,8 @@ main(void)
         passed += engine_scenario();
         total++;
         passed += backup_scenario();
+        total++;
+        passed += close_race_scenario();
         total++;
         printf("tsan: %d passed, %d failed\n", passed, total - passed);
         return passed == total ? 0 : 1;
