@@ -489,11 +489,14 @@ int sombra_metrics(sombra_db *db, struct sombra_metrics *out);
  * The same metrics as text: a JSON object (sombra_metrics_json), or the
  * Prometheus text exposition format, version 0.0.4, every name starting with
  * sombra_ (sombra_metrics_prometheus). The text and its terminating NUL go to
- * buf, of len bytes; *needed (may be NULL) gets the bytes that takes, NUL
- * included. SOMBRA_ETOOBIG when len is smaller: buf then holds a truncated,
- * NUL-terminated prefix (nothing when len is 0; buf may be NULL then), and a
+ * buf, of len bytes; *needed (may be NULL when buf is not) gets the bytes
+ * that takes, NUL included. SOMBRA_ETOOBIG when len is smaller: buf then
+ * holds a truncated, NUL-terminated prefix (nothing when len is 0), and a
  * buffer of *needed bytes, plus room for numbers to grow, will do next time.
- * Other errors as sombra_metrics. Any thread; blocks briefly.
+ * buf NULL with len 0 asks for the size only: SOMBRA_ETOOBIG and *needed
+ * (needed must not be NULL then). SOMBRA_EINVAL for a NULL db, a NULL buf
+ * with len > 0, or a size query without needed. Other errors as
+ * sombra_metrics. Any thread; blocks briefly.
  */
 int sombra_metrics_json(sombra_db *db, char *buf, size_t len, size_t *needed);
 int sombra_metrics_prometheus(sombra_db *db, char *buf, size_t len, size_t *needed);
