@@ -125,7 +125,8 @@ struct sombra_config {
         uint32_t page_cache_size;       /* pages kept in memory, at least SOMBRA_MIN_CACHE_PAGES */
         uint32_t max_connections;       /* pooled handles */
         uint32_t ring_capacity;         /* requests in flight per handle, power of two */
-        uint32_t txn_timeout_ms;        /* how long an interactive write txn may hold the writer */
+        uint32_t txn_timeout_ms;        /* how long an interactive write txn may hold the writer;
+                                           5000 (5 s) in every preset */
         bool checksums;                 /* verify page checksums on every read */
         bool metrics; /* keep latency histograms and operation counts (sombra_metrics) */
 };
@@ -154,6 +155,9 @@ typedef struct sombra_conn sombra_conn;
  * or already open in this one), SOMBRA_EPERM (the database or its WAL cannot
  * be read and written), SOMBRA_EIO, SOMBRA_ENOMEM. Any thread; blocks for
  * the recovery.
+ * The write-ahead log is the file "<database path>-wal" in the same
+ * directory, the database path being path with symbolic links resolved: a
+ * database opened through a link keeps one WAL, beside the real file.
  */
 int sombra_open(const char *path, const struct sombra_config *config, sombra_db **out);
 
@@ -194,6 +198,17 @@ int sombra_conn_release(sombra_conn *conn);
  * SOMBRA_ENOTFOUND for unknown ids, SOMBRA_EINVAL / SOMBRA_ETOOBIG for bad
  * names and values, SOMBRA_EFAILED after an I/O failure made the database
  * read-only, SOMBRA_ETIMEDOUT when the interactive transaction ran out of time.
+ *
+ * Ids: nodes and edges are numbered separately, each from 1, one more for
+ * every node (edge) created, in commit order (in a batch, in the order of
+ * its operations); *id gets the new one. An id is never given again once
+ * its commit is acknowledged, not even after the node or edge is deleted
+ * and the database reopened: the next ids are kept in the file. Ids taken
+ * inside a transaction that rolled back (or failed) were never visible, and
+ * the next commit takes them. sombra export writes these ids, but
+ * sombra import numbers what it loads afresh (from the next ids of the
+ * database it loads into; into a new database, 1, 2, ... in file order),
+ * so an export of a database with deletions renumbers when imported.
  */
 int sombra_node_create(sombra_conn *conn, const char *const *labels, size_t nlabels,
                        const struct sombra_prop *props, size_t nprops, uint64_t *id);
@@ -332,10 +347,36 @@ int sombra_count(sombra_conn *conn, uint64_t *nodes, uint64_t *edges);
  */
 int sombra_node_ids(sombra_conn *conn, uint64_t after, size_t max, const uint64_t **ids, size_t *n);
 int sombra_edge_ids(sombra_conn *conn, uint64_t after, size_t max, const uint64_t **ids, size_t *n);
+/*
+ * Traversals follow edges in direction dir from the node (SOMBRA_IN: edges
+ * into it, walked backwards; SOMBRA_BOTH: either way), over edges of the
+ * given types only (ntypes 0: any; at most 64 types). Each sees one commit.
+ * On any error *ids, *n and *count are left as they were.
+ *
+ * sombra_bfs: every node at most max_depth edges from start, each once:
+ * start first, then the nodes at distance 1, then 2, and so on (distance:
+ * the fewest edges); the order within one distance is not specified.
+ * max_depth 0 gives start alone; UINT32_MAX, everything reachable.
+ * SOMBRA_ENOTFOUND when start does not exist.
+ */
 int sombra_bfs(sombra_conn *conn, uint64_t start, enum sombra_dir dir, const char *const *types,
                size_t ntypes, uint32_t max_depth, const uint64_t **ids, size_t *n);
+/*
+ * A path with the fewest edges from `from` to `to`: its nodes in order,
+ * both ends included (*n is its edge count plus one; from == to gives that
+ * node alone). Among equally short paths, one of them. SOMBRA_ENOTFOUND
+ * when there is no such path, and also when either end does not exist
+ * (sombra_node_get tells the two apart).
+ */
 int sombra_shortest_path(sombra_conn *conn, uint64_t from, uint64_t to, enum sombra_dir dir,
                          const char *const *types, size_t ntypes, const uint64_t **ids, size_t *n);
+/*
+ * How many distinct nodes end a walk of exactly two edges from node,
+ * node itself not counted. A node reached by several walks counts once,
+ * and a node one edge away counts too when a two-edge walk also ends
+ * there (a->b->c with a->c counts c): this is not the number of nodes at
+ * distance 2, nor of paths. SOMBRA_ENOTFOUND when node does not exist.
+ */
 int sombra_two_hop_count(sombra_conn *conn, uint64_t node, enum sombra_dir dir,
                          const char *const *types, size_t ntypes, uint64_t *count);
 
