@@ -357,10 +357,10 @@ def test_wide_header(d):
     check("a 200,000-column header in seconds", time.monotonic() - start < 20)
     n = write(os.path.join(d, "dupcol.csv"), "id,labels,a:int,b,a,c,a:int\n")
     expect("a column given twice", run("import", os.path.join(d, "wide.db"), "--nodes", n), 1,
-           stderr="column 7 'a:int' given twice (first as column 3)")
+           stderr="column 7 'a:int' given twice (first: 3)")
     n = write(os.path.join(d, "samekey.csv"), "id,labels,a:int,a:string,a\n")
     expect("'a' is 'a:string'", run("import", os.path.join(d, "wide.db"), "--nodes", n), 1,
-           stderr="column 5 'a' given twice (first as column 4)")
+           stderr="column 5 'a' given twice (first: 4)")
 
 
 def test_numeric_options(d):

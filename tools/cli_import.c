@@ -564,7 +564,10 @@ field_has_nul(const struct source *s, size_t i)
         return s->fields[i].s != NULL && memchr(s->fields[i].s, '\0', s->fields[i].len) != NULL;
 }
 
-/* Each property column once: a set of "TYPE:KEY" (a type name has no ':'). */
+/*
+ * Each property column once: a node map used as a set of "TYPE:KEY" (a type
+ * name has no ':'), its line field holding the column's index.
+ */
 static int
 header_unique(struct source *s, size_t nfixed)
 {
@@ -572,8 +575,9 @@ header_unique(struct source *s, size_t nfixed)
         struct cv_text name = {0};
         struct node_key *dup = NULL;
         int rc = SOMBRA_OK;
+        size_t i;
 
-        for (size_t i = nfixed; rc == SOMBRA_OK && dup == NULL && i < s->ncols; i++) {
+        for (i = nfixed; rc == SOMBRA_OK && i < s->ncols; i++) {
                 const char *t = cv_type_name(s->cols[i].type);
                 name.len = 0;
                 if (!cv_text_add(&name, t, strlen(t)) || !cv_text_add(&name, ":", 1) ||
@@ -582,12 +586,12 @@ header_unique(struct source *s, size_t nfixed)
                 else
                         rc = map_add(&seen, name.p, (long)i, &dup);
                 if (dup != NULL)
-                        rc = cli_fail_as(SOMBRA_EINVAL,
-                                         "%s:%ld: column %zu '%s' given twice "
-                                         "(first as column %ld)",
-                                         s->path, s->row_line, i + 1,
-                                         s->fields[i].s ? s->fields[i].s : "", dup->line + 1);
+                        break;
         }
+        /* Header names are valid property names by now: fields[i].s is not NULL. */
+        if (dup != NULL)
+                rc = cli_fail_as(SOMBRA_EINVAL, "%s:%ld: column %zu '%s' given twice (first: %ld)",
+                                 s->path, s->row_line, i + 1, s->fields[i].s, dup->line + 1);
         cv_text_free(&name);
         map_free(&seen);
         return rc;
@@ -605,10 +609,8 @@ csv_header(struct source *s)
 
         for (size_t i = 0; i < s->nfields; i++)
                 if (field_has_nul(s, i))
-                        return cli_fail_as(SOMBRA_EINVAL,
-                                           "%s:%ld: column %zu: a NUL byte in the "
-                                           "header",
-                                           s->path, s->row_line, i + 1);
+                        return cli_fail_as(SOMBRA_EINVAL, "%s:%ld: column %zu: a NUL byte", s->path,
+                                           s->row_line, i + 1);
         if (s->nfields < nfixed)
                 goto label_bad;
         for (size_t i = 0; i < nfixed; i++)
