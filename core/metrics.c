@@ -369,20 +369,34 @@ metrics_format_prometheus(const struct sombra_metrics *m, char *buf, size_t len,
         return out_finish(&o, needed);
 }
 
+typedef int (*metrics_format_fn)(const struct sombra_metrics *m, char *buf, size_t len,
+                                 size_t *needed);
+
+/*
+ * The public exports. A NULL buf is a size query: only with len 0, and only
+ * with somewhere to put the answer; out_printf would write through it
+ * otherwise.
+ */
+static int
+metrics_text(sombra_db *db, char *buf, size_t len, size_t *needed, metrics_format_fn format)
+{
+        struct sombra_metrics m;
+        int rc;
+
+        if (buf == NULL && (len != 0 || needed == NULL))
+                return SOMBRA_EINVAL;
+        rc = sombra_metrics(db, &m);
+        return rc != SOMBRA_OK ? rc : format(&m, buf, len, needed);
+}
+
 int
 sombra_metrics_json(sombra_db *db, char *buf, size_t len, size_t *needed)
 {
-        struct sombra_metrics m;
-        int rc = sombra_metrics(db, &m);
-
-        return rc != SOMBRA_OK ? rc : metrics_format_json(&m, buf, len, needed);
+        return metrics_text(db, buf, len, needed, metrics_format_json);
 }
 
 int
 sombra_metrics_prometheus(sombra_db *db, char *buf, size_t len, size_t *needed)
 {
-        struct sombra_metrics m;
-        int rc = sombra_metrics(db, &m);
-
-        return rc != SOMBRA_OK ? rc : metrics_format_prometheus(&m, buf, len, needed);
+        return metrics_text(db, buf, len, needed, metrics_format_prometheus);
 }

@@ -171,7 +171,8 @@ struct sombra_config {
         uint32_t page_cache_size;       /* pages kept in memory, at least SOMBRA_MIN_CACHE_PAGES */
         uint32_t max_connections;       /* pooled handles */
         uint32_t ring_capacity;         /* requests in flight per handle, power of two */
-        uint32_t txn_timeout_ms;        /* how long an interactive write txn may hold the writer */
+        uint32_t txn_timeout_ms;        /* how long an interactive write txn may hold the writer;
+                                           5000 (5 s) in every preset */
         bool checksums;                 /* verify page checksums on every read */
         bool metrics; /* keep latency histograms and operation counts (sombra_metrics) */
 };
@@ -266,6 +267,17 @@ SOMBRA_API int sombra_conn_release(sombra_conn *conn);
  * SOMBRA_ENOTFOUND for unknown ids, SOMBRA_EINVAL / SOMBRA_ETOOBIG for bad
  * names and values, SOMBRA_EFAILED after an I/O failure made the database
  * read-only, SOMBRA_ETIMEDOUT when the interactive transaction ran out of time.
+ *
+ * Ids: nodes and edges are numbered separately, each from 1, one more for
+ * every node (edge) created, in commit order (in a batch, in the order of
+ * its operations); *id gets the new one. An id is never given again once
+ * its commit is durable (acknowledged, in FULL), not even after the node or edge is deleted
+ * and the database reopened: the next ids are kept in the file. Ids taken
+ * inside a transaction that rolled back (or failed) were never visible, and
+ * the next commit takes them. sombra export writes these ids, but
+ * sombra import numbers what it loads afresh (from the next ids of the
+ * database it loads into; into a new database, 1, 2, ... in file order),
+ * so an export of a database with deletions renumbers when imported.
  */
 SOMBRA_API int sombra_node_create(sombra_conn *conn, const char *const *labels, size_t nlabels,
                                   const struct sombra_prop *props, size_t nprops, uint64_t *id);
@@ -410,12 +422,38 @@ SOMBRA_API int sombra_node_ids(sombra_conn *conn, uint64_t after, size_t max, co
                                size_t *n);
 SOMBRA_API int sombra_edge_ids(sombra_conn *conn, uint64_t after, size_t max, const uint64_t **ids,
                                size_t *n);
+/*
+ * Traversals follow edges in direction dir from the node (SOMBRA_IN: edges
+ * into it, walked backwards; SOMBRA_BOTH: either way), over edges of the
+ * given types only (ntypes 0: any; at most 64 types). Each sees one commit.
+ * On any error *ids, *n and *count are left as they were.
+ *
+ * sombra_bfs: every node at most max_depth edges from start, each once:
+ * start first, then the nodes at distance 1, then 2, and so on (distance:
+ * the fewest edges); the order within one distance is not specified.
+ * max_depth 0 gives start alone; UINT32_MAX, everything reachable.
+ * SOMBRA_ENOTFOUND when start does not exist.
+ */
 SOMBRA_API int sombra_bfs(sombra_conn *conn, uint64_t start, enum sombra_dir dir,
                           const char *const *types, size_t ntypes, uint32_t max_depth,
                           const uint64_t **ids, size_t *n);
+/*
+ * A path with the fewest edges from `from` to `to`: its nodes in order,
+ * both ends included (*n is its edge count plus one; from == to gives that
+ * node alone). Among equally short paths, one of them. SOMBRA_ENOTFOUND
+ * when there is no such path, and also when either end does not exist
+ * (sombra_node_get tells the two apart).
+ */
 SOMBRA_API int sombra_shortest_path(sombra_conn *conn, uint64_t from, uint64_t to,
                                     enum sombra_dir dir, const char *const *types, size_t ntypes,
                                     const uint64_t **ids, size_t *n);
+/*
+ * How many distinct nodes end a walk of exactly two edges from node,
+ * node itself not counted. A node reached by several walks counts once,
+ * and a node one edge away counts too when a two-edge walk also ends
+ * there (a->b->c with a->c counts c): this is not the number of nodes at
+ * distance 2, nor of paths. SOMBRA_ENOTFOUND when node does not exist.
+ */
 SOMBRA_API int sombra_two_hop_count(sombra_conn *conn, uint64_t node, enum sombra_dir dir,
                                     const char *const *types, size_t ntypes, uint64_t *count);
 
@@ -585,11 +623,14 @@ SOMBRA_API int sombra_metrics_sized(sombra_db *db, struct sombra_metrics *out, s
  * The same metrics as text: a JSON object (sombra_metrics_json), or the
  * Prometheus text exposition format, version 0.0.4, every name starting with
  * sombra_ (sombra_metrics_prometheus). The text and its terminating NUL go to
- * buf, of len bytes; *needed (may be NULL) gets the bytes that takes, NUL
- * included. SOMBRA_ETOOBIG when len is smaller: buf then holds a truncated,
- * NUL-terminated prefix (nothing when len is 0; buf may be NULL then), and a
+ * buf, of len bytes; *needed (may be NULL when buf is not) gets the bytes
+ * that takes, NUL included. SOMBRA_ETOOBIG when len is smaller: buf then
+ * holds a truncated, NUL-terminated prefix (nothing when len is 0), and a
  * buffer of *needed bytes, plus room for numbers to grow, will do next time.
- * Other errors as sombra_metrics. Any thread; blocks briefly.
+ * buf NULL with len 0 asks for the size only: SOMBRA_ETOOBIG and *needed
+ * (needed must not be NULL then). SOMBRA_EINVAL for a NULL db, a NULL buf
+ * with len > 0, or a size query without needed. Other errors as
+ * sombra_metrics. Any thread; blocks briefly.
  */
 SOMBRA_API int sombra_metrics_json(sombra_db *db, char *buf, size_t len, size_t *needed);
 SOMBRA_API int sombra_metrics_prometheus(sombra_db *db, char *buf, size_t len, size_t *needed);

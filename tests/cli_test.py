@@ -4,7 +4,9 @@ stdout (tables and --format json), errors on stderr; import of good files,
 of malformed rows (bad number, missing column, unknown node in an edge row,
 invalid UTF-8, in CSV and JSON Lines) with --on-error abort and skip, and of
 empty files; export then import round-trips to the same files; backup;
-a progress bar only on a terminal. Ends with `cli: N passed, N failed`."""
+a progress bar only on a terminal; import from pipes, stdin and FIFOs, NUL
+bytes in CSV, a wide CSV header, strict numeric options. Ends with
+`cli: N passed, N failed`."""
 import fcntl
 import json
 import os
@@ -12,14 +14,16 @@ import pty
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 
 SOMBRA = sys.argv[1]
 results = {"passed": 0, "failed": 0}
 
 
-def run(*args, stdin=None):
+def run(*args, stdin=None, input=None, timeout=300):
     return subprocess.run([SOMBRA, *args], capture_output=True, text=True, errors="replace",
-                          timeout=300, stdin=stdin)
+                          timeout=timeout, stdin=stdin, input=input)
 
 
 def check(name, ok, detail=""):
@@ -72,8 +76,8 @@ EDGES_JSONL = """{"src": "x", "dst": 7, "type": "REL", "props": {"w": 3}}
 """
 
 
-def import_json(db, *args):
-    out = run("import", db, "--format", "json", *args)
+def import_json(db, *args, input=None, timeout=300):
+    out = run("import", db, "--format", "json", *args, input=input, timeout=timeout)
     try:
         return out, json.loads(out.stdout)
     except ValueError:
@@ -272,6 +276,105 @@ def test_bad_rows(d, db):
     check("failed imports changed nothing", run("export", db).stdout == before)
 
 
+def feed(fifo, data):
+    try:
+        write(fifo, data)
+    except OSError:
+        pass  # let go below: the import never read it
+
+
+def import_fifo(db, fifo, data, *args, input=None):
+    """import_json with a thread writing data into fifo; (None, None) when it hangs."""
+    feeder = threading.Thread(target=feed, args=(fifo, data), daemon=True)
+    feeder.start()
+    try:
+        res = import_json(db, *args, input=input, timeout=60)
+    except subprocess.TimeoutExpired:
+        res = (None, None)
+    os.close(os.open(fifo, os.O_RDONLY | os.O_NONBLOCK))  # frees a feeder still waiting
+    feeder.join(10)
+    return res
+
+
+def test_pipes(d):
+    """An input that can be read only once is read once: both passes see every row."""
+    db = os.path.join(d, "pipe.db")
+    out, s = import_json(db, "--nodes", "-", "--format-in", "csv", input=NODES_CSV, timeout=60)
+    check("import nodes from stdin (-)", out.returncode == 0 and s and s["nodes"] == 4,
+          repr(s) + out.stderr)
+    fifo = os.path.join(d, "edges.fifo")
+    os.mkfifo(fifo)
+    args = ("--nodes", "/dev/stdin", "--edges", fifo, "--format-in", "csv")
+    out, s = import_fifo(db, fifo, EDGES_CSV, *args, input=NODES_CSV.replace("alice", "@1"))
+    check("a bad row in a pipe aborts", out is not None and out.returncode == 1 and
+          "node id '@1'" in out.stderr, out and out.stderr)
+    out, s = import_fifo(db, fifo, EDGES_CSV, *args, input=NODES_CSV)
+    check("nodes from a pipe (/dev/stdin), edges from a FIFO", out is not None and
+          out.returncode == 0 and s and s["nodes"] == 4 and s["edges"] == 4,
+          out and repr(s) + out.stderr)
+    st = json.loads(run("stats", db, "--format", "json").stdout or "{}")
+    check("the aborted pipe import wrote nothing", st.get("nodes") == 8 and st.get("edges") == 4,
+          repr(st))
+    out = run("import", db, "--nodes", "-", input=NODES_JSONL)
+    expect("stdin needs --format-in", out, 1, stderr="--format-in")
+    expect("stdin for both files", run("import", db, "--nodes", "-", "--edges", "-",
+                                       "--format-in", "csv"), 2, stderr="not both")
+
+
+def test_nul_bytes(d):
+    """A NUL byte would cut a name or id short: the row is refused, line named."""
+    db = os.path.join(d, "nul.db")
+    n = write(os.path.join(d, "nul.csv"),
+              b"id,labels,name\na\x00x,P,one\na,P,two\nb,P\x00Q,three\nc,P,f\x00our\n")
+    out = expect("NUL in an id or label aborts", run("import", db, "--nodes", n), 1)
+    check("NUL in an id: its line", f"{n}:2: column 1: a NUL byte" in out.stderr, out.stderr)
+    check("NUL in a label: its line", f"{n}:4: column 2: a NUL byte" in out.stderr, out.stderr)
+    check("a NUL in a string value is no fault", f"{n}:5:" not in out.stderr, out.stderr)
+    e = write(os.path.join(d, "nul-e.csv"), b"src,dst,type\n@1,@1,T\x00U\n")
+    out = expect("NUL in an edge type", run("import", db, "--edges", e), 1,
+                 stderr=f"{e}:2: column 3: a NUL byte")
+    h = write(os.path.join(d, "nul-h.csv"), b"id,labels,na\x00me\na,P,x\n")
+    expect("NUL in the header", run("import", db, "--nodes", h), 1,
+           stderr=f"{h}:1: column 3: a NUL byte")
+    v = write(os.path.join(d, "nul-v.csv"), b"id,labels,name\nc,P,f\x00our\n")
+    out, s = import_json(db, "--nodes", v)
+    g = json.loads(run("get", db, "1", "--format", "json").stdout or "{}")
+    check("a string value keeps its NUL byte", out.returncode == 0 and
+          g.get("props") == {"name": "f\x00our"}, repr(g) + out.stderr)
+
+
+def test_wide_header(d):
+    """The duplicate-column check of a CSV header is not quadratic."""
+    cols = 200000
+    n = write(os.path.join(d, "wide.csv"),
+              "id,labels," + ",".join(f"k{i}:int" for i in range(cols)) + "\n")
+    start = time.monotonic()
+    try:
+        out = run("import", os.path.join(d, "wide.db"), "--nodes", n, timeout=60)
+        check("a 200,000-column header", out.returncode == 0, out.stderr)
+    except subprocess.TimeoutExpired:
+        check("a 200,000-column header", False, "over 60 s")
+    check("a 200,000-column header in seconds", time.monotonic() - start < 20)
+    n = write(os.path.join(d, "dupcol.csv"), "id,labels,a:int,b,a,c,a:int\n")
+    expect("a column given twice", run("import", os.path.join(d, "wide.db"), "--nodes", n), 1,
+           stderr="column 7 'a:int' given twice (first: 3)")
+    n = write(os.path.join(d, "samekey.csv"), "id,labels,a:int,a:string,a\n")
+    expect("'a' is 'a:string'", run("import", os.path.join(d, "wide.db"), "--nodes", n), 1,
+           stderr="column 5 'a' given twice (first: 4)")
+
+
+def test_numeric_options(d):
+    db, n = os.path.join(d, "opts.db"), write(os.path.join(d, "opts.csv"), NODES_CSV)
+    for bad in ("-1", "0", "10x", "", " 5", "+5", "1000001", "18446744073709551617"):
+        expect(f"--batch {bad!r}", run("import", db, "--nodes", n, "--batch", bad), 2,
+               stderr="--batch: a whole number from 1 to 1000000")
+    check("no database after bad options", not os.path.exists(db))
+    out, s = import_json(db, "--nodes", n, "--batch", "1000000")
+    check("--batch 1000000", out.returncode == 0 and s and s["nodes"] == 4, out.stderr)
+    for bad in ("-1", "1x", "0", "18446744073709551616"):
+        expect(f"get {bad!r}", run("get", db, "--", bad), 2, stderr="not an id")
+
+
 def test_empty(d):
     db = os.path.join(d, "empty.db")
     for name, data in (("empty.csv", ""), ("empty.jsonl", ""), ("header.csv", "id,labels,a:int\n"),
@@ -346,6 +449,10 @@ def main():
         test_round_trip(d, db)
         test_bad_rows(d, db)
         test_empty(d)
+        test_pipes(d)
+        test_nul_bytes(d)
+        test_wide_header(d)
+        test_numeric_options(d)
         test_backup_and_corruption(d, db)
         test_progress(d)
         test_bench()

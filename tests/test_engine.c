@@ -485,3 +485,212 @@ Test(engine, batch_results_appear_only_after_a_successful_wait)
         sombra_batch_free(b);
         cr_assert_eq(sombra_conn_release(c), SOMBRA_OK);
 }
+
+/* ---- what sombra.h promises about ids and traversals ---- */
+
+static uint64_t
+make_edge(sombra_conn *c, uint64_t src, uint64_t dst, const char *type)
+{
+        uint64_t id;
+
+        cr_assert_eq(sombra_edge_create(c, src, dst, type, NULL, 0, &id), SOMBRA_OK);
+        return id;
+}
+
+static void
+reopen(void)
+{
+        cr_assert_eq(sombra_close(db), SOMBRA_OK);
+        db = NULL;
+        open_with(NULL);
+}
+
+Test(engine, ids_count_up_from_one_and_are_never_given_twice)
+{
+        const char *label[] = {"N"};
+        sombra_batch *b;
+        sombra_conn *c;
+        uint64_t id;
+
+        open_with(NULL);
+        c = acquire();
+        for (uint64_t want = 1; want <= 3; want++)
+                cr_assert_eq(make_node(c, "N"), want);
+        /* Edges have a sequence of their own. */
+        cr_assert_eq(make_edge(c, 1, 2, "E"), 1);
+        cr_assert_eq(make_edge(c, 2, 3, "E"), 2);
+        /* Deleting the newest node and edge does not give their ids back. */
+        cr_assert_eq(sombra_node_delete(c, 3), SOMBRA_OK); /* and edge 2 with it */
+        cr_assert_eq(make_node(c, "N"), 4);
+        cr_assert_eq(make_edge(c, 1, 4, "E"), 3);
+        /* A rolled-back transaction's ids were never seen: the next commit takes them. */
+        cr_assert_eq(sombra_txn_begin(c), SOMBRA_OK);
+        cr_assert_eq(make_node(c, "N"), 5);
+        cr_assert_eq(sombra_txn_rollback(c), SOMBRA_OK);
+        /* A batch numbers its nodes in the order of its operations. */
+        cr_assert_eq(sombra_batch_new(&b), SOMBRA_OK);
+        cr_assert_eq(sombra_batch_node_create(b, label, 1, NULL, 0, NULL), SOMBRA_OK);
+        cr_assert_eq(sombra_batch_node_create(b, label, 1, NULL, 0, NULL), SOMBRA_OK);
+        cr_assert_eq(sombra_batch_submit(c, b), SOMBRA_OK);
+        cr_assert_eq(sombra_batch_id(b, SOMBRA_BATCH_REF(0), &id), SOMBRA_OK);
+        cr_assert_eq(id, 5);
+        cr_assert_eq(sombra_batch_id(b, SOMBRA_BATCH_REF(1), &id), SOMBRA_OK);
+        cr_assert_eq(id, 6);
+        cr_assert_eq(sombra_batch_free(b), SOMBRA_OK);
+        /* The counters are in the file: deleting the newest and reopening gives nothing back. */
+        cr_assert_eq(sombra_node_delete(c, 6), SOMBRA_OK);
+        cr_assert_eq(sombra_edge_delete(c, 3), SOMBRA_OK);
+        cr_assert_eq(sombra_conn_release(c), SOMBRA_OK);
+        reopen();
+        c = acquire();
+        cr_assert_eq(make_node(c, "N"), 7);
+        cr_assert_eq(make_edge(c, 1, 7, "E"), 4);
+        cr_assert_eq(sombra_conn_release(c), SOMBRA_OK);
+}
+
+/*
+ * The graph of the traversal tests, nodes 1..7, edges of type A unless
+ * marked B:
+ *   1->2  1->3  2->3  2->1  2->4  3->4  4->5  6->1   1->7 (B)  7->6 (B)
+ */
+static sombra_conn *
+traversal_graph(void)
+{
+        static const struct {
+                uint64_t src, dst;
+                const char *type;
+        } edges[] = {{1, 2, "A"}, {1, 3, "A"}, {2, 3, "A"}, {2, 1, "A"}, {2, 4, "A"},
+                     {3, 4, "A"}, {4, 5, "A"}, {6, 1, "A"}, {1, 7, "B"}, {7, 6, "B"}};
+        sombra_conn *c;
+
+        open_with(NULL);
+        c = acquire();
+        for (uint64_t want = 1; want <= 7; want++)
+                cr_assert_eq(make_node(c, "N"), want);
+        for (size_t i = 0; i < sizeof(edges) / sizeof(edges[0]); i++)
+                make_edge(c, edges[i].src, edges[i].dst, edges[i].type);
+        return c;
+}
+
+static int
+id_order(const void *a, const void *b)
+{
+        uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+        return (x > y) - (x < y);
+}
+
+/* ids[from, from + n), as a set, is want[0..n). */
+static void
+expect_level(const uint64_t *ids, size_t from, const uint64_t *want, size_t n)
+{
+        uint64_t level[8];
+
+        cr_assert_leq(n, 8);
+        memcpy(level, ids + from, n * sizeof(*level));
+        qsort(level, n, sizeof(*level), id_order);
+        for (size_t i = 0; i < n; i++)
+                cr_assert_eq(level[i], want[i], "level from %zu: %llu, not %llu", from,
+                             (unsigned long long)level[i], (unsigned long long)want[i]);
+}
+
+Test(engine, bfs_lists_the_start_then_each_level_each_node_once)
+{
+        static const uint64_t one[] = {2, 3, 7}, two[] = {4, 6};
+        const char *b_only[] = {"B"};
+        const uint64_t *ids;
+        sombra_conn *c = traversal_graph();
+        size_t n = 99;
+
+        cr_assert_eq(sombra_bfs(c, 1, SOMBRA_OUT, NULL, 0, 0, &ids, &n), SOMBRA_OK);
+        cr_assert_eq(n, 1, "depth 0 is the start alone");
+        cr_assert_eq(ids[0], 1);
+        cr_assert_eq(sombra_bfs(c, 1, SOMBRA_OUT, NULL, 0, 1, &ids, &n), SOMBRA_OK);
+        cr_assert_eq(n, 4);
+        expect_level(ids, 1, one, 3);
+        /* 3 is two hops away too (1->2->3) and 1 is (1->2->1): each node once, at its distance. */
+        cr_assert_eq(sombra_bfs(c, 1, SOMBRA_OUT, NULL, 0, 2, &ids, &n), SOMBRA_OK);
+        cr_assert_eq(n, 6);
+        cr_assert_eq(ids[0], 1);
+        expect_level(ids, 1, one, 3);
+        expect_level(ids, 4, two, 2);
+        cr_assert_eq(sombra_bfs(c, 1, SOMBRA_OUT, NULL, 0, UINT32_MAX, &ids, &n), SOMBRA_OK);
+        cr_assert_eq(n, 7);
+        cr_assert_eq(ids[6], 5);
+        cr_assert_eq(sombra_bfs(c, 1, SOMBRA_OUT, b_only, 1, 9, &ids, &n), SOMBRA_OK);
+        cr_assert(n == 3 && ids[0] == 1 && ids[1] == 7 && ids[2] == 6);
+        cr_assert_eq(sombra_bfs(c, 5, SOMBRA_OUT, NULL, 0, 9, &ids, &n), SOMBRA_OK);
+        cr_assert(n == 1 && ids[0] == 5, "a node without edges reaches itself");
+        n = 99;
+        cr_assert_eq(sombra_bfs(c, 99, SOMBRA_OUT, NULL, 0, 9, &ids, &n), SOMBRA_ENOTFOUND);
+        cr_assert_eq(n, 99, "an error leaves *n alone");
+        cr_assert_eq(sombra_conn_release(c), SOMBRA_OK);
+}
+
+/* ids[0..n) is a walk from `from` to `to` along edges in direction dir. */
+static void
+expect_walk(sombra_conn *c, const uint64_t *ids, size_t n, enum sombra_dir dir)
+{
+        uint64_t path[8];
+        const struct sombra_entity *e;
+        bool linked;
+
+        cr_assert_leq(n, 8);
+        memcpy(path, ids, n * sizeof(*path)); /* reads below overwrite the connection's ids */
+        for (size_t i = 0; i + 1 < n; i++) {
+                linked = false;
+                for (uint64_t edge = 1; edge <= 10; edge++) {
+                        cr_assert_eq(sombra_edge_get(c, edge, &e), SOMBRA_OK);
+                        linked |= dir == SOMBRA_OUT ? e->src == path[i] && e->dst == path[i + 1]
+                                                    : e->dst == path[i] && e->src == path[i + 1];
+                }
+                cr_assert(linked, "no edge between steps %zu and %zu", i, i + 1);
+        }
+}
+
+Test(engine, shortest_path_lists_both_ends_and_fails_with_enotfound)
+{
+        const uint64_t *ids;
+        sombra_conn *c = traversal_graph();
+        size_t n;
+
+        cr_assert_eq(sombra_shortest_path(c, 1, 5, SOMBRA_OUT, NULL, 0, &ids, &n), SOMBRA_OK);
+        cr_assert_eq(n, 4, "three edges, four nodes, both ends included");
+        cr_assert(ids[0] == 1 && ids[2] == 4 && ids[3] == 5);
+        expect_walk(c, ids, n, SOMBRA_OUT);
+        cr_assert_eq(sombra_shortest_path(c, 5, 1, SOMBRA_IN, NULL, 0, &ids, &n), SOMBRA_OK);
+        cr_assert(n == 4 && ids[0] == 5 && ids[1] == 4 && ids[3] == 1);
+        expect_walk(c, ids, n, SOMBRA_IN);
+        cr_assert_eq(sombra_shortest_path(c, 3, 3, SOMBRA_OUT, NULL, 0, &ids, &n), SOMBRA_OK);
+        cr_assert(n == 1 && ids[0] == 3, "from == to: the node alone");
+        n = 99;
+        cr_assert_eq(sombra_shortest_path(c, 5, 1, SOMBRA_OUT, NULL, 0, &ids, &n), SOMBRA_ENOTFOUND,
+                     "no path");
+        cr_assert_eq(sombra_shortest_path(c, 1, 99, SOMBRA_OUT, NULL, 0, &ids, &n),
+                     SOMBRA_ENOTFOUND, "an unknown end: the same status");
+        cr_assert_eq(n, 99);
+        cr_assert_eq(sombra_conn_release(c), SOMBRA_OK);
+}
+
+Test(engine, two_hop_count_counts_distinct_ends_of_two_edge_walks_but_the_start)
+{
+        const char *a_only[] = {"A"}, *b_only[] = {"B"};
+        sombra_conn *c = traversal_graph();
+        uint64_t count;
+
+        /* Walks 1->2->4, 1->2->3, 1->2->1, 1->3->4, 1->7->6: ends {4, 3, 6}, 1 left out. 3 is
+         * also one hop away and still counts; 4, reached twice, counts once. */
+        cr_assert_eq(sombra_two_hop_count(c, 1, SOMBRA_OUT, NULL, 0, &count), SOMBRA_OK);
+        cr_assert_eq(count, 3);
+        cr_assert_eq(sombra_two_hop_count(c, 1, SOMBRA_OUT, a_only, 1, &count), SOMBRA_OK);
+        cr_assert_eq(count, 2);
+        cr_assert_eq(sombra_two_hop_count(c, 1, SOMBRA_OUT, b_only, 1, &count), SOMBRA_OK);
+        cr_assert_eq(count, 1);
+        /* Against the edges: 4<-2<-1, 4<-3<-1, 4<-3<-2: ends {1, 2}. */
+        cr_assert_eq(sombra_two_hop_count(c, 4, SOMBRA_IN, NULL, 0, &count), SOMBRA_OK);
+        cr_assert_eq(count, 2);
+        cr_assert_eq(sombra_two_hop_count(c, 5, SOMBRA_OUT, NULL, 0, &count), SOMBRA_OK);
+        cr_assert_eq(count, 0);
+        cr_assert_eq(sombra_two_hop_count(c, 99, SOMBRA_OUT, NULL, 0, &count), SOMBRA_ENOTFOUND);
+        cr_assert_eq(sombra_conn_release(c), SOMBRA_OK);
+}

@@ -235,6 +235,26 @@ Test(metrics, bad_arguments)
 
 /* ---- the exports ---- */
 
+Test(metrics, a_null_buffer_is_a_size_query_and_nothing_else)
+{
+        size_t needed = 0;
+
+        open_with(true);
+        cr_assert_eq(sombra_metrics_json(db, NULL, 0, &needed), SOMBRA_ETOOBIG);
+        cr_assert_gt(needed, 1);
+        needed = 0;
+        cr_assert_eq(sombra_metrics_prometheus(db, NULL, 0, &needed), SOMBRA_ETOOBIG);
+        cr_assert_gt(needed, 1);
+        /* A length with no buffer behind it: nothing may be written. */
+        cr_assert_eq(sombra_metrics_json(db, NULL, 4096, &needed), SOMBRA_EINVAL);
+        cr_assert_eq(sombra_metrics_prometheus(db, NULL, 4096, &needed), SOMBRA_EINVAL);
+        cr_assert_eq(sombra_metrics_json(db, NULL, 1, NULL), SOMBRA_EINVAL);
+        /* A size query with nowhere to put the size. */
+        cr_assert_eq(sombra_metrics_json(db, NULL, 0, NULL), SOMBRA_EINVAL);
+        cr_assert_eq(sombra_metrics_prometheus(db, NULL, 0, NULL), SOMBRA_EINVAL);
+        cr_assert_eq(sombra_metrics_json(NULL, NULL, 4096, &needed), SOMBRA_EINVAL);
+}
+
 typedef int (*export_fn)(sombra_db *db, char *buf, size_t len, size_t *needed);
 
 /* The export in a buffer of its own (free it), after finding its size with a short one. */

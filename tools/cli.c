@@ -73,18 +73,43 @@ cli_close(sombra_db *db, sombra_conn *conn)
         return rc == SOMBRA_OK ? CLI_OK : cli_fail("close: %s", sombra_strerror(rc));
 }
 
+/* A decimal number, digits only: strtoull alone would take blanks, a sign ("-1" wraps) and a tail.
+ */
+static bool
+parse_decimal(const char *text, uint64_t *out)
+{
+        char *end;
+
+        if (text[0] < '0' || text[0] > '9')
+                return false;
+        errno = 0;
+        *out = strtoull(text, &end, 10);
+        return errno == 0 && *end == '\0';
+}
+
 bool
 cli_parse_id(const char *text, uint64_t *id)
 {
-        char *end;
         uint64_t v;
 
-        errno = 0;
-        v = text[0] >= '0' && text[0] <= '9' ? strtoull(text, &end, 10) : 0;
-        if (v == 0 || errno != 0 || *end != '\0') {
+        if (!parse_decimal(text, &v) || v == 0) {
                 cli_fail("not an id (a whole number from 1): '%s'", text);
                 return false;
         }
         *id = v;
+        return true;
+}
+
+bool
+cli_parse_count(const char *option, const char *text, uint64_t min, uint64_t max, uint64_t *out)
+{
+        uint64_t v;
+
+        if (!parse_decimal(text, &v) || v < min || v > max) {
+                cli_fail("%s: a whole number from %" PRIu64 " to %" PRIu64 ", not '%s'", option,
+                         min, max, text);
+                return false;
+        }
+        *out = v;
         return true;
 }

@@ -20,6 +20,9 @@
 #define CLI_FAIL  1
 #define CLI_USAGE 2
 
+/* The largest --batch: import keeps a pointer per operation of the batch in hand. */
+#define CLI_MAX_BATCH 1000000u
+
 /* Every option any command takes; each command says which it accepts. */
 struct cli_args {
         const char *pos[3]; /* positional arguments, the database first */
@@ -35,7 +38,7 @@ struct cli_args {
         const char *out_dir;    /* export --out DIR */
         const char *only;       /* export --only nodes|edges */
         bool skip_bad;          /* import --on-error skip */
-        size_t batch;           /* import --batch N */
+        size_t batch;           /* import --batch N, 1 to CLI_MAX_BATCH */
 };
 
 /* Prints "sombra: <message>\n" on stderr; returns CLI_FAIL for `return cli_fail(...)`. */
@@ -54,6 +57,13 @@ int cli_close(sombra_db *db, sombra_conn *conn);
 
 /* A node or edge id in decimal, at least 1. false (and a message) otherwise. */
 bool cli_parse_id(const char *text, uint64_t *id);
+/*
+ * The value of a numeric option: decimal digits only (no sign, blanks or
+ * trailing text), from min to max. false (and a message naming option)
+ * otherwise.
+ */
+bool cli_parse_count(const char *option, const char *text, uint64_t min, uint64_t max,
+                     uint64_t *out);
 
 /* The commands with modules of their own. */
 int cli_import(const struct cli_args *a);

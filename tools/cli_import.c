@@ -11,6 +11,9 @@
  *      bad rows: the good rows again, as batches of --batch operations, each
  *      one atomic transaction. Nodes first, so that every edge's ends have
  *      database ids when its batch is built.
+ * A file is read through one stream, rewound for pass 2; an input that
+ * cannot be rewound (a pipe, a FIFO, `-` for stdin) is first copied into a
+ * temporary file, so that pass 2 writes exactly the rows pass 1 checked.
  * So an import that aborts on a bad row has written nothing. What pass 2
  * can still meet is the machine failing (disk full, I/O error): then the
  * batches committed before stay, and the message says how many rows they
@@ -162,7 +165,7 @@ struct source {
         size_t ncols;
         struct {
                 const char *s; /* NULL for an unquoted empty cell */
-                size_t len;
+                size_t len;    /* s may hold NUL bytes before s[len] */
         } * fields;
         size_t nfields, fields_cap;
         long row_line;
@@ -554,6 +557,46 @@ read_jsonl(struct source *s)
 
 /* ---- CSV ---- */
 
+/* Names and ids are C strings: a NUL byte inside one would cut it short without a word. */
+static bool
+field_has_nul(const struct source *s, size_t i)
+{
+        return s->fields[i].s != NULL && memchr(s->fields[i].s, '\0', s->fields[i].len) != NULL;
+}
+
+/*
+ * Each property column once: a node map used as a set of "TYPE:KEY" (a type
+ * name has no ':'), its line field holding the column's index.
+ */
+static int
+header_unique(struct source *s, size_t nfixed)
+{
+        struct node_map seen = {0};
+        struct cv_text name = {0};
+        struct node_key *dup = NULL;
+        int rc = SOMBRA_OK;
+        size_t i;
+
+        for (i = nfixed; rc == SOMBRA_OK && i < s->ncols; i++) {
+                const char *t = cv_type_name(s->cols[i].type);
+                name.len = 0;
+                if (!cv_text_add(&name, t, strlen(t)) || !cv_text_add(&name, ":", 1) ||
+                    !cv_text_add(&name, s->cols[i].key, strlen(s->cols[i].key)))
+                        rc = SOMBRA_ENOMEM;
+                else
+                        rc = map_add(&seen, name.p, (long)i, &dup);
+                if (dup != NULL)
+                        break;
+        }
+        /* Header names are valid property names by now: fields[i].s is not NULL. */
+        if (dup != NULL)
+                rc = cli_fail_as(SOMBRA_EINVAL, "%s:%ld: column %zu '%s' given twice (first: %ld)",
+                                 s->path, s->row_line, i + 1, s->fields[i].s, dup->line + 1);
+        cv_text_free(&name);
+        map_free(&seen);
+        return rc;
+}
+
 /* The header: id,labels (or src,dst,type), then KEY or KEY:TYPE per property column. */
 static int
 csv_header(struct source *s)
@@ -562,7 +605,12 @@ csv_header(struct source *s)
         static const char *const edge_fixed[] = {"src", "dst", "type"};
         const char *const *fixed = s->edges ? edge_fixed : node_fixed;
         size_t nfixed = s->edges ? 3 : 2;
+        int rc;
 
+        for (size_t i = 0; i < s->nfields; i++)
+                if (field_has_nul(s, i))
+                        return cli_fail_as(SOMBRA_EINVAL, "%s:%ld: column %zu: a NUL byte", s->path,
+                                           s->row_line, i + 1);
         if (s->nfields < nfixed)
                 goto label_bad;
         for (size_t i = 0; i < nfixed; i++)
@@ -589,16 +637,10 @@ csv_header(struct source *s)
                                  s->row_line, i + 1, name);
                         return SOMBRA_EINVAL;
                 }
-                for (size_t j = nfixed; j < i; j++) {
-                        if (s->cols[j].type == c->type && strcmp(s->cols[j].key, c->key) == 0) {
-                                cli_fail("%s:%ld: column '%s' given twice", s->path, s->row_line,
-                                         name);
-                                return SOMBRA_EINVAL;
-                        }
-                }
         }
-        s->header_done = true;
-        return SOMBRA_OK;
+        rc = header_unique(s, nfixed);
+        s->header_done = rc == SOMBRA_OK;
+        return rc;
 
 label_bad:
         cli_fail("%s:%ld: the header must start with %s", s->path, s->row_line,
@@ -617,6 +659,11 @@ csv_row(struct source *s)
         if (s->nfields > s->ncols)
                 return row_fault(s, "extra column: %zu fields, the header has %zu", s->nfields,
                                  s->ncols);
+        /* Property values are counted bytes and may hold NUL; ids, labels and types may not. */
+        for (size_t i = 0; i < nfixed; i++)
+                if (field_has_nul(s, i))
+                        return row_fault(s, "column %zu: a NUL byte in an id, label or type",
+                                         i + 1);
         if (s->edges) {
                 s->row.ends[0] = s->fields[0].s;
                 s->row.ends[1] = s->fields[1].s;
@@ -745,25 +792,86 @@ format_of(const char *path, const char *forced, bool *csv)
         return false;
 }
 
-/* One pass over one file. */
-static int
-read_file(struct importer *im, const char *path, bool edges)
+/* An input file, open for both passes. */
+struct input {
+        const char *path; /* as given; "-" is stdin */
+        FILE *f;          /* NULL: none given */
+        bool csv;
+};
+
+/* Copies what is left of from into a new temporary file, rewound; NULL (said why) on failure. */
+static FILE *
+spool(const char *path, FILE *from)
 {
-        struct source s = {.path = path, .edges = edges, .im = im};
+        FILE *to = tmpfile();
+        char buf[65536];
+        size_t n;
+
+        if (to == NULL) {
+                cli_fail("%s: a temporary file to hold it: %s", path, strerror(errno));
+                return NULL;
+        }
+        while ((n = fread(buf, 1, sizeof(buf), from)) > 0)
+                if (fwrite(buf, 1, n, to) != n)
+                        break;
+        if (ferror(from) || ferror(to) || fflush(to) != 0 || fseeko(to, 0, SEEK_SET) != 0) {
+                cli_fail("%s: copying it to a temporary file: %s", path, strerror(errno));
+                fclose(to);
+                return NULL;
+        }
+        return to;
+}
+
+/*
+ * Opens path (or stdin for "-") for both passes. A regular file is read in
+ * place; anything else (a pipe, a FIFO, a terminal) can be read only once,
+ * so it is spooled to a temporary file first.
+ */
+static int
+input_open(struct input *in, const char *forced_format)
+{
+        bool is_stdin = strcmp(in->path, "-") == 0;
+        FILE *f;
+        struct stat st;
+
+        if (!format_of(in->path, forced_format, &in->csv))
+                return SOMBRA_EINVAL;
+        f = is_stdin ? stdin : fopen(in->path, "r");
+        if (f == NULL)
+                return cli_fail_as(SOMBRA_ENOTFOUND, "%s: %s", in->path, strerror(errno));
+        if (fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode)) {
+                in->f = f;
+                return SOMBRA_OK;
+        }
+        in->f = spool(in->path, f);
+        if (!is_stdin)
+                fclose(f);
+        return in->f != NULL ? SOMBRA_OK : SOMBRA_EIO;
+}
+
+static void
+input_close(struct input *in)
+{
+        if (in->f != NULL && in->f != stdin)
+                fclose(in->f);
+        in->f = NULL;
+}
+
+/* One pass over one file, from its start. */
+static int
+read_file(struct importer *im, const struct input *in, bool edges)
+{
+        struct source s = {.path = in->path, .csv = in->csv, .f = in->f, .edges = edges, .im = im};
         int rc;
 
-        if (!format_of(path, im->args->format_in, &s.csv))
-                return SOMBRA_EINVAL;
-        s.f = fopen(path, "r");
-        if (s.f == NULL)
-                return cli_fail_as(SOMBRA_ENOTFOUND, "%s: %s", path, strerror(errno));
+        if (fseeko(s.f, 0, SEEK_SET) != 0)
+                return cli_fail_as(SOMBRA_EIO, "%s: %s", s.path, strerror(errno));
         im->bad_at = 0;
         if (im->phase == PHASE_CHECK)
                 im->nbad = 0;
         rc = s.csv ? read_csv(&s) : read_jsonl(&s);
         if (rc == SOMBRA_OK && im->phase == PHASE_WRITE)
                 rc = batch_flush(im, edges);
-        fclose(s.f);
         for (size_t i = 0; i < s.ncols; i++)
                 free(s.cols[i].key);
         free(s.cols);
@@ -790,18 +898,17 @@ now(void)
  * list: the nodes file's is kept aside while the edges file is checked.
  */
 static int
-import_run(struct importer *im)
+import_run(struct importer *im, const struct input *files)
 {
-        const char *files[2] = {im->args->nodes, im->args->edges};
         long *bad[2] = {NULL, NULL};
         size_t nbad[2] = {0, 0};
         int rc = SOMBRA_OK;
 
         im->phase = PHASE_CHECK;
         for (int k = 0; k < 2 && rc == SOMBRA_OK; k++) {
-                if (files[k] == NULL)
+                if (files[k].f == NULL)
                         continue;
-                rc = read_file(im, files[k], k == 1);
+                rc = read_file(im, &files[k], k == 1);
                 bad[k] = im->bad;
                 nbad[k] = im->nbad;
                 im->bad = NULL;
@@ -815,11 +922,11 @@ import_run(struct importer *im)
         }
         im->phase = PHASE_WRITE;
         for (int k = 0; k < 2 && rc == SOMBRA_OK; k++) {
-                if (files[k] == NULL)
+                if (files[k].f == NULL)
                         continue;
                 im->bad = bad[k];
                 im->nbad = nbad[k];
-                rc = read_file(im, files[k], k == 1);
+                rc = read_file(im, &files[k], k == 1);
                 im->bad = NULL;
         }
         free(bad[0]);
@@ -842,22 +949,30 @@ int
 cli_import(const struct cli_args *a)
 {
         struct importer im = {.args = a, .progress = isatty(STDERR_FILENO)};
+        struct input files[2] = {{.path = a->nodes}, {.path = a->edges}};
         double start = now();
         struct stat st;
         bool existed = stat(a->pos[0], &st) == 0;
         sombra_db *db;
-        int rc;
+        int rc = CLI_FAIL;
 
         if (a->nodes == NULL && a->edges == NULL)
                 return cli_fail_as(CLI_USAGE, "import: give --nodes FILE, --edges FILE or both");
+        if (a->nodes != NULL && a->edges != NULL && strcmp(a->nodes, "-") == 0 &&
+            strcmp(a->edges, "-") == 0)
+                return cli_fail_as(CLI_USAGE,
+                                   "import: stdin (-) can hold nodes or edges, not both");
+        for (int k = 0; k < 2; k++)
+                if (files[k].path != NULL && input_open(&files[k], a->format_in) != SOMBRA_OK)
+                        goto label_done;
         im.pending = calloc(a->batch, sizeof(*im.pending));
         if (im.pending == NULL || sombra_batch_new(&im.batch) != SOMBRA_OK) {
-                free(im.pending);
-                return cli_fail("out of memory");
+                cli_fail("out of memory");
+                goto label_done;
         }
         rc = cli_open(a->pos[0], true, &db, &im.conn);
         if (rc == CLI_OK) {
-                rc = import_run(&im) == SOMBRA_OK ? CLI_OK : CLI_FAIL;
+                rc = import_run(&im, files) == SOMBRA_OK ? CLI_OK : CLI_FAIL;
                 if (cli_close(db, im.conn) != CLI_OK)
                         rc = CLI_FAIL;
                 if (rc != CLI_OK && !existed && im.done[0] + im.done[1] == 0)
@@ -868,6 +983,9 @@ cli_import(const struct cli_args *a)
                                           "edges", (json_int_t)im.done[1], "skipped",
                                           (json_int_t)im.bad_total, "seconds", now() - start),
                                 a->json);
+label_done:
+        input_close(&files[0]);
+        input_close(&files[1]);
         sombra_batch_free(im.batch);
         free(im.pending);
         map_free(&im.map);

@@ -330,10 +330,11 @@ static const struct command commands[] = {
      "sombra import DB [--nodes FILE] [--edges FILE] [--format-in csv|jsonl]\n"
      "                 [--on-error abort|skip] [--batch N] [--format table|json]\n"
      "  Loads nodes and edges from CSV (.csv) or JSON Lines (.jsonl) files; see\n"
-     "  tools/README.md for the formats. Every row is checked before anything is\n"
-     "  written: bad rows are reported as FILE:LINE: reason and abort the import\n"
-     "  (default; the database is left as it was) or are skipped. DB is created\n"
-     "  when missing.\n",
+     "  tools/README.md for the formats. FILE may be a pipe, or - for stdin (with\n"
+     "  --format-in). Every row is checked before anything is written: bad rows\n"
+     "  are reported as FILE:LINE: reason and abort the import (default; the\n"
+     "  database is left as it was) or are skipped. --batch: operations per\n"
+     "  transaction, 1 to 1000000 (default 10000). DB is created when missing.\n",
      1, 1, import_opts, cli_import},
     {"export",
      "sombra export DB [--out DIR] [--format-out jsonl|csv] [--only nodes|edges]\n"
@@ -373,6 +374,7 @@ usage(FILE *f)
 static int
 parse(const struct command *cmd, int argc, char **argv, struct cli_args *a)
 {
+        uint64_t count;
         int opt;
 
         a->dir = SOMBRA_OUT;
@@ -429,9 +431,9 @@ parse(const struct command *cmd, int argc, char **argv, struct cli_args *a)
                         a->skip_bad = strcmp(optarg, "skip") == 0;
                         break;
                 case 'B':
-                        a->batch = strtoul(optarg, NULL, 10);
-                        if (a->batch == 0)
-                                return cli_fail_as(CLI_USAGE, "--batch: a whole number from 1");
+                        if (!cli_parse_count("--batch", optarg, 1, CLI_MAX_BATCH, &count))
+                                return CLI_USAGE;
+                        a->batch = (size_t)count;
                         break;
                 default:
                         fputs(cmd->usage, stderr);
