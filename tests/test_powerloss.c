@@ -17,6 +17,9 @@
  *
  * The first test is the exact pattern of issue 10: a WAL whose first record
  * was torn while the record after it survived.
+ *
+ * SOMBRA_POWERLOSS_LINEAGES=N (default 1) runs N lineages of ROUNDS power
+ * losses per mode, each from a new database and seed: scripts/powerloss.sh.
  */
 #include <criterion/criterion.h>
 #include <criterion/new/assert.h>
@@ -358,15 +361,22 @@ round_run(struct lineage *l, int r)
 static void
 lineage_run(enum sombra_sync_mode mode, uint64_t seed)
 {
+        const char *env = getenv("SOMBRA_POWERLOSS_LINEAGES");
+        long lineages = env != NULL ? strtol(env, NULL, 10) : 1;
         struct lineage *l = calloc(1, sizeof(*l));
 
         cr_assert(l != NULL);
         l->mode = mode;
-        l->rng = seed;
-        for (int r = 0; r < ROUNDS; r++)
-                round_run(l, r);
-        cr_log_info("mode %d: %" PRIu64 " images, %" PRIu64 " unsynced blocks at the cuts, %" PRIu64
-                    " acknowledged commits lost",
+        for (long k = 0; k < (lineages > 0 ? lineages : 1); k++) {
+                support_remove("db");
+                support_remove("db-wal");
+                l->rng = seed * 1000003u + (uint64_t)k;
+                for (int r = 0; r < ROUNDS; r++)
+                        round_run(l, r);
+        }
+        /* The line scripts/powerloss.sh adds up. */
+        cr_log_info("powerloss mode %d: %" PRIu64 " images, %" PRIu64
+                    " unsynced blocks at the cuts, %" PRIu64 " acknowledged commits lost",
                     mode, l->images, l->blocks_dropped, l->lost_acked);
         free(l);
 }
@@ -384,7 +394,5 @@ Test(powerloss, normal_loses_at_most_sync_interval_acknowledged_commits)
 Test(powerloss, checkpoint_and_off_keep_a_whole_prefix)
 {
         lineage_run(SOMBRA_SYNC_CHECKPOINT, 3);
-        support_remove("db");
-        support_remove("db-wal");
         lineage_run(SOMBRA_SYNC_OFF, 4);
 }
