@@ -421,11 +421,15 @@ io_size(struct io_file *f, uint64_t *size)
 }
 
 int
-io_sync_dir_of(const char *path)
+io_sync_dir_of(const char *path, struct io_faults *faults)
 {
-        char *copy = strdup(path);
+        struct io_file dir = {.fd = -1, .kind = IO_FILE_DIR, .faults = faults};
+        char *copy;
         int fd, rc = SOMBRA_OK;
 
+        if (fault_fire(&dir, IO_OP_SYNC) != 0)
+                return SOMBRA_EIO;
+        copy = strdup(path);
         if (copy == NULL)
                 return SOMBRA_ENOMEM;
         fd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);

@@ -81,6 +81,7 @@ struct io_file {
 
 #define IO_FILE_DB  1u /* the database file */
 #define IO_FILE_WAL 2u /* the write-ahead log */
+#define IO_FILE_DIR 4u /* the directory holding them (io_sync_dir_of) */
 
 /*
  * Opens (creating with mode 0644 when `create`) path for reading and writing.
@@ -103,8 +104,12 @@ int io_read(struct io_file *f, void *buf, size_t len, uint64_t off);
 int io_write(struct io_file *f, const void *buf, size_t len, uint64_t off);
 /* fdatasync. SOMBRA_EIO on failure. */
 int io_sync(struct io_file *f);
-/* fsyncs the directory holding path: a new file's entry is durable only then. SOMBRA_EIO. */
-int io_sync_dir_of(const char *path);
+/*
+ * fsyncs the directory holding path: a new file's entry is durable only
+ * then. SOMBRA_EIO. faults (may be NULL) sees it as a sync of a file of kind
+ * IO_FILE_DIR.
+ */
+int io_sync_dir_of(const char *path, struct io_faults *faults);
 /* ftruncate to len bytes. */
 int io_truncate(struct io_file *f, uint64_t len);
 /* Current size in bytes. */

@@ -309,7 +309,7 @@ db_create(struct store *s, const char *path)
         m.gen = 1;
         rc = io_sync(&s->file);
         if (rc == SOMBRA_OK)
-                rc = io_sync_dir_of(path);
+                rc = io_sync_dir_of(path, s->faults);
         if (rc == SOMBRA_OK)
                 s->meta = m;
         return rc;
@@ -1034,7 +1034,7 @@ wal_attach(struct store *s, const char *path, bool create)
         if (rc == SOMBRA_OK)
                 rc = wal_open(&s->wal, wal_path, s->meta.db_id, s->faults);
         if (rc == SOMBRA_OK && s->wal.created)
-                rc = io_sync_dir_of(wal_path);
+                rc = io_sync_dir_of(wal_path, s->faults);
         if (rc == SOMBRA_OK && create && s->wal.salt == 0) {
                 rc = wal_reset(&s->wal, s->meta.ckpt_lsn + 1, s->meta.wal_salt, s->meta.gen);
                 if (rc == SOMBRA_OK)

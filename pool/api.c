@@ -1053,7 +1053,7 @@ sombra_backup(sombra_db *db, const char *dest_path)
                 (void)run_on_writer(db, do_backup_hold, &hold);
         }
         if (rc == SOMBRA_OK)
-                rc = io_sync_dir_of(dest_path);
+                rc = io_sync_dir_of(dest_path, NULL);
         close(dest.fd);
         if (rc != SOMBRA_OK)
                 unlink(dest_path);

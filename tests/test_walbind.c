@@ -9,6 +9,7 @@
  */
 #include <criterion/criterion.h>
 #include <criterion/new/assert.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +17,7 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include "engine.h"
 #include "support.h"
 
 static void
@@ -190,4 +192,21 @@ Test(walbind, a_wal_locked_by_someone_else_is_refused)
         cr_assert(eq(int, sombra_open(support_path("db"), NULL, &db), SOMBRA_ELOCKED));
         close(fd);
         cr_assert(eq(u64, nodes_in("db"), 1));
+}
+
+Test(walbind, a_new_wal_s_directory_entry_is_synced)
+{
+        struct io_faults faults = {.ops = 1u << IO_OP_SYNC, .files = IO_FILE_DIR, .err = EIO};
+        sombra_db *db = NULL;
+
+        db_make("db", 2);
+        /* The WAL is there: nothing new in the directory, no directory sync. */
+        cr_assert(eq(int, engine_open(support_path("db"), NULL, &faults, &db), SOMBRA_OK));
+        support_db_close(&db);
+        cr_assert(eq(u64, faults.fired, 0));
+        /* A new WAL: its entry is synced, and a failure of that sync fails the open. */
+        support_remove("db-wal");
+        cr_assert(eq(int, engine_open(support_path("db"), NULL, &faults, &db), SOMBRA_EIO));
+        cr_assert(eq(u64, faults.fired, 1));
+        cr_assert(eq(u64, nodes_in("db"), 2));
 }
