@@ -1,13 +1,18 @@
 /*
  * fuzz_wal.c - libFuzzer target: WAL replay, onto the template database.
  *
- * The input is a WAL file. Before it is written, its checksums are made
- * right again (the header's, and each record's under the header's salt,
- * walking the records by their length fields, as wal.h lays them out), so
- * that a mutated length, LSN, type or payload reaches the replay and the
- * store's decoding of transactions instead of stopping at a checksum. Then
- * the template database is opened on it, verified, read and closed.
+ * The input is a WAL file. Before it is written, its header becomes the
+ * template WAL's (the database id and generation the template database
+ * expects: mismatches are the unit tests' business) and its record
+ * checksums are made right again (each chained to the one before, the first
+ * seeded with the salt, walking the records by their length fields, as wal.h
+ * lays them out), so that a mutated length, LSN, type or payload reaches the
+ * replay and the store's decoding of transactions instead of stopping at a
+ * checksum. Then the template database is opened on it, verified, read and
+ * closed.
  */
+
+#include <string.h>
 
 #include <xxhash.h>
 
@@ -21,18 +26,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len);
 static void
 reseal(uint8_t *w, size_t len)
 {
-        uint64_t salt;
+        struct fuzz_bytes db, wal;
+        uint64_t chain;
         size_t at = WAL_HDR;
 
-        if (len < WAL_HDR)
+        fuzz_template(&db, &wal);
+        if (len < WAL_HDR || wal.len < WAL_HDR)
                 return;
-        put_be64(w + 32, XXH3_64bits(w, 32));
-        salt = get_be64(w + 16);
+        memcpy(w, wal.data, WAL_HDR);
+        chain = get_be64(w + 16); /* the salt */
         while (len - at >= WAL_REC_HDR) {
                 uint64_t plen = get_be32(w + at + 8);
                 if (plen > len - at - WAL_REC_HDR)
                         break;
-                put_be64(w + at, XXH3_64bits_withSeed(w + at + 8, WAL_REC_HDR - 8 + plen, salt));
+                chain = XXH3_64bits_withSeed(w + at + 8, WAL_REC_HDR - 8 + plen, chain);
+                put_be64(w + at, chain);
                 at += WAL_REC_HDR + plen;
         }
 }
