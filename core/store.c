@@ -637,6 +637,10 @@ log_op(struct store *s, uint8_t kind, enum store_tree t, const void *key, size_t
         uint8_t h[OP_HDR];
         int rc;
 
+        if (s->replaying) { /* the ops are in the log already */
+                s->nops++;
+                return SOMBRA_OK;
+        }
         if (s->rec.len + OP_HDR + klen + vlen > WAL_MAX_RECORD)
                 return SOMBRA_ETOOBIG;
         h[0] = kind;
@@ -867,6 +871,12 @@ store_backup_read(struct store *s, void *buf, size_t len, uint64_t off)
 
 /* ---- recovery ---- */
 
+/*
+ * Applies one logged commit. Recovery applies them all inside one
+ * transaction, which recover() commits at the end: nobody can read the
+ * states in between, so each page is copied once, not once per commit. The
+ * transaction's LSN follows the records'.
+ */
 static int
 replay_record(void *arg, uint64_t lsn, const uint8_t *p, size_t len)
 {
@@ -874,13 +884,15 @@ replay_record(void *arg, uint64_t lsn, const uint8_t *p, size_t len)
         struct store_state *st;
         size_t off = PAYLOAD_STATE;
         uint32_t nops;
-        int rc;
+        int rc = SOMBRA_OK;
 
-        if (len < PAYLOAD_STATE || lsn != s->committed.lsn + 1)
+        if (len < PAYLOAD_STATE || lsn != (s->in_txn ? s->txn.lsn : s->committed.lsn) + 1)
                 return SOMBRA_ECORRUPT;
-        rc = store_begin(s);
+        if (!s->in_txn)
+                rc = store_begin(s);
         if (rc != SOMBRA_OK)
                 return rc;
+        s->txn.lsn = lsn;
         nops = get_be32(p + 36);
         for (uint32_t i = 0; i < nops && rc == SOMBRA_OK; i++) {
                 uint8_t kind, tree;
@@ -908,17 +920,15 @@ replay_record(void *arg, uint64_t lsn, const uint8_t *p, size_t len)
         }
         if (rc == SOMBRA_OK && off != len)
                 rc = SOMBRA_ECORRUPT;
-        if (rc != SOMBRA_OK) {
-                store_rollback(s);
+        if (rc != SOMBRA_OK) /* recover() rolls the whole replay back */
                 return rc == SOMBRA_ENOTFOUND || rc == SOMBRA_EINVAL ? SOMBRA_ECORRUPT : rc;
-        }
         st = &s->txn;
         st->next_node = get_be64(p);
         st->next_edge = get_be64(p + 8);
         st->nodes = get_be64(p + 16);
         st->edges = get_be64(p + 24);
         st->next_name = get_be32(p + 32);
-        return store_commit(s, NULL);
+        return SOMBRA_OK;
 }
 
 /* Checks a record of an older WAL generation: it must be in the checkpoint already. */
@@ -959,12 +969,18 @@ wal_generation_check(const struct store *s, bool *current)
 
 /*
  * Replays the WAL generation the meta page names onto the checkpointed
- * state. A new generation starts (through a checkpoint, so that the meta
- * page names it) whenever the log on file is not exactly that generation
- * read to its end: records were replayed, reading stopped at a tear with
- * bytes beyond it, or the log is older or empty. Writing on after a tear in
- * the same generation could line new records up with old ones beyond it
- * (wal.h).
+ * state, and leaves the log ready for the next commit:
+ *   - when the log on file is not that generation (older, empty, or with a
+ *     damaged header), a checkpoint starts a new one that the meta page
+ *     names;
+ *   - when reading stopped short of the end of the file (a tear, or an
+ *     older generation's leftovers), the file is cut there and synced before
+ *     anything is appended: a new record written over a tear could otherwise
+ *     line up with an intact older one beyond it (wal.h);
+ *   - when records were replayed, they are synced, so that what this open
+ *     showed is on disk before anyone builds on it.
+ * Replayed commits stay in the log until the next checkpoint, as they were
+ * before the crash: open does not wait for a checkpoint.
  */
 static int
 recover(struct store *s)
@@ -986,6 +1002,9 @@ recover(struct store *s)
         s->replaying = current;
         rc = wal_replay(&s->wal, s->meta.ckpt_lsn, current ? replay_record : older_record, s,
                         &applied);
+        if (rc == SOMBRA_OK && s->in_txn)
+                rc = store_commit(s, NULL);
+        store_rollback(s); /* after a failure */
         s->replaying = false;
         if (rc != SOMBRA_OK)
                 return rc;
@@ -993,8 +1012,10 @@ recover(struct store *s)
         rc = store_publish(s);
         if (rc != SOMBRA_OK)
                 return rc;
-        if (!current || applied > 0 || !s->wal.at_end)
+        if (!current || s->wal.damaged)
                 return checkpoint(s, true);
+        if (applied > 0 || !s->wal.at_end)
+                return wal_trim(&s->wal);
         return SOMBRA_OK;
 }
 
