@@ -1008,6 +1008,14 @@ recover(struct store *s)
         s->replaying = false;
         if (rc != SOMBRA_OK)
                 return rc;
+        /*
+         * A damaged header that names another database, with no record of
+         * ours behind it: most likely that database's log. Not ours to
+         * overwrite. (A reset torn by a crash leaves our id or zeros.)
+         */
+        if (s->wal.damaged && applied == 0 && s->wal.damaged_id != 0 &&
+            s->wal.damaged_id != s->meta.db_id)
+                return SOMBRA_EWAL;
         s->st.replayed = applied;
         rc = store_publish(s);
         if (rc != SOMBRA_OK)

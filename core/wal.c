@@ -81,6 +81,7 @@ header_parse(struct wal *w, const uint8_t *h, size_t len)
                 return SOMBRA_EWAL;
         if (get_be64(h + WAL_HDR_SUM) != XXH3_64bits(h, WAL_HDR_SUM)) {
                 w->damaged = true;
+                w->damaged_id = get_be64(h + 32);
                 return SOMBRA_OK;
         }
         if (get_be64(h + 32) != w->db_id)

@@ -69,6 +69,7 @@ struct wal {
         bool at_end;            /* the last replay read up to the end of the file */
         bool created;           /* wal_open made the file */
         bool damaged;           /* a header of this format whose checksum fails (salt 0) */
+        uint64_t damaged_id;    /* the database id such a header names, for what it is worth */
         struct buf pending;     /* appended records not yet written (writer only) */
         uint64_t pending_first; /* the LSN of the first of them */
         uint64_t pending_chain; /* the chain before the first of them */

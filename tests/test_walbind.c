@@ -112,6 +112,10 @@ Test(walbind, a_wal_of_another_database_is_refused)
         support_remove("two-wal");
         support_copy_file("crashed-wal", "two-wal");
         open_refused("two", SOMBRA_EWAL);
+        /* Also with its header damaged (byte 20: the salt): it still names another database. */
+        support_flip_byte("two-wal", 20, 0x01);
+        open_refused("two", SOMBRA_EWAL);
+        support_flip_byte("two-wal", 20, 0x01);
         cr_assert(eq(u64, nodes_in("crashed"), 4), "the log opens with its own database");
 }
 
