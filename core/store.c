@@ -974,9 +974,9 @@ wal_generation_check(const struct store *s, bool *current)
  *     damaged header), a checkpoint starts a new one that the meta page
  *     names;
  *   - when reading stopped short of the end of the file (a tear, or an
- *     older generation's leftovers), the file is cut there and synced before
- *     anything is appended: a new record written over a tear could otherwise
- *     line up with an intact older one beyond it (wal.h);
+ *     older generation's leftovers), a restart record goes there, synced,
+ *     before anything is appended: a new record written over a tear could
+ *     otherwise line up with an intact older one beyond it (wal.h);
  *   - when records were replayed, they are synced, so that what this open
  *     showed is on disk before anyone builds on it.
  * Replayed commits stay in the log until the next checkpoint, as they were
@@ -1022,8 +1022,10 @@ recover(struct store *s)
                 return rc;
         if (!current || s->wal.damaged)
                 return checkpoint(s, true);
-        if (applied > 0 || !s->wal.at_end)
-                return wal_trim(&s->wal);
+        if (!s->wal.at_end)
+                return wal_restart(&s->wal);
+        if (applied > 0)
+                return wal_sync(&s->wal);
         return SOMBRA_OK;
 }
 
@@ -1156,12 +1158,9 @@ store_close(struct store *s)
         if (s == NULL)
                 return SOMBRA_EINVAL;
         store_rollback(s);
-        if (s->failed == SOMBRA_OK && s->pager != NULL) {
+        if (s->failed == SOMBRA_OK && s->pager != NULL)
                 rc = store_checkpoint(s);
-                /* Nothing left beyond the header: the next open reads to the end at once. */
-                if (rc == SOMBRA_OK)
-                        rc = wal_trim(&s->wal);
-        } else if (s->pager != NULL)
+        else if (s->pager != NULL)
                 rc = SOMBRA_EFAILED; /* the caller learns that close could not make it durable */
         if (s->wal.file.fd >= 0)
                 wal_close(&s->wal);

@@ -17,9 +17,11 @@
 
 static const uint8_t wal_magic[8] = {'S', 'O', 'M', 'B', 'R', 'W', 'A', 'L'};
 
-#define WAL_VERSION    2u
-#define WAL_REC_COMMIT 1u
-#define WAL_HDR_SUM    48u /* the header checksum's offset, and the bytes it covers */
+#define WAL_VERSION     2u
+#define WAL_REC_COMMIT  1u
+#define WAL_REC_RESTART 2u
+#define RESTART_LEN     8u  /* a restart record's payload: a random nonce */
+#define WAL_HDR_SUM     48u /* the header checksum's offset, and the bytes it covers */
 
 uint64_t
 wal_random(uint64_t avoid)
@@ -172,7 +174,7 @@ wal_replay(struct wal *w, uint64_t after,
         if (w->salt != 0)
                 rc = io_size(&w->file, &size);
         while (rc == SOMBRA_OK && off + WAL_REC_HDR <= size) {
-                uint32_t len;
+                uint32_t len, type;
                 rc = buf_reserve(&rec, WAL_REC_HDR);
                 if (rc != SOMBRA_OK)
                         break;
@@ -180,8 +182,10 @@ wal_replay(struct wal *w, uint64_t after,
                 if (rc != SOMBRA_OK)
                         break;
                 len = get_be32(rec.data + 8);
+                type = get_be32(rec.data + 12);
                 if (len > WAL_MAX_RECORD || off + WAL_REC_HDR + len > size ||
-                    get_be32(rec.data + 12) != WAL_REC_COMMIT || get_be64(rec.data + 16) != expect)
+                    (type != WAL_REC_COMMIT && (type != WAL_REC_RESTART || len != RESTART_LEN)) ||
+                    get_be64(rec.data + 16) != expect)
                         break; /* torn, stale or garbage: the log ends here */
                 rc = buf_reserve(&rec, WAL_REC_HDR + len);
                 if (rc == SOMBRA_OK)
@@ -190,14 +194,16 @@ wal_replay(struct wal *w, uint64_t after,
                         break;
                 if (get_be64(rec.data) != record_checksum(chain, rec.data, WAL_REC_HDR + len))
                         break;
+                chain = get_be64(rec.data);
+                off += WAL_REC_HDR + len;
+                if (type == WAL_REC_RESTART)
+                        continue; /* a link of the chain, not a commit */
                 if (expect > after) {
                         rc = apply(arg, expect, rec.data + WAL_REC_HDR, len);
                         if (rc != SOMBRA_OK)
                                 break;
                         (*applied)++;
                 }
-                chain = get_be64(rec.data);
-                off += WAL_REC_HDR + len;
                 expect++;
         }
         buf_free(&rec);
@@ -224,11 +230,24 @@ wal_reset(struct wal *w, uint64_t next_lsn, uint64_t salt, uint64_t ckpt_gen)
 }
 
 int
-wal_trim(struct wal *w)
+wal_restart(struct wal *w)
 {
-        int rc = io_truncate(&w->file, w->end);
+        uint8_t rec[WAL_REC_HDR + RESTART_LEN];
+        int rc;
 
-        return rc == SOMBRA_OK ? io_sync(&w->file) : rc;
+        put_be32(rec + 8, RESTART_LEN);
+        put_be32(rec + 12, WAL_REC_RESTART);
+        put_be64(rec + 16, w->next_lsn);
+        put_be64(rec + WAL_REC_HDR, wal_random(w->chain));
+        put_be64(rec, record_checksum(w->chain, rec, sizeof(rec)));
+        rc = io_write(&w->file, rec, sizeof(rec), w->end);
+        if (rc == SOMBRA_OK)
+                rc = io_sync(&w->file);
+        if (rc != SOMBRA_OK)
+                return rc;
+        w->end += sizeof(rec);
+        w->chain = get_be64(rec);
+        return SOMBRA_OK;
 }
 
 int

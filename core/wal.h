@@ -16,9 +16,11 @@
  *     0  8  checksum: XXH3-64 of bytes 8..24+len, seeded with the previous
  *           record's checksum (with the salt for the first record)
  *     8  4  payload length
- *     12 4  record type (1 = commit)
- *     16 8  LSN: base LSN for the first record, then one more each
- *     24    payload (the store's transaction encoding, see store.c)
+ *     12 4  record type: 1 commit, 2 restart
+ *     16 8  LSN: base LSN for the first commit, then one more each; a
+ *           restart record has the LSN of the commit after it
+ *     24    payload: a commit's transaction (store.c's encoding); a
+ *           restart's 8 random bytes
  *   All integers big-endian.
  *
  * Generations. A reset (after a checkpoint) writes a new header with a new
@@ -33,8 +35,13 @@
  *     expected fails too. (Without it, recovery that stopped at a torn
  *     record and new commits written over it from the same offset could
  *     line up with an intact record beyond them and replay it.)
- * The store also starts a new generation whenever recovery stops short of
- * the end of the file, so no generation ever continues past a tear.
+ * A chain alone is not enough: a commit written again after a crash can be
+ * byte for byte the one that was torn (the same retry, the same ids), and
+ * the intact old records after it would then chain on. So wherever
+ * recovery stops short of the end of the file, a restart record goes first,
+ * synced: its random bytes make the chain after it new. (Cutting the file
+ * there would do as much, but the file would then grow again, and every
+ * commit's fdatasync would carry its new size.)
  *
  * Threads: the writer appends and resets; the durability thread may call
  * wal_sync concurrently with a flush (fdatasync and pwrite on one fd are
@@ -120,10 +127,12 @@ int wal_replay(struct wal *w, uint64_t after,
 int wal_reset(struct wal *w, uint64_t next_lsn, uint64_t salt, uint64_t ckpt_gen);
 
 /*
- * Cuts the file after the last record and syncs it, so that the next open
- * finds nothing beyond: for a clean close.
+ * Writes a restart record after the last intact record, where a replay
+ * stopped, and syncs it: what follows chains from random bytes, so nothing
+ * already in the file beyond can ever pass for a record after it. For the
+ * writer, before anything is appended after a replay that stopped short.
  */
-int wal_trim(struct wal *w);
+int wal_restart(struct wal *w);
 
 /*
  * Appends one record to the pending buffer: `rec` holds WAL_REC_HDR free

@@ -625,3 +625,29 @@ Test(wal, appends_wait_in_memory_until_one_flush_writes_them_all)
         cr_assert(eq(u64, size_after, WAL_HDR + 5 * sizeof(rec)));
         wal_close(&w);
 }
+
+/*
+ * The retry after a crash writes, over the torn record, a record byte for
+ * byte the same as the one that was torn: the chain alone would let the
+ * intact old records after it follow. A restart record first breaks it.
+ */
+Test(wal, a_restart_record_keeps_old_records_out_even_after_an_identical_retry)
+{
+        struct wal w;
+        struct seen seen = {0};
+        uint64_t applied;
+
+        write_log("wal", 3);
+        support_flip_byte("wal", record_offset(1) + WAL_REC_HDR, 0x40); /* tear record 1 */
+        expect_nothing_replayed(&w, "wal", 0);
+        cr_assert(eq(int, wal_restart(&w), SOMBRA_OK));
+        cr_assert(eq(u64, append(&w, 1), 1)); /* record 1 again, the same bytes */
+        wal_close(&w);
+        cr_assert(eq(int, reopen_replay(&w, "wal", 0, &seen, &applied), SOMBRA_OK));
+        cr_assert(eq(u64, applied, 1), "old record 2 followed the retried record 1");
+        expect_ids(&seen, 1, 1, 1);
+        cr_assert(eq(u64, append(&w, 2), 2), "the restart record takes no LSN");
+        wal_close(&w);
+        expect_replay(&w, "wal", 0, 1, 2, 1);
+        wal_close(&w);
+}
