@@ -1,13 +1,8 @@
 /*
  * ring.h - a bounded single-producer single-consumer ring of pointers, one
- * per connection, carrying requests to the writer thread.
- *
- * The design asks for ck_ring_*_spsc; this is the same algorithm (a power of
- * two of slots, a head the consumer owns and a tail the producer owns, each
- * published with release and read with acquire) written with the compiler's
- * __atomic builtins, because ck_ring's accesses go through ck_pr's volatile
- * loads and stores, which ThreadSanitizer cannot see as synchronisation, and
- * every request handed through the ring would then show up as a data race.
+ * per connection, carrying requests to the writer thread: Concurrency Kit's
+ * ck_ring used through its _spsc functions, behind a small wrapper that owns
+ * the slot array and tells ThreadSanitizer what the ring synchronises (ring.c).
  * Lock-free and wait-free on both sides.
  */
 #ifndef SOMBRA_RING_H
@@ -16,16 +11,15 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <ck_ring.h>
+
 struct ring {
-        uint32_t mask; /* capacity - 1 */
-        uint32_t head; /* next slot to take; written by the consumer */
-        char pad1[56];
-        uint32_t tail; /* next slot to fill; written by the producer */
-        char pad2[60];
-        void **slots;
+        /* c_head written by the consumer, p_tail by the producer; each on its own line */
+        ck_ring_t ring;
+        ck_ring_buffer_t *slots; /* twice the capacity: ck_ring holds one less than its size */
 };
 
-/* capacity: a power of two >= 2. SOMBRA_EINVAL, SOMBRA_ENOMEM. */
+/* capacity: a power of two >= 2, at most 2^30. SOMBRA_EINVAL, SOMBRA_ENOMEM. */
 int ring_init(struct ring *r, uint32_t capacity);
 void ring_free(struct ring *r);
 
