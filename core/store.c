@@ -855,7 +855,7 @@ store_backup_end(struct store *s)
 int
 store_backup_read(struct store *s, void *buf, size_t len, uint64_t off)
 {
-        uint64_t at = (s->meta.gen % 2) * s->meta.page_size;
+        uint64_t at = (s->meta.gen % 2) * s->meta.page_size, lo, hi;
         uint8_t page[META_SIZE];
         struct meta m = s->meta;
         int rc = io_read(&s->file, buf, len, off);
@@ -864,8 +864,10 @@ store_backup_read(struct store *s, void *buf, size_t len, uint64_t off)
                 return rc;
         m.db_id = s->backup_id;
         meta_encode(&m, page);
-        for (uint64_t i = off > at ? off - at : 0; i < META_SIZE && at + i < off + len; i++)
-                ((uint8_t *)buf)[at + i - off] = page[i];
+        /* The part of the meta page's encoding that [off, off + len) covers. */
+        lo = off > at ? off : at;
+        hi = off + len < at + META_SIZE ? off + len : at + META_SIZE;
+        memcpy((uint8_t *)buf + (lo - off), page + (lo - at), hi - lo);
         return SOMBRA_OK;
 }
 

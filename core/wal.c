@@ -220,12 +220,8 @@ wal_replay(struct wal *w, uint64_t after,
 int
 wal_reset(struct wal *w, uint64_t next_lsn, uint64_t salt, uint64_t ckpt_gen)
 {
-        w->salt = salt;
-        w->ckpt_gen = ckpt_gen;
-        w->base_lsn = next_lsn;
-        w->chain = salt;
+        wal_adopt(w, next_lsn, salt, ckpt_gen);
         w->end = WAL_HDR;
-        w->next_lsn = next_lsn;
         return header_write(w);
 }
 
