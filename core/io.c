@@ -19,6 +19,15 @@
  *   and closing the descriptor releases the lock. (fcntl locks would be
  *   dropped by closing any descriptor of the file in the process.)
  *
+ * Private mode
+ *   A read-only open must not change a byte of either file, yet the engine
+ *   replays the WAL, checkpoints for a backup and may write a restart record,
+ *   all through these functions. So rather than teach every caller to skip
+ *   its writes, a private io_file takes them all: the file is mapped
+ *   MAP_PRIVATE over a reserved anonymous region, and reads, writes,
+ *   truncates and sizes work on the map, whose written pages the kernel
+ *   copies for this process alone. Faults do not apply to it.
+ *
  * Fault injection
  *   When f->faults is set, each read, write, sync and truncate first asks
  *   fault_fire whether it must fail. The decision is made once per call, not
@@ -35,8 +44,8 @@
  *   fault state is shared by the engine's threads under its spin lock; the
  *   lock is taken only when a test has set f->faults.
  */
-#ifndef _DEFAULT_SOURCE
-#define _DEFAULT_SOURCE /* pread, pwrite, fdatasync and flock are POSIX/BSD, not ISO C */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* pread, pwrite, fdatasync, flock; F_OFD_SETLK is Linux's */
 #endif
 
 #include "io.h"
@@ -49,6 +58,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -124,19 +134,17 @@ range_ok(size_t len, uint64_t off)
         return off <= IO_OFF_MAX && (uint64_t)len <= IO_OFF_MAX - off;
 }
 
-int
-io_open(struct io_file *f, const char *path, bool create)
+/* Opens path with flags and checks that it is a regular file. */
+static int
+open_regular(const char *path, int flags, int *out)
 {
         struct stat st;
-        int flags = O_RDWR | O_CLOEXEC | (create ? O_CREAT : 0);
         int fd, rc;
 
-        assert(f != NULL);
         if (path == NULL || path[0] == '\0')
                 return SOMBRA_EINVAL;
-
         do {
-                fd = open(path, flags, 0644);
+                fd = open(path, flags | O_CLOEXEC, 0644);
         } while (fd < 0 && errno == EINTR);
         if (fd < 0)
                 return errno == EISDIR ? SOMBRA_EINVAL : io_status_from_errno(errno);
@@ -149,9 +157,7 @@ io_open(struct io_file *f, const char *path, bool create)
                 rc = SOMBRA_EINVAL;
                 goto label_fail;
         }
-
-        f->fd = fd;
-        f->faults = NULL;
+        *out = fd;
         return SOMBRA_OK;
 
 label_fail:
@@ -159,17 +165,147 @@ label_fail:
         return rc;
 }
 
+int
+io_open(struct io_file *f, const char *path, bool create)
+{
+        int fd, rc;
+
+        assert(f != NULL);
+        rc = open_regular(path, O_RDWR | (create ? O_CREAT : 0), &fd);
+        if (rc != SOMBRA_OK)
+                return rc;
+        f->fd = fd;
+        f->faults = NULL;
+        f->priv = NULL;
+        f->priv_cap = f->priv_size = 0;
+        return SOMBRA_OK;
+}
+
+/* The reserved region, with the file's first bytes mapped over its start. */
+static int
+private_map(struct io_file *f, uint64_t reserve, uint64_t size)
+{
+        uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
+        uint64_t shown = size < reserve ? size : reserve;
+        uint8_t *m;
+
+        m = mmap(NULL, reserve, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                 -1, 0);
+        if (m == MAP_FAILED)
+                return SOMBRA_ENOMEM;
+        /* The tail of the last page past the end of the file reads as zeros. */
+        if (shown > 0 && mmap(m, (shown + page - 1) / page * page, PROT_READ | PROT_WRITE,
+                              MAP_PRIVATE | MAP_FIXED, f->fd, 0) == MAP_FAILED) {
+                munmap(m, reserve);
+                return SOMBRA_ENOMEM;
+        }
+        f->priv = m;
+        f->priv_cap = reserve;
+        f->priv_size = shown;
+        return SOMBRA_OK;
+}
+
+int
+io_open_readonly(struct io_file *f, const char *path)
+{
+        assert(f != NULL);
+        memset(f, 0, sizeof(*f));
+        f->fd = -1;
+        return open_regular(path, O_RDONLY, &f->fd);
+}
+
+int
+io_make_private(struct io_file *f, uint64_t reserve)
+{
+        struct stat st;
+
+        if (reserve == 0 || reserve > IO_OFF_MAX || f->priv != NULL)
+                return SOMBRA_EINVAL;
+        if (f->fd < 0)
+                return private_map(f, reserve, 0);
+        if (fstat(f->fd, &st) != 0)
+                return io_status_from_errno(errno);
+        return private_map(f, reserve, (uint64_t)st.st_size);
+}
+
+int
+io_open_private(struct io_file *f, const char *path, uint64_t reserve, bool missing_empty)
+{
+        int rc = io_open_readonly(f, path);
+
+        if (rc == SOMBRA_ENOTFOUND && missing_empty)
+                rc = SOMBRA_OK; /* fd -1: an empty file */
+        if (rc == SOMBRA_OK)
+                rc = io_make_private(f, reserve);
+        if (rc != SOMBRA_OK)
+                io_close(f);
+        return rc;
+}
+
+bool
+io_is_open(const struct io_file *f)
+{
+        return f->fd >= 0 || f->priv != NULL;
+}
+
+static uint64_t
+private_size(const struct io_file *f)
+{
+        return __atomic_load_n(&f->priv_size, __ATOMIC_ACQUIRE);
+}
+
+static int
+private_read(struct io_file *f, void *buf, size_t len, uint64_t off)
+{
+        if (off > private_size(f) || len > private_size(f) - off)
+                return SOMBRA_ECORRUPT; /* as pread's short read */
+        memcpy(buf, f->priv + off, len);
+        return SOMBRA_OK;
+}
+
+static int
+private_resize(struct io_file *f, uint64_t len)
+{
+        uint64_t size = private_size(f);
+
+        if (len > f->priv_cap)
+                return SOMBRA_ENOSPC;
+        /* A file that shrinks and grows again reads zeros there, as ftruncate leaves it. */
+        if (len > size)
+                memset(f->priv + size, 0, len - size);
+        __atomic_store_n(&f->priv_size, len, __ATOMIC_RELEASE);
+        return SOMBRA_OK;
+}
+
+static int
+private_write(struct io_file *f, const void *buf, size_t len, uint64_t off)
+{
+        int rc = SOMBRA_OK;
+
+        if (off > f->priv_cap || len > f->priv_cap - off)
+                return SOMBRA_ENOSPC;
+        if (off + len > private_size(f))
+                rc = private_resize(f, off + len);
+        if (rc == SOMBRA_OK)
+                memcpy(f->priv + off, buf, len);
+        return rc;
+}
+
 void
 io_close(struct io_file *f)
 {
-        if (f == NULL || f->fd < 0)
+        if (f == NULL || !io_is_open(f))
                 return;
         /*
          * close errors are not reported: durability comes from io_sync, and
          * after close the descriptor is gone whatever close returned, so
          * retrying on EINTR could close a descriptor another thread just got.
          */
-        close(f->fd);
+        if (f->priv != NULL)
+                munmap(f->priv, f->priv_cap);
+        f->priv = NULL;
+        if (f->fd >= 0)
+                close(f->fd);
         f->fd = -1;
 }
 
@@ -195,6 +331,8 @@ io_read(struct io_file *f, void *buf, size_t len, uint64_t off)
 
         if (!range_ok(len, off))
                 return SOMBRA_EINVAL;
+        if (f->priv != NULL)
+                return private_read(f, buf, len, off);
         err = fault_fire(f, IO_OP_READ);
         if (err != 0)
                 return io_status_from_errno(err);
@@ -344,6 +482,8 @@ io_write(struct io_file *f, const void *buf, size_t len, uint64_t off)
 
         if (!range_ok(len, off))
                 return SOMBRA_EINVAL;
+        if (f->priv != NULL)
+                return private_write(f, buf, len, off);
         err = fault_fire(f, IO_OP_WRITE);
         if (err == 0) {
                 err = observed(f, IO_OP_WRITE, off, len);
@@ -367,9 +507,12 @@ io_write(struct io_file *f, const void *buf, size_t len, uint64_t off)
 int
 io_sync(struct io_file *f)
 {
-        struct io_extent covered = pending_take(f);
+        struct io_extent covered;
         int rc;
 
+        if (f->priv != NULL)
+                return SOMBRA_OK; /* nothing of it is ever to reach the disk */
+        covered = pending_take(f);
         if (fault_fire(f, IO_OP_SYNC) != 0 || observed(f, IO_OP_SYNC, 0, 0) != 0) {
                 pending_fail(f, covered);
                 return SOMBRA_EIO;
@@ -395,6 +538,8 @@ io_truncate(struct io_file *f, uint64_t len)
 
         if (len > IO_OFF_MAX)
                 return SOMBRA_EINVAL;
+        if (f->priv != NULL)
+                return private_resize(f, len);
         err = fault_fire(f, IO_OP_TRUNCATE);
         if (err == 0)
                 err = observed(f, IO_OP_TRUNCATE, len, 0);
@@ -414,6 +559,10 @@ io_size(struct io_file *f, uint64_t *size)
 {
         struct stat st;
 
+        if (f->priv != NULL) {
+                *size = private_size(f);
+                return SOMBRA_OK;
+        }
         if (fstat(f->fd, &st) != 0)
                 return io_status_from_errno(errno);
         *size = (uint64_t)st.st_size;
@@ -438,5 +587,51 @@ io_sync_dir_of(const char *path, struct io_faults *faults)
         if (fd >= 0)
                 close(fd);
         free(copy);
+        return rc;
+}
+
+/* ---- byte-range locks ---- */
+
+static int
+range_fcntl(struct io_file *f, int cmd, short type, uint64_t lo, uint64_t hi, short *seen)
+{
+        struct flock fl = {.l_type = type, .l_whence = SEEK_SET};
+        int rc;
+
+        if (lo > IO_OFF_MAX || hi > IO_OFF_MAX || hi <= lo)
+                return SOMBRA_EINVAL;
+        fl.l_start = (off_t)lo;
+        fl.l_len = (off_t)(hi - lo);
+        /* l_pid must be zero for OFD locks. */
+        do {
+                rc = fcntl(f->fd, cmd, &fl);
+        } while (rc != 0 && errno == EINTR);
+        if (rc != 0)
+                return io_status_from_errno(errno);
+        if (seen != NULL)
+                *seen = fl.l_type;
+        return SOMBRA_OK;
+}
+
+int
+io_range_share(struct io_file *f, uint64_t off)
+{
+        return range_fcntl(f, F_OFD_SETLK, F_RDLCK, off, off + 1, NULL);
+}
+
+void
+io_range_unshare(struct io_file *f, uint64_t off)
+{
+        (void)range_fcntl(f, F_OFD_SETLK, F_UNLCK, off, off + 1, NULL);
+}
+
+int
+io_range_held(struct io_file *f, uint64_t lo, uint64_t hi, bool *held)
+{
+        short seen = F_UNLCK;
+        int rc = hi > lo ? range_fcntl(f, F_OFD_GETLK, F_WRLCK, lo, hi, &seen) : SOMBRA_OK;
+
+        /* GETLK reports a conflicting lock, or leaves F_UNLCK when there is none. */
+        *held = rc == SOMBRA_OK && seen != F_UNLCK;
         return rc;
 }

@@ -74,9 +74,13 @@ void io_faults_lock(struct io_faults *faults);
 void io_faults_unlock(struct io_faults *faults);
 
 struct io_file {
-        int fd;
+        int fd;                   /* -1 when closed, and for an empty private file */
         uint32_t kind;            /* the owner's label for it (IO_FILE_*), for io_faults.files */
         struct io_faults *faults; /* NULL outside fault tests */
+        /* Private mode only (io_open_private); NULL and zero otherwise. */
+        uint8_t *priv;      /* the copy-on-write map */
+        uint64_t priv_cap;  /* bytes of address space it spans */
+        uint64_t priv_size; /* the file's length as this handle sees it (__atomic) */
 };
 
 #define IO_FILE_DB  1u /* the database file */
@@ -91,6 +95,43 @@ struct io_file {
  */
 int io_open(struct io_file *f, const char *path, bool create);
 void io_close(struct io_file *f);
+/* Whether f is open (either mode). */
+bool io_is_open(const struct io_file *f);
+
+/*
+ * Private mode, for a read-only open: path is opened read-only and mapped
+ * copy-on-write into `reserve` bytes of address space (MAP_NORESERVE). Every
+ * call below then works on that map: a write changes this process's memory
+ * only, a sync does nothing, a truncate only sets the length it reports, and
+ * nothing ever reaches the file, whatever the engine does with it. Parts not
+ * written show the file as it is now, not as it was at open: the caller must
+ * know that what it reads there does not change (store.c's reader locks), or
+ * check it (the WAL's checksums). A file larger than `reserve` is seen cut at
+ * it. With `missing_empty`, a missing file gives an empty private one (fd -1);
+ * otherwise SOMBRA_ENOTFOUND. Also the errors of io_open, and SOMBRA_ENOMEM.
+ */
+int io_open_private(struct io_file *f, const char *path, uint64_t reserve, bool missing_empty);
+/*
+ * The same in two steps, for a caller that must read the file before it
+ * fixes the length the map shows: io_open_readonly opens path read-only
+ * (writes then fail), io_make_private maps it as it is now.
+ */
+int io_open_readonly(struct io_file *f, const char *path);
+int io_make_private(struct io_file *f, uint64_t reserve);
+
+/*
+ * Byte-range locks that belong to the open file description (Linux OFD
+ * locks: like flock, and unlike fcntl's classic locks, they are not dropped
+ * when another descriptor of the file closes, and two opens in one process
+ * see each other's). They lock offsets, not bytes of data: an offset past the
+ * end of the file is fine, and nothing is read or written. Independent of
+ * io_lock's flock. io_range_share takes a shared lock on the byte at off,
+ * io_range_unshare drops it; io_range_held tells whether another open file
+ * description holds any lock on a byte of [lo, hi). SOMBRA_EIO, SOMBRA_EINVAL.
+ */
+int io_range_share(struct io_file *f, uint64_t off);
+void io_range_unshare(struct io_file *f, uint64_t off);
+int io_range_held(struct io_file *f, uint64_t lo, uint64_t hi, bool *held);
 
 /*
  * Takes an exclusive advisory lock (flock, non-blocking) on the file.

@@ -67,6 +67,7 @@ struct pager {
         uint64_t ckpt_txn;   /* pages with txn <= this are referenced by durable metas */
         uint64_t ckpt_epoch; /* checkpoints completed since open */
         uint64_t txn;        /* the open transaction, 0 when none */
+        bool hold;           /* another process reads an older checkpoint (pager_set_hold) */
 
         struct pagebuf_pool *bufs;
         uint8_t *scratch;
@@ -195,9 +196,15 @@ map_create(struct pager *p)
 
         if (pages < 2 * p->npages)
                 pages = 2 * p->npages;
-        m = mmap(NULL, pages * p->page_size, PROT_READ, MAP_SHARED, p->file->fd, 0);
-        if (m == MAP_FAILED)
-                return SOMBRA_ENOMEM;
+        if (p->file->priv != NULL) {
+                /* A private file is its own map: readers see what this process wrote there. */
+                m = p->file->priv;
+                pages = p->file->priv_cap / p->page_size;
+        } else {
+                m = mmap(NULL, pages * p->page_size, PROT_READ, MAP_SHARED, p->file->fd, 0);
+                if (m == MAP_FAILED)
+                        return SOMBRA_ENOMEM;
+        }
         p->fmap = m;
         p->map_pages = pages;
         p->validated = calloc((pages + 63) / 64, sizeof(uint64_t));
@@ -285,7 +292,7 @@ pager_destroy(struct pager *p)
                 free(p->frames);
         }
         pagebuf_pool_destroy(p->bufs);
-        if (p->fmap != NULL)
+        if (p->fmap != NULL && p->fmap != p->file->priv)
                 munmap(p->fmap, p->map_pages * p->page_size);
         free(p->validated);
         free(p->dirty);
@@ -724,7 +731,7 @@ pager_reclaim(struct pager *p, uint64_t oldest_txn)
         while (l->head < l->n && l->v[l->head].txn <= oldest_txn) {
                 struct retired *r = &l->v[l->head];
                 int rc;
-                if (r->durable && r->ckpt_epoch == p->ckpt_epoch)
+                if (r->durable && (r->ckpt_epoch == p->ckpt_epoch || p->hold))
                         rc = pgvec_push(&p->pending, r->pgno);
                 else
                         rc = page_free(p, r->pgno);
@@ -902,6 +909,8 @@ pager_checkpoint_done(struct pager *p, uint64_t ckpt_txn)
 {
         p->ckpt_txn = ckpt_txn;
         p->ckpt_epoch++;
+        if (p->hold)
+                return; /* an older checkpoint may still reach them */
         for (size_t i = 0; i < p->pending.n; i++) {
                 /* page_free can only fail to grow `free`; keep the rest pending then. */
                 if (page_free(p, p->pending.v[i]) != SOMBRA_OK) {
@@ -935,7 +944,9 @@ pager_freelist_load(struct pager *p, pgno_t head, uint64_t expect)
                 }
                 for (uint16_t i = 0; i < n && rc == SOMBRA_OK; i++) {
                         pgno_t x = get_be64(pg->data + PAGE_HDR + i * 8);
-                        rc = (x < 2 || x >= p->npages) ? SOMBRA_ECORRUPT : pgvec_push(&p->free, x);
+                        rc = (x < 2 || x >= p->npages)
+                                 ? SOMBRA_ECORRUPT
+                                 : pgvec_push(p->hold ? &p->pending : &p->free, x);
                 }
                 seen += n;
                 head = page_aux(pg);
@@ -944,6 +955,12 @@ pager_freelist_load(struct pager *p, pgno_t head, uint64_t expect)
         if (rc == SOMBRA_OK && seen != expect)
                 rc = SOMBRA_ECORRUPT;
         return rc;
+}
+
+void
+pager_set_hold(struct pager *p, bool hold)
+{
+        p->hold = hold;
 }
 
 int

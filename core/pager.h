@@ -184,6 +184,17 @@ void pager_checkpoint_done(struct pager *p, uint64_t ckpt_txn);
 int pager_freelist_load(struct pager *p, pgno_t head, uint64_t expect);
 
 /*
+ * Readers in other processes (store.c) read the pages of an older durable
+ * checkpoint, which this pager knows nothing of. While `hold` is on, no page
+ * that a durable meta page ever reached becomes reusable: such pages wait in
+ * `pending`, checkpoint after checkpoint (the file grows instead), and so do
+ * the pages pager_freelist_load reads. Turning it off lets the next
+ * pager_checkpoint_done release them. Pages no durable meta page ever
+ * reached are reused as usual.
+ */
+void pager_set_hold(struct pager *p, bool hold);
+
+/*
  * Verify: calls fn once for every page the pager knows to be unreachable from
  * the committed state (reusable, retired, and the pages of the on-disk free
  * list whose head is `head`). Stops at the first non-zero return.

@@ -52,6 +52,8 @@ sombra_strerror(int status)
         case SOMBRA_EWAL:
                 return "the -wal file beside the database is not its write-ahead log "
                        "(another database's, or not a log); move it away";
+        case SOMBRA_EREADONLY:
+                return "the database was opened read-only";
         default:
                 return "unknown status code";
         }

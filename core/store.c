@@ -32,6 +32,23 @@
  * made; replaying them on the checkpointed trees rebuilds the same state,
  * since one writer made them in that order.
  *
+ * Readers in other processes (a read-only open, cfg.read_only). Such a
+ * store reads the newest checkpoint on file and replays the WAL after it,
+ * like recovery, but both files are in io.c's private mode: whatever the
+ * engine writes (replayed pages, a checkpoint for a backup) stays in this
+ * process's memory. What it reads unwritten comes from the file as it is now,
+ * so the owner must not write over the checkpoint's pages while it is read.
+ * Hence a reader table made of byte-range locks on the database file: a
+ * reader holds a shared lock on byte READER_LOCK_BASE + gen, gen being the
+ * checkpoint it pinned, for as long as it is open. The owner looks, after
+ * every checkpoint and at open, for a lock below its newest generation, and
+ * while one is there keeps every page that a durable meta page reached from
+ * reuse (pager_set_hold): the file grows instead. A reader checks, after
+ * taking its lock, that its checkpoint is still the newest: the owner's look
+ * for locks comes after its next meta page is written, so it cannot miss a
+ * reader that saw no newer one. The kernel drops the locks of a process that
+ * dies, so a crashed reader holds nothing.
+ *
  * Failure policy: with autopublish (each commit written on its own), a failed
  * WAL write rolls the transaction back and the store carries on (nothing was
  * acknowledged). A failed group write (store_flush_log), sync, page flush or
@@ -60,6 +77,11 @@ static const uint8_t meta_magic[8] = {'S', 'O', 'M', 'B', 'R', 'A', 'D', 'B'};
 #define OP_DEL        2u
 #define OP_HDR        8u
 #define PAYLOAD_STATE 40u
+
+/* Reader locks (see above): past any real file length, and far below off_t's end. */
+#define READER_LOCK_BASE (1ull << 62)
+/* Checkpoints a read-only open may see pass before it gives up with SOMBRA_EBUSY. */
+#define READER_PIN_TRIES 64
 
 struct meta {
         uint32_t page_size;
@@ -133,6 +155,9 @@ struct store {
         uint32_t nslots;
         uint32_t backups;   /* writer only: copies of the durable image in progress */
         uint64_t backup_id; /* the database id a copy's meta page gets */
+
+        bool read_only;      /* cfg.read_only: both files are private (see above) */
+        uint64_t pinned_gen; /* read-only: the checkpoint whose reader lock this store holds */
 };
 
 /* ---- meta pages ---- */
@@ -322,6 +347,8 @@ store_begin(struct store *s)
 {
         if (s->in_txn)
                 return SOMBRA_EBUSY;
+        if (s->read_only && !s->replaying)
+                return SOMBRA_EREADONLY;
         if (store_failure(s) != SOMBRA_OK)
                 return SOMBRA_EFAILED;
         s->txn = s->committed;
@@ -753,8 +780,26 @@ store_sync(struct store *s)
 }
 
 /*
+ * The owner: whether a reader in another process holds a checkpoint older
+ * than the newest durable one, which decides whether pages that durable meta
+ * pages reached may be reused. A failed look (a file system without OFD
+ * locks) finds none: readers cannot have taken theirs there either.
+ */
+static void
+readers_look(struct store *s)
+{
+        bool held = false;
+
+        if (!s->read_only)
+                (void)io_range_held(&s->file, READER_LOCK_BASE, READER_LOCK_BASE + s->meta.gen,
+                                    &held);
+        pager_set_hold(s->pager, held);
+}
+
+/*
  * A checkpoint; with `fresh`, also when nothing changed since the last one,
- * to start a new WAL generation.
+ * to start a new WAL generation. In a read-only store it all happens in
+ * private memory (a backup copies it from there).
  */
 static int
 checkpoint(struct store *s, bool fresh)
@@ -795,6 +840,7 @@ checkpoint(struct store *s, bool fresh)
         if (rc != SOMBRA_OK)
                 return store_fail(s, rc);
         s->meta = m;
+        readers_look(s);
         pager_checkpoint_done(s->pager, m.ckpt_lsn);
         s->st.checkpoints++;
         took_ns = clock_now_ns() - started_ns;
@@ -813,7 +859,7 @@ checkpoint(struct store *s, bool fresh)
 int
 store_checkpoint(struct store *s)
 {
-        return checkpoint(s, false);
+        return s->read_only ? SOMBRA_EREADONLY : checkpoint(s, false);
 }
 
 /*
@@ -830,7 +876,7 @@ store_checkpoint(struct store *s)
 int
 store_backup_begin(struct store *s, uint64_t *bytes)
 {
-        int rc = store_checkpoint(s);
+        int rc = checkpoint(s, false);
 
         if (rc != SOMBRA_OK)
                 return rc;
@@ -1077,12 +1123,122 @@ wal_attach(struct store *s, const char *path, bool create)
         return rc;
 }
 
+/* The newest meta page of a file another process may be writing. */
+static int
+meta_read_live(struct store *s, struct meta *m)
+{
+        uint64_t size;
+        bool unfinished = false;
+        int rc = io_size(&s->file, &size);
+
+        if (rc == SOMBRA_OK && size == 0)
+                return SOMBRA_ENOTDB;
+        if (rc == SOMBRA_OK)
+                rc = meta_read(s, size, m, &unfinished);
+        /* A creation that never finished holds nothing, and only an owner finishes it. */
+        return rc == SOMBRA_OK && unfinished ? SOMBRA_ENOTDB : rc;
+}
+
+/*
+ * One try at pinning the newest checkpoint (see the reader locks above) and
+ * opening the log that continues it. SOMBRA_EAGAIN when the owner moved on
+ * meanwhile; nothing is held then, nor after any other failure.
+ */
+static int
+reader_try_pin(struct store *s, const char *wal_path)
+{
+        struct meta now;
+        int rc = meta_read_live(s, &s->meta);
+
+        if (rc != SOMBRA_OK)
+                return rc;
+        rc = io_range_share(&s->file, READER_LOCK_BASE + s->meta.gen);
+        if (rc != SOMBRA_OK)
+                return rc;
+        rc = meta_read_live(s, &now);
+        if (rc == SOMBRA_OK && now.gen != s->meta.gen)
+                rc = SOMBRA_EAGAIN;
+        if (rc == SOMBRA_OK)
+                rc = wal_open_private(&s->wal, wal_path, s->meta.db_id);
+        /* A log that a later checkpoint started: the one continuing ours is gone. */
+        if (rc == SOMBRA_OK && s->wal.salt != 0 && s->wal.ckpt_gen > s->meta.gen) {
+                wal_close(&s->wal);
+                rc = SOMBRA_EAGAIN;
+        }
+        if (rc != SOMBRA_OK)
+                io_range_unshare(&s->file, READER_LOCK_BASE + s->meta.gen);
+        return rc;
+}
+
+/*
+ * Pins a checkpoint, retrying while the owner checkpoints under it (or a
+ * meta page it is writing names pages past the length read a moment
+ * before), then makes the file private with both meta slots written there:
+ * the pinned one, and a blank in place of the one the owner will write next,
+ * which a backup must not copy.
+ */
+static int
+reader_attach(struct store *s, const char *path)
+{
+        char *wal_path = NULL;
+        uint8_t *blank = NULL;
+        uint64_t reserve;
+        uint32_t tries = 0;
+        int rc = wal_path_of(path, &wal_path);
+
+        while (rc == SOMBRA_OK) {
+                rc = reader_try_pin(s, wal_path);
+                if ((rc == SOMBRA_EAGAIN || rc == SOMBRA_ECORRUPT) && ++tries < READER_PIN_TRIES)
+                        rc = SOMBRA_OK;
+                else
+                        break;
+        }
+        free(wal_path);
+        if (rc != SOMBRA_OK)
+                return rc == SOMBRA_EAGAIN ? SOMBRA_EBUSY : rc;
+        s->pinned_gen = s->meta.gen;
+        reserve = 2 * s->meta.npages * s->meta.page_size;
+        rc = io_make_private(&s->file, reserve > PAGER_MAP_BYTES ? reserve : PAGER_MAP_BYTES);
+        if (rc == SOMBRA_OK)
+                rc = meta_write(s, &s->meta);
+        if (rc == SOMBRA_OK && (blank = calloc(1, s->meta.page_size)) == NULL)
+                rc = SOMBRA_ENOMEM;
+        if (rc == SOMBRA_OK)
+                rc = io_write(&s->file, blank, s->meta.page_size,
+                              ((s->meta.gen + 1) % 2) * s->meta.page_size);
+        free(blank);
+        return rc;
+}
+
+/* The owner's open: the file, its lock, and its newest meta page, creating what is missing. */
+static int
+owner_attach(struct store *s, const char *path, bool *create)
+{
+        uint64_t size;
+        int rc = io_open(&s->file, path, true);
+
+        if (rc != SOMBRA_OK)
+                return rc;
+        s->file.faults = s->faults;
+        s->file.kind = IO_FILE_DB;
+        rc = io_lock(&s->file);
+        if (rc == SOMBRA_OK)
+                rc = io_size(&s->file, &size);
+        if (rc != SOMBRA_OK)
+                return rc;
+        *create = size == 0;
+        if (!*create)
+                rc = meta_read(s, size, &s->meta, create);
+        if (rc == SOMBRA_OK && *create)
+                rc = db_create(s, path);
+        return rc;
+}
+
 int
 store_open(const char *path, const struct sombra_config *cfg, struct io_faults *faults,
            struct store **out)
 {
         struct store *s;
-        uint64_t size;
         bool create = false; /* a new file, or one whose creation a crash cut short */
         int rc;
 
@@ -1099,6 +1255,7 @@ store_open(const char *path, const struct sombra_config *cfg, struct io_faults *
         else
                 sombra_config_production(&s->cfg);
         s->faults = faults;
+        s->read_only = s->cfg.read_only;
         /* A slot per pooled connection, plus a few for the engine's own readers. */
         s->nslots = s->cfg.max_connections + 8;
         s->slots = calloc(s->nslots, sizeof(*s->slots));
@@ -1106,31 +1263,25 @@ store_open(const char *path, const struct sombra_config *cfg, struct io_faults *
                 rc = SOMBRA_ENOMEM;
                 goto label_fail;
         }
-        rc = io_open(&s->file, path, true);
-        if (rc != SOMBRA_OK)
-                goto label_fail;
-        s->file.faults = faults;
-        s->file.kind = IO_FILE_DB;
-        rc = io_lock(&s->file);
-        if (rc == SOMBRA_OK)
-                rc = io_size(&s->file, &size);
-        if (rc != SOMBRA_OK)
-                goto label_fail;
-        create = size == 0;
-        if (!create)
-                rc = meta_read(s, size, &s->meta, &create);
-        if (rc == SOMBRA_OK && create)
-                rc = db_create(s, path);
+        if (s->read_only) {
+                rc = io_open_readonly(&s->file, path);
+                s->file.kind = IO_FILE_DB;
+                if (rc == SOMBRA_OK)
+                        rc = reader_attach(s, path);
+        } else {
+                rc = owner_attach(s, path, &create);
+        }
         if (rc != SOMBRA_OK)
                 goto label_fail;
         s->committed = s->meta.st;
         rc = pager_create(&s->file, s->meta.page_size, s->cfg.page_cache_size, s->cfg.checksums,
                           s->meta.npages, s->meta.ckpt_lsn, &s->pager);
-        if (rc == SOMBRA_OK)
+        if (rc == SOMBRA_OK) {
+                readers_look(s); /* before the free list becomes reusable */
                 rc = pager_freelist_load(s->pager, s->meta.free_head, s->meta.free_count);
-        if (rc != SOMBRA_OK)
-                goto label_fail;
-        rc = wal_attach(s, path, create);
+        }
+        if (rc == SOMBRA_OK && !s->read_only)
+                rc = wal_attach(s, path, create);
         if (rc == SOMBRA_OK)
                 rc = recover(s);
         if (rc != SOMBRA_OK)
@@ -1160,15 +1311,16 @@ store_close(struct store *s)
         if (s == NULL)
                 return SOMBRA_EINVAL;
         store_rollback(s);
-        if (s->failed == SOMBRA_OK && s->pager != NULL)
+        if (s->read_only)
+                rc = SOMBRA_OK; /* nothing of it was ever to reach the files */
+        else if (s->failed == SOMBRA_OK && s->pager != NULL)
                 rc = store_checkpoint(s);
         else if (s->pager != NULL)
                 rc = SOMBRA_EFAILED; /* the caller learns that close could not make it durable */
-        if (s->wal.file.fd >= 0)
+        if (io_is_open(&s->wal.file))
                 wal_close(&s->wal);
         pager_destroy(s->pager);
-        if (s->file.fd >= 0)
-                io_close(&s->file);
+        io_close(&s->file); /* releases the reader lock of a read-only store */
         buf_free(&s->rec);
         while (s->published != NULL) {
                 struct store_snapshot *older = s->published->older;

@@ -108,11 +108,29 @@ file_open(struct wal *w, const char *path)
         return rc;
 }
 
-int
-wal_open(struct wal *w, const char *path, uint64_t db_id, struct io_faults *faults)
+/* Reads and classifies the header, and positions the log after it. */
+static int
+header_load(struct wal *w)
 {
         uint8_t h[WAL_HDR];
         uint64_t size;
+        int rc = io_size(&w->file, &size);
+
+        if (rc == SOMBRA_OK && size > 0)
+                rc = io_read(&w->file, h, size < WAL_HDR ? (size_t)size : WAL_HDR, 0);
+        if (rc == SOMBRA_OK && size > 0)
+                rc = header_parse(w, h, size < WAL_HDR ? (size_t)size : WAL_HDR);
+        if (rc != SOMBRA_OK)
+                return rc;
+        w->end = WAL_HDR;
+        w->next_lsn = w->salt != 0 ? w->base_lsn : 1;
+        w->chain = w->salt;
+        return SOMBRA_OK;
+}
+
+int
+wal_open(struct wal *w, const char *path, uint64_t db_id, struct io_faults *faults)
+{
         int rc;
 
         memset(w, 0, sizeof(*w));
@@ -125,19 +143,27 @@ wal_open(struct wal *w, const char *path, uint64_t db_id, struct io_faults *faul
         w->file.kind = IO_FILE_WAL;
         rc = io_lock(&w->file);
         if (rc == SOMBRA_OK)
-                rc = io_size(&w->file, &size);
-        if (rc == SOMBRA_OK && size > 0)
-                rc = io_read(&w->file, h, size < WAL_HDR ? (size_t)size : WAL_HDR, 0);
-        if (rc == SOMBRA_OK && size > 0)
-                rc = header_parse(w, h, size < WAL_HDR ? (size_t)size : WAL_HDR);
-        if (rc != SOMBRA_OK) {
+                rc = header_load(w);
+        if (rc != SOMBRA_OK)
                 io_close(&w->file);
+        return rc;
+}
+
+int
+wal_open_private(struct wal *w, const char *path, uint64_t db_id)
+{
+        int rc;
+
+        memset(w, 0, sizeof(*w));
+        w->db_id = db_id;
+        rc = io_open_private(&w->file, path, WAL_PRIVATE_RESERVE, true);
+        if (rc != SOMBRA_OK)
                 return rc;
-        }
-        w->end = WAL_HDR;
-        w->next_lsn = w->salt != 0 ? w->base_lsn : 1;
-        w->chain = w->salt;
-        return SOMBRA_OK;
+        w->file.kind = IO_FILE_WAL;
+        rc = header_load(w);
+        if (rc != SOMBRA_OK)
+                io_close(&w->file);
+        return rc;
 }
 
 void

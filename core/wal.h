@@ -60,6 +60,8 @@
 #define WAL_HDR        64u
 #define WAL_REC_HDR    24u
 #define WAL_MAX_RECORD (1u << 30)
+/* Address space for a private log (wal_open_private); a longer log is seen cut there. */
+#define WAL_PRIVATE_RESERVE (1ull << 36)
 
 struct wal {
         struct io_file file;
@@ -96,6 +98,14 @@ uint64_t wal_random(uint64_t avoid);
  * lock, and the errors of io_open.
  */
 int wal_open(struct wal *w, const char *path, uint64_t db_id, struct io_faults *faults);
+/*
+ * wal_open for a read-only open: the file is neither created nor locked, and
+ * is opened in private mode (io.h), so that nothing done to this log ever
+ * reaches the file; a missing file is an empty log. What it shows is the
+ * file as it was at open; a record the owner was writing then fails its
+ * checksum and ends the log, and one a reset overwrote breaks the chain.
+ */
+int wal_open_private(struct wal *w, const char *path, uint64_t db_id);
 void wal_close(struct wal *w);
 
 /*

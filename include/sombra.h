@@ -33,9 +33,9 @@ extern "C" {
  * the ABI; within one, patch versions keep it.
  */
 #define SOMBRA_VERSION_MAJOR  0
-#define SOMBRA_VERSION_MINOR  2
+#define SOMBRA_VERSION_MINOR  3
 #define SOMBRA_VERSION_PATCH  0
-#define SOMBRA_VERSION_STRING "0.2.0"
+#define SOMBRA_VERSION_STRING "0.3.0"
 
 /*
  * What libsombra exports. It is built with hidden visibility, so only the
@@ -92,7 +92,8 @@ enum sombra_status {
         SOMBRA_ENOTXN = -30016,    /* the call needs a transaction and none is open */
         SOMBRA_ETYPE = -30017,     /* a value has the wrong type for the operation */
         SOMBRA_EPERM = -30018,     /* the file cannot be opened for reading and writing */
-        SOMBRA_EWAL = -30019       /* the -wal file beside the database is not its WAL */
+        SOMBRA_EWAL = -30019,      /* the -wal file beside the database is not its WAL */
+        SOMBRA_EREADONLY = -30020  /* the database was opened read-only (config.read_only) */
 };
 
 /*
@@ -174,7 +175,9 @@ struct sombra_config {
         uint32_t txn_timeout_ms;        /* how long an interactive write txn may hold the writer;
                                            5000 (5 s) in every preset */
         bool checksums;                 /* verify page checksums on every read */
-        bool metrics; /* keep latency histograms and operation counts (sombra_metrics) */
+        bool metrics;   /* keep latency histograms and operation counts (sombra_metrics) */
+        bool read_only; /* open for reading only, beside a writer in another process: see
+                           sombra_open; since 0.3.0 (a smaller size means false) */
 };
 
 /* The fields of struct sombra_config in its first sized version, 0.2.0. */
@@ -221,6 +224,21 @@ typedef struct sombra_conn sombra_conn;
  * continues a newer state than the file holds (the file was replaced by an
  * older copy of itself, or its newest meta page is damaged) is
  * SOMBRA_ECORRUPT.
+ *
+ * Read-only (config->read_only): opens an existing database for reading
+ * without its lock, so any number of processes can read while one process
+ * (or none) writes. It shows the database as of this call: the newest
+ * checkpoint plus the commits then in the WAL (written ones: a NORMAL or OFF
+ * commit the owner has not written yet is not there). Nothing it does
+ * changes a byte of the database or its WAL, not even when the WAL needs the
+ * recovery of a crash: the replay stays in this process's memory. Writes,
+ * transactions and sombra_checkpoint return SOMBRA_EREADONLY; reads, verify,
+ * stats and sombra_backup work. While it is open, the writer keeps the pages
+ * of the checkpoint it reads from reuse, so the file grows instead: close
+ * read-only databases when done. Besides the errors above, SOMBRA_ENOTFOUND
+ * for a missing file (nothing is created), SOMBRA_ENOTDB for an empty one,
+ * and SOMBRA_EBUSY if the writer checkpointed under every one of many tries.
+ * Needs Linux's open-file-description locks (local file systems).
  */
 SOMBRA_API int sombra_open(const char *path, const struct sombra_config *config, sombra_db **out);
 
