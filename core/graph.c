@@ -13,18 +13,19 @@
  * write leaves an explicit transaction usable; a write that fails half-way
  * poisons it (store.c), and only a rollback is possible.
  *
- * Bulk mode (a batch's run of creates): node and edge records are written at
- * once, but their adjacency, label and property index entries are held back
- * and written sorted by tree and key when the run ends: before any other
- * write, at graph_bulk_end and at commit. Those entries depend on nothing
- * but their own create and are unique keys, so their order changes no
- * result; in key order each leaf takes all of its new entries while it is
- * still in the CPU cache, instead of one descent to a cold page per entry
- * (a node's edges scatter over the whole adjacency tree). The WAL records
- * the B+tree writes in the order made, so replay makes the same trees. No
- * read in the run needs the held entries: creates read only node records
- * and names. Edge creates in the run also remember the nodes they found, so
- * that a node that many edges touch is looked up once.
+ * Bulk mode (a batch): node and edge records are written at once, but the
+ * adjacency, label and property index entries that writes put are held back
+ * and written sorted by tree and key when the run of creates ends: before
+ * any write that is not a create, at graph_bulk_end and at commit. Each is a
+ * distinct key that no later write of the run reads or deletes (a create
+ * reads only node records and names; every other write ends the run
+ * first), so their order changes no result; in key order each leaf takes
+ * all of its new entries while it is in the CPU cache, instead of one
+ * descent to a cold page per entry (a node's edges scatter over the whole
+ * adjacency tree). The WAL records the B+tree writes in the order made, so
+ * replay makes the same trees. Edge creates in the run also remember the
+ * nodes they found, so that a node that many edges touch is looked up once;
+ * a delete ends the run, and with it that memory.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -46,7 +47,7 @@ struct index_def {
 /* An entry held back in bulk mode: key then value at held_bytes + off. */
 struct held {
         const uint8_t *key; /* set just before sorting: held_bytes may move while it grows */
-        uint32_t off;
+        size_t off;
         uint16_t klen;
         uint8_t vlen;
         uint8_t tree;
@@ -215,8 +216,7 @@ entry_put(struct graph *g, enum store_tree t, const uint8_t *key, size_t klen, c
                 store_poison(g->store, rc);
                 return rc;
         }
-        g->held[g->nheld++] =
-            (struct held){NULL, (uint32_t)off, (uint16_t)klen, (uint8_t)vlen, (uint8_t)t};
+        g->held[g->nheld++] = (struct held){NULL, off, (uint16_t)klen, (uint8_t)vlen, (uint8_t)t};
         return SOMBRA_OK;
 }
 
