@@ -76,6 +76,11 @@ struct adapter {
                                  uint64_t *acked_ns);
         /* Optional (NULL): durable commits acknowledged and fdatasyncs made so far. */
         int (*sync_counts)(void *db, uint64_t *commits, uint64_t *syncs);
+        /*
+         * Checkpoints the log into the database file, then *bytes gets the
+         * file's size and *free_bytes how much of it is free pages.
+         */
+        int (*file_size)(void *db, uint64_t *bytes, uint64_t *free_bytes);
 };
 
 extern const struct adapter sombra_adapter;

@@ -2,7 +2,7 @@
  * bench.c - sombra-bench: the same workloads against Sombra and SQLite, on the
  * same generated data, in the same run, under named durability profiles.
  *
- * usage: sombra-bench [--quick] [--json] [--workload NAME] [--threads N]
+ * usage: sombra-bench [--quick] [--json] [--workload NAME[,NAME...]] [--threads N]
  *                     [--profile NAME] [--engine NAME] [--dataset NAME]
  *                     [--nodes N] [--edges M] [--seconds S] [--no-metrics]
  *
@@ -81,6 +81,7 @@ struct result {
         double seconds;
         struct percentiles all, read, write; /* read and write: only in mixed */
         double commits_per_fsync;            /* < 0: not reported */
+        uint64_t file_bytes, free_bytes;     /* after a load (0: not measured) */
 };
 
 #define MAX_RESULTS 256
@@ -401,7 +402,18 @@ op_insert_node_tx1(struct run *r, void *conn, uint64_t *rng, struct lat *l)
 static bool
 selected(const struct options *o, const char *workload)
 {
-        return o->workload == NULL || strcmp(o->workload, workload) == 0;
+        size_t len = strlen(workload);
+
+        if (o->workload == NULL)
+                return true;
+        /* --workload takes a comma-separated list. */
+        for (const char *w = o->workload;; w++) {
+                if (strncmp(w, workload, len) == 0 && (w[len] == ',' || w[len] == '\0'))
+                        return true;
+                w = strchr(w, ',');
+                if (w == NULL)
+                        return false;
+        }
 }
 
 static double
@@ -434,11 +446,18 @@ record(const struct options *o, const struct result *res)
                 }
                 if (res->commits_per_fsync >= 0)
                         printf(",\"commits_per_fsync\":%.2f", res->commits_per_fsync);
+                if (res->file_bytes > 0)
+                        printf(",\"file_bytes\":%" PRIu64 ",\"free_bytes\":%" PRIu64,
+                               res->file_bytes, res->free_bytes);
                 printf("}\n");
                 fflush(stdout);
         }
-        fprintf(stderr, "  %-7s %-10s %-10s %-24s %3d threads %12.0f ops/s\n", res->engine,
+        fprintf(stderr, "  %-7s %-10s %-10s %-24s %3d threads %12.0f ops/s", res->engine,
                 res->dataset, res->profile, res->workload, res->threads, ops_per_sec(res));
+        if (res->file_bytes > 0)
+                fprintf(stderr, ", file %" PRIu64 " bytes (%" PRIu64 " free)", res->file_bytes,
+                        res->free_bytes);
+        fprintf(stderr, "\n");
 }
 
 /* SQLite's row for the same dataset, workload, profile and threads, or NULL. */
@@ -479,6 +498,12 @@ print_table(void)
                                "sqlite reads %.1f/%.1f, writes %.1f/%.1f\n",
                                "", s->read.p50, s->read.p99, s->write.p50, s->write.p99,
                                q->read.p50, q->read.p99, q->write.p50, q->write.p99);
+                if (s->file_bytes > 0 && q != NULL && q->file_bytes > 0)
+                        printf("%47s file after the load: %.2f MiB (%.2f free), "
+                               "sqlite %.2f MiB (%.2f free), ratio %.2f\n",
+                               "", s->file_bytes / 1048576.0, s->free_bytes / 1048576.0,
+                               q->file_bytes / 1048576.0, q->free_bytes / 1048576.0,
+                               (double)s->file_bytes / (double)q->file_bytes);
         }
         printf("\nprofiles (what a crash loses):\n");
         for (size_t p = 0; p < NPROFILES; p++)
@@ -583,6 +608,8 @@ load(struct session *s, uint64_t per)
         if (rc == 0)
                 rc = s->a->index_lookup(conn);
         s->a->conn_close(conn);
+        if (rc == 0 && s->a->file_size != NULL)
+                rc = s->a->file_size(s->r.db, &re.file_bytes, &re.free_bytes);
         rn.all = lat_percentiles(&ln, 1, 1);
         re.all = lat_percentiles(&le, 1, 1);
         free(ln.v);
@@ -850,7 +877,7 @@ dataset_run(const struct options *o, const struct adapter *a, struct dataset *d)
         return rc;
 }
 
-static const char usage[] = "usage: sombra-bench [--quick] [--json] [--workload NAME] "
+static const char usage[] = "usage: sombra-bench [--quick] [--json] [--workload NAME[,NAME...]] "
                             "[--threads N] [--profile NAME] [--engine NAME] "
                             "[--dataset social|catalogue|knowledge] [--nodes N] [--edges M] "
                             "[--seconds S] [--no-metrics]\n";

@@ -331,6 +331,22 @@ s_sync_counts(void *db, uint64_t *commits, uint64_t *syncs)
         return rc;
 }
 
+static int
+s_file_size(void *db, uint64_t *bytes, uint64_t *free_bytes)
+{
+        sombra_db *h = ((struct sombra_bench_db *)db)->db;
+        struct sombra_stats st;
+        int rc = sombra_checkpoint(h);
+
+        if (rc == SOMBRA_OK)
+                rc = sombra_stats(h, &st);
+        if (rc == SOMBRA_OK) {
+                *bytes = st.file_bytes;
+                *free_bytes = (st.free_pages + st.retired_pages) * st.page_size;
+        }
+        return rc;
+}
+
 const struct adapter sombra_adapter = {
     .name = "sombra",
     .open = s_open,
@@ -352,4 +368,5 @@ const struct adapter sombra_adapter = {
     .write_hold = s_write_hold,
     .insert_edge_async = s_insert_edge_async,
     .sync_counts = s_sync_counts,
+    .file_size = s_file_size,
 };

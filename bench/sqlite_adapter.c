@@ -675,6 +675,42 @@ sqlite_write_hold(void *handle, double seconds)
         return rc;
 }
 
+/* Column 0 of a one-row PRAGMA. */
+static int
+pragma_int(sqlite3 *h, const char *sql, int64_t *v)
+{
+        sqlite3_stmt *st = NULL;
+        size_t rows;
+        int rc = status_of(sqlite3_prepare_v2(h, sql, -1, &st, NULL));
+
+        if (rc == SOMBRA_OK)
+                rc = stmt_rows(st, &rows, v);
+        sqlite3_finalize(st);
+        return rc;
+}
+
+static int
+sqlite_file_size(void *handle, uint64_t *bytes, uint64_t *free_bytes)
+{
+        struct sqlite_db *db = handle;
+        int64_t pages = 0, free_pages = 0, page_size = 0, busy = 0;
+        int rc = pragma_int(db->schema, "PRAGMA wal_checkpoint(TRUNCATE)", &busy);
+
+        if (rc == SOMBRA_OK && busy != 0)
+                rc = SOMBRA_EBUSY;
+        if (rc == SOMBRA_OK)
+                rc = pragma_int(db->schema, "PRAGMA page_count", &pages);
+        if (rc == SOMBRA_OK)
+                rc = pragma_int(db->schema, "PRAGMA freelist_count", &free_pages);
+        if (rc == SOMBRA_OK)
+                rc = pragma_int(db->schema, "PRAGMA page_size", &page_size);
+        if (rc == SOMBRA_OK) {
+                *bytes = (uint64_t)(pages * page_size);
+                *free_bytes = (uint64_t)(free_pages * page_size);
+        }
+        return rc;
+}
+
 const struct adapter sqlite_adapter = {
     .name = "sqlite",
     .open = sqlite_open,
@@ -694,4 +730,5 @@ const struct adapter sqlite_adapter = {
     .read_hold_begin = sqlite_read_hold_begin,
     .read_hold_end = sqlite_read_hold_end,
     .write_hold = sqlite_write_hold,
+    .file_size = sqlite_file_size,
 };

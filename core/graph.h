@@ -45,6 +45,20 @@ int graph_commit(struct graph *g);
 int graph_rollback(struct graph *g);
 int graph_checkpoint(struct graph *g);
 
+/*
+ * Bulk mode, for a run of writes in one transaction (a batch): between
+ * graph_bulk_begin and graph_bulk_end, the adjacency, label and property
+ * index entries that writes make are held back, and written sorted by tree
+ * and key before the next write that is not a create, at graph_bulk_end
+ * (apply true) and at commit; apply false drops them, for a transaction that
+ * will roll back. Reads through the writer's reader do not see held entries:
+ * end the run first. Both return SOMBRA_EINVAL for a NULL graph;
+ * graph_bulk_end returns what writing the entries returned (a failure poisons
+ * the transaction, which can then only roll back).
+ */
+int graph_bulk_begin(struct graph *g);
+int graph_bulk_end(struct graph *g, bool apply);
+
 /* ---- writes ---- */
 
 int graph_node_create(struct graph *g, const char *const *labels, size_t nlabels,

@@ -73,18 +73,29 @@ apply_op(struct graph *g, struct write_op *ops, size_t at)
         return SOMBRA_EINVAL;
 }
 
-/* Applies ops in order up to the first failure; *applied gets how many succeeded. */
+/*
+ * Applies ops in order up to the first failure; *applied gets how many
+ * succeeded. A batch runs in the graph's bulk mode, which writes its index
+ * entries sorted at the end; a failure there fails the batch after every
+ * op applied.
+ */
 static int
 apply_ops(struct sombra_db *db, struct write_op *ops, size_t n, size_t *applied)
 {
-        int rc = SOMBRA_OK;
+        bool bulk = n > 1;
+        int rc = bulk ? graph_bulk_begin(db->g) : SOMBRA_OK;
 
-        for (*applied = 0; *applied < n; (*applied)++) {
+        for (*applied = 0; rc == SOMBRA_OK && *applied < n; (*applied)++) {
                 rc = apply_op(db->g, ops, *applied);
                 if (rc != SOMBRA_OK)
                         break;
                 if (db->cfg.metrics)
                         db->counters.ops[ops[*applied].kind]++;
+        }
+        if (bulk) {
+                int ended = graph_bulk_end(db->g, rc == SOMBRA_OK);
+                if (rc == SOMBRA_OK)
+                        rc = ended;
         }
         return rc;
 }

@@ -1695,6 +1695,31 @@ Test(btree, ascending_inserts_fill_pages_instead_of_halving_them)
                   (unsigned long long)pages);
 }
 
+/*
+ * Keys in random order split in the middle, so pages stay about two thirds
+ * full (ln 2 for 50/50 splits); the split that keeps a page full when the new
+ * key is its last must not make that worse.
+ */
+Test(btree, random_inserts_keep_pages_two_thirds_full)
+{
+        enum { N = 20000 };
+        const size_t per_leaf = (4096 - PAGE_HDR) / (2 + 6 + 4 + 16);
+        size_t *order = malloc(N * sizeof(*order));
+        pgno_t root = PGNO_NONE;
+        uint64_t rng = 11, pages;
+
+        cr_assert(not(eq(ptr, order, NULL)));
+        shuffle(order, N, &rng);
+        db_open(4096, 128);
+        txn_begin();
+        for (size_t i = 0; i < N; i++)
+                put_u32(&root, (uint32_t)order[i], order[i], 16);
+        txn_commit();
+        cr_assert(eq(u64, expect_pages_accounted(root, &pages), N));
+        cr_assert(lt(u64, pages, N / per_leaf * 8 / 5), "%llu pages", (unsigned long long)pages);
+        free(order);
+}
+
 /* ---- the structural checks ---- */
 
 static int

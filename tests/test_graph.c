@@ -666,3 +666,117 @@ Test(graph, opening_and_closing_again_and_again_leaves_no_mappings_behind)
         }
         cr_assert_lt(mappings() - before, 64, "%d mappings before, %d after", before, mappings());
 }
+
+/* ---- bulk mode ---- */
+
+static void
+expect_counts(uint64_t nodes, uint64_t edges)
+{
+        uint64_t n, m;
+
+        cr_assert_eq(graph_counts(graph_writer_reader(g), &n, &m), SOMBRA_OK);
+        cr_assert_eq(n, nodes);
+        cr_assert_eq(m, edges);
+}
+
+/*
+ * A run of creates in bulk mode holds its adjacency, label and index entries
+ * and writes them sorted at its end: every one must be there, and verify
+ * (at teardown) checks them against the records.
+ */
+Test(graph, bulk_run_writes_every_held_entry_at_its_end)
+{
+        enum { NODES = 300, EDGES = 1000, AGES = 7 };
+        const char *types[] = {"T0", "T1"};
+        struct graph_ids ids = {0};
+        uint64_t n[NODES], rng = 3, total = 0, d;
+
+        cr_assert_eq(graph_index_create(g, "Person", "age"), SOMBRA_OK);
+        cr_assert_eq(graph_begin(g), SOMBRA_OK);
+        cr_assert_eq(graph_bulk_begin(g), SOMBRA_OK);
+        for (int i = 0; i < NODES; i++) {
+                struct sombra_prop p = {"age", v_int(i % AGES)};
+                const char *l[] = {"Person", i % 3 ? "Odd" : "Third"};
+                cr_assert_eq(graph_node_create(g, l, 2, &p, 1, &n[i]), SOMBRA_OK);
+        }
+        for (int i = 0; i < EDGES; i++) {
+                uint64_t a = n[support_next_rand(&rng) % NODES], b = n[support_next_rand(&rng) % 5];
+                edge(a, b, types[i % 2]);
+        }
+        cr_assert_eq(graph_bulk_end(g, true), SOMBRA_OK);
+        cr_assert_eq(graph_commit(g), SOMBRA_OK);
+        cr_assert_eq(graph_nodes_by_label(graph_writer_reader(g), "Person", &ids), SOMBRA_OK);
+        cr_assert_eq(ids.n, NODES);
+        cr_assert_eq(graph_nodes_by_label(graph_writer_reader(g), "Third", &ids), SOMBRA_OK);
+        cr_assert_eq(ids.n, NODES / 3);
+        for (int a = 0; a < AGES; a++) {
+                struct sombra_value v = v_int(a);
+                cr_assert_eq(count_by_prop("Person", "age", &v, &ids),
+                             NODES / AGES + (a < NODES % AGES));
+        }
+        for (int i = 0; i < NODES; i++) {
+                cr_assert_eq(graph_degree(graph_writer_reader(g), n[i], SOMBRA_BOTH, NULL, 0, &d),
+                             SOMBRA_OK);
+                total += d;
+        }
+        cr_assert_eq(total, 2 * EDGES);
+        reopen();
+        cr_assert_eq(graph_nodes_by_label(graph_writer_reader(g), "Odd", &ids), SOMBRA_OK);
+        cr_assert_eq(ids.n, NODES - NODES / 3);
+        graph_ids_free(&ids);
+}
+
+/* A delete in the middle of a bulk run reads the adjacency the run held, so it is written first. */
+Test(graph, delete_in_a_bulk_run_sees_the_entries_held_before_it)
+{
+        struct graph_adjvec adj = {0};
+        uint64_t a, b;
+
+        cr_assert_eq(graph_begin(g), SOMBRA_OK);
+        cr_assert_eq(graph_bulk_begin(g), SOMBRA_OK);
+        a = node("P");
+        b = node("P");
+        edge(a, b, "KNOWS");
+        edge(b, a, "KNOWS");
+        cr_assert_eq(graph_node_delete(g, b), SOMBRA_OK);
+        /* The run goes on after the delete; b is gone, and it must not be remembered. */
+        cr_assert_eq(graph_edge_create(g, a, b, "KNOWS", NULL, 0, NULL), SOMBRA_ENOTFOUND);
+        edge(a, a, "SELF");
+        cr_assert_eq(graph_bulk_end(g, true), SOMBRA_OK);
+        cr_assert_eq(graph_commit(g), SOMBRA_OK);
+        expect_counts(1, 1);
+        cr_assert_eq(graph_neighbors(graph_writer_reader(g), a, SOMBRA_BOTH, NULL, 0, &adj),
+                     SOMBRA_OK);
+        cr_assert_eq(adj.n, 2); /* the self-loop, once each way */
+        graph_adjvec_free(&adj);
+}
+
+/*
+ * A run dropped with its transaction leaves nothing: neither its held entries
+ * nor the nodes it found, whose ids the next transaction hands out again.
+ */
+Test(graph, dropped_bulk_run_leaves_no_trace)
+{
+        struct graph_ids ids = {0};
+        uint64_t keep = node("Keep"), gone, again;
+
+        cr_assert_eq(graph_begin(g), SOMBRA_OK);
+        cr_assert_eq(graph_bulk_begin(g), SOMBRA_OK);
+        gone = node("Gone");
+        edge(keep, gone, "LINK");
+        cr_assert_eq(graph_bulk_end(g, false), SOMBRA_OK);
+        cr_assert_eq(graph_rollback(g), SOMBRA_OK);
+        expect_counts(1, 0);
+        cr_assert_eq(graph_nodes_by_label(graph_writer_reader(g), "Gone", &ids), SOMBRA_OK);
+        cr_assert_eq(ids.n, 0);
+        cr_assert_eq(graph_begin(g), SOMBRA_OK);
+        cr_assert_eq(graph_bulk_begin(g), SOMBRA_OK);
+        cr_assert_eq(graph_edge_create(g, keep, gone, "LINK", NULL, 0, NULL), SOMBRA_ENOTFOUND);
+        again = node("Again");
+        cr_assert_eq(graph_bulk_end(g, true), SOMBRA_OK);
+        cr_assert_eq(graph_commit(g), SOMBRA_OK);
+        cr_assert_eq(graph_nodes_by_label(graph_writer_reader(g), "Again", &ids), SOMBRA_OK);
+        cr_assert_eq(ids.n, 1);
+        cr_assert_eq(ids.v[0], again);
+        graph_ids_free(&ids);
+}
