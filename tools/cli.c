@@ -40,17 +40,20 @@ cli_fail_as(int status, const char *fmt, ...)
 }
 
 int
-cli_open(const char *path, bool create, sombra_db **db, sombra_conn **conn)
+cli_open(const char *path, enum cli_open_mode mode, sombra_db **db, sombra_conn **conn)
 {
+        struct sombra_config cfg;
         struct stat st;
         sombra_db *d;
         sombra_conn *c;
         int rc;
 
         /* sombra_open would make an empty database: a typo must not. */
-        if (!create && stat(path, &st) != 0)
+        if (mode == CLI_OPEN_WRITE && stat(path, &st) != 0)
                 return cli_fail("%s: %s", path, strerror(errno));
-        rc = sombra_open(path, NULL, &d);
+        sombra_config_production(&cfg);
+        cfg.read_only = mode == CLI_OPEN_READ;
+        rc = sombra_open(path, &cfg, &d);
         if (rc != SOMBRA_OK)
                 return cli_fail("%s: %s", path, sombra_strerror(rc));
         rc = sombra_conn_acquire(d, &c);

@@ -46,12 +46,18 @@ int cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* The same, returning status (CLI_USAGE, or a SOMBRA_E* code inside a module). */
 int cli_fail_as(int status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* How a command opens its database. */
+enum cli_open_mode {
+        CLI_OPEN_READ,   /* read-only, beside a writer in another process; changes no file */
+        CLI_OPEN_WRITE,  /* as the owner; a missing file is an error, not a new database */
+        CLI_OPEN_CREATE, /* as the owner, creating the database when missing */
+};
+
 /*
- * Opens the database at path and takes a connection. Unless create is set,
- * a missing file is an error rather than a new empty database. Prints the
- * error and returns CLI_FAIL on failure, leaving *db and *conn untouched.
+ * Opens the database at path and takes a connection. Prints the error and
+ * returns CLI_FAIL on failure, leaving *db and *conn untouched.
  */
-int cli_open(const char *path, bool create, sombra_db **db, sombra_conn **conn);
+int cli_open(const char *path, enum cli_open_mode mode, sombra_db **db, sombra_conn **conn);
 /* Releases the connection and closes; CLI_FAIL (printed) when closing fails. */
 int cli_close(sombra_db *db, sombra_conn *conn);
 

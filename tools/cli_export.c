@@ -311,7 +311,7 @@ cli_export(const struct cli_args *a)
         if (!nodes && !edges)
                 return cli_fail_as(CLI_USAGE, "--only: nodes or edges, not '%s'", a->only);
         x.csv = strcmp(ext, "csv") == 0;
-        if (cli_open(a->pos[0], false, &db, &x.conn) != CLI_OK)
+        if (cli_open(a->pos[0], CLI_OPEN_READ, &db, &x.conn) != CLI_OK)
                 return CLI_FAIL;
         rc = sombra_read_begin(x.conn);
         for (int pass = 0; pass < 2 && rc == SOMBRA_OK; pass++) {

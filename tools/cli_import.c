@@ -970,7 +970,7 @@ cli_import(const struct cli_args *a)
                 cli_fail("out of memory");
                 goto label_done;
         }
-        rc = cli_open(a->pos[0], true, &db, &im.conn);
+        rc = cli_open(a->pos[0], CLI_OPEN_CREATE, &db, &im.conn);
         if (rc == CLI_OK) {
                 rc = import_run(&im, files) == SOMBRA_OK ? CLI_OK : CLI_FAIL;
                 if (cli_close(db, im.conn) != CLI_OK)

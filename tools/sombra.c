@@ -7,7 +7,9 @@
  * `--out DIR` and neighbors' `--out` differ), and they all land in one
  * struct cli_args. Every command opens the database with the production
  * preset, takes one connection, and closes it before exiting, so that what
- * it wrote is checkpointed.
+ * it wrote is checkpointed. Commands that only read (stats, verify, backup,
+ * get, neighbors, path, export) open it read-only: they work while another
+ * process has it open for writing, and change no file.
  */
 #include <getopt.h>
 #include <inttypes.h>
@@ -72,7 +74,7 @@ run_stats(const struct cli_args *a)
         sombra_db *db;
         sombra_conn *c;
         json_t *o;
-        int rc = cli_open(a->pos[0], false, &db, &c);
+        int rc = cli_open(a->pos[0], CLI_OPEN_READ, &db, &c);
 
         if (rc != CLI_OK)
                 return rc;
@@ -107,7 +109,7 @@ run_verify(const struct cli_args *a)
         sombra_db *db;
         sombra_conn *c;
         json_t *problems = json_array();
-        int rc = cli_open(a->pos[0], false, &db, &c), vrc;
+        int rc = cli_open(a->pos[0], CLI_OPEN_READ, &db, &c), vrc;
 
         if (rc != CLI_OK) {
                 json_decref(problems);
@@ -132,7 +134,7 @@ run_checkpoint(const struct cli_args *a)
 {
         sombra_db *db;
         sombra_conn *c;
-        int rc = cli_open(a->pos[0], false, &db, &c);
+        int rc = cli_open(a->pos[0], CLI_OPEN_WRITE, &db, &c);
 
         if (rc != CLI_OK)
                 return rc;
@@ -147,7 +149,7 @@ run_backup(const struct cli_args *a)
 {
         sombra_db *db;
         sombra_conn *c;
-        int rc = cli_open(a->pos[0], false, &db, &c);
+        int rc = cli_open(a->pos[0], CLI_OPEN_READ, &db, &c);
 
         if (rc != CLI_OK)
                 return rc;
@@ -201,7 +203,7 @@ run_get(const struct cli_args *a)
 
         if (!cli_parse_id(a->pos[1], &id))
                 return CLI_USAGE;
-        rc = cli_open(a->pos[0], false, &db, &c);
+        rc = cli_open(a->pos[0], CLI_OPEN_READ, &db, &c);
         if (rc != CLI_OK)
                 return rc;
         rc = a->edge ? sombra_edge_get(c, id, &e) : sombra_node_get(c, id, &e);
@@ -250,7 +252,7 @@ run_neighbors(const struct cli_args *a)
 
         if (!cli_parse_id(a->pos[1], &id))
                 return CLI_USAGE;
-        rc = cli_open(a->pos[0], false, &db, &c);
+        rc = cli_open(a->pos[0], CLI_OPEN_READ, &db, &c);
         if (rc != CLI_OK)
                 return rc;
         rc = sombra_neighbors(c, id, a->dir, &a->type, a->type != NULL, &nb, &n);
@@ -283,7 +285,7 @@ run_path(const struct cli_args *a)
 
         if (!cli_parse_id(a->pos[1], &from) || !cli_parse_id(a->pos[2], &to))
                 return CLI_USAGE;
-        rc = cli_open(a->pos[0], false, &db, &c);
+        rc = cli_open(a->pos[0], CLI_OPEN_READ, &db, &c);
         if (rc != CLI_OK)
                 return rc;
         /* The path's ENOTFOUND means "no path"; an unknown end deserves its own message. */
