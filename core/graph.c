@@ -255,6 +255,9 @@ held_write(struct graph *g)
         }
         g->nheld = 0;
         buf_reset(&g->held_bytes);
+        /* Entries after the failed one are gone: the transaction can only roll back. */
+        if (rc != SOMBRA_OK)
+                store_poison(g->store, rc);
         return rc;
 }
 

@@ -155,9 +155,6 @@ struct store {
         uint32_t nslots;
         uint32_t backups;   /* writer only: copies of the durable image in progress */
         uint64_t backup_id; /* the database id a copy's meta page gets */
-
-        bool read_only;      /* cfg.read_only: both files are private (see above) */
-        uint64_t pinned_gen; /* read-only: the checkpoint whose reader lock this store holds */
 };
 
 /* ---- meta pages ---- */
@@ -347,7 +344,7 @@ store_begin(struct store *s)
 {
         if (s->in_txn)
                 return SOMBRA_EBUSY;
-        if (s->read_only && !s->replaying)
+        if (s->cfg.read_only && !s->replaying)
                 return SOMBRA_EREADONLY;
         if (store_failure(s) != SOMBRA_OK)
                 return SOMBRA_EFAILED;
@@ -790,7 +787,7 @@ readers_look(struct store *s)
 {
         bool held = false;
 
-        if (!s->read_only)
+        if (!s->cfg.read_only)
                 (void)io_range_held(&s->file, READER_LOCK_BASE, READER_LOCK_BASE + s->meta.gen,
                                     &held);
         pager_set_hold(s->pager, held);
@@ -859,7 +856,7 @@ checkpoint(struct store *s, bool fresh)
 int
 store_checkpoint(struct store *s)
 {
-        return s->read_only ? SOMBRA_EREADONLY : checkpoint(s, false);
+        return s->cfg.read_only ? SOMBRA_EREADONLY : checkpoint(s, false);
 }
 
 /*
@@ -1196,7 +1193,6 @@ reader_attach(struct store *s, const char *path)
         free(wal_path);
         if (rc != SOMBRA_OK)
                 return rc == SOMBRA_EAGAIN ? SOMBRA_EBUSY : rc;
-        s->pinned_gen = s->meta.gen;
         reserve = 2 * s->meta.npages * s->meta.page_size;
         rc = io_make_private(&s->file, reserve > PAGER_MAP_BYTES ? reserve : PAGER_MAP_BYTES);
         if (rc == SOMBRA_OK)
@@ -1255,7 +1251,6 @@ store_open(const char *path, const struct sombra_config *cfg, struct io_faults *
         else
                 sombra_config_production(&s->cfg);
         s->faults = faults;
-        s->read_only = s->cfg.read_only;
         /* A slot per pooled connection, plus a few for the engine's own readers. */
         s->nslots = s->cfg.max_connections + 8;
         s->slots = calloc(s->nslots, sizeof(*s->slots));
@@ -1263,7 +1258,7 @@ store_open(const char *path, const struct sombra_config *cfg, struct io_faults *
                 rc = SOMBRA_ENOMEM;
                 goto label_fail;
         }
-        if (s->read_only) {
+        if (s->cfg.read_only) {
                 rc = io_open_readonly(&s->file, path);
                 s->file.kind = IO_FILE_DB;
                 if (rc == SOMBRA_OK)
@@ -1280,7 +1275,7 @@ store_open(const char *path, const struct sombra_config *cfg, struct io_faults *
                 readers_look(s); /* before the free list becomes reusable */
                 rc = pager_freelist_load(s->pager, s->meta.free_head, s->meta.free_count);
         }
-        if (rc == SOMBRA_OK && !s->read_only)
+        if (rc == SOMBRA_OK && !s->cfg.read_only)
                 rc = wal_attach(s, path, create);
         if (rc == SOMBRA_OK)
                 rc = recover(s);
@@ -1311,7 +1306,7 @@ store_close(struct store *s)
         if (s == NULL)
                 return SOMBRA_EINVAL;
         store_rollback(s);
-        if (s->read_only)
+        if (s->cfg.read_only)
                 rc = SOMBRA_OK; /* nothing of it was ever to reach the files */
         else if (s->failed == SOMBRA_OK && s->pager != NULL)
                 rc = store_checkpoint(s);

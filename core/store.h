@@ -56,10 +56,14 @@ struct store;
 
 /*
  * Opens (creating when missing or empty) the database at path: reads the
- * newest valid meta page, replays the WAL after it, and checkpoints what it
- * replayed. `faults` (tests only, may be NULL) is attached to both files.
+ * newest valid meta page and replays the WAL after it (recover() in store.c
+ * says what else it may write). `faults` (tests only, may be NULL) is
+ * attached to both files. With cfg->read_only, opens an existing database
+ * beside its writer and writes neither file (store.c, "Readers in other
+ * processes"); writes and store_checkpoint then return SOMBRA_EREADONLY.
  * SOMBRA_ENOTDB, SOMBRA_ECORRUPT, SOMBRA_ELOCKED, SOMBRA_EPERM, SOMBRA_EIO,
- * SOMBRA_EINVAL (bad config), SOMBRA_ENOMEM.
+ * SOMBRA_EINVAL (bad config), SOMBRA_ENOMEM; read-only also SOMBRA_ENOTFOUND
+ * and SOMBRA_EBUSY.
  */
 int store_open(const char *path, const struct sombra_config *cfg, struct io_faults *faults,
                struct store **out);
@@ -159,7 +163,8 @@ uint64_t store_durable_lsn(const struct store *s);
 
 /*
  * Writes every changed page to free space, syncs, writes the other meta page,
- * syncs, and restarts the WAL. SOMBRA_EBUSY inside a transaction.
+ * syncs, and restarts the WAL. SOMBRA_EBUSY inside a transaction,
+ * SOMBRA_EREADONLY in a read-only store.
  */
 int store_checkpoint(struct store *s);
 
