@@ -34,6 +34,26 @@ int btree_get(struct pager *p, pgno_t root, const void *key, size_t klen, struct
 int btree_put(struct pager *p, pgno_t *root, const void *key, size_t klen, const void *val,
               size_t vlen);
 
+/*
+ * A writer's memory of the leaf its last insert went into and of the key
+ * range that leaf covers, so that a run of inserts into one leaf (ids in
+ * increasing order, a sorted batch, a replayed log) descends the tree once
+ * per leaf, not once per key. It holds only while the tree keeps its shape in
+ * one transaction: the caller clears it when a transaction begins and when
+ * it deletes from the tree; btree_put_hinted keeps it up to date otherwise.
+ */
+struct btree_hint {
+        pgno_t leaf;                                  /* PGNO_NONE: nothing remembered */
+        uint16_t lo_len, hi_len;                      /* 0: unbounded on that side */
+        uint8_t lo[BTREE_MAX_KEY], hi[BTREE_MAX_KEY]; /* the leaf holds keys in [lo, hi) */
+};
+
+void btree_hint_clear(struct btree_hint *h);
+
+/* btree_put, first trying the leaf h remembers; h may be NULL. */
+int btree_put_hinted(struct pager *p, pgno_t *root, struct btree_hint *h, const void *key,
+                     size_t klen, const void *val, size_t vlen);
+
 /* Removes key. SOMBRA_ENOTFOUND when absent. */
 int btree_del(struct pager *p, pgno_t *root, const void *key, size_t klen);
 

@@ -698,6 +698,12 @@ pager_retire(struct pager *p, struct page *pg)
         return retvec_push(&p->txn_retired, &r);
 }
 
+bool
+pager_writable(const struct pager *p, const struct page *pg)
+{
+        return p->txn != 0 && page_txn(pg) == p->txn;
+}
+
 int
 pager_make_writable(struct pager *p, struct page **pgp)
 {

@@ -151,6 +151,9 @@ int pager_alloc(struct pager *p, uint8_t type, struct page **out);
  */
 int pager_make_writable(struct pager *p, struct page **pg);
 
+/* Whether the current transaction wrote *pg already (pager_make_writable keeps its number). */
+bool pager_writable(const struct pager *p, const struct page *pg);
+
 /* The pinned page becomes unreachable in the current transaction; unpins it. */
 int pager_retire(struct pager *p, struct page *pg);
 

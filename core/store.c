@@ -146,6 +146,7 @@ struct store {
         int failed;     /* sticky: writes are refused */
         struct buf rec; /* the WAL record of the open txn */
         uint32_t nops;
+        struct btree_hint hints[STORE_TREES]; /* the open txn's last leaf in each tree */
 
         struct store_stats st;
 
@@ -353,6 +354,8 @@ store_begin(struct store *s)
         s->in_txn = true;
         s->poisoned = SOMBRA_OK;
         s->nops = 0;
+        for (int t = 0; t < STORE_TREES; t++)
+                btree_hint_clear(&s->hints[t]);
         buf_reset(&s->rec);
         /* Header room for wal_append, then the state, filled in at commit. */
         if (buf_reserve(&s->rec, WAL_REC_HDR + PAYLOAD_STATE) == SOMBRA_OK)
@@ -727,7 +730,9 @@ store_put(struct store *s, enum store_tree t, const void *key, size_t klen, cons
                 rc = log_op(s, OP_PUT, t, key, klen, val, vlen);
         if (rc != SOMBRA_OK)
                 return rc;
-        return after_write(s, mark, btree_put(s->pager, &s->txn.roots[t], key, klen, val, vlen));
+        return after_write(
+            s, mark,
+            btree_put_hinted(s->pager, &s->txn.roots[t], &s->hints[t], key, klen, val, vlen));
 }
 
 int
@@ -742,6 +747,7 @@ store_del(struct store *s, enum store_tree t, const void *key, size_t klen)
                 rc = log_op(s, OP_DEL, t, key, klen, NULL, 0);
         if (rc != SOMBRA_OK)
                 return rc;
+        btree_hint_clear(&s->hints[t]); /* a delete may merge or free the leaf */
         return after_write(s, mark, btree_del(s->pager, &s->txn.roots[t], key, klen));
 }
 

@@ -608,6 +608,21 @@ conn_index(const struct sombra_conn *c)
         return (uint64_t)(c - c->db->conns);
 }
 
+/*
+ * A connection's asynchronous slots, made at its first asynchronous
+ * submission rather than at open: a pool of a hundred connections would
+ * otherwise zero megabytes that most never use, and open would wait for it.
+ */
+static int
+async_slots_make(struct sombra_conn *c)
+{
+        c->async = calloc(c->db->cfg.ring_capacity, sizeof(*c->async));
+        if (c->async == NULL)
+                return SOMBRA_ENOMEM;
+        c->async_cap = c->db->cfg.ring_capacity;
+        return SOMBRA_OK;
+}
+
 int
 engine_submit_async(struct sombra_conn *c, struct write_op *ops, size_t n, bool nonblocking,
                     struct batch_status *batch, uint64_t *ticket)
@@ -621,6 +636,10 @@ engine_submit_async(struct sombra_conn *c, struct write_op *ops, size_t n, bool 
         if (c->in_txn) {
                 conn_leave(c);
                 return SOMBRA_EBUSY; /* the transaction's writes are synchronous */
+        }
+        if (c->async == NULL && async_slots_make(c) != SOMBRA_OK) {
+                conn_leave(c);
+                return SOMBRA_ENOMEM;
         }
         /* A free slot: tickets are handed out in order, so look from the last one. */
         for (t = c->async_next; t < c->async_next + c->async_cap; t++)
@@ -650,10 +669,11 @@ static struct request *
 ticket_find(struct sombra_conn *c, uint64_t ticket)
 {
         uint64_t seq = ticket >> TICKET_CONN_BITS;
-        struct request *req = &c->async[seq % c->async_cap];
+        struct request *req;
 
-        if ((ticket & ((1u << TICKET_CONN_BITS) - 1)) != conn_index(c))
+        if ((ticket & ((1u << TICKET_CONN_BITS) - 1)) != conn_index(c) || c->async == NULL)
                 return NULL;
+        req = &c->async[seq % c->async_cap];
         return req->conn != NULL && req->ticket == seq ? req : NULL;
 }
 

@@ -127,13 +127,7 @@ conn_init(struct sombra_db *db, struct sombra_conn *c)
         rc = ring_init(&c->ring, db->cfg.ring_capacity);
         if (rc == SOMBRA_OK)
                 rc = graph_reader_open(db->g, &c->reader);
-        if (rc == SOMBRA_OK) {
-                c->async = calloc(db->cfg.ring_capacity, sizeof(*c->async));
-                c->async_cap = db->cfg.ring_capacity;
-                if (c->async == NULL)
-                        rc = SOMBRA_ENOMEM;
-        }
-        return rc;
+        return rc; /* asynchronous slots are made at the first asynchronous submission */
 }
 
 static void

@@ -223,6 +223,7 @@ Test(api_input, null_out_parameters_get_einval)
         const struct sombra_neighbor *nb;
         uint64_t a, b, count;
         sombra_conn *c;
+        bool done;
         size_t n;
 
         open_with_pair(&c, &a, &b);
@@ -240,6 +241,9 @@ Test(api_input, null_out_parameters_get_einval)
         cr_assert_eq(sombra_bfs(c, a, SOMBRA_OUT, NULL, 0, 2, NULL, &n), SOMBRA_EINVAL);
         cr_assert_eq(sombra_shortest_path(c, a, b, SOMBRA_OUT, NULL, 0, &ids, NULL), SOMBRA_EINVAL);
         cr_assert_eq(sombra_poll(c, 0, NULL), SOMBRA_EINVAL);
+        /* Tickets on a connection that never submitted asynchronously: it has no slots yet. */
+        cr_assert_eq(sombra_wait(c, 0), SOMBRA_EINVAL);
+        cr_assert_eq(sombra_poll(c, 0, &done), SOMBRA_EINVAL);
         cr_assert_eq(sombra_batch_new(NULL), SOMBRA_EINVAL);
         /* Optional outs: a write's id and either count may be NULL. */
         cr_assert_eq(sombra_node_create(c, NULL, 0, NULL, 0, NULL), SOMBRA_OK);
