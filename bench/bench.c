@@ -5,6 +5,7 @@
  * usage: sombra-bench [--quick] [--json] [--workload NAME[,NAME...]] [--threads N]
  *                     [--profile NAME] [--engine NAME] [--dataset NAME]
  *                     [--nodes N] [--edges M] [--seconds S] [--no-metrics]
+ *                     [--recovery-txns N]
  *
  * Per engine: load the social network (insert_nodes_tx1000,
  * insert_edges_tx1000, insert_nodes_tx1) under the production profile, run
@@ -18,6 +19,8 @@
  * Every figure names its dataset and profile, and each profile says what a
  * crash loses. --no-metrics opens Sombra's databases for the concurrent
  * workloads with config.metrics off, to measure what the metrics cost.
+ * --recovery-txns sets how many transactions `recovery` commits before the
+ * kill (400; 20 with --quick), which sets how much WAL the reopen replays.
  *
  * Output: a progress line per workload on stderr, a table on stdout; with
  * --json, one JSON object per line on stdout and nothing else.
@@ -65,6 +68,7 @@ struct options {
         const char *workload, *profile, *engine, *dataset;
         int threads; /* 0: every count */
         uint64_t nodes, edges;
+        uint64_t recovery_txns; /* 0: the default */
         double seconds;
 };
 
@@ -870,7 +874,7 @@ dataset_run(const struct options *o, const struct adapter *a, struct dataset *d)
                 a->close(s.r.db);
         }
         if (rc == 0 && social)
-                rc = recovery(&s, o->quick ? 20 : 400);
+                rc = recovery(&s, o->recovery_txns ? o->recovery_txns : o->quick ? 20 : 400);
         if (rc == 0 && social)
                 rc = profiles_run(&s, dir);
         scratch_remove(dir);
@@ -880,7 +884,7 @@ dataset_run(const struct options *o, const struct adapter *a, struct dataset *d)
 static const char usage[] = "usage: sombra-bench [--quick] [--json] [--workload NAME[,NAME...]] "
                             "[--threads N] [--profile NAME] [--engine NAME] "
                             "[--dataset social|catalogue|knowledge] [--nodes N] [--edges M] "
-                            "[--seconds S] [--no-metrics]\n";
+                            "[--seconds S] [--no-metrics] [--recovery-txns N]\n";
 
 /* Returns 0 to run, 1 after --help, -1 on a bad option (getopt has said why). */
 static int
@@ -897,6 +901,7 @@ parse(int argc, char **argv, struct options *o)
                                               {"edges", required_argument, NULL, 'm'},
                                               {"seconds", required_argument, NULL, 's'},
                                               {"no-metrics", no_argument, NULL, 'M'},
+                                              {"recovery-txns", required_argument, NULL, 'r'},
                                               {"help", no_argument, NULL, 'h'},
                                               {NULL, 0, NULL, 0}};
         int c;
@@ -935,6 +940,13 @@ parse(int argc, char **argv, struct options *o)
                         break;
                 case 'M':
                         o->no_metrics = true;
+                        break;
+                case 'r':
+                        o->recovery_txns = strtoull(optarg, NULL, 10);
+                        if (o->recovery_txns == 0) {
+                                fputs(usage, stderr);
+                                return -1;
+                        }
                         break;
                 case 'h':
                         fputs(usage, stdout);
