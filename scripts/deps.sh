@@ -5,7 +5,7 @@ set -euo pipefail
 
 packages=(build-essential meson ninja-build pkg-config libck-dev libjemalloc-dev
           libxxhash-dev libcriterion-dev libsqlite3-dev clang libclang-rt-14-dev
-          libjansson-dev libcsv-dev libmicrohttpd-dev wrk curl)
+          libjansson-dev libcsv-dev libmicrohttpd-dev wrk curl sqlite3)
 missing=()
 for p in "${packages[@]}"; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

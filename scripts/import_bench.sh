@@ -9,6 +9,7 @@
 #        (defaults 3, 100000, 500000; SOMBRA defaults to this tree's release build)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+scripts/deps.sh
 rounds=${1:-3} nodes=${2:-100000} edges=${3:-500000}
 [ -d build-release ] || meson setup build-release --buildtype=release -Dtests=false >/dev/null
 ninja -C build-release >/dev/null
@@ -51,7 +52,8 @@ CREATE INDEX edges_in ON edges(dst, type);
 .import --csv $dir/edges.sqlite.csv edges
 EOF
         t2=$(now)
-        printf 'round %s: sombra %.2f s, %s MiB; sqlite %.2f s, %s MiB\n' "$r" \
-                "$(echo "$t1 - $t0" | bc)" "$(($(stat -c %s "$dir/g.sombra") >> 20))" \
-                "$(echo "$t2 - $t1" | bc)" "$(($(stat -c %s "$dir/g.sqlite") >> 20))"
+        awk -v r="$r" -v a="$t0" -v b="$t1" -v c="$t2" -v x="$(stat -c %s "$dir/g.sombra")" \
+                -v y="$(stat -c %s "$dir/g.sqlite")" 'BEGIN {
+                printf "round %s: sombra %.2f s, %d MiB; sqlite %.2f s, %d MiB\n",
+                       r, b - a, x / 1048576, c - b, y / 1048576 }'
 done
