@@ -377,19 +377,31 @@ index_update(struct graph *g, uint64_t id, const struct rec *before, const struc
 
 /* ---- transactions ---- */
 
-int
-graph_begin(struct graph *g)
+static int
+begin(struct graph *g, bool shared)
 {
         int rc;
 
         if (g == NULL)
                 return SOMBRA_EINVAL;
-        rc = store_begin(g->store);
+        rc = shared ? store_begin_shared(g->store) : store_begin(g->store);
         if (rc != SOMBRA_OK)
                 return rc;
         g->names_at_begin = g->dict.count;
         g->indexes_changed = false;
         return SOMBRA_OK;
+}
+
+int
+graph_begin(struct graph *g)
+{
+        return begin(g, false);
+}
+
+int
+graph_begin_shared(struct graph *g)
+{
+        return begin(g, true);
 }
 
 static void

@@ -41,6 +41,8 @@ int graph_open(const char *path, const struct sombra_config *cfg, struct io_faul
 int graph_close(struct graph *g);
 
 int graph_begin(struct graph *g);
+/* A transaction in the writer's group: store_begin_shared (store.h). */
+int graph_begin_shared(struct graph *g);
 int graph_commit(struct graph *g);
 int graph_rollback(struct graph *g);
 int graph_checkpoint(struct graph *g);

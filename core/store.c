@@ -146,7 +146,11 @@ struct store {
         int failed;     /* sticky: writes are refused */
         struct buf rec; /* the WAL record of the open txn */
         uint32_t nops;
-        struct btree_hint hints[STORE_TREES]; /* the open txn's last leaf in each tree */
+        bool txn_wrote;  /* the open txn changed a tree: its rollback has pages to undo */
+        bool txn_shared; /* the open txn is in the group (store_begin_shared) */
+        bool group_open; /* a pager txn is open for the group */
+        struct store_state group_base;        /* the committed state when the group began */
+        struct btree_hint hints[STORE_TREES]; /* the pager txn's last leaf in each tree */
 
         struct store_stats st;
 
@@ -340,8 +344,25 @@ db_create(struct store *s, const char *path)
 
 /* ---- transactions ---- */
 
-int
-store_begin(struct store *s)
+static void
+hints_clear(struct store *s)
+{
+        for (int t = 0; t < STORE_TREES; t++)
+                btree_hint_clear(&s->hints[t]);
+}
+
+/* Commits the group's pager txn: what its commits wrote becomes committed pages. */
+static void
+group_close(struct store *s)
+{
+        if (!s->group_open)
+                return;
+        (void)pager_txn_commit(s->pager); /* a failure only leaks a page; the commits stand */
+        s->group_open = false;
+}
+
+static int
+txn_start(struct store *s, bool shared)
 {
         if (s->in_txn)
                 return SOMBRA_EBUSY;
@@ -349,27 +370,59 @@ store_begin(struct store *s)
                 return SOMBRA_EREADONLY;
         if (store_failure(s) != SOMBRA_OK)
                 return SOMBRA_EFAILED;
+        if (!shared)
+                group_close(s);
         s->txn = s->committed;
         s->txn.lsn = s->committed.lsn + 1;
         s->in_txn = true;
+        s->txn_shared = shared;
+        s->txn_wrote = false;
         s->poisoned = SOMBRA_OK;
         s->nops = 0;
-        for (int t = 0; t < STORE_TREES; t++)
-                btree_hint_clear(&s->hints[t]);
         buf_reset(&s->rec);
         /* Header room for wal_append, then the state, filled in at commit. */
         if (buf_reserve(&s->rec, WAL_REC_HDR + PAYLOAD_STATE) == SOMBRA_OK)
                 s->rec.len = WAL_REC_HDR + PAYLOAD_STATE;
         else
                 s->poisoned = SOMBRA_ENOMEM;
+        if (shared && s->group_open)
+                return SOMBRA_OK; /* what the group wrote stays writable, hints included */
+        if (shared) {
+                s->group_open = true;
+                s->group_base = s->committed;
+        }
+        hints_clear(s);
         pager_txn_begin(s->pager, s->txn.lsn);
         return SOMBRA_OK;
 }
 
+int
+store_begin(struct store *s)
+{
+        return txn_start(s, false);
+}
+
+int
+store_begin_shared(struct store *s)
+{
+        return txn_start(s, true);
+}
+
+static int group_redo(struct store *s);
+
+/*
+ * Drops the open txn's changes. Alone, its pager txn is aborted. In the
+ * group, the group's pager txn holds the commits before it too: when it
+ * changed pages, the whole pager txn is aborted and those commits applied
+ * again; when it changed none, there is nothing to undo.
+ */
 static void
 txn_discard(struct store *s)
 {
-        pager_txn_abort(s->pager);
+        if (!s->txn_shared)
+                pager_txn_abort(s->pager);
+        else if (s->txn_wrote)
+                (void)group_redo(s); /* a failure fails the store */
         s->in_txn = false;
         buf_reset(&s->rec);
 }
@@ -454,15 +507,16 @@ store_commit(struct store *s, uint64_t *lsn)
                 }
                 s->st.wal_bytes += s->rec.len;
         }
-        rc = pager_txn_commit(s->pager);
+        /* In the group, pages become committed ones at store_group_end. */
+        rc = s->txn_shared ? SOMBRA_OK : pager_txn_commit(s->pager);
         s->committed = s->txn;
         s->in_txn = false;
         s->st.commits++;
         if (lsn != NULL)
                 *lsn = s->committed.lsn;
         (void)rc; /* a failure there only leaks a page; the commit stands */
-        if (s->replaying)
-                return SOMBRA_OK; /* recovery publishes once, at its end */
+        if (s->replaying || s->txn_shared)
+                return SOMBRA_OK; /* recovery publishes once, at its end; a group at its end */
         /* A failed publish leaves readers on the older state; the commit stands. */
         if (s->autopublish)
                 (void)store_publish(s);
@@ -470,6 +524,17 @@ store_commit(struct store *s, uint64_t *lsn)
         if (wal_size(&s->wal) >= s->cfg.checkpoint_threshold)
                 (void)store_checkpoint(s);
         return SOMBRA_OK;
+}
+
+void
+store_group_end(struct store *s)
+{
+        if (s->in_txn || !s->group_open)
+                return;
+        group_close(s);
+        /* A failure is sticky in s->failed; EBUSY while a backup holds checkpoints. */
+        if (wal_size(&s->wal) >= s->cfg.checkpoint_threshold)
+                (void)store_checkpoint(s);
 }
 
 int
@@ -730,6 +795,7 @@ store_put(struct store *s, enum store_tree t, const void *key, size_t klen, cons
                 rc = log_op(s, OP_PUT, t, key, klen, val, vlen);
         if (rc != SOMBRA_OK)
                 return rc;
+        s->txn_wrote = true;
         return after_write(
             s, mark,
             btree_put_hinted(s->pager, &s->txn.roots[t], &s->hints[t], key, klen, val, vlen));
@@ -747,6 +813,7 @@ store_del(struct store *s, enum store_tree t, const void *key, size_t klen)
                 rc = log_op(s, OP_DEL, t, key, klen, NULL, 0);
         if (rc != SOMBRA_OK)
                 return rc;
+        s->txn_wrote = true;
         btree_hint_clear(&s->hints[t]); /* a delete may merge or free the leaf */
         return after_write(s, mark, btree_del(s->pager, &s->txn.roots[t], key, klen));
 }
@@ -817,6 +884,7 @@ checkpoint(struct store *s, bool fresh)
                 return SOMBRA_EFAILED;
         if (!fresh && s->committed.lsn == s->meta.ckpt_lsn && wal_size(&s->wal) == 0)
                 return SOMBRA_OK; /* nothing since the last one */
+        group_close(s);           /* its pages must be committed ones to be checkpointed */
         /* The WAL restarts below: what is pending must be in the file first. */
         rc = store_flush_log(s);
         if (rc != SOMBRA_OK)
@@ -923,6 +991,54 @@ store_backup_read(struct store *s, void *buf, size_t len, uint64_t off)
 /* ---- recovery ---- */
 
 /*
+ * Applies the ops of a logged commit (the payload of its record) to the open
+ * txn's trees without logging them again (s->replaying), and sets the txn's
+ * counters from it: recovery's replay and a group's redo.
+ */
+static int
+payload_apply(struct store *s, const uint8_t *p, size_t len)
+{
+        struct store_state *st = &s->txn;
+        size_t off = PAYLOAD_STATE;
+        uint32_t nops;
+        int rc = SOMBRA_OK;
+
+        if (len < PAYLOAD_STATE)
+                return SOMBRA_ECORRUPT;
+        nops = get_be32(p + 36);
+        for (uint32_t i = 0; i < nops && rc == SOMBRA_OK; i++) {
+                uint8_t kind, tree;
+                uint16_t klen;
+                uint32_t vlen;
+                if (len - off < OP_HDR)
+                        return SOMBRA_ECORRUPT;
+                kind = p[off];
+                tree = p[off + 1];
+                klen = get_be16(p + off + 2);
+                vlen = get_be32(p + off + 4);
+                off += OP_HDR;
+                if (tree >= STORE_TREES || len - off < (size_t)klen + vlen ||
+                    (kind != OP_PUT && kind != OP_DEL))
+                        return SOMBRA_ECORRUPT;
+                if (kind == OP_PUT)
+                        rc = store_put(s, tree, p + off, klen, p + off + klen, vlen);
+                else
+                        rc = store_del(s, tree, p + off, klen);
+                off += (size_t)klen + vlen;
+        }
+        if (rc == SOMBRA_OK && off != len)
+                rc = SOMBRA_ECORRUPT;
+        if (rc != SOMBRA_OK)
+                return rc == SOMBRA_ENOTFOUND || rc == SOMBRA_EINVAL ? SOMBRA_ECORRUPT : rc;
+        st->next_node = get_be64(p);
+        st->next_edge = get_be64(p + 8);
+        st->nodes = get_be64(p + 16);
+        st->edges = get_be64(p + 24);
+        st->next_name = get_be32(p + 32);
+        return SOMBRA_OK;
+}
+
+/*
  * Applies one logged commit. Recovery applies them all inside one
  * transaction, which recover() commits at the end: nobody can read the
  * states in between, so each page is copied once, not once per commit. The
@@ -932,9 +1048,6 @@ static int
 replay_record(void *arg, uint64_t lsn, const uint8_t *p, size_t len)
 {
         struct store *s = arg;
-        struct store_state *st;
-        size_t off = PAYLOAD_STATE;
-        uint32_t nops;
         int rc = SOMBRA_OK;
 
         if (len < PAYLOAD_STATE || lsn != (s->in_txn ? s->txn.lsn : s->committed.lsn) + 1)
@@ -944,41 +1057,41 @@ replay_record(void *arg, uint64_t lsn, const uint8_t *p, size_t len)
         if (rc != SOMBRA_OK)
                 return rc;
         s->txn.lsn = lsn;
-        nops = get_be32(p + 36);
-        for (uint32_t i = 0; i < nops && rc == SOMBRA_OK; i++) {
-                uint8_t kind, tree;
-                uint16_t klen;
-                uint32_t vlen;
-                if (len - off < OP_HDR) {
-                        rc = SOMBRA_ECORRUPT;
-                        break;
-                }
-                kind = p[off];
-                tree = p[off + 1];
-                klen = get_be16(p + off + 2);
-                vlen = get_be32(p + off + 4);
-                off += OP_HDR;
-                if (tree >= STORE_TREES || len - off < (size_t)klen + vlen ||
-                    (kind != OP_PUT && kind != OP_DEL)) {
-                        rc = SOMBRA_ECORRUPT;
-                        break;
-                }
-                if (kind == OP_PUT)
-                        rc = store_put(s, tree, p + off, klen, p + off + klen, vlen);
-                else
-                        rc = store_del(s, tree, p + off, klen);
-                off += (size_t)klen + vlen;
-        }
-        if (rc == SOMBRA_OK && off != len)
-                rc = SOMBRA_ECORRUPT;
-        if (rc != SOMBRA_OK) /* recover() rolls the whole replay back */
-                return rc == SOMBRA_ENOTFOUND || rc == SOMBRA_EINVAL ? SOMBRA_ECORRUPT : rc;
-        st = &s->txn;
-        st->next_node = get_be64(p);
-        st->next_edge = get_be64(p + 8);
-        st->nodes = get_be64(p + 16);
-        st->edges = get_be64(p + 24);
-        st->next_name = get_be32(p + 32);
+        return payload_apply(s, p, len); /* recover() rolls the whole replay back on failure */
+}
+
+static int
+redo_record(void *arg, const uint8_t *p, size_t len)
+{
+        return payload_apply(arg, p, len);
+}
+
+/*
+ * Undoes a rolled-back txn of the group (txn_discard): aborts the group's
+ * pager txn, which drops every page the group wrote, and applies the
+ * group's commits again from their records, which wait in the WAL's pending
+ * buffer until store_flush_log (a checkpoint, which flushes it, ends the
+ * group first). The committed state gets the new roots; its counters were
+ * right already. A failure here leaves memory and the log disagreeing: the
+ * store fails.
+ */
+static int
+group_redo(struct store *s)
+{
+        int rc;
+
+        pager_txn_abort(s->pager);
+        pager_txn_begin(s->pager, s->group_base.lsn + 1);
+        hints_clear(s);
+        s->txn = s->group_base;
+        s->poisoned = SOMBRA_OK;
+        s->replaying = true;
+        rc = wal_pending_each(&s->wal, s->group_base.lsn, redo_record, s);
+        s->replaying = false;
+        if (rc != SOMBRA_OK)
+                return store_fail(s, rc);
+        memcpy(s->committed.roots, s->txn.roots, sizeof(s->committed.roots));
+        s->st.group_redos++;
         return SOMBRA_OK;
 }
 

@@ -45,6 +45,7 @@ struct store_stats {
         uint64_t commits, rollbacks, checkpoints, replayed;
         uint64_t checkpoint_ns, checkpoint_max_ns; /* time spent in checkpoints: total, longest */
         uint64_t publish_failures; /* write-backs that failed; readers stayed on an older state */
+        uint64_t group_redos;      /* rollbacks in a group that applied its commits again */
         uint64_t wal_bytes;        /* appended since open */
         uint64_t wal_size;         /* current log size since the last reset */
         uint64_t wal_syncs;
@@ -77,6 +78,23 @@ int store_close(struct store *s);
 /* Write transactions: one at a time. SOMBRA_EBUSY if one is open, SOMBRA_EFAILED after an I/O
  * failure. */
 int store_begin(struct store *s);
+/*
+ * A transaction in the writer's group: consecutive ones share one pager
+ * transaction, so a page is copied once for the group, not once for each of
+ * them, and later ones change in place what earlier ones wrote. Each still
+ * commits (its own WAL record and LSN) or rolls back on its own: a rollback
+ * that had changed pages undoes the whole pager transaction and applies
+ * again the group's commits, from their records still waiting for
+ * store_flush_log. store_group_end ends the group; so do store_begin and a
+ * checkpoint. Until it ends, no commit of the group may be published.
+ */
+int store_begin_shared(struct store *s);
+/*
+ * Ends the group (when no transaction is open): its pages become committed
+ * ones, and a checkpoint follows when the WAL has passed its threshold.
+ * Before store_flush_log and store_publish.
+ */
+void store_group_end(struct store *s);
 /*
  * Appends the transaction to the WAL and makes it the committed state.
  * With autopublish on (the default) the record is written (not synced) and

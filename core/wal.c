@@ -298,6 +298,26 @@ wal_append(struct wal *w, uint8_t *rec, size_t len, uint64_t *lsn)
 }
 
 int
+wal_pending_each(const struct wal *w, uint64_t after,
+                 int (*fn)(void *arg, const uint8_t *payload, size_t len), void *arg)
+{
+        uint64_t lsn = w->pending_first;
+        size_t off = 0;
+        int rc = SOMBRA_OK;
+
+        if (after + 1 < (w->pending.len > 0 ? w->pending_first : w->next_lsn))
+                return SOMBRA_EFAILED;
+        while (rc == SOMBRA_OK && off < w->pending.len) {
+                uint32_t len = get_be32(w->pending.data + off + 8);
+                if (lsn > after)
+                        rc = fn(arg, w->pending.data + off + WAL_REC_HDR, len);
+                off += WAL_REC_HDR + (size_t)len;
+                lsn++;
+        }
+        return rc;
+}
+
+int
 wal_flush(struct wal *w)
 {
         int rc;

@@ -130,6 +130,15 @@ int wal_replay(struct wal *w, uint64_t after,
                uint64_t *applied);
 
 /*
+ * Calls fn(arg, payload, len) for each record appended since the last
+ * flush whose LSN is above `after`, in order: the writer applying again
+ * commits it has not written yet. SOMBRA_EFAILED when some LSN after `after`
+ * is no longer pending (written already); an error from fn stops it.
+ */
+int wal_pending_each(const struct wal *w, uint64_t after,
+                     int (*fn)(void *arg, const uint8_t *payload, size_t len), void *arg);
+
+/*
  * Starts generation `salt`, which checkpoint `ckpt_gen` started and whose
  * first record will have LSN next_lsn: a new header at offset 0. Does not
  * sync. The salt must never have been used by this database before.

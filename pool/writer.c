@@ -2,8 +2,9 @@
  * writer.c - the writer thread: the only thread that changes the graph.
  *
  * Loop: take every request waiting in the connections' rings (one pass over
- * all of them is a group), apply each as its own transaction, publish one
- * snapshot for the group, then acknowledge: failed requests and requests in
+ * all of them is a group), apply each as its own transaction (sharing the
+ * group's page copies: store_begin_shared), publish one snapshot for the
+ * group, then acknowledge: failed requests and requests in
  * modes that promise nothing more at once; FULL commits go to the committer,
  * which acknowledges them after the fdatasync that covers them. The writer
  * never waits for a sync.
@@ -135,7 +136,7 @@ serve(struct sombra_db *db, struct request *req)
         db->counters.requests++;
         switch (req->kind) {
         case REQ_WRITE:
-                rc = graph_begin(db->g);
+                rc = graph_begin_shared(db->g);
                 if (rc != SOMBRA_OK) {
                         defer(db, req, rc);
                         return;
@@ -166,6 +167,8 @@ serve(struct sombra_db *db, struct request *req)
                 }
                 break;
         case REQ_RUN:
+                /* Checkpoints, verify and stats see committed pages only, not a group's. */
+                store_group_end(graph_store(db->g));
                 engine_complete(req, req->read_fn(graph_writer_reader(db->g), req->read_arg));
                 return;
         }
@@ -328,8 +331,11 @@ writer_main(void *arg)
         for (;;) {
                 size_t served = drain(db);
                 if (db->group_n > 0) {
-                        /* One log write and one snapshot for the group, before anyone hears back.
+                        /*
+                         * One pager txn, one log write and one snapshot for the group,
+                         * before anyone hears back.
                          */
+                        store_group_end(graph_store(db->g));
                         int written = store_flush_log(graph_store(db->g));
                         if (written == SOMBRA_OK)
                                 written = store_publish_or_fail(graph_store(db->g));

@@ -175,6 +175,55 @@ Test(engine, many_tickets_in_flight_on_one_connection)
         cr_assert_eq(sombra_conn_release(c), SOMBRA_OK);
 }
 
+/*
+ * Requests in flight together are applied in one writer group, sharing its
+ * page copies. A batch that fails after writing (its edge names a missing
+ * node once its node is made) must take out only its own writes: the
+ * group's other commits stay, and the file verifies.
+ */
+Test(engine, a_batch_failing_in_a_group_leaves_the_others_whole)
+{
+        sombra_batch *b[64];
+        uint64_t t[64], nodes, edges, ids[64];
+        sombra_conn *c;
+
+        open_with(NULL);
+        c = acquire();
+        for (int i = 0; i < 64; i++) {
+                bool bad = i % 5 == 3;
+                cr_assert_eq(sombra_batch_new(&b[i]), SOMBRA_OK);
+                for (int k = 0; k < 10; k++)
+                        cr_assert_eq(sombra_batch_node_create(b[i], NULL, 0, NULL, 0, NULL),
+                                     SOMBRA_OK);
+                cr_assert_eq(sombra_batch_edge_create(b[i], SOMBRA_BATCH_REF(0),
+                                                      bad ? 1u << 30 : SOMBRA_BATCH_REF(1), "E",
+                                                      NULL, 0, NULL),
+                             SOMBRA_OK);
+                cr_assert_eq(sombra_batch_submit_async(c, b[i], false, &t[i]), SOMBRA_OK);
+        }
+        for (int i = 0; i < 64; i++) {
+                int rc = sombra_wait(c, t[i]);
+                cr_assert_eq(rc, i % 5 == 3 ? SOMBRA_ENOTFOUND : SOMBRA_OK, "batch %d: %d", i, rc);
+                if (rc == SOMBRA_OK)
+                        cr_assert_eq(sombra_batch_id(b[i], SOMBRA_BATCH_REF(0), &ids[i]),
+                                     SOMBRA_OK);
+        }
+        cr_assert_eq(sombra_count(c, &nodes, &edges), SOMBRA_OK);
+        cr_assert_eq(nodes, 10 * (64 - 13));
+        cr_assert_eq(edges, 64 - 13);
+        for (int i = 0; i < 64; i++) {
+                uint64_t deg;
+                if (i % 5 == 3)
+                        continue;
+                cr_assert_eq(sombra_degree(c, ids[i], SOMBRA_OUT, NULL, 0, &deg), SOMBRA_OK);
+                cr_assert_eq(deg, 1, "batch %d's edge", i);
+        }
+        for (int i = 0; i < 64; i++)
+                sombra_batch_free(b[i]);
+        cr_assert_eq(sombra_conn_release(c), SOMBRA_OK);
+        expect_verified_file(10 * (64 - 13), 64 - 13);
+}
+
 Test(engine, interactive_transaction_reads_its_writes_and_commits_or_rolls_back)
 {
         sombra_conn *c, *other;

@@ -1696,3 +1696,114 @@ Test(store, a_transaction_open_when_the_store_fails_cannot_commit)
             eq(int, store_get(s, store_committed(s), TREE_NODES, key, 8, NULL), SOMBRA_ENOTFOUND));
         cr_assert(eq(int, store_close(s), SOMBRA_OK));
 }
+
+/* ---- groups: transactions sharing one pager transaction ---- */
+
+static void
+group_put(struct store *s, uint64_t k, bool commit)
+{
+        uint8_t key[8];
+
+        put_be64(key, k);
+        cr_assert(eq(int, store_begin_shared(s), SOMBRA_OK));
+        cr_assert(eq(int, store_put(s, TREE_NODES, key, 8, "v", 1), SOMBRA_OK));
+        if (commit)
+                cr_assert(eq(int, store_commit(s, NULL), SOMBRA_OK));
+        else
+                store_rollback(s);
+}
+
+static bool
+has_key(struct store *s, uint64_t k)
+{
+        uint8_t key[8];
+        int rc;
+
+        put_be64(key, k);
+        rc = store_get(s, store_committed(s), TREE_NODES, key, 8, NULL);
+        cr_assert(rc == SOMBRA_OK || rc == SOMBRA_ENOTFOUND, "get %" PRIu64 ": %d", k, rc);
+        return rc == SOMBRA_OK;
+}
+
+Test(store, a_group_copies_a_page_once_for_all_its_commits)
+{
+        struct store *s = open_db("db", NULL, NULL);
+        pgno_t root;
+
+        store_set_autopublish(s, false);
+        group_put(s, 1, true);
+        store_group_end(s);
+        cr_assert(eq(int, store_flush_log(s), SOMBRA_OK));
+        cr_assert(eq(int, store_publish(s), SOMBRA_OK));
+
+        group_put(s, 2, true);
+        root = store_committed(s)->roots[TREE_NODES];
+        group_put(s, 3, true);
+        group_put(s, 4, true);
+        cr_assert(eq(u64, store_committed(s)->roots[TREE_NODES], root),
+                  "later commits of the group change the leaf in place");
+        cr_assert(eq(u64, store_committed(s)->lsn, 4));
+        store_group_end(s);
+        cr_assert(eq(int, store_flush_log(s), SOMBRA_OK));
+        cr_assert(eq(int, store_publish(s), SOMBRA_OK));
+
+        group_put(s, 5, true);
+        cr_assert(not(eq(u64, store_committed(s)->roots[TREE_NODES], root)),
+                  "the next group copies the published leaf");
+        store_group_end(s);
+        cr_assert(eq(int, store_close(s), SOMBRA_OK));
+}
+
+/*
+ * A rolled-back transaction in the middle of a group changed pages the
+ * group's earlier commits had written: the group is applied again from its
+ * records. Its commits stay, its own writes go, and the log and the file
+ * agree after a crash.
+ */
+Test(store, a_rollback_in_a_group_keeps_the_commits_before_it)
+{
+        struct store *s = open_db("db", NULL, NULL);
+
+        store_set_autopublish(s, false);
+        for (uint64_t k = 1; k <= 300; k++)
+                group_put(s, k, k % 7 != 0); /* every seventh rolls back, writes made */
+        cr_assert(eq(u64, stats(s).group_redos, 300 / 7));
+        cr_assert(eq(int, store_begin_shared(s), SOMBRA_OK));
+        store_rollback(s); /* wrote nothing: nothing to apply again */
+        cr_assert(eq(u64, stats(s).group_redos, 300 / 7));
+        for (uint64_t k = 1; k <= 300; k++)
+                cr_assert(eq(int, has_key(s, k), k % 7 != 0), "key %" PRIu64, k);
+        store_group_end(s);
+        cr_assert(eq(int, store_flush_log(s), SOMBRA_OK));
+        cr_assert(eq(int, store_publish(s), SOMBRA_OK));
+        cr_assert(eq(int, store_sync(s), SOMBRA_OK));
+
+        crash_copy("db", "crash");
+        cr_assert(eq(int, store_close(s), SOMBRA_OK));
+        s = open_db("crash", NULL, NULL);
+        cr_assert(eq(u64, stats(s).replayed, 300 - 300 / 7));
+        for (uint64_t k = 1; k <= 300; k++)
+                cr_assert(eq(int, has_key(s, k), k % 7 != 0), "key %" PRIu64 " after a crash", k);
+        cr_assert(eq(int, store_close(s), SOMBRA_OK));
+}
+
+/* A checkpoint ends the group: a rollback after it applies again only what came after. */
+Test(store, a_checkpoint_inside_a_group_ends_it)
+{
+        struct store *s = open_db("db", NULL, NULL);
+
+        store_set_autopublish(s, false);
+        group_put(s, 1, true);
+        group_put(s, 2, true);
+        cr_assert(eq(int, store_checkpoint(s), SOMBRA_OK));
+        group_put(s, 3, true);
+        group_put(s, 4, false);
+        cr_assert(eq(u64, stats(s).group_redos, 1));
+        cr_assert(has_key(s, 1) && has_key(s, 2) && has_key(s, 3) && !has_key(s, 4));
+        store_group_end(s);
+        cr_assert(eq(int, store_flush_log(s), SOMBRA_OK));
+        cr_assert(eq(int, store_close(s), SOMBRA_OK));
+        s = open_db("db", NULL, NULL);
+        cr_assert(has_key(s, 1) && has_key(s, 2) && has_key(s, 3) && !has_key(s, 4));
+        cr_assert(eq(int, store_close(s), SOMBRA_OK));
+}
