@@ -94,7 +94,8 @@ struct pager {
         uint64_t map_pages;
         uint64_t *validated;       /* a bit per page: checked since it was last written */
         uint64_t published_npages; /* pages readers may touch */
-        struct page **dirty;       /* write-back's list, room for every frame */
+        struct page **dirty;       /* frames dirtied since the last write-back, each once */
+        size_t ndirty;
 
         /* Reader handles only: the writer's pager, and page descriptors to pin. */
         struct pager *writer;
@@ -352,6 +353,20 @@ write_page(struct pager *p, struct page *pg)
         p->st.pages_written++;
         validated_set(p, pg->pgno); /* we made it: it is well formed */
         return SOMBRA_OK;
+}
+
+/*
+ * Marks pg dirty and lists it for the next write-back, so that a write-back
+ * visits the frames dirtied since the last one, not the whole cache.
+ */
+static void
+frame_dirty(struct pager *p, struct page *pg)
+{
+        pg->dirty = true;
+        if (!pg->listed) { /* room for every frame: each is listed at most once */
+                pg->listed = true;
+                p->dirty[p->ndirty++] = pg;
+        }
 }
 
 /* Detaches a frame from its page; the buffer stays with the frame. */
@@ -649,7 +664,7 @@ page_new(struct pager *p, uint8_t type, uint64_t txn, bool zero, struct page **o
         put_be32(pg->data + 4, p->page_size);
         put_be64(pg->data + 16, pgno);
         put_be64(pg->data + 24, txn);
-        pg->dirty = true;
+        frame_dirty(p, pg);
         *out = pg;
         return SOMBRA_OK;
 }
@@ -711,7 +726,7 @@ pager_make_writable(struct pager *p, struct page **pgp)
         int rc;
 
         if (page_txn(old) == p->txn) {
-                old->dirty = true;
+                frame_dirty(p, old);
                 return SOMBRA_OK;
         }
         rc = txn_page_new(p, page_type(old), false, &copy);
@@ -855,7 +870,7 @@ pager_freelist_build(struct pager *p, uint64_t ckpt_txn, pgno_t old_head, pgno_t
                 }
                 put_be16(pg->data + 2, (uint16_t)n);
                 page_set_aux(pg, i + 1 < nlists ? lists.v[i + 1] : PGNO_NONE);
-                pg->dirty = true;
+                frame_dirty(p, pg);
                 pager_unpin(p, pg);
         }
         *head = nlists ? lists.v[0] : PGNO_NONE;
@@ -880,13 +895,24 @@ pager_write_back(struct pager *p)
         size_t n = 0;
         int rc = SOMBRA_OK;
 
-        for (uint32_t i = 0; i < p->cache_cap; i++)
-                if (p->frames[i].pgno != PGNO_NONE && p->frames[i].dirty)
-                        p->dirty[n++] = &p->frames[i];
+        /* Some listed frames were spilled or dropped since: only the dirty ones stay. */
+        for (size_t i = 0; i < p->ndirty; i++) {
+                struct page *pg = p->dirty[i];
+                if (pg->pgno != PGNO_NONE && pg->dirty)
+                        p->dirty[n++] = pg;
+                else
+                        pg->listed = false;
+        }
+        p->ndirty = n;
         qsort(p->dirty, n, sizeof(*p->dirty), page_pgno_cmp); /* ascending: sequential writes */
         for (size_t i = 0; i < n && rc == SOMBRA_OK; i++)
                 rc = write_page(p, p->dirty[i]);
-        return rc;
+        if (rc != SOMBRA_OK)
+                return rc; /* the list stays: the next write-back skips what was written */
+        for (size_t i = 0; i < n; i++)
+                p->dirty[i]->listed = false;
+        p->ndirty = 0;
+        return SOMBRA_OK;
 }
 
 int

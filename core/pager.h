@@ -53,6 +53,7 @@ struct page {
         uint32_t pins;   /* users holding it; a pinned page is never evicted */
         bool dirty;      /* differs from the file; always a fresh page */
         bool referenced; /* CLOCK bit */
+        bool listed;     /* on the pager's write-back list */
 };
 
 struct pager_stats {
