@@ -414,15 +414,19 @@ static int group_redo(struct store *s);
  * Drops the open txn's changes. Alone, its pager txn is aborted. In the
  * group, the group's pager txn holds the commits before it too: when it
  * changed pages, the whole pager txn is aborted and those commits applied
- * again; when it changed none, there is nothing to undo.
+ * again (the group then ends, so that each commit is applied again at most
+ * once however many of its neighbours fail); when it changed none, there is
+ * nothing to undo. A failed redo fails the store.
  */
 static void
 txn_discard(struct store *s)
 {
-        if (!s->txn_shared)
+        if (!s->txn_shared) {
                 pager_txn_abort(s->pager);
-        else if (s->txn_wrote)
-                (void)group_redo(s); /* a failure fails the store */
+        } else if (s->txn_wrote && group_redo(s) == SOMBRA_OK) {
+                /* A new group from here: a later rollback redoes only what follows. */
+                group_close(s);
+        }
         s->in_txn = false;
         buf_reset(&s->rec);
 }
