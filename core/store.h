@@ -185,8 +185,8 @@ void store_backup_end(struct store *s);
  * empty file) a database with the same state and no free pages: every tree
  * rebuilt from its entries in key order into full pages (btree_build), then
  * both meta pages. Any thread, while held, like store_backup_read; it does
- * not sync. Read and write errors,
- * SOMBRA_ECORRUPT for a damaged page of the image, SOMBRA_ENOMEM.
+ * not sync. Read and write errors, SOMBRA_ECORRUPT for a damaged page of the
+ * image, SOMBRA_ENOMEM.
  */
 int store_backup_compact(struct store *s, struct io_file *dest);
 /* The fault state given to store_open (tests; else NULL), for a backup's own file. */
