@@ -521,7 +521,7 @@ SOMBRA_API int sombra_backup(sombra_db *db, const char *dest_path);
  * so a copy that takes many writes grows back faster. The live file is never
  * shrunk: to use the copy in its place, close every open of the database,
  * rename the copy over it, and leave no -wal file beside it. Any thread;
- * blocks for the checkpoint and the copy.
+ * blocks for the checkpoint and the copy. Since 0.3.0.
  */
 SOMBRA_API int sombra_backup_compact(sombra_db *db, const char *dest_path);
 
