@@ -81,6 +81,12 @@ struct adapter {
          * file's size and *free_bytes how much of it is free pages.
          */
         int (*file_size)(void *db, uint64_t *bytes, uint64_t *free_bytes);
+        /*
+         * Optional (NULL): *bytes gets the size of a compacted copy of the
+         * database as it is now (Sombra: sombra_backup_compact; SQLite:
+         * VACUUM INTO), made beside it and removed again.
+         */
+        int (*compact_size)(void *db, uint64_t *bytes);
 };
 
 extern const struct adapter sombra_adapter;

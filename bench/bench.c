@@ -86,6 +86,7 @@ struct result {
         struct percentiles all, read, write; /* read and write: only in mixed */
         double commits_per_fsync;            /* < 0: not reported */
         uint64_t file_bytes, free_bytes;     /* after a load (0: not measured) */
+        uint64_t compact_bytes;              /* a compacted copy of it (0: not measured) */
 };
 
 #define MAX_RESULTS 256
@@ -453,6 +454,8 @@ record(const struct options *o, const struct result *res)
                 if (res->file_bytes > 0)
                         printf(",\"file_bytes\":%" PRIu64 ",\"free_bytes\":%" PRIu64,
                                res->file_bytes, res->free_bytes);
+                if (res->compact_bytes > 0)
+                        printf(",\"compact_bytes\":%" PRIu64, res->compact_bytes);
                 printf("}\n");
                 fflush(stdout);
         }
@@ -461,6 +464,8 @@ record(const struct options *o, const struct result *res)
         if (res->file_bytes > 0)
                 fprintf(stderr, ", file %" PRIu64 " bytes (%" PRIu64 " free)", res->file_bytes,
                         res->free_bytes);
+        if (res->compact_bytes > 0)
+                fprintf(stderr, ", compacted %" PRIu64 " bytes", res->compact_bytes);
         fprintf(stderr, "\n");
 }
 
@@ -508,6 +513,12 @@ print_table(void)
                                "", s->file_bytes / 1048576.0, s->free_bytes / 1048576.0,
                                q->file_bytes / 1048576.0, q->free_bytes / 1048576.0,
                                (double)s->file_bytes / (double)q->file_bytes);
+                if (s->compact_bytes > 0 && q != NULL && q->file_bytes > 0 && q->compact_bytes > 0)
+                        printf("%47s compacted: %.2f MiB, ratio to sqlite's file %.2f; "
+                               "sqlite vacuumed %.2f MiB\n",
+                               "", s->compact_bytes / 1048576.0,
+                               (double)s->compact_bytes / (double)q->file_bytes,
+                               q->compact_bytes / 1048576.0);
         }
         printf("\nprofiles (what a crash loses):\n");
         for (size_t p = 0; p < NPROFILES; p++)
@@ -614,6 +625,8 @@ load(struct session *s, uint64_t per)
         s->a->conn_close(conn);
         if (rc == 0 && s->a->file_size != NULL)
                 rc = s->a->file_size(s->r.db, &re.file_bytes, &re.free_bytes);
+        if (rc == 0 && s->a->compact_size != NULL)
+                rc = s->a->compact_size(s->r.db, &re.compact_bytes);
         rn.all = lat_percentiles(&ln, 1, 1);
         re.all = lat_percentiles(&le, 1, 1);
         free(ln.v);

@@ -11,13 +11,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "adapter.h"
 
 struct sombra_bench_db {
         sombra_db *db;
         const struct bench_schema *schema;
+        char path[4096];
 };
 
 /* A submitted asynchronous transaction. */
@@ -40,7 +43,6 @@ s_open(const char *dir, const struct bench_profile *p, const struct bench_schema
 {
         struct sombra_bench_db *bd = malloc(sizeof(*bd));
         struct sombra_config cfg;
-        char path[4096];
         int rc;
 
         if (bd == NULL)
@@ -53,9 +55,9 @@ s_open(const char *dir, const struct bench_profile *p, const struct bench_schema
         cfg.max_connections = 128;
         /* long_write holds a transaction for seconds: let the engine cut it at half a second. */
         cfg.txn_timeout_ms = 500;
-        snprintf(path, sizeof(path), "%s/bench.sombra", dir);
+        snprintf(bd->path, sizeof(bd->path), "%s/bench.sombra", dir);
         bd->schema = schema;
-        rc = sombra_open(path, &cfg, &bd->db);
+        rc = sombra_open(bd->path, &cfg, &bd->db);
         if (rc != SOMBRA_OK) {
                 free(bd);
                 return rc;
@@ -347,6 +349,25 @@ s_file_size(void *db, uint64_t *bytes, uint64_t *free_bytes)
         return rc;
 }
 
+static int
+s_compact_size(void *db, uint64_t *bytes)
+{
+        struct sombra_bench_db *bd = db;
+        char path[sizeof(bd->path) + 16];
+        struct stat st;
+        int rc;
+
+        snprintf(path, sizeof(path), "%s.compact", bd->path);
+        unlink(path); /* a copy left by an interrupted run */
+        rc = sombra_backup_compact(bd->db, path);
+        if (rc == SOMBRA_OK)
+                rc = stat(path, &st) == 0 ? SOMBRA_OK : SOMBRA_EIO;
+        if (rc == SOMBRA_OK)
+                *bytes = (uint64_t)st.st_size;
+        unlink(path);
+        return rc;
+}
+
 const struct adapter sombra_adapter = {
     .name = "sombra",
     .open = s_open,
@@ -369,4 +390,5 @@ const struct adapter sombra_adapter = {
     .insert_edge_async = s_insert_edge_async,
     .sync_counts = s_sync_counts,
     .file_size = s_file_size,
+    .compact_size = s_compact_size,
 };

@@ -711,6 +711,35 @@ sqlite_file_size(void *handle, uint64_t *bytes, uint64_t *free_bytes)
         return rc;
 }
 
+static int
+sqlite_compact_size(void *handle, uint64_t *bytes)
+{
+        struct sqlite_db *db = handle;
+        char path[sizeof(db->path) + 16], *sql;
+        int64_t pages = 0, page_size = 0;
+        sqlite3 *copy = NULL;
+        int rc;
+
+        snprintf(path, sizeof(path), "%s.vacuum", db->path);
+        unlink(path); /* a copy left by an interrupted run */
+        sql = sqlite3_mprintf("VACUUM INTO %Q", path);
+        if (sql == NULL)
+                return SOMBRA_ENOMEM;
+        rc = status_of(sqlite3_exec(db->schema, sql, NULL, NULL, NULL));
+        sqlite3_free(sql);
+        if (rc == SOMBRA_OK)
+                rc = status_of(sqlite3_open_v2(path, &copy, SQLITE_OPEN_READONLY, NULL));
+        if (rc == SOMBRA_OK)
+                rc = pragma_int(copy, "PRAGMA page_count", &pages);
+        if (rc == SOMBRA_OK)
+                rc = pragma_int(copy, "PRAGMA page_size", &page_size);
+        if (rc == SOMBRA_OK)
+                *bytes = (uint64_t)(pages * page_size);
+        sqlite3_close_v2(copy);
+        unlink(path);
+        return rc;
+}
+
 const struct adapter sqlite_adapter = {
     .name = "sqlite",
     .open = sqlite_open,
@@ -731,4 +760,5 @@ const struct adapter sqlite_adapter = {
     .read_hold_end = sqlite_read_hold_end,
     .write_hold = sqlite_write_hold,
     .file_size = sqlite_file_size,
+    .compact_size = sqlite_compact_size,
 };

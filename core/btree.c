@@ -30,7 +30,17 @@
  * alone is replaced by its only child, so a tree never holds empty pages and
  * shrinks in height as it empties. Insertion fills holes first, so space is
  * reused under churn; `btree_check` reports the tree as it is.
+ *
+ * Bottom-up building (btree_build_*, for a compacting copy): entries come in
+ * key order and fill leaves left to right, each to the last cell that fits;
+ * each finished page hands its number and lowest key to the level above,
+ * which fills branch pages the same way. Since nothing is inserted in the
+ * middle, no page is split, so the pages end up full rather than the
+ * ln 2 or so that random inserts leave. The first later insert into such a
+ * page splits it, as usual.
  */
+#include <assert.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "sombra.h"
@@ -671,31 +681,61 @@ put_hinted(struct pager *p, const struct put_args *a, bool *done)
         return SOMBRA_OK;
 }
 
+/* Whether a leaf cell holds the value itself; a larger one goes to overflow pages. */
+static bool
+value_inline(uint32_t page_size, size_t klen, size_t vlen)
+{
+        return LEAF_CELL_HDR + klen + vlen <= cell_max(page_size);
+}
+
+/*
+ * Encodes a leaf cell at c: with ovf == PGNO_NONE the value inline, else the
+ * first page of the overflow chain holding it. Returns the cell's length.
+ */
+static size_t
+leaf_cell_encode(uint8_t *c, const void *key, size_t klen, const void *val, size_t vlen, pgno_t ovf)
+{
+        put_be16(c, (uint16_t)klen);
+        memcpy(c + LEAF_CELL_HDR, key, klen);
+        if (ovf != PGNO_NONE) {
+                put_be32(c + 2, (uint32_t)vlen | VAL_OVERFLOW);
+                put_be64(c + LEAF_CELL_HDR + klen, ovf);
+                return LEAF_CELL_HDR + klen + 8;
+        }
+        put_be32(c + 2, (uint32_t)vlen);
+        if (vlen > 0)
+                memcpy(c + LEAF_CELL_HDR + klen, val, vlen);
+        return LEAF_CELL_HDR + klen + vlen;
+}
+
 /* Builds the leaf cell for key/val in scratch, moving a large value to overflow pages. */
 static int
 leaf_cell_build(struct pager *p, const void *key, size_t klen, const void *val, size_t vlen,
                 size_t *clen)
 {
-        uint8_t *c = pager_scratch(p);
+        pgno_t first = PGNO_NONE;
         int rc;
 
-        put_be16(c, (uint16_t)klen);
-        memcpy(c + LEAF_CELL_HDR, key, klen);
-        if (LEAF_CELL_HDR + klen + vlen <= cell_max(pager_page_size(p))) {
-                put_be32(c + 2, (uint32_t)vlen);
-                if (vlen > 0)
-                        memcpy(c + LEAF_CELL_HDR + klen, val, vlen);
-                *clen = LEAF_CELL_HDR + klen + vlen;
-                return SOMBRA_OK;
+        if (!value_inline(pager_page_size(p), klen, vlen)) {
+                rc = ovf_write(p, val, vlen, &first);
+                if (rc != SOMBRA_OK)
+                        return rc;
         }
-        pgno_t first;
-        rc = ovf_write(p, val, vlen, &first);
-        if (rc != SOMBRA_OK)
-                return rc;
-        put_be32(c + 2, (uint32_t)vlen | VAL_OVERFLOW);
-        put_be64(c + LEAF_CELL_HDR + klen, first);
-        *clen = LEAF_CELL_HDR + klen + 8;
+        *clen = leaf_cell_encode(pager_scratch(p), key, klen, val, vlen, first);
         return SOMBRA_OK;
+}
+
+/* A key and value that a tree can take: SOMBRA_EINVAL, SOMBRA_ETOOBIG or SOMBRA_OK. */
+static int
+entry_ok(const void *key, size_t klen, const void *val, size_t vlen)
+{
+        int rc = key_ok(key, klen);
+
+        if (rc == SOMBRA_OK && vlen > SOMBRA_MAX_RECORD)
+                rc = SOMBRA_ETOOBIG;
+        if (rc == SOMBRA_OK && val == NULL && vlen > 0)
+                rc = SOMBRA_EINVAL;
+        return rc;
 }
 
 int
@@ -706,14 +746,10 @@ btree_put_hinted(struct pager *p, pgno_t *root, struct btree_hint *h, const void
         struct put_args a = {key, klen, NULL, 0, h};
         struct key_range whole = {NULL, NULL, 0, 0};
         bool done;
-        int rc = key_ok(key, klen);
+        int rc = entry_ok(key, klen, val, vlen);
 
         if (rc != SOMBRA_OK)
                 return rc;
-        if (vlen > SOMBRA_MAX_RECORD)
-                return SOMBRA_ETOOBIG;
-        if (val == NULL && vlen > 0)
-                return SOMBRA_EINVAL;
         rc = leaf_cell_build(p, key, klen, val, vlen, &a.clen);
         if (rc != SOMBRA_OK)
                 return rc;
@@ -1169,4 +1205,267 @@ btree_page_check(const uint8_t *d, uint32_t ps)
                         return SOMBRA_ECORRUPT;
         }
         return SOMBRA_OK;
+}
+
+/* ---- bottom-up building ---- */
+
+/*
+ * One level of a tree being built: the page being filled and, on a branch
+ * level, the page finished before it, held back until the page being filled
+ * gets a cell. A branch level may end on a page that got its leftmost child
+ * and nothing more; btree_build_end then moves the held page's last cell
+ * over (build_borrow), so that no branch is left with a single child.
+ */
+struct build_level {
+        uint8_t *page;
+        uint8_t *held;    /* branch levels only */
+        pgno_t held_pgno; /* PGNO_NONE while nothing is held */
+        bool open;        /* page has its first cell (leaf) or its leftmost child (branch) */
+        uint64_t finished;
+        uint16_t low_len;
+        uint8_t low[BTREE_MAX_KEY]; /* the lowest key under page: its separator above */
+};
+
+struct btree_builder {
+        struct btree_build_out *out;
+        uint8_t *cell; /* the leaf cell being added */
+        uint8_t *ovf;  /* the overflow page being written */
+        int nlevels;   /* levels with pages; level 0 holds the leaves */
+        bool any;      /* an entry was added: `last` holds its key */
+        uint16_t last_len;
+        uint8_t last[BTREE_MAX_KEY];
+        struct build_level level[BTREE_MAX_DEPTH];
+};
+
+static void
+build_page_init(const struct btree_build_out *out, uint8_t *d, uint8_t type)
+{
+        memset(d, 0, out->page_size);
+        d[0] = type;
+        set_upper(d, out->page_size);
+        put_be64(d + 24, out->txn);
+}
+
+static int
+build_write(const struct btree_build_out *out, uint8_t *d, pgno_t pgno)
+{
+        put_be64(d + 16, pgno);
+        page_seal(d, out->page_size);
+        return io_write(out->file, d, out->page_size, pgno * out->page_size);
+}
+
+/* Writes val as an overflow chain on consecutive pages; *first gets its first page. */
+static int
+build_overflow(struct btree_builder *b, const uint8_t *val, size_t vlen, pgno_t *first)
+{
+        struct btree_build_out *out = b->out;
+        size_t room = ovf_room(out->page_size);
+        int rc = SOMBRA_OK;
+
+        *first = out->next;
+        while (rc == SOMBRA_OK && vlen > 0) {
+                size_t n = vlen < room ? vlen : room;
+                pgno_t pgno = out->next++;
+                build_page_init(out, b->ovf, PAGE_OVERFLOW);
+                memcpy(b->ovf + PAGE_HDR, val, n);
+                set_nkeys(b->ovf, (uint16_t)n);
+                put_be64(b->ovf + 32, vlen > n ? pgno + 1 : PGNO_NONE);
+                rc = build_write(out, b->ovf, pgno);
+                val += n;
+                vlen -= n;
+        }
+        return rc;
+}
+
+static int build_push(struct btree_builder *b, int l, pgno_t child, const uint8_t *low,
+                      size_t low_len);
+
+/*
+ * Level l's page is full: it gets its number and goes to the level above. A
+ * leaf is written at once; a branch is held until its successor has a cell.
+ */
+static int
+build_finish(struct btree_builder *b, int l)
+{
+        struct build_level *lv = &b->level[l];
+        pgno_t pgno = b->out->next++;
+        int rc = SOMBRA_OK;
+
+        if (l == 0) {
+                rc = build_write(b->out, lv->page, pgno);
+        } else {
+                uint8_t *t = lv->held;
+                assert(lv->held_pgno == PGNO_NONE); /* written when this page got its first cell */
+                lv->held = lv->page;
+                lv->page = t;
+                lv->held_pgno = pgno;
+        }
+        lv->open = false;
+        lv->finished++;
+        if (rc == SOMBRA_OK)
+                rc = build_push(b, l + 1, pgno, lv->low, lv->low_len);
+        return rc;
+}
+
+/* Adds child, whose subtree's lowest key is low, to the branch level l. */
+static int
+build_push(struct btree_builder *b, int l, pgno_t child, const uint8_t *low, size_t low_len)
+{
+        uint8_t c[BRANCH_CELL_HDR + BTREE_MAX_KEY];
+        struct build_level *lv;
+        int rc = SOMBRA_OK;
+
+        if (l >= BTREE_MAX_DEPTH)
+                return SOMBRA_ETOOBIG; /* unreachable: a level holds at least 3 children */
+        lv = &b->level[l];
+        if (l == b->nlevels) {
+                lv->page = malloc(b->out->page_size);
+                lv->held = malloc(b->out->page_size);
+                if (lv->page == NULL || lv->held == NULL)
+                        return SOMBRA_ENOMEM;
+                b->nlevels++;
+        }
+        if (!lv->open) {
+                build_page_init(b->out, lv->page, PAGE_BRANCH);
+                put_be64(lv->page + 32, child);
+                memcpy(lv->low, low, low_len);
+                lv->low_len = (uint16_t)low_len;
+                lv->open = true;
+                return SOMBRA_OK;
+        }
+        if (page_free_contiguous(lv->page) < BRANCH_CELL_HDR + low_len + 2) {
+                rc = build_finish(b, l);
+                return rc == SOMBRA_OK ? build_push(b, l, child, low, low_len) : rc;
+        }
+        put_be16(c, (uint16_t)low_len);
+        put_be64(c + 2, child);
+        memcpy(c + BRANCH_CELL_HDR, low, low_len);
+        page_append(lv->page, c, BRANCH_CELL_HDR + low_len);
+        if (lv->held_pgno != PGNO_NONE) {
+                rc = build_write(b->out, lv->held, lv->held_pgno);
+                lv->held_pgno = PGNO_NONE;
+        }
+        return rc;
+}
+
+int
+btree_build_begin(struct btree_build_out *out, struct btree_builder **bp)
+{
+        struct btree_builder *b = calloc(1, sizeof(*b));
+
+        if (b == NULL)
+                return SOMBRA_ENOMEM;
+        b->out = out;
+        b->cell = malloc(out->page_size);
+        b->ovf = malloc(out->page_size);
+        b->level[0].page = malloc(out->page_size);
+        b->nlevels = 1;
+        for (int l = 0; l < BTREE_MAX_DEPTH; l++)
+                b->level[l].held_pgno = PGNO_NONE;
+        if (b->cell == NULL || b->ovf == NULL || b->level[0].page == NULL) {
+                btree_build_abort(b);
+                return SOMBRA_ENOMEM;
+        }
+        *bp = b;
+        return SOMBRA_OK;
+}
+
+int
+btree_build_add(struct btree_builder *b, const void *key, size_t klen, const void *val, size_t vlen)
+{
+        struct build_level *leaf = &b->level[0];
+        pgno_t first = PGNO_NONE;
+        size_t len;
+        int rc = entry_ok(key, klen, val, vlen);
+
+        if (rc == SOMBRA_OK && b->any && key_cmp(key, klen, b->last, b->last_len) <= 0)
+                rc = SOMBRA_EINVAL;
+        if (rc == SOMBRA_OK && !value_inline(b->out->page_size, klen, vlen))
+                rc = build_overflow(b, val, vlen, &first);
+        if (rc != SOMBRA_OK)
+                return rc;
+        len = leaf_cell_encode(b->cell, key, klen, val, vlen, first);
+        if (leaf->open && page_free_contiguous(leaf->page) < len + 2)
+                rc = build_finish(b, 0);
+        if (rc != SOMBRA_OK)
+                return rc;
+        if (!leaf->open) {
+                build_page_init(b->out, leaf->page, PAGE_LEAF);
+                memcpy(leaf->low, key, klen);
+                leaf->low_len = (uint16_t)klen;
+                leaf->open = true;
+        }
+        page_append(leaf->page, b->cell, len);
+        memcpy(b->last, key, klen);
+        b->last_len = (uint16_t)klen;
+        b->any = true;
+        return SOMBRA_OK;
+}
+
+/* The last page of a branch level has one child: the held page's last cell joins it. */
+static void
+build_borrow(struct build_level *lv)
+{
+        uint8_t *h = lv->held, *d = lv->page;
+        uint32_t n = nkeys(h), up = upper(h);
+        const uint8_t *c = cell(h, n - 1);
+        uint8_t moved[BRANCH_CELL_HDR + BTREE_MAX_KEY];
+        size_t len = cell_size(h, c);
+
+        assert(lv->held_pgno != PGNO_NONE && n >= 2 && slot(h, n - 1) == up);
+        /* The page's only child becomes its first cell, under the page's old lowest key. */
+        put_be16(moved, lv->low_len);
+        put_be64(moved + 2, get_be64(d + 32));
+        memcpy(moved + BRANCH_CELL_HDR, lv->low, lv->low_len);
+        page_append(d, moved, BRANCH_CELL_HDR + lv->low_len);
+        put_be64(d + 32, get_be64(c + 2));
+        lv->low_len = cell_klen(c);
+        memcpy(lv->low, c + BRANCH_CELL_HDR, lv->low_len);
+        /* It was the held page's last cell appended, so its bytes are the lowest. */
+        set_nkeys(h, (uint16_t)(n - 1));
+        set_upper(h, up + (uint32_t)len);
+        memset(h + up, 0, len);
+}
+
+int
+btree_build_end(struct btree_builder *b, pgno_t *root)
+{
+        int rc = SOMBRA_OK;
+
+        *root = PGNO_NONE;
+        for (int l = 0; rc == SOMBRA_OK && l < b->nlevels && b->level[l].open; l++) {
+                struct build_level *lv = &b->level[l];
+                pgno_t pgno = b->out->next++;
+                if (lv->finished == 0) { /* the level's only page: the root */
+                        rc = build_write(b->out, lv->page, pgno);
+                        if (rc == SOMBRA_OK)
+                                *root = pgno;
+                        break;
+                }
+                if (l > 0 && nkeys(lv->page) == 0)
+                        build_borrow(lv);
+                if (lv->held_pgno != PGNO_NONE)
+                        rc = build_write(b->out, lv->held, lv->held_pgno);
+                lv->held_pgno = PGNO_NONE;
+                if (rc == SOMBRA_OK)
+                        rc = build_write(b->out, lv->page, pgno);
+                if (rc == SOMBRA_OK)
+                        rc = build_push(b, l + 1, pgno, lv->low, lv->low_len);
+        }
+        btree_build_abort(b);
+        return rc;
+}
+
+void
+btree_build_abort(struct btree_builder *b)
+{
+        if (b == NULL)
+                return;
+        for (int l = 0; l < BTREE_MAX_DEPTH; l++) {
+                free(b->level[l].page);
+                free(b->level[l].held);
+        }
+        free(b->cell);
+        free(b->ovf);
+        free(b);
 }

@@ -101,4 +101,41 @@ int btree_check(struct pager *p, pgno_t root, int (*fn)(void *arg, pgno_t pgno),
  */
 int btree_page_check(const uint8_t *data, uint32_t page_size);
 
+/*
+ * Bottom-up building, for a compacting copy: a whole tree made from entries
+ * given in strictly increasing key order, written straight into a file that
+ * no pager serves (a new database file). Leaves are filled left to right
+ * until the next cell does not fit, then each branch level above them the
+ * same way, so every page but the last of a level is full. Pages are
+ * numbered from out->next on in the order they are finished (an overflow
+ * chain as its value arrives) and each is written once, with its checksum
+ * and out->txn as its txn; out->next ends past the last page used. Runs on
+ * any thread: it touches no pager.
+ */
+struct btree_build_out {
+        struct io_file *file;
+        uint32_t page_size;
+        uint64_t txn;
+        pgno_t next;
+};
+
+struct btree_builder;
+
+/* SOMBRA_ENOMEM. `out` must outlive the builder. */
+int btree_build_begin(struct btree_build_out *out, struct btree_builder **b);
+/*
+ * Adds one entry. SOMBRA_EINVAL for a bad key or one not above the one
+ * before, SOMBRA_ETOOBIG for a value over the limit, write errors
+ * (SOMBRA_EIO, SOMBRA_ENOSPC). After a failure, only btree_build_abort.
+ */
+int btree_build_add(struct btree_builder *b, const void *key, size_t klen, const void *val,
+                    size_t vlen);
+/*
+ * Writes the pages still being filled and gives the root (PGNO_NONE for a
+ * tree without entries). Frees b, also when it fails (write errors).
+ */
+int btree_build_end(struct btree_builder *b, pgno_t *root);
+/* Frees b without finishing; pages already written stay where they are. */
+void btree_build_abort(struct btree_builder *b);
+
 #endif

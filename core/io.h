@@ -83,9 +83,10 @@ struct io_file {
         uint64_t priv_size; /* the file's length as this handle sees it (__atomic) */
 };
 
-#define IO_FILE_DB  1u /* the database file */
-#define IO_FILE_WAL 2u /* the write-ahead log */
-#define IO_FILE_DIR 4u /* the directory holding them (io_sync_dir_of) */
+#define IO_FILE_DB   1u /* the database file */
+#define IO_FILE_WAL  2u /* the write-ahead log */
+#define IO_FILE_DIR  4u /* the directory holding them (io_sync_dir_of) */
+#define IO_FILE_COPY 8u /* a backup being written (sombra_backup, sombra_backup_compact) */
 
 /*
  * Opens (creating with mode 0644 when `create`) path for reading and writing.

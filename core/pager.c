@@ -159,6 +159,12 @@ page_checksum(const uint8_t *data, uint32_t size)
         return XXH3_64bits_withSeed(data + 16, size - 16, get_be64(data));
 }
 
+void
+page_seal(uint8_t *data, uint32_t page_size)
+{
+        put_be64(data + 8, page_checksum(data, page_size));
+}
+
 uint8_t
 page_type(const struct page *pg)
 {
@@ -345,7 +351,7 @@ write_page(struct pager *p, struct page *pg)
 {
         int rc;
 
-        put_be64(pg->data + 8, page_checksum(pg->data, p->page_size));
+        page_seal(pg->data, p->page_size);
         rc = io_write(p->file, pg->data, p->page_size, pg->pgno * p->page_size);
         if (rc != SOMBRA_OK)
                 return rc;

@@ -128,6 +128,11 @@ uint8_t page_type(const struct page *pg);
 uint64_t page_txn(const struct page *pg);
 uint64_t page_aux(const struct page *pg);
 void page_set_aux(struct page *pg, uint64_t aux);
+/*
+ * Stores the checksum (bytes 8..16) of a whole page; pager_flush does it for
+ * cached pages, a page written outside the cache (btree_build) needs it too.
+ */
+void page_seal(uint8_t *data, uint32_t page_size);
 
 /*
  * Write transactions. Only one is open at a time; `txn` is its number, larger

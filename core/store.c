@@ -992,6 +992,75 @@ store_backup_read(struct store *s, void *buf, size_t len, uint64_t off)
         return SOMBRA_OK;
 }
 
+/*
+ * A compacting copy of the held image. Its pages, read through a pager of
+ * our own (checksums checked), do not change while the hold lasts, so any
+ * thread may walk its trees: each is rebuilt bottom-up in key order
+ * (btree_build) from page 2 on, leaving no free page. The copy's meta pages
+ * keep the held one's state, generation, LSN and WAL salt, like a plain
+ * backup's: its pages carry that LSN as their txn, so they all count as
+ * checkpointed. Both slots are written, the other one with the generation
+ * before, as db_create does, so that either can be damaged.
+ */
+int
+store_backup_compact(struct store *s, struct io_file *dest)
+{
+        struct meta m = s->meta;
+        struct btree_build_out out = {dest, m.page_size, m.ckpt_lsn, 2};
+        struct pager *image = NULL;
+        struct buf val = {0};
+        uint8_t *page = NULL;
+        int rc = pager_create(&s->file, m.page_size, SOMBRA_MIN_CACHE_PAGES, true, m.npages,
+                              m.ckpt_lsn, &image);
+
+        for (int t = 0; rc == SOMBRA_OK && t < STORE_TREES; t++) {
+                struct btree_builder *b;
+                struct btree_cursor c;
+                rc = btree_build_begin(&out, &b);
+                if (rc != SOMBRA_OK)
+                        break;
+                btree_cursor_init(&c, image, s->meta.st.roots[t]);
+                for (rc = btree_cursor_seek(&c, NULL, 0); rc == SOMBRA_OK && btree_cursor_valid(&c);
+                     rc = btree_cursor_next(&c)) {
+                        const uint8_t *key;
+                        size_t klen;
+                        btree_cursor_key(&c, &key, &klen);
+                        rc = btree_cursor_value(&c, &val);
+                        if (rc == SOMBRA_OK)
+                                rc = btree_build_add(b, key, klen, val.data, val.len);
+                        if (rc != SOMBRA_OK)
+                                break;
+                }
+                btree_cursor_close(&c);
+                if (rc == SOMBRA_OK)
+                        rc = btree_build_end(b, &m.st.roots[t]);
+                else
+                        btree_build_abort(b);
+        }
+        m.npages = out.next;
+        m.free_head = PGNO_NONE;
+        m.free_count = 0;
+        m.db_id = s->backup_id;
+        if (rc == SOMBRA_OK && (page = calloc(1, m.page_size)) == NULL)
+                rc = SOMBRA_ENOMEM;
+        for (uint64_t older = 0; rc == SOMBRA_OK && older < 2 && older <= m.gen; older++) {
+                struct meta slot = m;
+                slot.gen -= older;
+                meta_encode(&slot, page);
+                rc = io_write(dest, page, m.page_size, (slot.gen % 2) * m.page_size);
+        }
+        free(page);
+        buf_free(&val);
+        pager_destroy(image);
+        return rc;
+}
+
+struct io_faults *
+store_faults(const struct store *s)
+{
+        return s->faults;
+}
+
 /* ---- recovery ---- */
 
 /*

@@ -198,6 +198,17 @@ int store_checkpoint(struct store *s);
 int store_backup_begin(struct store *s, uint64_t *bytes);
 int store_backup_read(struct store *s, void *buf, size_t len, uint64_t off);
 void store_backup_end(struct store *s);
+/*
+ * Instead of copying the held image byte for byte, writes into dest (an
+ * empty file) a database with the same state and no free pages: every tree
+ * rebuilt from its entries in key order into full pages (btree_build), then
+ * both meta pages. Any thread, while held, like store_backup_read; it does
+ * not sync. Read and write errors, SOMBRA_ECORRUPT for a damaged page of the
+ * image, SOMBRA_ENOMEM.
+ */
+int store_backup_compact(struct store *s, struct io_file *dest);
+/* The fault state given to store_open (tests; else NULL), for a backup's own file. */
+struct io_faults *store_faults(const struct store *s);
 
 struct pager *store_pager(struct store *s);
 uint32_t store_page_size(const struct store *s);

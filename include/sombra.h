@@ -508,6 +508,23 @@ SOMBRA_API int sombra_verify(sombra_db *db, char *problem, size_t problem_len);
  */
 SOMBRA_API int sombra_backup(sombra_db *db, const char *dest_path);
 
+/*
+ * sombra_backup, compacted: the same contract (one commit's state, writers
+ * not stopped, checkpoints wait, no WAL, an id of its own, fsynced, the same
+ * errors, a failed copy removed; also through a read-only open), but the
+ * copy is written tree by tree rather than byte for byte: every B+tree is
+ * rebuilt from its entries in key order into full pages, and the file has
+ * no free pages. After deletions or a bulk load it is much smaller than the
+ * source. It takes longer than sombra_backup (every entry is read and
+ * written; reads check page checksums, so a damaged page gives
+ * SOMBRA_ECORRUPT), and its full pages split at the first insert into them,
+ * so a copy that takes many writes grows back faster. The live file is never
+ * shrunk: to use the copy in its place, close every open of the database,
+ * rename the copy over it, and leave no -wal file beside it. Any thread;
+ * blocks for the checkpoint and the copy. Since 0.3.0.
+ */
+SOMBRA_API int sombra_backup_compact(sombra_db *db, const char *dest_path);
+
 struct sombra_stats {
         uint64_t nodes, edges;
         uint64_t commits, rollbacks, checkpoints;

@@ -1029,7 +1029,7 @@ do_backup_hold(struct graph_reader *r, void *arg)
         return SOMBRA_OK;
 }
 
-/* Copies the held image to dest, chunk by chunk, and syncs it. */
+/* Copies the held image to dest, chunk by chunk. */
 static int
 backup_copy(struct store *s, uint64_t bytes, struct io_file *dest)
 {
@@ -1042,17 +1042,20 @@ backup_copy(struct store *s, uint64_t bytes, struct io_file *dest)
                 if (rc == SOMBRA_OK)
                         rc = io_write(dest, chunk, len, off);
         }
-        if (rc == SOMBRA_OK)
-                rc = io_sync(dest);
         free(chunk);
         return rc;
 }
 
-int
-sombra_backup(sombra_db *db, const char *dest_path)
+/*
+ * sombra_backup and sombra_backup_compact: the same hold, file and clean-up
+ * around either copy. The new file shares the database's fault state (tests).
+ */
+static int
+backup(sombra_db *db, const char *dest_path, bool compact)
 {
         struct backup_args hold = {.db = db};
-        struct io_file dest = {.fd = -1};
+        struct store *s;
+        struct io_file dest = {.fd = -1, .kind = IO_FILE_COPY};
         int rc;
 
         if (db == NULL || dest_path == NULL || dest_path[0] == '\0')
@@ -1061,6 +1064,8 @@ sombra_backup(sombra_db *db, const char *dest_path)
         rc = engine_enter(db);
         if (rc != SOMBRA_OK)
                 return rc;
+        s = graph_store(db->g);
+        dest.faults = store_faults(s);
         dest.fd = open(dest_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
         if (dest.fd < 0) {
                 rc = errno == EEXIST ? SOMBRA_EEXIST : io_status_from_errno(errno);
@@ -1068,16 +1073,30 @@ sombra_backup(sombra_db *db, const char *dest_path)
         }
         rc = run_on_writer(db, do_backup_hold, &hold);
         if (rc == SOMBRA_OK) {
-                rc = backup_copy(graph_store(db->g), hold.bytes, &dest);
+                rc = compact ? store_backup_compact(s, &dest) : backup_copy(s, hold.bytes, &dest);
                 hold.end = true;
                 (void)run_on_writer(db, do_backup_hold, &hold);
         }
         if (rc == SOMBRA_OK)
-                rc = io_sync_dir_of(dest_path, NULL);
+                rc = io_sync(&dest);
+        if (rc == SOMBRA_OK)
+                rc = io_sync_dir_of(dest_path, dest.faults);
         close(dest.fd);
         if (rc != SOMBRA_OK)
                 unlink(dest_path);
 label_done:
         engine_leave(db);
         return rc;
+}
+
+int
+sombra_backup(sombra_db *db, const char *dest_path)
+{
+        return backup(db, dest_path, false);
+}
+
+int
+sombra_backup_compact(sombra_db *db, const char *dest_path)
+{
+        return backup(db, dest_path, true);
 }

@@ -3,10 +3,10 @@
 stdout (tables and --format json), errors on stderr; import of good files,
 of malformed rows (bad number, missing column, unknown node in an edge row,
 invalid UTF-8, in CSV and JSON Lines) with --on-error abort and skip, and of
-empty files; export then import round-trips to the same files; backup;
-a progress bar only on a terminal; import from pipes, stdin and FIFOs, NUL
-bytes in CSV, a wide CSV header, strict numeric options. Ends with
-`cli: N passed, N failed`."""
+empty files; export then import round-trips to the same files; backup
+(plain and --compact); a progress bar only on a terminal; import from
+pipes, stdin and FIFOs, NUL bytes in CSV, a wide CSV header, strict numeric
+options. Ends with `cli: N passed, N failed`."""
 import fcntl
 import json
 import os
@@ -396,6 +396,21 @@ def test_backup_and_corruption(d, db):
     expect("backup verifies", run("verify", dest), 0)
     expect("backup never overwrites", run("backup", db, dest), 1, stderr="exists")
     expect("backup arguments", run("backup", db), 2)
+    compact = os.path.join(d, "compact.db")
+    expect("backup --compact", run("backup", "--compact", db, compact), 0)
+    check("compact backup holds the same graph",
+          run("export", compact).stdout == run("export", db).stdout)
+    expect("compact backup verifies", run("verify", compact), 0)
+    st = json.loads(run("stats", compact, "--format", "json").stdout or "{}")
+    check("compact backup has no free page", st.get("pages_free") == 0 and
+          st.get("pages", 0) * st.get("page_size", 0) == os.path.getsize(compact), repr(st))
+    check("compact backup is no larger than a plain one",
+          os.path.getsize(compact) <= os.path.getsize(dest),
+          f"{os.path.getsize(compact)} > {os.path.getsize(dest)}")
+    expect("compact backup never overwrites", run("backup", db, compact, "--compact"), 1,
+           stderr="exists")
+    expect("backup --compact arguments", run("backup", "--compact", db), 2)
+    expect("backup --help names --compact", run("backup", "--help"), 0, stdout="--compact")
     # Another process holding the database for writing (its lock is an flock): the read-only
     # commands work beside it and change no byte of its files; a command that writes says so.
     wal = db + "-wal"
@@ -403,6 +418,8 @@ def test_backup_and_corruption(d, db):
     with open(db, "rb") as held:
         fcntl.flock(held, fcntl.LOCK_EX)
         expect("backup of a database in use", run("backup", db, dest + "2"), 0)
+        expect("compact backup of a database in use",
+               run("backup", "--compact", db, compact + "2"), 0)
         expect("stats of a database in use", run("stats", db), 0, stdout="nodes")
         expect("verify of a database in use", run("verify", db), 0)
         check("export of a database in use", run("export", db).stdout == run("export", dest).stdout)
@@ -412,6 +429,8 @@ def test_backup_and_corruption(d, db):
     check("read-only commands change no file", before == after)
     check("the copy of a database in use is whole",
           run("export", dest + "2").stdout == run("export", db).stdout)
+    check("the compact copy of a database in use is whole",
+          run("export", compact + "2").stdout == run("export", db).stdout)
     # Damage a page of the copy: verify (or open) must say so with a failing status.
     data = bytearray(read(dest))
     for off in range(2 * 8192 + 100, len(data), 8192):
@@ -419,6 +438,10 @@ def test_backup_and_corruption(d, db):
     write(dest, bytes(data))
     out = run("verify", dest)
     check("verify finds damage", out.returncode == 1 and out.stderr.strip() != "", out.stderr)
+    # A compact copy reads every page with its checksum: a damaged source fails, leaving nothing.
+    expect("compact backup of a damaged database fails", run("backup", "--compact", dest,
+                                                            compact + "3"), 1)
+    check("the failed compact copy is removed", not os.path.exists(compact + "3"))
 
 
 def test_progress(d):

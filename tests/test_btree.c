@@ -1847,3 +1847,178 @@ Test(btree, page_check_rejects_cells_outside_the_page)
         put_be32(copy + get_be16(copy + PAGE_HDR) + 2, 5000); /* a value past the page end */
         cr_assert(eq(int, btree_page_check(copy, 4096), SOMBRA_ECORRUPT));
 }
+
+/* ---- bottom-up building ---- */
+
+/* Opens the pager over the built file as a checkpointed database of `pages` pages. */
+static void
+built_open(uint32_t page_size, uint64_t pages)
+{
+        cr_assert(eq(int, pager_create(&file, page_size, 64, true, pages, 1, &pager), SOMBRA_OK));
+}
+
+/*
+ * Builds a tree of the model's first n keys (made present, values drawn as
+ * in the random workload) into the file, from page 2 on, and opens it.
+ * Returns the root.
+ */
+static pgno_t
+build_model(struct model *m, size_t n, uint32_t page_size, uint64_t *rng)
+{
+        struct btree_build_out out = {&file, page_size, 1, 2};
+        struct btree_builder *b;
+        pgno_t root;
+
+        cr_assert(eq(int, io_open(&file, support_path("built"), true), SOMBRA_OK));
+        cr_assert(eq(int, btree_build_begin(&out, &b), SOMBRA_OK));
+        for (size_t i = 0; i < n; i++) {
+                uint8_t *v;
+                m->present[i] = true;
+                m->vlen[i] = pick_vlen(rng, page_size, m->len[i]);
+                m->vseed[i] = i + 1;
+                v = value_make(m->vlen[i], m->vseed[i]);
+                cr_assert(eq(int, btree_build_add(b, model_key(m, i), m->len[i], v, m->vlen[i]),
+                             SOMBRA_OK));
+                free(v);
+        }
+        m->count = n;
+        cr_assert(eq(int, btree_build_end(b, &root), SOMBRA_OK));
+        built_open(page_size, out.next);
+        return root;
+}
+
+/*
+ * The built file is packed: as many leaves as filling them in key order, each
+ * up to the last cell that fits, takes; as many overflow pages as the values
+ * need; and no branch with a single child (no keys).
+ */
+static void
+expect_packed(const struct model *m, size_t n, uint32_t page_size)
+{
+        uint64_t leaves = 0, want_leaves = 0, ovf = 0, want_ovf = 0;
+        size_t room = 0;
+
+        for (size_t i = 0; i < n; i++) {
+                bool inl = m->vlen[i] <= inline_max(page_size, m->len[i]);
+                size_t cell = 2 + 6 + m->len[i] + (inl ? m->vlen[i] : 8);
+                if (want_leaves == 0 || room < cell) {
+                        want_leaves++;
+                        room = page_size - PAGE_HDR;
+                }
+                room -= cell;
+                if (!inl)
+                        want_ovf += overflow_pages(page_size, m->vlen[i]);
+        }
+        for (pgno_t pgno = 2; pgno < pager_npages(pager); pgno++) {
+                struct page *pg;
+                cr_assert(eq(int, pager_get(pager, pgno, &pg), SOMBRA_OK));
+                leaves += page_type(pg) == PAGE_LEAF;
+                ovf += page_type(pg) == PAGE_OVERFLOW;
+                if (page_type(pg) == PAGE_BRANCH && get_be16(pg->data + 2) == 0)
+                        cr_fatal("%zu entries: branch page %llu has one child", n,
+                                 (unsigned long long)pgno);
+                pager_unpin(pager, pg);
+        }
+        cr_assert(eq(u64, leaves, want_leaves), "%zu entries", n);
+        cr_assert(eq(u64, ovf, want_ovf), "%zu entries", n);
+}
+
+Test(btree, a_tree_built_bottom_up_holds_every_entry_in_full_pages_and_no_free_one)
+{
+        uint64_t rng = 21;
+
+        for (uint32_t ps = 4096; ps <= 16384; ps *= 4) {
+                struct snapshot now;
+                pgno_t root;
+                model_make(&model, 20000, &rng);
+                root = build_model(&model, model.n, ps, &rng);
+                now = model_now(&model);
+                /* Every key and value, and every page of the file in the tree, each once. */
+                expect_tree_matches(&model, root, &now);
+                expect_packed(&model, model.n, ps);
+                pager_destroy(pager);
+                pager = NULL;
+                io_close(&file);
+                support_remove("built");
+                model_free(&model);
+        }
+}
+
+/*
+ * Every size from none to a few levels, with 4 entries a leaf and 31
+ * children a branch, so that the last page of a branch level sometimes gets
+ * a single child, which must not stay alone.
+ */
+Test(btree, built_trees_of_every_size_are_whole_and_packed)
+{
+        enum { KEY = 120, VAL = 800, MAX = 4000 };
+        uint8_t *bytes = malloc((size_t)MAX * KEY);
+
+        cr_assert(not(eq(ptr, bytes, NULL)));
+        model_alloc(&model, MAX, (size_t)MAX * KEY);
+        for (size_t i = 0; i < MAX; i++) {
+                model.off[i] = i * KEY;
+                model.len[i] = KEY;
+                memset(model.bytes + i * KEY, 'k', KEY);
+                put_be32(model.bytes + i * KEY, (uint32_t)i);
+        }
+        for (size_t n = 0; n <= MAX; n += n < 300 ? 1 : n < 3940 ? 97 : 3) {
+                struct btree_build_out out = {&file, 4096, 1, 2};
+                struct btree_builder *b;
+                pgno_t root;
+                uint64_t entries = 0, pages = 0;
+                cr_assert(eq(int, io_open(&file, support_path("built"), true), SOMBRA_OK));
+                cr_assert(eq(int, btree_build_begin(&out, &b), SOMBRA_OK));
+                for (size_t i = 0; i < n; i++) {
+                        model.vlen[i] = VAL;
+                        model.vseed[i] = i;
+                        value_fill(bytes, VAL, i);
+                        cr_assert(eq(int, btree_build_add(b, model_key(&model, i), KEY, bytes, VAL),
+                                     SOMBRA_OK));
+                }
+                cr_assert(eq(int, btree_build_end(b, &root), SOMBRA_OK));
+                cr_assert(eq(int, root == PGNO_NONE, n == 0));
+                built_open(4096, out.next);
+                cr_assert(
+                    eq(int, btree_check(pager, root, count_page, &pages, &entries), SOMBRA_OK));
+                cr_assert(eq(u64, entries, n));
+                cr_assert(eq(u64, pages, out.next - 2), "%zu entries: pages not in the tree", n);
+                if (n > 0) {
+                        cr_assert(eq(int,
+                                     btree_get(pager, root, model_key(&model, n - 1), KEY, &val),
+                                     SOMBRA_OK));
+                        expect_value(&val, VAL, n - 1, "the last key");
+                }
+                expect_packed(&model, n, 4096);
+                pager_destroy(pager);
+                pager = NULL;
+                io_close(&file);
+                support_remove("built");
+        }
+        free(bytes);
+}
+
+Test(btree, building_refuses_keys_out_of_order_and_bad_entries)
+{
+        struct btree_build_out out = {&file, 4096, 1, 2};
+        struct btree_builder *b;
+        static uint8_t big[SOMBRA_MAX_RECORD + 1];
+        pgno_t root;
+
+        cr_assert(eq(int, io_open(&file, support_path("built"), true), SOMBRA_OK));
+        cr_assert(eq(int, btree_build_begin(&out, &b), SOMBRA_OK));
+        cr_assert(eq(int, btree_build_add(b, "b", 1, "1", 1), SOMBRA_OK));
+        cr_assert(eq(int, btree_build_add(b, "b", 1, "2", 1), SOMBRA_EINVAL));
+        cr_assert(eq(int, btree_build_add(b, "a", 1, "2", 1), SOMBRA_EINVAL));
+        cr_assert(eq(int, btree_build_add(b, "", 0, "2", 1), SOMBRA_EINVAL));
+        cr_assert(eq(int, btree_build_add(b, "c", 1, NULL, 1), SOMBRA_EINVAL));
+        cr_assert(eq(int, btree_build_add(b, "c", 1, big, sizeof(big)), SOMBRA_ETOOBIG));
+        /* None of them took a page: the tree is still the one entry. */
+        cr_assert(eq(int, btree_build_add(b, "ba", 2, NULL, 0), SOMBRA_OK));
+        cr_assert(eq(int, btree_build_end(b, &root), SOMBRA_OK));
+        cr_assert(eq(u64, out.next, 3));
+        built_open(4096, out.next);
+        cr_assert(eq(int, btree_get(pager, root, "b", 1, &val), SOMBRA_OK));
+        cr_assert(eq(int, btree_get(pager, root, "ba", 2, &val), SOMBRA_OK));
+        cr_assert(eq(sz, val.len, 0));
+}

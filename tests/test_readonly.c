@@ -306,7 +306,8 @@ copy_holds(const char *name, const uint64_t *ids, int n)
  * commits of its WAL replay, and none of what the writer did after the open,
  * not even a checkpoint whose meta page went to the slot the copy leaves.
  */
-Test(readonly, a_backup_through_a_reader_is_its_state)
+static void
+backup_through_a_reader(int (*backup)(sombra_db *db, const char *dest_path))
 {
         sombra_db *owner = owner_open("db"), *ro;
         sombra_conn *c = support_conn_acquire(owner);
@@ -316,7 +317,7 @@ Test(readonly, a_backup_through_a_reader_is_its_state)
         ro = reader_must_open("db");
         nodes_make(c, ids, 6, 0);
         cr_assert(eq(int, sombra_checkpoint(owner), SOMBRA_OK));
-        cr_assert(eq(int, sombra_backup(ro, support_path("first")), SOMBRA_OK));
+        cr_assert(eq(int, backup(ro, support_path("first")), SOMBRA_OK));
         support_db_close(&ro);
         copy_holds("first", ids, 0);
 
@@ -326,12 +327,22 @@ Test(readonly, a_backup_through_a_reader_is_its_state)
         nodes_make(c, ids + 9, 3, 9); /* after the reader's open */
         cr_assert(eq(int, sombra_checkpoint(owner), SOMBRA_OK));
         cr_assert(eq(int, sombra_checkpoint(owner), SOMBRA_OK));
-        cr_assert(eq(int, sombra_backup(ro, support_path("copy")), SOMBRA_OK));
+        cr_assert(eq(int, backup(ro, support_path("copy")), SOMBRA_OK));
         support_db_close(&ro);
         cr_assert(not(support_file_exists("copy-wal")));
         copy_holds("copy", ids, 9);
         cr_assert(eq(int, sombra_conn_release(c), SOMBRA_OK));
         support_db_close(&owner);
+}
+
+Test(readonly, a_backup_through_a_reader_is_its_state)
+{
+        backup_through_a_reader(sombra_backup);
+}
+
+Test(readonly, a_compact_backup_through_a_reader_is_its_state)
+{
+        backup_through_a_reader(sombra_backup_compact);
 }
 
 /*

@@ -132,14 +132,16 @@ Test(walbind, a_new_database_beside_a_stale_wal_is_refused_and_stays_empty)
         cr_assert(eq(u64, nodes_in("db"), 0), "with the stale log moved away it opens, new");
 }
 
-Test(walbind, a_backup_beside_the_source_s_wal_is_refused)
+/* A copy made by `backup` gets a database id of its own: the source's log is not its log. */
+static void
+backup_beside_the_source_s_wal(int (*backup)(sombra_db *db, const char *dest_path))
 {
         sombra_db *db;
 
         db_make("db", 5);
         crash_copy_with_a_commit("db", "crashed");
         db = db_open("db");
-        cr_assert(eq(int, sombra_backup(db, support_path("copy")), SOMBRA_OK));
+        cr_assert(eq(int, backup(db, support_path("copy")), SOMBRA_OK));
         support_db_close(&db);
         /* The source's log, with a commit after the backup's state, left beside the copy. */
         support_copy_file("crashed-wal", "copy-wal");
@@ -150,6 +152,16 @@ Test(walbind, a_backup_beside_the_source_s_wal_is_refused)
         open_refused("copy", SOMBRA_EWAL);
         support_remove("copy-wal");
         cr_assert(eq(u64, nodes_in("copy"), 6));
+}
+
+Test(walbind, a_backup_beside_the_source_s_wal_is_refused)
+{
+        backup_beside_the_source_s_wal(sombra_backup);
+}
+
+Test(walbind, a_compact_backup_beside_the_source_s_wal_is_refused)
+{
+        backup_beside_the_source_s_wal(sombra_backup_compact);
 }
 
 Test(walbind, a_file_replaced_by_an_older_copy_of_itself_is_refused_not_opened_old)

@@ -96,14 +96,17 @@ copy_healthy(const char *path)
         return ok;
 }
 
-/* sombra_backup three times while 8 threads write and read: every copy is healthy. */
+/*
+ * Four backups while 8 threads write and read, plain and compacted in turn
+ * (sombra_backup_compact walks the trees on this thread): every copy is healthy.
+ */
 static int
 backup_scenario(void)
 {
         char dir[] = "/tmp/sombra-tsan-XXXXXX", path[64], wal[80], copy[80];
         struct stress_job job = {0};
         pthread_t tid;
-        int copies = 0;
+        int copies = 0, rc;
         bool ok = false;
 
         if (mkdtemp(dir) == NULL)
@@ -112,14 +115,16 @@ backup_scenario(void)
         snprintf(wal, sizeof(wal), "%s-wal", path);
         if (sombra_open(path, NULL, &job.db) == SOMBRA_OK &&
             pthread_create(&tid, NULL, stress_job_main, &job) == 0) {
-                for (int k = 0; k < 3; k++) {
+                for (int k = 0; k < 4; k++) {
                         struct timespec pause = {0, 200 * 1000000};
                         nanosleep(&pause, NULL);
                         snprintf(copy, sizeof(copy), "%s/copy%d.sombra", dir, k);
-                        copies += sombra_backup(job.db, copy) == SOMBRA_OK && copy_healthy(copy);
+                        rc = k % 2 ? sombra_backup_compact(job.db, copy)
+                                   : sombra_backup(job.db, copy);
+                        copies += rc == SOMBRA_OK && copy_healthy(copy);
                 }
                 pthread_join(tid, NULL);
-                ok = copies == 3 && job.res.failures == 0 && job.res.writes > 0;
+                ok = copies == 4 && job.res.failures == 0 && job.res.writes > 0;
         }
         ok = job.db != NULL && sombra_close(job.db) == SOMBRA_OK && ok;
         printf("%s backup_under_8_threads: %d healthy copies, %lu writes meanwhile%s%s\n",

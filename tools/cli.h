@@ -29,6 +29,7 @@ struct cli_args {
         int npos;
         bool json;              /* --format json */
         bool edge;              /* get --edge */
+        bool compact;           /* backup --compact */
         enum sombra_dir dir;    /* neighbors --in, --out, --both */
         const char *type;       /* neighbors --type */
         const char *nodes;      /* import --nodes FILE */

@@ -48,6 +48,8 @@ struct command {
 
 static const struct option plain_opts[] = {OPT_HELP, {NULL, 0, NULL, 0}};
 static const struct option table_opts[] = {OPT_HELP, OPT_FORMAT, {NULL, 0, NULL, 0}};
+static const struct option backup_opts[] = {
+    OPT_HELP, {"compact", no_argument, NULL, 'C'}, {NULL, 0, NULL, 0}};
 static const struct option get_opts[] = {
     OPT_HELP, OPT_FORMAT, {"edge", no_argument, NULL, 'E'}, {NULL, 0, NULL, 0}};
 static const struct option walk_opts[] = {OPT_HELP, OPT_FORMAT, OPT_DIRS, {NULL, 0, NULL, 0}};
@@ -153,7 +155,7 @@ run_backup(const struct cli_args *a)
 
         if (rc != CLI_OK)
                 return rc;
-        rc = sombra_backup(db, a->pos[1]);
+        rc = a->compact ? sombra_backup_compact(db, a->pos[1]) : sombra_backup(db, a->pos[1]);
         if (rc != SOMBRA_OK)
                 cli_fail("backup to %s: %s", a->pos[1], sombra_strerror(rc));
         return cli_close(db, c) == CLI_OK && rc == SOMBRA_OK ? CLI_OK : CLI_FAIL;
@@ -325,9 +327,11 @@ static const struct command commands[] = {
      "  Writes everything in the WAL into the database file.\n",
      1, 1, plain_opts, run_checkpoint},
     {"backup",
-     "sombra backup DB DEST\n"
-     "  Copies DB, as of one commit, to the new file DEST (which must not exist).\n",
-     2, 2, plain_opts, run_backup},
+     "sombra backup DB DEST [--compact]\n"
+     "  Copies DB, as of one commit, to the new file DEST (which must not exist).\n"
+     "  --compact: rebuilds every tree into full pages and leaves out the free\n"
+     "  pages, so DEST is smaller (DB itself does not change).\n",
+     2, 2, backup_opts, run_backup},
     {"import",
      "sombra import DB [--nodes FILE] [--edges FILE] [--format-in csv|jsonl]\n"
      "                 [--on-error abort|skip] [--batch N] [--format table|json]\n"
@@ -395,6 +399,9 @@ parse(const struct command *cmd, int argc, char **argv, struct cli_args *a)
                         break;
                 case 'E':
                         a->edge = true;
+                        break;
+                case 'C':
+                        a->compact = true;
                         break;
                 case 't':
                         a->type = optarg;
