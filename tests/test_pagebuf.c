@@ -5,6 +5,8 @@
 #include <criterion/criterion.h>
 #include <criterion/new/assert.h>
 #include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "pagebuf.h"
@@ -199,5 +201,61 @@ Test(pagebuf, concurrent_gets_and_puts_keep_counters_consistent)
         cr_assert(le(u64, st.cached, 16));
         cr_assert(eq(u64, st.allocated + st.recycled, (uint64_t)THREADS * ROUNDS * HELD));
         cr_assert(gt(u64, st.recycled, 0));
+        pagebuf_pool_destroy(pool);
+}
+
+/* Whether the kernel gives transparent huge pages to memory advised as huge. */
+static bool
+thp_offered(void)
+{
+        char line[128] = "";
+        FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/enabled", "r");
+
+        if (f == NULL)
+                return false;
+        if (fgets(line, sizeof(line), f) == NULL)
+                line[0] = '\0';
+        fclose(f);
+        return strstr(line, "[never]") == NULL && line[0] != '\0';
+}
+
+/* The THPeligible field of the mapping of /proc/self/smaps that holds addr; -1 if none. */
+static int
+thp_eligible(const void *addr)
+{
+        char line[512];
+        bool inside = false;
+        int eligible = -1;
+        FILE *f = fopen("/proc/self/smaps", "r");
+
+        cr_assert(not(eq(ptr, f, NULL)));
+        while (eligible < 0 && fgets(line, sizeof(line), f) != NULL) {
+                unsigned long lo, hi;
+                int v;
+                if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2)
+                        inside = (uintptr_t)addr >= lo && (uintptr_t)addr < hi;
+                else if (inside && sscanf(line, "THPeligible: %d", &v) == 1)
+                        eligible = v;
+        }
+        fclose(f);
+        return eligible;
+}
+
+Test(pagebuf, a_pool_of_several_megabytes_is_advised_as_huge_pages)
+{
+        struct pagebuf_pool *pool;
+        void *bufs[512]; /* 4 MiB of 8 KiB buffers: jemalloc maps extents of 2 MiB and more */
+        int eligible;
+
+        cr_assert(eq(int, pagebuf_pool_create(8192, 0, &pool), SOMBRA_OK));
+        for (int i = 0; i < 512; i++) {
+                bufs[i] = pagebuf_get(pool);
+                cr_assert(not(eq(ptr, bufs[i], NULL)));
+        }
+        eligible = thp_eligible(bufs[511]);
+        if (thp_offered() && eligible >= 0)
+                cr_expect(eq(int, eligible, 1), "the buffers' mapping is not eligible for THP");
+        for (int i = 0; i < 512; i++)
+                pagebuf_put(pool, bufs[i]);
         pagebuf_pool_destroy(pool);
 }
