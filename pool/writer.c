@@ -197,13 +197,26 @@ serve(struct sombra_db *db, struct request *req)
         }
 }
 
+static bool
+rings_empty(struct sombra_db *db)
+{
+        if (db->txn_owner != NULL)
+                return ring_empty(&db->txn_owner->ring);
+        for (uint32_t i = 0; i <= db->nconns; i++)
+                if (!ring_empty(&db->conns[i].ring))
+                        return false;
+        return true;
+}
+
 /*
  * After the group's log write and snapshot: acknowledge, or hand to the
  * committer. FULL commits always wait for their sync. NORMAL commits are
  * acknowledged at once while at most sync_interval acknowledged commits lack
  * a sync; one further waits for the sync like a FULL one, so a power loss
  * costs at most sync_interval acknowledged commits, however long a sync takes
- * and however many commits a group holds.
+ * and however many commits a group holds. A caller alone in FULL, with no
+ * other request waiting, gets its sync from this thread: handing it to the
+ * committer would add a wake-up to the answer and overlap nothing.
  *
  * `written` is the status of the log write and the snapshot: when the log write failed, no
  * commit of the group reached the log; when the snapshot failed, they are in
@@ -218,6 +231,9 @@ acknowledge(struct sombra_db *db, int written)
         uint64_t now = db->cfg.metrics ? clock_now_ns() : 0; /* one clock read for the group */
         uint64_t at_risk_limit = store_durable_lsn(graph_store(db->g)) + db->cfg.sync_interval;
         uint32_t normal = 0;
+        struct commit_waiter *here = NULL, **here_tail = &here;
+        bool sync_here = db->cfg.sync_mode == SOMBRA_SYNC_FULL && written == SOMBRA_OK &&
+                         __atomic_load_n(&db->acquired, __ATOMIC_RELAXED) <= 1 && rings_empty(db);
 
         for (size_t i = 0; i < db->group_n; i++) {
                 struct request *req = db->group[i];
@@ -227,7 +243,13 @@ acknowledge(struct sombra_db *db, int written)
                         engine_ack(db, req, req->status, now);
                 } else if (db->cfg.sync_mode == SOMBRA_SYNC_FULL ||
                            (db->cfg.sync_mode == SOMBRA_SYNC_NORMAL && req->lsn > at_risk_limit)) {
-                        committer_enqueue(&db->committer, &req->waiter);
+                        if (sync_here) {
+                                req->waiter.next = NULL;
+                                *here_tail = &req->waiter;
+                                here_tail = &req->waiter.next;
+                        } else {
+                                committer_enqueue(&db->committer, &req->waiter);
+                        }
                 } else {
                         normal += db->cfg.sync_mode == SOMBRA_SYNC_NORMAL;
                         engine_ack(db, req, SOMBRA_OK, now);
@@ -236,6 +258,8 @@ acknowledge(struct sombra_db *db, int written)
         if (normal > 0)
                 committer_note(&db->committer, normal);
         db->group_n = 0;
+        if (here != NULL)
+                committer_sync_inline(&db->committer, here);
 }
 
 /* Takes from one connection's ring, freeing room for a producer that waits. */
@@ -270,17 +294,6 @@ drain(struct sombra_db *db)
                         break;
         }
         return served;
-}
-
-static bool
-rings_empty(struct sombra_db *db)
-{
-        if (db->txn_owner != NULL)
-                return ring_empty(&db->txn_owner->ring);
-        for (uint32_t i = 0; i <= db->nconns; i++)
-                if (!ring_empty(&db->conns[i].ring))
-                        return false;
-        return true;
 }
 
 /* An interactive txn past its time: roll it back and tell its connection. */

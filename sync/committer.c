@@ -38,6 +38,41 @@ wait_for_work(struct committer *c)
         pthread_cond_timedwait(&c->cond, &c->lock, &until);
 }
 
+/*
+ * One fdatasync covering every record written so far, then each waiter of
+ * `group` hears back. Runs on the committer, or on the writer for a caller
+ * alone (committer_sync_inline); the counters are atomic for that reason.
+ * Returns when the sync ended.
+ */
+static uint64_t
+sync_and_complete(struct committer *c, struct commit_waiter *group)
+{
+        uint64_t started_ns = clock_now_ns(), ended_ns, n = 0;
+        uint64_t max = __atomic_load_n(&c->max_group, __ATOMIC_RELAXED);
+        int rc = store_sync(c->store);
+
+        ended_ns = clock_now_ns();
+        for (struct commit_waiter *w = group; w != NULL; w = w->next)
+                n++;
+        if (c->cfg.metrics) {
+                hist_record(&c->sync_latency, ended_ns - started_ns);
+                if (n > 0) /* NORMAL's syncs acknowledge nobody */
+                        hist_record(&c->sync_group, n);
+        }
+        /* Counted before anyone hears back, so a caller's stats include its own sync. */
+        __atomic_add_fetch(&c->syncs, 1, __ATOMIC_RELAXED);
+        __atomic_add_fetch(&c->synced_commits, n, __ATOMIC_RELAXED);
+        while (n > max && !__atomic_compare_exchange_n(&c->max_group, &max, n, true,
+                                                       __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+                ;
+        while (group != NULL) {
+                struct commit_waiter *next = group->next;
+                c->complete(group, rc, c->cfg.metrics ? ended_ns : 0);
+                group = next;
+        }
+        return ended_ns;
+}
+
 static void *
 committer_main(void *arg)
 {
@@ -47,8 +82,6 @@ committer_main(void *arg)
         pthread_mutex_lock(&c->lock);
         for (;;) {
                 struct commit_waiter *group;
-                uint64_t n = 0, started_ns;
-                int rc;
                 while (c->head == NULL && !normal_due(c, last_sync_ns) && !c->stop)
                         wait_for_work(c);
                 if (c->stop && c->head == NULL && c->unsynced == 0)
@@ -65,26 +98,7 @@ committer_main(void *arg)
                 c->unsynced = 0;
                 pthread_mutex_unlock(&c->lock);
 
-                started_ns = clock_now_ns();
-                rc = store_sync(c->store);
-                last_sync_ns = clock_now_ns();
-                for (struct commit_waiter *w = group; w != NULL; w = w->next)
-                        n++;
-                if (c->cfg.metrics) {
-                        hist_record(&c->sync_latency, last_sync_ns - started_ns);
-                        if (n > 0) /* NORMAL's syncs acknowledge nobody */
-                                hist_record(&c->sync_group, n);
-                }
-                /* Counted before anyone hears back, so a caller's stats include its own sync. */
-                __atomic_add_fetch(&c->syncs, 1, __ATOMIC_RELAXED);
-                __atomic_add_fetch(&c->synced_commits, n, __ATOMIC_RELAXED);
-                if (n > __atomic_load_n(&c->max_group, __ATOMIC_RELAXED))
-                        __atomic_store_n(&c->max_group, n, __ATOMIC_RELAXED);
-                while (group != NULL) {
-                        struct commit_waiter *next = group->next;
-                        c->complete(group, rc, c->cfg.metrics ? last_sync_ns : 0);
-                        group = next;
-                }
+                last_sync_ns = sync_and_complete(c, group);
                 pthread_mutex_lock(&c->lock);
         }
         pthread_mutex_unlock(&c->lock);
@@ -138,6 +152,12 @@ committer_enqueue(struct committer *c, struct commit_waiter *w)
         c->tail = w;
         pthread_cond_signal(&c->cond);
         pthread_mutex_unlock(&c->lock);
+}
+
+void
+committer_sync_inline(struct committer *c, struct commit_waiter *group)
+{
+        (void)sync_and_complete(c, group);
 }
 
 void

@@ -9,7 +9,8 @@
  * the writer at once; the committer syncs after every `sync_interval` of them
  * or `sync_interval_ms`. CHECKPOINT and OFF never sync here.
  *
- * Threads: committer_enqueue and committer_note are the writer's; the queue
+ * Threads: committer_enqueue, committer_sync_inline and committer_note are
+ * the writer's; the queue
  * is guarded by `lock` (the writer and the committer only; callers never touch
  * it). Counters are read with __atomic loads.
  */
@@ -59,6 +60,13 @@ int committer_start(struct committer *c, struct store *s, const struct sombra_co
 void committer_stop(struct committer *c);
 /* Writer: a FULL commit waits for the next sync. */
 void committer_enqueue(struct committer *c, struct commit_waiter *w);
+/*
+ * Writer: syncs on the calling thread and completes the waiters chained from
+ * group, when no other request waits: the committer's wake-up would then be
+ * one more thread hand-off between the sync and the answer. Safe beside the
+ * committer's own syncs: each covers every record written before it began.
+ */
+void committer_sync_inline(struct committer *c, struct commit_waiter *group);
 /* Writer: n NORMAL commits were acknowledged without a sync. */
 void committer_note(struct committer *c, uint32_t n);
 

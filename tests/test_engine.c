@@ -303,13 +303,20 @@ Test(engine, read_transaction_keeps_its_snapshot)
         cr_assert_eq(sombra_conn_release(w), SOMBRA_OK);
 }
 
-Test(engine, full_mode_acknowledges_only_durable_commits)
+/*
+ * FULL commits from one connection while `idle` more are held: alone, the
+ * writer syncs them itself; with another caller, the committer does.
+ */
+static void
+full_commits_are_durable_when_acknowledged(int idle)
 {
         struct sombra_stats st;
-        sombra_conn *c;
+        sombra_conn *c, *others[2];
 
         open_with(NULL); /* production: FULL */
         c = acquire();
+        for (int i = 0; i < idle; i++)
+                others[i] = acquire();
         for (int i = 0; i < 20; i++) {
                 make_node(c, "N");
                 cr_assert_eq(sombra_stats(db, &st), SOMBRA_OK);
@@ -317,7 +324,20 @@ Test(engine, full_mode_acknowledges_only_durable_commits)
                 cr_assert_geq(st.durable_lsn, st.written_lsn, "commit %d acknowledged early", i);
         }
         cr_assert_geq(st.group_syncs, 20);
+        cr_assert_eq(st.group_commits, 20, "each commit counted once, by whichever thread synced");
+        for (int i = 0; i < idle; i++)
+                cr_assert_eq(sombra_conn_release(others[i]), SOMBRA_OK);
         cr_assert_eq(sombra_conn_release(c), SOMBRA_OK);
+}
+
+Test(engine, full_mode_acknowledges_only_durable_commits)
+{
+        full_commits_are_durable_when_acknowledged(0);
+}
+
+Test(engine, full_mode_acknowledges_only_durable_commits_beside_other_callers)
+{
+        full_commits_are_durable_when_acknowledged(2);
 }
 
 Test(engine, pool_of_two_runs_out_and_comes_back)
