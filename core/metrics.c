@@ -209,7 +209,8 @@ static const struct field fields[] = {
     FIELD(F_NANOS, commit_latency_ns, "sombra_commit_latency_seconds",
           "Writes from submission to acknowledgement (quantile 1 is the maximum)."),
     FIELD(F_NANOS, fsync_latency_ns, "sombra_fsync_latency_seconds",
-          "Group fdatasyncs of the committer thread (quantile 1 is the maximum)."),
+          "Group fdatasyncs: the committer's, and the writer's for a caller alone (quantile 1 is "
+          "the maximum)."),
 };
 
 #define NFIELDS (sizeof(fields) / sizeof(fields[0]))

@@ -530,7 +530,7 @@ struct sombra_stats {
         uint64_t commits, rollbacks, checkpoints;
         uint64_t wal_bytes, wal_syncs;
         uint64_t written_lsn, durable_lsn;
-        uint64_t group_syncs;   /* fdatasyncs made by the group-commit thread */
+        uint64_t group_syncs;   /* fdatasyncs that acknowledge FULL commits, on either thread */
         uint64_t group_commits; /* FULL commits those syncs acknowledged */
         uint64_t max_group;     /* the largest group one sync acknowledged */
         uint64_t requests;      /* write requests the writer served */
@@ -637,7 +637,7 @@ struct sombra_metrics {
         struct sombra_distribution writer_group;      /* commits the writer applied per group */
         struct sombra_distribution read_latency_ns;   /* a read call, on the caller's thread */
         struct sombra_distribution commit_latency_ns; /* a write, from submit to acknowledgement */
-        struct sombra_distribution fsync_latency_ns;  /* the committer's group fdatasyncs */
+        struct sombra_distribution fsync_latency_ns;  /* the group fdatasyncs (see group_syncs) */
 };
 
 /* The fields of struct sombra_metrics in its first sized version, 0.2.0. */

@@ -215,8 +215,9 @@ rings_empty(struct sombra_db *db)
  * a sync; one further waits for the sync like a FULL one, so a power loss
  * costs at most sync_interval acknowledged commits, however long a sync takes
  * and however many commits a group holds. A caller alone in FULL, with no
- * other request waiting, gets its sync from this thread: handing it to the
- * committer would add a wake-up to the answer and overlap nothing.
+ * other request waiting and no sync under way, gets its sync from this
+ * thread: handing it to the committer would add a wake-up to the answer and
+ * overlap nothing.
  *
  * `written` is the status of the log write and the snapshot: when the log write failed, no
  * commit of the group reached the log; when the snapshot failed, they are in
@@ -258,8 +259,13 @@ acknowledge(struct sombra_db *db, int written)
         if (normal > 0)
                 committer_note(&db->committer, normal);
         db->group_n = 0;
-        if (here != NULL)
-                committer_sync_inline(&db->committer, here);
+        if (here != NULL && !committer_sync_inline(&db->committer, here)) {
+                while (here != NULL) { /* a sync is under way: the committer takes them */
+                        struct commit_waiter *next = here->next;
+                        committer_enqueue(&db->committer, here);
+                        here = next;
+                }
+        }
 }
 
 /* Takes from one connection's ring, freeing room for a producer that waits. */

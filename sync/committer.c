@@ -93,13 +93,17 @@ committer_main(void *arg)
                         nanosleep(&d, NULL);
                         pthread_mutex_lock(&c->lock);
                 }
+                while (c->syncing) /* the writer's inline sync, which signals when done */
+                        pthread_cond_wait(&c->cond, &c->lock);
                 group = c->head;
                 c->head = c->tail = NULL;
                 c->unsynced = 0;
+                c->syncing = true;
                 pthread_mutex_unlock(&c->lock);
 
                 last_sync_ns = sync_and_complete(c, group);
                 pthread_mutex_lock(&c->lock);
+                c->syncing = false;
         }
         pthread_mutex_unlock(&c->lock);
         return NULL;
@@ -114,6 +118,7 @@ committer_start(struct committer *c, struct store *s, const struct sombra_config
         c->complete = complete;
         c->head = c->tail = NULL;
         c->stop = false;
+        c->syncing = false;
         pthread_mutex_init(&c->lock, NULL);
         pthread_cond_init(&c->cond, NULL);
         if (pthread_create(&c->thread, NULL, committer_main, c) != 0) {
@@ -154,10 +159,23 @@ committer_enqueue(struct committer *c, struct commit_waiter *w)
         pthread_mutex_unlock(&c->lock);
 }
 
-void
+bool
 committer_sync_inline(struct committer *c, struct commit_waiter *group)
 {
+        pthread_mutex_lock(&c->lock);
+        if (c->syncing || c->head != NULL) {
+                pthread_mutex_unlock(&c->lock);
+                return false;
+        }
+        c->syncing = true;
+        pthread_mutex_unlock(&c->lock);
+
         (void)sync_and_complete(c, group);
+        pthread_mutex_lock(&c->lock);
+        c->syncing = false;
+        pthread_cond_signal(&c->cond);
+        pthread_mutex_unlock(&c->lock);
+        return true;
 }
 
 void

@@ -10,7 +10,7 @@
  * or `sync_interval_ms`. CHECKPOINT and OFF never sync here.
  *
  * Threads: committer_enqueue, committer_sync_inline and committer_note are
- * the writer's; the queue
+ * the writer's; the queue and `syncing`
  * is guarded by `lock` (the writer and the committer only; callers never touch
  * it). Counters are read with __atomic loads.
  */
@@ -44,6 +44,7 @@ struct committer {
         struct commit_waiter *head, *tail; /* waiting for a sync */
         uint32_t unsynced;                 /* NORMAL: commits since the last sync */
         bool stop;
+        bool syncing; /* a sync is under way, on this thread or the writer's */
         bool started;
         uint64_t syncs;          /* fdatasyncs done here */
         uint64_t synced_commits; /* FULL commits they acknowledged */
@@ -61,12 +62,15 @@ void committer_stop(struct committer *c);
 /* Writer: a FULL commit waits for the next sync. */
 void committer_enqueue(struct committer *c, struct commit_waiter *w);
 /*
- * Writer: syncs on the calling thread and completes the waiters chained from
- * group, when no other request waits: the committer's wake-up would then be
- * one more thread hand-off between the sync and the answer. Safe beside the
- * committer's own syncs: each covers every record written before it began.
+ * Writer: when no sync is under way and nobody waits for one, syncs on the
+ * calling thread and completes the waiters chained from group, and returns
+ * true: for a caller alone, the committer's wake-up would be one more thread
+ * hand-off between the sync and the answer. Otherwise returns false and does
+ * nothing. Syncs never overlap: the kernel reports a write-back error to one
+ * fdatasync only, so a second sync running beside a failing one could
+ * acknowledge a commit behind the lost records.
  */
-void committer_sync_inline(struct committer *c, struct commit_waiter *group);
+bool committer_sync_inline(struct committer *c, struct commit_waiter *group);
 /* Writer: n NORMAL commits were acknowledged without a sync. */
 void committer_note(struct committer *c, uint32_t n);
 

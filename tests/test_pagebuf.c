@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <jemalloc/jemalloc.h>
+
 #include "pagebuf.h"
 #include "sombra.h"
 
@@ -219,42 +221,59 @@ thp_offered(void)
         return strstr(line, "[never]") == NULL && line[0] != '\0';
 }
 
-/* The THPeligible field of the mapping of /proc/self/smaps that holds addr; -1 if none. */
-static int
-thp_eligible(const void *addr)
+/* Whether jemalloc grows arenas by extents of 2 MiB and more (opt.retain, its default). */
+static bool
+jemalloc_retains(void)
+{
+        bool retain = false;
+        size_t sz = sizeof(retain);
+
+        return mallctl("opt.retain", &retain, &sz, NULL, 0) == 0 && retain;
+}
+
+/*
+ * The mapping of /proc/self/smaps that holds addr: its start, and whether
+ * its VmFlags carry `hg` (advised MADV_HUGEPAGE). False if none holds addr.
+ */
+static bool
+mapping_of(const void *addr, uintptr_t *start, bool *advised)
 {
         char line[512];
-        bool inside = false;
-        int eligible = -1;
+        bool inside = false, found = false;
         FILE *f = fopen("/proc/self/smaps", "r");
 
         cr_assert(not(eq(ptr, f, NULL)));
-        while (eligible < 0 && fgets(line, sizeof(line), f) != NULL) {
+        while (!found && fgets(line, sizeof(line), f) != NULL) {
                 unsigned long lo, hi;
-                int v;
-                if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2)
+                if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2) {
                         inside = (uintptr_t)addr >= lo && (uintptr_t)addr < hi;
-                else if (inside && sscanf(line, "THPeligible: %d", &v) == 1)
-                        eligible = v;
+                        *start = lo;
+                } else if (inside && strncmp(line, "VmFlags:", 8) == 0) {
+                        *advised = strstr(line, " hg") != NULL;
+                        found = true;
+                }
         }
         fclose(f);
-        return eligible;
+        return found;
 }
 
 Test(pagebuf, a_pool_of_several_megabytes_is_advised_as_huge_pages)
 {
         struct pagebuf_pool *pool;
-        void *bufs[512]; /* 4 MiB of 8 KiB buffers: jemalloc maps extents of 2 MiB and more */
-        int eligible;
+        void *bufs[512]; /* 4 MiB of 8 KiB buffers */
+        uintptr_t start = 0;
+        bool advised = false;
 
+        if (!thp_offered() || !jemalloc_retains())
+                cr_skip("no transparent huge pages here, or jemalloc maps small extents");
         cr_assert(eq(int, pagebuf_pool_create(8192, 0, &pool), SOMBRA_OK));
         for (int i = 0; i < 512; i++) {
                 bufs[i] = pagebuf_get(pool);
                 cr_assert(not(eq(ptr, bufs[i], NULL)));
         }
-        eligible = thp_eligible(bufs[511]);
-        if (thp_offered() && eligible >= 0)
-                cr_expect(eq(int, eligible, 1), "the buffers' mapping is not eligible for THP");
+        cr_assert(mapping_of(bufs[511], &start, &advised), "no mapping holds the buffer");
+        cr_expect(advised, "the buffers' mapping was not advised MADV_HUGEPAGE");
+        cr_expect(eq(u64, start % ((uintptr_t)2 << 20), 0), "the mapping is not 2 MiB aligned");
         for (int i = 0; i < 512; i++)
                 pagebuf_put(pool, bufs[i]);
         pagebuf_pool_destroy(pool);
