@@ -95,9 +95,17 @@ engine_submit(struct sombra_conn *c, struct request *req, bool wait_for_room)
                 if (!wait_for_room)
                         return SOMBRA_EAGAIN;
                 metrics_add(&c->metrics.backpressure_waits, 1);
-                /* Back-pressure: the writer bumps `space` as it takes from the ring. */
+                /*
+                 * Back-pressure: the writer bumps `space` as it takes from the
+                 * ring, then wakes us if space_wait is set. Setting it before the
+                 * wait, both in one total order (seq_cst), means either the writer
+                 * sees it and wakes us, or its bump came first and the wait
+                 * returns at once because `space` moved past seq.
+                 */
                 writer_wake(c->db);
+                __atomic_store_n(&c->space_wait, 1, __ATOMIC_SEQ_CST);
                 futex_wait(&c->space, seq, 1000000);
+                __atomic_store_n(&c->space_wait, 0, __ATOMIC_SEQ_CST);
         }
         writer_wake(c->db);
         return SOMBRA_OK;

@@ -110,6 +110,7 @@ struct sombra_conn {
         pthread_mutex_t lock; /* serialises two threads using one connection */
         struct ring ring;     /* requests to the writer */
         uint32_t space;       /* futex word: bumped when the writer frees ring slots */
+        uint32_t space_wait;  /* set while the producer sleeps on `space`: only then is it woken */
         struct graph_reader *reader;
         bool in_txn;         /* an interactive transaction is open (caller side) */
         uint32_t txn_lost;   /* set by the writer when it rolled the txn back (timeout) */

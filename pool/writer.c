@@ -275,8 +275,9 @@ take(struct sombra_conn *c)
         struct request *req = ring_pop(&c->ring);
 
         if (req != NULL) {
-                __atomic_add_fetch(&c->space, 1, __ATOMIC_RELEASE);
-                futex_wake(&c->space, 1);
+                __atomic_add_fetch(&c->space, 1, __ATOMIC_SEQ_CST);
+                if (__atomic_load_n(&c->space_wait, __ATOMIC_SEQ_CST)) /* a wake is a syscall */
+                        futex_wake(&c->space, 1);
         }
         return req;
 }
