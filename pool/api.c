@@ -718,7 +718,7 @@ sombra_poll(sombra_conn *conn, uint64_t ticket, bool *done)
         if (req == NULL) {
                 rc = SOMBRA_EINVAL;
         } else {
-                *done = __atomic_load_n(&req->done, __ATOMIC_ACQUIRE);
+                *done = __atomic_load_n(&req->done, __ATOMIC_ACQUIRE) == REQ_DONE;
                 rc = *done ? ticket_collect(req) : SOMBRA_OK;
         }
         conn_leave(conn);

@@ -49,9 +49,9 @@ void
 engine_complete(struct request *req, int status)
 {
         req->status = status;
-        __atomic_store_n(&req->done, 1, __ATOMIC_RELEASE);
-        /* The waiter may already be gone (it saw `done`); a stray wake is harmless. */
-        futex_wake(&req->done, 1);
+        /* The waiter may be gone as soon as it sees REQ_DONE; a stray wake is harmless. */
+        if (__atomic_exchange_n(&req->done, REQ_DONE, __ATOMIC_ACQ_REL) == REQ_SLEEPER)
+                futex_wake(&req->done, 1);
 }
 
 bool
@@ -66,10 +66,17 @@ engine_alone(struct sombra_db *db)
 void
 engine_wait(struct request *req)
 {
+        uint32_t seen;
+
         if (engine_alone(req->conn->db))
-                (void)spin_until(&req->done, 0, clock_now_ns() + LONE_SPIN_NS);
-        while (!__atomic_load_n(&req->done, __ATOMIC_ACQUIRE))
-                futex_wait(&req->done, 0, 0);
+                (void)spin_until(&req->done, REQ_IN_FLIGHT, clock_now_ns() + LONE_SPIN_NS);
+        while ((seen = __atomic_load_n(&req->done, __ATOMIC_ACQUIRE)) != REQ_DONE) {
+                if (seen == REQ_IN_FLIGHT &&
+                    !__atomic_compare_exchange_n(&req->done, &seen, REQ_SLEEPER, false,
+                                                 __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+                        continue; /* completed meanwhile */
+                futex_wait(&req->done, REQ_SLEEPER, 0);
+        }
 }
 
 static void
@@ -86,7 +93,7 @@ engine_submit(struct sombra_conn *c, struct request *req, bool wait_for_room)
         req->conn = c;
         req->status = SOMBRA_OK;
         req->lsn = 0;
-        req->done = 0;
+        req->done = REQ_IN_FLIGHT;
         req->submit_ns = c->db->cfg.metrics ? clock_now_ns() : 0;
         for (;;) {
                 uint32_t seq = __atomic_load_n(&c->space, __ATOMIC_ACQUIRE);

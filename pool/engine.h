@@ -87,6 +87,14 @@ enum req_kind {
         REQ_RUN /* read_fn on the writer thread, outside any transaction (checkpoint, stats) */
 };
 
+/*
+ * A request's `done` word. The waiter moves it from REQ_IN_FLIGHT to
+ * REQ_SLEEPER before it sleeps; completing swaps in REQ_DONE and makes the
+ * wake-up syscall only if it took REQ_SLEEPER away, so answers nobody sleeps
+ * on (most asynchronous ones) cost no syscall.
+ */
+enum { REQ_IN_FLIGHT = 0, REQ_DONE = 1, REQ_SLEEPER = 2 };
+
 struct request {
         enum req_kind kind;
         struct sombra_conn *conn;
@@ -97,7 +105,7 @@ struct request {
         /* results, written by the engine before `done` */
         int status;
         uint64_t lsn;                /* the commit's LSN, 0 when nothing was committed */
-        uint32_t done;               /* futex word: 0 in flight, 1 complete */
+        uint32_t done;               /* futex word: REQ_IN_FLIGHT, REQ_SLEEPER or REQ_DONE */
         uint64_t ticket;             /* asynchronous submissions: the ticket it answers */
         uint64_t submit_ns;          /* when it was submitted (metrics on), for commit latency */
         struct batch_status *batch;  /* asynchronous batches: told on collection */
