@@ -232,9 +232,7 @@ acknowledge(struct sombra_db *db, int written)
         uint64_t now = db->cfg.metrics ? clock_now_ns() : 0; /* one clock read for the group */
         uint64_t at_risk_limit = store_durable_lsn(graph_store(db->g)) + db->cfg.sync_interval;
         uint32_t normal = 0;
-        struct commit_waiter *here = NULL, **here_tail = &here;
-        bool sync_here = db->cfg.sync_mode == SOMBRA_SYNC_FULL && written == SOMBRA_OK &&
-                         __atomic_load_n(&db->acquired, __ATOMIC_RELAXED) <= 1 && rings_empty(db);
+        struct commit_waiter *sync = NULL, *last = NULL; /* the group's commits awaiting a sync */
 
         for (size_t i = 0; i < db->group_n; i++) {
                 struct request *req = db->group[i];
@@ -244,13 +242,12 @@ acknowledge(struct sombra_db *db, int written)
                         engine_ack(db, req, req->status, now);
                 } else if (db->cfg.sync_mode == SOMBRA_SYNC_FULL ||
                            (db->cfg.sync_mode == SOMBRA_SYNC_NORMAL && req->lsn > at_risk_limit)) {
-                        if (sync_here) {
-                                req->waiter.next = NULL;
-                                *here_tail = &req->waiter;
-                                here_tail = &req->waiter.next;
-                        } else {
-                                committer_enqueue(&db->committer, &req->waiter);
-                        }
+                        req->waiter.next = NULL;
+                        if (last != NULL)
+                                last->next = &req->waiter;
+                        else
+                                sync = &req->waiter;
+                        last = &req->waiter;
                 } else {
                         normal += db->cfg.sync_mode == SOMBRA_SYNC_NORMAL;
                         engine_ack(db, req, SOMBRA_OK, now);
@@ -259,13 +256,14 @@ acknowledge(struct sombra_db *db, int written)
         if (normal > 0)
                 committer_note(&db->committer, normal);
         db->group_n = 0;
-        if (here != NULL && !committer_sync_inline(&db->committer, here)) {
-                while (here != NULL) { /* a sync is under way: the committer takes them */
-                        struct commit_waiter *next = here->next;
-                        committer_enqueue(&db->committer, here);
-                        here = next;
-                }
-        }
+        if (sync == NULL)
+                return;
+        /* A caller alone in FULL, nothing else waiting: sync here, unless a sync is under way. */
+        if (db->cfg.sync_mode == SOMBRA_SYNC_FULL &&
+            __atomic_load_n(&db->acquired, __ATOMIC_RELAXED) <= 1 && rings_empty(db) &&
+            committer_sync_inline(&db->committer, sync))
+                return;
+        committer_enqueue(&db->committer, sync, last);
 }
 
 /* Takes from one connection's ring, freeing room for a producer that waits. */

@@ -146,15 +146,15 @@ committer_stop(struct committer *c)
 }
 
 void
-committer_enqueue(struct committer *c, struct commit_waiter *w)
+committer_enqueue(struct committer *c, struct commit_waiter *first, struct commit_waiter *last)
 {
-        w->next = NULL;
+        last->next = NULL;
         pthread_mutex_lock(&c->lock);
         if (c->tail != NULL)
-                c->tail->next = w;
+                c->tail->next = first;
         else
-                c->head = w;
-        c->tail = w;
+                c->head = first;
+        c->tail = last;
         pthread_cond_signal(&c->cond);
         pthread_mutex_unlock(&c->lock);
 }

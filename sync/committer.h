@@ -59,8 +59,9 @@ int committer_start(struct committer *c, struct store *s, const struct sombra_co
                     void (*complete)(struct commit_waiter *w, int status, uint64_t now_ns));
 /* Syncs what is outstanding, completes every waiter, joins the thread. */
 void committer_stop(struct committer *c);
-/* Writer: a FULL commit waits for the next sync. */
-void committer_enqueue(struct committer *c, struct commit_waiter *w);
+/* Writer: the FULL commits chained from first to last wait for the next sync. */
+void committer_enqueue(struct committer *c, struct commit_waiter *first,
+                       struct commit_waiter *last);
 /*
  * Writer: when no sync is under way and nobody waits for one, syncs on the
  * calling thread and completes the waiters chained from group, and returns
