@@ -31,7 +31,7 @@
 #include <string.h>
 #include <sys/mman.h>
 
-#include <xxhash.h>
+#include "hash.h"
 
 #include "sombra.h"
 #include "pager.h"

@@ -10,7 +10,7 @@
 #include <sys/random.h>
 #include <time.h>
 
-#include <xxhash.h>
+#include "hash.h"
 
 #include "sombra.h"
 #include "wal.h"

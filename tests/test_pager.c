@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <xxhash.h>
 
 #include "idset.h"
 #include "io.h"
@@ -888,4 +889,40 @@ Test(pager, freelist_load_rejects_a_chain_through_a_page_of_another_type)
         overwrite(head * 4096 + 32, b, 8);
         reopen_pager(64, false);
         cr_assert(eq(int, pager_freelist_load(pager, head, count), SOMBRA_ECORRUPT));
+}
+
+static uint64_t
+be64_at(const uint8_t *p)
+{
+        uint64_t v = 0;
+
+        for (int i = 0; i < 8; i++)
+                v = v << 8 | p[i];
+        return v;
+}
+
+/*
+ * The page checksum is XXH3 of the page after its first 16 bytes, seeded
+ * with its first 8, as xxhash's plain entry point computes it: the pager may
+ * call the library's AVX2 or AVX-512 code instead (core/hash.h), and a file
+ * must check the same on every machine.
+ */
+Test(pager, a_seal_is_the_plain_xxh3_of_the_page_whatever_code_computes_it)
+{
+        static const uint32_t sizes[] = {SOMBRA_MIN_PAGESIZE, 8192, 65536};
+        uint64_t rng = 0x9e3779b97f4a7c15ull;
+
+        for (size_t s = 0; s < sizeof(sizes) / sizeof(sizes[0]); s++) {
+                uint8_t *page = malloc(sizes[s]);
+                cr_assert(not(eq(ptr, page, NULL)));
+                for (uint32_t i = 0; i < sizes[s]; i++) {
+                        rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+                        page[i] = (uint8_t)(rng >> 56);
+                }
+                page_seal(page, sizes[s]);
+                cr_expect(eq(u64, be64_at(page + 8),
+                             XXH3_64bits_withSeed(page + 16, sizes[s] - 16, be64_at(page))),
+                          "page size %u", sizes[s]);
+                free(page);
+        }
 }
