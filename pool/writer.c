@@ -208,6 +208,14 @@ rings_empty(struct sombra_db *db)
         return true;
 }
 
+/* One connection acquired in FULL and no request waiting in any ring. */
+static bool
+lone_full_caller(struct sombra_db *db)
+{
+        return db->cfg.sync_mode == SOMBRA_SYNC_FULL &&
+               __atomic_load_n(&db->acquired, __ATOMIC_RELAXED) <= 1 && rings_empty(db);
+}
+
 /*
  * After the group's log write and snapshot: acknowledge, or hand to the
  * committer. FULL commits always wait for their sync. NORMAL commits are
@@ -253,17 +261,16 @@ acknowledge(struct sombra_db *db, int written)
                         engine_ack(db, req, SOMBRA_OK, now);
                 }
         }
+        db->group_n = 0;
+        /*
+         * A caller alone in FULL, nothing else waiting: sync here, unless a sync
+         * is under way. Otherwise the chain goes to the committer before the
+         * NORMAL note, so that a sync the note starts answers the chain too.
+         */
+        if (sync != NULL && !(lone_full_caller(db) && committer_sync_inline(&db->committer, sync)))
+                committer_enqueue(&db->committer, sync, last);
         if (normal > 0)
                 committer_note(&db->committer, normal);
-        db->group_n = 0;
-        if (sync == NULL)
-                return;
-        /* A caller alone in FULL, nothing else waiting: sync here, unless a sync is under way. */
-        if (db->cfg.sync_mode == SOMBRA_SYNC_FULL &&
-            __atomic_load_n(&db->acquired, __ATOMIC_RELAXED) <= 1 && rings_empty(db) &&
-            committer_sync_inline(&db->committer, sync))
-                return;
-        committer_enqueue(&db->committer, sync, last);
 }
 
 /* Takes from one connection's ring, freeing room for a producer that waits. */
