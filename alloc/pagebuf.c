@@ -51,7 +51,7 @@
 #include "sombra.h"
 
 #define PAGEBUF_MIN_SIZE 512u
-#define PAGEBUF_HUGE     ((size_t)2 << 20) /* a transparent huge page on x86-64 and arm64 */
+#define PAGEBUF_HUGE     ((size_t)2 << 20) /* a transparent huge page with 4 KiB base pages */
 
 struct pagebuf_pool {
         size_t size;

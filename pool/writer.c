@@ -262,11 +262,7 @@ acknowledge(struct sombra_db *db, int written)
                 }
         }
         db->group_n = 0;
-        /*
-         * A caller alone in FULL, nothing else waiting: sync here, unless a sync
-         * is under way. Otherwise the chain goes to the committer before the
-         * NORMAL note, so that a sync the note starts answers the chain too.
-         */
+        /* The chain goes before the NORMAL note, so a sync the note starts answers it too. */
         if (sync != NULL && !(lone_full_caller(db) && committer_sync_inline(&db->committer, sync)))
                 committer_enqueue(&db->committer, sync, last);
         if (normal > 0)

@@ -10,9 +10,9 @@
  * or `sync_interval_ms`. CHECKPOINT and OFF never sync here.
  *
  * Threads: committer_enqueue, committer_sync_inline and committer_note are
- * the writer's; the queue and `syncing`
- * is guarded by `lock` (the writer and the committer only; callers never touch
- * it). Counters are read with __atomic loads.
+ * the writer's. The queue and `syncing` are guarded by `lock` (the writer and
+ * the committer only; callers never touch them). Counters are read with
+ * __atomic loads.
  */
 #ifndef SOMBRA_COMMITTER_H
 #define SOMBRA_COMMITTER_H

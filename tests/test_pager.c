@@ -891,16 +891,6 @@ Test(pager, freelist_load_rejects_a_chain_through_a_page_of_another_type)
         cr_assert(eq(int, pager_freelist_load(pager, head, count), SOMBRA_ECORRUPT));
 }
 
-static uint64_t
-be64_at(const uint8_t *p)
-{
-        uint64_t v = 0;
-
-        for (int i = 0; i < 8; i++)
-                v = v << 8 | p[i];
-        return v;
-}
-
 /*
  * The page checksum is XXH3 of the page after its first 16 bytes, seeded
  * with its first 8, as xxhash's plain entry point computes it: the pager may
@@ -920,8 +910,8 @@ Test(pager, a_seal_is_the_plain_xxh3_of_the_page_whatever_code_computes_it)
                         page[i] = (uint8_t)(rng >> 56);
                 }
                 page_seal(page, sizes[s]);
-                cr_expect(eq(u64, be64_at(page + 8),
-                             XXH3_64bits_withSeed(page + 16, sizes[s] - 16, be64_at(page))),
+                cr_expect(eq(u64, get_be64(page + 8),
+                             XXH3_64bits_withSeed(page + 16, sizes[s] - 16, get_be64(page))),
                           "page size %u", sizes[s]);
                 free(page);
         }
