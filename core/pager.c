@@ -96,6 +96,7 @@ struct pager {
         uint64_t published_npages; /* pages readers may touch */
         struct page **dirty;       /* frames dirtied since the last write-back, each once */
         size_t ndirty;
+        struct page **taken; /* pager_write_back's own pager_write_take */
 
         /* Reader handles only: the writer's pager, and page descriptors to pin. */
         struct pager *writer;
@@ -271,7 +272,8 @@ pager_create(struct io_file *file, uint32_t page_size, uint32_t cache_pages, boo
         if (rc != SOMBRA_OK)
                 goto label_fail;
         p->dirty = malloc(cache_pages * sizeof(*p->dirty));
-        if (p->dirty == NULL) {
+        p->taken = malloc(cache_pages * sizeof(*p->taken));
+        if (p->dirty == NULL || p->taken == NULL) {
                 rc = SOMBRA_ENOMEM;
                 goto label_fail;
         }
@@ -303,6 +305,7 @@ pager_destroy(struct pager *p)
                 munmap(p->fmap, p->map_pages * p->page_size);
         free(p->validated);
         free(p->dirty);
+        free(p->taken);
         free(p->scratch);
         idset_free(&p->map);
         free(p->empty_frames.v);
@@ -330,6 +333,12 @@ uint64_t
 pager_npages(const struct pager *p)
 {
         return p->npages;
+}
+
+uint32_t
+pager_cache_pages(const struct pager *p)
+{
+        return p->cache_cap;
 }
 
 void
@@ -895,30 +904,69 @@ page_pgno_cmp(const void *a, const void *b)
         return (x > y) - (x < y);
 }
 
-int
-pager_write_back(struct pager *p)
+size_t
+pager_write_take(struct pager *p, struct page **out)
 {
         size_t n = 0;
-        int rc = SOMBRA_OK;
 
         /* Some listed frames were spilled or dropped since: only the dirty ones stay. */
         for (size_t i = 0; i < p->ndirty; i++) {
                 struct page *pg = p->dirty[i];
-                if (pg->pgno != PGNO_NONE && pg->dirty)
-                        p->dirty[n++] = pg;
-                else
-                        pg->listed = false;
+                pg->listed = false;
+                if (pg->pgno == PGNO_NONE || !pg->dirty)
+                        continue;
+                pg->dirty = false; /* the taker writes it now */
+                pg->pins++;
+                out[n++] = pg;
         }
-        p->ndirty = n;
-        qsort(p->dirty, n, sizeof(*p->dirty), page_pgno_cmp); /* ascending: sequential writes */
-        for (size_t i = 0; i < n && rc == SOMBRA_OK; i++)
-                rc = write_page(p, p->dirty[i]);
-        if (rc != SOMBRA_OK)
-                return rc; /* the list stays: the next write-back skips what was written */
-        for (size_t i = 0; i < n; i++)
-                p->dirty[i]->listed = false;
         p->ndirty = 0;
-        return SOMBRA_OK;
+        qsort(out, n, sizeof(*out), page_pgno_cmp); /* ascending: sequential writes */
+        return n;
+}
+
+int
+pager_write_frames(struct pager *p, struct page *const *frames, size_t n, size_t *written)
+{
+        int rc = SOMBRA_OK;
+
+        for (*written = 0; *written < n && rc == SOMBRA_OK; (*written)++) {
+                rc = io_write(p->file, frames[*written]->data, p->page_size,
+                              frames[*written]->pgno * p->page_size);
+                if (rc != SOMBRA_OK)
+                        break;
+                validated_set(p, frames[*written]->pgno); /* we made it: it is well formed */
+        }
+        return rc;
+}
+
+void
+pager_write_seal(struct pager *p, struct page *const *frames, size_t n)
+{
+        for (size_t i = 0; i < n; i++)
+                page_seal(frames[i]->data, p->page_size);
+}
+
+void
+pager_write_done(struct pager *p, struct page *const *frames, size_t n, size_t written)
+{
+        p->st.pages_written += written;
+        for (size_t i = 0; i < n; i++) {
+                pager_unpin(p, frames[i]);
+                if (i >= written)
+                        frame_dirty(p, frames[i]); /* the next write-back tries again */
+        }
+}
+
+int
+pager_write_back(struct pager *p)
+{
+        size_t n = pager_write_take(p, p->taken), written;
+        int rc;
+
+        pager_write_seal(p, p->taken, n);
+        rc = pager_write_frames(p, p->taken, n, &written);
+        pager_write_done(p, p->taken, n, written);
+        return rc;
 }
 
 int
@@ -937,9 +985,9 @@ pager_flush(struct pager *p)
 }
 
 void
-pager_publish(struct pager *p)
+pager_publish(struct pager *p, uint64_t npages)
 {
-        __atomic_store_n(&p->published_npages, p->npages, __ATOMIC_RELEASE);
+        __atomic_store_n(&p->published_npages, npages, __ATOMIC_RELEASE);
 }
 
 void

@@ -120,8 +120,29 @@ void pager_forget_unpublished(struct pager *p, uint64_t published_txn);
 
 /* Writes every dirty page (no sync); they stay cached, clean. */
 int pager_write_back(struct pager *p);
-/* Lets readers read every page written so far (after pager_write_back). */
-void pager_publish(struct pager *p);
+/*
+ * pager_write_back in steps, so that another thread can do the writing
+ * while the writer goes on (store_publish_begin):
+ *   pager_write_take   the writer takes the dirty frames into `out` (room
+ *                      for pager_cache_pages), in page order, pinned and
+ *                      no longer dirty; returns how many;
+ *   pager_write_seal   any thread: stores their checksums;
+ *   pager_write_frames any thread: writes them; *written gets how many
+ *                      reached the file, in order, before a failure;
+ *   pager_write_done   the writer unpins them and lists the unwritten ones
+ *                      as dirty again.
+ * Between take and done, the writer may read the frames but not change them;
+ * it never does, since they hold committed pages, which a transaction copies
+ * before changing. The other steps touch no pager field but the frames' data
+ * and the atomic `validated` bits.
+ */
+uint32_t pager_cache_pages(const struct pager *p);
+size_t pager_write_take(struct pager *p, struct page **out);
+void pager_write_seal(struct pager *p, struct page *const *frames, size_t n);
+int pager_write_frames(struct pager *p, struct page *const *frames, size_t n, size_t *written);
+void pager_write_done(struct pager *p, struct page *const *frames, size_t n, size_t written);
+/* Any thread: lets readers read the file's first npages pages (all written by now). */
+void pager_publish(struct pager *p, uint64_t npages);
 
 /* Type and fields of a page's header. */
 uint8_t page_type(const struct page *pg);

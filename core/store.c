@@ -156,6 +156,15 @@ struct store {
 
         struct store_snapshot *published; /* newest; seq-cst atomic loads by readers */
         bool autopublish;                 /* store_commit publishes (else the caller does) */
+        /*
+         * The publication under way (store_publish_begin), if `publishing`:
+         * its frames, its snapshot and `done` are the publishing thread's
+         * until `done` says it finished; `handed_lsn` is the newest state
+         * handed to a publication, written or not.
+         */
+        struct store_publication pub;
+        bool publishing;
+        uint64_t handed_lsn;
         struct reader_slot *slots;
         uint32_t nslots;
         uint32_t backups;   /* writer only: copies of the durable image in progress */
@@ -599,38 +608,106 @@ snapshots_reclaim(struct store *s)
         pager_reclaim(s->pager, oldest);
 }
 
-int
-store_publish(struct store *s)
+/* Readers get the publication's state; `published` is only ever set here and at close. */
+static void
+publish_snapshot(struct store *s, struct store_publication *pub)
 {
-        struct store_snapshot *snap;
-        int rc;
+        pager_publish(s->pager, pub->npages);
+        pub->snap->older = __atomic_load_n(&s->published, __ATOMIC_RELAXED);
+        __atomic_store_n(&s->published, pub->snap, __ATOMIC_SEQ_CST);
+        pub->snap = NULL;
+}
 
-        if (s->published != NULL && s->published->st.lsn == s->committed.lsn) {
+int
+store_publish_begin(struct store *s, struct store_publication **out)
+{
+        struct store_publication *pub = &s->pub;
+
+        *out = NULL;
+        (void)store_publish_settle(s);
+        /* A failed publication may have failed the store after this group's commits began. */
+        if (store_failure(s) != SOMBRA_OK)
+                return SOMBRA_EFAILED;
+        if (s->published != NULL && s->handed_lsn == s->committed.lsn) {
                 snapshots_reclaim(s);
                 return SOMBRA_OK;
         }
-        snap = malloc(sizeof(*snap));
-        if (snap == NULL)
+        pub->snap = malloc(sizeof(*pub->snap));
+        if (pub->snap == NULL)
                 return SOMBRA_ENOMEM; /* readers keep the previous state; the commit stands */
         if (s->published != NULL)
-                pager_forget_unpublished(s->pager, s->published->st.lsn);
-        /*
-         * Readers read pages from the file: everything they can reach must be
-         * written. A failed write leaves the pages dirty for the next try and
-         * readers on the older state; the commit itself stands in the WAL.
-         */
-        rc = pager_write_back(s->pager);
-        if (rc != SOMBRA_OK) {
-                free(snap);
-                s->st.publish_failures++;
-                return rc;
+                pager_forget_unpublished(s->pager, s->handed_lsn);
+        pub->snap->st = s->committed;
+        pub->n = pager_write_take(s->pager, pub->frames);
+        pub->npages = pager_npages(s->pager);
+        pub->written = 0;
+        pub->rc = SOMBRA_OK;
+        pub->done = FUTEX_ONCE_PENDING;
+        s->handed_lsn = s->committed.lsn;
+        s->publishing = true;
+        *out = pub;
+        return SOMBRA_OK;
+}
+
+/*
+ * Readers read pages from the file: everything they can reach must be
+ * written before the state is theirs. After a failed write readers stay on
+ * the older state, and the commits stand in the WAL.
+ */
+int
+store_publish_write(struct store *s, struct store_publication *pub, bool fail_store)
+{
+        size_t more = 0;
+        int rc;
+
+        pager_write_seal(s->pager, pub->frames, pub->n);
+        rc = pager_write_frames(s->pager, pub->frames, pub->n, &pub->written);
+        if (rc != SOMBRA_OK && fail_store) { /* as store_publish_or_fail: once more */
+                rc = pager_write_frames(s->pager, pub->frames + pub->written, pub->n - pub->written,
+                                        &more);
+                pub->written += more;
         }
-        pager_publish(s->pager);
-        snap->st = s->committed;
-        snap->older = s->published;
-        __atomic_store_n(&s->published, snap, __ATOMIC_SEQ_CST);
+        if (rc == SOMBRA_OK)
+                publish_snapshot(s, pub);
+        else if (fail_store)
+                store_fail(s, rc);
+        pub->rc = rc;
+        futex_once_set(&pub->done);
+        return rc;
+}
+
+int
+store_publish_settle(struct store *s)
+{
+        struct store_publication *pub = &s->pub;
+
+        if (!s->publishing)
+                return SOMBRA_OK;
+        futex_once_wait(&pub->done);
+        s->publishing = false;
+        pager_write_done(s->pager, pub->frames, pub->n, pub->written);
+        if (pub->rc != SOMBRA_OK) {
+                s->st.publish_failures++;
+                free(pub->snap);
+                pub->snap = NULL;
+                /* The next publication writes them again: nobody ever saw this state. */
+                s->handed_lsn = s->published != NULL ? s->published->st.lsn : 0;
+                return pub->rc;
+        }
         snapshots_reclaim(s);
         return SOMBRA_OK;
+}
+
+int
+store_publish(struct store *s)
+{
+        struct store_publication *pub;
+        int rc = store_publish_begin(s, &pub);
+
+        if (rc != SOMBRA_OK || pub == NULL)
+                return rc;
+        (void)store_publish_write(s, pub, false);
+        return store_publish_settle(s);
 }
 
 int
@@ -884,6 +961,7 @@ checkpoint(struct store *s, bool fresh)
 
         if (s->in_txn || s->backups > 0)
                 return SOMBRA_EBUSY;
+        (void)store_publish_settle(s); /* its pages must be in the file; a failure is sticky */
         if (store_failure(s) != SOMBRA_OK)
                 return SOMBRA_EFAILED;
         if (!fresh && s->committed.lsn == s->meta.ckpt_lsn && wal_size(&s->wal) == 0)
@@ -1464,6 +1542,11 @@ store_open(const char *path, const struct sombra_config *cfg, struct io_faults *
         rc = pager_create(&s->file, s->meta.page_size, s->cfg.page_cache_size, s->cfg.checksums,
                           s->meta.npages, s->meta.ckpt_lsn, &s->pager);
         if (rc == SOMBRA_OK) {
+                s->pub.frames = malloc(pager_cache_pages(s->pager) * sizeof(*s->pub.frames));
+                if (s->pub.frames == NULL)
+                        rc = SOMBRA_ENOMEM;
+        }
+        if (rc == SOMBRA_OK) {
                 readers_look(s); /* before the free list becomes reusable */
                 rc = pager_freelist_load(s->pager, s->meta.free_head, s->meta.free_count);
         }
@@ -1498,6 +1581,7 @@ store_close(struct store *s)
         if (s == NULL)
                 return SOMBRA_EINVAL;
         store_rollback(s);
+        (void)store_publish_settle(s); /* the pages must not be written after this */
         if (s->cfg.read_only)
                 rc = SOMBRA_OK; /* nothing of it was ever to reach the files */
         else if (s->failed == SOMBRA_OK && s->pager != NULL)
@@ -1509,6 +1593,7 @@ store_close(struct store *s)
         pager_destroy(s->pager);
         io_close(&s->file); /* releases the reader lock of a read-only store */
         buf_free(&s->rec);
+        free(s->pub.frames);
         while (s->published != NULL) {
                 struct store_snapshot *older = s->published->older;
                 free(s->published);

@@ -150,6 +150,35 @@ struct pager *store_reader_pager(struct store_reader *r);
  */
 int store_publish(struct store *s);
 /*
+ * store_publish in three steps, so that a thread of the caller's writes the
+ * pages while the writer goes on with the next commits:
+ *   store_publish_begin   writer: hands the committed state and its dirty
+ *                         pages to a publication (*out; NULL when there is
+ *                         nothing new to publish). It first settles the one
+ *                         before: one publication at a time, in order.
+ *   store_publish_write   any one thread: writes the pages and, when they
+ *                         are all in the file, makes the state the newest for
+ *                         readers. With fail_store, a failure (tried twice)
+ *                         fails the store. Its return is also the settle's.
+ *   store_publish_settle  writer: waits for the write to finish and takes
+ *                         the pages back; then reuses what readers cannot
+ *                         reach. A checkpoint and store_close settle first.
+ * The writer may go on committing in between: a publication's pages are
+ * committed ones, which the writer never changes, and pages that its state
+ * retires wait for the state to be published and read no more (store.c).
+ */
+struct store_publication {
+        struct page **frames; /* pager_write_take's: pinned until the settle */
+        size_t n, written;
+        uint64_t npages;             /* the file's pages the state may reach */
+        struct store_snapshot *snap; /* the state, until published */
+        int rc;                      /* store_publish_write's */
+        uint32_t done;               /* futex_once word: the pages are written */
+};
+int store_publish_begin(struct store *s, struct store_publication **out);
+int store_publish_write(struct store *s, struct store_publication *pub, bool fail_store);
+int store_publish_settle(struct store *s);
+/*
  * store_publish for a writer that acknowledges a commit only once readers
  * can see it (the engine): a failed publish is tried once more, and a second
  * failure fails the store (SOMBRA_EFAILED from then on) and is returned.

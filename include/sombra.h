@@ -546,6 +546,8 @@ struct sombra_stats {
         uint64_t cached_pages, dirty_pages;
         /* since 0.2.0 */
         uint64_t acquired; /* connections held by callers now (sombra_close refuses meanwhile) */
+        /* since 0.3.0 */
+        uint64_t publisher_groups; /* groups whose pages the publisher thread wrote */
 };
 
 /* The fields of struct sombra_stats in 0.1.0, the smallest layout the library fills. */

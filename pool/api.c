@@ -718,7 +718,7 @@ sombra_poll(sombra_conn *conn, uint64_t ticket, bool *done)
         if (req == NULL) {
                 rc = SOMBRA_EINVAL;
         } else {
-                *done = __atomic_load_n(&req->done, __ATOMIC_ACQUIRE) == REQ_DONE;
+                *done = __atomic_load_n(&req->done, __ATOMIC_ACQUIRE) == FUTEX_ONCE_DONE;
                 rc = *done ? ticket_collect(req) : SOMBRA_OK;
         }
         conn_leave(conn);
@@ -848,6 +848,7 @@ do_stats(struct graph_reader *r, void *arg)
         a->out->writer_groups = a->db->counters.groups;
         a->out->txn_timeouts = a->db->counters.txn_timeouts;
         a->out->acquired = __atomic_load_n(&a->db->acquired, __ATOMIC_RELAXED);
+        a->out->publisher_groups = __atomic_load_n(&a->db->publisher.groups, __ATOMIC_RELAXED);
         return SOMBRA_OK;
 }
 

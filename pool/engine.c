@@ -49,9 +49,7 @@ void
 engine_complete(struct request *req, int status)
 {
         req->status = status;
-        /* The waiter may be gone as soon as it sees REQ_DONE; a stray wake is harmless. */
-        if (__atomic_exchange_n(&req->done, REQ_DONE, __ATOMIC_ACQ_REL) == REQ_SLEEPER)
-                futex_wake(&req->done, 1);
+        futex_once_set(&req->done);
 }
 
 bool
@@ -66,17 +64,9 @@ engine_alone(struct sombra_db *db)
 void
 engine_wait(struct request *req)
 {
-        uint32_t seen;
-
         if (engine_alone(req->conn->db))
-                (void)spin_until(&req->done, REQ_IN_FLIGHT, clock_now_ns() + LONE_SPIN_NS);
-        while ((seen = __atomic_load_n(&req->done, __ATOMIC_ACQUIRE)) != REQ_DONE) {
-                if (seen == REQ_IN_FLIGHT &&
-                    !__atomic_compare_exchange_n(&req->done, &seen, REQ_SLEEPER, false,
-                                                 __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
-                        continue; /* completed meanwhile */
-                futex_wait(&req->done, REQ_SLEEPER, 0);
-        }
+                (void)spin_until(&req->done, FUTEX_ONCE_PENDING, clock_now_ns() + LONE_SPIN_NS);
+        futex_once_wait(&req->done);
 }
 
 static void
@@ -93,7 +83,7 @@ engine_submit(struct sombra_conn *c, struct request *req, bool wait_for_room)
         req->conn = c;
         req->status = SOMBRA_OK;
         req->lsn = 0;
-        req->done = REQ_IN_FLIGHT;
+        req->done = FUTEX_ONCE_PENDING;
         req->submit_ns = c->db->cfg.metrics ? clock_now_ns() : 0;
         for (;;) {
                 uint32_t seq = __atomic_load_n(&c->space, __ATOMIC_ACQUIRE);
@@ -216,7 +206,13 @@ engine_open(const char *path, const struct sombra_config *config, struct io_faul
                                      complete_from_committer);
         if (rc != SOMBRA_OK)
                 goto label_fail;
+        rc = publisher_start(db);
+        if (rc != SOMBRA_OK) {
+                committer_stop(&db->committer);
+                goto label_fail;
+        }
         if (pthread_create(&db->writer, NULL, writer_main, db) != 0) {
+                publisher_stop(db);
                 committer_stop(&db->committer);
                 rc = SOMBRA_ENOMEM;
                 goto label_fail;
@@ -288,6 +284,7 @@ sombra_close(sombra_db *db)
         __atomic_store_n(&db->stopping, 1, __ATOMIC_SEQ_CST);
         writer_wake(db);
         pthread_join(db->writer, NULL);
+        publisher_stop(db); /* it hands FULL commits to the committer */
         committer_stop(&db->committer);
         for (uint32_t i = 0; i <= db->nconns; i++) {
                 graph_reader_close(db->conns[i].reader);

@@ -28,8 +28,14 @@
 #include "committer.h"
 #include "metrics.h"
 
-/* Requests the writer applies between two publishes, at most. */
-#define ENGINE_GROUP_MAX 1024
+/*
+ * Requests the writer applies between two publishes, at most. A cap below
+ * what callers keep in flight leaves requests waiting when a group ends, so
+ * that the publisher writes one group's pages while the writer applies the
+ * next: durable_commit_async (1,024 in flight) made 74-81k commits/s with 256
+ * against 54-66k with 1,024 (bench/README.md).
+ */
+#define ENGINE_GROUP_MAX 256
 
 /* The public kinds, so that the writer counts an op under its own kind. */
 enum op_kind {
@@ -87,14 +93,6 @@ enum req_kind {
         REQ_RUN /* read_fn on the writer thread, outside any transaction (checkpoint, stats) */
 };
 
-/*
- * A request's `done` word. The waiter moves it from REQ_IN_FLIGHT to
- * REQ_SLEEPER before it sleeps; completing swaps in REQ_DONE and makes the
- * wake-up syscall only if it took REQ_SLEEPER away, so answers nobody sleeps
- * on (most asynchronous ones) cost no syscall.
- */
-enum { REQ_IN_FLIGHT = 0, REQ_DONE = 1, REQ_SLEEPER = 2 };
-
 struct request {
         enum req_kind kind;
         struct sombra_conn *conn;
@@ -105,7 +103,7 @@ struct request {
         /* results, written by the engine before `done` */
         int status;
         uint64_t lsn;                /* the commit's LSN, 0 when nothing was committed */
-        uint32_t done;               /* futex word: REQ_IN_FLIGHT, REQ_SLEEPER or REQ_DONE */
+        uint32_t done;               /* futex_once word: answers nobody sleeps on cost no syscall */
         uint64_t ticket;             /* asynchronous submissions: the ticket it answers */
         uint64_t submit_ns;          /* when it was submitted (metrics on), for commit latency */
         struct batch_status *batch;  /* asynchronous batches: told on collection */
@@ -165,8 +163,31 @@ struct sombra_db {
 
         struct request *group[ENGINE_GROUP_MAX]; /* writer only: applied, not yet acknowledged */
         size_t group_n;
+        uint32_t drain_at; /* writer only: the ring its next pass begins with */
 
         struct committer committer;
+        /*
+         * The publisher thread (writer.c): writes a group's pages to the file,
+         * publishes its state and acknowledges its requests while the writer
+         * applies the next group. Two job slots: the writer fills one while
+         * the publisher may still be acknowledging the other's requests. The
+         * writer waits for a job's pages (store_publish_settle, before it
+         * posts the next), never for its acknowledgements.
+         */
+        struct {
+                pthread_t thread;
+                bool started;
+                uint32_t posted; /* jobs handed over, counted by the writer */
+                uint32_t bell;   /* futex word: bumped by a post and by the stop */
+                uint32_t sleeping;
+                uint32_t stop;
+                uint64_t groups; /* jobs finished: the publisher's, read with __atomic loads */
+                struct publish_job {
+                        struct store_publication *pub;
+                        struct request *group[ENGINE_GROUP_MAX];
+                        size_t n;
+                } jobs[2];
+        } publisher;
         /* The writer's counters: written by the writer only, read by it (sombra_stats). */
         struct {
                 uint64_t requests, groups, txn_timeouts;
@@ -227,7 +248,9 @@ void engine_complete(struct request *req, int status);
  */
 void engine_ack(struct sombra_db *db, struct request *req, int status, uint64_t now_ns);
 
-/* pool/writer.c */
+/* pool/writer.c: the writer thread, and the publisher's start and stop (after the writer's). */
 void *writer_main(void *arg);
+int publisher_start(struct sombra_db *db);
+void publisher_stop(struct sombra_db *db);
 
 #endif

@@ -1,6 +1,6 @@
 /*
- * futex.c - the two futex calls (see futex.h). Private futexes: the words
- * live in one process.
+ * futex.c - the two futex calls and the one-time completion (see futex.h). Private futexes: the
+ * words live in one process.
  */
 #include <ck_pr.h>
 #include <linux/futex.h>
@@ -23,6 +23,28 @@ void
 futex_wake(uint32_t *word, int n)
 {
         syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, n, NULL, NULL, 0);
+}
+
+void
+futex_once_wait(uint32_t *word)
+{
+        uint32_t seen;
+
+        while ((seen = __atomic_load_n(word, __ATOMIC_ACQUIRE)) != FUTEX_ONCE_DONE) {
+                if (seen == FUTEX_ONCE_PENDING &&
+                    !__atomic_compare_exchange_n(word, &seen, FUTEX_ONCE_SLEEPER, false,
+                                                 __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+                        continue; /* done meanwhile */
+                futex_wait(word, FUTEX_ONCE_SLEEPER, 0);
+        }
+}
+
+void
+futex_once_set(uint32_t *word)
+{
+        /* The waiter may be gone as soon as it sees the word done; a stray wake is harmless. */
+        if (__atomic_exchange_n(word, FUTEX_ONCE_DONE, __ATOMIC_ACQ_REL) == FUTEX_ONCE_SLEEPER)
+                futex_wake(word, 1);
 }
 
 bool
