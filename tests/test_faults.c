@@ -283,3 +283,68 @@ Test(faults, eio_on_every_write_in_turn_in_normal_mode)
         sweep("write EIO, NORMAL", SOMBRA_SYNC_NORMAL,
               (struct io_faults){.ops = 1u << IO_OP_WRITE, .err = EIO});
 }
+
+/*
+ * The publisher's page write fails: the commits of its group, and every
+ * later one, must get an error, never a success. An empty interactive txn
+ * holds the writer while three connections queue more requests than a group
+ * takes; the fault is armed before that txn's commit, which writes nothing,
+ * so the first page write to fail is the publisher's (a full group with more
+ * waiting is always its). An answer sent before the write would be a success.
+ */
+Test(faults, a_failed_page_write_on_the_publisher_answers_its_group_with_the_error)
+{
+        enum { QUEUES = 3, BATCHES = 150 };
+        struct io_faults faults = {.ops = 1u << IO_OP_WRITE,
+                                   .files = IO_FILE_DB,
+                                   .countdown = INT64_MAX,
+                                   .err = EIO,
+                                   .sticky = true};
+        static sombra_batch *b[QUEUES][BATCHES];
+        static uint64_t ticket[QUEUES][BATCHES];
+        sombra_conn *owner, *queued[QUEUES];
+        struct sombra_config cfg;
+        struct sombra_stats st;
+        sombra_db *db;
+        int rc;
+
+        cr_assert(gt(int, QUEUES *BATCHES, 256), "more than a group takes");
+        /* No sync before an answer: in FULL, the sync would report the failure too. */
+        sombra_config_benchmark(&cfg);
+        cr_assert(eq(int, engine_open(support_path(DB), &cfg, &faults, &db), SOMBRA_OK));
+        for (int q = 0; q < QUEUES; q++)
+                cr_assert(eq(int, sombra_conn_acquire(db, &queued[q]), SOMBRA_OK));
+        cr_assert(eq(int, sombra_conn_acquire(db, &owner), SOMBRA_OK));
+        cr_assert(eq(int, sombra_txn_begin(owner), SOMBRA_OK));
+        for (int q = 0; q < QUEUES; q++) {
+                for (int i = 0; i < BATCHES; i++) {
+                        cr_assert(eq(int, sombra_batch_new(&b[q][i]), SOMBRA_OK));
+                        cr_assert(eq(int, sombra_batch_node_create(b[q][i], NULL, 0, NULL, 0, NULL),
+                                     SOMBRA_OK));
+                        cr_assert(
+                            eq(int,
+                               sombra_batch_submit_async(queued[q], b[q][i], false, &ticket[q][i]),
+                               SOMBRA_OK));
+                }
+        }
+        io_faults_lock(&faults);
+        faults.countdown = 0;
+        io_faults_unlock(&faults);
+        cr_assert(eq(int, sombra_txn_commit(owner), SOMBRA_OK)); /* nothing to write */
+        for (int q = 0; q < QUEUES; q++) {
+                for (int i = 0; i < BATCHES; i++) {
+                        rc = sombra_wait(queued[q], ticket[q][i]);
+                        cr_assert(is_io_failure(rc) || rc == SOMBRA_EFAILED,
+                                  "batch %d of %d: %s after the page write failed", i, q,
+                                  sombra_strerror(rc));
+                        sombra_batch_free(b[q][i]);
+                }
+                cr_assert(eq(int, sombra_conn_release(queued[q]), SOMBRA_OK));
+        }
+        cr_assert(gt(u64, faults.fired, 0));
+        cr_assert(eq(int, sombra_stats(db, &st), SOMBRA_OK));
+        cr_assert(ge(u64, st.publisher_groups, 1));
+        cr_assert(eq(int, sombra_conn_release(owner), SOMBRA_OK));
+        rc = sombra_close(db);
+        cr_assert(rc == SOMBRA_EFAILED || is_io_failure(rc), "close: %s", sombra_strerror(rc));
+}
