@@ -26,6 +26,7 @@
  * Checksums: XXH3-64 of bytes 16..size seeded with bytes 0..8, so the stored
  * checksum (bytes 8..16) never has to be zeroed to be computed.
  */
+#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -96,7 +97,8 @@ struct pager {
         uint64_t published_npages; /* pages readers may touch */
         struct page **dirty;       /* frames dirtied since the last write-back, each once */
         size_t ndirty;
-        struct page **taken; /* pager_write_back's own pager_write_take */
+        struct page **taken; /* pager_write_take's frames, until pager_write_done */
+        bool taking;         /* a take is out: the next one waits for its done */
 
         /* Reader handles only: the writer's pager, and page descriptors to pin. */
         struct pager *writer;
@@ -904,11 +906,14 @@ page_pgno_cmp(const void *a, const void *b)
         return (x > y) - (x < y);
 }
 
-size_t
-pager_write_take(struct pager *p, struct page **out)
+struct page **
+pager_write_take(struct pager *p, size_t *count)
 {
+        struct page **out = p->taken;
         size_t n = 0;
 
+        assert(!p->taking);
+        p->taking = true;
         /* Some listed frames were spilled or dropped since: only the dirty ones stay. */
         for (size_t i = 0; i < p->ndirty; i++) {
                 struct page *pg = p->dirty[i];
@@ -921,7 +926,8 @@ pager_write_take(struct pager *p, struct page **out)
         }
         p->ndirty = 0;
         qsort(out, n, sizeof(*out), page_pgno_cmp); /* ascending: sequential writes */
-        return n;
+        *count = n;
+        return out;
 }
 
 int
@@ -949,6 +955,7 @@ pager_write_seal(struct pager *p, struct page *const *frames, size_t n)
 void
 pager_write_done(struct pager *p, struct page *const *frames, size_t n, size_t written)
 {
+        p->taking = false;
         p->st.pages_written += written;
         for (size_t i = 0; i < n; i++) {
                 pager_unpin(p, frames[i]);
@@ -960,12 +967,13 @@ pager_write_done(struct pager *p, struct page *const *frames, size_t n, size_t w
 int
 pager_write_back(struct pager *p)
 {
-        size_t n = pager_write_take(p, p->taken), written;
+        size_t n, written;
+        struct page **frames = pager_write_take(p, &n);
         int rc;
 
-        pager_write_seal(p, p->taken, n);
-        rc = pager_write_frames(p, p->taken, n, &written);
-        pager_write_done(p, p->taken, n, written);
+        pager_write_seal(p, frames, n);
+        rc = pager_write_frames(p, frames, n, &written);
+        pager_write_done(p, frames, n, written);
         return rc;
 }
 

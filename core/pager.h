@@ -123,9 +123,10 @@ int pager_write_back(struct pager *p);
 /*
  * pager_write_back in steps, so that another thread can do the writing
  * while the writer goes on (store_publish_begin):
- *   pager_write_take   the writer takes the dirty frames into `out` (room
- *                      for pager_cache_pages), in page order, pinned and
- *                      no longer dirty; returns how many;
+ *   pager_write_take   the writer takes the dirty frames (*count of them,
+ *                      in an array of the pager's), in page order, pinned
+ *                      and no longer dirty; one take at a time, until its
+ *                      pager_write_done;
  *   pager_write_seal   any thread: stores their checksums;
  *   pager_write_frames any thread: writes them; *written gets how many
  *                      reached the file, in order, before a failure;
@@ -137,7 +138,7 @@ int pager_write_back(struct pager *p);
  * and the atomic `validated` bits.
  */
 uint32_t pager_cache_pages(const struct pager *p);
-size_t pager_write_take(struct pager *p, struct page **out);
+struct page **pager_write_take(struct pager *p, size_t *count);
 void pager_write_seal(struct pager *p, struct page *const *frames, size_t n);
 int pager_write_frames(struct pager *p, struct page *const *frames, size_t n, size_t *written);
 void pager_write_done(struct pager *p, struct page *const *frames, size_t n, size_t written);

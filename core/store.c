@@ -638,7 +638,7 @@ store_publish_begin(struct store *s, struct store_publication **out)
         if (s->published != NULL)
                 pager_forget_unpublished(s->pager, s->handed_lsn);
         pub->snap->st = s->committed;
-        pub->n = pager_write_take(s->pager, pub->frames);
+        pub->frames = pager_write_take(s->pager, &pub->n);
         pub->npages = pager_npages(s->pager);
         pub->written = 0;
         pub->rc = SOMBRA_OK;
@@ -1542,11 +1542,6 @@ store_open(const char *path, const struct sombra_config *cfg, struct io_faults *
         rc = pager_create(&s->file, s->meta.page_size, s->cfg.page_cache_size, s->cfg.checksums,
                           s->meta.npages, s->meta.ckpt_lsn, &s->pager);
         if (rc == SOMBRA_OK) {
-                s->pub.frames = malloc(pager_cache_pages(s->pager) * sizeof(*s->pub.frames));
-                if (s->pub.frames == NULL)
-                        rc = SOMBRA_ENOMEM;
-        }
-        if (rc == SOMBRA_OK) {
                 readers_look(s); /* before the free list becomes reusable */
                 rc = pager_freelist_load(s->pager, s->meta.free_head, s->meta.free_count);
         }
@@ -1580,8 +1575,8 @@ store_close(struct store *s)
 
         if (s == NULL)
                 return SOMBRA_EINVAL;
-        store_rollback(s);
         (void)store_publish_settle(s); /* the pages must not be written after this */
+        store_rollback(s);
         if (s->cfg.read_only)
                 rc = SOMBRA_OK; /* nothing of it was ever to reach the files */
         else if (s->failed == SOMBRA_OK && s->pager != NULL)
@@ -1593,7 +1588,6 @@ store_close(struct store *s)
         pager_destroy(s->pager);
         io_close(&s->file); /* releases the reader lock of a read-only store */
         buf_free(&s->rec);
-        free(s->pub.frames);
         while (s->published != NULL) {
                 struct store_snapshot *older = s->published->older;
                 free(s->published);

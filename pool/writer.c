@@ -292,7 +292,8 @@ acknowledge(struct sombra_db *db, struct request *const *group, size_t n, int wr
 static bool
 publish_elsewhere(struct sombra_db *db, const struct store_publication *pub)
 {
-        return db->group_n == ENGINE_GROUP_MAX &&
+        /* An open interactive txn changes its fresh pages in place, and the take has them too. */
+        return db->group_n == ENGINE_GROUP_MAX && db->txn_owner == NULL &&
                pub->n <= pager_cache_pages(store_pager(graph_store(db->g))) / 4 && !rings_empty(db);
 }
 

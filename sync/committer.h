@@ -9,10 +9,10 @@
  * the writer at once; the committer syncs after every `sync_interval` of them
  * or `sync_interval_ms`. CHECKPOINT and OFF never sync here.
  *
- * Threads: committer_enqueue, committer_sync_inline and committer_note are
- * the writer's. The queue and `syncing` are guarded by `lock` (the writer and
- * the committer only; callers never touch them). Counters are read with
- * __atomic loads.
+ * Threads: committer_enqueue and committer_note are the writer's and the
+ * publisher's (pool/writer.c), committer_sync_inline the writer's. The queue
+ * and `syncing` are guarded by `lock` (those threads and the committer only;
+ * callers never touch them). Counters are read with __atomic loads.
  */
 #ifndef SOMBRA_COMMITTER_H
 #define SOMBRA_COMMITTER_H
@@ -59,7 +59,7 @@ int committer_start(struct committer *c, struct store *s, const struct sombra_co
                     void (*complete)(struct commit_waiter *w, int status, uint64_t now_ns));
 /* Syncs what is outstanding, completes every waiter, joins the thread. */
 void committer_stop(struct committer *c);
-/* Writer: the FULL commits chained from first to last wait for the next sync. */
+/* Writer or publisher: the FULL commits chained from first to last wait for the next sync. */
 void committer_enqueue(struct committer *c, struct commit_waiter *first,
                        struct commit_waiter *last);
 /*
@@ -72,7 +72,7 @@ void committer_enqueue(struct committer *c, struct commit_waiter *first,
  * acknowledge a commit behind the lost records.
  */
 bool committer_sync_inline(struct committer *c, struct commit_waiter *group);
-/* Writer: n NORMAL commits were acknowledged without a sync. */
+/* Writer or publisher: n NORMAL commits were acknowledged without a sync. */
 void committer_note(struct committer *c, uint32_t n);
 
 #endif
