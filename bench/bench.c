@@ -972,6 +972,30 @@ parse(int argc, char **argv, struct options *o)
         return optind == argc ? 0 : -1;
 }
 
+/*
+ * A name that selects nothing is a mistake, not an empty run: --engine,
+ * --dataset and --profile must name one of theirs.
+ */
+static int
+names_check(const struct options *o)
+{
+        bool engine = o->engine == NULL, dataset = o->dataset == NULL, profile = o->profile == NULL;
+
+        for (size_t e = 0; e < NADAPTERS; e++)
+                engine = engine || strcmp(o->engine, adapters[e]->name) == 0;
+        for (size_t k = 0; k < NSCHEMAS; k++)
+                dataset = dataset || strcmp(o->dataset, schemas[k]->name) == 0;
+        for (size_t p = 0; p < NPROFILES; p++)
+                profile = profile || strcmp(o->profile, profiles[p].name) == 0;
+        if (!engine)
+                fprintf(stderr, "sombra-bench: unknown engine '%s' (sombra, sqlite)\n", o->engine);
+        if (!dataset)
+                fprintf(stderr, "sombra-bench: unknown dataset '%s'\n", o->dataset);
+        if (!profile)
+                fprintf(stderr, "sombra-bench: unknown profile '%s'\n", o->profile);
+        return engine && dataset && profile ? 0 : -1;
+}
+
 /* Every selected dataset on one engine, in the order of schemas[]. */
 static int
 engine_run(const struct options *o, const struct adapter *a, struct dataset *data)
@@ -996,6 +1020,8 @@ sombra_bench_main(int argc, char **argv)
         struct dataset data[NSCHEMAS] = {{0}};
         int rc = parse(argc, argv, &o);
 
+        if (rc == 0 && names_check(&o) != 0)
+                rc = -1;
         if (rc != 0)
                 return rc > 0 ? 0 : 2;
         if (o.nodes == 0)
@@ -1009,6 +1035,10 @@ sombra_bench_main(int argc, char **argv)
         for (size_t e = 0; e < NADAPTERS && rc == 0; e++) {
                 if (o.engine == NULL || strcmp(o.engine, adapters[e]->name) == 0)
                         rc = engine_run(&o, adapters[e], data);
+        }
+        if (rc == 0 && nresults == 0) {
+                fputs("sombra-bench: no workload matched --workload and --threads\n", stderr);
+                rc = SOMBRA_EINVAL;
         }
         if (rc == 0 && !o.json)
                 print_table();

@@ -40,6 +40,9 @@
 #include "btree.h"
 #include "../alloc/pagebuf.h"
 
+/* Pages in a row that pager_write_frames hands to one io_write_blocks. */
+#define PAGER_WRITE_RUN 256
+
 struct pgvec {
         pgno_t *v;
         size_t n, cap;
@@ -933,16 +936,25 @@ pager_write_take(struct pager *p, size_t *count)
 int
 pager_write_frames(struct pager *p, struct page *const *frames, size_t n, size_t *written)
 {
-        int rc = SOMBRA_OK;
+        const void *run[PAGER_WRITE_RUN];
 
-        for (*written = 0; *written < n && rc == SOMBRA_OK; (*written)++) {
-                rc = io_write(p->file, frames[*written]->data, p->page_size,
-                              frames[*written]->pgno * p->page_size);
+        /* The take is in page order: pages in a row go out in one call. */
+        for (*written = 0; *written < n;) {
+                size_t k = 0, at = *written;
+                int rc;
+                do
+                        run[k] = frames[at + k]->data;
+                while (++k < PAGER_WRITE_RUN && at + k < n &&
+                       frames[at + k]->pgno == frames[at]->pgno + k);
+                rc =
+                    io_write_blocks(p->file, run, k, p->page_size, frames[at]->pgno * p->page_size);
                 if (rc != SOMBRA_OK)
-                        break;
-                validated_set(p, frames[*written]->pgno); /* we made it: it is well formed */
+                        return rc; /* none of the run counts as written: all are tried again */
+                for (size_t i = 0; i < k; i++)
+                        validated_set(p, frames[at + i]->pgno); /* we made it: well formed */
+                *written += k;
         }
-        return rc;
+        return SOMBRA_OK;
 }
 
 void

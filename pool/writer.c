@@ -347,6 +347,12 @@ publisher_main(void *arg)
                 uint32_t bell = __atomic_load_n(&db->publisher.bell, __ATOMIC_SEQ_CST);
                 if (done != __atomic_load_n(&db->publisher.posted, __ATOMIC_SEQ_CST)) {
                         struct publish_job *job = &db->publisher.jobs[done & 1];
+                        /*
+                         * A store failure after the begin (the writer's next log write,
+                         * say) does not touch this group: its commits are in the log,
+                         * and once its pages are written readers see them, so they are
+                         * answered as the writer would have answered them.
+                         */
                         int written = store_publish_write(graph_store(db->g), job->pub, true);
                         acknowledge(db, job->group, job->n, written, false);
                         __atomic_add_fetch(&db->publisher.groups, 1, __ATOMIC_RELAXED);
@@ -496,6 +502,11 @@ writer_main(void *arg)
                         }
                         break;
                 }
+                /*
+                 * Idle: the publication under way gives its frames back, and what
+                 * it retires becomes reusable, now rather than at the next group.
+                 */
+                (void)store_publish_settle(graph_store(db->g)); /* a failure is sticky */
                 sleep_until_work(db);
         }
         return NULL;

@@ -226,6 +226,75 @@ Test(io, short_write_fault_writes_the_first_half_then_fails)
         io_close(&f);
 }
 
+/* Blocks of `len` bytes, block i filled with i + 1. */
+static void
+blocks_make(uint8_t (*data)[512], const void **blocks, size_t n, size_t len)
+{
+        for (size_t i = 0; i < n; i++) {
+                memset(data[i], (int)(i + 1), len);
+                blocks[i] = data[i];
+        }
+}
+
+Test(io, blocks_land_one_after_another_in_one_call)
+{
+        /* More blocks than one pwritev takes, so the call spans several. */
+        static uint8_t data[150][512];
+        const void *blocks[150];
+        struct io_faults faults = {.ops = 1u << IO_OP_WRITE, .countdown = 1, .err = EIO};
+        struct io_file f;
+        uint64_t size;
+
+        blocks_make(data, blocks, 150, 512);
+        open_filled(&f, "db", 0, 4096);
+        f.faults = &faults;
+        cr_assert(eq(int, io_write_blocks(&f, blocks, 150, 512, 1024), SOMBRA_OK));
+        for (size_t i = 0; i < 150; i++)
+                expect_bytes(&f, 1024 + i * 512, 512, (int)(i + 1));
+        expect_bytes(&f, 0, 1024, 0);
+        cr_assert(eq(int, io_size(&f, &size), SOMBRA_OK));
+        cr_assert(eq(u64, size, 1024 + 150 * 512));
+        /* The fault counts calls: the whole gather was one, so the next call fails. */
+        cr_assert(eq(u64, faults.fired, 0));
+        cr_assert(eq(int, io_write(&f, "x", 1, 0), SOMBRA_EIO));
+        io_close(&f);
+}
+
+Test(io, short_write_fault_on_blocks_writes_the_first_half_of_the_bytes)
+{
+        static uint8_t data[5][512];
+        const void *blocks[5];
+        struct io_faults faults = {
+            .ops = 1u << IO_OP_WRITE, .countdown = 0, .err = ENOSPC, .short_write = true};
+        struct io_file f;
+
+        blocks_make(data, blocks, 5, 100);
+        open_filled(&f, "db", 0, 500);
+        f.faults = &faults;
+        cr_assert(eq(int, io_write_blocks(&f, blocks, 5, 100, 0), SOMBRA_ENOSPC));
+        cr_assert(eq(u64, faults.fired, 1));
+        expect_bytes(&f, 0, 100, 1);
+        expect_bytes(&f, 100, 100, 2);
+        expect_bytes(&f, 200, 50, 3);
+        expect_bytes(&f, 250, 250, 0);
+        io_close(&f);
+}
+
+Test(io, blocks_past_off_t_or_overflowing_are_rejected)
+{
+        static uint8_t data[2][512];
+        const void *blocks[2];
+        struct io_file f;
+
+        blocks_make(data, blocks, 2, 512);
+        open_filled(&f, "db", 0, 10);
+        cr_assert(
+            eq(int, io_write_blocks(&f, blocks, 2, 512, (uint64_t)INT64_MAX - 600), SOMBRA_EINVAL));
+        cr_assert(eq(int, io_write_blocks(&f, blocks, SIZE_MAX / 2, 512, 0), SOMBRA_EINVAL));
+        expect_bytes(&f, 0, 10, 0);
+        io_close(&f);
+}
+
 Test(io, fault_errno_is_mapped_like_a_real_failure)
 {
         struct io_faults faults = {.ops = 1u << IO_OP_WRITE, .err = EDQUOT};
