@@ -679,6 +679,15 @@ main(int argc, char **argv)
                         fputs(usage, stderr);
                 return rc < 0 ? 2 : 0;
         }
+        /*
+         * Blocked before any thread starts (the engine's own at sombra_open, then the
+         * workers), so that all inherit the mask and only sigwait takes them: a thread
+         * without the mask would take SIGTERM's default action and kill the process.
+         */
+        sigemptyset(&stop);
+        sigaddset(&stop, SIGINT);
+        sigaddset(&stop, SIGTERM);
+        pthread_sigmask(SIG_BLOCK, &stop, NULL);
         sombra_config_production(&cfg);
         cfg.sync_mode = o.sync;
         rc = sombra_open(o.db, &cfg, &srv.db);
@@ -686,11 +695,6 @@ main(int argc, char **argv)
                 fprintf(stderr, "sombra-server: %s: %s\n", o.db, sombra_strerror(rc));
                 return 1;
         }
-        /* Blocked before the workers start, so that they inherit the mask and sigwait gets them. */
-        sigemptyset(&stop);
-        sigaddset(&stop, SIGINT);
-        sigaddset(&stop, SIGTERM);
-        pthread_sigmask(SIG_BLOCK, &stop, NULL);
         srv.hosts = o.hosts;
         srv.nhosts = o.nhosts;
         daemon = server_start(&srv, &o);
