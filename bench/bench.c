@@ -988,7 +988,7 @@ names_check(const struct options *o)
         for (size_t p = 0; p < NPROFILES; p++)
                 profile = profile || strcmp(o->profile, profiles[p].name) == 0;
         if (!engine)
-                fprintf(stderr, "sombra-bench: unknown engine '%s' (sombra, sqlite)\n", o->engine);
+                fprintf(stderr, "sombra-bench: unknown engine '%s'\n", o->engine);
         if (!dataset)
                 fprintf(stderr, "sombra-bench: unknown dataset '%s'\n", o->dataset);
         if (!profile)

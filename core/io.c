@@ -479,45 +479,18 @@ observed_end(struct io_file *f, bool synced)
         io_faults_unlock(f->faults);
 }
 
-int
-io_write(struct io_file *f, const void *buf, size_t len, uint64_t off)
-{
-        int err, rc;
-
-        if (!range_ok(len, off))
-                return SOMBRA_EINVAL;
-        if (f->priv != NULL)
-                return private_write(f, buf, len, off);
-        err = fault_fire(f, IO_OP_WRITE);
-        if (err == 0) {
-                err = observed(f, IO_OP_WRITE, off, len);
-                if (err != 0)
-                        return io_status_from_errno(err);
-                rc = write_all(f->fd, buf, len, off);
-                observed_end(f, false);
-                pending_note(f, off, len);
-                return rc;
-        }
-
-        if (f->faults->short_write) {
-                rc = write_all(f->fd, buf, len / 2, off);
-                pending_note(f, off, len / 2);
-                if (rc != SOMBRA_OK)
-                        return rc;
-        }
-        return io_status_from_errno(err);
-}
-
 /*
  * Writes n blocks of len bytes, one after another from off, with no fault
  * check: pwritev, IO_GATHER blocks a call, and a short one finished block
- * by block.
+ * by block with write_all.
  */
 static int
 write_blocks_all(int fd, const void *const *blocks, size_t n, size_t len, uint64_t off)
 {
         struct iovec iov[IO_GATHER];
 
+        if (len == 0)
+                return SOMBRA_OK;
         while (n > 0) {
                 int cnt = n < IO_GATHER ? (int)n : IO_GATHER;
                 size_t want = (size_t)cnt * len, done, k;
@@ -568,7 +541,7 @@ io_write_blocks(struct io_file *f, const void *const *blocks, size_t n, size_t l
                 return rc;
         }
 
-        if (f->faults->short_write) { /* torn: the first half of the bytes, as io_write's */
+        if (f->faults->short_write) { /* a torn write: the first half of its bytes */
                 size_t half = total / 2;
                 for (size_t i = 0; i * len < half; i++) {
                         size_t part = half - i * len < len ? half - i * len : len;
@@ -579,6 +552,12 @@ io_write_blocks(struct io_file *f, const void *const *blocks, size_t n, size_t l
                 pending_note(f, off, half);
         }
         return io_status_from_errno(err);
+}
+
+int
+io_write(struct io_file *f, const void *buf, size_t len, uint64_t off)
+{
+        return io_write_blocks(f, &buf, 1, len, off);
 }
 
 int

@@ -142,16 +142,18 @@ int io_lock(struct io_file *f);
 
 /* Reads exactly len bytes at off. Reading past the end is SOMBRA_ECORRUPT. */
 int io_read(struct io_file *f, void *buf, size_t len, uint64_t off);
-/* Writes exactly len bytes at off, retrying short writes. SOMBRA_ENOSPC or SOMBRA_EIO. */
-int io_write(struct io_file *f, const void *buf, size_t len, uint64_t off);
 /*
- * Writes n blocks of len bytes each to [off, off + n * len), in that order:
- * one pwritev for many pages instead of a pwrite each (a system call costs
- * more than copying a page on a virtual machine). One call for the fault
- * injection and the observer, like io_write. Errors as io_write's.
+ * Writes n blocks of len bytes each to [off, off + n * len), in that order,
+ * retrying short writes: one pwritev for many pages instead of a pwrite
+ * each (a system call costs more than copying a page on a virtual machine).
+ * One call for the fault injection and the observer; an injected short
+ * write writes the first half of the bytes. SOMBRA_ENOSPC or SOMBRA_EIO;
+ * SOMBRA_EINVAL for a range past off_t.
  */
 int io_write_blocks(struct io_file *f, const void *const *blocks, size_t n, size_t len,
                     uint64_t off);
+/* io_write_blocks of one block: exactly len bytes at off. */
+int io_write(struct io_file *f, const void *buf, size_t len, uint64_t off);
 /* fdatasync. SOMBRA_EIO on failure. */
 int io_sync(struct io_file *f);
 /*

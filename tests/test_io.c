@@ -247,6 +247,7 @@ Test(io, blocks_land_one_after_another_in_one_call)
 
         blocks_make(data, blocks, 150, 512);
         open_filled(&f, "db", 0, 4096);
+        cr_assert(eq(int, io_write_blocks(&f, blocks, 150, 0, 1024), SOMBRA_OK)); /* no bytes */
         f.faults = &faults;
         cr_assert(eq(int, io_write_blocks(&f, blocks, 150, 512, 1024), SOMBRA_OK));
         for (size_t i = 0; i < 150; i++)
