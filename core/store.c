@@ -4,24 +4,28 @@
  * Durable state = the newest valid meta page + the WAL records after its LSN.
  *
  * Meta page (pages 0 and 1; a checkpoint writes slot gen % 2, so the other
- * slot always holds the previous complete checkpoint). First 184 bytes:
+ * slot always holds the previous complete checkpoint). First 200 bytes:
  *   0   8  magic "SOMBRADB"          88  4  next name id
- *   8   4  format version (2)        92  4  number of trees (8)
+ *   8   4  format version (3)        92  4  number of trees (8)
  *   12  4  page size                 96  64 tree roots, enum store_tree order
  *   16  8  checkpoint generation     160 8  database id: random at creation
  *   24  8  checkpoint LSN            168 8  WAL salt: the generation of the
  *   32  8  pages in the file                log that continues this state
- *   40  8  free-list head page       176 8  XXH3-64 of bytes 0..176
- *   48  8  pages on the free list
- *   56  8  next node id
- *   64  8  next edge id
- *   72  8  live nodes
+ *   40  8  free-list head page       176 8  WAL offset of the first record
+ *   48  8  pages on the free list           after the checkpoint LSN (0: the
+ *   56  8  next node id                     generation's first record)
+ *   64  8  next edge id              184 8  the chain that record is seeded with
+ *   72  8  live nodes                192 8  XXH3-64 of bytes 0..192
  *   80  8  live edges
- * The rest of the page is zero. Integers big-endian.
+ * The rest of the page is zero. Integers big-endian. Version 2, without the
+ * WAL offset and chain and with the checksum at 176, is still read.
  *
  * The database id binds the WAL to its database (wal.h), and the WAL salt
- * names the one generation of it that may be replayed onto this state: the
- * one the checkpoint started. recover() sorts out every other.
+ * names the one generation of it that may be replayed onto this state. A
+ * checkpoint that restarts the log starts that generation; one that leaves
+ * the log as it is (a background checkpoint, see store_checkpoint_begin)
+ * names the generation under way and the place in it where its state ends,
+ * so that recovery reads from there. recover() sorts out every other.
  *
  * WAL payload of a commit (wal.h has the record header):
  *   u64 next node | u64 next edge | u64 nodes | u64 edges | u32 next name |
@@ -70,13 +74,15 @@
 
 static const uint8_t meta_magic[8] = {'S', 'O', 'M', 'B', 'R', 'A', 'D', 'B'};
 
-#define META_VERSION  2u
-#define META_SIZE     184u
-#define META_SUM      176u /* the checksum's offset, and the bytes it covers */
-#define OP_PUT        1u
-#define OP_DEL        2u
-#define OP_HDR        8u
-#define PAYLOAD_STATE 40u
+#define META_VERSION    3u
+#define META_SIZE       200u
+#define META_SUM        192u /* the checksum's offset, and the bytes it covers */
+#define META_V2_VERSION 2u   /* read only: no WAL place, the checksum at 176 */
+#define META_V2_SUM     176u
+#define OP_PUT          1u
+#define OP_DEL          2u
+#define OP_HDR          8u
+#define PAYLOAD_STATE   40u
 
 /* Reader locks (see above): past any real file length, and far below off_t's end. */
 #define READER_LOCK_BASE (1ull << 62)
@@ -92,6 +98,7 @@ struct meta {
         uint64_t free_count;
         uint64_t db_id;
         uint64_t wal_salt;
+        struct wal_pos wal_from; /* off 0: the generation's first record */
         struct store_state st;
 };
 
@@ -195,6 +202,8 @@ meta_encode(const struct meta *m, uint8_t *b)
                 put_be64(b + 96 + 8 * i, m->st.roots[i]);
         put_be64(b + 160, m->db_id);
         put_be64(b + 168, m->wal_salt);
+        put_be64(b + 176, m->wal_from.off);
+        put_be64(b + 184, m->wal_from.chain);
         put_be64(b + META_SUM, XXH3_64bits(b, META_SUM));
 }
 
@@ -208,10 +217,14 @@ page_size_ok(uint32_t ps)
 static int
 meta_decode(struct meta *m, const uint8_t *b)
 {
+        uint32_t version = get_be32(b + 8);
+        size_t sum = version == META_V2_VERSION ? META_V2_SUM : META_SUM;
+
         /* Another version's meta page is laid out differently: check that first. */
-        if (memcmp(b, meta_magic, 8) != 0 || get_be32(b + 8) != META_VERSION)
+        if (memcmp(b, meta_magic, 8) != 0 ||
+            (version != META_VERSION && version != META_V2_VERSION))
                 return SOMBRA_ENOTDB;
-        if (get_be64(b + META_SUM) != XXH3_64bits(b, META_SUM))
+        if (get_be64(b + sum) != XXH3_64bits(b, sum))
                 return SOMBRA_ECORRUPT;
         if (get_be32(b + 92) != STORE_TREES)
                 return SOMBRA_ENOTDB;
@@ -230,9 +243,13 @@ meta_decode(struct meta *m, const uint8_t *b)
                 m->st.roots[i] = get_be64(b + 96 + 8 * i);
         m->db_id = get_be64(b + 160);
         m->wal_salt = get_be64(b + 168);
+        m->wal_from.off = version == META_VERSION ? get_be64(b + 176) : 0;
+        m->wal_from.chain = version == META_VERSION ? get_be64(b + 184) : 0;
+        m->wal_from.lsn = m->ckpt_lsn + 1;
         m->st.lsn = m->ckpt_lsn;
         if (!page_size_ok(m->page_size) || m->npages < 2 || m->free_count > m->npages ||
-            m->db_id == 0 || m->wal_salt == 0)
+            m->db_id == 0 || m->wal_salt == 0 ||
+            (m->wal_from.off != 0 && m->wal_from.off < WAL_HDR))
                 return SOMBRA_ECORRUPT;
         for (int i = 0; i < STORE_TREES; i++)
                 if (m->st.roots[i] == 1 || (m->st.roots[i] != 0 && m->st.roots[i] >= m->npages))
@@ -975,6 +992,7 @@ checkpoint(struct store *s, bool fresh)
         m.gen++;
         m.ckpt_lsn = s->committed.lsn;
         m.st = s->committed;
+        m.wal_from.off = 0; /* the new generation's first record */
         /* Named by the meta page before any record of it can exist. */
         do
                 m.wal_salt = wal_random(s->wal.salt);
@@ -1274,6 +1292,8 @@ wal_generation_check(const struct store *s, bool *current)
         const struct wal *w = &s->wal;
 
         *current = w->salt != 0 && w->salt == s->meta.wal_salt;
+        if (*current && s->meta.wal_from.off != 0) /* a checkpoint within the generation */
+                return w->base_lsn <= s->meta.ckpt_lsn + 1 ? SOMBRA_OK : SOMBRA_ECORRUPT;
         if (w->salt == 0 || *current)
                 return *current && w->base_lsn != s->meta.ckpt_lsn + 1 ? SOMBRA_ECORRUPT
                                                                        : SOMBRA_OK;
@@ -1315,8 +1335,8 @@ recover(struct store *s)
         if (rc != SOMBRA_OK)
                 return rc;
         s->replaying = current;
-        rc = wal_replay(&s->wal, s->meta.ckpt_lsn, current ? replay_record : older_record, s,
-                        &applied);
+        rc = wal_replay(&s->wal, current && s->meta.wal_from.off != 0 ? &s->meta.wal_from : NULL,
+                        s->meta.ckpt_lsn, current ? replay_record : older_record, s, &applied);
         if (rc == SOMBRA_OK && s->in_txn)
                 rc = store_commit(s, NULL);
         store_rollback(s); /* after a failure */

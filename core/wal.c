@@ -187,14 +187,28 @@ record_checksum(uint64_t chain, const uint8_t *rec, size_t len)
         return XXH3_64bits_withSeed(rec + 8, len - 8, chain);
 }
 
+void
+wal_position(const struct wal *w, struct wal_pos *out)
+{
+        out->off = w->end;
+        out->chain = w->chain;
+        out->lsn = w->next_lsn;
+}
+
 int
-wal_replay(struct wal *w, uint64_t after,
+wal_replay(struct wal *w, const struct wal_pos *from, uint64_t after,
            int (*apply)(void *arg, uint64_t lsn, const uint8_t *payload, size_t len), void *arg,
            uint64_t *applied)
 {
         struct buf rec = BUF_INIT;
         uint64_t size = 0, off = WAL_HDR, expect = w->base_lsn, chain = w->salt;
         int rc = SOMBRA_OK;
+
+        if (from != NULL) {
+                off = from->off;
+                expect = from->lsn;
+                chain = from->chain;
+        }
 
         *applied = 0;
         if (w->salt != 0)

@@ -118,14 +118,31 @@ void wal_close(struct wal *w);
 void wal_adopt(struct wal *w, uint64_t base_lsn, uint64_t salt, uint64_t ckpt_gen);
 
 /*
- * Calls apply(arg, lsn, payload, len) for every intact record of the
- * generation on file, in order, with an LSN above `after`; records at or
- * below it are checked and skipped. Stops quietly at the first torn, stale or
- * out-of-sequence record, leaves the WAL positioned to append after the last
- * intact one, and sets at_end when that is the end of the file. *applied
- * counts the calls. An error from apply stops the replay and is returned.
+ * A place in the log: the offset of a record, the checksum it is seeded with
+ * and its LSN. A checkpoint's meta page keeps the place of the first record
+ * after it, so that recovery starts there instead of at the generation's
+ * first record.
  */
-int wal_replay(struct wal *w, uint64_t after,
+struct wal_pos {
+        uint64_t off;
+        uint64_t chain;
+        uint64_t lsn;
+};
+
+/* Where the next record goes: only meaningful when nothing is pending (after wal_flush). */
+void wal_position(const struct wal *w, struct wal_pos *out);
+
+/*
+ * Calls apply(arg, lsn, payload, len) for every intact record of the
+ * generation on file, in order, from `from` (NULL: the generation's first
+ * record), with an LSN above `after`; records at or below it are checked and
+ * skipped. Stops quietly at the first torn, stale or out-of-sequence record,
+ * leaves the WAL positioned to append after the last intact one, and sets
+ * at_end when that is the end of the file (a `from` past the end reads
+ * nothing, and the next record goes there). *applied counts the calls. An
+ * error from apply stops the replay and is returned.
+ */
+int wal_replay(struct wal *w, const struct wal_pos *from, uint64_t after,
                int (*apply)(void *arg, uint64_t lsn, const uint8_t *payload, size_t len), void *arg,
                uint64_t *applied);
 

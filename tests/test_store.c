@@ -25,6 +25,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <xxhash.h>
+
 #include "sombra.h"
 #include "btree.h"
 #include "pager.h"
@@ -70,11 +72,11 @@ read_u64(const char *name, uint64_t off)
         return get_be64(b);
 }
 
-/* Meta page layout (store.c): 168 bytes, generation at 16, pages in the file at 32. */
+/* Meta page layout (store.c): 192 bytes of fields, generation at 16, pages in the file at 32. */
 #define PS         8192u
 #define META_GEN   16u
 #define META_NPG   32u
-#define META_BYTES 168u
+#define META_BYTES 192u
 
 static uint64_t
 meta_gen(const char *name, int slot)
@@ -951,6 +953,42 @@ Test(store, a_damaged_newest_meta_falls_back_when_the_wal_still_covers_it)
                 expect_recovered(crash, NULL, &m, 10);
         }
         cr_assert(found);
+}
+
+/*
+ * Rewrites both meta pages of `name` in format version 2, which had neither
+ * the WAL place (176..192) nor room for it: its checksum sat at 176.
+ */
+static void
+meta_make_v2(const char *name)
+{
+        for (int slot = 0; slot < 2; slot++) {
+                uint8_t b[200];
+                support_read_at(name, (uint64_t)slot * PS, b, sizeof(b));
+                cr_assert(eq(u32, get_be32(b + 8), 3));
+                cr_assert(eq(u64, get_be64(b + 176), 0), "a checkpoint that started the WAL anew");
+                put_be32(b + 8, 2);
+                memset(b + 176, 0, sizeof(b) - 176);
+                put_be64(b + 176, XXH3_64bits(b, 176));
+                support_write_at(name, (uint64_t)slot * PS, b, sizeof(b));
+        }
+}
+
+Test(store, a_version_2_meta_page_still_opens)
+{
+        struct store *s;
+        struct model m;
+
+        make_db("db", &m, 10);
+        s = open_db("db", NULL, NULL);
+        workload(s, &m, 10, 14);
+        cr_assert(eq(int, store_sync(s), SOMBRA_OK));
+        crash_copy("db", "crash");
+        store_close(s);
+        meta_make_v2("db");
+        meta_make_v2("crash");
+        expect_reopened("db", NULL, &m);
+        expect_recovered("crash", NULL, &m, 5);
 }
 
 Test(store, both_meta_pages_damaged_is_corrupt)

@@ -144,7 +144,7 @@ reopen_replay(struct wal *w, const char *name, uint64_t after, struct seen *seen
         memset(seen, 0, sizeof(*seen));
         seen->fail_at = fail_at;
         open_log(w, name, NULL);
-        return wal_replay(w, after, collect, seen, applied);
+        return wal_replay(w, NULL, after, collect, seen, applied);
 }
 
 /* Asserts that seen holds exactly the records with ids first..last, as LSNs lsn0.. */
@@ -415,13 +415,13 @@ Test(wal, records_behind_a_damaged_header_are_found_when_adopted)
         open_log(&w, "wal", NULL);
         cr_assert(w.damaged);
         wal_adopt(&w, 1, salt, gen);
-        cr_assert(eq(int, wal_replay(&w, 0, collect, &seen, &applied), SOMBRA_OK));
+        cr_assert(eq(int, wal_replay(&w, NULL, 0, collect, &seen, &applied), SOMBRA_OK));
         expect_ids(&seen, 1, 4, 1);
         wal_close(&w);
         /* Adopted under another salt, they prove nothing and end the log. */
         open_log(&w, "wal", NULL);
         wal_adopt(&w, 1, salt + 1, gen);
-        cr_assert(eq(int, wal_replay(&w, 0, collect, &seen, &applied), SOMBRA_OK));
+        cr_assert(eq(int, wal_replay(&w, NULL, 0, collect, &seen, &applied), SOMBRA_OK));
         cr_assert(eq(u64, applied, 0));
         wal_close(&w);
 }
