@@ -14,9 +14,11 @@
  *   free        reusable now (`free`);
  *   limbo       retired by a committed txn; readers of older states may still
  *               read it (`limbo`, in txn order);
- *   pending     no reader can see it, but the last durable meta page may still
- *               refer to it, so it must not be overwritten before the next
- *               checkpoint is durable (`pending`);
+ *   pending     no reader can see it, but the last durable meta page (or the
+ *               one a checkpoint under way is writing) may still refer to
+ *               it, so it must not be overwritten before a checkpoint that
+ *               began after it was retired is durable: `pending_ckpt` waits
+ *               for the checkpoint under way, `pending` for a later one;
  *   txn         allocated or retired by the open transaction (`txn_alloc`,
  *               `txn_retired`) until it commits or aborts.
  * The free list written at a checkpoint lists free, limbo and pending pages and
@@ -51,7 +53,7 @@ struct pgvec {
 struct retired {
         pgno_t pgno;
         uint64_t txn;        /* the txn that made it unreachable */
-        uint64_t ckpt_epoch; /* checkpoints completed when it was retired */
+        uint64_t ckpt_epoch; /* checkpoints begun when it was retired */
         uint64_t born;       /* the txn that wrote it */
         bool durable;        /* the last durable meta could reach it when retired */
         bool born_in_txn;    /* allocated by the same txn that retired it */
@@ -68,8 +70,10 @@ struct pager {
         uint32_t cache_cap;
         bool checksums;
         uint64_t npages;
-        uint64_t ckpt_txn;   /* pages with txn <= this are referenced by durable metas */
-        uint64_t ckpt_epoch; /* checkpoints completed since open */
+        /* Pages with txn <= this are referenced by durable metas, or by the one being written. */
+        uint64_t ckpt_txn;
+        uint64_t ckpt_begun; /* checkpoints begun since open */
+        uint64_t ckpt_done;  /* the number (ckpt_begun then) of the last one completed */
         uint64_t txn;        /* the open transaction, 0 when none */
         bool hold;           /* another process reads an older checkpoint (pager_set_hold) */
 
@@ -81,7 +85,8 @@ struct pager {
         size_t hand;
 
         struct pgvec free;
-        struct pgvec pending;
+        struct pgvec pending;      /* wait for a checkpoint that begins later */
+        struct pgvec pending_ckpt; /* wait for the checkpoint under way */
         struct retvec limbo;
         struct pgvec txn_alloc;
         struct retvec txn_retired;
@@ -316,6 +321,7 @@ pager_destroy(struct pager *p)
         free(p->empty_frames.v);
         free(p->free.v);
         free(p->pending.v);
+        free(p->pending_ckpt.v);
         free(p->limbo.v);
         free(p->txn_alloc.v);
         free(p->txn_retired.v);
@@ -357,7 +363,7 @@ pager_stats(const struct pager *p, struct pager_stats *out)
                         out->dirty++;
         out->npages = p->npages;
         out->free_pages = p->free.n;
-        out->retired_pages = (p->limbo.n - p->limbo.head) + p->pending.n;
+        out->retired_pages = (p->limbo.n - p->limbo.head) + p->pending.n + p->pending_ckpt.n;
 }
 
 static int
@@ -722,7 +728,7 @@ pager_retire(struct pager *p, struct page *pg)
         struct retired r = {
             .pgno = pg->pgno,
             .txn = p->txn,
-            .ckpt_epoch = p->ckpt_epoch,
+            .ckpt_epoch = p->ckpt_begun,
             .born = page_txn(pg),
             .durable = page_txn(pg) <= p->ckpt_txn,
             .born_in_txn = page_txn(pg) == p->txn,
@@ -772,8 +778,13 @@ pager_reclaim(struct pager *p, uint64_t oldest_txn)
         while (l->head < l->n && l->v[l->head].txn <= oldest_txn) {
                 struct retired *r = &l->v[l->head];
                 int rc;
-                if (r->durable && (r->ckpt_epoch == p->ckpt_epoch || p->hold))
+                /* Free once a checkpoint that began after its retirement is durable. */
+                if (r->durable && p->hold)
                         rc = pgvec_push(&p->pending, r->pgno);
+                else if (r->durable && r->ckpt_epoch >= p->ckpt_done)
+                        rc = pgvec_push(r->ckpt_epoch < p->ckpt_begun ? &p->pending_ckpt
+                                                                      : &p->pending,
+                                        r->pgno);
                 else
                         rc = page_free(p, r->pgno);
                 if (rc != SOMBRA_OK)
@@ -838,17 +849,18 @@ pager_freelist_build(struct pager *p, uint64_t ckpt_txn, pgno_t old_head, pgno_t
 {
         struct pgvec old = {0}, lists = {0};
         size_t per = freelist_capacity(p), total, nlists, at = 0;
-        const pgno_t *srcs[3];
-        size_t lens[3];
+        const pgno_t *srcs[4];
+        size_t lens[4];
         int rc;
 
+        assert(p->ckpt_begun > p->ckpt_done); /* pager_checkpoint_begin came first */
         rc = freelist_collect(p, old_head, &old);
         for (size_t i = 0; rc == SOMBRA_OK && i < old.n; i++)
-                rc = pgvec_push(&p->pending, old.v[i]);
+                rc = pgvec_push(&p->pending_ckpt, old.v[i]);
         if (rc != SOMBRA_OK)
                 goto label_out;
 
-        total = p->free.n + (p->limbo.n - p->limbo.head) + p->pending.n;
+        total = p->free.n + (p->limbo.n - p->limbo.head) + p->pending_ckpt.n + p->pending.n;
         nlists = (total + per - 1) / per;
         for (size_t i = 0; i < nlists; i++) {
                 struct page *pg;
@@ -864,17 +876,19 @@ pager_freelist_build(struct pager *p, uint64_t ckpt_txn, pgno_t old_head, pgno_t
         /* Taking list pages from `free` only shrank it, so nlists pages still suffice. */
         srcs[0] = p->free.v;
         lens[0] = p->free.n;
-        srcs[1] = p->pending.v;
-        lens[1] = p->pending.n;
+        srcs[1] = p->pending_ckpt.v;
+        lens[1] = p->pending_ckpt.n;
+        srcs[2] = p->pending.v; /* empty unless memory ran out moving it (pgvec_move) */
+        lens[2] = p->pending.n;
         for (size_t i = 0; i < p->limbo.n - p->limbo.head; i++) {
                 rc = pgvec_push(&old, p->limbo.v[p->limbo.head + i].pgno);
                 if (rc != SOMBRA_OK)
                         goto label_out;
         }
-        lens[2] = p->limbo.n - p->limbo.head;
+        lens[3] = p->limbo.n - p->limbo.head;
         /* old.v is NULL while old is empty, and NULL + 0 is undefined. */
-        srcs[2] = lens[2] > 0 ? old.v + (old.n - lens[2]) : old.v;
-        total = lens[0] + lens[1] + lens[2];
+        srcs[3] = lens[3] > 0 ? old.v + (old.n - lens[3]) : old.v;
+        total = lens[0] + lens[1] + lens[2] + lens[3];
 
         for (size_t i = 0; i < nlists; i++) {
                 struct page *pg;
@@ -1010,22 +1024,47 @@ pager_publish(struct pager *p, uint64_t npages)
         __atomic_store_n(&p->published_npages, npages, __ATOMIC_RELEASE);
 }
 
-void
-pager_checkpoint_done(struct pager *p, uint64_t ckpt_txn)
+/*
+ * Moves the entries of `from`, starting at `at`, to the end of `to`. Out of
+ * memory, what did not fit stays in `from`: still waiting, only for longer.
+ */
+static void
+pgvec_move(struct pgvec *to, struct pgvec *from, size_t at)
 {
-        p->ckpt_txn = ckpt_txn;
-        p->ckpt_epoch++;
-        if (p->hold)
-                return; /* an older checkpoint may still reach them */
-        for (size_t i = 0; i < p->pending.n; i++) {
-                /* page_free can only fail to grow `free`; keep the rest pending then. */
-                if (page_free(p, p->pending.v[i]) != SOMBRA_OK) {
-                        memmove(p->pending.v, p->pending.v + i, (p->pending.n - i) * 8);
-                        p->pending.n -= i;
-                        return;
-                }
+        size_t i = at;
+
+        if (to->n == 0 && at == 0) { /* the usual case: swap, and reuse the buffer */
+                struct pgvec t = *to;
+                *to = *from;
+                *from = t;
+                return;
         }
-        p->pending.n = 0;
+        while (i < from->n && pgvec_push(to, from->v[i]) == SOMBRA_OK)
+                i++;
+        memmove(from->v, from->v + i, (from->n - i) * sizeof(*from->v));
+        from->n -= i;
+}
+
+void
+pager_checkpoint_begin(struct pager *p, uint64_t ckpt_txn)
+{
+        assert(p->ckpt_begun == p->ckpt_done); /* one at a time */
+        /* What waited for a later checkpoint waits for this one. */
+        pgvec_move(&p->pending_ckpt, &p->pending, 0);
+        p->ckpt_begun++;
+        p->ckpt_txn = ckpt_txn;
+}
+
+void
+pager_checkpoint_done(struct pager *p)
+{
+        size_t i = 0;
+
+        p->ckpt_done = p->ckpt_begun;
+        /* With a hold, an older checkpoint may still reach them: they wait on. */
+        while (!p->hold && i < p->pending_ckpt.n && page_free(p, p->pending_ckpt.v[i]) == SOMBRA_OK)
+                i++; /* page_free can only fail to grow `free`; the rest waits then */
+        pgvec_move(&p->pending, &p->pending_ckpt, i);
 }
 
 int
@@ -1081,6 +1120,8 @@ pager_visit_unreachable(struct pager *p, pgno_t head, int (*fn)(void *arg, pgno_
                 rc = fn(arg, p->free.v[i]);
         for (size_t i = 0; rc == SOMBRA_OK && i < p->pending.n; i++)
                 rc = fn(arg, p->pending.v[i]);
+        for (size_t i = 0; rc == SOMBRA_OK && i < p->pending_ckpt.n; i++)
+                rc = fn(arg, p->pending_ckpt.v[i]);
         for (size_t i = p->limbo.head; rc == SOMBRA_OK && i < p->limbo.n; i++)
                 rc = fn(arg, p->limbo.v[i].pgno);
         free(lists.v);

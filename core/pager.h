@@ -19,10 +19,10 @@
  * All integers are big-endian. The `txn` field carries the copy-on-write
  * rules: a page written by the current transaction may be changed in place;
  * any other page is copied to a new number first and the old number retired.
- * A page whose txn is newer than the last checkpoint is "fresh": no durable
- * meta page refers to it, so it may be written to the file at any time (the
- * cache spills such pages when it needs room) and, once retired, reused
- * without waiting for a checkpoint.
+ * A page whose txn is newer than the last checkpoint (the one under way, if
+ * any) is "fresh": no durable meta page refers to it, so it may be written to
+ * the file at any time (the cache spills such pages when it needs room) and,
+ * once retired, reused without waiting for a checkpoint.
  *
  * Threads: one writer thread calls everything here. Pages reachable from a
  * committed state are never modified, which is what lets readers of that
@@ -193,19 +193,24 @@ int pager_retire(struct pager *p, struct page *pg);
 void pager_reclaim(struct pager *p, uint64_t oldest_txn);
 
 /*
- * Checkpoint support. pager_freelist_build stores every page that is not
- * reachable from the state being checkpointed (free, retired, and the old
- * free-list pages in `old_head`) in a chain of new free-list pages and
+ * Checkpoint support, one checkpoint at a time. pager_checkpoint_begin
+ * names the txn of the state being checkpointed: from then on pages of that
+ * txn or older count as referenced by a durable meta page, and pages retired
+ * from then on wait for a later checkpoint. pager_freelist_build stores
+ * every page that is not reachable from that state (free, retired, and the
+ * old free-list pages in `old_head`) in a chain of new free-list pages and
  * returns its head (PGNO_NONE when empty) and the number of pages listed.
  * pager_flush then writes every dirty page and makes the file at least
- * npages long; the caller syncs, writes the meta page and syncs again, then
- * calls pager_checkpoint_done, which makes pages that only the previous
+ * npages long; the caller syncs, writes the meta page and syncs again (on
+ * any thread: transactions may go on meanwhile), then calls
+ * pager_checkpoint_done, which makes pages that only the previous
  * checkpoint still referred to reusable.
  */
+void pager_checkpoint_begin(struct pager *p, uint64_t ckpt_txn);
 int pager_freelist_build(struct pager *p, uint64_t ckpt_txn, pgno_t old_head, pgno_t *head,
                          uint64_t *count);
 int pager_flush(struct pager *p);
-void pager_checkpoint_done(struct pager *p, uint64_t ckpt_txn);
+void pager_checkpoint_done(struct pager *p);
 
 /*
  * Reads the free-list chain starting at head into the reusable set. At most

@@ -123,6 +123,15 @@ struct store_snapshot {
         struct store_snapshot *older; /* the writer's list, newest first */
 };
 
+/* A checkpoint beside the writer (store_checkpoint_begin). */
+struct store_ckpt {
+        struct meta m;       /* the meta page it writes */
+        uint64_t started_ns; /* at its begin */
+        uint64_t ended_ns;   /* when the meta page was durable, or the write failed */
+        int rc;              /* store_checkpoint_write's */
+        uint32_t done;       /* futex_once word: the write finished */
+};
+
 struct reader_slot {
         struct store_snapshot *snap; /* in use by the slot's reader; NULL when idle */
         int owned;                   /* claimed by a store_reader (compare-and-swap) */
@@ -172,6 +181,10 @@ struct store {
         struct store_publication pub;
         bool publishing;
         uint64_t handed_lsn;
+        /* The checkpoint under way, if `checkpointing`: like the publication's. */
+        struct store_ckpt ckpt;
+        bool checkpointing;
+        bool background_ckpts; /* store_set_background_checkpoints */
         struct reader_slot *slots;
         uint32_t nslots;
         uint32_t backups;   /* writer only: copies of the durable image in progress */
@@ -484,6 +497,36 @@ store_committed(const struct store *s)
         return &s->committed;
 }
 
+static int checkpoint(struct store *s, bool fresh);
+
+/* Bytes of log after the place where the last checkpoint's state ends. */
+static uint64_t
+wal_since_checkpoint(const struct store *s)
+{
+        uint64_t size = wal_size(&s->wal);
+        uint64_t at = s->meta.wal_from.off != 0 ? s->meta.wal_from.off - WAL_HDR : 0;
+
+        return size > at ? size - at : 0;
+}
+
+/*
+ * The automatic checkpoint that stops the writer: when the log passes
+ * checkpoint_threshold, or, with background checkpoints, when the log file
+ * passes STORE_WAL_RESTART (or the threshold, if larger): only a checkpoint
+ * on the writer can start the log anew. A failure is sticky in s->failed;
+ * SOMBRA_EBUSY while a backup holds checkpoints.
+ */
+static void
+checkpoint_if_due(struct store *s)
+{
+        uint64_t limit = s->cfg.checkpoint_threshold;
+
+        if (s->background_ckpts && limit < STORE_WAL_RESTART)
+                limit = STORE_WAL_RESTART;
+        if (wal_size(&s->wal) >= limit)
+                (void)checkpoint(s, false);
+}
+
 static int
 store_fail(struct store *s, int rc)
 {
@@ -550,9 +593,7 @@ store_commit(struct store *s, uint64_t *lsn)
         /* A failed publish leaves readers on the older state; the commit stands. */
         if (s->autopublish)
                 (void)store_publish(s);
-        /* A failure is sticky in s->failed; EBUSY while a backup holds checkpoints. */
-        if (wal_size(&s->wal) >= s->cfg.checkpoint_threshold)
-                (void)store_checkpoint(s);
+        checkpoint_if_due(s);
         return SOMBRA_OK;
 }
 
@@ -562,9 +603,7 @@ store_group_end(struct store *s)
         if (s->in_txn || !s->group_open)
                 return;
         group_close(s);
-        /* A failure is sticky in s->failed; EBUSY while a backup holds checkpoints. */
-        if (wal_size(&s->wal) >= s->cfg.checkpoint_threshold)
-                (void)store_checkpoint(s);
+        checkpoint_if_due(s);
 }
 
 int
@@ -965,65 +1004,160 @@ readers_look(struct store *s)
 }
 
 /*
- * A checkpoint; with `fresh`, also when nothing changed since the last one,
- * to start a new WAL generation. In a read-only store it all happens in
- * private memory (a backup copies it from there).
+ * The first half of a checkpoint, on the writer: the committed state's meta
+ * page in *m, its free list built and every page it reaches written (not
+ * synced). With `restart` the meta page names a new WAL generation, which the
+ * caller starts once the page is durable; otherwise it names the place in
+ * the log under way where the state ends, and the log goes on.
+ */
+static int
+checkpoint_prepare(struct store *s, bool restart, struct meta *m)
+{
+        int rc;
+
+        group_close(s); /* its pages must be committed ones to be checkpointed */
+        /* The state's records must be in the log before its place there is taken. */
+        rc = store_flush_log(s);
+        if (rc != SOMBRA_OK)
+                return rc;
+        *m = s->meta;
+        m->gen++;
+        m->ckpt_lsn = s->committed.lsn;
+        m->st = s->committed;
+        if (restart) {
+                m->wal_from.off = 0; /* the new generation's first record */
+                /* Named by the meta page before any record of it can exist. */
+                do
+                        m->wal_salt = wal_random(s->wal.salt);
+                while (m->wal_salt == s->meta.wal_salt);
+        } else {
+                wal_position(&s->wal, &m->wal_from);
+        }
+        pager_checkpoint_begin(s->pager, m->ckpt_lsn);
+        rc = pager_freelist_build(s->pager, m->ckpt_lsn, s->meta.free_head, &m->free_head,
+                                  &m->free_count);
+        if (rc == SOMBRA_OK)
+                rc = pager_flush(s->pager);
+        m->npages = pager_npages(s->pager);
+        return rc == SOMBRA_OK ? SOMBRA_OK : store_fail(s, rc);
+}
+
+/* The second half, on any thread: the meta page, durable after every page it reaches. */
+static int
+checkpoint_sync(struct store *s, const struct meta *m)
+{
+        int rc = io_sync(&s->file);
+
+        if (rc == SOMBRA_OK)
+                rc = meta_write(s, m);
+        if (rc == SOMBRA_OK)
+                rc = io_sync(&s->file);
+        return rc;
+}
+
+/* Writer, once m is durable: it is the store's meta page, and the older one's pages go free. */
+static void
+checkpoint_complete(struct store *s, const struct meta *m, uint64_t started_ns, uint64_t ended_ns)
+{
+        uint64_t took_ns = ended_ns - started_ns;
+
+        s->meta = *m;
+        readers_look(s);
+        pager_checkpoint_done(s->pager);
+        s->st.checkpoints++;
+        s->st.checkpoint_ns += took_ns;
+        if (took_ns > s->st.checkpoint_max_ns)
+                s->st.checkpoint_max_ns = took_ns;
+}
+
+/*
+ * A checkpoint on the writer, which starts a new WAL generation; with
+ * `fresh`, also when nothing changed since the last one. A background
+ * checkpoint under way finishes first. In a read-only store it all happens
+ * in private memory (a backup copies it from there).
  */
 static int
 checkpoint(struct store *s, bool fresh)
 {
-        uint64_t started_ns = clock_now_ns(), took_ns;
+        uint64_t started_ns = clock_now_ns();
         struct meta m;
         int rc;
 
         if (s->in_txn || s->backups > 0)
                 return SOMBRA_EBUSY;
-        (void)store_publish_settle(s); /* its pages must be in the file; a failure is sticky */
+        (void)store_publish_settle(s);          /* its pages must be in the file */
+        (void)store_checkpoint_settle(s, true); /* one at a time; failures are sticky */
         if (store_failure(s) != SOMBRA_OK)
                 return SOMBRA_EFAILED;
         if (!fresh && s->committed.lsn == s->meta.ckpt_lsn && wal_size(&s->wal) == 0)
                 return SOMBRA_OK; /* nothing since the last one */
-        group_close(s);           /* its pages must be committed ones to be checkpointed */
-        /* The WAL restarts below: what is pending must be in the file first. */
-        rc = store_flush_log(s);
+        rc = checkpoint_prepare(s, true, &m);
         if (rc != SOMBRA_OK)
                 return rc;
-        m = s->meta;
-        m.gen++;
-        m.ckpt_lsn = s->committed.lsn;
-        m.st = s->committed;
-        m.wal_from.off = 0; /* the new generation's first record */
-        /* Named by the meta page before any record of it can exist. */
-        do
-                m.wal_salt = wal_random(s->wal.salt);
-        while (m.wal_salt == s->meta.wal_salt);
-        rc = pager_freelist_build(s->pager, m.ckpt_lsn, s->meta.free_head, &m.free_head,
-                                  &m.free_count);
-        if (rc == SOMBRA_OK)
-                rc = pager_flush(s->pager);
-        if (rc == SOMBRA_OK)
-                rc = io_sync(&s->file);
-        m.npages = pager_npages(s->pager);
-        if (rc == SOMBRA_OK)
-                rc = meta_write(s, &m);
-        if (rc == SOMBRA_OK)
-                rc = io_sync(&s->file);
+        rc = checkpoint_sync(s, &m);
         if (rc != SOMBRA_OK)
                 return store_fail(s, rc);
-        s->meta = m;
-        readers_look(s);
-        pager_checkpoint_done(s->pager, m.ckpt_lsn);
-        s->st.checkpoints++;
-        took_ns = clock_now_ns() - started_ns;
-        s->st.checkpoint_ns += took_ns;
-        if (took_ns > s->st.checkpoint_max_ns)
-                s->st.checkpoint_max_ns = took_ns;
+        checkpoint_complete(s, &m, started_ns, clock_now_ns());
         /* Everything up to ckpt_lsn is durable through the meta page now. */
         __atomic_store_n(&s->wal.written_lsn, m.ckpt_lsn, __ATOMIC_RELEASE);
         __atomic_store_n(&s->wal.synced_lsn, m.ckpt_lsn, __ATOMIC_RELEASE);
         rc = wal_reset(&s->wal, m.ckpt_lsn + 1, m.wal_salt, m.gen);
         if (rc != SOMBRA_OK)
                 return store_fail(s, rc);
+        return SOMBRA_OK;
+}
+
+void
+store_set_background_checkpoints(struct store *s, bool on)
+{
+        s->background_ckpts = on;
+}
+
+int
+store_checkpoint_begin(struct store *s, struct store_ckpt **out)
+{
+        struct store_ckpt *c = &s->ckpt;
+        int rc;
+
+        *out = NULL;
+        if (s->checkpointing || s->in_txn || s->backups > 0 || s->cfg.read_only ||
+            wal_since_checkpoint(s) < s->cfg.checkpoint_threshold)
+                return SOMBRA_OK;
+        (void)store_publish_settle(s); /* its pages must be in the file; a failure is sticky */
+        if (store_failure(s) != SOMBRA_OK)
+                return SOMBRA_EFAILED;
+        c->started_ns = clock_now_ns();
+        rc = checkpoint_prepare(s, false, &c->m);
+        if (rc != SOMBRA_OK)
+                return rc;
+        c->rc = SOMBRA_OK;
+        c->done = FUTEX_ONCE_PENDING;
+        s->checkpointing = true;
+        *out = c;
+        return SOMBRA_OK;
+}
+
+void
+store_checkpoint_write(struct store *s, struct store_ckpt *c)
+{
+        c->rc = checkpoint_sync(s, &c->m);
+        c->ended_ns = clock_now_ns();
+        futex_once_set(&c->done);
+}
+
+int
+store_checkpoint_settle(struct store *s, bool wait)
+{
+        struct store_ckpt *c = &s->ckpt;
+
+        /* In a txn, pages must not go free under it: its abort gives its own back. */
+        if (!s->checkpointing || (!wait && (s->in_txn || !futex_once_is_done(&c->done))))
+                return SOMBRA_OK;
+        futex_once_wait(&c->done);
+        s->checkpointing = false;
+        if (c->rc != SOMBRA_OK)
+                return store_fail(s, c->rc);
+        checkpoint_complete(s, &c->m, c->started_ns, c->ended_ns);
         return SOMBRA_OK;
 }
 
@@ -1597,6 +1731,7 @@ store_close(struct store *s)
                 return SOMBRA_EINVAL;
         (void)store_publish_settle(s); /* the pages must not be written after this */
         store_rollback(s);
+        (void)store_checkpoint_settle(s, true); /* nor the meta page; a failure is sticky */
         if (s->cfg.read_only)
                 rc = SOMBRA_OK; /* nothing of it was ever to reach the files */
         else if (s->failed == SOMBRA_OK && s->pager != NULL)

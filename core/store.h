@@ -91,8 +91,9 @@ int store_begin(struct store *s);
 int store_begin_shared(struct store *s);
 /*
  * Ends the group (when no transaction is open): its pages become committed
- * ones, and a checkpoint follows when the WAL has passed its threshold.
- * Before store_flush_log and store_publish.
+ * ones, and a checkpoint follows when the WAL has passed its threshold (with
+ * background checkpoints, its restart bound: see below). Before
+ * store_flush_log and store_publish.
  */
 void store_group_end(struct store *s);
 /*
@@ -201,8 +202,8 @@ int store_flush_log(struct store *s);
 /*
  * fdatasync of the WAL: every commit written to it before the call (at once
  * with autopublish, otherwise by store_flush_log) is durable after it.
- * The one store function that another thread (the committer) may call while
- * the writer works.
+ * One of the two store functions that another thread (the committer) may
+ * call while the writer works; store_checkpoint_write is the other.
  */
 int store_sync(struct store *s);
 /* The last LSN a completed sync (or checkpoint) made durable. Any thread. */
@@ -214,6 +215,40 @@ uint64_t store_durable_lsn(const struct store *s);
  * SOMBRA_EREADONLY in a read-only store.
  */
 int store_checkpoint(struct store *s);
+
+/*
+ * Background checkpoints, for a writer with a thread to spare (the engine).
+ * A checkpoint's syncs are most of its time; these run on another thread
+ * while the writer goes on, and leave the WAL as it is: the meta page names
+ * the place in the log where its state ends, and recovery replays from
+ * there. So recovery replays at most about checkpoint_threshold bytes of
+ * log, while commits never wait for a checkpoint's syncs. The log file only
+ * restarts at a checkpoint on the writer: store_checkpoint, close, a backup,
+ * or the automatic one when the file holds STORE_WAL_RESTART bytes (or the
+ * threshold, if larger). Three steps, like a publication:
+ *   store_checkpoint_begin   writer, between transactions: when the log holds
+ *                            checkpoint_threshold bytes after the last
+ *                            checkpoint's place and no checkpoint is under
+ *                            way, writes the committed state's pages and a
+ *                            new free list (no sync) and hands the rest out
+ *                            (*out; else NULL). Settles the publication
+ *                            under way first. A failure fails the store.
+ *   store_checkpoint_write   any one thread: syncs the file, writes the meta
+ *                            page and syncs again.
+ *   store_checkpoint_settle  writer: once the write has finished (with
+ *                            `wait`, after waiting for it), the new meta page
+ *                            is the store's and pages only the older one
+ *                            reached go free; a failed write fails the store
+ *                            and is returned. Without `wait`, nothing happens
+ *                            inside a transaction. store_checkpoint, backups
+ *                            and store_close settle first.
+ */
+#define STORE_WAL_RESTART (16u << 20)
+struct store_ckpt;
+void store_set_background_checkpoints(struct store *s, bool on);
+int store_checkpoint_begin(struct store *s, struct store_ckpt **out);
+void store_checkpoint_write(struct store *s, struct store_ckpt *c);
+int store_checkpoint_settle(struct store *s, bool wait);
 
 /*
  * A consistent copy of the database file, taken by another thread while the

@@ -193,6 +193,7 @@ engine_open(const char *path, const struct sombra_config *config, struct io_faul
         if (rc != SOMBRA_OK)
                 goto label_fail;
         store_set_autopublish(graph_store(db->g), false);
+        store_set_background_checkpoints(graph_store(db->g), true);
         db->nconns = db->cfg.max_connections;
         db->conns = calloc(db->nconns + 1, sizeof(*db->conns));
         if (db->conns == NULL) {
@@ -211,7 +212,14 @@ engine_open(const char *path, const struct sombra_config *config, struct io_faul
                 committer_stop(&db->committer);
                 goto label_fail;
         }
+        rc = checkpointer_start(&db->checkpointer, graph_store(db->g));
+        if (rc != SOMBRA_OK) {
+                publisher_stop(db);
+                committer_stop(&db->committer);
+                goto label_fail;
+        }
         if (pthread_create(&db->writer, NULL, writer_main, db) != 0) {
+                checkpointer_stop(&db->checkpointer);
                 publisher_stop(db);
                 committer_stop(&db->committer);
                 rc = SOMBRA_ENOMEM;
@@ -286,6 +294,7 @@ sombra_close(sombra_db *db)
         pthread_join(db->writer, NULL);
         publisher_stop(db); /* it hands FULL commits to the committer */
         committer_stop(&db->committer);
+        checkpointer_stop(&db->checkpointer); /* graph_close settles what it wrote */
         for (uint32_t i = 0; i <= db->nconns; i++) {
                 graph_reader_close(db->conns[i].reader);
                 db->conns[i].reader = NULL;

@@ -14,6 +14,10 @@
  *   committer  exactly one (sync/committer.c); fdatasyncs the WAL covering
  *              everything written so far and completes every request whose
  *              commit the sync covered.
+ *   publisher  exactly one (writer.c); writes a full group's pages while
+ *              the writer applies the next group.
+ *   checkpointer exactly one (sync/checkpointer.c); makes the checkpoints
+ *              the writer begins durable while the writer goes on.
  */
 #ifndef SOMBRA_ENGINE_H
 #define SOMBRA_ENGINE_H
@@ -25,6 +29,7 @@
 #include "sombra.h"
 #include "graph.h"
 #include "ring.h"
+#include "checkpointer.h"
 #include "committer.h"
 #include "metrics.h"
 
@@ -166,6 +171,7 @@ struct sombra_db {
         uint32_t drain_at; /* writer only: the ring its next pass begins with */
 
         struct committer committer;
+        struct checkpointer checkpointer;
         /*
          * The publisher thread (writer.c): writes a group's pages to the file,
          * publishes its state and acknowledges its requests while the writer

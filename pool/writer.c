@@ -177,7 +177,9 @@ serve(struct sombra_db *db, struct request *req)
                  * group's, and no frame that the publisher is sealing.
                  */
                 store_group_end(graph_store(db->g));
-                (void)store_publish_settle(graph_store(db->g)); /* a failure is sticky */
+                /* Failures are sticky. A checkpoint under way owns the free list's pages. */
+                (void)store_publish_settle(graph_store(db->g));
+                (void)store_checkpoint_settle(graph_store(db->g), true);
                 engine_complete(req, req->read_fn(graph_writer_reader(db->g), req->read_arg));
                 return;
         }
@@ -390,6 +392,23 @@ publisher_stop(struct sombra_db *db)
         db->publisher.started = false;
 }
 
+/*
+ * Between groups: a checkpoint that finished is settled (its meta page
+ * becomes the store's, and the pages only the older one reached go free),
+ * and one that is due begins, its syncs on the checkpointer. Failures are
+ * sticky in the store.
+ */
+static void
+checkpoint_step(struct sombra_db *db)
+{
+        struct store *s = graph_store(db->g);
+        struct store_ckpt *job;
+
+        (void)store_checkpoint_settle(s, false);
+        if (store_checkpoint_begin(s, &job) == SOMBRA_OK && job != NULL)
+                checkpointer_post(&db->checkpointer, job);
+}
+
 /* Takes from one connection's ring, freeing room for a producer that waits. */
 static struct request *
 take(struct sombra_conn *c)
@@ -491,6 +510,7 @@ writer_main(void *arg)
                         if (db->cfg.metrics)
                                 hist_record(&db->writer_group, db->group_n);
                         group_finish(db, store_flush_log(graph_store(db->g)));
+                        checkpoint_step(db);
                 }
                 txn_expire(db);
                 if (served > 0)

@@ -36,6 +36,12 @@ enum { FUTEX_ONCE_PENDING = 0, FUTEX_ONCE_DONE = 1, FUTEX_ONCE_SLEEPER = 2 };
 void futex_once_wait(uint32_t *word);
 /* Marks *word done (release) and wakes its waiter if it sleeps. */
 void futex_once_set(uint32_t *word);
+/* Whether *word is done (acquire), without waiting. */
+static inline bool
+futex_once_is_done(const uint32_t *word)
+{
+        return __atomic_load_n(word, __ATOMIC_ACQUIRE) == FUTEX_ONCE_DONE;
+}
 
 /*
  * Busy-waits while *word == expected, until deadline_ns (CLOCK_MONOTONIC).

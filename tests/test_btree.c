@@ -118,12 +118,13 @@ txn_commit(void)
 static void
 checkpoint(void)
 {
+        pager_checkpoint_begin(pager, committed);
         cr_assert(eq(int,
                      pager_freelist_build(pager, committed, free_head, &free_head, &free_count),
                      SOMBRA_OK));
         cr_assert(eq(int, pager_flush(pager), SOMBRA_OK));
         cr_assert(eq(int, io_sync(&file), SOMBRA_OK));
-        pager_checkpoint_done(pager, committed);
+        pager_checkpoint_done(pager);
 }
 
 /* Drops the pager and opens a new one over the checkpointed file, as open does. */

@@ -86,11 +86,12 @@ txn_commit(uint64_t oldest_reader)
 static void
 checkpoint(pgno_t old_head, pgno_t *head, uint64_t *count)
 {
+        pager_checkpoint_begin(pager, committed);
         cr_assert(
             eq(int, pager_freelist_build(pager, committed, old_head, head, count), SOMBRA_OK));
         cr_assert(eq(int, pager_flush(pager), SOMBRA_OK));
         cr_assert(eq(int, io_sync(&file), SOMBRA_OK));
-        pager_checkpoint_done(pager, committed);
+        pager_checkpoint_done(pager);
 }
 
 static struct pager_stats
