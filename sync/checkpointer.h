@@ -8,26 +8,21 @@
  * Apart from the committer's thread, so that a checkpoint's syncs of the
  * database file never hold up the WAL syncs that acknowledge commits.
  *
- * Threads: checkpointer_post is the writer's; `job` and `stop` are guarded
- * by `lock`.
+ * Threads: checkpointer_post is the writer's; `job` is guarded by the
+ * worker's lock.
  */
 #ifndef SOMBRA_CHECKPOINTER_H
 #define SOMBRA_CHECKPOINTER_H
 
-#include <pthread.h>
-#include <stdbool.h>
+#include "worker.h"
 
 struct store;
 struct store_ckpt;
 
 struct checkpointer {
         struct store *store;
-        pthread_t thread;
-        pthread_mutex_t lock;
-        pthread_cond_t cond;
+        struct worker w;        /* the thread, and the lock over `job` */
         struct store_ckpt *job; /* posted, not yet taken */
-        bool stop;
-        bool started;
 };
 
 /* Starts the thread. SOMBRA_ENOMEM when it cannot be created. */

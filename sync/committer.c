@@ -28,14 +28,14 @@ wait_for_work(struct committer *c)
         uint64_t ms = c->cfg.sync_interval_ms ? c->cfg.sync_interval_ms : 1;
 
         if (c->unsynced == 0) {
-                pthread_cond_wait(&c->cond, &c->lock);
+                pthread_cond_wait(&c->w.cond, &c->w.lock);
                 return;
         }
         clock_gettime(CLOCK_REALTIME, &until);
         until.tv_nsec += (long)(ms % 1000) * 1000000;
         until.tv_sec += (time_t)(ms / 1000) + until.tv_nsec / 1000000000;
         until.tv_nsec %= 1000000000;
-        pthread_cond_timedwait(&c->cond, &c->lock, &until);
+        pthread_cond_timedwait(&c->w.cond, &c->w.lock, &until);
 }
 
 /*
@@ -79,33 +79,33 @@ committer_main(void *arg)
         struct committer *c = arg;
         uint64_t last_sync_ns = clock_now_ns();
 
-        pthread_mutex_lock(&c->lock);
+        pthread_mutex_lock(&c->w.lock);
         for (;;) {
                 struct commit_waiter *group;
-                while (c->head == NULL && !normal_due(c, last_sync_ns) && !c->stop)
+                while (c->head == NULL && !normal_due(c, last_sync_ns) && !c->w.stop)
                         wait_for_work(c);
-                if (c->stop && c->head == NULL && c->unsynced == 0)
+                if (c->w.stop && c->head == NULL && c->unsynced == 0)
                         break;
                 if (c->cfg.group_commit_delay_us > 0 && c->head != NULL) {
                         /* Let the group grow a little before paying for the sync. */
                         struct timespec d = {0, (long)c->cfg.group_commit_delay_us * 1000};
-                        pthread_mutex_unlock(&c->lock);
+                        pthread_mutex_unlock(&c->w.lock);
                         nanosleep(&d, NULL);
-                        pthread_mutex_lock(&c->lock);
+                        pthread_mutex_lock(&c->w.lock);
                 }
                 while (c->syncing) /* the writer's inline sync, which signals when done */
-                        pthread_cond_wait(&c->cond, &c->lock);
+                        pthread_cond_wait(&c->w.cond, &c->w.lock);
                 group = c->head;
                 c->head = c->tail = NULL;
                 c->unsynced = 0;
                 c->syncing = true;
-                pthread_mutex_unlock(&c->lock);
+                pthread_mutex_unlock(&c->w.lock);
 
                 last_sync_ns = sync_and_complete(c, group);
-                pthread_mutex_lock(&c->lock);
+                pthread_mutex_lock(&c->w.lock);
                 c->syncing = false;
         }
-        pthread_mutex_unlock(&c->lock);
+        pthread_mutex_unlock(&c->w.lock);
         return NULL;
 }
 
@@ -117,77 +117,59 @@ committer_start(struct committer *c, struct store *s, const struct sombra_config
         c->cfg = *cfg;
         c->complete = complete;
         c->head = c->tail = NULL;
-        c->stop = false;
         c->syncing = false;
-        pthread_mutex_init(&c->lock, NULL);
-        pthread_cond_init(&c->cond, NULL);
-        if (pthread_create(&c->thread, NULL, committer_main, c) != 0) {
-                pthread_mutex_destroy(&c->lock);
-                pthread_cond_destroy(&c->cond);
-                return SOMBRA_ENOMEM;
-        }
-        c->started = true;
-        return SOMBRA_OK;
+        return worker_start(&c->w, committer_main, c);
 }
 
 void
 committer_stop(struct committer *c)
 {
-        if (!c->started)
-                return;
-        pthread_mutex_lock(&c->lock);
-        c->stop = true;
-        pthread_cond_signal(&c->cond);
-        pthread_mutex_unlock(&c->lock);
-        pthread_join(c->thread, NULL);
-        pthread_mutex_destroy(&c->lock);
-        pthread_cond_destroy(&c->cond);
-        c->started = false;
+        worker_stop(&c->w);
 }
 
 void
 committer_enqueue(struct committer *c, struct commit_waiter *first, struct commit_waiter *last)
 {
         last->next = NULL;
-        pthread_mutex_lock(&c->lock);
+        pthread_mutex_lock(&c->w.lock);
         if (c->tail != NULL)
                 c->tail->next = first;
         else
                 c->head = first;
         c->tail = last;
-        pthread_cond_signal(&c->cond);
-        pthread_mutex_unlock(&c->lock);
+        pthread_cond_signal(&c->w.cond);
+        pthread_mutex_unlock(&c->w.lock);
 }
 
 bool
 committer_sync_inline(struct committer *c, struct commit_waiter *group)
 {
-        pthread_mutex_lock(&c->lock);
+        pthread_mutex_lock(&c->w.lock);
         if (c->syncing || c->head != NULL) {
-                pthread_mutex_unlock(&c->lock);
+                pthread_mutex_unlock(&c->w.lock);
                 return false;
         }
         c->syncing = true;
-        pthread_mutex_unlock(&c->lock);
+        pthread_mutex_unlock(&c->w.lock);
 
         (void)sync_and_complete(c, group);
-        pthread_mutex_lock(&c->lock);
+        pthread_mutex_lock(&c->w.lock);
         c->syncing = false;
-        pthread_cond_signal(&c->cond);
-        pthread_mutex_unlock(&c->lock);
+        pthread_cond_signal(&c->w.cond);
+        pthread_mutex_unlock(&c->w.lock);
         return true;
 }
 
 void
 committer_note(struct committer *c, uint32_t n)
 {
-        pthread_mutex_lock(&c->lock);
+        pthread_mutex_lock(&c->w.lock);
         /*
          * The first unsynced commit also wakes the committer, whose untimed
          * sleep must become a wait of sync_interval_ms at most.
          */
         if (c->unsynced == 0 || c->unsynced + n >= c->cfg.sync_interval)
-                pthread_cond_signal(&c->cond);
+                pthread_cond_signal(&c->w.cond);
         c->unsynced += n;
-        pthread_mutex_unlock(&c->lock);
+        pthread_mutex_unlock(&c->w.lock);
 }

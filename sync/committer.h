@@ -11,7 +11,7 @@
  *
  * Threads: committer_enqueue and committer_note are the writer's and the
  * publisher's (pool/writer.c), committer_sync_inline the writer's. The queue
- * and `syncing` are guarded by `lock` (those threads and the committer only;
+ * and `syncing` are guarded by the worker's lock (those threads and the committer only;
  * callers never touch them). Counters are read with __atomic loads.
  */
 #ifndef SOMBRA_COMMITTER_H
@@ -23,6 +23,7 @@
 
 #include "sombra.h"
 #include "metrics.h"
+#include "worker.h"
 
 struct store;
 
@@ -38,16 +39,12 @@ struct committer {
         struct store *store;
         struct sombra_config cfg;
         void (*complete)(struct commit_waiter *w, int status, uint64_t now_ns);
-        pthread_t thread;
-        pthread_mutex_t lock;
-        pthread_cond_t cond;
+        struct worker w;                   /* the thread, and the lock over what follows */
         struct commit_waiter *head, *tail; /* waiting for a sync */
         uint32_t unsynced;                 /* NORMAL: commits since the last sync */
-        bool stop;
-        bool syncing; /* a sync is under way, on this thread or the writer's */
-        bool started;
-        uint64_t syncs;          /* fdatasyncs done here */
-        uint64_t synced_commits; /* FULL commits they acknowledged */
+        bool syncing;                      /* a sync is under way, on this thread or the writer's */
+        uint64_t syncs;                    /* fdatasyncs done here */
+        uint64_t synced_commits;           /* FULL commits they acknowledged */
         uint64_t max_group;
         /* metrics on: each group sync's duration and the FULL commits it acknowledged */
         struct hist sync_latency;
