@@ -1041,7 +1041,8 @@ pgvec_move(struct pgvec *to, struct pgvec *from, size_t at)
         }
         while (i < from->n && pgvec_push(to, from->v[i]) == SOMBRA_OK)
                 i++;
-        memmove(from->v, from->v + i, (from->n - i) * sizeof(*from->v));
+        if (i < from->n) /* memmove must not see a NULL buffer, even for no bytes */
+                memmove(from->v, from->v + i, (from->n - i) * sizeof(*from->v));
         from->n -= i;
 }
 

@@ -78,10 +78,12 @@ config_defaults(struct sombra_config *c)
         c->sync_interval_ms = 100;
         c->group_commit_delay_us = 0;
         /*
-         * The WAL's bound is the bound on recovery: a reopen replays every
-         * record after the checkpoint, about 10 ms per MiB here (160 ms at
-         * 16 MiB, 600 ms near 64 MiB), while a checkpoint every 16 MiB costs
-         * no throughput we could measure (bench/README.md, Recovery).
+         * The bound on recovery: a reopen replays the log after the last
+         * checkpoint's place, 5-10 ms per MiB here. A smaller one costs
+         * throughput, since each checkpoint's sync writes every page changed
+         * since the one before: durable_commit_async lost about 5% at 8 MiB,
+         * 20% at 4 MiB and a third at 1 MiB (bench/README.md, "Checkpoints
+         * beside the writer").
          */
         c->checkpoint_threshold = 16u << 20;
         c->page_cache_size = 8192; /* 64 MiB of 8 KiB pages */

@@ -512,17 +512,21 @@ wal_since_checkpoint(const struct store *s)
 /*
  * The automatic checkpoint that stops the writer: when the log passes
  * checkpoint_threshold, or, with background checkpoints, when the log file
- * passes STORE_WAL_RESTART (or the threshold, if larger): only a checkpoint
- * on the writer can start the log anew. A failure is sticky in s->failed;
- * SOMBRA_EBUSY while a backup holds checkpoints.
+ * passes STORE_WAL_RESTART times that (STORE_WAL_RESTART_MIN at least): only
+ * a checkpoint on the writer can start the log anew. A failure is sticky in s->failed; SOMBRA_EBUSY
+ * while a backup holds checkpoints.
  */
 static void
 checkpoint_if_due(struct store *s)
 {
         uint64_t limit = s->cfg.checkpoint_threshold;
 
-        if (s->background_ckpts && limit < STORE_WAL_RESTART)
-                limit = STORE_WAL_RESTART;
+        if (s->background_ckpts) {
+                limit =
+                    limit > UINT64_MAX / STORE_WAL_RESTART ? UINT64_MAX : limit * STORE_WAL_RESTART;
+                if (limit < STORE_WAL_RESTART_MIN)
+                        limit = STORE_WAL_RESTART_MIN;
+        }
         if (wal_size(&s->wal) >= limit)
                 (void)checkpoint(s, false);
 }
@@ -1771,7 +1775,7 @@ void
 store_stats(const struct store *s, struct store_stats *out)
 {
         *out = s->st;
-        out->wal_size = wal_size(&s->wal);
+        out->wal_size = wal_since_checkpoint(s);
         out->wal_syncs = __atomic_load_n(&s->wal.syncs, __ATOMIC_RELAXED);
         out->written_lsn = __atomic_load_n(&s->wal.written_lsn, __ATOMIC_ACQUIRE);
         out->durable_lsn = __atomic_load_n(&s->wal.synced_lsn, __ATOMIC_ACQUIRE);

@@ -47,7 +47,7 @@ struct store_stats {
         uint64_t publish_failures; /* write-backs that failed; readers stayed on an older state */
         uint64_t group_redos;      /* rollbacks in a group that applied its commits again */
         uint64_t wal_bytes;        /* appended since open */
-        uint64_t wal_size;         /* current log size since the last reset */
+        uint64_t wal_size;         /* log bytes after the last checkpoint's place */
         uint64_t wal_syncs;
         uint64_t written_lsn, durable_lsn, checkpoint_lsn;
         uint64_t file_bytes;
@@ -224,8 +224,9 @@ int store_checkpoint(struct store *s);
  * there. So recovery replays at most about checkpoint_threshold bytes of
  * log, while commits never wait for a checkpoint's syncs. The log file only
  * restarts at a checkpoint on the writer: store_checkpoint, close, a backup,
- * or the automatic one when the file holds STORE_WAL_RESTART bytes (or the
- * threshold, if larger). Three steps, like a publication:
+ * or the automatic one when the file holds STORE_WAL_RESTART times
+ * checkpoint_threshold, and STORE_WAL_RESTART_MIN at least (each restart
+ * stops the writer for its syncs). Three steps, like a publication:
  *   store_checkpoint_begin   writer, between transactions: when the log holds
  *                            checkpoint_threshold bytes after the last
  *                            checkpoint's place and no checkpoint is under
@@ -243,7 +244,8 @@ int store_checkpoint(struct store *s);
  *                            inside a transaction. store_checkpoint, backups
  *                            and store_close settle first.
  */
-#define STORE_WAL_RESTART (16u << 20)
+#define STORE_WAL_RESTART     4u /* log file bytes, in checkpoint_threshold */
+#define STORE_WAL_RESTART_MIN (1u << 20)
 struct store_ckpt;
 void store_set_background_checkpoints(struct store *s, bool on);
 int store_checkpoint_begin(struct store *s, struct store_ckpt **out);

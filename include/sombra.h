@@ -168,7 +168,7 @@ struct sombra_config {
         uint32_t sync_interval;         /* NORMAL: sync after this many commits */
         uint32_t sync_interval_ms;      /* NORMAL: ... or after this many milliseconds */
         uint32_t group_commit_delay_us; /* how long the fsync thread may wait to grow a group */
-        uint64_t checkpoint_threshold;  /* WAL bytes that trigger an automatic checkpoint */
+        uint64_t checkpoint_threshold;  /* WAL bytes after the last checkpoint that start one */
         uint32_t page_cache_size;       /* pages kept in memory, at least SOMBRA_MIN_CACHE_PAGES */
         uint32_t max_connections;       /* pooled handles */
         uint32_t ring_capacity;         /* requests in flight per handle, power of two */

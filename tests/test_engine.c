@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "graph.h"
+#include "store.h"
 #include "stress.h"
 #include "support.h"
 
@@ -827,4 +828,47 @@ Test(engine, two_hop_count_counts_distinct_ends_of_two_edge_walks_but_the_start)
         cr_assert_eq(count, 0);
         cr_assert_eq(sombra_two_hop_count(c, 99, SOMBRA_OUT, NULL, 0, &count), SOMBRA_ENOTFOUND);
         cr_assert_eq(sombra_conn_release(c), SOMBRA_OK);
+}
+
+/*
+ * With a small checkpoint_threshold the writer begins checkpoints that the
+ * checkpointer makes durable, and the log is left as it is: the WAL file
+ * keeps growing (it restarts only at four times the threshold), while a
+ * crash replays only what came after the last checkpoint.
+ */
+Test(engine, background_checkpoints_leave_the_log_and_bound_what_a_crash_replays)
+{
+        struct sombra_config cfg;
+        struct sombra_stats st;
+        struct store_stats ss;
+        struct graph *g;
+        uint64_t made = 0, n, m;
+        sombra_conn *c;
+
+        sombra_config_production(&cfg);
+        cfg.checkpoint_threshold = 16u << 10;
+        open_with(&cfg);
+        c = acquire();
+        do {
+                for (int i = 0; i < 20; i++, made++)
+                        make_node(c, "Background");
+                cr_assert_eq(sombra_stats(db, &st), SOMBRA_OK);
+        } while (st.checkpoints < 2 && made < 5000);
+        cr_assert_geq(st.checkpoints, 2);
+        cr_assert_lt(st.wal_size, cfg.checkpoint_threshold + 4096, "bytes since the last one");
+        cr_assert_gt(support_file_size("e.sombra-wal"), 2 * cfg.checkpoint_threshold,
+                     "the log was not started anew");
+        /* Nothing runs now: the files are what a crash would leave. */
+        support_copy_file("e.sombra", "crash.sombra");
+        support_copy_file("e.sombra-wal", "crash.sombra-wal");
+        cr_assert_eq(sombra_conn_release(c), SOMBRA_OK);
+
+        cr_assert_eq(graph_open(support_path("crash.sombra"), NULL, NULL, &g), SOMBRA_OK);
+        store_stats(graph_store(g), &ss);
+        cr_assert_gt(ss.replayed, 0);
+        cr_assert_lt(ss.replayed, made / 2, "only the commits after the last checkpoint");
+        cr_assert_eq(graph_counts(graph_writer_reader(g), &n, &m), SOMBRA_OK);
+        cr_assert_eq(n, made);
+        cr_assert_eq(graph_close(g), SOMBRA_OK);
+        expect_verified_file(made, 0);
 }

@@ -1845,3 +1845,88 @@ Test(store, a_checkpoint_inside_a_group_ends_it)
         cr_assert(has_key(s, 1) && has_key(s, 2) && has_key(s, 3) && !has_key(s, 4));
         cr_assert(eq(int, store_close(s), SOMBRA_OK));
 }
+
+/* ---- background checkpoints ---- */
+
+/* Asserts that database `name` recovers to the state after `n` commits, replaying `replayed`. */
+static void
+expect_recovered_after(const char *name, const struct sombra_config *cfg, uint32_t n,
+                       uint64_t replayed)
+{
+        struct model *m = malloc(sizeof(*m));
+
+        cr_assert(not(eq(ptr, m, NULL)));
+        model_after(m, n);
+        expect_recovered(name, cfg, m, replayed);
+        free(m);
+}
+
+/*
+ * A background checkpoint of the state after commit 20, written while later
+ * commits retire that state's pages. Until its meta page is durable a crash
+ * recovers from the older one; after, from its place in the log. The pages
+ * of its state that later commits retire must wait for the next checkpoint:
+ * reused any earlier, recovery from this one would read what the later
+ * commits wrote over them.
+ */
+Test(store, a_background_checkpoint_keeps_its_pages_and_recovery_starts_at_its_place)
+{
+        struct sombra_config cfg = config(256);
+        struct store_ckpt *c, *again;
+        struct store *s;
+        struct model m;
+
+        cfg.checkpoint_threshold = 1; /* due as soon as anything is logged */
+        s = open_db("db", &cfg, NULL);
+        store_set_background_checkpoints(s, true);
+        model_init(&m);
+        workload(s, &m, 0, 19);
+        cr_assert(eq(int, store_checkpoint_begin(s, &c), SOMBRA_OK));
+        cr_assert(not(eq(ptr, c, NULL)));
+        workload(s, &m, 20, 59);
+        cr_assert(eq(int, store_checkpoint_begin(s, &again), SOMBRA_OK));
+        cr_assert(eq(ptr, again, NULL), "one checkpoint at a time");
+        crash_copy("db", "before");
+
+        store_checkpoint_write(s, c);
+        workload(s, &m, 60, 79);
+        crash_copy("db", "written");
+
+        cr_assert(eq(int, store_checkpoint_settle(s, false), SOMBRA_OK));
+        cr_assert(eq(u64, stats(s).checkpoints, 1));
+        workload(s, &m, 80, 119);
+        crash_copy("db", "settled");
+        cr_assert(eq(u64, stats(s).wal_size > 0, 1), "the log was left as it was");
+        cr_assert(eq(int, store_close(s), SOMBRA_OK));
+
+        expect_reopened("db", &cfg, &m);
+        expect_recovered_after("before", &cfg, 60, 60);
+        expect_recovered_after("written", &cfg, 80, 60);
+        expect_recovered_after("settled", &cfg, 120, 100);
+}
+
+/* A checkpoint on the writer waits for the background one, and then starts the log anew. */
+Test(store, a_checkpoint_on_the_writer_settles_the_background_one_first)
+{
+        struct sombra_config cfg = config(256);
+        struct store_ckpt *c;
+        struct store *s;
+        struct model m;
+
+        cfg.checkpoint_threshold = 1;
+        s = open_db("db", &cfg, NULL);
+        store_set_background_checkpoints(s, true);
+        model_init(&m);
+        workload(s, &m, 0, 19);
+        cr_assert(eq(int, store_checkpoint_begin(s, &c), SOMBRA_OK));
+        cr_assert(not(eq(ptr, c, NULL)));
+        store_checkpoint_write(s, c);
+        workload(s, &m, 20, 29);
+        cr_assert(eq(int, store_checkpoint(s), SOMBRA_OK));
+        cr_assert(eq(u64, stats(s).checkpoints, 2));
+        cr_assert(eq(u64, stats(s).wal_size, 0));
+        workload(s, &m, 30, 39);
+        crash_copy("db", "crash");
+        cr_assert(eq(int, store_close(s), SOMBRA_OK));
+        expect_recovered("crash", &cfg, &m, 10);
+}
