@@ -1862,6 +1862,26 @@ expect_recovered_after(const char *name, const struct sombra_config *cfg, uint32
 }
 
 /*
+ * Opens "db" with background checkpoints due as soon as anything is logged,
+ * runs commits 0..19 (m from empty) and begins a checkpoint of that state.
+ */
+static struct store *
+background_begun(struct sombra_config *cfg, struct model *m, struct store_ckpt **c)
+{
+        struct store *s;
+
+        *cfg = config(256);
+        cfg->checkpoint_threshold = 1;
+        s = open_db("db", cfg, NULL);
+        store_set_background_checkpoints(s, true);
+        model_init(m);
+        workload(s, m, 0, 19);
+        cr_assert(eq(int, store_checkpoint_begin(s, c), SOMBRA_OK));
+        cr_assert(not(eq(ptr, *c, NULL)));
+        return s;
+}
+
+/*
  * A background checkpoint of the state after commit 20, written while later
  * commits retire that state's pages. Until its meta page is durable a crash
  * recovers from the older one; after, from its place in the log. The pages
@@ -1871,18 +1891,11 @@ expect_recovered_after(const char *name, const struct sombra_config *cfg, uint32
  */
 Test(store, a_background_checkpoint_keeps_its_pages_and_recovery_starts_at_its_place)
 {
-        struct sombra_config cfg = config(256);
+        struct sombra_config cfg;
         struct store_ckpt *c, *again;
-        struct store *s;
         struct model m;
+        struct store *s = background_begun(&cfg, &m, &c);
 
-        cfg.checkpoint_threshold = 1; /* due as soon as anything is logged */
-        s = open_db("db", &cfg, NULL);
-        store_set_background_checkpoints(s, true);
-        model_init(&m);
-        workload(s, &m, 0, 19);
-        cr_assert(eq(int, store_checkpoint_begin(s, &c), SOMBRA_OK));
-        cr_assert(not(eq(ptr, c, NULL)));
         workload(s, &m, 20, 59);
         cr_assert(eq(int, store_checkpoint_begin(s, &again), SOMBRA_OK));
         cr_assert(eq(ptr, again, NULL), "one checkpoint at a time");
@@ -1908,18 +1921,11 @@ Test(store, a_background_checkpoint_keeps_its_pages_and_recovery_starts_at_its_p
 /* A checkpoint on the writer waits for the background one, and then starts the log anew. */
 Test(store, a_checkpoint_on_the_writer_settles_the_background_one_first)
 {
-        struct sombra_config cfg = config(256);
+        struct sombra_config cfg;
         struct store_ckpt *c;
-        struct store *s;
         struct model m;
+        struct store *s = background_begun(&cfg, &m, &c);
 
-        cfg.checkpoint_threshold = 1;
-        s = open_db("db", &cfg, NULL);
-        store_set_background_checkpoints(s, true);
-        model_init(&m);
-        workload(s, &m, 0, 19);
-        cr_assert(eq(int, store_checkpoint_begin(s, &c), SOMBRA_OK));
-        cr_assert(not(eq(ptr, c, NULL)));
         store_checkpoint_write(s, c);
         workload(s, &m, 20, 29);
         cr_assert(eq(int, store_checkpoint(s), SOMBRA_OK));
