@@ -231,7 +231,8 @@ image_read(const char *what, const char *image, struct found *f)
         cr_assert(eq(sz, na, nb), "%s: %zu A nodes, %zu B nodes", what, na, nb);
         a = malloc((na ? na : 1) * sizeof(*a)); /* ids live only until the next read */
         cr_assert(a != NULL);
-        memcpy(a, ids, na * sizeof(*a));
+        if (na > 0) /* an image may hold nothing yet, and ids is NULL then */
+                memcpy(a, ids, na * sizeof(*a));
         for (size_t k = 0; k < na; k++)
                 pair_found(what, c, a[k], f);
         free(a);
