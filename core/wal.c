@@ -195,12 +195,52 @@ wal_position(const struct wal *w, struct wal_pos *out)
         out->lsn = w->next_lsn;
 }
 
+/*
+ * The part of the log file that wal_replay has read: bytes [at, at + len) of
+ * the file in b. Records are taken from it, so a replay reads the log a
+ * chunk at a time instead of twice per record (each read is a system call,
+ * and a system call is an exit to the hypervisor on the project machine).
+ */
+struct wal_window {
+        struct buf b;
+        uint64_t at;
+        size_t len;
+};
+
+#define WAL_READ_CHUNK ((size_t)1 << 20)
+
+/* Points *out at bytes [off, off + n) of the file, which must lie below `size`. */
+static int
+window_get(struct wal *w, struct wal_window *win, uint64_t off, size_t n, uint64_t size,
+           const uint8_t **out)
+{
+        size_t want = n > WAL_READ_CHUNK ? n : WAL_READ_CHUNK;
+        int rc;
+
+        if (off >= win->at && off + n <= win->at + win->len) {
+                *out = win->b.data + (off - win->at);
+                return SOMBRA_OK;
+        }
+        if (want > size - off)
+                want = (size_t)(size - off);
+        win->len = 0;
+        rc = buf_reserve(&win->b, want);
+        if (rc == SOMBRA_OK)
+                rc = io_read(&w->file, win->b.data, want, off);
+        if (rc != SOMBRA_OK)
+                return rc;
+        win->at = off;
+        win->len = want;
+        *out = win->b.data;
+        return SOMBRA_OK;
+}
+
 int
 wal_replay(struct wal *w, const struct wal_pos *from, uint64_t after,
            int (*apply)(void *arg, uint64_t lsn, const uint8_t *payload, size_t len), void *arg,
            uint64_t *applied)
 {
-        struct buf rec = BUF_INIT;
+        struct wal_window win = {BUF_INIT, 0, 0};
         uint64_t size = 0, off = WAL_HDR, expect = w->base_lsn, chain = w->salt;
         int rc = SOMBRA_OK;
 
@@ -214,39 +254,35 @@ wal_replay(struct wal *w, const struct wal_pos *from, uint64_t after,
         if (w->salt != 0)
                 rc = io_size(&w->file, &size);
         while (rc == SOMBRA_OK && off + WAL_REC_HDR <= size) {
+                const uint8_t *rec;
                 uint32_t len, type;
-                rc = buf_reserve(&rec, WAL_REC_HDR);
+                rc = window_get(w, &win, off, WAL_REC_HDR, size, &rec);
                 if (rc != SOMBRA_OK)
                         break;
-                rc = io_read(&w->file, rec.data, WAL_REC_HDR, off);
-                if (rc != SOMBRA_OK)
-                        break;
-                len = get_be32(rec.data + 8);
-                type = get_be32(rec.data + 12);
+                len = get_be32(rec + 8);
+                type = get_be32(rec + 12);
                 if (len > WAL_MAX_RECORD || off + WAL_REC_HDR + len > size ||
                     (type != WAL_REC_COMMIT && (type != WAL_REC_RESTART || len != RESTART_LEN)) ||
-                    get_be64(rec.data + 16) != expect)
+                    get_be64(rec + 16) != expect)
                         break; /* torn, stale or garbage: the log ends here */
-                rc = buf_reserve(&rec, WAL_REC_HDR + len);
-                if (rc == SOMBRA_OK)
-                        rc = io_read(&w->file, rec.data + WAL_REC_HDR, len, off + WAL_REC_HDR);
+                rc = window_get(w, &win, off, WAL_REC_HDR + (size_t)len, size, &rec);
                 if (rc != SOMBRA_OK)
                         break;
-                if (get_be64(rec.data) != record_checksum(chain, rec.data, WAL_REC_HDR + len))
+                if (get_be64(rec) != record_checksum(chain, rec, WAL_REC_HDR + len))
                         break;
-                chain = get_be64(rec.data);
+                chain = get_be64(rec);
                 off += WAL_REC_HDR + len;
                 if (type == WAL_REC_RESTART)
                         continue; /* a link of the chain, not a commit */
                 if (expect > after) {
-                        rc = apply(arg, expect, rec.data + WAL_REC_HDR, len);
+                        rc = apply(arg, expect, rec + WAL_REC_HDR, len);
                         if (rc != SOMBRA_OK)
                                 break;
                         (*applied)++;
                 }
                 expect++;
         }
-        buf_free(&rec);
+        buf_free(&win.b);
         if (rc != SOMBRA_OK)
                 return rc;
         w->end = off;
