@@ -248,6 +248,43 @@ Test(wal, records_of_varied_sizes_round_trip_with_consecutive_lsns)
         wal_close(&w);
 }
 
+/*
+ * A replay from a place kept by wal_position (a checkpoint's) reads only
+ * what follows it, and a record larger than the replay's read chunk (1 MiB)
+ * comes back whole.
+ */
+Test(wal, a_replay_from_a_place_reads_what_follows_it_and_records_above_the_read_chunk)
+{
+        const size_t big = (3u << 20) + 5;
+        struct seen seen = {0};
+        struct wal_pos pos;
+        uint64_t lsn, applied;
+        struct wal w;
+
+        start_log(&w, "wal", 1, NULL);
+        for (uint64_t id = 1; id <= 10; id++)
+                append(&w, id);
+        wal_position(&w, &pos);
+        cr_assert(eq(u64, pos.off, record_offset(11)));
+        cr_assert(eq(u64, pos.lsn, 11));
+        for (uint64_t id = 11; id <= 20; id++)
+                append(&w, id);
+        cr_assert(eq(int, append_len(&w, 21, big, &lsn), SOMBRA_OK));
+        append(&w, 22);
+        wal_close(&w);
+
+        open_log(&w, "wal", NULL);
+        cr_assert(eq(int, wal_replay(&w, &pos, 10, collect, &seen, &applied), SOMBRA_OK));
+        cr_assert(eq(u64, applied, 12));
+        cr_assert(eq(u64, seen.lsn[0], 11));
+        cr_assert(eq(sz, seen.len[10], big));
+        cr_assert(eq(u64, seen.hash[10], payload_hash(21, big)));
+        cr_assert(eq(u64, seen.hash[11], payload_hash(22, payload_len(22))));
+        cr_assert(eq(u64, w.end, support_file_size("wal")));
+        cr_assert(eq(u64, w.next_lsn, 23));
+        wal_close(&w);
+}
+
 Test(wal, appending_after_replay_continues_the_log)
 {
         struct wal w;
