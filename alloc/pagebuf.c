@@ -29,6 +29,17 @@
  *   often enough ran out of them (vm.max_map_count) - found by fuzz_wal.
  *   With these hooks a destroyed arena gives its address space back.
  *
+ *   The hooks record the mappings they make (struct pagebuf_space), and an
+ *   extent inside a recorded mapping is never unmapped or purged on its own:
+ *   jemalloc keeps it for reuse, and the pool unmaps each mapping once, when
+ *   it is destroyed. jemalloc cuts its mappings into many small extents (a
+ *   slab, a large buffer); giving those back one by one was an munmap or
+ *   madvise each, every one a TLB shootdown across the process's CPUs: a
+ *   thousand of them, 17 ms, to close a database whose recovery had filled
+ *   4 MiB of pages. The price: a pool's memory does not shrink while it
+ *   lives. It is the page cache's, bounded by its size anyway. A mapping
+ *   that finds the table full is handled as before, unmapped when freed.
+ *
  * Threads
  *   pagebuf_get and pagebuf_put run on any thread. `top` and `stack` change
  *   only under `lock`. The counters change under `lock` or with ck_pr atomic
@@ -52,11 +63,24 @@
 
 #define PAGEBUF_MIN_SIZE 512u
 #define PAGEBUF_HUGE     ((size_t)2 << 20) /* a transparent huge page with 4 KiB base pages */
+#define PAGEBUF_MAPS     128u              /* mappings a pool records (see Design) */
+
+/* The mappings made for a pool's arena; the hooks get a pointer to `hooks` back. */
+struct pagebuf_space {
+        extent_hooks_t hooks; /* first, so that a hook's `hooks` argument is the space */
+        ck_spinlock_t lock;
+        size_t n;
+        struct {
+                uint8_t *at;
+                size_t size;
+        } maps[PAGEBUF_MAPS];
+};
 
 struct pagebuf_pool {
         size_t size;
         size_t keep;    /* slots in stack */
         unsigned arena; /* index from arenas.create */
+        struct pagebuf_space *space;
         int alloc_flags;
         ck_spinlock_t lock;
         void **stack;       /* keep slots; [0, top) hold cached buffers; under lock */
@@ -72,7 +96,44 @@ is_pow2(size_t x)
         return x != 0 && (x & (x - 1)) == 0;
 }
 
-/* ---- the arena's extent hooks: plain anonymous mappings, given back when freed ---- */
+/* ---- the arena's extent hooks: anonymous mappings, unmapped with the pool ---- */
+
+static struct pagebuf_space *
+space_of(extent_hooks_t *hooks)
+{
+        return (struct pagebuf_space *)hooks;
+}
+
+/* Records a new mapping; false when the table is full. */
+static bool
+space_add(struct pagebuf_space *sp, uint8_t *at, size_t size)
+{
+        bool added = false;
+
+        ck_spinlock_lock(&sp->lock);
+        if (sp->n < PAGEBUF_MAPS) {
+                sp->maps[sp->n].at = at;
+                sp->maps[sp->n].size = size;
+                sp->n++;
+                added = true;
+        }
+        ck_spinlock_unlock(&sp->lock);
+        return added;
+}
+
+/* Whether addr lies in a recorded mapping: its extents stay until the pool goes. */
+static bool
+space_holds(struct pagebuf_space *sp, const void *addr)
+{
+        const uint8_t *a = addr;
+        bool held = false;
+
+        ck_spinlock_lock(&sp->lock);
+        for (size_t i = 0; i < sp->n && !held; i++)
+                held = a >= sp->maps[i].at && a < sp->maps[i].at + sp->maps[i].size;
+        ck_spinlock_unlock(&sp->lock);
+        return held;
+}
 
 /*
  * Maps size bytes aligned to `alignment` (a power of two, at least a page):
@@ -92,7 +153,6 @@ extent_map(extent_hooks_t *hooks, void *new_addr, size_t size, size_t alignment,
         size_t span;
         uint8_t *m, *at;
 
-        (void)hooks;
         (void)arena_ind;
         if (size >= PAGEBUF_HUGE && alignment < PAGEBUF_HUGE)
                 alignment = PAGEBUF_HUGE;
@@ -118,18 +178,21 @@ extent_map(extent_hooks_t *hooks, void *new_addr, size_t size, size_t alignment,
 label_done:
         if (size >= PAGEBUF_HUGE)
                 (void)madvise(m, size, MADV_HUGEPAGE); /* advice: failing changes nothing */
+        (void)space_add(space_of(hooks), m, size);     /* not recorded: freed on its own */
         *zero = true;                                  /* fresh anonymous memory reads as zeros */
         *commit = true;
         return m;
 }
 
+/* True (kept) for an extent of a recorded mapping; else unmapped, and false. */
 static bool
 extent_unmap(extent_hooks_t *hooks, void *addr, size_t size, bool committed, unsigned arena_ind)
 {
-        (void)hooks;
         (void)committed;
         (void)arena_ind;
-        return munmap(addr, size) != 0; /* false: done, jemalloc keeps nothing */
+        if (space_holds(space_of(hooks), addr))
+                return true;
+        return munmap(addr, size) != 0;
 }
 
 static void
@@ -138,14 +201,15 @@ extent_destroy(extent_hooks_t *hooks, void *addr, size_t size, bool committed, u
         (void)extent_unmap(hooks, addr, size, committed, arena_ind);
 }
 
-/* Gives the pages back; they read as zeros when touched again. */
+/* Gives the pages back, to read as zeros when touched again; not a recorded mapping's. */
 static bool
 extent_purge(extent_hooks_t *hooks, void *addr, size_t size, size_t offset, size_t length,
              unsigned arena_ind)
 {
-        (void)hooks;
         (void)size;
         (void)arena_ind;
+        if (space_holds(space_of(hooks), addr))
+                return true;
         return madvise((uint8_t *)addr + offset, length, MADV_DONTNEED) != 0;
 }
 
@@ -164,25 +228,26 @@ extent_split(extent_hooks_t *hooks, void *addr, size_t size, size_t size_a, size
         return false;
 }
 
+/*
+ * Joined only when both are recorded or neither is: an extent that were
+ * partly recorded would be unmapped whole by extent_unmap (its start not
+ * recorded), and the recorded part then unmapped again with the pool.
+ */
 static bool
 extent_merge(extent_hooks_t *hooks, void *addr_a, size_t size_a, void *addr_b, size_t size_b,
              bool committed, unsigned arena_ind)
 {
-        (void)hooks;
-        (void)addr_a;
+        struct pagebuf_space *sp = space_of(hooks);
+
         (void)size_a;
-        (void)addr_b;
         (void)size_b;
         (void)committed;
         (void)arena_ind;
-        return false;
+        return space_holds(sp, addr_a) != space_holds(sp, addr_b);
 }
 
-/*
- * Read-only in practice; not const because jemalloc's API takes a plain
- * pointer. No commit hooks: the memory is always committed.
- */
-static extent_hooks_t pagebuf_hooks = {
+/* No commit hooks: the memory is always committed. */
+static const extent_hooks_t pagebuf_hooks = {
     .alloc = extent_map,
     .dalloc = extent_unmap,
     .destroy = extent_destroy,
@@ -191,11 +256,20 @@ static extent_hooks_t pagebuf_hooks = {
     .merge = extent_merge,
 };
 
+/* Once the arena is gone: every recorded mapping, unmapped. */
+static void
+space_free(struct pagebuf_space *sp)
+{
+        for (size_t i = 0; i < sp->n; i++)
+                munmap(sp->maps[i].at, sp->maps[i].size);
+        free(sp);
+}
+
 int
 pagebuf_pool_create(size_t size, size_t keep, struct pagebuf_pool **out)
 {
         struct pagebuf_pool *pool;
-        extent_hooks_t *hooks = &pagebuf_hooks;
+        extent_hooks_t *hooks;
         size_t sz = sizeof(unsigned);
 
         if (out == NULL || size < PAGEBUF_MIN_SIZE || !is_pow2(size))
@@ -209,6 +283,12 @@ pagebuf_pool_create(size_t size, size_t keep, struct pagebuf_pool **out)
                 if (pool->stack == NULL)
                         goto label_fail;
         }
+        pool->space = calloc(1, sizeof(*pool->space));
+        if (pool->space == NULL)
+                goto label_fail;
+        pool->space->hooks = pagebuf_hooks;
+        ck_spinlock_init(&pool->space->lock);
+        hooks = &pool->space->hooks;
         if (mallctl("arenas.create", &pool->arena, &sz, &hooks, sizeof(hooks)) != 0)
                 goto label_fail;
 
@@ -220,6 +300,8 @@ pagebuf_pool_create(size_t size, size_t keep, struct pagebuf_pool **out)
         return SOMBRA_OK;
 
 label_fail:
+        if (pool->space != NULL)
+                space_free(pool->space); /* no arena: what it mapped is nobody's */
         free(pool->stack);
         free(pool);
         return SOMBRA_ENOMEM;
@@ -235,10 +317,12 @@ pagebuf_pool_destroy(struct pagebuf_pool *pool)
         for (uint64_t i = 0; i < pool->top; i++)
                 dallocx(pool->stack[i], MALLOCX_TCACHE_NONE);
 
+        /* With buffers still out the arena and its memory stay: they must remain valid. */
         if (ck_pr_load_64(&pool->in_use) == 0) {
                 snprintf(name, sizeof(name), "arena.%u.destroy", pool->arena);
-                /* Failure only leaks an empty arena; there is nothing to undo. */
-                (void)mallctl(name, NULL, NULL, NULL, 0);
+                /* A failure leaves the arena, which may still use its mappings: leak them. */
+                if (mallctl(name, NULL, NULL, NULL, 0) == 0)
+                        space_free(pool->space);
         }
         free(pool->stack);
         free(pool);

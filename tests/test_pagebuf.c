@@ -278,3 +278,29 @@ Test(pagebuf, a_pool_of_several_megabytes_is_advised_as_huge_pages)
                 pagebuf_put(pool, bufs[i]);
         pagebuf_pool_destroy(pool);
 }
+
+/*
+ * The pool keeps the mappings its arena was given until it is destroyed
+ * (freed extents stay for reuse), and destroying it unmaps every one of
+ * them: no buffer's address is mapped afterwards.
+ */
+Test(pagebuf, a_destroyed_pool_leaves_none_of_its_mappings_behind)
+{
+        struct pagebuf_pool *pool;
+        void *bufs[600];
+        uintptr_t start;
+        bool advised;
+
+        cr_assert(eq(int, pagebuf_pool_create(8192, 0, &pool), SOMBRA_OK));
+        for (int i = 0; i < 600; i++) {
+                bufs[i] = pagebuf_get(pool);
+                cr_assert(not(eq(ptr, bufs[i], NULL)));
+        }
+        for (int i = 0; i < 600; i++)
+                pagebuf_put(pool, bufs[i]); /* keeps none: each goes back to the arena */
+        cr_assert(mapping_of(bufs[0], &start, &advised), "freed, but its memory is kept");
+        pagebuf_pool_destroy(pool);
+        for (int i = 0; i < 600; i += 37)
+                cr_assert(not(mapping_of(bufs[i], &start, &advised)), "buffer %d is still mapped",
+                          i);
+}
