@@ -14,16 +14,24 @@
  *   free        reusable now (`free`);
  *   limbo       retired by a committed txn; readers of older states may still
  *               read it (`limbo`, in txn order);
- *   pending     no reader can see it, but the last durable meta page (or the
- *               one a checkpoint under way is writing) may still refer to
- *               it, so it must not be overwritten before a checkpoint that
- *               began after it was retired is durable: `pending_ckpt` waits
- *               for the checkpoint under way, `pending` for a later one;
+ *   pending     no reader can see it, but a meta page on file (or the one a
+ *               checkpoint under way is writing) may still refer to it, so
+ *               it must not be overwritten yet (`pending`; see "Epochs");
  *   txn         allocated or retired by the open transaction (`txn_alloc`,
  *               `txn_retired`) until it commits or aborts.
  * The free list written at a checkpoint lists free, limbo and pending pages and
  * the pages of the previous list: after a crash nothing is read any more, so
  * everything outside the new state is reusable.
+ *
+ * Epochs. Checkpoints are numbered as they begin (the state opened counts as
+ * the first); a page retired while checkpoint e was the last begun carries
+ * epoch e, and is reachable from checkpoint e's meta page at most. Both meta
+ * slots must stay whole: if the newer one is damaged, open falls back to the
+ * older. So such a page is reused once neither slot can hold a meta page
+ * that reaches it: after the two checkpoints that follow e are durable, or
+ * after one that restarted the WAL (falling back past it is refused: the log
+ * no longer continues the older meta page). `release_below` is the first
+ * epoch still kept.
  *
  * Checksums: XXH3-64 of bytes 16..size seeded with bytes 0..8, so the stored
  * checksum (bytes 8..16) never has to be zeroed to be computed.
@@ -53,7 +61,7 @@ struct pgvec {
 struct retired {
         pgno_t pgno;
         uint64_t txn;        /* the txn that made it unreachable */
-        uint64_t ckpt_epoch; /* checkpoints begun when it was retired */
+        uint64_t ckpt_epoch; /* the last checkpoint begun when it was retired (see Epochs) */
         uint64_t born;       /* the txn that wrote it */
         bool durable;        /* the last durable meta could reach it when retired */
         bool born_in_txn;    /* allocated by the same txn that retired it */
@@ -72,10 +80,11 @@ struct pager {
         uint64_t npages;
         /* Pages with txn <= this are referenced by durable metas, or by the one being written. */
         uint64_t ckpt_txn;
-        uint64_t ckpt_begun; /* checkpoints begun since open */
-        uint64_t ckpt_done;  /* the number (ckpt_begun then) of the last one completed */
-        uint64_t txn;        /* the open transaction, 0 when none */
-        bool hold;           /* another process reads an older checkpoint (pager_set_hold) */
+        uint64_t ckpt_begun;    /* the number of the last checkpoint begun (see Epochs) */
+        uint64_t ckpt_done;     /* ... and of the last one completed */
+        uint64_t release_below; /* pending pages of an older epoch are reusable */
+        uint64_t txn;           /* the open transaction, 0 when none */
+        bool hold;              /* another process reads an older checkpoint (pager_set_hold) */
 
         struct pagebuf_pool *bufs;
         uint8_t *scratch;
@@ -85,8 +94,7 @@ struct pager {
         size_t hand;
 
         struct pgvec free;
-        struct pgvec pending;      /* wait for a checkpoint that begins later */
-        struct pgvec pending_ckpt; /* wait for the checkpoint under way */
+        struct retvec pending; /* by pgno and ckpt_epoch only */
         struct retvec limbo;
         struct pgvec txn_alloc;
         struct retvec txn_retired;
@@ -162,6 +170,26 @@ retvec_push(struct retvec *a, const struct retired *r)
         }
         a->v[a->n++] = *r;
         return SOMBRA_OK;
+}
+
+/* A page that the meta page of checkpoint `epoch` may reach waits until no slot can hold it. */
+static int
+pending_add(struct pager *p, pgno_t pgno, uint64_t epoch)
+{
+        struct retired r = {.pgno = pgno, .ckpt_epoch = epoch, .durable = true};
+
+        return retvec_push(&p->pending, &r);
+}
+
+/* Appends the page numbers of a's live entries to out. */
+static int
+retvec_pgnos(const struct retvec *a, struct pgvec *out)
+{
+        int rc = SOMBRA_OK;
+
+        for (size_t i = a->head; i < a->n && rc == SOMBRA_OK; i++)
+                rc = pgvec_push(out, a->v[i].pgno);
+        return rc;
 }
 
 static uint64_t
@@ -265,6 +293,7 @@ pager_create(struct io_file *file, uint32_t page_size, uint32_t cache_pages, boo
         p->checksums = checksums;
         p->npages = npages;
         p->ckpt_txn = ckpt_txn;
+        p->ckpt_begun = p->ckpt_done = p->release_below = 1; /* the state opened is the first */
         p->frames = calloc(cache_pages, sizeof(*p->frames));
         if (p->frames == NULL) {
                 rc = SOMBRA_ENOMEM;
@@ -321,7 +350,6 @@ pager_destroy(struct pager *p)
         free(p->empty_frames.v);
         free(p->free.v);
         free(p->pending.v);
-        free(p->pending_ckpt.v);
         free(p->limbo.v);
         free(p->txn_alloc.v);
         free(p->txn_retired.v);
@@ -363,7 +391,7 @@ pager_stats(const struct pager *p, struct pager_stats *out)
                         out->dirty++;
         out->npages = p->npages;
         out->free_pages = p->free.n;
-        out->retired_pages = (p->limbo.n - p->limbo.head) + p->pending.n + p->pending_ckpt.n;
+        out->retired_pages = (p->limbo.n - p->limbo.head) + p->pending.n;
 }
 
 static int
@@ -778,13 +806,8 @@ pager_reclaim(struct pager *p, uint64_t oldest_txn)
         while (l->head < l->n && l->v[l->head].txn <= oldest_txn) {
                 struct retired *r = &l->v[l->head];
                 int rc;
-                /* Free once a checkpoint that began after its retirement is durable. */
-                if (r->durable && p->hold)
-                        rc = pgvec_push(&p->pending, r->pgno);
-                else if (r->durable && r->ckpt_epoch >= p->ckpt_done)
-                        rc = pgvec_push(r->ckpt_epoch < p->ckpt_begun ? &p->pending_ckpt
-                                                                      : &p->pending,
-                                        r->pgno);
+                if (r->durable && (p->hold || r->ckpt_epoch >= p->release_below))
+                        rc = retvec_push(&p->pending, r);
                 else
                         rc = page_free(p, r->pgno);
                 if (rc != SOMBRA_OK)
@@ -849,18 +872,19 @@ pager_freelist_build(struct pager *p, uint64_t ckpt_txn, pgno_t old_head, pgno_t
 {
         struct pgvec old = {0}, lists = {0};
         size_t per = freelist_capacity(p), total, nlists, at = 0;
-        const pgno_t *srcs[4];
-        size_t lens[4];
+        const pgno_t *srcs[3];
+        size_t lens[3];
         int rc;
 
         assert(p->ckpt_begun > p->ckpt_done); /* pager_checkpoint_begin came first */
         rc = freelist_collect(p, old_head, &old);
+        /* The old list is the previous checkpoint's: its meta page reaches it. */
         for (size_t i = 0; rc == SOMBRA_OK && i < old.n; i++)
-                rc = pgvec_push(&p->pending_ckpt, old.v[i]);
+                rc = pending_add(p, old.v[i], p->ckpt_begun - 1);
         if (rc != SOMBRA_OK)
                 goto label_out;
 
-        total = p->free.n + (p->limbo.n - p->limbo.head) + p->pending_ckpt.n + p->pending.n;
+        total = p->free.n + (p->limbo.n - p->limbo.head) + (p->pending.n - p->pending.head);
         nlists = (total + per - 1) / per;
         for (size_t i = 0; i < nlists; i++) {
                 struct page *pg;
@@ -876,19 +900,17 @@ pager_freelist_build(struct pager *p, uint64_t ckpt_txn, pgno_t old_head, pgno_t
         /* Taking list pages from `free` only shrank it, so nlists pages still suffice. */
         srcs[0] = p->free.v;
         lens[0] = p->free.n;
-        srcs[1] = p->pending_ckpt.v;
-        lens[1] = p->pending_ckpt.n;
-        srcs[2] = p->pending.v; /* empty unless memory ran out moving it (pgvec_move) */
-        lens[2] = p->pending.n;
-        for (size_t i = 0; i < p->limbo.n - p->limbo.head; i++) {
-                rc = pgvec_push(&old, p->limbo.v[p->limbo.head + i].pgno);
-                if (rc != SOMBRA_OK)
-                        goto label_out;
-        }
-        lens[3] = p->limbo.n - p->limbo.head;
+        lens[1] = p->pending.n - p->pending.head;
+        lens[2] = p->limbo.n - p->limbo.head;
+        rc = retvec_pgnos(&p->pending, &old);
+        if (rc == SOMBRA_OK)
+                rc = retvec_pgnos(&p->limbo, &old);
+        if (rc != SOMBRA_OK)
+                goto label_out;
         /* old.v is NULL while old is empty, and NULL + 0 is undefined. */
-        srcs[3] = lens[3] > 0 ? old.v + (old.n - lens[3]) : old.v;
-        total = lens[0] + lens[1] + lens[2] + lens[3];
+        srcs[1] = lens[1] + lens[2] > 0 ? old.v + (old.n - lens[1] - lens[2]) : old.v;
+        srcs[2] = lens[2] > 0 ? old.v + (old.n - lens[2]) : old.v;
+        total = lens[0] + lens[1] + lens[2];
 
         for (size_t i = 0; i < nlists; i++) {
                 struct page *pg;
@@ -1024,56 +1046,42 @@ pager_publish(struct pager *p, uint64_t npages)
         __atomic_store_n(&p->published_npages, npages, __ATOMIC_RELEASE);
 }
 
-/*
- * Moves the entries of `from`, starting at `at`, to the end of `to`. Out of
- * memory, what did not fit stays in `from`: still waiting, only for longer.
- */
-static void
-pgvec_move(struct pgvec *to, struct pgvec *from, size_t at)
-{
-        size_t i = at;
-
-        if (to->n == 0 && at == 0) { /* the usual case: swap, and reuse the buffer */
-                struct pgvec t = *to;
-                *to = *from;
-                *from = t;
-                return;
-        }
-        while (i < from->n && pgvec_push(to, from->v[i]) == SOMBRA_OK)
-                i++;
-        if (i < from->n) /* memmove must not see a NULL buffer, even for no bytes */
-                memmove(from->v, from->v + i, (from->n - i) * sizeof(*from->v));
-        from->n -= i;
-}
-
 void
 pager_checkpoint_begin(struct pager *p, uint64_t ckpt_txn)
 {
         assert(p->ckpt_begun == p->ckpt_done); /* one at a time */
-        /* What waited for a later checkpoint waits for this one. */
-        pgvec_move(&p->pending_ckpt, &p->pending, 0);
         p->ckpt_begun++;
         p->ckpt_txn = ckpt_txn;
 }
 
 void
-pager_checkpoint_done(struct pager *p)
+pager_checkpoint_done(struct pager *p, bool restarted)
 {
-        size_t i = 0;
+        struct retvec *l = &p->pending;
+        uint64_t below = restarted ? p->ckpt_begun : p->ckpt_begun - 1;
+        size_t keep = l->head;
 
         p->ckpt_done = p->ckpt_begun;
-        /* With a hold, an older checkpoint may still reach them: they wait on. */
-        while (!p->hold && i < p->pending_ckpt.n && page_free(p, p->pending_ckpt.v[i]) == SOMBRA_OK)
-                i++; /* page_free can only fail to grow `free`; the rest waits then */
-        pgvec_move(&p->pending, &p->pending_ckpt, i);
+        if (below > p->release_below)
+                p->release_below = below;
+        for (size_t i = l->head; i < l->n; i++) {
+                /* page_free can only fail to grow `free`: the page waits on then. */
+                if (!p->hold && l->v[i].ckpt_epoch < p->release_below &&
+                    page_free(p, l->v[i].pgno) == SOMBRA_OK)
+                        continue;
+                l->v[keep++] = l->v[i];
+        }
+        l->n = keep;
 }
 
 int
-pager_freelist_load(struct pager *p, pgno_t head, uint64_t expect)
+pager_freelist_load(struct pager *p, pgno_t head, uint64_t expect, bool older_meta)
 {
         uint64_t seen = 0, hops = 0;
         int rc = SOMBRA_OK;
 
+        if (older_meta)
+                p->release_below = 0; /* the older slot's epoch is kept too */
         while (head != PGNO_NONE && rc == SOMBRA_OK) {
                 struct page *pg;
                 uint16_t n;
@@ -1090,9 +1098,10 @@ pager_freelist_load(struct pager *p, pgno_t head, uint64_t expect)
                 }
                 for (uint16_t i = 0; i < n && rc == SOMBRA_OK; i++) {
                         pgno_t x = get_be64(pg->data + PAGE_HDR + i * 8);
-                        rc = (x < 2 || x >= p->npages)
-                                 ? SOMBRA_ECORRUPT
-                                 : pgvec_push(p->hold ? &p->pending : &p->free, x);
+                        /* Epoch 0: the older meta page's, which may reach it. */
+                        rc = (x < 2 || x >= p->npages)          ? SOMBRA_ECORRUPT
+                             : p->hold || p->release_below == 0 ? pending_add(p, x, 0)
+                                                                : pgvec_push(&p->free, x);
                 }
                 seen += n;
                 head = page_aux(pg);
@@ -1119,10 +1128,8 @@ pager_visit_unreachable(struct pager *p, pgno_t head, int (*fn)(void *arg, pgno_
                 rc = fn(arg, lists.v[i]);
         for (size_t i = 0; rc == SOMBRA_OK && i < p->free.n; i++)
                 rc = fn(arg, p->free.v[i]);
-        for (size_t i = 0; rc == SOMBRA_OK && i < p->pending.n; i++)
-                rc = fn(arg, p->pending.v[i]);
-        for (size_t i = 0; rc == SOMBRA_OK && i < p->pending_ckpt.n; i++)
-                rc = fn(arg, p->pending_ckpt.v[i]);
+        for (size_t i = p->pending.head; rc == SOMBRA_OK && i < p->pending.n; i++)
+                rc = fn(arg, p->pending.v[i].pgno);
         for (size_t i = p->limbo.head; rc == SOMBRA_OK && i < p->limbo.n; i++)
                 rc = fn(arg, p->limbo.v[i].pgno);
         free(lists.v);

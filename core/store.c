@@ -188,6 +188,7 @@ struct store {
         struct reader_slot *slots;
         uint32_t nslots;
         uint32_t backups;   /* writer only: copies of the durable image in progress */
+        bool older_meta;    /* at open: the other meta slot continues the same WAL generation */
         uint64_t backup_id; /* the database id a copy's meta page gets */
 };
 
@@ -331,6 +332,8 @@ meta_read(struct store *s, uint64_t file_size, struct meta *out, bool *unfinishe
         else
                 return (rc0 == SOMBRA_ECORRUPT || rc1 == SOMBRA_ECORRUPT) ? SOMBRA_ECORRUPT
                                                                           : SOMBRA_ENOTDB;
+        /* The other slot, if this one is damaged later, is opened instead: see recover(). */
+        s->older_meta = rc0 == SOMBRA_OK && rc1 == SOMBRA_OK && m0.wal_salt == m1.wal_salt;
         /*
          * Shorter than its pages: cut short, unless the newest meta is one that
          * db_create writes (generation 0 or 1, two pages, nothing
@@ -1029,7 +1032,7 @@ checkpoint_prepare(struct store *s, bool restart, struct meta *m)
         m->ckpt_lsn = s->committed.lsn;
         m->st = s->committed;
         if (restart) {
-                m->wal_from.off = 0; /* the new generation's first record */
+                m->wal_from = (struct wal_pos){0, 0, 0}; /* the new generation's first record */
                 /* Named by the meta page before any record of it can exist. */
                 do
                         m->wal_salt = wal_random(s->wal.salt);
@@ -1059,15 +1062,22 @@ checkpoint_sync(struct store *s, const struct meta *m)
         return rc;
 }
 
-/* Writer, once m is durable: it is the store's meta page, and the older one's pages go free. */
+/*
+ * Writer, once m is durable: it is the store's meta page, and pages that no
+ * meta page on file reaches any more go free. Those the older slot reaches
+ * stay while open could fall back to it: until the next checkpoint, unless
+ * this one started a new WAL generation (`restarted`), which the older meta
+ * page does not continue.
+ */
 static void
-checkpoint_complete(struct store *s, const struct meta *m, uint64_t started_ns, uint64_t ended_ns)
+checkpoint_complete(struct store *s, const struct meta *m, bool restarted, uint64_t started_ns,
+                    uint64_t ended_ns)
 {
         uint64_t took_ns = ended_ns - started_ns;
 
         s->meta = *m;
         readers_look(s);
-        pager_checkpoint_done(s->pager);
+        pager_checkpoint_done(s->pager, restarted);
         s->st.checkpoints++;
         s->st.checkpoint_ns += took_ns;
         if (took_ns > s->st.checkpoint_max_ns)
@@ -1101,7 +1111,7 @@ checkpoint(struct store *s, bool fresh)
         rc = checkpoint_sync(s, &m);
         if (rc != SOMBRA_OK)
                 return store_fail(s, rc);
-        checkpoint_complete(s, &m, started_ns, clock_now_ns());
+        checkpoint_complete(s, &m, true, started_ns, clock_now_ns());
         /* Everything up to ckpt_lsn is durable through the meta page now. */
         __atomic_store_n(&s->wal.written_lsn, m.ckpt_lsn, __ATOMIC_RELEASE);
         __atomic_store_n(&s->wal.synced_lsn, m.ckpt_lsn, __ATOMIC_RELEASE);
@@ -1161,7 +1171,7 @@ store_checkpoint_settle(struct store *s, bool wait)
         s->checkpointing = false;
         if (c->rc != SOMBRA_OK)
                 return store_fail(s, c->rc);
-        checkpoint_complete(s, &c->m, c->started_ns, c->ended_ns);
+        checkpoint_complete(s, &c->m, false, c->started_ns, c->ended_ns);
         return SOMBRA_OK;
 }
 
@@ -1701,7 +1711,8 @@ store_open(const char *path, const struct sombra_config *cfg, struct io_faults *
                           s->meta.npages, s->meta.ckpt_lsn, &s->pager);
         if (rc == SOMBRA_OK) {
                 readers_look(s); /* before the free list becomes reusable */
-                rc = pager_freelist_load(s->pager, s->meta.free_head, s->meta.free_count);
+                rc = pager_freelist_load(s->pager, s->meta.free_head, s->meta.free_count,
+                                         s->older_meta);
         }
         if (rc == SOMBRA_OK && !s->cfg.read_only)
                 rc = wal_attach(s, path, create);

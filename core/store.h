@@ -281,7 +281,7 @@ uint32_t store_page_size(const struct store *s);
 void store_stats(const struct store *s, struct store_stats *out);
 /* The sticky failure status (SOMBRA_OK while healthy). */
 int store_failure(const struct store *s);
-/* The free-list head of the last durable meta page (verify). */
+/* The free-list head of the last durable meta page (verify, with no checkpoint under way). */
 pgno_t store_freelist_head(const struct store *s);
 
 #endif

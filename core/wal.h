@@ -23,10 +23,11 @@
  *           restart's 8 random bytes
  *   All integers big-endian.
  *
- * Generations. A reset (after a checkpoint) writes a new header with a new
- * salt, which the checkpoint's meta page names first, and starts overwriting
- * from offset 64: the file keeps its blocks, so a commit's fdatasync flushes
- * data, not file-size metadata. Reading stops at the first record that is
+ * Generations. A reset (after a checkpoint on the writer thread; one beside
+ * it leaves the log as it is) writes a new header with a new salt, which the
+ * checkpoint's meta page names first, and starts overwriting from offset 64:
+ * the file keeps its blocks, so a commit's fdatasync flushes data, not
+ * file-size metadata. Reading stops at the first record that is
  * torn, stale or out of sequence. Two things keep a stale record from ever
  * passing for a new one:
  *   - the salt: leftovers of an earlier generation fail their checksum;

@@ -124,7 +124,7 @@ checkpoint(void)
                      SOMBRA_OK));
         cr_assert(eq(int, pager_flush(pager), SOMBRA_OK));
         cr_assert(eq(int, io_sync(&file), SOMBRA_OK));
-        pager_checkpoint_done(pager);
+        pager_checkpoint_done(pager, true);
 }
 
 /* Drops the pager and opens a new one over the checkpointed file, as open does. */
@@ -138,7 +138,7 @@ reopen(uint32_t cache_pages)
         pager = NULL;
         cr_assert(eq(int, pager_create(&file, ps, cache_pages, true, npages, committed, &pager),
                      SOMBRA_OK));
-        cr_assert(eq(int, pager_freelist_load(pager, free_head, free_count), SOMBRA_OK));
+        cr_assert(eq(int, pager_freelist_load(pager, free_head, free_count, false), SOMBRA_OK));
 }
 
 /* ---- page accounting ---- */
@@ -959,7 +959,7 @@ Test(btree, crash_after_a_checkpoint_reopens_the_checkpointed_tree)
                      pager_create(&file, 4096, SOMBRA_MIN_CACHE_PAGES, true, durable_npages,
                                   durable_txn, &pager),
                      SOMBRA_OK));
-        cr_assert(eq(int, pager_freelist_load(pager, free_head, free_count), SOMBRA_OK));
+        cr_assert(eq(int, pager_freelist_load(pager, free_head, free_count, false), SOMBRA_OK));
         model_restore(m, &durable);
         w->root = durable_root;
         snapshot_free(&durable);

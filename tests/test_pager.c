@@ -91,7 +91,7 @@ checkpoint(pgno_t old_head, pgno_t *head, uint64_t *count)
             eq(int, pager_freelist_build(pager, committed, old_head, head, count), SOMBRA_OK));
         cr_assert(eq(int, pager_flush(pager), SOMBRA_OK));
         cr_assert(eq(int, io_sync(&file), SOMBRA_OK));
-        pager_checkpoint_done(pager);
+        pager_checkpoint_done(pager, true);
 }
 
 static struct pager_stats
@@ -746,7 +746,7 @@ Test(pager, free_list_round_trips_through_the_file)
                 cr_assert(not(idset_get(&before, pgnos[i], NULL)), "live page %zu listed", i);
 
         reopen_pager(64, true);
-        cr_assert(eq(int, pager_freelist_load(pager, head, count), SOMBRA_OK));
+        cr_assert(eq(int, pager_freelist_load(pager, head, count, false), SOMBRA_OK));
         cr_assert(eq(u64, stats().free_pages, count));
         unreachable(head, &after);
         cr_assert(eq(sz, after.count, before.count));
@@ -776,7 +776,7 @@ Test(pager, free_list_lists_pages_still_held_by_readers)
 
         /* After a restart no reader is left: they are free. */
         reopen_pager(64, true);
-        cr_assert(eq(int, pager_freelist_load(pager, head, count), SOMBRA_OK));
+        cr_assert(eq(int, pager_freelist_load(pager, head, count, false), SOMBRA_OK));
         cr_assert(eq(u64, stats().free_pages, 5));
         unreachable(PGNO_NONE, &loaded);
         for (int i = 0; i < 5; i++)
@@ -800,7 +800,7 @@ Test(pager, next_checkpoint_lists_the_previous_free_list_pages)
 
         /* The pages of both lists, the free pages and the newly retired one: nothing lost. */
         reopen_pager(64, true);
-        cr_assert(eq(int, pager_freelist_load(pager, head2, count2), SOMBRA_OK));
+        cr_assert(eq(int, pager_freelist_load(pager, head2, count2, false), SOMBRA_OK));
         unreachable(head2, &loaded);
         cr_assert(eq(sz, loaded.count, first.count + 1));
         cr_assert(idset_get(&loaded, pgnos[0], NULL));
@@ -817,10 +817,10 @@ Test(pager, freelist_load_with_a_wrong_count_is_ecorrupt)
 
         free_list_on_disk(pgnos, &head, &count);
         reopen_pager(64, true);
-        cr_assert(eq(int, pager_freelist_load(pager, head, count - 1), SOMBRA_ECORRUPT));
+        cr_assert(eq(int, pager_freelist_load(pager, head, count - 1, false), SOMBRA_ECORRUPT));
         reopen_pager(64, true);
-        cr_assert(eq(int, pager_freelist_load(pager, head, count + 1), SOMBRA_ECORRUPT));
-        cr_assert(eq(int, pager_freelist_load(pager, PGNO_NONE, 1), SOMBRA_ECORRUPT));
+        cr_assert(eq(int, pager_freelist_load(pager, head, count + 1, false), SOMBRA_ECORRUPT));
+        cr_assert(eq(int, pager_freelist_load(pager, PGNO_NONE, 1, false), SOMBRA_ECORRUPT));
 }
 
 /* The list page after pgno, read from the file. */
@@ -848,9 +848,9 @@ Test(pager, freelist_load_rejects_a_looping_chain)
         put_be64(b, head);
         overwrite(last * 4096 + 32, b, 8); /* the last page links back to the first */
         reopen_pager(64, false);           /* no checksums: only the chain is wrong */
-        cr_assert(eq(int, pager_freelist_load(pager, head, UINT64_MAX), SOMBRA_ECORRUPT));
+        cr_assert(eq(int, pager_freelist_load(pager, head, UINT64_MAX, false), SOMBRA_ECORRUPT));
         reopen_pager(64, false);
-        cr_assert(eq(int, pager_freelist_load(pager, head, count), SOMBRA_ECORRUPT));
+        cr_assert(eq(int, pager_freelist_load(pager, head, count, false), SOMBRA_ECORRUPT));
 }
 
 Test(pager, freelist_load_rejects_page_numbers_outside_the_file)
@@ -870,12 +870,12 @@ Test(pager, freelist_load_rejects_page_numbers_outside_the_file)
                 put_be64(b, bad[i]);
                 overwrite(head * 4096 + PAGE_HDR + 8, b, 8);
                 reopen_pager(64, false);
-                cr_assert(eq(int, pager_freelist_load(pager, head, count), SOMBRA_ECORRUPT),
+                cr_assert(eq(int, pager_freelist_load(pager, head, count, false), SOMBRA_ECORRUPT),
                           "entry %llu", (unsigned long long)get_be64(b));
         }
         overwrite(head * 4096 + PAGE_HDR + 8, orig, 8);
         reopen_pager(64, false);
-        cr_assert(eq(int, pager_freelist_load(pager, head, count), SOMBRA_OK));
+        cr_assert(eq(int, pager_freelist_load(pager, head, count, false), SOMBRA_OK));
 }
 
 Test(pager, freelist_load_rejects_a_chain_through_a_page_of_another_type)
@@ -889,7 +889,7 @@ Test(pager, freelist_load_rejects_a_chain_through_a_page_of_another_type)
         put_be64(b, pgnos[0]); /* a live overflow page */
         overwrite(head * 4096 + 32, b, 8);
         reopen_pager(64, false);
-        cr_assert(eq(int, pager_freelist_load(pager, head, count), SOMBRA_ECORRUPT));
+        cr_assert(eq(int, pager_freelist_load(pager, head, count, false), SOMBRA_ECORRUPT));
 }
 
 /*

@@ -1936,3 +1936,63 @@ Test(store, a_checkpoint_on_the_writer_settles_the_background_one_first)
         cr_assert(eq(int, store_close(s), SOMBRA_OK));
         expect_recovered("crash", &cfg, &m, 10);
 }
+
+/*
+ * Two background checkpoints continue one WAL generation, so if the newer
+ * meta page is damaged, open falls back to the older one and replays the log
+ * from its place. That needs the older checkpoint's pages whole: they must
+ * not be reused just because the newer checkpoint is durable. (A checkpoint
+ * that restarts the log needs no such care: the fallback is refused, see
+ * a_damaged_newest_meta_after_a_wal_reset_is_corrupt_not_an_old_state.)
+ */
+Test(store, a_damaged_newest_meta_falls_back_to_an_older_background_checkpoint_intact)
+{
+        struct sombra_config cfg;
+        struct store_ckpt *c;
+        struct model m;
+        struct store *s = background_begun(&cfg, &m, &c);
+
+        store_checkpoint_write(s, c);
+        cr_assert(eq(int, store_checkpoint_settle(s, true), SOMBRA_OK));
+        workload(s, &m, 20, 39);
+        cr_assert(eq(int, store_checkpoint_begin(s, &c), SOMBRA_OK));
+        cr_assert(not(eq(ptr, c, NULL)));
+        store_checkpoint_write(s, c);
+        cr_assert(eq(int, store_checkpoint_settle(s, true), SOMBRA_OK));
+        workload(s, &m, 40, 99); /* would overwrite the older checkpoint's pages if freed */
+        crash_copy("db", "crash");
+        cr_assert(eq(int, store_close(s), SOMBRA_OK));
+        support_flip_byte("crash", newest_meta("crash") * PS + 40, 0x10);
+        expect_recovered("crash", &cfg, &m, 80);
+}
+
+/*
+ * The same after a reopen: the newest meta page's free list names pages that
+ * the older one reaches, so they are not reused before the next checkpoint.
+ */
+Test(store, the_free_list_read_at_open_spares_the_older_background_checkpoint)
+{
+        struct sombra_config cfg;
+        struct store_ckpt *c;
+        struct model m;
+        struct store *s = background_begun(&cfg, &m, &c);
+
+        store_checkpoint_write(s, c);
+        cr_assert(eq(int, store_checkpoint_settle(s, true), SOMBRA_OK));
+        workload(s, &m, 20, 59);
+        cr_assert(eq(int, store_checkpoint_begin(s, &c), SOMBRA_OK));
+        cr_assert(not(eq(ptr, c, NULL)));
+        store_checkpoint_write(s, c);
+        cr_assert(eq(int, store_checkpoint_settle(s, true), SOMBRA_OK));
+        crash_copy("db", "crash");
+        cr_assert(eq(int, store_close(s), SOMBRA_OK));
+
+        s = open_db("crash", &cfg, NULL);
+        store_set_background_checkpoints(s, true); /* no checkpoint comes before the crash */
+        cr_assert(eq(u64, stats(s).replayed, 0));
+        workload(s, &m, 60, 119); /* would overwrite the older checkpoint's pages if freed */
+        crash_copy("crash", "again");
+        cr_assert(eq(int, store_close(s), SOMBRA_OK));
+        support_flip_byte("again", newest_meta("again") * PS + 40, 0x10);
+        expect_recovered("again", &cfg, &m, 100);
+}
