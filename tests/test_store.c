@@ -1938,6 +1938,27 @@ Test(store, a_checkpoint_on_the_writer_settles_the_background_one_first)
 }
 
 /*
+ * Two background checkpoints, both settled, with commits 0..19 before the
+ * first and 20..last before the second, in one WAL generation.
+ */
+static struct store *
+two_background_checkpoints(struct sombra_config *cfg, struct model *m, uint32_t last)
+{
+        struct store_ckpt *c;
+        struct store *s = background_begun(cfg, m, &c);
+
+        store_checkpoint_write(s, c);
+        cr_assert(eq(int, store_checkpoint_settle(s, true), SOMBRA_OK));
+        workload(s, m, 20, last);
+        cr_assert(eq(int, store_checkpoint_begin(s, &c), SOMBRA_OK));
+        cr_assert(not(eq(ptr, c, NULL)));
+        store_checkpoint_write(s, c);
+        cr_assert(eq(int, store_checkpoint_settle(s, true), SOMBRA_OK));
+        cr_assert(eq(u64, stats(s).checkpoints, 2));
+        return s;
+}
+
+/*
  * Two background checkpoints continue one WAL generation, so if the newer
  * meta page is damaged, open falls back to the older one and replays the log
  * from its place. That needs the older checkpoint's pages whole: they must
@@ -1948,17 +1969,9 @@ Test(store, a_checkpoint_on_the_writer_settles_the_background_one_first)
 Test(store, a_damaged_newest_meta_falls_back_to_an_older_background_checkpoint_intact)
 {
         struct sombra_config cfg;
-        struct store_ckpt *c;
         struct model m;
-        struct store *s = background_begun(&cfg, &m, &c);
+        struct store *s = two_background_checkpoints(&cfg, &m, 39);
 
-        store_checkpoint_write(s, c);
-        cr_assert(eq(int, store_checkpoint_settle(s, true), SOMBRA_OK));
-        workload(s, &m, 20, 39);
-        cr_assert(eq(int, store_checkpoint_begin(s, &c), SOMBRA_OK));
-        cr_assert(not(eq(ptr, c, NULL)));
-        store_checkpoint_write(s, c);
-        cr_assert(eq(int, store_checkpoint_settle(s, true), SOMBRA_OK));
         workload(s, &m, 40, 99); /* would overwrite the older checkpoint's pages if freed */
         crash_copy("db", "crash");
         cr_assert(eq(int, store_close(s), SOMBRA_OK));
@@ -1973,17 +1986,9 @@ Test(store, a_damaged_newest_meta_falls_back_to_an_older_background_checkpoint_i
 Test(store, the_free_list_read_at_open_spares_the_older_background_checkpoint)
 {
         struct sombra_config cfg;
-        struct store_ckpt *c;
         struct model m;
-        struct store *s = background_begun(&cfg, &m, &c);
+        struct store *s = two_background_checkpoints(&cfg, &m, 59);
 
-        store_checkpoint_write(s, c);
-        cr_assert(eq(int, store_checkpoint_settle(s, true), SOMBRA_OK));
-        workload(s, &m, 20, 59);
-        cr_assert(eq(int, store_checkpoint_begin(s, &c), SOMBRA_OK));
-        cr_assert(not(eq(ptr, c, NULL)));
-        store_checkpoint_write(s, c);
-        cr_assert(eq(int, store_checkpoint_settle(s, true), SOMBRA_OK));
         crash_copy("db", "crash");
         cr_assert(eq(int, store_close(s), SOMBRA_OK));
 
