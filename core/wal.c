@@ -207,7 +207,8 @@ struct wal_window {
         size_t len;
 };
 
-#define WAL_READ_CHUNK ((size_t)1 << 20)
+#define WAL_READ_CHUNK                                                                             \
+        ((size_t)128 << 10) /* few reads, and few first-touch faults for the buffer */
 
 /* Points *out at bytes [off, off + n) of the file, which must lie below `size`. */
 static int
