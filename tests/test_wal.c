@@ -250,8 +250,8 @@ Test(wal, records_of_varied_sizes_round_trip_with_consecutive_lsns)
 
 /*
  * A replay from a place kept by wal_position (a checkpoint's) reads only
- * what follows it, and a record larger than the replay's read chunk (1 MiB)
- * comes back whole.
+ * what follows it, and a record larger than the replay's read chunk comes
+ * back whole.
  */
 Test(wal, a_replay_from_a_place_reads_what_follows_it_and_records_above_the_read_chunk)
 {
