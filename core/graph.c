@@ -23,9 +23,9 @@
  * all of its new entries while it is in the CPU cache, instead of one
  * descent to a cold page per entry (a node's edges scatter over the whole
  * adjacency tree). The WAL records the B+tree writes in the order made, so
- * replay makes the same trees. Edge creates in the run also remember the
- * nodes they found, so that a node that many edges touch is looked up once;
- * a delete ends the run, and with it that memory.
+ * replay makes the same trees. Edge creates, in a run or not, remember the
+ * nodes they found (`known`) until that node's delete or a rollback, so that
+ * a node that many edges touch is looked up once.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -79,8 +79,17 @@ struct graph {
         struct held *held;
         size_t nheld, held_cap;
         struct buf held_bytes;
-        struct idset known; /* nodes the run's edge creates found */
+
+        /*
+         * Nodes that edge creates found, and that exist from then on until a
+         * delete or a rollback: kept across transactions, so that the nodes
+         * an edge names are looked up once, not at every edge. At most
+         * KNOWN_MAX of them; the set starts again when full.
+         */
+        struct idset known;
 };
+
+#define KNOWN_MAX (1u << 20)
 
 /* ---- small helpers ---- */
 
@@ -261,21 +270,19 @@ held_write(struct graph *g)
         return rc;
 }
 
-/* Ends a run of creates: writes what it held and forgets the nodes it found. */
+/* Ends a run of creates: writes what it held. */
 static int
 run_end(struct graph *g)
 {
-        idset_clear(&g->known);
         return held_write(g);
 }
 
-/* Ends a run whose transaction rolls back: what it held and found goes. */
+/* Ends a run whose transaction rolls back: what it held goes. */
 static void
 run_drop(struct graph *g)
 {
         g->nheld = 0;
         buf_reset(&g->held_bytes);
-        idset_clear(&g->known);
 }
 
 int
@@ -407,6 +414,7 @@ graph_begin_shared(struct graph *g)
 static void
 txn_forget(struct graph *g)
 {
+        idset_clear(&g->known); /* some of them may have been the transaction's own */
         dict_truncate(&g->dict, g->names_at_begin);
         if (g->indexes_changed)
                 (void)indexes_load(g); /* the committed catalogue; ENOMEM keeps a superset */
@@ -807,20 +815,23 @@ graph_node_label_remove(struct graph *g, uint64_t id, const char *label)
 
 /* ---- edge writes ---- */
 
-/* SOMBRA_OK when node id exists; a bulk run remembers the nodes it found. */
+/* SOMBRA_OK when node id exists (see `known`). */
 static int
 node_found(struct graph *g, const struct store_state *st, uint64_t id)
 {
         uint8_t k[8];
         int rc;
 
-        if (g->bulk && idset_get(&g->known, id, NULL))
+        if (idset_get(&g->known, id, NULL))
                 return SOMBRA_OK;
         id_key(k, id);
         rc = store_get(g->store, st, TREE_NODES, k, 8, NULL);
-        if (rc == SOMBRA_OK && g->bulk && id != IDSET_EMPTY)
-                rc = idset_put(&g->known, id, 0, NULL);
-        return rc;
+        if (rc != SOMBRA_OK || id == IDSET_EMPTY)
+                return rc;
+        if (g->known.count >= KNOWN_MAX)
+                idset_clear(&g->known);
+        (void)idset_put(&g->known, id, 0, NULL); /* out of memory: looked up again next time */
+        return SOMBRA_OK;
 }
 
 static int
@@ -988,6 +999,7 @@ node_delete(struct graph *g, uint64_t id)
         uint8_t k[8];
         int rc = node_load(g, id, &g->raw, &g->before);
 
+        (void)idset_del(&g->known, id); /* before anything: a failure half-way rolls back */
         if (rc == SOMBRA_OK)
                 rc = graph_read_adjacent(&g->w, id, &g->adj);
         idset_clear(&g->seen);

@@ -221,6 +221,36 @@ Test(graph, edge_to_missing_node_is_refused)
         cr_assert_eq(m, 0);
 }
 
+/*
+ * Edge creates remember the nodes they found across transactions; a node
+ * deleted since, or made by a transaction that rolled back, must be looked
+ * up again and refused.
+ */
+Test(graph, an_edge_to_a_node_deleted_or_rolled_back_since_it_was_found_is_refused)
+{
+        uint64_t a = node("P"), b = node("P"), c, id;
+
+        edge(a, b, "T"); /* both found */
+        cr_assert_eq(graph_node_delete(g, b), SOMBRA_OK);
+        cr_assert_eq(graph_edge_create(g, a, b, "T", NULL, 0, &id), SOMBRA_ENOTFOUND);
+        cr_assert_eq(graph_edge_create(g, b, a, "T", NULL, 0, &id), SOMBRA_ENOTFOUND);
+
+        cr_assert_eq(graph_begin(g), SOMBRA_OK);
+        c = node("P");
+        edge(a, c, "T"); /* c found inside the transaction */
+        cr_assert_eq(graph_rollback(g), SOMBRA_OK);
+        cr_assert_eq(graph_edge_create(g, a, c, "T", NULL, 0, &id), SOMBRA_ENOTFOUND);
+
+        cr_assert_eq(graph_bulk_begin(g), SOMBRA_OK); /* the same in a batch */
+        cr_assert_eq(graph_begin(g), SOMBRA_OK);
+        c = node("P");
+        edge(c, a, "T");
+        cr_assert_eq(graph_bulk_end(g, false), SOMBRA_OK);
+        cr_assert_eq(graph_rollback(g), SOMBRA_OK);
+        cr_assert_eq(graph_edge_create(g, c, a, "T", NULL, 0, &id), SOMBRA_ENOTFOUND);
+        assert_verified();
+}
+
 Test(graph, neighbours_by_direction_and_type)
 {
         struct graph_adjvec adj = {0};
