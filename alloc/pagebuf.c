@@ -69,6 +69,11 @@
 struct pagebuf_space {
         extent_hooks_t hooks; /* first, so that a hook's `hooks` argument is the space */
         ck_spinlock_t lock;
+        /*
+         * Off while arenas.create maps the arena's own metadata: a huge page
+         * there would be 2 MiB cleared for a few KiB (0.7 ms of every open).
+         */
+        bool huge;
         size_t n;
         struct {
                 uint8_t *at;
@@ -152,9 +157,11 @@ extent_map(extent_hooks_t *hooks, void *new_addr, size_t size, size_t alignment,
 {
         size_t span;
         uint8_t *m, *at;
+        bool huge;
 
         (void)arena_ind;
-        if (size >= PAGEBUF_HUGE && alignment < PAGEBUF_HUGE)
+        huge = size >= PAGEBUF_HUGE && space_of(hooks)->huge;
+        if (huge && alignment < PAGEBUF_HUGE)
                 alignment = PAGEBUF_HUGE;
         span = size + alignment;
         if (span < size)
@@ -176,7 +183,7 @@ extent_map(extent_hooks_t *hooks, void *new_addr, size_t size, size_t alignment,
                 munmap(at + size, (size_t)(m + span - (at + size)));
         m = at;
 label_done:
-        if (size >= PAGEBUF_HUGE)
+        if (huge)
                 (void)madvise(m, size, MADV_HUGEPAGE); /* advice: failing changes nothing */
         (void)space_add(space_of(hooks), m, size);     /* not recorded: freed on its own */
         *zero = true;                                  /* fresh anonymous memory reads as zeros */
@@ -291,6 +298,7 @@ pagebuf_pool_create(size_t size, size_t keep, struct pagebuf_pool **out)
         hooks = &pool->space->hooks;
         if (mallctl("arenas.create", &pool->arena, &sz, &hooks, sizeof(hooks)) != 0)
                 goto label_fail;
+        pool->space->huge = true; /* from now on the extents are for buffers */
 
         pool->size = size;
         pool->keep = keep;
