@@ -28,10 +28,10 @@
  * epoch e, and is reachable from checkpoint e's meta page at most. Both meta
  * slots must stay whole: if the newer one is damaged, open falls back to the
  * older. So such a page is reused once neither slot can hold a meta page
- * that reaches it: after the two checkpoints that follow e are durable, or
- * after one that restarted the WAL (falling back past it is refused: the log
- * no longer continues the older meta page). `release_below` is the first
- * epoch still kept.
+ * that reaches it: after the two checkpoints that follow e are durable.
+ * (After one that restarted the WAL, falling back past it is refused, but
+ * only while the new log header is on disk, which nothing syncs at once.)
+ * `release_below` is the first epoch still kept.
  *
  * Checksums: XXH3-64 of bytes 16..size seeded with bytes 0..8, so the stored
  * checksum (bytes 8..16) never has to be zeroed to be computed.
@@ -642,15 +642,25 @@ pager_txn_begin(struct pager *p, uint64_t txn)
         p->txn_retired.head = p->txn_retired.n = 0;
 }
 
-/* A page number becomes reusable: its cached copy, if any, is garbage now. */
+/*
+ * A page number becomes reusable: its cached copy, if any, is garbage now.
+ * `free` keeps room for the open transaction's pages as well, as
+ * txn_page_new does: pages may go free while it is open (a publish lets go
+ * of what readers held), and its abort gives its own back without
+ * allocating.
+ */
 static int
 page_free(struct pager *p, pgno_t pgno)
 {
         uint64_t idx;
+        int rc = pgvec_reserve(&p->free, p->free.n + p->txn_alloc.n + 1);
 
+        if (rc != SOMBRA_OK)
+                return rc;
         if (idset_get(&p->map, pgno, &idx))
                 frame_release(p, &p->frames[idx]);
-        return pgvec_push(&p->free, pgno);
+        p->free.v[p->free.n++] = pgno;
+        return SOMBRA_OK;
 }
 
 int
@@ -1055,15 +1065,13 @@ pager_checkpoint_begin(struct pager *p, uint64_t ckpt_txn)
 }
 
 void
-pager_checkpoint_done(struct pager *p, bool restarted)
+pager_checkpoint_done(struct pager *p)
 {
         struct retvec *l = &p->pending;
-        uint64_t below = restarted ? p->ckpt_begun : p->ckpt_begun - 1;
         size_t keep = l->head;
 
         p->ckpt_done = p->ckpt_begun;
-        if (below > p->release_below)
-                p->release_below = below;
+        p->release_below = p->ckpt_begun - 1; /* the older slot now holds checkpoint begun - 1 */
         for (size_t i = l->head; i < l->n; i++) {
                 /* page_free can only fail to grow `free`: the page waits on then. */
                 if (!p->hold && l->v[i].ckpt_epoch < p->release_below &&

@@ -205,22 +205,20 @@ void pager_reclaim(struct pager *p, uint64_t oldest_txn);
  * any thread: transactions may go on meanwhile), then calls
  * pager_checkpoint_done, which makes reusable the pages that no meta page
  * on file reaches any more: neither slot's, since open falls back to the
- * older slot when the newer is damaged. `restarted`: the checkpoint started
- * a new WAL generation, so that falling back past it is refused and the
- * older slot needs nothing.
+ * older slot when the newer is damaged.
  */
 void pager_checkpoint_begin(struct pager *p, uint64_t ckpt_txn);
 int pager_freelist_build(struct pager *p, uint64_t ckpt_txn, pgno_t old_head, pgno_t *head,
                          uint64_t *count);
 int pager_flush(struct pager *p);
-void pager_checkpoint_done(struct pager *p, bool restarted);
+void pager_checkpoint_done(struct pager *p);
 
 /*
  * Reads the free-list chain starting at head into the reusable set. At most
  * `expect` pages are accepted; SOMBRA_ECORRUPT for a chain that is longer,
  * loops, or names a page outside the file. `older_meta`: the other meta
- * slot holds a checkpoint that open could fall back to (one of the same WAL
- * generation), whose pages the list may name: they wait for the next
+ * slot holds a checkpoint that open could fall back to (one that the WAL
+ * still continues), whose pages the list may name: they wait for the next
  * checkpoint instead.
  */
 int pager_freelist_load(struct pager *p, pgno_t head, uint64_t expect, bool older_meta);

@@ -332,7 +332,11 @@ meta_read(struct store *s, uint64_t file_size, struct meta *out, bool *unfinishe
         else
                 return (rc0 == SOMBRA_ECORRUPT || rc1 == SOMBRA_ECORRUPT) ? SOMBRA_ECORRUPT
                                                                           : SOMBRA_ENOTDB;
-        /* The other slot, if this one is damaged later, is opened instead: see recover(). */
+        /*
+         * The other slot, if this one is damaged later, is opened instead
+         * (see recover()), unless the log on disk has moved past it to a new
+         * generation: close makes sure of that for its own checkpoint.
+         */
         s->older_meta = rc0 == SOMBRA_OK && rc1 == SOMBRA_OK && m0.wal_salt == m1.wal_salt;
         /*
          * Shorter than its pages: cut short, unless the newest meta is one that
@@ -1065,19 +1069,17 @@ checkpoint_sync(struct store *s, const struct meta *m)
 /*
  * Writer, once m is durable: it is the store's meta page, and pages that no
  * meta page on file reaches any more go free. Those the older slot reaches
- * stay while open could fall back to it: until the next checkpoint, unless
- * this one started a new WAL generation (`restarted`), which the older meta
- * page does not continue.
+ * stay until the next checkpoint: open falls back to that slot when the
+ * newer one is damaged.
  */
 static void
-checkpoint_complete(struct store *s, const struct meta *m, bool restarted, uint64_t started_ns,
-                    uint64_t ended_ns)
+checkpoint_complete(struct store *s, const struct meta *m, uint64_t started_ns, uint64_t ended_ns)
 {
         uint64_t took_ns = ended_ns - started_ns;
 
         s->meta = *m;
         readers_look(s);
-        pager_checkpoint_done(s->pager, restarted);
+        pager_checkpoint_done(s->pager);
         s->st.checkpoints++;
         s->st.checkpoint_ns += took_ns;
         if (took_ns > s->st.checkpoint_max_ns)
@@ -1111,7 +1113,7 @@ checkpoint(struct store *s, bool fresh)
         rc = checkpoint_sync(s, &m);
         if (rc != SOMBRA_OK)
                 return store_fail(s, rc);
-        checkpoint_complete(s, &m, true, started_ns, clock_now_ns());
+        checkpoint_complete(s, &m, started_ns, clock_now_ns());
         /* Everything up to ckpt_lsn is durable through the meta page now. */
         __atomic_store_n(&s->wal.written_lsn, m.ckpt_lsn, __ATOMIC_RELEASE);
         __atomic_store_n(&s->wal.synced_lsn, m.ckpt_lsn, __ATOMIC_RELEASE);
@@ -1171,7 +1173,7 @@ store_checkpoint_settle(struct store *s, bool wait)
         s->checkpointing = false;
         if (c->rc != SOMBRA_OK)
                 return store_fail(s, c->rc);
-        checkpoint_complete(s, &c->m, false, c->started_ns, c->ended_ns);
+        checkpoint_complete(s, &c->m, c->started_ns, c->ended_ns);
         return SOMBRA_OK;
 }
 
@@ -1737,6 +1739,21 @@ label_fail:
         return rc;
 }
 
+/*
+ * The checkpoint at close, and the new log generation's header made
+ * durable: an open that falls back to the older meta page then finds a log
+ * that does not continue it and refuses, so the next open may reuse at once
+ * the pages only that page reached (store_open: older_meta). No other thread
+ * syncs the WAL any more.
+ */
+static int
+close_checkpoint(struct store *s)
+{
+        int rc = store_checkpoint(s);
+
+        return rc == SOMBRA_OK ? io_sync(&s->wal.file) : rc;
+}
+
 int
 store_close(struct store *s)
 {
@@ -1750,7 +1767,7 @@ store_close(struct store *s)
         if (s->cfg.read_only)
                 rc = SOMBRA_OK; /* nothing of it was ever to reach the files */
         else if (s->failed == SOMBRA_OK && s->pager != NULL)
-                rc = store_checkpoint(s);
+                rc = close_checkpoint(s);
         else if (s->pager != NULL)
                 rc = SOMBRA_EFAILED; /* the caller learns that close could not make it durable */
         if (io_is_open(&s->wal.file))

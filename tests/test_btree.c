@@ -124,7 +124,7 @@ checkpoint(void)
                      SOMBRA_OK));
         cr_assert(eq(int, pager_flush(pager), SOMBRA_OK));
         cr_assert(eq(int, io_sync(&file), SOMBRA_OK));
-        pager_checkpoint_done(pager, true);
+        pager_checkpoint_done(pager);
 }
 
 /* Drops the pager and opens a new one over the checkpointed file, as open does. */
