@@ -478,7 +478,9 @@ SOMBRA_API int sombra_two_hop_count(sombra_conn *conn, uint64_t node, enum sombr
 /* ---- maintenance ---- */
 
 /*
- * Checkpoints now (through the writer). Any thread; blocks. Like
+ * Checkpoints now (through the writer), after any automatic checkpoint under
+ * way, and starts the WAL anew: writes pause for its syncs, unlike the
+ * automatic ones, which run beside the writer. Any thread; blocks. Like
  * sombra_verify and sombra_stats, it waits behind another connection's open
  * interactive transaction (at most txn_timeout_ms): do not call these from the
  * thread that holds one.
