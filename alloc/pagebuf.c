@@ -109,21 +109,17 @@ space_of(extent_hooks_t *hooks)
         return (struct pagebuf_space *)hooks;
 }
 
-/* Records a new mapping; false when the table is full. */
-static bool
+/* Records a new mapping; one that finds the table full is freed on its own. */
+static void
 space_add(struct pagebuf_space *sp, uint8_t *at, size_t size)
 {
-        bool added = false;
-
         ck_spinlock_lock(&sp->lock);
         if (sp->n < PAGEBUF_MAPS) {
                 sp->maps[sp->n].at = at;
                 sp->maps[sp->n].size = size;
                 sp->n++;
-                added = true;
         }
         ck_spinlock_unlock(&sp->lock);
-        return added;
 }
 
 /* Whether addr lies in a recorded mapping: its extents stay until the pool goes. */
@@ -185,8 +181,8 @@ extent_map(extent_hooks_t *hooks, void *new_addr, size_t size, size_t alignment,
 label_done:
         if (huge)
                 (void)madvise(m, size, MADV_HUGEPAGE); /* advice: failing changes nothing */
-        (void)space_add(space_of(hooks), m, size);     /* not recorded: freed on its own */
-        *zero = true;                                  /* fresh anonymous memory reads as zeros */
+        space_add(space_of(hooks), m, size);
+        *zero = true; /* fresh anonymous memory reads as zeros */
         *commit = true;
         return m;
 }
@@ -236,9 +232,9 @@ extent_split(extent_hooks_t *hooks, void *addr, size_t size, size_t size_a, size
 }
 
 /*
- * Joined only when both are recorded or neither is: an extent that were
- * partly recorded would be unmapped whole by extent_unmap (its start not
- * recorded), and the recorded part then unmapped again with the pool.
+ * Joined only when both are recorded or neither is: a partly recorded
+ * extent would be unmapped whole by extent_unmap (its start not recorded),
+ * and the recorded part then unmapped again with the pool.
  */
 static bool
 extent_merge(extent_hooks_t *hooks, void *addr_a, size_t size_a, void *addr_b, size_t size_b,

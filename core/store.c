@@ -520,8 +520,8 @@ wal_since_checkpoint(const struct store *s)
  * The automatic checkpoint that stops the writer: when the log passes
  * checkpoint_threshold, or, with background checkpoints, when the log file
  * passes STORE_WAL_RESTART times that (STORE_WAL_RESTART_MIN at least): only
- * a checkpoint on the writer can start the log anew. A failure is sticky in s->failed; SOMBRA_EBUSY
- * while a backup holds checkpoints.
+ * a checkpoint on the writer can start the log anew. A failure is sticky in
+ * s->failed; SOMBRA_EBUSY while a backup holds checkpoints.
  */
 static void
 checkpoint_if_due(struct store *s)

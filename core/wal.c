@@ -207,8 +207,8 @@ struct wal_window {
         size_t len;
 };
 
-#define WAL_READ_CHUNK                                                                             \
-        ((size_t)128 << 10) /* few reads, and few first-touch faults for the buffer */
+/* Few reads, and few first-touch page faults for the window's buffer. */
+#define WAL_READ_CHUNK ((size_t)128 << 10)
 
 /* Points *out at bytes [off, off + n) of the file, which must lie below `size`. */
 static int
