@@ -68,8 +68,16 @@
 /* The largest offset off_t can hold; offsets past it are rejected, not wrapped. */
 #define IO_OFF_MAX ((uint64_t)INT64_MAX)
 
-/* Blocks one pwritev takes in io_write_blocks (a stack array of iovecs). */
-#define IO_GATHER 64
+/*
+ * Blocks one pwritev takes in io_write_blocks (a stack array of iovecs): 8
+ * pages of 8 KiB, 64 KiB a call. The page cache sizes a folio by the write
+ * that creates it, and on Linux 6.18's ext4 every later 8 KiB write into a
+ * large folio walks all of its block buffers: where 512 KiB calls had made
+ * the folios, a page overwrite cost 4.7-6.1 us against 3.2-3.4 us, and the
+ * engine overwrites (reuses) pages far more often than it extends the file.
+ * A first write costs 1.65 us a page at 64 KiB a call against 1.2 at 512 KiB.
+ */
+#define IO_GATHER 8
 
 int
 io_status_from_errno(int err)
