@@ -1185,6 +1185,77 @@ btree_check(struct pager *p, pgno_t root, int (*fn)(void *arg, pgno_t pgno), voi
         return rc;
 }
 
+/* ---- walk ---- */
+
+struct walk_ctx {
+        struct pager *p;
+        int (*visit)(void *arg, const struct page *pg, bool *descend);
+        void *arg;
+};
+
+/* An overflow chain from its first page, as far as the visits let it go. */
+static int
+walk_chain(struct walk_ctx *x, pgno_t pgno)
+{
+        /* No value that long was ever stored: a longer chain is damaged, or loops. */
+        uint64_t hops = 0, limit = SOMBRA_MAX_RECORD / ovf_room(pager_page_size(x->p)) + 1;
+        bool descend = true;
+        int rc = SOMBRA_OK;
+
+        while (rc == SOMBRA_OK && descend && pgno != PGNO_NONE) {
+                struct page *pg;
+                if (hops++ > limit)
+                        return SOMBRA_ECORRUPT;
+                rc = pager_get(x->p, pgno, &pg);
+                if (rc != SOMBRA_OK)
+                        break;
+                rc = page_type(pg) == PAGE_OVERFLOW ? x->visit(x->arg, pg, &descend)
+                                                    : SOMBRA_ECORRUPT;
+                pgno = page_aux(pg);
+                pager_unpin(x->p, pg);
+        }
+        return rc;
+}
+
+static int
+walk_rec(struct walk_ctx *x, pgno_t pgno, int depth)
+{
+        struct page *pg;
+        bool descend = true;
+        uint32_t n;
+        int rc;
+
+        if (depth >= BTREE_MAX_DEPTH)
+                return SOMBRA_ECORRUPT;
+        rc = pager_get(x->p, pgno, &pg);
+        if (rc != SOMBRA_OK)
+                return rc;
+        n = nkeys(pg->data);
+        rc = page_type(pg) == PAGE_LEAF || page_type(pg) == PAGE_BRANCH
+                 ? x->visit(x->arg, pg, &descend)
+                 : SOMBRA_ECORRUPT;
+        for (uint32_t i = 0; rc == SOMBRA_OK && descend && page_type(pg) == PAGE_LEAF && i < n;
+             i++) {
+                const uint8_t *c = cell(pg->data, i);
+                if (get_be32(c + 2) & VAL_OVERFLOW)
+                        rc = walk_chain(x, get_be64(cell_key(pg->data, c) + cell_klen(c)));
+        }
+        for (uint32_t i = 0; rc == SOMBRA_OK && descend && page_type(pg) == PAGE_BRANCH && i <= n;
+             i++)
+                rc = walk_rec(x, branch_child(pg->data, i), depth + 1);
+        pager_unpin(x->p, pg);
+        return rc;
+}
+
+int
+btree_walk(struct pager *p, pgno_t root,
+           int (*visit)(void *arg, const struct page *pg, bool *descend), void *arg)
+{
+        struct walk_ctx x = {p, visit, arg};
+
+        return root == PGNO_NONE ? SOMBRA_OK : walk_rec(&x, root, 0);
+}
+
 int
 btree_page_check(const uint8_t *d, uint32_t ps)
 {

@@ -95,6 +95,18 @@ int btree_check(struct pager *p, pgno_t root, int (*fn)(void *arg, pgno_t pgno),
                 uint64_t *entries);
 
 /*
+ * Walks the tree at root from the top: visit(arg, pg, &descend) is called
+ * for every page (overflow pages included) before the pages it points to,
+ * with descend true; a visit that clears it keeps the walk out of what the
+ * page points to. Pages are checked as pager_get checks them; a page of the
+ * wrong type, too deep a tree or too long an overflow chain is
+ * SOMBRA_ECORRUPT. An error from visit stops the walk and is returned. For
+ * recovery's comparison of two states of the file (adopt.c).
+ */
+int btree_walk(struct pager *p, pgno_t root,
+               int (*visit)(void *arg, const struct page *pg, bool *descend), void *arg);
+
+/*
  * Structural check of a leaf or branch page read from the file, so that a
  * damaged page is an error, never an out-of-bounds access. Other page types
  * pass. SOMBRA_ECORRUPT or SOMBRA_OK.

@@ -64,6 +64,7 @@
 #include <unistd.h>
 
 #include "sombra.h"
+#include "hash.h"
 
 /* The largest offset off_t can hold; offsets past it are rejected, not wrapped. */
 #define IO_OFF_MAX ((uint64_t)INT64_MAX)
@@ -630,6 +631,26 @@ io_size(struct io_file *f, uint64_t *size)
         if (fstat(f->fd, &st) != 0)
                 return io_status_from_errno(errno);
         *size = (uint64_t)st.st_size;
+        return SOMBRA_OK;
+}
+
+int
+io_identity(const struct io_file *f, struct io_identity *out)
+{
+        char id[64];
+        struct stat st;
+        ssize_t n = -1;
+        int fd = open("/proc/sys/kernel/random/boot_id", O_RDONLY | O_CLOEXEC);
+
+        if (fd >= 0) {
+                n = read(fd, id, sizeof(id));
+                close(fd);
+        }
+        if (n <= 0 || f->priv != NULL || fstat(f->fd, &st) != 0)
+                return SOMBRA_EIO;
+        out->boot = XXH3_64bits(id, (size_t)n);
+        out->dev = (uint64_t)st.st_dev;
+        out->ino = (uint64_t)st.st_ino;
         return SOMBRA_OK;
 }
 

@@ -167,6 +167,16 @@ int io_truncate(struct io_file *f, uint64_t len);
 /* Current size in bytes. */
 int io_size(struct io_file *f, uint64_t *size);
 
+/*
+ * What names the data the page cache holds for this file in this boot of
+ * the kernel: a hash of the kernel's boot id, and the file's device and
+ * inode numbers. SOMBRA_EIO when the boot id cannot be read (no /proc).
+ */
+struct io_identity {
+        uint64_t boot, dev, ino;
+};
+int io_identity(const struct io_file *f, struct io_identity *out);
+
 /* Maps an errno to a status code (ENOSPC -> SOMBRA_ENOSPC, ...). */
 int io_status_from_errno(int err);
 

@@ -84,6 +84,7 @@ struct pager {
         uint64_t ckpt_done;     /* ... and of the last one completed */
         uint64_t release_below; /* pending pages of an older epoch are reusable */
         uint64_t txn;           /* the open transaction, 0 when none */
+        uint64_t adopt_from;    /* pages in the file at the checkpoint (pager_adopt_begin) */
         bool hold;              /* another process reads an older checkpoint (pager_set_hold) */
 
         struct pagebuf_pool *bufs;
@@ -1118,6 +1119,67 @@ pager_freelist_load(struct pager *p, pgno_t head, uint64_t expect, bool older_me
         if (rc == SOMBRA_OK && seen != expect)
                 rc = SOMBRA_ECORRUPT;
         return rc;
+}
+
+int
+pager_adopt_begin(struct pager *p, uint64_t npages)
+{
+        assert(p->txn == 0 && p->ndirty == 0);
+        if (npages < p->npages || npages > p->map_pages)
+                return SOMBRA_ECORRUPT;
+        p->adopt_from = p->npages;
+        p->npages = npages;
+        __atomic_store_n(&p->published_npages, npages, __ATOMIC_RELEASE);
+        return SOMBRA_OK;
+}
+
+/* Whether every reached page below the checkpoint's end is on the free list loaded from it. */
+static bool
+adopt_reached_were_free(const struct pager *p, const struct idset *reached)
+{
+        size_t below = 0, listed = 0, pos = 0;
+        uint64_t pgno, unused;
+
+        while (idset_next(reached, &pos, &pgno, &unused))
+                below += pgno < p->adopt_from;
+        for (size_t i = 0; i < p->free.n; i++)
+                listed += idset_get(reached, p->free.v[i], NULL);
+        for (size_t i = p->pending.head; i < p->pending.n; i++)
+                listed += idset_get(reached, p->pending.v[i].pgno, NULL);
+        return listed == below;
+}
+
+int
+pager_adopt(struct pager *p, const struct idset *reached, const pgno_t *retired, size_t nretired)
+{
+        size_t keep = 0;
+        int rc = SOMBRA_OK;
+
+        if (!adopt_reached_were_free(p, reached))
+                return SOMBRA_ECORRUPT;
+        for (size_t i = 0; i < p->free.n; i++)
+                if (!idset_get(reached, p->free.v[i], NULL))
+                        p->free.v[keep++] = p->free.v[i];
+        p->free.n = keep;
+        keep = p->pending.head;
+        for (size_t i = p->pending.head; i < p->pending.n; i++)
+                if (!idset_get(reached, p->pending.v[i].pgno, NULL))
+                        p->pending.v[keep++] = p->pending.v[i];
+        p->pending.n = keep;
+        for (size_t i = 0; i < nretired && rc == SOMBRA_OK; i++)
+                rc = pending_add(p, retired[i], p->ckpt_begun);
+        /* Added since the checkpoint: no meta page ever reached those the state does not use. */
+        for (pgno_t x = p->adopt_from; x < p->npages && rc == SOMBRA_OK; x++)
+                if (!idset_get(reached, x, NULL))
+                        rc = page_free(p, x);
+        return rc;
+}
+
+void
+pager_adopt_cancel(struct pager *p)
+{
+        p->npages = p->adopt_from;
+        __atomic_store_n(&p->published_npages, p->adopt_from, __ATOMIC_RELEASE);
 }
 
 void

@@ -66,6 +66,7 @@ struct pager_stats {
 };
 
 struct pager;
+struct idset;
 
 /*
  * Creates a pager over an open file. `npages` is the file's page count
@@ -222,6 +223,33 @@ void pager_checkpoint_done(struct pager *p);
  * checkpoint instead.
  */
 int pager_freelist_load(struct pager *p, pgno_t head, uint64_t expect, bool older_meta);
+
+/*
+ * Recovery taking over a state that the file holds (adopt.h), on a pager
+ * fresh from pager_freelist_load of the checkpoint that state grew from, in
+ * steps:
+ *   pager_adopt_begin  pager_get, of the writer or of a reader handle,
+ *                      may read the state's `npages` pages (SOMBRA_ECORRUPT
+ *                      for fewer than the checkpoint's);
+ *   pager_adopt        `reached`, the state's pages written since the
+ *                      checkpoint, are no longer reusable; `retired`, pages
+ *                      of the checkpoint's state that the new one left, wait
+ *                      like pages retired now; pages added to the file since
+ *                      the checkpoint that the state does not use are
+ *                      reusable at once. SOMBRA_ECORRUPT, with nothing
+ *                      changed, when a reached page below the checkpoint's
+ *                      end was not on its free list: the file does not hold
+ *                      that state. SOMBRA_ENOMEM.
+ *   pager_adopt_cancel instead of pager_adopt, or after its SOMBRA_ECORRUPT:
+ *                      back to the checkpoint's pages.
+ * The walk in between reads through a reader handle (pager_reader_open):
+ * pages cached by the writer's pager_get would include free ones, and a
+ * free page must not be cached when it is handed out again.
+ */
+int pager_adopt_begin(struct pager *p, uint64_t npages);
+int pager_adopt(struct pager *p, const struct idset *reached, const pgno_t *retired,
+                size_t nretired);
+void pager_adopt_cancel(struct pager *p);
 
 /*
  * Readers in other processes (store.c) read the pages of an older durable

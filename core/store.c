@@ -36,6 +36,15 @@
  * made; replaying them on the checkpointed trees rebuilds the same state,
  * since one writer made them in that order.
  *
+ * WAL note of a publication (a WAL note record; see recover_from_note):
+ *   0   4  kind (1), then 4 zero bytes
+ *   8   8  LSN of the state
+ *   16  8  pages in the file
+ *   24  104 the state: bytes 56..160 of the meta page
+ *   128 8  boot (io_identity)
+ *   136 8  device of the database file
+ *   144 8  inode of the database file
+ *
  * Readers in other processes (a read-only open, cfg.read_only). Such a
  * store reads the newest checkpoint on file and replays the WAL after it,
  * like recovery, but both files are in io.c's private mode: whatever the
@@ -68,6 +77,7 @@
 
 #include <xxhash.h>
 
+#include "adopt.h"
 #include "futex.h"
 #include "store.h"
 #include "wal.h"
@@ -83,6 +93,8 @@ static const uint8_t meta_magic[8] = {'S', 'O', 'M', 'B', 'R', 'A', 'D', 'B'};
 #define OP_DEL          2u
 #define OP_HDR          8u
 #define PAYLOAD_STATE   40u
+#define NOTE_PUBLISHED  1u
+#define NOTE_LEN        152u
 
 /* Reader locks (see above): past any real file length, and far below off_t's end. */
 #define READER_LOCK_BASE (1ull << 62)
@@ -187,12 +199,50 @@ struct store {
         bool background_ckpts; /* store_set_background_checkpoints */
         struct reader_slot *slots;
         uint32_t nslots;
-        uint32_t backups;   /* writer only: copies of the durable image in progress */
-        bool older_meta;    /* at open: the other meta slot continues the same WAL generation */
+        uint32_t backups; /* writer only: copies of the durable image in progress */
+        bool older_meta;  /* at open: the other meta slot continues the same WAL generation */
+        /* The file as the page cache knows it (io_identity); boot 0: notes are not written. */
+        struct io_identity identity;
         uint64_t backup_id; /* the database id a copy's meta page gets */
 };
 
 /* ---- meta pages ---- */
+
+/*
+ * A state's counters and roots as the meta page and a note both carry them,
+ * STATE_BLOCK bytes: next node | next edge | nodes | edges (8 each) | next
+ * name | number of trees (4 each) | roots.
+ */
+#define STATE_BLOCK (40u + 8u * STORE_TREES)
+
+static void
+state_encode(const struct store_state *st, uint8_t *b)
+{
+        put_be64(b, st->next_node);
+        put_be64(b + 8, st->next_edge);
+        put_be64(b + 16, st->nodes);
+        put_be64(b + 24, st->edges);
+        put_be32(b + 32, st->next_name);
+        put_be32(b + 36, STORE_TREES);
+        for (int i = 0; i < STORE_TREES; i++)
+                put_be64(b + 40 + 8 * i, st->roots[i]);
+}
+
+/* SOMBRA_ENOTDB for a block with another number of trees. */
+static int
+state_decode(struct store_state *st, const uint8_t *b)
+{
+        if (get_be32(b + 36) != STORE_TREES)
+                return SOMBRA_ENOTDB;
+        st->next_node = get_be64(b);
+        st->next_edge = get_be64(b + 8);
+        st->nodes = get_be64(b + 16);
+        st->edges = get_be64(b + 24);
+        st->next_name = get_be32(b + 32);
+        for (int i = 0; i < STORE_TREES; i++)
+                st->roots[i] = get_be64(b + 40 + 8 * i);
+        return SOMBRA_OK;
+}
 
 static void
 meta_encode(const struct meta *m, uint8_t *b)
@@ -206,14 +256,7 @@ meta_encode(const struct meta *m, uint8_t *b)
         put_be64(b + 32, m->npages);
         put_be64(b + 40, m->free_head);
         put_be64(b + 48, m->free_count);
-        put_be64(b + 56, m->st.next_node);
-        put_be64(b + 64, m->st.next_edge);
-        put_be64(b + 72, m->st.nodes);
-        put_be64(b + 80, m->st.edges);
-        put_be32(b + 88, m->st.next_name);
-        put_be32(b + 92, STORE_TREES);
-        for (int i = 0; i < STORE_TREES; i++)
-                put_be64(b + 96 + 8 * i, m->st.roots[i]);
+        state_encode(&m->st, b + 56);
         put_be64(b + 160, m->db_id);
         put_be64(b + 168, m->wal_salt);
         put_be64(b + 176, m->wal_from.off);
@@ -240,7 +283,7 @@ meta_decode(struct meta *m, const uint8_t *b)
                 return SOMBRA_ENOTDB;
         if (get_be64(b + sum) != XXH3_64bits(b, sum))
                 return SOMBRA_ECORRUPT;
-        if (get_be32(b + 92) != STORE_TREES)
+        if (state_decode(&m->st, b + 56) != SOMBRA_OK)
                 return SOMBRA_ENOTDB;
         m->page_size = get_be32(b + 12);
         m->gen = get_be64(b + 16);
@@ -248,13 +291,6 @@ meta_decode(struct meta *m, const uint8_t *b)
         m->npages = get_be64(b + 32);
         m->free_head = get_be64(b + 40);
         m->free_count = get_be64(b + 48);
-        m->st.next_node = get_be64(b + 56);
-        m->st.next_edge = get_be64(b + 64);
-        m->st.nodes = get_be64(b + 72);
-        m->st.edges = get_be64(b + 80);
-        m->st.next_name = get_be32(b + 88);
-        for (int i = 0; i < STORE_TREES; i++)
-                m->st.roots[i] = get_be64(b + 96 + 8 * i);
         m->db_id = get_be64(b + 160);
         m->wal_salt = get_be64(b + 168);
         m->wal_from.off = version == META_VERSION ? get_be64(b + 176) : 0;
@@ -675,6 +711,31 @@ snapshots_reclaim(struct store *s)
         pager_reclaim(s->pager, oldest);
 }
 
+/*
+ * Notes in the WAL that the file now holds the newest published state, with
+ * `npages` pages, so that recovery after a crash of the process alone can
+ * take that state over instead of replaying up to it (recover_from_note).
+ * Appended, not written: it goes out with the next group's records. A note
+ * is a hint, so failing to add one changes nothing.
+ */
+static void
+note_published(struct store *s, uint64_t npages)
+{
+        const struct store_state *st = &s->published->st;
+        uint8_t b[NOTE_LEN] = {0};
+
+        if (s->identity.boot == 0)
+                return;
+        put_be32(b, NOTE_PUBLISHED);
+        put_be64(b + 8, st->lsn);
+        put_be64(b + 16, npages);
+        state_encode(st, b + 24);
+        put_be64(b + 128, s->identity.boot);
+        put_be64(b + 136, s->identity.dev);
+        put_be64(b + 144, s->identity.ino);
+        (void)wal_note(&s->wal, b, sizeof(b));
+}
+
 /* Readers get the publication's state; `published` is only ever set here and at close. */
 static void
 publish_snapshot(struct store *s, struct store_publication *pub)
@@ -761,6 +822,7 @@ store_publish_settle(struct store *s)
                 s->handed_lsn = s->published != NULL ? s->published->st.lsn : 0;
                 return pub->rc;
         }
+        note_published(s, pub->npages);
         snapshots_reclaim(s);
         return SOMBRA_OK;
 }
@@ -1364,19 +1426,21 @@ payload_apply(struct store *s, const uint8_t *p, size_t len)
  * transaction's LSN follows the records'.
  */
 static int
-replay_record(void *arg, uint64_t lsn, const uint8_t *p, size_t len)
+replay_record(void *arg, const struct wal_record *r)
 {
         struct store *s = arg;
         int rc = SOMBRA_OK;
 
-        if (len < PAYLOAD_STATE || lsn != (s->in_txn ? s->txn.lsn : s->committed.lsn) + 1)
+        if (r->type != WAL_REC_COMMIT)
+                return SOMBRA_OK;
+        if (r->len < PAYLOAD_STATE || r->lsn != (s->in_txn ? s->txn.lsn : s->committed.lsn) + 1)
                 return SOMBRA_ECORRUPT;
         if (!s->in_txn)
                 rc = store_begin(s);
         if (rc != SOMBRA_OK)
                 return rc;
-        s->txn.lsn = lsn;
-        return payload_apply(s, p, len); /* recover() rolls the whole replay back on failure */
+        s->txn.lsn = r->lsn;
+        return payload_apply(s, r->payload, r->len); /* recover() rolls it all back on failure */
 }
 
 static int
@@ -1416,13 +1480,11 @@ group_redo(struct store *s)
 
 /* Checks a record of an older WAL generation: it must be in the checkpoint already. */
 static int
-older_record(void *arg, uint64_t lsn, const uint8_t *p, size_t len)
+older_record(void *arg, const struct wal_record *r)
 {
         (void)arg;
-        (void)lsn;
-        (void)p;
-        (void)len;
-        return SOMBRA_ECORRUPT; /* called only for LSNs after the checkpoint */
+        /* Called for commits only after the checkpoint's LSN; notes say nothing here. */
+        return r->type == WAL_REC_COMMIT ? SOMBRA_ECORRUPT : SOMBRA_OK;
 }
 
 /*
@@ -1453,6 +1515,130 @@ wal_generation_check(const struct store *s, bool *current)
 }
 
 /*
+ * Recovery's first pass when notes may help: the last usable note, and the
+ * places of the commits after its state (which may come before the note:
+ * the writer notes a publication once its pages are written, by when later
+ * commits may be in the log).
+ */
+struct note_scan {
+        struct store *s;
+        uint8_t note[NOTE_LEN]; /* the last usable one, if `found` */
+        bool found;
+        uint64_t last_lsn; /* of the last commit read */
+        struct wal_pos *tail;
+        size_t ntail, cap;
+};
+
+/* A note this file can be trusted to hold: this boot, this file, a state past the checkpoint. */
+static bool
+note_usable(const struct note_scan *ns, const struct wal_record *r)
+{
+        const struct store *s = ns->s;
+        const uint8_t *b = r->payload;
+        uint64_t lsn;
+
+        if (r->len != NOTE_LEN || get_be32(b) != NOTE_PUBLISHED)
+                return false;
+        lsn = get_be64(b + 8);
+        return lsn > s->meta.ckpt_lsn && lsn <= ns->last_lsn &&
+               get_be64(b + 16) >= s->meta.npages && get_be64(b + 128) == s->identity.boot &&
+               get_be64(b + 136) == s->identity.dev && get_be64(b + 144) == s->identity.ino;
+}
+
+static int
+note_scan_record(void *arg, const struct wal_record *r)
+{
+        struct note_scan *ns = arg;
+        size_t drop = 0;
+
+        if (r->type == WAL_REC_COMMIT) {
+                if (ns->ntail == ns->cap) {
+                        size_t cap = ns->cap ? ns->cap * 2 : 256;
+                        struct wal_pos *v = realloc(ns->tail, cap * sizeof(*v));
+                        if (v == NULL)
+                                return SOMBRA_ENOMEM;
+                        ns->tail = v;
+                        ns->cap = cap;
+                }
+                ns->tail[ns->ntail++] = r->at;
+                ns->last_lsn = r->lsn;
+                return SOMBRA_OK;
+        }
+        if (!note_usable(ns, r))
+                return SOMBRA_OK;
+        memcpy(ns->note, r->payload, NOTE_LEN);
+        ns->found = true;
+        while (drop < ns->ntail && ns->tail[drop].lsn <= get_be64(ns->note + 8))
+                drop++;
+        memmove(ns->tail, ns->tail + drop, (ns->ntail - drop) * sizeof(*ns->tail));
+        ns->ntail -= drop;
+        return SOMBRA_OK;
+}
+
+/* Takes over the noted state, when the file holds it (adopt.h): *adopted says whether it did. */
+static int
+note_adopt(struct store *s, const uint8_t *b, bool *adopted)
+{
+        struct adopt_plan plan = ADOPT_PLAN_INIT;
+        struct pager *walker = NULL;
+        struct store_state st = {0};
+        uint64_t npages = get_be64(b + 16);
+        int rc;
+
+        *adopted = false;
+        if (state_decode(&st, b + 24) != SOMBRA_OK ||
+            pager_adopt_begin(s->pager, npages) != SOMBRA_OK)
+                return SOMBRA_OK; /* it changed nothing: the log is replayed */
+        st.lsn = get_be64(b + 8);
+        rc = pager_reader_open(s->pager, &walker);
+        if (rc == SOMBRA_OK)
+                rc = adopt_plan_make(walker, s->meta.st.roots, s->meta.ckpt_lsn, st.roots,
+                                     STORE_TREES, st.lsn, &plan);
+        pager_reader_close(walker);
+        if (rc == SOMBRA_OK)
+                rc = pager_adopt(s->pager, &plan.reached, plan.retired, plan.nretired);
+        else
+                rc = SOMBRA_ECORRUPT; /* could not tell: the same as not holding it */
+        adopt_plan_free(&plan);
+        if (rc == SOMBRA_ECORRUPT) { /* nothing taken over: the log is replayed instead */
+                pager_adopt_cancel(s->pager);
+                return SOMBRA_OK;
+        }
+        if (rc != SOMBRA_OK)
+                return rc;
+        s->committed = st;
+        s->st.adopted = st.lsn;
+        *adopted = true;
+        return SOMBRA_OK;
+}
+
+/*
+ * Recovery after a crash of the process alone: the last state noted in the
+ * log (note_published) is taken over from the file as it stands, and only
+ * the commits after it are replayed. *adopted false: nothing was taken over
+ * (no usable note, or the file does not hold its state), and the caller
+ * replays the whole log as usual. *applied counts the commits replayed.
+ */
+static int
+recover_from_note(struct store *s, const struct wal_pos *from, uint64_t *applied, bool *adopted)
+{
+        struct note_scan ns = {.s = s};
+        struct wal_pos rest;
+        int rc = wal_replay(&s->wal, from, s->meta.ckpt_lsn, note_scan_record, &ns, applied);
+
+        *adopted = false;
+        if (rc == SOMBRA_OK && ns.found)
+                rc = note_adopt(s, ns.note, adopted);
+        if (rc == SOMBRA_OK && *adopted) {
+                wal_position(&s->wal, &rest); /* after the last intact record */
+                rc = wal_replay(&s->wal, ns.ntail > 0 ? &ns.tail[0] : &rest, s->committed.lsn,
+                                replay_record, s, applied);
+        }
+        free(ns.tail);
+        return rc;
+}
+
+/*
  * Replays the WAL generation the meta page names onto the checkpointed
  * state, and leaves the log ready for the next commit:
  *   - when the log on file is not that generation (older, empty, or with a
@@ -1470,8 +1656,9 @@ wal_generation_check(const struct store *s, bool *current)
 static int
 recover(struct store *s)
 {
+        const struct wal_pos *from;
         uint64_t applied = 0;
-        bool current;
+        bool current, adopted = false;
         int rc;
 
         /*
@@ -1485,8 +1672,12 @@ recover(struct store *s)
         if (rc != SOMBRA_OK)
                 return rc;
         s->replaying = current;
-        rc = wal_replay(&s->wal, current && s->meta.wal_from.off != 0 ? &s->meta.wal_from : NULL,
-                        s->meta.ckpt_lsn, current ? replay_record : older_record, s, &applied);
+        from = current && s->meta.wal_from.off != 0 ? &s->meta.wal_from : NULL;
+        if (current && !s->wal.damaged && s->identity.boot != 0)
+                rc = recover_from_note(s, from, &applied, &adopted);
+        if (rc == SOMBRA_OK && !adopted)
+                rc = wal_replay(&s->wal, from, s->meta.ckpt_lsn,
+                                current ? replay_record : older_record, s, &applied);
         if (rc == SOMBRA_OK && s->in_txn)
                 rc = store_commit(s, NULL);
         store_rollback(s); /* after a failure */
@@ -1509,7 +1700,7 @@ recover(struct store *s)
                 return checkpoint(s, true);
         if (!s->wal.at_end)
                 return wal_restart(&s->wal);
-        if (applied > 0)
+        if (applied > 0 || adopted)
                 return wal_sync(&s->wal);
         return SOMBRA_OK;
 }
@@ -1705,6 +1896,9 @@ store_open(const char *path, const struct sombra_config *cfg, struct io_faults *
                         rc = reader_attach(s, path);
         } else {
                 rc = owner_attach(s, path, &create);
+                /* Without it, no note is written or believed: recovery replays the whole log. */
+                if (rc == SOMBRA_OK && io_identity(&s->file, &s->identity) != SOMBRA_OK)
+                        s->identity.boot = 0;
         }
         if (rc != SOMBRA_OK)
                 goto label_fail;

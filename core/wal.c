@@ -6,6 +6,7 @@
  * the previous one. wal_sync records what it covers before it calls
  * fdatasync, so it never claims more than the sync included.
  */
+#include <assert.h>
 #include <string.h>
 #include <sys/random.h>
 #include <time.h>
@@ -17,8 +18,8 @@
 
 static const uint8_t wal_magic[8] = {'S', 'O', 'M', 'B', 'R', 'W', 'A', 'L'};
 
-#define WAL_VERSION     2u
-#define WAL_REC_COMMIT  1u
+#define WAL_VERSION     3u
+#define WAL_VERSION_OLD 2u /* read, and appended to, but given no notes */
 #define WAL_REC_RESTART 2u
 #define RESTART_LEN     8u  /* a restart record's payload: a random nonce */
 #define WAL_HDR_SUM     48u /* the header checksum's offset, and the bytes it covers */
@@ -50,6 +51,7 @@ header_write(struct wal *w)
         put_be64(h + 32, w->db_id);
         put_be64(h + 40, w->ckpt_gen);
         put_be64(h + WAL_HDR_SUM, XXH3_64bits(h, WAL_HDR_SUM));
+        w->version = WAL_VERSION;
         return io_write(&w->file, h, sizeof(h), 0);
 }
 
@@ -79,8 +81,9 @@ header_parse(struct wal *w, const uint8_t *h, size_t len)
                 return SOMBRA_EWAL;
         if (len < WAL_HDR)
                 return SOMBRA_OK; /* cut inside its own header: it holds no record */
-        if (get_be32(h + 8) != WAL_VERSION)
+        if (get_be32(h + 8) != WAL_VERSION && get_be32(h + 8) != WAL_VERSION_OLD)
                 return SOMBRA_EWAL;
+        w->version = get_be32(h + 8);
         if (get_be64(h + WAL_HDR_SUM) != XXH3_64bits(h, WAL_HDR_SUM)) {
                 w->damaged = true;
                 w->damaged_id = get_be64(h + 32);
@@ -236,10 +239,25 @@ window_get(struct wal *w, struct wal_window *win, uint64_t off, size_t n, uint64
         return SOMBRA_OK;
 }
 
+/* Whether a record header's type and length can be those of an intact record. */
+static bool
+record_kind_ok(const struct wal *w, uint32_t type, uint32_t len)
+{
+        switch (type) {
+        case WAL_REC_COMMIT:
+                return true;
+        case WAL_REC_RESTART:
+                return len == RESTART_LEN;
+        case WAL_REC_NOTE:
+                return w->version >= WAL_VERSION;
+        default:
+                return false;
+        }
+}
+
 int
 wal_replay(struct wal *w, const struct wal_pos *from, uint64_t after,
-           int (*apply)(void *arg, uint64_t lsn, const uint8_t *payload, size_t len), void *arg,
-           uint64_t *applied)
+           int (*apply)(void *arg, const struct wal_record *r), void *arg, uint64_t *applied)
 {
         struct wal_window win = {BUF_INIT, 0, 0};
         uint64_t size = 0, off = WAL_HDR, expect = w->base_lsn, chain = w->salt;
@@ -262,25 +280,28 @@ wal_replay(struct wal *w, const struct wal_pos *from, uint64_t after,
                         break;
                 len = get_be32(rec + 8);
                 type = get_be32(rec + 12);
+                struct wal_record r;
                 if (len > WAL_MAX_RECORD || off + WAL_REC_HDR + len > size ||
-                    (type != WAL_REC_COMMIT && (type != WAL_REC_RESTART || len != RESTART_LEN)) ||
-                    get_be64(rec + 16) != expect)
+                    !record_kind_ok(w, type, len) || get_be64(rec + 16) != expect)
                         break; /* torn, stale or garbage: the log ends here */
                 rc = window_get(w, &win, off, WAL_REC_HDR + (size_t)len, size, &rec);
                 if (rc != SOMBRA_OK)
                         break;
                 if (get_be64(rec) != record_checksum(chain, rec, WAL_REC_HDR + len))
                         break;
+                r = (struct wal_record){type, expect, rec + WAL_REC_HDR, len, {off, chain, expect}};
                 chain = get_be64(rec);
                 off += WAL_REC_HDR + len;
                 if (type == WAL_REC_RESTART)
                         continue; /* a link of the chain, not a commit */
-                if (expect > after) {
-                        rc = apply(arg, expect, rec + WAL_REC_HDR, len);
+                if (type == WAL_REC_NOTE || expect > after) {
+                        rc = apply(arg, &r);
                         if (rc != SOMBRA_OK)
                                 break;
-                        (*applied)++;
                 }
+                if (type == WAL_REC_NOTE)
+                        continue;
+                *applied += expect > after;
                 expect++;
         }
         buf_free(&win.b);
@@ -294,9 +315,26 @@ wal_replay(struct wal *w, const struct wal_pos *from, uint64_t after,
         return SOMBRA_OK;
 }
 
+/*
+ * Before a write that does not go through the pending records (a reset, a
+ * restart): only notes can be pending then, since the store writes its
+ * commits first, and they go. Written after it, they would carry the chain
+ * of what came before and end the log there.
+ */
+static void
+pending_drop_notes(struct wal *w)
+{
+        if (w->pending.len == 0)
+                return;
+        assert(w->pending_first == w->next_lsn);
+        w->chain = w->pending_chain;
+        buf_reset(&w->pending);
+}
+
 int
 wal_reset(struct wal *w, uint64_t next_lsn, uint64_t salt, uint64_t ckpt_gen)
 {
+        pending_drop_notes(w);
         wal_adopt(w, next_lsn, salt, ckpt_gen);
         w->end = WAL_HDR;
         return header_write(w);
@@ -308,6 +346,7 @@ wal_restart(struct wal *w)
         uint8_t rec[WAL_REC_HDR + RESTART_LEN];
         int rc;
 
+        pending_drop_notes(w);
         put_be32(rec + 8, RESTART_LEN);
         put_be32(rec + 12, WAL_REC_RESTART);
         put_be64(rec + 16, w->next_lsn);
@@ -323,8 +362,9 @@ wal_restart(struct wal *w)
         return SOMBRA_OK;
 }
 
-int
-wal_append(struct wal *w, uint8_t *rec, size_t len, uint64_t *lsn)
+/* Fills in the header of rec (len bytes, payload included) and adds it to the pending records. */
+static int
+pending_add(struct wal *w, uint8_t *rec, size_t len, uint32_t type)
 {
         int rc;
 
@@ -337,15 +377,37 @@ wal_append(struct wal *w, uint8_t *rec, size_t len, uint64_t *lsn)
                 w->pending_chain = w->chain;
         }
         put_be32(rec + 8, (uint32_t)(len - WAL_REC_HDR));
-        put_be32(rec + 12, WAL_REC_COMMIT);
+        put_be32(rec + 12, type);
         put_be64(rec + 16, w->next_lsn);
         put_be64(rec, record_checksum(w->chain, rec, len));
         rc = buf_append(&w->pending, rec, len);
-        if (rc != SOMBRA_OK)
-                return rc;
-        w->chain = get_be64(rec);
-        *lsn = w->next_lsn++;
-        return SOMBRA_OK;
+        if (rc == SOMBRA_OK)
+                w->chain = get_be64(rec);
+        return rc;
+}
+
+int
+wal_append(struct wal *w, uint8_t *rec, size_t len, uint64_t *lsn)
+{
+        int rc = pending_add(w, rec, len, WAL_REC_COMMIT);
+
+        if (rc == SOMBRA_OK)
+                *lsn = w->next_lsn++;
+        return rc;
+}
+
+/* A note's payload is small: store.c's is under 200 bytes. */
+#define WAL_NOTE_MAX 512u
+
+int
+wal_note(struct wal *w, const void *payload, size_t len)
+{
+        uint8_t rec[WAL_REC_HDR + WAL_NOTE_MAX];
+
+        if (w->version < WAL_VERSION || len > WAL_NOTE_MAX)
+                return SOMBRA_EINVAL;
+        memcpy(rec + WAL_REC_HDR, payload, len);
+        return pending_add(w, rec, WAL_REC_HDR + len, WAL_REC_NOTE);
 }
 
 int
@@ -360,10 +422,11 @@ wal_pending_each(const struct wal *w, uint64_t after,
                 return SOMBRA_EFAILED;
         while (rc == SOMBRA_OK && off < w->pending.len) {
                 uint32_t len = get_be32(w->pending.data + off + 8);
-                if (lsn > after)
+                bool commit = get_be32(w->pending.data + off + 12) == WAL_REC_COMMIT;
+                if (commit && lsn > after)
                         rc = fn(arg, w->pending.data + off + WAL_REC_HDR, len);
                 off += WAL_REC_HDR + (size_t)len;
-                lsn++;
+                lsn += commit;
         }
         return rc;
 }
@@ -408,5 +471,5 @@ wal_sync(struct wal *w)
 uint64_t
 wal_size(const struct wal *w)
 {
-        return w->end - WAL_HDR + w->pending.len;
+        return w->end - WAL_HDR + (w->pending_first == w->next_lsn ? 0 : w->pending.len);
 }

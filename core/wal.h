@@ -4,7 +4,7 @@
  * File `NAME-wal`, where NAME is the database's path with symlinks resolved:
  *   header, 64 bytes at offset 0:
  *     0  8  magic "SOMBRWAL"
- *     8  4  format version (2)
+ *     8  4  format version (3; 2 is still read, and gets no notes)
  *     12 4  zero
  *     16 8  salt: the generation, random and new at every reset
  *     24 8  base LSN: the LSN of the first record after this header
@@ -16,11 +16,12 @@
  *     0  8  checksum: XXH3-64 of bytes 8..24+len, seeded with the previous
  *           record's checksum (with the salt for the first record)
  *     8  4  payload length
- *     12 4  record type: 1 commit, 2 restart
+ *     12 4  record type: 1 commit, 2 restart, 3 note
  *     16 8  LSN: base LSN for the first commit, then one more each; a
- *           restart record has the LSN of the commit after it
+ *           restart or a note has the LSN of the commit after it
  *     24    payload: a commit's transaction (store.c's encoding); a
- *           restart's 8 random bytes
+ *           restart's 8 random bytes; a note's, store.c's (a state that
+ *           the database file holds, see recover_from_note)
  *   All integers big-endian.
  *
  * Generations. A reset (after a checkpoint on the writer thread; one beside
@@ -76,6 +77,7 @@ struct wal {
         uint64_t written_lsn;   /* last LSN handed to the OS */
         uint64_t synced_lsn;    /* last LSN covered by a completed fdatasync */
         uint64_t syncs;         /* fdatasyncs done */
+        uint32_t version;       /* of the header on file: notes only go into version 3 */
         bool at_end;            /* the last replay read up to the end of the file */
         bool created;           /* wal_open made the file */
         bool damaged;           /* a header of this format whose checksum fails (salt 0) */
@@ -133,22 +135,43 @@ struct wal_pos {
 /* Where the next record goes: only meaningful when nothing is pending (after wal_flush). */
 void wal_position(const struct wal *w, struct wal_pos *out);
 
-/*
- * Calls apply(arg, lsn, payload, len) for every intact record of the
- * generation on file, in order, from `from` (NULL: the generation's first
- * record), with an LSN above `after`; records at or below it are checked and
- * skipped. Stops quietly at the first torn, stale or out-of-sequence record,
- * leaves the WAL positioned to append after the last intact one, and sets
- * at_end when that is the end of the file (a `from` past the end reads
- * nothing, and the next record goes there). *applied counts the calls. An
- * error from apply stops the replay and is returned.
- */
-int wal_replay(struct wal *w, const struct wal_pos *from, uint64_t after,
-               int (*apply)(void *arg, uint64_t lsn, const uint8_t *payload, size_t len), void *arg,
-               uint64_t *applied);
+#define WAL_REC_COMMIT 1u
+#define WAL_REC_NOTE   3u
+
+/* A record as wal_replay hands it over. */
+struct wal_record {
+        uint32_t type;          /* WAL_REC_COMMIT or WAL_REC_NOTE */
+        uint64_t lsn;           /* a commit's own; a note's is the next commit's */
+        const uint8_t *payload; /* len bytes, valid during the call only */
+        size_t len;
+        struct wal_pos at; /* where the record starts */
+};
 
 /*
- * Calls fn(arg, payload, len) for each record appended since the last
+ * Calls apply(arg, record) for every intact commit of the generation on
+ * file, in order, from `from` (NULL: the generation's first record), with an
+ * LSN above `after`, and for every note on the way; commits at or below
+ * `after` are checked and skipped. Stops quietly at the first torn, stale or
+ * out-of-sequence record, leaves the WAL positioned to append after the last
+ * intact one, and sets at_end when that is the end of the file (a `from`
+ * past the end reads nothing, and the next record goes there). *applied
+ * counts the commits handed over. An error from apply stops the replay and
+ * is returned.
+ */
+int wal_replay(struct wal *w, const struct wal_pos *from, uint64_t after,
+               int (*apply)(void *arg, const struct wal_record *r), void *arg, uint64_t *applied);
+
+/*
+ * Appends a note: a record that is not a commit and takes no LSN, for
+ * recovery to read (wal_replay). Pending until wal_flush, like a commit.
+ * SOMBRA_EINVAL when the log on file is of a version older than notes (a
+ * library of that version would take the note for the end of the log), and
+ * as wal_append otherwise.
+ */
+int wal_note(struct wal *w, const void *payload, size_t len);
+
+/*
+ * Calls fn(arg, payload, len) for each commit appended since the last
  * flush whose LSN is above `after`, in order: the writer applying again
  * commits it has not written yet. SOMBRA_EFAILED when some LSN after `after`
  * is no longer pending (written already); an error from fn stops it.
@@ -190,7 +213,11 @@ int wal_flush(struct wal *w);
 /* fdatasync; on success everything wal_flush wrote before the call is durable. */
 int wal_sync(struct wal *w);
 
-/* Bytes of records since the last reset, pending ones included. */
+/*
+ * Bytes of records since the last reset, pending ones included, except
+ * notes pending with no commit among them: alone, they leave nothing to
+ * checkpoint.
+ */
 uint64_t wal_size(const struct wal *w);
 
 #endif

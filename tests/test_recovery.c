@@ -12,13 +12,16 @@
  * TXN_EDGES edges from it to the hub node, all in one commit.
  */
 #include <criterion/criterion.h>
+#include <inttypes.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "graph.h"
+#include "store.h"
 #include "support.h"
 
 #define TXN_EDGES 3
@@ -250,4 +253,120 @@ Test(recovery, garbage_after_the_last_record_is_ignored)
         g = open_checked();
         cr_assert_eq(present_txns(g, 10, &top, &prefix), 10);
         cr_assert_eq(graph_close(g), SOMBRA_OK);
+}
+
+/* What the last open of g's database did to recover. */
+static struct store_stats
+recovery_stats(struct graph *g)
+{
+        struct store_stats st;
+
+        store_stats(graph_store(g), &st);
+        return st;
+}
+
+/*
+ * A process that dies leaves what it wrote in the page cache: each state it
+ * published is in the file, and noted in the log. Recovery takes the last
+ * noted one over and replays only the commits after it. verify (in
+ * open_checked) then finds every page of the file used once or free, which
+ * is what the page bookkeeping of the take-over has to get right.
+ */
+Test(recovery, a_killed_writers_last_noted_state_is_taken_over_from_the_file)
+{
+        int64_t next = 1;
+
+        make_hub();
+        for (int round = 0; round < 3; round++) {
+                int64_t acked = run_and_kill(SOMBRA_SYNC_FULL, next, 100 + 150 * round);
+                struct graph *g = open_checked();
+                struct store_stats st = recovery_stats(g);
+                int64_t top;
+                bool prefix;
+                int64_t n = present_txns(g, acked, &top, &prefix);
+                cr_assert_gt(st.adopted, 0, "round %d: the whole log was replayed", round);
+                cr_assert_lt(st.replayed, (uint64_t)(acked - next + 1),
+                             "round %d: %" PRIu64 " commits replayed", round, st.replayed);
+                cr_assert_geq(top, acked, "round %d: acknowledged %ld, found up to %ld", round,
+                              (long)acked, (long)top);
+                cr_assert(prefix && n == top, "round %d: a transaction is missing", round);
+                cr_assert_eq(graph_close(g), SOMBRA_OK);
+                next = top + 1;
+        }
+}
+
+/* Asserts that opening g replayed the whole log and found every acknowledged commit; closes g. */
+static void
+expect_replayed_all(struct graph *g, int64_t acked)
+{
+        struct store_stats st = recovery_stats(g);
+        int64_t top;
+        bool prefix;
+
+        cr_assert_eq(st.adopted, 0);
+        cr_assert_geq(st.replayed, (uint64_t)acked);
+        cr_assert_eq(present_txns(g, acked, &top, &prefix), top);
+        cr_assert(prefix && top >= acked);
+        cr_assert_eq(graph_close(g), SOMBRA_OK);
+}
+
+/* The LSN of the newest checkpoint on file (store.c has the meta page's layout). */
+static uint64_t
+checkpoint_lsn(uint32_t *page_size)
+{
+        uint8_t m[2][32];
+        int newest;
+
+        support_read_at(DB_NAME, 0, m[0], sizeof(m[0]));
+        support_read_at(DB_NAME, 8192, m[1], sizeof(m[1]));
+        cr_assert(memcmp(m[1], "SOMBRADB", 8) == 0, "the meta pages are not where assumed");
+        newest = get_be64(m[1] + 16) > get_be64(m[0] + 16);
+        *page_size = get_be32(m[newest] + 12);
+        return get_be64(m[newest] + 24);
+}
+
+/*
+ * The same kill, but the pages written after the checkpoint are then gone
+ * from the file, as if the page cache had not kept them (what the note's
+ * boot id and file identity rule out in life): recovery must find that the
+ * noted state is not there and replay the log instead.
+ */
+Test(recovery, a_noted_state_missing_from_the_file_is_replayed_instead)
+{
+        uint32_t ps;
+        uint64_t ckpt, pages;
+        int64_t acked;
+        uint8_t *zero;
+
+        make_hub();
+        ckpt = checkpoint_lsn(&ps);
+        acked = run_and_kill(SOMBRA_SYNC_FULL, 1, 40); /* no checkpoint: the WAL stays small */
+        cr_assert_eq(checkpoint_lsn(&ps), ckpt);
+        pages = support_file_size(DB_NAME) / ps;
+        zero = calloc(1, ps);
+        cr_assert_not_null(zero);
+        for (uint64_t pgno = 2; pgno < pages; pgno++) {
+                uint8_t txn[8];
+                support_read_at(DB_NAME, pgno * ps + 24, txn, sizeof(txn));
+                if (get_be64(txn) > ckpt)
+                        support_write_at(DB_NAME, pgno * ps, zero, ps);
+        }
+        free(zero);
+        expect_replayed_all(open_checked(), acked);
+}
+
+/* A copy is another file: the page cache of the original says nothing about it. */
+Test(recovery, a_copy_of_a_killed_writers_files_is_replayed_not_taken_over)
+{
+        struct graph *g;
+        struct graph_verify_report r;
+        int64_t acked;
+
+        make_hub();
+        acked = run_and_kill(SOMBRA_SYNC_FULL, 1, 40);
+        support_copy_file(DB_NAME, "copy.sombra");
+        support_copy_file(WAL_NAME, "copy.sombra-wal");
+        cr_assert_eq(graph_open(support_path("copy.sombra"), NULL, NULL, &g), SOMBRA_OK);
+        cr_assert_eq(graph_verify(g, &r), SOMBRA_OK, "verify: %s", r.problem);
+        expect_replayed_all(g, acked);
 }
