@@ -944,7 +944,8 @@ do_metrics(struct graph_reader *r, void *arg)
                         m->ops[k] += __atomic_load_n(&c->metrics.ops[k], __ATOMIC_RELAXED);
                 m->backpressure_waits +=
                     __atomic_load_n(&c->metrics.backpressure_waits, __ATOMIC_RELAXED);
-                m->ring_depth += ring_depth(&c->ring);
+                if (engine_conn_ready(c))
+                        m->ring_depth += ring_depth(&c->ring);
                 hist_merge(&a->merged, &c->metrics.read_latency);
         }
         hist_distribution(&a->merged, &m->read_latency_ns);

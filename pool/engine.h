@@ -118,6 +118,7 @@ struct request {
 struct sombra_conn {
         struct sombra_db *db;
         uint32_t in_use;      /* acquired (atomic) */
+        uint32_t ready;       /* ring and reader made (conn_prepare; release store, acquire load) */
         pthread_mutex_t lock; /* serialises two threads using one connection */
         struct ring ring;     /* requests to the writer */
         uint32_t space;       /* futex word: bumped when the writer frees ring slots */
@@ -215,6 +216,8 @@ int engine_open(const char *path, const struct sombra_config *config, struct io_
  */
 int engine_submit(struct sombra_conn *c, struct request *req, bool wait_for_room);
 struct sombra_conn *engine_conn(struct sombra_db *db);
+/* Whether c's ring and reader exist yet (made at its first acquire): only then may others look. */
+bool engine_conn_ready(struct sombra_conn *c);
 /*
  * pool/engine.c: a db-level call begins (engine_enter) and ends
  * (engine_leave); sombra_close refuses with SOMBRA_EBUSY while any is in

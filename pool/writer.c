@@ -214,7 +214,7 @@ rings_empty(struct sombra_db *db)
         if (db->txn_owner != NULL)
                 return ring_empty(&db->txn_owner->ring);
         for (uint32_t i = 0; i <= db->nconns; i++)
-                if (!ring_empty(&db->conns[i].ring))
+                if (engine_conn_ready(&db->conns[i]) && !ring_empty(&db->conns[i].ring))
                         return false;
         return true;
 }
@@ -439,6 +439,8 @@ drain(struct sombra_db *db)
                 uint32_t i = (db->drain_at + k) % rings;
                 struct sombra_conn *c = db->txn_owner ? db->txn_owner : &db->conns[i];
                 struct request *req;
+                if (!engine_conn_ready(c))
+                        continue;
                 while (db->group_n < ENGINE_GROUP_MAX && (req = take(c)) != NULL) {
                         serve(db, req);
                         served++;
