@@ -121,6 +121,7 @@ struct pager {
         struct pager *writer;
         struct page *descs;
         struct pgvec free_descs;
+        uint8_t *copies; /* a walker's buffers, a page per descriptor (pager_walker_open) */
 };
 
 static int
@@ -537,9 +538,22 @@ reader_get(struct pager *r, pgno_t pgno, struct page **out)
         if (r->free_descs.n == 0)
                 return SOMBRA_ENOMEM; /* more pages pinned than any walk needs */
         pg = &r->descs[r->free_descs.v[--r->free_descs.n]];
-        pg->data = w->fmap + pgno * w->page_size;
         pg->pgno = pgno;
         pg->pins = 1;
+        if (r->copies != NULL) { /* a walker's: read into the descriptor's own buffer */
+                int rc;
+                pg->data = r->copies + (size_t)(pg - r->descs) * w->page_size;
+                rc = io_read(w->file, pg->data, w->page_size, pgno * w->page_size);
+                if (rc == SOMBRA_OK)
+                        rc = page_check(w, pg, pgno);
+                if (rc != SOMBRA_OK) {
+                        r->free_descs.n++;
+                        return rc;
+                }
+                *out = pg;
+                return SOMBRA_OK;
+        }
+        pg->data = w->fmap + pgno * w->page_size;
         if (!validated_get(w, pgno)) {
                 int rc = page_check(w, pg, pgno);
                 if (rc != SOMBRA_OK) {
@@ -577,11 +591,28 @@ pager_reader_open(struct pager *w, struct pager **out)
         return SOMBRA_OK;
 }
 
+int
+pager_walker_open(struct pager *w, struct pager **out)
+{
+        int rc = pager_reader_open(w, out);
+
+        if (rc != SOMBRA_OK)
+                return rc;
+        /* Only the few descriptors a walk reuses are ever touched. */
+        (*out)->copies = malloc((size_t)PAGER_READER_PINS * w->page_size);
+        if ((*out)->copies == NULL) {
+                pager_reader_close(*out);
+                return SOMBRA_ENOMEM;
+        }
+        return SOMBRA_OK;
+}
+
 void
 pager_reader_close(struct pager *r)
 {
         if (r == NULL)
                 return;
+        free(r->copies);
         free(r->descs);
         free(r->free_descs.v);
         free(r);

@@ -110,6 +110,14 @@ void pager_unpin(struct pager *p, struct page *pg);
 #define PAGER_MAP_BYTES   (64ull << 30)
 int pager_reader_open(struct pager *writer, struct pager **out);
 void pager_reader_close(struct pager *reader);
+/*
+ * A reader handle for one pass over pages that nobody reads again soon
+ * (recovery's walk, adopt.h): it copies each page into a buffer of its own
+ * with pread and checks it every time, instead of taking it from the map.
+ * On a virtual machine each first touch of the map is a fault that costs
+ * several microseconds, more than the copy. Closed with pager_reader_close.
+ */
+int pager_walker_open(struct pager *writer, struct pager **out);
 
 /*
  * Before a write-back: pages written and superseded by transactions after
@@ -242,9 +250,9 @@ int pager_freelist_load(struct pager *p, pgno_t head, uint64_t expect, bool olde
  *                      that state. SOMBRA_ENOMEM.
  *   pager_adopt_cancel instead of pager_adopt, or after its SOMBRA_ECORRUPT:
  *                      back to the checkpoint's pages.
- * The walk in between reads through a reader handle (pager_reader_open):
- * pages cached by the writer's pager_get would include free ones, and a
- * free page must not be cached when it is handed out again.
+ * The walk in between reads through a walker (pager_walker_open): pages
+ * cached by the writer's pager_get would include free ones, and a free page
+ * must not be cached when it is handed out again.
  */
 int pager_adopt_begin(struct pager *p, uint64_t npages);
 int pager_adopt(struct pager *p, const struct idset *reached, const pgno_t *retired,

@@ -1129,6 +1129,21 @@ checkpoint_sync(struct store *s, const struct meta *m)
 }
 
 /*
+ * Writer, after a checkpoint's sync or meta write failed. A page written
+ * since the last checkpoint may then never reach the disk, and the kernel
+ * may drop it from its cache, so a note could describe pages the file no
+ * longer holds: a restart record after the notes voids them (best effort:
+ * the store fails either way, and the next open replays the whole log).
+ */
+static int
+checkpoint_failed(struct store *s, int rc)
+{
+        if (wal_flush(&s->wal) == SOMBRA_OK)
+                (void)wal_restart(&s->wal);
+        return store_fail(s, rc);
+}
+
+/*
  * Writer, once m is durable: it is the store's meta page, and pages that no
  * meta page on file reaches any more go free. Those the older slot reaches
  * stay until the next checkpoint: open falls back to that slot when the
@@ -1174,7 +1189,7 @@ checkpoint(struct store *s, bool fresh)
                 return rc;
         rc = checkpoint_sync(s, &m);
         if (rc != SOMBRA_OK)
-                return store_fail(s, rc);
+                return checkpoint_failed(s, rc);
         checkpoint_complete(s, &m, started_ns, clock_now_ns());
         /* Everything up to ckpt_lsn is durable through the meta page now. */
         __atomic_store_n(&s->wal.written_lsn, m.ckpt_lsn, __ATOMIC_RELEASE);
@@ -1234,7 +1249,7 @@ store_checkpoint_settle(struct store *s, bool wait)
         futex_once_wait(&c->done);
         s->checkpointing = false;
         if (c->rc != SOMBRA_OK)
-                return store_fail(s, c->rc);
+                return checkpoint_failed(s, c->rc);
         checkpoint_complete(s, &c->m, c->started_ns, c->ended_ns);
         return SOMBRA_OK;
 }
@@ -1515,18 +1530,24 @@ wal_generation_check(const struct store *s, bool *current)
 }
 
 /*
- * Recovery's first pass when notes may help: the last usable note, and the
- * places of the commits after its state (which may come before the note:
- * the writer notes a publication once its pages are written, by when later
- * commits may be in the log).
+ * Recovery's first pass: the last usable note, and the places of the
+ * commits after its state (which may come before the note: the writer notes
+ * a publication once its pages are written, by when later commits may be in
+ * the log). A restart record voids the notes before it: recovery writes one
+ * before it replays the log onto pages that a note's state may still use
+ * (recover_from_note). At most NOTE_TAIL places are kept; a note with more
+ * commits after it than that is not used.
  */
+#define NOTE_TAIL 4096u
+
 struct note_scan {
         struct store *s;
         uint8_t note[NOTE_LEN]; /* the last usable one, if `found` */
         bool found;
+        bool voidable;     /* since the last restart: a note that a later open could use */
         uint64_t last_lsn; /* of the last commit read */
         struct wal_pos *tail;
-        size_t ntail, cap;
+        size_t ntail;
 };
 
 /* A note this file can be trusted to hold: this boot, this file, a state past the checkpoint. */
@@ -1545,6 +1566,19 @@ note_usable(const struct note_scan *ns, const struct wal_record *r)
                get_be64(b + 136) == s->identity.dev && get_be64(b + 144) == s->identity.ino;
 }
 
+/* Keeps the place of a commit; when the list is full, the older half goes, and a note with it. */
+static void
+note_scan_commit(struct note_scan *ns, const struct wal_record *r)
+{
+        ns->last_lsn = r->lsn;
+        if (ns->ntail == NOTE_TAIL) {
+                memmove(ns->tail, ns->tail + NOTE_TAIL / 2, NOTE_TAIL / 2 * sizeof(*ns->tail));
+                ns->ntail = NOTE_TAIL / 2;
+                ns->found = false; /* its first commit after it is gone */
+        }
+        ns->tail[ns->ntail++] = r->at;
+}
+
 static int
 note_scan_record(void *arg, const struct wal_record *r)
 {
@@ -1552,22 +1586,20 @@ note_scan_record(void *arg, const struct wal_record *r)
         size_t drop = 0;
 
         if (r->type == WAL_REC_COMMIT) {
-                if (ns->ntail == ns->cap) {
-                        size_t cap = ns->cap ? ns->cap * 2 : 256;
-                        struct wal_pos *v = realloc(ns->tail, cap * sizeof(*v));
-                        if (v == NULL)
-                                return SOMBRA_ENOMEM;
-                        ns->tail = v;
-                        ns->cap = cap;
-                }
-                ns->tail[ns->ntail++] = r->at;
-                ns->last_lsn = r->lsn;
+                note_scan_commit(ns, r);
                 return SOMBRA_OK;
         }
+        if (r->type == WAL_REC_RESTART) {
+                ns->found = ns->voidable = false;
+                return SOMBRA_OK;
+        }
+        /* Without the identity, a note cannot be judged: a later open might trust it. */
+        if (ns->s->identity.boot == 0)
+                ns->voidable = true;
         if (!note_usable(ns, r))
                 return SOMBRA_OK;
         memcpy(ns->note, r->payload, NOTE_LEN);
-        ns->found = true;
+        ns->found = ns->voidable = true;
         while (drop < ns->ntail && ns->tail[drop].lsn <= get_be64(ns->note + 8))
                 drop++;
         memmove(ns->tail, ns->tail + drop, (ns->ntail - drop) * sizeof(*ns->tail));
@@ -1590,7 +1622,7 @@ note_adopt(struct store *s, const uint8_t *b, bool *adopted)
             pager_adopt_begin(s->pager, npages) != SOMBRA_OK)
                 return SOMBRA_OK; /* it changed nothing: the log is replayed */
         st.lsn = get_be64(b + 8);
-        rc = pager_reader_open(s->pager, &walker);
+        rc = pager_walker_open(s->pager, &walker);
         if (rc == SOMBRA_OK)
                 rc = adopt_plan_make(walker, s->meta.st.roots, s->meta.ckpt_lsn, st.roots,
                                      STORE_TREES, st.lsn, &plan);
@@ -1622,18 +1654,26 @@ note_adopt(struct store *s, const uint8_t *b, bool *adopted)
 static int
 recover_from_note(struct store *s, const struct wal_pos *from, uint64_t *applied, bool *adopted)
 {
-        struct note_scan ns = {.s = s};
+        struct note_scan ns = {.s = s, .tail = malloc(NOTE_TAIL * sizeof(*ns.tail))};
         struct wal_pos rest;
-        int rc = wal_replay(&s->wal, from, s->meta.ckpt_lsn, note_scan_record, &ns, applied);
+        int rc = ns.tail == NULL
+                     ? SOMBRA_ENOMEM
+                     : wal_replay(&s->wal, from, s->meta.ckpt_lsn, note_scan_record, &ns, applied);
 
         *adopted = false;
         if (rc == SOMBRA_OK && ns.found)
                 rc = note_adopt(s, ns.note, adopted);
-        if (rc == SOMBRA_OK && *adopted) {
-                wal_position(&s->wal, &rest); /* after the last intact record */
+        wal_position(&s->wal, &rest); /* after the last intact record */
+        if (rc == SOMBRA_OK && *adopted)
                 rc = wal_replay(&s->wal, ns.ntail > 0 ? &ns.tail[0] : &rest, s->committed.lsn,
                                 replay_record, s, applied);
-        }
+        /*
+         * The whole log is replayed instead, and the replay may write over
+         * pages of a noted state with pages no newer than it: a restart,
+         * synced before, keeps the next recovery from trusting that note.
+         */
+        else if (rc == SOMBRA_OK && ns.voidable)
+                rc = wal_restart(&s->wal);
         free(ns.tail);
         return rc;
 }
@@ -1673,7 +1713,7 @@ recover(struct store *s)
                 return rc;
         s->replaying = current;
         from = current && s->meta.wal_from.off != 0 ? &s->meta.wal_from : NULL;
-        if (current && !s->wal.damaged && s->identity.boot != 0)
+        if (current && !s->wal.damaged && !s->cfg.read_only)
                 rc = recover_from_note(s, from, &applied, &adopted);
         if (rc == SOMBRA_OK && !adopted)
                 rc = wal_replay(&s->wal, from, s->meta.ckpt_lsn,

@@ -6,7 +6,6 @@
  * the previous one. wal_sync records what it covers before it calls
  * fdatasync, so it never claims more than the sync included.
  */
-#include <assert.h>
 #include <string.h>
 #include <sys/random.h>
 #include <time.h>
@@ -19,8 +18,7 @@
 static const uint8_t wal_magic[8] = {'S', 'O', 'M', 'B', 'R', 'W', 'A', 'L'};
 
 #define WAL_VERSION     3u
-#define WAL_VERSION_OLD 2u /* read, and appended to, but given no notes */
-#define WAL_REC_RESTART 2u
+#define WAL_VERSION_OLD 2u  /* read, and appended to, but given no notes */
 #define RESTART_LEN     8u  /* a restart record's payload: a random nonce */
 #define WAL_HDR_SUM     48u /* the header checksum's offset, and the bytes it covers */
 
@@ -292,15 +290,13 @@ wal_replay(struct wal *w, const struct wal_pos *from, uint64_t after,
                 r = (struct wal_record){type, expect, rec + WAL_REC_HDR, len, {off, chain, expect}};
                 chain = get_be64(rec);
                 off += WAL_REC_HDR + len;
-                if (type == WAL_REC_RESTART)
-                        continue; /* a link of the chain, not a commit */
-                if (type == WAL_REC_NOTE || expect > after) {
+                if (type != WAL_REC_COMMIT || expect > after) {
                         rc = apply(arg, &r);
                         if (rc != SOMBRA_OK)
                                 break;
                 }
-                if (type == WAL_REC_NOTE)
-                        continue;
+                if (type != WAL_REC_COMMIT)
+                        continue; /* restarts and notes take no LSN */
                 *applied += expect > after;
                 expect++;
         }
@@ -321,20 +317,25 @@ wal_replay(struct wal *w, const struct wal_pos *from, uint64_t after,
  * commits first, and they go. Written after it, they would carry the chain
  * of what came before and end the log there.
  */
-static void
+static int
 pending_drop_notes(struct wal *w)
 {
         if (w->pending.len == 0)
-                return;
-        assert(w->pending_first == w->next_lsn);
+                return SOMBRA_OK;
+        if (w->pending_first != w->next_lsn)
+                return SOMBRA_EFAILED; /* a commit would go with them */
         w->chain = w->pending_chain;
         buf_reset(&w->pending);
+        return SOMBRA_OK;
 }
 
 int
 wal_reset(struct wal *w, uint64_t next_lsn, uint64_t salt, uint64_t ckpt_gen)
 {
-        pending_drop_notes(w);
+        int rc = pending_drop_notes(w);
+
+        if (rc != SOMBRA_OK)
+                return rc;
         wal_adopt(w, next_lsn, salt, ckpt_gen);
         w->end = WAL_HDR;
         return header_write(w);
@@ -344,9 +345,10 @@ int
 wal_restart(struct wal *w)
 {
         uint8_t rec[WAL_REC_HDR + RESTART_LEN];
-        int rc;
+        int rc = pending_drop_notes(w);
 
-        pending_drop_notes(w);
+        if (rc != SOMBRA_OK)
+                return rc;
         put_be32(rec + 8, RESTART_LEN);
         put_be32(rec + 12, WAL_REC_RESTART);
         put_be64(rec + 16, w->next_lsn);

@@ -135,12 +135,13 @@ struct wal_pos {
 /* Where the next record goes: only meaningful when nothing is pending (after wal_flush). */
 void wal_position(const struct wal *w, struct wal_pos *out);
 
-#define WAL_REC_COMMIT 1u
-#define WAL_REC_NOTE   3u
+#define WAL_REC_COMMIT  1u
+#define WAL_REC_RESTART 2u
+#define WAL_REC_NOTE    3u
 
 /* A record as wal_replay hands it over. */
 struct wal_record {
-        uint32_t type;          /* WAL_REC_COMMIT or WAL_REC_NOTE */
+        uint32_t type;          /* WAL_REC_COMMIT, WAL_REC_RESTART or WAL_REC_NOTE */
         uint64_t lsn;           /* a commit's own; a note's is the next commit's */
         const uint8_t *payload; /* len bytes, valid during the call only */
         size_t len;
@@ -150,8 +151,8 @@ struct wal_record {
 /*
  * Calls apply(arg, record) for every intact commit of the generation on
  * file, in order, from `from` (NULL: the generation's first record), with an
- * LSN above `after`, and for every note on the way; commits at or below
- * `after` are checked and skipped. Stops quietly at the first torn, stale or
+ * LSN above `after`, and for every restart and note on the way; commits at
+ * or below `after` are checked and skipped. Stops quietly at the first torn, stale or
  * out-of-sequence record, leaves the WAL positioned to append after the last
  * intact one, and sets at_end when that is the end of the file (a `from`
  * past the end reads nothing, and the next record goes there). *applied

@@ -21,6 +21,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "wal.h"
+
 #define PATH_BYTES 256
 
 static char dir[PATH_BYTES]; /* empty until support_dir_make */
@@ -256,4 +258,38 @@ support_pair_commit(sombra_conn *c, sombra_batch *b, const struct sombra_prop *p
                 rc = sombra_batch_edge_create(b, SOMBRA_BATCH_REF(0), SOMBRA_BATCH_REF(1), "PAIR",
                                               NULL, 0, NULL);
         return rc == SOMBRA_OK ? sombra_batch_submit(c, b) : rc;
+}
+
+/* Counts notes in n[0], and moves them to n[1] at each restart record. */
+static int
+count_notes(void *arg, const struct wal_record *r)
+{
+        size_t *n = arg;
+
+        if (r->type == WAL_REC_NOTE)
+                n[0]++;
+        if (r->type == WAL_REC_RESTART) {
+                n[1] += n[0];
+                n[0] = 0;
+        }
+        return SOMBRA_OK;
+}
+
+size_t
+support_notes_voided(const char *name)
+{
+        char wal_name[256];
+        uint8_t meta[200];
+        uint64_t applied;
+        size_t n[2] = {0, 0};
+        struct wal w;
+
+        snprintf(wal_name, sizeof(wal_name), "%s-wal", name);
+        support_read_at(name, 0, meta, sizeof(meta)); /* the database id is at byte 160 */
+        cr_assert(
+            eq(int, wal_open(&w, support_path(wal_name), get_be64(meta + 160), NULL), SOMBRA_OK));
+        cr_assert(eq(int, wal_replay(&w, NULL, 0, count_notes, n, &applied), SOMBRA_OK));
+        wal_close(&w);
+        cr_assert(eq(sz, n[0], 0), "notes after the last restart");
+        return n[1];
 }

@@ -82,4 +82,11 @@ int64_t support_prop_int(const struct sombra_entity *e, const char *key);
 int support_pair_commit(sombra_conn *c, sombra_batch *b, const struct sombra_prop *props,
                         size_t nprops);
 
+/*
+ * How many WAL notes the log of database `name` holds before its last
+ * restart record (which voids them for recovery); asserts that no note
+ * follows that restart.
+ */
+size_t support_notes_voided(const char *name);
+
 #endif

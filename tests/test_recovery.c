@@ -325,23 +325,15 @@ checkpoint_lsn(uint32_t *page_size)
         return get_be64(m[newest] + 24);
 }
 
-/*
- * The same kill, but the pages written after the checkpoint are then gone
- * from the file, as if the page cache had not kept them (what the note's
- * boot id and file identity rule out in life): recovery must find that the
- * noted state is not there and replay the log instead.
- */
-Test(recovery, a_noted_state_missing_from_the_file_is_replayed_instead)
+/* Zeroes every page written after checkpoint LSN ckpt, as if the page cache had lost them. */
+static void
+lose_pages_after(uint64_t ckpt)
 {
         uint32_t ps;
-        uint64_t ckpt, pages;
-        int64_t acked;
+        uint64_t pages;
         uint8_t *zero;
 
-        make_hub();
-        ckpt = checkpoint_lsn(&ps);
-        acked = run_and_kill(SOMBRA_SYNC_FULL, 1, 40); /* no checkpoint: the WAL stays small */
-        cr_assert_eq(checkpoint_lsn(&ps), ckpt);
+        cr_assert_eq(checkpoint_lsn(&ps), ckpt, "a checkpoint ran: the test needs none");
         pages = support_file_size(DB_NAME) / ps;
         zero = calloc(1, ps);
         cr_assert_not_null(zero);
@@ -352,6 +344,45 @@ Test(recovery, a_noted_state_missing_from_the_file_is_replayed_instead)
                         support_write_at(DB_NAME, pgno * ps, zero, ps);
         }
         free(zero);
+}
+
+/*
+ * The same kill, but the pages written after the checkpoint are then gone
+ * from the file, as if the page cache had not kept them (what the note's
+ * boot id and file identity rule out in life): recovery must find that the
+ * noted state is not there and replay the log instead.
+ */
+Test(recovery, a_noted_state_missing_from_the_file_is_replayed_instead)
+{
+        uint32_t ps;
+        uint64_t ckpt;
+        int64_t acked;
+
+        make_hub();
+        ckpt = checkpoint_lsn(&ps);
+        acked = run_and_kill(SOMBRA_SYNC_FULL, 1, 40); /* no checkpoint: the WAL stays small */
+        lose_pages_after(ckpt);
+        expect_replayed_all(open_checked(), acked);
+}
+
+/*
+ * A note that recovery refused stays in the log, and the replay that
+ * follows writes pages no newer than its state, possibly where that state
+ * had its own: a second crash before anything new is logged must not find
+ * the note usable then (the restart that recovery writes first voids it).
+ */
+Test(recovery, a_refused_note_is_not_trusted_after_the_replay_that_followed_it)
+{
+        uint32_t ps;
+        uint64_t ckpt;
+        int64_t acked;
+
+        make_hub();
+        ckpt = checkpoint_lsn(&ps);
+        acked = run_and_kill(SOMBRA_SYNC_FULL, 1, 40);
+        lose_pages_after(ckpt);
+        commit_without_close(0); /* recovers, replaying, and dies before logging anything */
+        cr_assert_gt(support_notes_voided(DB_NAME), 0, "the refused note is not voided");
         expect_replayed_all(open_checked(), acked);
 }
 

@@ -1491,6 +1491,32 @@ Test(store, a_failed_automatic_checkpoint_keeps_the_commit_that_triggered_it)
         expect_recovered("crash", &cfg, &m, c);
 }
 
+/*
+ * After a failed sync of the database file, pages written since the last
+ * checkpoint may never reach the disk and may leave the kernel's cache: the
+ * notes that describe them must not be trusted. The failure voids them with
+ * a restart record, and recovery replays the whole log.
+ */
+Test(store, a_failed_sync_of_the_database_file_voids_the_notes_before_it)
+{
+        struct io_faults faults = {0};
+        struct store *s = open_db("db", NULL, &faults);
+        struct model m;
+
+        model_init(&m);
+        workload(s, &m, 0, 9);
+        faults = (struct io_faults){.ops = 1u << IO_OP_SYNC, .err = EIO, .files = IO_FILE_DB};
+        cr_assert(eq(int, store_checkpoint(s), SOMBRA_EIO));
+        cr_assert(eq(int, store_failure(s), SOMBRA_EIO));
+        crash_copy("db", "crash");
+        store_close(s);
+        cr_assert(gt(sz, support_notes_voided("crash"), 0));
+        s = open_expecting("crash", NULL, &m);
+        cr_assert(eq(u64, stats(s).adopted, 0));
+        cr_assert(eq(u64, stats(s).replayed, 10));
+        cr_assert(eq(int, store_close(s), SOMBRA_OK));
+}
+
 Test(store, a_torn_last_commit_in_the_wal_is_dropped_by_recovery)
 {
         struct store *s = open_db("db", NULL, NULL);

@@ -119,6 +119,7 @@ struct seen {
         uint64_t hash[MAX_SEEN];
         uint64_t fail_at; /* apply fails with SOMBRA_EIO at this LSN (0: never) */
         size_t notes;     /* notes handed over */
+        size_t restarts;  /* restart records handed over */
 };
 
 static int
@@ -126,8 +127,9 @@ collect(void *arg, const struct wal_record *r)
 {
         struct seen *s = arg;
 
-        if (r->type == WAL_REC_NOTE) {
-                s->notes++;
+        if (r->type != WAL_REC_COMMIT) {
+                s->notes += r->type == WAL_REC_NOTE;
+                s->restarts += r->type == WAL_REC_RESTART;
                 return SOMBRA_OK;
         }
         if (r->lsn == s->fail_at)
