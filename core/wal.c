@@ -273,12 +273,12 @@ wal_replay(struct wal *w, const struct wal_pos *from, uint64_t after,
         while (rc == SOMBRA_OK && off + WAL_REC_HDR <= size) {
                 const uint8_t *rec;
                 uint32_t len, type;
+                struct wal_record r;
                 rc = window_get(w, &win, off, WAL_REC_HDR, size, &rec);
                 if (rc != SOMBRA_OK)
                         break;
                 len = get_be32(rec + 8);
                 type = get_be32(rec + 12);
-                struct wal_record r;
                 if (len > WAL_MAX_RECORD || off + WAL_REC_HDR + len > size ||
                     !record_kind_ok(w, type, len) || get_be64(rec + 16) != expect)
                         break; /* torn, stale or garbage: the log ends here */
