@@ -122,6 +122,10 @@ struct pager {
         struct page *descs;
         struct pgvec free_descs;
         uint8_t *copies; /* a walker's buffers, a page per descriptor (pager_walker_open) */
+        uint8_t *block;  /* a walker's WALK_BLOCK pages from block_at, block_n of them read */
+        pgno_t block_at;
+        uint64_t block_n, block_used, singles; /* pages of the block served; read alone since */
+        uint64_t file_pages;                   /* whole pages in the file at the walker's open */
 };
 
 static int
@@ -521,6 +525,42 @@ page_check(const struct pager *p, const struct page *pg, pgno_t pgno)
 }
 
 /*
+ * A walker reads WALK_BLOCK pages with one pread when the pages it reads lie
+ * close together: a pread costs a few microseconds here, about what copying
+ * 16 pages does. It goes on doing so while a block serves several pages, and
+ * tries again after WALK_BLOCK pages read alone.
+ */
+#define WALK_BLOCK 16u
+
+static int
+walker_read(struct pager *r, pgno_t pgno, uint8_t *dst)
+{
+        struct pager *w = r->writer;
+        size_t ps = w->page_size;
+        int rc;
+
+        if (pgno - r->block_at < r->block_n) {
+                memcpy(dst, r->block + (pgno - r->block_at) * ps, ps);
+                r->block_used++;
+                return SOMBRA_OK;
+        }
+        if ((r->block_used >= WALK_BLOCK / 4 || r->singles >= WALK_BLOCK) && pgno < r->file_pages) {
+                uint64_t n = r->file_pages - pgno < WALK_BLOCK ? r->file_pages - pgno : WALK_BLOCK;
+                rc = io_read(w->file, r->block, n * ps, pgno * ps);
+                if (rc == SOMBRA_OK) {
+                        r->block_at = pgno;
+                        r->block_n = n;
+                        r->block_used = 1;
+                        r->singles = 0;
+                        memcpy(dst, r->block, ps);
+                        return SOMBRA_OK;
+                }
+        }
+        r->singles++;
+        return io_read(w->file, dst, ps, pgno * ps);
+}
+
+/*
  * A reader's pager_get: the page comes straight from the map, checked the
  * first time anyone reads it after it was written. The writer never changes a
  * page that a published state can reach, and reuses its number only after
@@ -543,7 +583,7 @@ reader_get(struct pager *r, pgno_t pgno, struct page **out)
         if (r->copies != NULL) { /* a walker's: read into the descriptor's own buffer */
                 int rc;
                 pg->data = r->copies + (size_t)(pg - r->descs) * w->page_size;
-                rc = io_read(w->file, pg->data, w->page_size, pgno * w->page_size);
+                rc = walker_read(r, pgno, pg->data);
                 if (rc == SOMBRA_OK)
                         rc = page_check(w, pg, pgno);
                 if (rc != SOMBRA_OK) {
@@ -594,16 +634,22 @@ pager_reader_open(struct pager *w, struct pager **out)
 int
 pager_walker_open(struct pager *w, struct pager **out)
 {
+        uint64_t size;
         int rc = pager_reader_open(w, out);
 
         if (rc != SOMBRA_OK)
                 return rc;
         /* Only the few descriptors a walk reuses are ever touched. */
         (*out)->copies = malloc((size_t)PAGER_READER_PINS * w->page_size);
-        if ((*out)->copies == NULL) {
+        (*out)->block = malloc((size_t)WALK_BLOCK * w->page_size);
+        (*out)->block_used = WALK_BLOCK / 4; /* the first read tries a block */
+        rc = (*out)->copies == NULL || (*out)->block == NULL ? SOMBRA_ENOMEM
+                                                             : io_size(w->file, &size);
+        if (rc != SOMBRA_OK) {
                 pager_reader_close(*out);
-                return SOMBRA_ENOMEM;
+                return rc;
         }
+        (*out)->file_pages = size / w->page_size;
         return SOMBRA_OK;
 }
 
@@ -613,6 +659,7 @@ pager_reader_close(struct pager *r)
         if (r == NULL)
                 return;
         free(r->copies);
+        free(r->block);
         free(r->descs);
         free(r->free_descs.v);
         free(r);
