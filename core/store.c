@@ -724,7 +724,8 @@ note_published(struct store *s, uint64_t npages)
         const struct store_state *st = &s->published->st;
         uint8_t b[NOTE_LEN] = {0};
 
-        if (s->identity.boot == 0)
+        /* A failed store may have voided the notes (checkpoint_failed): none may follow. */
+        if (s->identity.boot == 0 || store_failure(s) != SOMBRA_OK)
                 return;
         put_be32(b, NOTE_PUBLISHED);
         put_be64(b + 8, st->lsn);
@@ -1535,8 +1536,8 @@ wal_generation_check(const struct store *s, bool *current)
  * a publication once its pages are written, by when later commits may be in
  * the log). A restart record voids the notes before it: recovery writes one
  * before it replays the log onto pages that a note's state may still use
- * (recover_from_note). At most NOTE_TAIL places are kept; a note with more
- * commits after it than that is not used.
+ * (recover_from_note). At most NOTE_TAIL places are kept; a note whose
+ * first commit after it is no longer among them is not used.
  */
 #define NOTE_TAIL 4096u
 
@@ -1584,6 +1585,7 @@ note_scan_record(void *arg, const struct wal_record *r)
 {
         struct note_scan *ns = arg;
         size_t drop = 0;
+        uint64_t lsn;
 
         if (r->type == WAL_REC_COMMIT) {
                 note_scan_commit(ns, r);
@@ -1593,17 +1595,23 @@ note_scan_record(void *arg, const struct wal_record *r)
                 ns->found = ns->voidable = false;
                 return SOMBRA_OK;
         }
-        /* Without the identity, a note cannot be judged: a later open might trust it. */
-        if (ns->s->identity.boot == 0)
+        /*
+         * Any note past the checkpoint might be trusted by a later open (with
+         * an identity this one lacks, or a file given back its inode), so a
+         * replay onto its pages must void it.
+         */
+        if (r->len == NOTE_LEN && get_be64(r->payload + 8) > ns->s->meta.ckpt_lsn)
                 ns->voidable = true;
         if (!note_usable(ns, r))
                 return SOMBRA_OK;
-        memcpy(ns->note, r->payload, NOTE_LEN);
-        ns->found = ns->voidable = true;
-        while (drop < ns->ntail && ns->tail[drop].lsn <= get_be64(ns->note + 8))
+        lsn = get_be64(r->payload + 8);
+        while (drop < ns->ntail && ns->tail[drop].lsn <= lsn)
                 drop++;
         memmove(ns->tail, ns->tail + drop, (ns->ntail - drop) * sizeof(*ns->tail));
         ns->ntail -= drop;
+        /* The replay after it must start at its next commit: kept, or not read yet. */
+        ns->found = ns->ntail > 0 ? ns->tail[0].lsn == lsn + 1 : ns->last_lsn == lsn;
+        memcpy(ns->note, r->payload, NOTE_LEN);
         return SOMBRA_OK;
 }
 

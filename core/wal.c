@@ -355,13 +355,12 @@ wal_restart(struct wal *w)
         put_be64(rec + WAL_REC_HDR, wal_random(w->chain));
         put_be64(rec, record_checksum(w->chain, rec, sizeof(rec)));
         rc = io_write(&w->file, rec, sizeof(rec), w->end);
-        if (rc == SOMBRA_OK)
-                rc = io_sync(&w->file);
         if (rc != SOMBRA_OK)
                 return rc;
+        /* Written, it stays, even if the sync fails: nothing may be written over it. */
         w->end += sizeof(rec);
         w->chain = get_be64(rec);
-        return SOMBRA_OK;
+        return io_sync(&w->file);
 }
 
 /* Fills in the header of rec (len bytes, payload included) and adds it to the pending records. */

@@ -1517,6 +1517,89 @@ Test(store, a_failed_sync_of_the_database_file_voids_the_notes_before_it)
         cr_assert(eq(int, store_close(s), SOMBRA_OK));
 }
 
+/*
+ * A background checkpoint whose sync fails while a publication is under
+ * way: the failure voids the notes, and the publication settled after it
+ * must not note its state after the restart (its older pages are the ones
+ * the failed sync may have lost).
+ */
+Test(store, a_publication_settled_after_a_failed_checkpoint_writes_no_note)
+{
+        struct io_faults faults = {0};
+        struct sombra_config cfg = config(256);
+        struct store_publication *pub;
+        struct store_ckpt *c;
+        struct store *s;
+        struct model m;
+
+        cfg.checkpoint_threshold = 1;
+        s = open_db("db", &cfg, &faults);
+        store_set_background_checkpoints(s, true);
+        model_init(&m);
+        workload(s, &m, 0, 9); /* published and noted */
+        cr_assert(eq(int, store_checkpoint_begin(s, &c), SOMBRA_OK));
+        cr_assert(not(eq(ptr, c, NULL)));
+        faults = (struct io_faults){.ops = 1u << IO_OP_SYNC, .err = EIO, .files = IO_FILE_DB};
+        store_checkpoint_write(s, c);
+        store_set_autopublish(s, false);
+        workload(s, &m, 10, 10);
+        cr_assert(eq(int, store_publish_begin(s, &pub), SOMBRA_OK));
+        cr_assert(not(eq(ptr, pub, NULL)));
+        cr_assert(eq(int, store_publish_write(s, pub, false), SOMBRA_OK));
+        cr_assert(eq(int, store_checkpoint_settle(s, true), SOMBRA_EIO));
+        cr_assert(eq(int, store_publish_settle(s), SOMBRA_OK));
+        (void)store_flush_log(s);
+        crash_copy("db", "crash");
+        store_close(s);
+        cr_assert(gt(sz, support_notes_voided("crash"), 0));
+}
+
+/*
+ * Commit 0 is published, but its note reaches the log only after 4,097 more
+ * commits: more than recovery keeps the places of (NOTE_TAIL in store.c).
+ */
+#define NOTE_LAG 4097u
+
+static int
+child_notes_a_state_long_after_it(void)
+{
+        struct sombra_config cfg = config(1024);
+        struct store_publication *pub;
+        struct store *s;
+        struct model m;
+        uint64_t lsn;
+
+        cfg.checkpoint_threshold = 1u << 30; /* no checkpoint settles the publication early */
+        if (store_open(support_path("db"), &cfg, NULL, &s) != SOMBRA_OK)
+                return 10;
+        store_set_autopublish(s, false);
+        model_init(&m);
+        if (workload_rc(s, &m, 0, &lsn) != SOMBRA_OK || store_flush_log(s) != SOMBRA_OK)
+                return 11;
+        if (store_publish_begin(s, &pub) != SOMBRA_OK || pub == NULL ||
+            store_publish_write(s, pub, false) != SOMBRA_OK)
+                return 12;
+        for (uint32_t c = 1; c <= NOTE_LAG; c++)
+                if (workload_rc(s, &m, c, &lsn) != SOMBRA_OK || store_flush_log(s) != SOMBRA_OK)
+                        return 13;
+        if (store_publish_settle(s) != SOMBRA_OK || store_flush_log(s) != SOMBRA_OK)
+                return 14;
+        return 0; /* no close: a crash */
+}
+
+Test(store, a_note_whose_next_commit_recovery_no_longer_knows_is_not_used)
+{
+        struct store *s;
+        struct model m;
+
+        cr_assert(eq(int, run_child(child_notes_a_state_long_after_it), 0));
+        model_after(&m, NOTE_LAG + 1);
+        s = open_expecting("db", NULL, &m);
+        cr_assert(eq(u64, stats(s).adopted, 0));
+        cr_assert(eq(u64, stats(s).replayed, NOTE_LAG + 1));
+        cr_assert(eq(int, store_close(s), SOMBRA_OK));
+}
+
 Test(store, a_torn_last_commit_in_the_wal_is_dropped_by_recovery)
 {
         struct store *s = open_db("db", NULL, NULL);
