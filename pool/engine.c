@@ -227,20 +227,8 @@ engine_open(const char *path, const struct sombra_config *config, struct io_faul
                                      complete_from_committer);
         if (rc != SOMBRA_OK)
                 goto label_fail;
-        rc = publisher_start(db);
-        if (rc != SOMBRA_OK) {
-                committer_stop(&db->committer);
-                goto label_fail;
-        }
-        rc = checkpointer_start(&db->checkpointer, graph_store(db->g));
-        if (rc != SOMBRA_OK) {
-                publisher_stop(db);
-                committer_stop(&db->committer);
-                goto label_fail;
-        }
+        /* The publisher and the checkpointer start when the writer first needs them. */
         if (pthread_create(&db->writer, NULL, writer_main, db) != 0) {
-                checkpointer_stop(&db->checkpointer);
-                publisher_stop(db);
                 committer_stop(&db->committer);
                 rc = SOMBRA_ENOMEM;
                 goto label_fail;

@@ -14,10 +14,12 @@
  *   committer  exactly one (sync/committer.c); fdatasyncs the WAL covering
  *              everything written so far and completes every request whose
  *              commit the sync covered.
- *   publisher  exactly one (writer.c); writes a full group's pages while
- *              the writer applies the next group.
- *   checkpointer exactly one (sync/checkpointer.c); makes the checkpoints
- *              the writer begins durable while the writer goes on.
+ *   publisher  at most one (writer.c), started at the first full group;
+ *              writes a full group's pages while the writer applies the
+ *              next group.
+ *   checkpointer at most one (sync/checkpointer.c), started at the first
+ *              background checkpoint; makes the checkpoints the writer
+ *              begins durable while the writer goes on.
  */
 #ifndef SOMBRA_ENGINE_H
 #define SOMBRA_ENGINE_H
@@ -257,9 +259,11 @@ void engine_complete(struct request *req, int status);
  */
 void engine_ack(struct sombra_db *db, struct request *req, int status, uint64_t now_ns);
 
-/* pool/writer.c: the writer thread, and the publisher's start and stop (after the writer's). */
+/*
+ * pool/writer.c: the writer thread, which starts the publisher when a group
+ * first needs it, and the publisher's stop (after the writer's).
+ */
 void *writer_main(void *arg);
-int publisher_start(struct sombra_db *db);
 void publisher_stop(struct sombra_db *db);
 
 #endif

@@ -299,6 +299,8 @@ publish_elsewhere(struct sombra_db *db, const struct store_publication *pub)
                pub->n <= pager_cache_pages(store_pager(graph_store(db->g))) / 4 && !rings_empty(db);
 }
 
+static bool publisher_ready(struct sombra_db *db);
+
 static void
 publisher_post(struct sombra_db *db, struct store_publication *pub)
 {
@@ -327,7 +329,7 @@ group_finish(struct sombra_db *db, int written)
 
         if (written == SOMBRA_OK && store_publish_begin(s, &pub) != SOMBRA_OK)
                 written = store_publish_or_fail(s); /* the older state stays settled */
-        if (pub != NULL && publish_elsewhere(db, pub)) {
+        if (pub != NULL && publish_elsewhere(db, pub) && publisher_ready(db)) {
                 publisher_post(db, pub);
         } else {
                 if (pub != NULL) {
@@ -370,13 +372,18 @@ publisher_main(void *arg)
         }
 }
 
-int
-publisher_start(struct sombra_db *db)
+/*
+ * Writer: whether the publisher runs, starting it at the first group that
+ * needs it (most databases never fill a group). When it cannot be started,
+ * the writer publishes the group itself.
+ */
+static bool
+publisher_ready(struct sombra_db *db)
 {
-        if (pthread_create(&db->publisher.thread, NULL, publisher_main, db) != 0)
-                return SOMBRA_ENOMEM;
-        db->publisher.started = true;
-        return SOMBRA_OK;
+        if (!db->publisher.started &&
+            pthread_create(&db->publisher.thread, NULL, publisher_main, db) == 0)
+                db->publisher.started = true;
+        return db->publisher.started;
 }
 
 /* Once the writer has stopped: the publisher finishes every job posted, then ends. */
@@ -405,8 +412,13 @@ checkpoint_step(struct sombra_db *db)
         struct store_ckpt *job;
 
         (void)store_checkpoint_settle(s, false);
-        if (store_checkpoint_begin(s, &job) == SOMBRA_OK && job != NULL)
+        if (store_checkpoint_begin(s, &job) != SOMBRA_OK || job == NULL)
+                return;
+        /* Started at the first checkpoint; without it, the writer makes this one durable itself. */
+        if (db->checkpointer.w.started || checkpointer_start(&db->checkpointer, s) == SOMBRA_OK)
                 checkpointer_post(&db->checkpointer, job);
+        else
+                store_checkpoint_write(s, job);
 }
 
 /* Takes from one connection's ring, freeing room for a producer that waits. */
