@@ -93,8 +93,17 @@ static const uint8_t meta_magic[8] = {'S', 'O', 'M', 'B', 'R', 'A', 'D', 'B'};
 #define OP_DEL          2u
 #define OP_HDR          8u
 #define PAYLOAD_STATE   40u
-#define NOTE_PUBLISHED  1u
-#define NOTE_LEN        152u
+/*
+ * A state's counters and roots as the meta page (at byte 56) and a note
+ * both carry them: next node | next edge | nodes | edges (8 each) | next
+ * name | number of trees (4 each) | roots.
+ */
+#define STATE_BLOCK (40u + 8u * STORE_TREES)
+/* A note (see the layout above): its kind, LSN and pages, the state, the file's identity. */
+#define NOTE_PUBLISHED 1u
+#define NOTE_STATE     24u
+#define NOTE_ID        (NOTE_STATE + STATE_BLOCK)
+#define NOTE_LEN       (NOTE_ID + 24u)
 
 /* Reader locks (see above): past any real file length, and far below off_t's end. */
 #define READER_LOCK_BASE (1ull << 62)
@@ -208,13 +217,7 @@ struct store {
 
 /* ---- meta pages ---- */
 
-/*
- * A state's counters and roots as the meta page and a note both carry them,
- * STATE_BLOCK bytes: next node | next edge | nodes | edges (8 each) | next
- * name | number of trees (4 each) | roots.
- */
-#define STATE_BLOCK (40u + 8u * STORE_TREES)
-
+/* Writes STATE_BLOCK bytes. */
 static void
 state_encode(const struct store_state *st, uint8_t *b)
 {
@@ -730,10 +733,10 @@ note_published(struct store *s, uint64_t npages)
         put_be32(b, NOTE_PUBLISHED);
         put_be64(b + 8, st->lsn);
         put_be64(b + 16, npages);
-        state_encode(st, b + 24);
-        put_be64(b + 128, s->identity.boot);
-        put_be64(b + 136, s->identity.dev);
-        put_be64(b + 144, s->identity.ino);
+        state_encode(st, b + NOTE_STATE);
+        put_be64(b + NOTE_ID, s->identity.boot);
+        put_be64(b + NOTE_ID + 8, s->identity.dev);
+        put_be64(b + NOTE_ID + 16, s->identity.ino);
         (void)wal_note(&s->wal, b, sizeof(b));
 }
 
@@ -1563,8 +1566,9 @@ note_usable(const struct note_scan *ns, const struct wal_record *r)
                 return false;
         lsn = get_be64(b + 8);
         return lsn > s->meta.ckpt_lsn && lsn <= ns->last_lsn &&
-               get_be64(b + 16) >= s->meta.npages && get_be64(b + 128) == s->identity.boot &&
-               get_be64(b + 136) == s->identity.dev && get_be64(b + 144) == s->identity.ino;
+               get_be64(b + 16) >= s->meta.npages && get_be64(b + NOTE_ID) == s->identity.boot &&
+               get_be64(b + NOTE_ID + 8) == s->identity.dev &&
+               get_be64(b + NOTE_ID + 16) == s->identity.ino;
 }
 
 /* Keeps the place of a commit; when the list is full, the older half goes, and a note with it. */
@@ -1626,7 +1630,7 @@ note_adopt(struct store *s, const uint8_t *b, bool *adopted)
         int rc;
 
         *adopted = false;
-        if (state_decode(&st, b + 24) != SOMBRA_OK ||
+        if (state_decode(&st, b + NOTE_STATE) != SOMBRA_OK ||
             pager_adopt_begin(s->pager, npages) != SOMBRA_OK)
                 return SOMBRA_OK; /* it changed nothing: the log is replayed */
         st.lsn = get_be64(b + 8);

@@ -415,7 +415,7 @@ checkpoint_step(struct sombra_db *db)
         if (store_checkpoint_begin(s, &job) != SOMBRA_OK || job == NULL)
                 return;
         /* Started at the first checkpoint; without it, the writer makes this one durable itself. */
-        if (db->checkpointer.w.started || checkpointer_start(&db->checkpointer, s) == SOMBRA_OK)
+        if (checkpointer_start(&db->checkpointer, s) == SOMBRA_OK)
                 checkpointer_post(&db->checkpointer, job);
         else
                 store_checkpoint_write(s, job);

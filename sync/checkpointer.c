@@ -30,6 +30,8 @@ checkpointer_main(void *arg)
 int
 checkpointer_start(struct checkpointer *c, struct store *s)
 {
+        if (c->w.started)
+                return SOMBRA_OK;
         c->store = s;
         c->job = NULL;
         return worker_start(&c->w, checkpointer_main, c);

@@ -25,8 +25,10 @@ struct checkpointer {
         struct store_ckpt *job; /* posted, not yet taken */
 };
 
-/* Starts the thread (the writer does, at its first checkpoint). SOMBRA_ENOMEM when it cannot be
- * created. */
+/*
+ * Starts the thread, unless it runs already (the writer calls it at each
+ * checkpoint it begins). SOMBRA_ENOMEM when it cannot be created.
+ */
 int checkpointer_start(struct checkpointer *c, struct store *s);
 /* Writes the job posted, if any, then joins the thread: after the writer has stopped. */
 void checkpointer_stop(struct checkpointer *c);
