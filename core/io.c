@@ -54,10 +54,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <linux/fs.h>
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
@@ -640,17 +642,19 @@ io_identity(const struct io_file *f, struct io_identity *out)
         char id[64];
         struct stat st;
         ssize_t n = -1;
-        int fd = open("/proc/sys/kernel/random/boot_id", O_RDONLY | O_CLOEXEC);
+        int gen, fd = open("/proc/sys/kernel/random/boot_id", O_RDONLY | O_CLOEXEC);
 
         if (fd >= 0) {
                 n = read(fd, id, sizeof(id));
                 close(fd);
         }
-        if (n <= 0 || f->priv != NULL || fstat(f->fd, &st) != 0)
+        if (n <= 0 || f->priv != NULL || fstat(f->fd, &st) != 0 ||
+            ioctl(f->fd, FS_IOC_GETVERSION, &gen) != 0)
                 return SOMBRA_EIO;
         out->boot = XXH3_64bits(id, (size_t)n);
         out->dev = (uint64_t)st.st_dev;
         out->ino = (uint64_t)st.st_ino;
+        out->gen = (uint32_t)gen;
         return SOMBRA_OK;
 }
 

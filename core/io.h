@@ -169,11 +169,15 @@ int io_size(struct io_file *f, uint64_t *size);
 
 /*
  * What names the data the page cache holds for this file in this boot of
- * the kernel: a hash of the kernel's boot id, and the file's device and
- * inode numbers. SOMBRA_EIO when the boot id cannot be read (no /proc).
+ * the kernel: a hash of the kernel's boot id, the file's device and inode
+ * numbers, and the inode's generation. The generation is what tells a file
+ * from the one that had its inode number before: ext4 gives a new file the
+ * number of the one just deleted, and a new random generation. SOMBRA_EIO
+ * when the boot id cannot be read (no /proc) or the file system keeps no
+ * generation (FS_IOC_GETVERSION: tmpfs, for one).
  */
 struct io_identity {
-        uint64_t boot, dev, ino;
+        uint64_t boot, dev, ino, gen;
 };
 int io_identity(const struct io_file *f, struct io_identity *out);
 

@@ -44,6 +44,7 @@
  *   128 8  boot (io_identity)
  *   136 8  device of the database file
  *   144 8  inode of the database file
+ *   152 8  the inode's generation
  *
  * Readers in other processes (a read-only open, cfg.read_only). Such a
  * store reads the newest checkpoint on file and replays the WAL after it,
@@ -103,7 +104,7 @@ static const uint8_t meta_magic[8] = {'S', 'O', 'M', 'B', 'R', 'A', 'D', 'B'};
 #define NOTE_PUBLISHED 1u
 #define NOTE_STATE     24u
 #define NOTE_ID        (NOTE_STATE + STATE_BLOCK)
-#define NOTE_LEN       (NOTE_ID + 24u)
+#define NOTE_LEN       (NOTE_ID + 32u)
 
 /* Reader locks (see above): past any real file length, and far below off_t's end. */
 #define READER_LOCK_BASE (1ull << 62)
@@ -737,6 +738,7 @@ note_published(struct store *s, uint64_t npages)
         put_be64(b + NOTE_ID, s->identity.boot);
         put_be64(b + NOTE_ID + 8, s->identity.dev);
         put_be64(b + NOTE_ID + 16, s->identity.ino);
+        put_be64(b + NOTE_ID + 24, s->identity.gen);
         (void)wal_note(&s->wal, b, sizeof(b));
 }
 
@@ -1568,7 +1570,8 @@ note_usable(const struct note_scan *ns, const struct wal_record *r)
         return lsn > s->meta.ckpt_lsn && lsn <= ns->last_lsn &&
                get_be64(b + 16) >= s->meta.npages && get_be64(b + NOTE_ID) == s->identity.boot &&
                get_be64(b + NOTE_ID + 8) == s->identity.dev &&
-               get_be64(b + NOTE_ID + 16) == s->identity.ino;
+               get_be64(b + NOTE_ID + 16) == s->identity.ino &&
+               get_be64(b + NOTE_ID + 24) == s->identity.gen;
 }
 
 /* Keeps the place of a commit; when the list is full, the older half goes, and a note with it. */
@@ -1601,10 +1604,10 @@ note_scan_record(void *arg, const struct wal_record *r)
         }
         /*
          * Any note past the checkpoint might be trusted by a later open (with
-         * an identity this one lacks, or a file given back its inode), so a
-         * replay onto its pages must void it.
+         * an identity this one lacks, or by a build that reads another note
+         * layout), so a replay onto its pages must void it.
          */
-        if (r->len == NOTE_LEN && get_be64(r->payload + 8) > ns->s->meta.ckpt_lsn)
+        if (r->len >= NOTE_STATE && get_be64(r->payload + 8) > ns->s->meta.ckpt_lsn)
                 ns->voidable = true;
         if (!note_usable(ns, r))
                 return SOMBRA_OK;
