@@ -46,6 +46,21 @@
  *   144 8  inode of the database file
  *   152 8  the inode's generation
  *
+ * WAL hint (hint_write): where recovery may start reading the log to find
+ * the last note, instead of reading all of it since the checkpoint (4 MiB
+ * of log took 1.5-2 ms of a 6-7 ms recovery). HINT_LEN bytes at HINT_AT of
+ * the database file, in page 0 but in a block of its own (page sizes from
+ * 8 KiB): a meta page written there clears it, and no write of it can tear
+ * the meta page's block.
+ *   0   8  magic "SOMBRHNT"
+ *   8   8  the WAL generation's salt
+ *   16  24 a note's place in the log: offset, chain, LSN (struct wal_pos)
+ *   40  8  XXH3-64 of bytes 0..40
+ * It is written, never synced, once the last note on file lies HINT_STRIDE
+ * bytes of log past the hinted one. It is only a hint: the note's place is
+ * checked against the chain like any record, and recovery reads the log
+ * from the checkpoint when it finds no usable note from there.
+ *
  * Readers in other processes (a read-only open, cfg.read_only). Such a
  * store reads the newest checkpoint on file and replays the WAL after it,
  * like recovery, but both files are in io.c's private mode: whatever the
@@ -105,6 +120,10 @@ static const uint8_t meta_magic[8] = {'S', 'O', 'M', 'B', 'R', 'A', 'D', 'B'};
 #define NOTE_STATE     24u
 #define NOTE_ID        (NOTE_STATE + STATE_BLOCK)
 #define NOTE_LEN       (NOTE_ID + 32u)
+/* The WAL hint (see above). */
+#define HINT_AT     4096u
+#define HINT_LEN    48u
+#define HINT_STRIDE ((uint64_t)256 << 10)
 
 /* Reader locks (see above): past any real file length, and far below off_t's end. */
 #define READER_LOCK_BASE (1ull << 62)
@@ -213,6 +232,10 @@ struct store {
         bool older_meta;  /* at open: the other meta slot continues the same WAL generation */
         /* The file as the page cache knows it (io_identity); boot 0: notes are not written. */
         struct io_identity identity;
+        /* Writer only: the last note's place (if `noted`), the hinted one's and its generation. */
+        struct wal_pos note_at, hinted;
+        bool noted;
+        uint64_t hinted_salt;
         uint64_t backup_id; /* the database id a copy's meta page gets */
 };
 
@@ -715,6 +738,63 @@ snapshots_reclaim(struct store *s)
         pager_reclaim(s->pager, oldest);
 }
 
+static const uint8_t hint_magic[8] = {'S', 'O', 'M', 'B', 'R', 'H', 'N', 'T'};
+
+/* Points the WAL hint at `at`, a note on file; a failure changes nothing but recovery's speed. */
+static void
+hint_write(struct store *s, const struct wal_pos *at)
+{
+        uint8_t b[HINT_LEN];
+
+        memcpy(b, hint_magic, sizeof(hint_magic));
+        put_be64(b + 8, s->wal.salt);
+        put_be64(b + 16, at->off);
+        put_be64(b + 24, at->chain);
+        put_be64(b + 32, at->lsn);
+        put_be64(b + 40, XXH3_64bits(b, 40));
+        if (io_write(&s->file, b, sizeof(b), HINT_AT) == SOMBRA_OK) {
+                s->hinted = *at;
+                s->hinted_salt = s->wal.salt;
+        }
+}
+
+/*
+ * A place in the log from the WAL hint, for recover_from_note: *found when
+ * there is one past `from`. A read error is returned, as anywhere in open.
+ */
+static int
+hint_read(struct store *s, const struct wal_pos *from, struct wal_pos *out, bool *found)
+{
+        uint8_t b[HINT_LEN];
+        int rc;
+
+        *found = false;
+        if (s->meta.page_size < 2 * HINT_AT)
+                return SOMBRA_OK;
+        rc = io_read(&s->file, b, sizeof(b), HINT_AT);
+        if (rc != SOMBRA_OK || memcmp(b, hint_magic, sizeof(hint_magic)) != 0 ||
+            get_be64(b + 40) != XXH3_64bits(b, 40) || get_be64(b + 8) != s->wal.salt)
+                return rc;
+        *out = (struct wal_pos){get_be64(b + 16), get_be64(b + 24), get_be64(b + 32)};
+        *found = out->off > from->off && out->lsn >= from->lsn;
+        return SOMBRA_OK;
+}
+
+/*
+ * The hint moves to the last note the log holds, once that lies HINT_STRIDE
+ * past the hinted one: a write every so much log, not every group, and a
+ * recovery that reads at most about that much before its note.
+ */
+static void
+hint_follow(struct store *s)
+{
+        uint64_t since = s->hinted_salt == s->wal.salt ? s->hinted.off : WAL_HDR;
+
+        if (s->meta.page_size >= 2 * HINT_AT && s->noted && s->wal.end > s->note_at.off &&
+            s->note_at.off >= since + HINT_STRIDE)
+                hint_write(s, &s->note_at);
+}
+
 /*
  * Notes in the WAL that the file now holds the newest published state, with
  * `npages` pages, so that recovery after a crash of the process alone can
@@ -727,6 +807,7 @@ note_published(struct store *s, uint64_t npages)
 {
         const struct store_state *st = &s->published->st;
         uint8_t b[NOTE_LEN] = {0};
+        struct wal_pos at;
 
         /* A failed store may have voided the notes (checkpoint_failed): none may follow. */
         if (s->identity.boot == 0 || store_failure(s) != SOMBRA_OK)
@@ -739,7 +820,10 @@ note_published(struct store *s, uint64_t npages)
         put_be64(b + NOTE_ID + 8, s->identity.dev);
         put_be64(b + NOTE_ID + 16, s->identity.ino);
         put_be64(b + NOTE_ID + 24, s->identity.gen);
-        (void)wal_note(&s->wal, b, sizeof(b));
+        hint_follow(s); /* to the note before this one: on file by now, if it went out */
+        s->noted = wal_note(&s->wal, b, sizeof(b), &at) == SOMBRA_OK;
+        if (s->noted)
+                s->note_at = at;
 }
 
 /* Readers get the publication's state; `published` is only ever set here and at close. */
@@ -1659,6 +1743,22 @@ note_adopt(struct store *s, const uint8_t *b, bool *adopted)
         return SOMBRA_OK;
 }
 
+/* Reads the log from `at` (NULL: its start) for the last usable note; counts what it read. */
+static int
+note_scan(struct store *s, const struct wal_pos *at, struct note_scan *ns, uint64_t *applied)
+{
+        uint64_t first = at != NULL ? at->lsn : s->wal.base_lsn;
+        int rc;
+
+        ns->found = ns->voidable = false;
+        ns->ntail = 0;
+        ns->last_lsn = first > 0 ? first - 1 : 0;
+        rc = wal_replay(&s->wal, at, s->meta.ckpt_lsn, note_scan_record, ns, applied);
+        if (rc == SOMBRA_OK)
+                s->st.scanned += s->wal.end - (at != NULL ? at->off : WAL_HDR);
+        return rc;
+}
+
 /*
  * Recovery after a crash of the process alone: the last state noted in the
  * log (note_published) is taken over from the file as it stands, and only
@@ -1670,14 +1770,30 @@ static int
 recover_from_note(struct store *s, const struct wal_pos *from, uint64_t *applied, bool *adopted)
 {
         struct note_scan ns = {.s = s, .tail = malloc(NOTE_TAIL * sizeof(*ns.tail))};
-        struct wal_pos rest;
-        int rc = ns.tail == NULL
-                     ? SOMBRA_ENOMEM
-                     : wal_replay(&s->wal, from, s->meta.ckpt_lsn, note_scan_record, &ns, applied);
+        struct wal_pos start = {WAL_HDR, 0, s->wal.base_lsn}, hinted, rest;
+        int rc = ns.tail == NULL ? SOMBRA_ENOMEM : SOMBRA_OK;
+        bool hint = false, refused;
 
         *adopted = false;
-        if (rc == SOMBRA_OK && ns.found)
-                rc = note_adopt(s, ns.note, adopted);
+        if (rc == SOMBRA_OK)
+                rc = hint_read(s, from != NULL ? from : &start, &hinted, &hint);
+        /* From the WAL hint first: the log before it is then never read. */
+        if (rc == SOMBRA_OK && hint) {
+                rc = note_scan(s, &hinted, &ns, applied);
+                if (rc == SOMBRA_OK && ns.found)
+                        rc = note_adopt(s, ns.note, adopted);
+        }
+        /*
+         * Else from the checkpoint, which also finds where the log ends and
+         * what a full replay must void. A note refused from the hint would
+         * be found again: the last usable one is the same from either place.
+         */
+        refused = ns.found;
+        if (rc == SOMBRA_OK && !*adopted) {
+                rc = note_scan(s, from, &ns, applied);
+                if (rc == SOMBRA_OK && ns.found && !refused)
+                        rc = note_adopt(s, ns.note, adopted);
+        }
         wal_position(&s->wal, &rest); /* after the last intact record */
         if (rc == SOMBRA_OK && *adopted)
                 rc = wal_replay(&s->wal, ns.ntail > 0 ? &ns.tail[0] : &rest, s->committed.lsn,

@@ -44,6 +44,7 @@ struct store_state {
 struct store_stats {
         uint64_t commits, rollbacks, checkpoints, replayed;
         uint64_t adopted; /* at open: the LSN of the state taken over from the file (0: none) */
+        uint64_t scanned; /* at open: log bytes read looking for the last note (recovery) */
         uint64_t checkpoint_ns, checkpoint_max_ns; /* time spent in checkpoints: total, longest */
         uint64_t publish_failures; /* write-backs that failed; readers stayed on an older state */
         uint64_t group_redos;      /* rollbacks in a group that applied its commits again */

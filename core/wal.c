@@ -401,12 +401,14 @@ wal_append(struct wal *w, uint8_t *rec, size_t len, uint64_t *lsn)
 #define WAL_NOTE_MAX 512u
 
 int
-wal_note(struct wal *w, const void *payload, size_t len)
+wal_note(struct wal *w, const void *payload, size_t len, struct wal_pos *at)
 {
         uint8_t rec[WAL_REC_HDR + WAL_NOTE_MAX];
 
         if (w->version < WAL_VERSION || len > WAL_NOTE_MAX)
                 return SOMBRA_EINVAL;
+        *at =
+            (struct wal_pos){.off = w->end + w->pending.len, .chain = w->chain, .lsn = w->next_lsn};
         memcpy(rec + WAL_REC_HDR, payload, len);
         return pending_add(w, rec, WAL_REC_HDR + len, WAL_REC_NOTE);
 }

@@ -164,12 +164,13 @@ int wal_replay(struct wal *w, const struct wal_pos *from, uint64_t after,
 
 /*
  * Appends a note: a record that is not a commit and takes no LSN, for
- * recovery to read (wal_replay). Pending until wal_flush, like a commit.
- * SOMBRA_EINVAL when the log on file is of a version older than notes (a
- * library of that version would take the note for the end of the log), and
- * as wal_append otherwise.
+ * recovery to read (wal_replay). Pending until wal_flush, like a commit;
+ * *at gets its place, from which wal_replay can read the log (written once
+ * `end` is past at->off). SOMBRA_EINVAL when the log on file is of a version
+ * older than notes (a library of that version would take the note for the
+ * end of the log), and as wal_append otherwise.
  */
-int wal_note(struct wal *w, const void *payload, size_t len);
+int wal_note(struct wal *w, const void *payload, size_t len, struct wal_pos *at);
 
 /*
  * Calls fn(arg, payload, len) for each commit appended since the last

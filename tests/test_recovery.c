@@ -22,6 +22,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <xxhash.h>
+
 #include "graph.h"
 #include "store.h"
 #include "support.h"
@@ -59,14 +61,14 @@ commit_txn(struct graph *g, int64_t k)
 
 /* The child: commits from `first` on until killed, reporting each commit. */
 static void
-writer_child(int fd, enum sombra_sync_mode mode, int64_t first)
+writer_child(int fd, enum sombra_sync_mode mode, uint32_t threshold, int64_t first)
 {
         struct sombra_config cfg;
         struct graph *g;
 
         sombra_config_production(&cfg);
         cfg.sync_mode = mode;
-        cfg.checkpoint_threshold = 256u << 10; /* checkpoints happen during the run too */
+        cfg.checkpoint_threshold = threshold;
         if (graph_open(support_path(DB_NAME), &cfg, NULL, &g) != SOMBRA_OK)
                 _exit(2);
         for (int64_t k = first;; k++) {
@@ -77,9 +79,12 @@ writer_child(int fd, enum sombra_sync_mode mode, int64_t first)
         }
 }
 
-/* Runs a child from `first`, kills it after `acks` reports; returns the highest one reported. */
+/*
+ * Runs a child from `first` with a checkpoint every `threshold` bytes of log,
+ * kills it after `acks` reports; returns the highest one reported.
+ */
 static int64_t
-run_and_kill(enum sombra_sync_mode mode, int64_t first, int acks)
+run_and_kill_at(enum sombra_sync_mode mode, uint32_t threshold, int64_t first, int acks)
 {
         int fds[2], status;
         int64_t k, last = first - 1;
@@ -90,7 +95,7 @@ run_and_kill(enum sombra_sync_mode mode, int64_t first, int acks)
         cr_assert_geq(pid, 0);
         if (pid == 0) {
                 close(fds[0]);
-                writer_child(fds[1], mode, first);
+                writer_child(fds[1], mode, threshold, first);
         }
         close(fds[1]);
         for (int i = 0; i < acks && read(fds[0], &k, sizeof(k)) == (ssize_t)sizeof(k); i++)
@@ -102,6 +107,13 @@ run_and_kill(enum sombra_sync_mode mode, int64_t first, int acks)
         cr_assert_eq(waitpid(pid, &status, 0), pid);
         cr_assert(WIFSIGNALED(status), "the writer died on its own (status %d)", status);
         return last;
+}
+
+/* run_and_kill_at with checkpoints during the run too. */
+static int64_t
+run_and_kill(enum sombra_sync_mode mode, int64_t first, int acks)
+{
+        return run_and_kill_at(mode, 256u << 10, first, acks);
 }
 
 static struct graph *
@@ -346,6 +358,59 @@ lose_pages_after(uint64_t ckpt)
                         support_write_at(DB_NAME, pgno * ps, zero, ps);
         }
         free(zero);
+}
+
+/*
+ * A log longer than the hint's stride (store.c, "WAL hint"): recovery reads
+ * it from the hinted note on, not from the checkpoint, and takes over the
+ * same state as a reading of the whole log would.
+ */
+#define LONG_LOG_ACKS 4000 /* commits of a few hundred bytes: over 1 MiB of log */
+
+Test(recovery, a_long_log_is_read_from_the_hint_on)
+{
+        struct graph *g;
+        struct store_stats st;
+        int64_t acked, top;
+        bool prefix;
+
+        make_hub();
+        acked = run_and_kill_at(SOMBRA_SYNC_NORMAL, 64u << 20, 1, LONG_LOG_ACKS);
+        g = open_checked();
+        st = recovery_stats(g);
+        cr_assert_gt(st.adopted, 0, "the whole log was replayed");
+        cr_assert_geq(st.wal_size, 1u << 20, "the log is too short to test the hint");
+        cr_assert_lt(st.scanned, st.wal_size / 2, "%" PRIu64 " of %" PRIu64 " bytes read",
+                     st.scanned, st.wal_size);
+        cr_assert_eq(present_txns(g, acked, &top, &prefix), top);
+        cr_assert(prefix && top >= acked);
+        cr_assert_eq(graph_close(g), SOMBRA_OK);
+}
+
+/* A hint that names no record (its offset moved, its checksum made again) is passed over. */
+Test(recovery, a_hint_that_names_no_record_is_passed_over)
+{
+        struct graph *g;
+        struct store_stats st;
+        uint8_t h[48];
+        int64_t acked, top;
+        bool prefix;
+
+        make_hub();
+        acked = run_and_kill_at(SOMBRA_SYNC_NORMAL, 64u << 20, 1, LONG_LOG_ACKS);
+        support_read_at(DB_NAME, 4096, h, sizeof(h));
+        cr_assert(memcmp(h, "SOMBRHNT", 8) == 0, "no hint where store.c puts it");
+        put_be64(h + 16, get_be64(h + 16) + 8);
+        put_be64(h + 40, XXH3_64bits(h, 40));
+        support_write_at(DB_NAME, 4096, h, sizeof(h));
+        g = open_checked();
+        st = recovery_stats(g);
+        cr_assert_gt(st.adopted, 0, "the note was not found from the checkpoint");
+        cr_assert_geq(st.scanned, st.wal_size - 4096, "%" PRIu64 " of %" PRIu64 " bytes read",
+                      st.scanned, st.wal_size);
+        cr_assert_eq(present_txns(g, acked, &top, &prefix), top);
+        cr_assert(prefix && top >= acked);
+        cr_assert_eq(graph_close(g), SOMBRA_OK);
 }
 
 /*

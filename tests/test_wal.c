@@ -697,15 +697,17 @@ Test(wal, a_restart_record_keeps_old_records_out_even_after_an_identical_retry)
         wal_close(&w);
 }
 
-/* The note of a state: its LSN and a marker, as store.c's notes carry more. */
-static void
+/* The note of a state: its LSN and a marker, as store.c's notes carry more. Its place. */
+static struct wal_pos
 note(struct wal *w, uint64_t state)
 {
+        struct wal_pos at;
         uint8_t b[16];
 
         memset(b, 0xab, sizeof(b));
         memcpy(b, &state, sizeof(state));
-        cr_assert(eq(int, wal_note(w, b, sizeof(b)), SOMBRA_OK));
+        cr_assert(eq(int, wal_note(w, b, sizeof(b), &at), SOMBRA_OK));
+        return at;
 }
 
 Test(wal, notes_take_no_lsn_and_come_back_in_their_place_between_commits)
@@ -728,6 +730,37 @@ Test(wal, notes_take_no_lsn_and_come_back_in_their_place_between_commits)
         cr_assert(eq(u64, append(&w, 3), 3), "appending goes on after the last note");
         wal_close(&w);
         expect_replay(&w, "wal", 0, 1, 3, 1);
+        wal_close(&w);
+}
+
+/* A note's place is a place to read from: the note, then what follows it; a wrong chain ends there.
+ */
+Test(wal, a_replay_from_a_notes_place_reads_the_note_and_what_follows)
+{
+        struct wal w;
+        struct wal_pos at, wrong;
+        struct seen seen = {0};
+        uint64_t applied;
+
+        start_log(&w, "wal", 1, NULL);
+        cr_assert(eq(u64, append(&w, 1), 1));
+        at = note(&w, 1);
+        cr_assert(eq(u64, append(&w, 2), 2));
+        cr_assert(eq(int, wal_flush(&w), SOMBRA_OK));
+        cr_assert(eq(u64, at.lsn, 2), "the note carries the LSN of the commit after it");
+        wal_close(&w);
+        open_log(&w, "wal", NULL);
+        cr_assert(eq(int, wal_replay(&w, &at, 0, collect, &seen, &applied), SOMBRA_OK));
+        cr_assert(eq(sz, seen.notes, 1));
+        expect_ids(&seen, 2, 2, 2);
+        cr_assert(eq(u64, append(&w, 3), 3), "appending goes on after the end found");
+        wal_close(&w);
+        wrong = at;
+        wrong.chain ^= 1;
+        memset(&seen, 0, sizeof(seen));
+        open_log(&w, "wal", NULL);
+        cr_assert(eq(int, wal_replay(&w, &wrong, 0, collect, &seen, &applied), SOMBRA_OK));
+        cr_assert(eq(sz, seen.n + seen.notes, 0), "a record was taken with the wrong chain");
         wal_close(&w);
 }
 
@@ -788,6 +821,7 @@ Test(wal, a_note_pending_at_a_restart_or_a_reset_goes_and_leaves_the_chain_whole
 Test(wal, a_version_2_log_is_read_and_gets_no_notes)
 {
         struct wal w;
+        struct wal_pos at;
         uint8_t h[WAL_HDR];
 
         write_log("wal", 2);
@@ -796,7 +830,7 @@ Test(wal, a_version_2_log_is_read_and_gets_no_notes)
         put_be64(h + 48, XXH3_64bits(h, 48));
         support_write_at("wal", 0, h, sizeof(h));
         expect_replay(&w, "wal", 0, 1, 2, 1);
-        cr_assert(eq(int, wal_note(&w, h, 16), SOMBRA_EINVAL));
+        cr_assert(eq(int, wal_note(&w, h, 16, &at), SOMBRA_EINVAL));
         cr_assert(eq(u64, append(&w, 3), 3), "commits still go in");
         wal_close(&w);
         expect_replay(&w, "wal", 0, 1, 3, 1);
