@@ -774,7 +774,9 @@ run_on_writer(struct sombra_db *db, int (*fn)(struct graph_reader *r, void *arg)
         int rc;
 
         pthread_mutex_lock(&c->lock);
-        rc = run_request(c, &req);
+        rc = engine_conn_ready(c) ? SOMBRA_OK : engine_conn_prepare(db, c);
+        if (rc == SOMBRA_OK)
+                rc = run_request(c, &req);
         pthread_mutex_unlock(&c->lock);
         return rc;
 }

@@ -122,25 +122,31 @@ config_check(const struct sombra_config *cfg)
         return SOMBRA_OK;
 }
 
+static void
+conn_init(struct sombra_db *db, struct sombra_conn *c)
+{
+        c->db = db;
+        pthread_mutex_init(&c->lock, NULL);
+}
+
 /*
  * Makes a connection: its lock, ring and snapshot reader, at its first
- * acquire (or at open for the engine's own). Most programs use a few of the
- * pool's connections, and making all of them at open took 3.8 ms of a
- * process's first open with 128 of them, mostly first touches of fresh
- * memory. Only the thread holding the connection calls it; `ready` then
- * publishes the ring to the writer and to sombra_metrics, which look only
- * at rings that are ready. Asynchronous slots wait longer still, for the
- * first asynchronous submission.
+ * acquire (or, for the engine's own, its first use: run_on_writer). Most
+ * programs use a few of the pool's connections, and making all of them at
+ * open took 3.8 ms of a process's first open with 128 of them, mostly first
+ * touches of fresh memory. Only the thread holding the connection calls it
+ * (the engine's own: under its lock); `ready` then publishes the ring to
+ * the writer and to sombra_metrics, which look only at rings that are
+ * ready. Asynchronous slots wait longer still, for the first asynchronous
+ * submission.
  */
-static int
-conn_prepare(struct sombra_db *db, struct sombra_conn *c)
+int
+engine_conn_prepare(struct sombra_db *db, struct sombra_conn *c)
 {
         int rc = SOMBRA_OK;
 
-        if (c->db == NULL) {
-                c->db = db;
-                pthread_mutex_init(&c->lock, NULL);
-        }
+        if (c->db == NULL)
+                conn_init(db, c);
         if (c->ring.slots == NULL)
                 rc = ring_init(&c->ring, db->cfg.ring_capacity);
         if (rc == SOMBRA_OK && c->reader == NULL)
@@ -221,10 +227,8 @@ engine_open(const char *path, const struct sombra_config *config, struct io_faul
                 rc = SOMBRA_ENOMEM;
                 goto label_fail;
         }
-        rc = conn_prepare(db, engine_conn(db));
-        if (rc == SOMBRA_OK)
-                rc = committer_start(&db->committer, graph_store(db->g), &db->cfg,
-                                     complete_from_committer);
+        conn_init(db, engine_conn(db)); /* its lock now: run_on_writer prepares it under it */
+        rc = committer_start(&db->committer, graph_store(db->g), &db->cfg, complete_from_committer);
         if (rc != SOMBRA_OK)
                 goto label_fail;
         /* The publisher and the checkpointer start when the writer first needs them. */
@@ -342,8 +346,9 @@ sombra_conn_acquire_timeout(sombra_db *db, uint32_t timeout_ms, sombra_conn **ou
                 for (uint32_t i = 0; i < db->nconns; i++) {
                         if (!conn_claim(&db->conns[i]))
                                 continue;
-                        rc = engine_conn_ready(&db->conns[i]) ? SOMBRA_OK
-                                                              : conn_prepare(db, &db->conns[i]);
+                        rc = engine_conn_ready(&db->conns[i])
+                                 ? SOMBRA_OK
+                                 : engine_conn_prepare(db, &db->conns[i]);
                         if (rc != SOMBRA_OK) { /* back to the pool, for anyone waiting */
                                 __atomic_store_n(&db->conns[i].in_use, 0, __ATOMIC_RELEASE);
                                 __atomic_add_fetch(&db->pool_seq, 1, __ATOMIC_RELEASE);

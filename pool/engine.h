@@ -220,6 +220,8 @@ int engine_submit(struct sombra_conn *c, struct request *req, bool wait_for_room
 struct sombra_conn *engine_conn(struct sombra_db *db);
 /* Whether c's ring and reader exist yet (made at its first acquire): only then may others look. */
 bool engine_conn_ready(struct sombra_conn *c);
+/* Makes c's ring and reader; by the thread holding c (the engine's own: under its lock). */
+int engine_conn_prepare(struct sombra_db *db, struct sombra_conn *c);
 /*
  * pool/engine.c: a db-level call begins (engine_enter) and ends
  * (engine_leave); sombra_close refuses with SOMBRA_EBUSY while any is in
