@@ -151,7 +151,9 @@ struct sombra_db {
         uint32_t nconns;
         uint32_t pool_seq; /* futex word: bumped on every release */
 
-        pthread_t writer;
+        pthread_t writer;        /* once writer_started (engine_writer_start) */
+        uint32_t writer_started; /* release store under start_lock, acquire loads */
+        pthread_mutex_t start_lock;
         uint32_t writer_seq;      /* futex word: bumped after every push */
         uint32_t writer_sleeping; /* the writer is (about to be) asleep */
         uint32_t acquired;        /* connections handed out: 1 means a caller works alone */
