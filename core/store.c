@@ -232,11 +232,10 @@ struct store {
         bool older_meta;  /* at open: the other meta slot continues the same WAL generation */
         /* The file as the page cache knows it (io_identity); boot 0: notes are not written. */
         struct io_identity identity;
-        /* Writer only: the last note's place (if `noted`), the hinted one's and its generation. */
+        /* Writer only: the last note's place and the hinted one's, with their generations. */
         struct wal_pos note_at, hinted;
-        bool noted;
-        uint64_t hinted_salt;
-        uint64_t backup_id; /* the database id a copy's meta page gets */
+        uint64_t note_salt, hinted_salt; /* 0: none */
+        uint64_t backup_id;              /* the database id a copy's meta page gets */
 };
 
 /* ---- meta pages ---- */
@@ -790,8 +789,8 @@ hint_follow(struct store *s)
 {
         uint64_t since = s->hinted_salt == s->wal.salt ? s->hinted.off : WAL_HDR;
 
-        if (s->meta.page_size >= 2 * HINT_AT && s->noted && s->wal.end > s->note_at.off &&
-            s->note_at.off >= since + HINT_STRIDE)
+        if (s->meta.page_size >= 2 * HINT_AT && s->note_salt == s->wal.salt &&
+            s->wal.end > s->note_at.off && s->note_at.off >= since + HINT_STRIDE)
                 hint_write(s, &s->note_at);
 }
 
@@ -821,9 +820,10 @@ note_published(struct store *s, uint64_t npages)
         put_be64(b + NOTE_ID + 16, s->identity.ino);
         put_be64(b + NOTE_ID + 24, s->identity.gen);
         hint_follow(s); /* to the note before this one: on file by now, if it went out */
-        s->noted = wal_note(&s->wal, b, sizeof(b), &at) == SOMBRA_OK;
-        if (s->noted)
+        if (wal_note(&s->wal, b, sizeof(b), &at) == SOMBRA_OK) {
                 s->note_at = at;
+                s->note_salt = s->wal.salt;
+        }
 }
 
 /* Readers get the publication's state; `published` is only ever set here and at close. */
