@@ -55,6 +55,7 @@
 #include <fcntl.h>
 #include <libgen.h>
 #include <linux/fs.h>
+#include <linux/magic.h>
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,6 +64,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include "sombra.h"
@@ -641,20 +643,25 @@ io_identity(const struct io_file *f, struct io_identity *out)
 {
         char id[64];
         struct stat st;
+        struct statfs fs;
+        uint64_t file[2];
         ssize_t n = -1;
-        int gen, fd = open("/proc/sys/kernel/random/boot_id", O_RDONLY | O_CLOEXEC);
+        int gen = 0, fd = open("/proc/sys/kernel/random/boot_id", O_RDONLY | O_CLOEXEC);
 
         if (fd >= 0) {
                 n = read(fd, id, sizeof(id));
                 close(fd);
         }
-        if (n <= 0 || f->priv != NULL || fstat(f->fd, &st) != 0 ||
-            ioctl(f->fd, FS_IOC_GETVERSION, &gen) != 0)
+        if (n <= 0 || f->priv != NULL || fstat(f->fd, &st) != 0)
                 return SOMBRA_EIO;
+        if (ioctl(f->fd, FS_IOC_GETVERSION, &gen) != 0 &&
+            (fstatfs(f->fd, &fs) != 0 || fs.f_type != TMPFS_MAGIC))
+                return SOMBRA_EIO;
+        file[0] = (uint64_t)st.st_ino;
+        file[1] = (uint32_t)gen;
         out->boot = XXH3_64bits(id, (size_t)n);
         out->dev = (uint64_t)st.st_dev;
-        out->ino = (uint64_t)st.st_ino;
-        out->gen = (uint32_t)gen;
+        out->file = XXH3_64bits(file, sizeof(file));
         return SOMBRA_OK;
 }
 

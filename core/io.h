@@ -169,15 +169,16 @@ int io_size(struct io_file *f, uint64_t *size);
 
 /*
  * What names the data the page cache holds for this file in this boot of
- * the kernel: a hash of the kernel's boot id, the file's device and inode
- * numbers, and the inode's generation. The generation is what tells a file
- * from the one that had its inode number before: ext4 gives a new file the
- * number of the one just deleted, and a new random generation. SOMBRA_EIO
- * when the boot id cannot be read (no /proc) or the file system keeps no
- * generation (FS_IOC_GETVERSION: tmpfs, for one).
+ * the kernel: a hash of the kernel's boot id, the file's device number, and
+ * a hash of its inode number and the inode's generation. The generation is
+ * what tells a file from the one that had its number before: ext4 gives a
+ * new file the number of the one just deleted, with a new random
+ * generation. tmpfs keeps no generation but does not hand numbers out
+ * again. SOMBRA_EIO when the boot id cannot be read (no /proc), or on any
+ * other file system without generations (FS_IOC_GETVERSION).
  */
 struct io_identity {
-        uint64_t boot, dev, ino, gen;
+        uint64_t boot, dev, file;
 };
 int io_identity(const struct io_file *f, struct io_identity *out);
 

@@ -43,8 +43,7 @@
  *   24  104 the state: bytes 56..160 of the meta page
  *   128 8  boot (io_identity)
  *   136 8  device of the database file
- *   144 8  inode of the database file
- *   152 8  the inode's generation
+ *   144 8  the database file: a hash of its inode number and generation
  *
  * WAL hint (hint_write): where recovery may start reading the log to find
  * the last note, instead of reading all of it since the checkpoint (4 MiB
@@ -119,7 +118,7 @@ static const uint8_t meta_magic[8] = {'S', 'O', 'M', 'B', 'R', 'A', 'D', 'B'};
 #define NOTE_PUBLISHED 1u
 #define NOTE_STATE     24u
 #define NOTE_ID        (NOTE_STATE + STATE_BLOCK)
-#define NOTE_LEN       (NOTE_ID + 32u)
+#define NOTE_LEN       (NOTE_ID + 24u)
 /* The WAL hint (see above). */
 #define HINT_AT     4096u
 #define HINT_LEN    48u
@@ -817,8 +816,7 @@ note_published(struct store *s, uint64_t npages)
         state_encode(st, b + NOTE_STATE);
         put_be64(b + NOTE_ID, s->identity.boot);
         put_be64(b + NOTE_ID + 8, s->identity.dev);
-        put_be64(b + NOTE_ID + 16, s->identity.ino);
-        put_be64(b + NOTE_ID + 24, s->identity.gen);
+        put_be64(b + NOTE_ID + 16, s->identity.file);
         hint_follow(s); /* to the note before this one: on file by now, if it went out */
         if (wal_note(&s->wal, b, sizeof(b), &at) == SOMBRA_OK) {
                 s->note_at = at;
@@ -1654,8 +1652,7 @@ note_usable(const struct note_scan *ns, const struct wal_record *r)
         return lsn > s->meta.ckpt_lsn && lsn <= ns->last_lsn &&
                get_be64(b + 16) >= s->meta.npages && get_be64(b + NOTE_ID) == s->identity.boot &&
                get_be64(b + NOTE_ID + 8) == s->identity.dev &&
-               get_be64(b + NOTE_ID + 16) == s->identity.ino &&
-               get_be64(b + NOTE_ID + 24) == s->identity.gen;
+               get_be64(b + NOTE_ID + 16) == s->identity.file;
 }
 
 /* Keeps the place of a commit; when the list is full, the older half goes, and a note with it. */

@@ -471,6 +471,7 @@ inode_of(const char *name)
  */
 Test(recovery, a_copy_put_back_under_the_old_inode_number_is_replayed_not_taken_over)
 {
+        bool back = false;
         uint64_t ino;
         int64_t acked;
 
@@ -481,17 +482,21 @@ Test(recovery, a_copy_put_back_under_the_old_inode_number_is_replayed_not_taken_
         support_copy_file(WAL_NAME, "copy.sombra-wal");
         support_remove(DB_NAME);
         support_remove(WAL_NAME);
-        /* Files that take other numbers first are kept, so that they stay taken. */
+        /*
+         * Files that take other numbers first are kept, so that they stay
+         * taken; another test running beside this one may take it for good.
+         */
         for (int k = 0; k < 8; k++) {
                 char db[256], spare[272];
                 support_copy_file("copy.sombra", DB_NAME);
-                if (inode_of(DB_NAME) == ino)
+                back = inode_of(DB_NAME) == ino;
+                if (back)
                         break;
                 snprintf(db, sizeof(db), "%s", support_path(DB_NAME));
                 snprintf(spare, sizeof(spare), "%s.spare%d", db, k);
                 cr_assert_eq(rename(db, spare), 0);
         }
-        if (inode_of(DB_NAME) != ino)
+        if (!back)
                 cr_skip_test("this file system did not give the inode number back");
         support_copy_file("copy.sombra-wal", WAL_NAME);
         expect_replayed_all(open_checked(), acked);
