@@ -4,9 +4,14 @@
  * snapshot reads, group commit, back-pressure, timeouts and misuse.
  */
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "graph.h"
 #include "store.h"
@@ -871,4 +876,72 @@ Test(engine, background_checkpoints_leave_the_log_and_bound_what_a_crash_replays
         cr_assert_eq(n, made);
         cr_assert_eq(graph_close(g), SOMBRA_OK);
         expect_verified_file(made, 0);
+}
+
+/* Threads of this process now. */
+static int
+count_threads(void)
+{
+        struct dirent *e;
+        DIR *d = opendir("/proc/self/task");
+        int n = 0;
+
+        cr_assert(d != NULL);
+        while ((e = readdir(d)) != NULL)
+                n += e->d_name[0] != '.';
+        closedir(d);
+        return n;
+}
+
+/* The signals a thread blocks, from /proc (the SigBlk line); false when it is gone. */
+static bool
+blocked_signals(const char *tid, unsigned long long *mask)
+{
+        char path[320], line[128];
+        bool found = false;
+        FILE *f;
+
+        snprintf(path, sizeof(path), "/proc/self/task/%s/status", tid);
+        f = fopen(path, "r");
+        if (f == NULL)
+                return false;
+        while (!found && fgets(line, sizeof(line), f) != NULL)
+                found = sscanf(line, "SigBlk: %llx", mask) == 1;
+        fclose(f);
+        return found;
+}
+
+/*
+ * The engine's threads start at the first write, with the program's signals
+ * blocked, whatever the writing thread blocks: a handler must not run on
+ * them (and cut a sync short with EINTR).
+ */
+Test(engine, threads_start_at_the_first_write_with_every_signal_blocked)
+{
+        const unsigned long long wanted = 1ull << (SIGINT - 1) | 1ull << (SIGTERM - 1) |
+                                          1ull << (SIGUSR1 - 1) | 1ull << (SIGALRM - 1);
+        char self[32];
+        int others = 0, before = count_threads();
+        sombra_conn *c;
+        struct dirent *e;
+        DIR *d;
+
+        open_with(NULL);
+        c = acquire();
+        cr_assert_eq(count_threads(), before, "threads started at open");
+        make_node(c, "A");
+        snprintf(self, sizeof(self), "%ld", (long)syscall(SYS_gettid));
+        d = opendir("/proc/self/task");
+        cr_assert(d != NULL);
+        while ((e = readdir(d)) != NULL) {
+                unsigned long long mask;
+                if (e->d_name[0] == '.' || strcmp(e->d_name, self) == 0 ||
+                    !blocked_signals(e->d_name, &mask))
+                        continue;
+                others++;
+                cr_assert_eq(mask & wanted, wanted, "thread %s blocks only %llx", e->d_name, mask);
+        }
+        closedir(d);
+        cr_assert_geq(others, 2, "the writer and the committer are not running");
+        cr_assert_eq(sombra_conn_release(c), SOMBRA_OK);
 }
