@@ -663,6 +663,76 @@ Test(store, synced_commits_survive_a_crash_without_close)
         expect_recovered("db", NULL, &m, 0);
 }
 
+/* Commits keys [first, last) with a value of `len` bytes each, one commit per key. */
+static int
+commit_values(struct store *s, uint32_t first, uint32_t last, size_t len)
+{
+        static uint8_t val[9000];
+        int rc = SOMBRA_OK;
+
+        for (uint32_t k = first; k < last && rc == SOMBRA_OK; k++) {
+                memset(val, (int)(k & 0xff), len);
+                rc = store_begin(s);
+                if (rc == SOMBRA_OK)
+                        rc = store_put(s, TREE_NAMES, &k, sizeof(k), val, len);
+                if (rc == SOMBRA_OK)
+                        rc = store_commit(s, NULL);
+        }
+        return rc;
+}
+
+#define HINT_KEYS 75u /* of 8,000 bytes: about 600 KiB of log, past two hint strides */
+
+/*
+ * A log longer than the WAL hint's stride, a checkpoint that starts a new
+ * log, and a first group in it longer than where the old log's last note
+ * was: the hint must then name a note of the new log, not the old one's
+ * place (store.c, "WAL hint"). A small second group, so that its
+ * publication moves the hint to the first's note. Dies without closing.
+ */
+static int
+child_outgrows_the_old_logs_last_note(void)
+{
+        struct sombra_config cfg;
+        struct store *s;
+
+        sombra_config_benchmark(&cfg);
+        cfg.checkpoint_threshold = 64u << 20;
+        if (store_open(support_path("db"), &cfg, NULL, &s) != SOMBRA_OK)
+                return 10;
+        if (commit_values(s, 0, HINT_KEYS, 8000) != SOMBRA_OK || store_checkpoint(s) != SOMBRA_OK)
+                return 11;
+        store_set_autopublish(s, false);
+        if (commit_values(s, HINT_KEYS, 2 * HINT_KEYS + 10, 8000) != SOMBRA_OK ||
+            store_flush_log(s) != SOMBRA_OK || store_publish(s) != SOMBRA_OK)
+                return 12;
+        if (commit_values(s, 2 * HINT_KEYS + 10, 2 * HINT_KEYS + 20, 8000) != SOMBRA_OK ||
+            store_flush_log(s) != SOMBRA_OK || store_publish(s) != SOMBRA_OK)
+                return 13;
+        return 0;
+}
+
+Test(store, the_wal_hint_names_a_note_of_the_log_that_follows_a_restart)
+{
+        uint32_t last = 2 * HINT_KEYS + 19;
+        struct buf v = BUF_INIT;
+        struct store *s;
+        struct store_stats st;
+
+        cr_assert(eq(int, run_child(child_outgrows_the_old_logs_last_note), 0));
+        s = open_db("db", NULL, NULL);
+        st = stats(s);
+        cr_assert(gt(u64, st.adopted, 0), "the noted state was not taken over");
+        cr_assert(lt(u64, st.scanned, st.wal_size / 2),
+                  "%" PRIu64 " of %" PRIu64 " bytes of log read: the hint was passed over",
+                  st.scanned, st.wal_size);
+        cr_assert(eq(int, store_get(s, store_committed(s), TREE_NAMES, &last, sizeof(last), &v),
+                     SOMBRA_OK));
+        cr_assert(eq(sz, v.len, 8000));
+        buf_free(&v);
+        cr_assert(eq(int, store_close(s), SOMBRA_OK));
+}
+
 #define BIG_FIRST 2000u
 #define BIG_LAST  6999u
 
