@@ -550,6 +550,13 @@ struct sombra_stats {
         uint64_t acquired; /* connections held by callers now (sombra_close refuses meanwhile) */
         /* since 0.3.0 */
         uint64_t publisher_groups; /* groups whose pages the publisher thread wrote */
+        /*
+         * How this open recovered (0.3.0): the LSN of the state it took over
+         * from the file after a crash of the process alone (0: none, the log
+         * was replayed from the checkpoint), the commits it replayed from the
+         * log, and the log bytes it read to find that state.
+         */
+        uint64_t recovered_lsn, recovered_commits, recovery_log_bytes;
 };
 
 /* The fields of struct sombra_stats in 0.1.0, the smallest layout the library fills. */

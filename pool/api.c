@@ -851,6 +851,9 @@ do_stats(struct graph_reader *r, void *arg)
         a->out->txn_timeouts = a->db->counters.txn_timeouts;
         a->out->acquired = __atomic_load_n(&a->db->acquired, __ATOMIC_RELAXED);
         a->out->publisher_groups = __atomic_load_n(&a->db->publisher.groups, __ATOMIC_RELAXED);
+        a->out->recovered_lsn = ss.adopted;
+        a->out->recovered_commits = ss.replayed;
+        a->out->recovery_log_bytes = ss.scanned;
         return SOMBRA_OK;
 }
 

@@ -502,6 +502,26 @@ Test(recovery, a_copy_put_back_under_the_old_inode_number_is_replayed_not_taken_
         expect_replayed_all(open_checked(), acked);
 }
 
+/* sombra_stats tells how an open recovered, and that a clean reopen had nothing to recover. */
+Test(recovery, stats_tell_how_an_open_recovered)
+{
+        struct sombra_stats st;
+        sombra_db *db;
+
+        make_hub();
+        (void)run_and_kill(SOMBRA_SYNC_FULL, 1, 40);
+        cr_assert_eq(sombra_open(support_path(DB_NAME), NULL, &db), SOMBRA_OK);
+        cr_assert_eq(sombra_stats(db, &st), SOMBRA_OK);
+        cr_assert_gt(st.recovered_lsn, 0, "no state was taken over");
+        cr_assert_gt(st.recovery_log_bytes, 0);
+        cr_assert_eq(sombra_close(db), SOMBRA_OK);
+        cr_assert_eq(sombra_open(support_path(DB_NAME), NULL, &db), SOMBRA_OK);
+        cr_assert_eq(sombra_stats(db, &st), SOMBRA_OK);
+        cr_assert_eq(st.recovered_lsn, 0);
+        cr_assert_eq(st.recovered_commits, 0);
+        cr_assert_eq(sombra_close(db), SOMBRA_OK);
+}
+
 /* A copy is another file: the page cache of the original says nothing about it. */
 Test(recovery, a_copy_of_a_killed_writers_files_is_replayed_not_taken_over)
 {
