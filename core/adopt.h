@@ -33,12 +33,14 @@ struct adopt_plan {
 /*
  * Compares the noted state (ntrees roots, its last commit `lsn`) with the
  * checkpoint's (ckpt_roots, made by commits up to ckpt_txn), both read
- * through p, which pager_adopt_begin lets read the noted state's pages. Pages of the noted state
- * are taken as the file holds them: each must pass pager_get's checks and bear a txn in (ckpt_txn,
- * lsn], and every older page it points to must belong to the checkpoint's state, whose own pages
- * must be no newer than ckpt_txn. Any other finding is SOMBRA_ECORRUPT: the file does not hold that
- * state (it was overwritten after the note, or restored from elsewhere), and recovery replays the
- * log instead. Also SOMBRA_ENOMEM, SOMBRA_EIO.
+ * through p, which pager_adopt_begin lets read the noted state's pages.
+ * Pages of the noted state are taken as the file holds them: each must pass
+ * pager_get's checks and bear a txn in (ckpt_txn, lsn], and every older
+ * page it points to must belong to the checkpoint's state, whose own pages
+ * must be no newer than ckpt_txn. Any other finding is SOMBRA_ECORRUPT: the
+ * file does not hold that state (it was overwritten after the note, or
+ * restored from elsewhere), and recovery replays the log instead. Also
+ * SOMBRA_ENOMEM, SOMBRA_EIO.
  */
 int adopt_plan_make(struct pager *p, const pgno_t *ckpt_roots, uint64_t ckpt_txn,
                     const pgno_t *roots, size_t ntrees, uint64_t lsn, struct adopt_plan *out);

@@ -7,11 +7,13 @@
  *              Reads run on the caller's thread against a published snapshot
  *              (the connection's graph_reader). Writes become requests that
  *              travel over the connection's SPSC ring to the writer.
- *   writer     exactly one; owns the graph (every core write). Drains the
- *              rings, applies each request as its own transaction, publishes
- *              one snapshot per drained group, then completes the requests or
- *              hands them to the committer when their mode needs a sync.
- *   committer  exactly one (sync/committer.c); fdatasyncs the WAL covering
+ *   writer     at most one, started with the committer at the first request
+ *              (writer_start in engine.c, every signal blocked); owns the
+ *              graph (every core write). Drains the rings, applies each
+ *              request as its own transaction, publishes one snapshot per
+ *              drained group, then completes the requests or hands them to
+ *              the committer when their mode needs a sync.
+ *   committer  at most one (sync/committer.c); fdatasyncs the WAL covering
  *              everything written so far and completes every request whose
  *              commit the sync covered.
  *   publisher  at most one (writer.c), started at the first full group;
@@ -151,7 +153,7 @@ struct sombra_db {
         uint32_t nconns;
         uint32_t pool_seq; /* futex word: bumped on every release */
 
-        pthread_t writer;        /* once writer_started (engine_writer_start) */
+        pthread_t writer;        /* once writer_started (writer_start in engine.c) */
         uint32_t writer_started; /* release store under start_lock, acquire loads */
         pthread_mutex_t start_lock;
         uint32_t writer_seq;      /* futex word: bumped after every push */
