@@ -738,6 +738,13 @@ snapshots_reclaim(struct store *s)
 
 static const uint8_t hint_magic[8] = {'S', 'O', 'M', 'B', 'R', 'H', 'N', 'T'};
 
+/* Whether page 0 has a block of its own for the hint, past the meta page's. */
+static bool
+hint_room(const struct store *s)
+{
+        return s->meta.page_size >= 2 * HINT_AT;
+}
+
 /* Points the WAL hint at `at`, a note on file; a failure changes nothing but recovery's speed. */
 static void
 hint_write(struct store *s, const struct wal_pos *at)
@@ -767,7 +774,7 @@ hint_read(struct store *s, const struct wal_pos *from, struct wal_pos *out, bool
         int rc;
 
         *found = false;
-        if (s->meta.page_size < 2 * HINT_AT)
+        if (!hint_room(s))
                 return SOMBRA_OK;
         rc = io_read(&s->file, b, sizeof(b), HINT_AT);
         if (rc != SOMBRA_OK || memcmp(b, hint_magic, sizeof(hint_magic)) != 0 ||
@@ -788,8 +795,8 @@ hint_follow(struct store *s)
 {
         uint64_t since = s->hinted_salt == s->wal.salt ? s->hinted.off : WAL_HDR;
 
-        if (s->meta.page_size >= 2 * HINT_AT && s->note_salt == s->wal.salt &&
-            s->wal.end > s->note_at.off && s->note_at.off >= since + HINT_STRIDE)
+        if (hint_room(s) && s->note_salt == s->wal.salt && s->wal.end > s->note_at.off &&
+            s->note_at.off >= since + HINT_STRIDE)
                 hint_write(s, &s->note_at);
 }
 
