@@ -2,15 +2,21 @@
  * record.h - the byte formats of nodes, edges and property index keys.
  *
  * Node record (the value of the `nodes` tree, keyed by the node id):
- *   u16 nlabels | nlabels x u32 label id (ascending) | props
+ *   0x80 | varint nlabels | nlabels x varint label id (ascending) | props
  * Edge record (the value of the `edges` tree, keyed by the edge id):
- *   u64 src | u64 dst | u32 type id | props
+ *   0x80 | varint src | varint dst | varint type id | props
  * props:
- *   u16 nprops | nprops x ( u32 key id | u8 type | payload ), ascending key id
- *   payload by type: NULL none; BOOL u8 (0 or 1); INT 8 bytes two's complement;
- *   DOUBLE 8 bytes IEEE-754 bits; STRING and BYTES u32 length | bytes.
- * All integers big-endian. Ids of labels, types and keys come from the dict.
- *
+ *   varint nprops | nprops x ( varint key id << 3 | type, payload ),
+ *   ascending key id; payload by type: NULL none; BOOL u8 (0 or 1); INT the
+ *   zigzag varint ((i << 1) ^ (i >> 63)); DOUBLE 8 bytes IEEE-754 bits,
+ *   big-endian; STRING and BYTES varint length | bytes.
+ * A varint is unsigned LEB128 in its shortest form. Ids of labels, types and
+ * keys come from the dict.
+ * Records of the fixed format that 0.3 wrote are still decoded (never
+ * written): node u16 nlabels | u32 labels | props, edge u64 src | u64 dst |
+ * u32 type | props, props u16 nprops | (u32 key | u8 type | payload), INT
+ * 8 bytes and lengths u32, all big-endian. Their first byte is never 0x80
+ * (an edge's would need a source id of 2^63 or more).
  * Index key (the `props` tree; empty value):
  *   u32 label | u32 key | encoded value | u64 node
  * The encoded value sorts like the values: a type tag (NULL < BOOL < INT <
@@ -33,6 +39,7 @@
 #include "buf.h"
 
 #define REC_INDEX_PREFIX 128u
+#define REC_COMPACT      0x80u /* the first byte of a record in the compact format */
 
 struct rec_prop {
         uint32_t key;

@@ -6,7 +6,7 @@
  * Meta page (pages 0 and 1; a checkpoint writes slot gen % 2, so the other
  * slot always holds the previous complete checkpoint). First 200 bytes:
  *   0   8  magic "SOMBRADB"          88  4  next name id
- *   8   4  format version (3)        92  4  number of trees (8)
+ *   8   4  format version (4)        92  4  number of trees (8)
  *   12  4  page size                 96  64 tree roots, enum store_tree order
  *   16  8  checkpoint generation     160 8  database id: random at creation
  *   24  8  checkpoint LSN            168 8  WAL salt: the generation of the
@@ -17,8 +17,12 @@
  *   64  8  next edge id              184 8  the chain that record is seeded with
  *   72  8  live nodes                192 8  XXH3-64 of bytes 0..192
  *   80  8  live edges
- * The rest of the page is zero. Integers big-endian. Version 2, without the
- * WAL offset and chain and with the checksum at 176, is still read.
+ * The rest of the page is zero. Integers big-endian. Version 4 has the
+ * layout of version 3 and says that node and edge records may be compact
+ * (record.h): a library that knows only version 3 then refuses the file
+ * (ENOTDB) rather than take those records for damage. Versions 3 and 2
+ * (the latter without the WAL offset and chain, and with the checksum at
+ * 176) are still read; each checkpoint writes version 4.
  *
  * The database id binds the WAL to its database (wal.h), and the WAL salt
  * names the one generation of it that may be replayed onto this state. A
@@ -99,7 +103,8 @@
 
 static const uint8_t meta_magic[8] = {'S', 'O', 'M', 'B', 'R', 'A', 'D', 'B'};
 
-#define META_VERSION    3u
+#define META_VERSION    4u
+#define META_V3_VERSION 3u /* read: the layout of 4, fixed-format records only */
 #define META_SIZE       200u
 #define META_SUM        192u /* the checksum's offset, and the bytes it covers */
 #define META_V2_VERSION 2u   /* read only: no WAL place, the checksum at 176 */
@@ -304,7 +309,7 @@ meta_decode(struct meta *m, const uint8_t *b)
 
         /* Another version's meta page is laid out differently: check that first. */
         if (memcmp(b, meta_magic, 8) != 0 ||
-            (version != META_VERSION && version != META_V2_VERSION))
+            (version != META_VERSION && version != META_V3_VERSION && version != META_V2_VERSION))
                 return SOMBRA_ENOTDB;
         if (get_be64(b + sum) != XXH3_64bits(b, sum))
                 return SOMBRA_ECORRUPT;
@@ -318,8 +323,8 @@ meta_decode(struct meta *m, const uint8_t *b)
         m->free_count = get_be64(b + 48);
         m->db_id = get_be64(b + 160);
         m->wal_salt = get_be64(b + 168);
-        m->wal_from.off = version == META_VERSION ? get_be64(b + 176) : 0;
-        m->wal_from.chain = version == META_VERSION ? get_be64(b + 184) : 0;
+        m->wal_from.off = version != META_V2_VERSION ? get_be64(b + 176) : 0;
+        m->wal_from.chain = version != META_V2_VERSION ? get_be64(b + 184) : 0;
         m->wal_from.lsn = m->ckpt_lsn + 1;
         m->st.lsn = m->ckpt_lsn;
         if (!page_size_ok(m->page_size) || m->npages < 2 || m->free_count > m->npages ||

@@ -10,7 +10,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "buf.h"
 #include "graph.h"
+#include "record.h"
+#include "store.h"
 #include "support.h"
 
 #define DB_NAME "g.sombra" /* the database, in the test's directory */
@@ -141,6 +144,128 @@ Test(graph, node_keeps_every_value_type_across_reopen)
         cr_assert_eq(prop(&e, "raw")->type, SOMBRA_BYTES);
         cr_assert_eq(memcmp(prop(&e, "raw")->u.s.ptr, blob, sizeof(blob)), 0);
         graph_entity_free(&e);
+}
+
+/* A record in the fixed-width format of 0.3 (record.h), made here as that version wrote it. */
+static void
+fixed_record(const struct rec *r, bool edge, struct buf *out)
+{
+        int rc = SOMBRA_OK;
+
+        buf_reset(out);
+        if (edge) {
+                rc |= buf_put_u64(out, r->src) | buf_put_u64(out, r->dst);
+                rc |= buf_put_u32(out, r->type);
+        } else {
+                rc |= buf_put_u16(out, (uint16_t)r->nlabels);
+                for (uint32_t i = 0; i < r->nlabels; i++)
+                        rc |= buf_put_u32(out, r->labels[i]);
+        }
+        rc |= buf_put_u16(out, (uint16_t)r->nprops);
+        for (uint32_t i = 0; i < r->nprops; i++) {
+                const struct sombra_value *v = &r->props[i].value;
+                uint64_t bits;
+
+                rc |= buf_put_u32(out, r->props[i].key) | buf_put_u8(out, (uint8_t)v->type);
+                memcpy(&bits, &v->u.d, sizeof(bits));
+                if (v->type == SOMBRA_BOOL)
+                        rc |= buf_put_u8(out, v->u.b);
+                else if (v->type == SOMBRA_INT || v->type == SOMBRA_DOUBLE)
+                        rc |= buf_put_u64(out, v->type == SOMBRA_INT ? (uint64_t)v->u.i : bits);
+                else if (v->type == SOMBRA_STRING || v->type == SOMBRA_BYTES)
+                        rc |= buf_put_u32(out, (uint32_t)v->u.s.len) |
+                              buf_append(out, v->u.s.ptr, v->u.s.len);
+        }
+        cr_assert_eq(rc, SOMBRA_OK);
+}
+
+/* The stored bytes of node or edge `id`. */
+static void
+raw_record(bool edge, uint64_t id, struct buf *raw)
+{
+        struct store *s = graph_store(g);
+        uint8_t k[8];
+
+        put_be64(k, id);
+        cr_assert_eq(store_get(s, store_committed(s), edge ? TREE_EDGES : TREE_NODES, k, 8, raw),
+                     SOMBRA_OK);
+}
+
+/* Rewrites the record of node or edge `id` as a file of 0.3 holds it. */
+static void
+record_make_fixed(bool edge, uint64_t id)
+{
+        struct store *s = graph_store(g);
+        struct buf raw = BUF_INIT, fixed = BUF_INIT;
+        struct rec r = REC_INIT;
+        uint8_t k[8];
+
+        raw_record(edge, id, &raw);
+        cr_assert_eq(raw.data[0], REC_COMPACT);
+        cr_assert_eq(edge ? rec_decode_edge(&r, raw.data, raw.len)
+                          : rec_decode_node(&r, raw.data, raw.len),
+                     SOMBRA_OK);
+        fixed_record(&r, edge, &fixed);
+        cr_assert_gt(fixed.len, raw.len);
+        put_be64(k, id);
+        cr_assert_eq(store_begin(s), SOMBRA_OK);
+        cr_assert_eq(store_put(s, edge ? TREE_EDGES : TREE_NODES, k, 8, fixed.data, fixed.len),
+                     SOMBRA_OK);
+        cr_assert_eq(store_commit(s, NULL), SOMBRA_OK);
+        rec_free(&r);
+        buf_free(&raw);
+        buf_free(&fixed);
+}
+
+Test(graph, records_of_the_fixed_format_are_read_and_rewritten_compact)
+{
+        const char *labels[] = {"Person"};
+        struct sombra_prop props[] = {
+            {"active", {.type = SOMBRA_BOOL, .u.b = true}},
+            {"age", {.type = SOMBRA_INT, .u.i = -42}},
+            {"score", {.type = SOMBRA_DOUBLE, .u.d = 3.25}},
+            {"name", {.type = SOMBRA_STRING, .u.s = {"Ada", 3}}},
+        };
+        struct sombra_value year = v_int(1843);
+        struct graph_entity e = {0};
+        struct buf raw = BUF_INIT;
+        uint64_t a, b, ab;
+
+        cr_assert_eq(graph_node_create(g, labels, 1, props, 4, &a), SOMBRA_OK);
+        b = node("Person");
+        cr_assert_eq(graph_edge_create(g, a, b, "KNOWS", props + 1, 1, &ab), SOMBRA_OK);
+        record_make_fixed(false, a);
+        record_make_fixed(true, ab);
+        reopen();
+
+        cr_assert_eq(graph_node_get(graph_writer_reader(g), a, &e), SOMBRA_OK);
+        cr_assert_eq(e.nlabels, 1);
+        cr_assert_eq(e.nprops, 4);
+        cr_assert(prop(&e, "active")->u.b);
+        cr_assert_eq(prop(&e, "age")->u.i, -42);
+        cr_assert_eq(prop(&e, "score")->u.d, 3.25);
+        cr_assert_eq(memcmp(prop(&e, "name")->u.s.ptr, "Ada", 3), 0);
+        graph_entity_free(&e);
+        cr_assert_eq(graph_edge_get(graph_writer_reader(g), ab, &e), SOMBRA_OK);
+        cr_assert_eq(e.src, a);
+        cr_assert_eq(e.dst, b);
+        cr_assert_str_eq(e.type, "KNOWS");
+        cr_assert_eq(prop(&e, "age")->u.i, -42);
+        graph_entity_free(&e);
+
+        /* A change writes the record anew, compact. */
+        cr_assert_eq(graph_node_set(g, a, "year", &year), SOMBRA_OK);
+        cr_assert_eq(graph_edge_set(g, ab, "year", &year), SOMBRA_OK);
+        raw_record(false, a, &raw);
+        cr_assert_eq(raw.data[0], REC_COMPACT);
+        raw_record(true, ab, &raw);
+        cr_assert_eq(raw.data[0], REC_COMPACT);
+        cr_assert_eq(graph_node_get(graph_writer_reader(g), a, &e), SOMBRA_OK);
+        cr_assert_eq(e.nprops, 5);
+        cr_assert_eq(prop(&e, "year")->u.i, 1843);
+        cr_assert_eq(prop(&e, "age")->u.i, -42);
+        graph_entity_free(&e);
+        buf_free(&raw);
 }
 
 Test(graph, large_property_value_round_trips)

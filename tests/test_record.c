@@ -201,14 +201,15 @@ Test(record, node_encoding_matches_the_documented_layout)
         struct buf out = BUF_INIT;
         struct sombra_value i = v_int(-2), s = v_bin(SOMBRA_STRING, "ab", 2), b = v_bool(true);
         const uint8_t want[] = {
-            0x00, 0x02,                                           /* nlabels */
-            0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x01, 0x02,       /* labels 1, 258 */
-            0x00, 0x03,                                           /* nprops */
-            0x00, 0x00, 0x00, 0x05, 0x01, 0x01,                   /* 5: BOOL true */
-            0x00, 0x00, 0x00, 0x07, 0x02, 0xff, 0xff, 0xff, 0xff, /* 7: INT -2 */
-            0xff, 0xff, 0xff, 0xfe,                               /* */
-            0x00, 0x00, 0x00, 0x09, 0x04, 0x00, 0x00, 0x00, 0x02, /* 9: STRING len 2 */
-            'a',  'b',
+            REC_COMPACT,       /* the format */
+            0x02,              /* nlabels */
+            0x01,              /* label 1 */
+            0x82,        0x02, /* label 258, low seven bits first */
+            0x03,              /* nprops */
+            0x29,        0x01, /* 5 << 3 | BOOL, true */
+            0x3a,        0x03, /* 7 << 3 | INT, zigzag(-2) */
+            0x4c,        0x02, /* 9 << 3 | STRING, length 2 */
+            'a',         'b',
         };
 
         cr_assert(eq(int, rec_add_label(&r, 258, NULL), SOMBRA_OK));
@@ -220,6 +221,87 @@ Test(record, node_encoding_matches_the_documented_layout)
         cr_assert(eq(sz, out.len, sizeof(want)));
         cr_assert(eq(int, memcmp(out.data, want, sizeof(want)), 0));
         rec_free(&r);
+        buf_free(&out);
+}
+
+Test(record, edge_encoding_matches_the_documented_layout)
+{
+        struct rec r = REC_INIT;
+        struct buf out = BUF_INIT;
+        struct sombra_value since = v_int(1700000000), w = v_double(0.5);
+        const uint8_t want[] = {
+            REC_COMPACT,                         /* the format */
+            0x80,        0x01,                   /* src 128 */
+            0x07,                                /* dst 7 */
+            0x03,                                /* type 3 */
+            0x02,                                /* nprops */
+            0x0a,        0x80, 0xc4, 0x9f, 0xd5, /* 1 << 3 | INT, zigzag(1700000000) */
+            0x0c,                                /* */
+            0x13,        0x3f, 0xe0, 0,    0,    /* 2 << 3 | DOUBLE, the bits big-endian */
+            0,           0,    0,    0,
+        };
+
+        r.src = 128;
+        r.dst = 7;
+        r.type = 3;
+        cr_assert(eq(int, rec_set_prop(&r, 2, &w), SOMBRA_OK));
+        cr_assert(eq(int, rec_set_prop(&r, 1, &since), SOMBRA_OK));
+        cr_assert(eq(int, rec_encode_edge(&r, &out), SOMBRA_OK));
+        cr_assert(eq(sz, out.len, sizeof(want)));
+        cr_assert(eq(int, memcmp(out.data, want, sizeof(want)), 0));
+        rec_free(&r);
+        buf_free(&out);
+}
+
+/* Records as 0.3 wrote them, fixed-width: still read, and written back compact. */
+Test(record, fixed_format_records_of_earlier_files_still_decode)
+{
+        static const uint8_t node[] = {
+            0x00, 0x02,                                           /* nlabels */
+            0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x01, 0x02,       /* labels 1, 258 */
+            0x00, 0x03,                                           /* nprops */
+            0x00, 0x00, 0x00, 0x05, 0x01, 0x01,                   /* 5: BOOL true */
+            0x00, 0x00, 0x00, 0x07, 0x02, 0xff, 0xff, 0xff, 0xff, /* 7: INT -2 */
+            0xff, 0xff, 0xff, 0xfe,                               /* */
+            0x00, 0x00, 0x00, 0x09, 0x04, 0x00, 0x00, 0x00, 0x02, /* 9: STRING len 2 */
+            'a',  'b',
+        };
+        static const uint8_t edge[] = {
+            0, 0,    0, 0,    0,    0,    0,    0x80, /* src 128 */
+            0, 0,    0, 0,    0,    0,    0,    0x07, /* dst 7 */
+            0, 0,    0, 0x03,                         /* type 3 */
+            0, 0x01,                                  /* nprops */
+            0, 0,    0, 0x01, 0x02,                   /* 1: INT 1700000000 */
+            0, 0,    0, 0,    0x65, 0x53, 0xf1, 0x00,
+        };
+        struct rec r = REC_INIT, back = REC_INIT;
+        struct buf out = BUF_INIT;
+
+        cr_assert(eq(int, rec_decode_node(&r, node, sizeof(node)), SOMBRA_OK));
+        cr_assert(eq(u32, r.nlabels, 2));
+        cr_assert(eq(u32, r.labels[1], 258));
+        cr_assert(eq(u32, r.nprops, 3));
+        cr_assert(eq(int, r.props[0].value.u.b, true));
+        cr_assert(eq(i64, r.props[1].value.u.i, -2));
+        cr_assert(eq(sz, r.props[2].value.u.s.len, 2));
+        cr_assert(eq(int, memcmp(r.props[2].value.u.s.ptr, "ab", 2), 0));
+        cr_assert(eq(int, rec_encode_node(&r, &out), SOMBRA_OK));
+        cr_assert(eq(u8, out.data[0], REC_COMPACT));
+        cr_assert(lt(sz, out.len, sizeof(node)));
+        cr_assert(eq(int, rec_decode_node(&back, out.data, out.len), SOMBRA_OK));
+        expect_same_rec(&r, &back);
+
+        cr_assert(eq(int, rec_decode_edge(&r, edge, sizeof(edge)), SOMBRA_OK));
+        cr_assert(eq(u64, r.src, 128));
+        cr_assert(eq(u64, r.dst, 7));
+        cr_assert(eq(u32, r.type, 3));
+        cr_assert(eq(i64, r.props[0].value.u.i, 1700000000));
+        cr_assert(eq(int, rec_encode_edge(&r, &out), SOMBRA_OK));
+        cr_assert(eq(sz, out.len, 12), "a third of the fixed record's 35 bytes");
+        cr_assert(eq(int, rec_decode_edge(&back, out.data, out.len), SOMBRA_OK));
+        expect_same_rec(&r, &back);
+        rec_free(&r);
+        rec_free(&back);
         buf_free(&out);
 }
 
@@ -308,6 +390,25 @@ Test(record, decode_rejects_malformed_fields)
             {"bytes length past the end", {0, 0, 0, 1, 0, 0, 0, 1, 5, 0, 0, 0, 1}, 13},
             {"int payload cut short", {0, 0, 0, 1, 0, 0, 0, 1, 2, 0, 0, 0, 0, 0, 0, 0}, 16},
             {"no props section", {0, 0}, 2},
+            {"compact: a varint longer than it needs", {REC_COMPACT, 0x80, 0x00, 0x00}, 4},
+            {"compact: a longer label id", {REC_COMPACT, 1, 0x81, 0x00, 0x00}, 5},
+            {"compact: label id past 32 bits",
+             {REC_COMPACT, 1, 0x80, 0x80, 0x80, 0x80, 0x10, 0},
+             8},
+            {"compact: varint past 64 bits",
+             {REC_COMPACT, 1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02, 0},
+             13},
+            {"compact: varint with no last byte", {REC_COMPACT, 1, 0x81}, 3},
+            {"compact: label count over the limit", {REC_COMPACT, 0x81, 0x02}, 3},
+            {"compact: key past 32 bits",
+             {REC_COMPACT, 0, 1, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01},
+             9},
+            {"compact: type 6 in the tag", {REC_COMPACT, 0, 1, 0x0e}, 4},
+            {"compact: type 7 in the tag", {REC_COMPACT, 0, 1, 0x0f}, 4},
+            {"compact: keys out of order", {REC_COMPACT, 0, 2, 0x10, 0x08}, 5},
+            {"compact: int payload cut short", {REC_COMPACT, 0, 1, 0x0a, 0x80}, 5},
+            {"compact: string length past the end", {REC_COMPACT, 0, 1, 0x0c, 3, 'a', 'b'}, 7},
+            {"compact: nothing after the format byte", {REC_COMPACT}, 1},
         };
         struct rec r = REC_INIT;
 
@@ -318,26 +419,55 @@ Test(record, decode_rejects_malformed_fields)
         rec_free(&r);
 }
 
+/* A field of a hand-made record: big-endian of that width, or a varint when compact. */
+static void
+put_field(struct buf *out, bool compact, unsigned width, uint64_t v)
+{
+        uint8_t b[10];
+        size_t n = 0;
+
+        if (compact) {
+                for (; v >= 0x80; v >>= 7)
+                        b[n++] = (uint8_t)(v | 0x80);
+                b[n++] = (uint8_t)v;
+        } else {
+                for (n = 0; n < width; n++)
+                        b[n] = (uint8_t)(v >> (8 * (width - 1 - n)));
+        }
+        cr_assert(eq(int, buf_append(out, b, n), SOMBRA_OK));
+}
+
+/* A property's key and type: u32 | u8, or the compact tag. */
+static void
+put_prop_head(struct buf *out, bool compact, uint32_t key, enum sombra_type type)
+{
+        if (compact) {
+                put_field(out, true, 0, (uint64_t)key << 3 | type);
+                return;
+        }
+        put_field(out, false, 4, key);
+        put_field(out, false, 1, type);
+}
+
 /*
  * A node with n labels and m NULL properties, then, when vlen is not 0, one
  * more property holding bytes of that length: well-formed except for limits.
  */
 static void
-build_node(struct buf *out, uint32_t n, uint32_t m, size_t vlen)
+build_node(struct buf *out, bool compact, uint32_t n, uint32_t m, size_t vlen)
 {
         buf_reset(out);
-        cr_assert(eq(int, buf_put_u16(out, (uint16_t)n), SOMBRA_OK));
+        if (compact)
+                put_field(out, false, 1, REC_COMPACT);
+        put_field(out, compact, 2, n);
         for (uint32_t i = 0; i < n; i++)
-                cr_assert(eq(int, buf_put_u32(out, i), SOMBRA_OK));
-        cr_assert(eq(int, buf_put_u16(out, (uint16_t)(m + (vlen > 0))), SOMBRA_OK));
-        for (uint32_t i = 0; i < m; i++) {
-                cr_assert(eq(int, buf_put_u32(out, i), SOMBRA_OK));
-                cr_assert(eq(int, buf_put_u8(out, SOMBRA_NULL), SOMBRA_OK));
-        }
+                put_field(out, compact, 4, i);
+        put_field(out, compact, 2, m + (vlen > 0));
+        for (uint32_t i = 0; i < m; i++)
+                put_prop_head(out, compact, i, SOMBRA_NULL);
         if (vlen > 0) {
-                cr_assert(eq(int, buf_put_u32(out, m), SOMBRA_OK));
-                cr_assert(eq(int, buf_put_u8(out, SOMBRA_BYTES), SOMBRA_OK));
-                cr_assert(eq(int, buf_put_u32(out, (uint32_t)vlen), SOMBRA_OK));
+                put_prop_head(out, compact, m, SOMBRA_BYTES);
+                put_field(out, compact, 4, vlen);
                 cr_assert(eq(int, buf_reserve(out, out->len + vlen), SOMBRA_OK));
                 memset(out->data + out->len, 0x5a, vlen);
                 out->len += vlen;
@@ -349,20 +479,22 @@ Test(record, decode_rejects_counts_and_lengths_over_the_limits)
         struct rec r = REC_INIT;
         struct buf b = BUF_INIT;
 
-        build_node(&b, SOMBRA_MAX_LABELS, 0, 0);
-        cr_assert(eq(int, rec_decode_node(&r, b.data, b.len), SOMBRA_OK));
-        build_node(&b, SOMBRA_MAX_LABELS + 1, 0, 0);
-        cr_assert(eq(int, rec_decode_node(&r, b.data, b.len), SOMBRA_ECORRUPT));
+        for (int compact = 0; compact < 2; compact++) {
+                build_node(&b, compact, SOMBRA_MAX_LABELS, 0, 0);
+                cr_assert(eq(int, rec_decode_node(&r, b.data, b.len), SOMBRA_OK));
+                build_node(&b, compact, SOMBRA_MAX_LABELS + 1, 0, 0);
+                cr_assert(eq(int, rec_decode_node(&r, b.data, b.len), SOMBRA_ECORRUPT));
 
-        build_node(&b, 0, SOMBRA_MAX_PROPS, 0);
-        cr_assert(eq(int, rec_decode_node(&r, b.data, b.len), SOMBRA_OK));
-        build_node(&b, 0, SOMBRA_MAX_PROPS + 1, 0);
-        cr_assert(eq(int, rec_decode_node(&r, b.data, b.len), SOMBRA_ECORRUPT));
+                build_node(&b, compact, 0, SOMBRA_MAX_PROPS, 0);
+                cr_assert(eq(int, rec_decode_node(&r, b.data, b.len), SOMBRA_OK));
+                build_node(&b, compact, 0, SOMBRA_MAX_PROPS + 1, 0);
+                cr_assert(eq(int, rec_decode_node(&r, b.data, b.len), SOMBRA_ECORRUPT));
 
-        build_node(&b, 0, 0, SOMBRA_MAX_VALUE);
-        cr_assert(eq(int, rec_decode_node(&r, b.data, b.len), SOMBRA_OK));
-        build_node(&b, 0, 0, (size_t)SOMBRA_MAX_VALUE + 1);
-        cr_assert(eq(int, rec_decode_node(&r, b.data, b.len), SOMBRA_ECORRUPT));
+                build_node(&b, compact, 0, 0, SOMBRA_MAX_VALUE);
+                cr_assert(eq(int, rec_decode_node(&r, b.data, b.len), SOMBRA_OK));
+                build_node(&b, compact, 0, 0, (size_t)SOMBRA_MAX_VALUE + 1);
+                cr_assert(eq(int, rec_decode_node(&r, b.data, b.len), SOMBRA_ECORRUPT));
+        }
         rec_free(&r);
         buf_free(&b);
 }
@@ -371,11 +503,17 @@ Test(record, decode_allocates_nothing_for_counts_the_bytes_cannot_hold)
 {
         static const uint8_t many_labels[] = {0x01, 0x00, 0, 0, 0, 1, 0, 0};
         static const uint8_t many_props[] = {0, 0, 0x10, 0x00, 0, 0, 0, 1, 0};
+        static const uint8_t compact_labels[] = {REC_COMPACT, 0x80, 0x02, 1, 2, 3};
+        static const uint8_t compact_props[] = {REC_COMPACT, 0, 0x80, 0x20, 0x08, 0x10};
         struct rec r = REC_INIT;
 
         cr_assert(
             eq(int, decode_copy(false, &r, many_labels, sizeof(many_labels)), SOMBRA_ECORRUPT));
         cr_assert(eq(int, decode_copy(false, &r, many_props, sizeof(many_props)), SOMBRA_ECORRUPT));
+        cr_assert(eq(int, decode_copy(false, &r, compact_labels, sizeof(compact_labels)),
+                     SOMBRA_ECORRUPT));
+        cr_assert(
+            eq(int, decode_copy(false, &r, compact_props, sizeof(compact_props)), SOMBRA_ECORRUPT));
         cr_assert(eq(u32, r.labels_cap, 0));
         cr_assert(eq(u32, r.props_cap, 0));
         rec_free(&r);
@@ -466,6 +604,8 @@ Test(record, decoding_damaged_records_is_safe_and_canonical)
                 if (rc == SOMBRA_ECORRUPT)
                         continue;
                 cr_assert(eq(int, rc, SOMBRA_OK), "iteration %d", iter);
+                if (m[0] != REC_COMPACT) /* read as a fixed record: written back compact */
+                        continue;
                 cr_assert(eq(sz, again.len, len), "iteration %d", iter);
                 cr_assert(eq(int, memcmp(again.data, m, len), 0), "iteration %d", iter);
         }
