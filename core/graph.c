@@ -36,7 +36,6 @@
 #include "dict.h"
 #include "idset.h"
 
-#define ADJ_KEY 21u
 #define DIR_OUT 0u
 #define DIR_IN  1u
 
@@ -111,15 +110,6 @@ static void
 id_key(uint8_t k[8], uint64_t id)
 {
         put_be64(k, id);
-}
-
-static void
-adj_key(uint8_t k[ADJ_KEY], uint64_t node, uint8_t dir, uint32_t type, uint64_t edge)
-{
-        put_be64(k, node);
-        k[8] = dir;
-        put_be32(k + 9, type);
-        put_be64(k + 13, edge);
 }
 
 static void
@@ -834,13 +824,32 @@ node_found(struct graph *g, const struct store_state *st, uint64_t id)
         return SOMBRA_OK;
 }
 
+/* Puts (or holds back) the adjacency entry *a, which names the edge's other end. */
+static int
+adj_put(struct graph *g, const struct rec_adj *a, uint64_t other)
+{
+        bool compact = store_compact_keys(g->store);
+        uint8_t k[REC_ADJ_KEY_MAX], v[REC_ADJ_VAL_MAX];
+        size_t klen = rec_adj_key(k, compact, a), vlen = rec_adj_val(v, compact, other);
+
+        return entry_put(g, TREE_ADJ, k, klen, v, vlen);
+}
+
+static int
+adj_del(struct graph *g, const struct rec_adj *a)
+{
+        uint8_t k[REC_ADJ_KEY_MAX];
+        size_t klen = rec_adj_key(k, store_compact_keys(g->store), a);
+
+        return store_del(g->store, TREE_ADJ, k, klen);
+}
+
 static int
 edge_create(struct graph *g, uint64_t src, uint64_t dst, const char *type,
             const struct sombra_prop *props, size_t nprops, uint64_t *out)
 {
         struct store_state *st = store_txn_state(g->store);
         struct rec *r = &g->after;
-        uint8_t k[ADJ_KEY], v[8];
         uint64_t id;
         int rc;
 
@@ -859,16 +868,10 @@ edge_create(struct graph *g, uint64_t src, uint64_t dst, const char *type,
                 return rc;
         id = st->next_edge;
         rc = edge_store(g, id, r);
-        if (rc == SOMBRA_OK) {
-                adj_key(k, src, DIR_OUT, r->type, id);
-                put_be64(v, dst);
-                rc = entry_put(g, TREE_ADJ, k, ADJ_KEY, v, 8);
-        }
-        if (rc == SOMBRA_OK) {
-                adj_key(k, dst, DIR_IN, r->type, id);
-                put_be64(v, src);
-                rc = entry_put(g, TREE_ADJ, k, ADJ_KEY, v, 8);
-        }
+        if (rc == SOMBRA_OK)
+                rc = adj_put(g, &(struct rec_adj){src, DIR_OUT, r->type, id}, dst);
+        if (rc == SOMBRA_OK)
+                rc = adj_put(g, &(struct rec_adj){dst, DIR_IN, r->type, id}, src);
         if (rc != SOMBRA_OK)
                 return rc;
         st->next_edge++;
@@ -902,21 +905,18 @@ static int
 edge_delete(struct graph *g, uint64_t id)
 {
         struct store_state *st = store_txn_state(g->store);
-        uint8_t k[ADJ_KEY];
+        const struct rec *b = &g->before;
+        uint8_t k[8];
         int rc = edge_load(g, id, &g->raw, &g->before);
 
         if (rc != SOMBRA_OK)
                 return rc;
         id_key(k, id);
         rc = store_del(g->store, TREE_EDGES, k, 8);
-        if (rc == SOMBRA_OK) {
-                adj_key(k, g->before.src, DIR_OUT, g->before.type, id);
-                rc = store_del(g->store, TREE_ADJ, k, ADJ_KEY);
-        }
-        if (rc == SOMBRA_OK) {
-                adj_key(k, g->before.dst, DIR_IN, g->before.type, id);
-                rc = store_del(g->store, TREE_ADJ, k, ADJ_KEY);
-        }
+        if (rc == SOMBRA_OK)
+                rc = adj_del(g, &(struct rec_adj){b->src, DIR_OUT, b->type, id});
+        if (rc == SOMBRA_OK)
+                rc = adj_del(g, &(struct rec_adj){b->dst, DIR_IN, b->type, id});
         if (rc != SOMBRA_OK)
                 return rc == SOMBRA_ENOTFOUND ? SOMBRA_ECORRUPT : rc;
         st->edges--;

@@ -24,8 +24,6 @@
 #include "dict.h"
 #include "idset.h"
 
-#define ADJ_KEY 21u
-
 static int
 read_enter(struct graph_reader *r)
 {
@@ -186,6 +184,7 @@ graph_read_record(struct graph_reader *r, bool edge, uint64_t id, struct buf *ra
 static int
 adj_scan(struct graph_reader *r, const uint8_t *prefix, size_t plen, struct graph_adjvec *out)
 {
+        bool compact = store_compact_keys(graph_store(r->g));
         struct btree_cursor c;
         int rc;
 
@@ -194,21 +193,21 @@ adj_scan(struct graph_reader *r, const uint8_t *prefix, size_t plen, struct grap
         while (rc == SOMBRA_OK && btree_cursor_valid(&c)) {
                 const uint8_t *k;
                 size_t klen;
+                struct rec_adj e;
                 struct graph_adj a;
                 btree_cursor_key(&c, &k, &klen);
-                if (klen != ADJ_KEY || memcmp(k, prefix, plen) != 0)
+                if (klen < plen || memcmp(k, prefix, plen) != 0)
                         break;
-                a.type = get_be32(k + 9);
-                a.edge = get_be64(k + 13);
-                a.dir = k[8] == 0 ? SOMBRA_OUT : SOMBRA_IN;
-                rc = btree_cursor_value(&c, &r->val);
+                rc = rec_adj_key_decode(k, klen, compact, &e);
+                if (rc == SOMBRA_OK)
+                        rc = btree_cursor_value(&c, &r->val);
+                if (rc == SOMBRA_OK)
+                        rc = rec_adj_val_decode(r->val.data, r->val.len, compact, &a.node);
                 if (rc != SOMBRA_OK)
                         break;
-                if (r->val.len != 8) {
-                        rc = SOMBRA_ECORRUPT;
-                        break;
-                }
-                a.node = get_be64(r->val.data);
+                a.type = e.type;
+                a.edge = e.edge;
+                a.dir = e.dir == 0 ? SOMBRA_OUT : SOMBRA_IN;
                 rc = graph_adjvec_push(out, &a);
                 if (rc == SOMBRA_OK)
                         rc = btree_cursor_next(&c);
@@ -221,23 +220,22 @@ static int
 adj_collect(struct graph_reader *r, uint64_t node, enum sombra_dir dir, const uint32_t *types,
             size_t ntypes, bool filtered, struct graph_adjvec *out)
 {
-        uint8_t prefix[13];
+        bool compact = store_compact_keys(graph_store(r->g));
+        uint8_t prefix[REC_ADJ_KEY_MAX];
         int rc = SOMBRA_OK;
 
         out->n = 0;
         for (uint8_t d = 0; d <= 1 && rc == SOMBRA_OK; d++) {
                 if (!(dir & (d == 0 ? SOMBRA_OUT : SOMBRA_IN)))
                         continue;
-                put_be64(prefix, node);
-                prefix[8] = d;
                 if (!filtered) {
-                        rc = adj_scan(r, prefix, 9, out);
+                        rc = adj_scan(r, prefix, rec_adj_prefix(prefix, compact, node, d, NULL),
+                                      out);
                         continue;
                 }
-                for (size_t i = 0; i < ntypes && rc == SOMBRA_OK; i++) {
-                        put_be32(prefix + 9, types[i]);
-                        rc = adj_scan(r, prefix, 13, out);
-                }
+                for (size_t i = 0; i < ntypes && rc == SOMBRA_OK; i++)
+                        rc = adj_scan(r, prefix,
+                                      rec_adj_prefix(prefix, compact, node, d, &types[i]), out);
         }
         return rc;
 }

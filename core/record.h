@@ -12,11 +12,19 @@
  *   big-endian; STRING and BYTES varint length | bytes.
  * A varint is unsigned LEB128 in its shortest form. Ids of labels, types and
  * keys come from the dict.
- * Records of the fixed format that 0.3 wrote are still decoded (never
+ * Records of the fixed format of earlier files are still decoded (never
  * written): node u16 nlabels | u32 labels | props, edge u64 src | u64 dst |
  * u32 type | props, props u16 nprops | (u32 key | u8 type | payload), INT
  * 8 bytes and lengths u32, all big-endian. Their first byte is never 0x80
  * (an edge's would need a source id of 2^63 or more).
+ * Adjacency entry (the `adj` tree), one per edge end:
+ *   key   node | u8 dir (0 out, 1 in) | type id | edge -> value: the other node
+ *   In a compact file (rec_adj_*'s `compact`, from meta format 5) each
+ *   number is ordered: a byte n (0..8) then the n bytes of the number,
+ *   big-endian, with no leading zero byte; 0 is the byte 0 alone. A smaller
+ *   number never has more bytes, so memcmp orders the keys as the numbers,
+ *   and n makes every field prefix-free. Otherwise (files made before) they
+ *   are fixed: u64 node | u8 dir | u32 type | u64 edge -> u64 node.
  * Index key (the `props` tree; empty value):
  *   u32 label | u32 key | encoded value | u64 node
  * The encoded value sorts like the values: a type tag (NULL < BOOL < INT <
@@ -99,5 +107,27 @@ int rec_index_prefix(struct buf *out, uint32_t label, uint32_t key, const struct
 /* Appends the whole index key: prefix | u64 node. */
 int rec_index_key(struct buf *out, uint32_t label, uint32_t key, const struct sombra_value *v,
                   uint64_t node);
+
+/* One adjacency entry: an edge seen from one of its ends. */
+struct rec_adj {
+        uint64_t node; /* the end the entry belongs to */
+        uint8_t dir;   /* 0: the edge leaves node, 1: it arrives */
+        uint32_t type;
+        uint64_t edge;
+};
+
+#define REC_ADJ_KEY_MAX 24u /* 9 + 1 + 5 + 9, compact; a fixed key is 21 */
+#define REC_ADJ_VAL_MAX 9u
+
+/* Writes the key of *a to k; returns its length. */
+size_t rec_adj_key(uint8_t k[REC_ADJ_KEY_MAX], bool compact, const struct rec_adj *a);
+/* The prefix of every key of node and dir (type NULL) or node, dir and *type. */
+size_t rec_adj_prefix(uint8_t k[REC_ADJ_KEY_MAX], bool compact, uint64_t node, uint8_t dir,
+                      const uint32_t *type);
+/* Writes the value naming the other node; returns its length. */
+size_t rec_adj_val(uint8_t v[REC_ADJ_VAL_MAX], bool compact, uint64_t other);
+/* Reads a key or a value back: SOMBRA_ECORRUPT unless exactly what the writers make. */
+int rec_adj_key_decode(const uint8_t *k, size_t klen, bool compact, struct rec_adj *a);
+int rec_adj_val_decode(const uint8_t *v, size_t vlen, bool compact, uint64_t *other);
 
 #endif

@@ -6,7 +6,7 @@
  * Meta page (pages 0 and 1; a checkpoint writes slot gen % 2, so the other
  * slot always holds the previous complete checkpoint). First 200 bytes:
  *   0   8  magic "SOMBRADB"          88  4  next name id
- *   8   4  format version (4)        92  4  number of trees (8)
+ *   8   4  format version (5)        92  4  number of trees (8)
  *   12  4  page size                 96  64 tree roots, enum store_tree order
  *   16  8  checkpoint generation     160 8  database id: random at creation
  *   24  8  checkpoint LSN            168 8  WAL salt: the generation of the
@@ -17,12 +17,14 @@
  *   64  8  next edge id              184 8  the chain that record is seeded with
  *   72  8  live nodes                192 8  XXH3-64 of bytes 0..192
  *   80  8  live edges
- * The rest of the page is zero. Integers big-endian. Version 4 has the
- * layout of version 3 and says that node and edge records may be compact
- * (record.h): a library that knows only version 3 then refuses the file
- * (ENOTDB) rather than take those records for damage. Versions 3 and 2
- * (the latter without the WAL offset and chain, and with the checksum at
- * 176) are still read; each checkpoint writes version 4.
+ * The rest of the page is zero. Integers big-endian. Versions 4 and 5 have
+ * the layout of version 3. Both say that node and edge records may be
+ * compact (record.h), so that a library that knows only version 3 refuses
+ * the file (ENOTDB) rather than take those records for damage. Version 5
+ * also says that the adjacency keys are compact: a file made by this
+ * library. One made before keeps its fixed keys (a tree cannot mix them)
+ * and is written as version 4. Versions 3 and 2 (the latter without the
+ * WAL offset and chain, and with the checksum at 176) are still read.
  *
  * The database id binds the WAL to its database (wal.h), and the WAL salt
  * names the one generation of it that may be replayed onto this state. A
@@ -103,8 +105,8 @@
 
 static const uint8_t meta_magic[8] = {'S', 'O', 'M', 'B', 'R', 'A', 'D', 'B'};
 
-#define META_VERSION    4u
-#define META_V3_VERSION 3u /* read: the layout of 4, fixed-format records only */
+#define META_VERSION    5u /* compact records and adjacency keys */
+#define META_V4_VERSION 4u /* compact records, fixed adjacency keys */
 #define META_SIZE       200u
 #define META_SUM        192u /* the checksum's offset, and the bytes it covers */
 #define META_V2_VERSION 2u   /* read only: no WAL place, the checksum at 176 */
@@ -145,6 +147,7 @@ struct meta {
         uint64_t wal_salt;
         struct wal_pos wal_from; /* off 0: the generation's first record */
         struct store_state st;
+        bool compact_keys; /* format 5: record.h's compact adjacency keys */
 };
 
 /*
@@ -279,7 +282,7 @@ meta_encode(const struct meta *m, uint8_t *b)
 {
         memset(b, 0, META_SIZE);
         memcpy(b, meta_magic, 8);
-        put_be32(b + 8, META_VERSION);
+        put_be32(b + 8, m->compact_keys ? META_VERSION : META_V4_VERSION);
         put_be32(b + 12, m->page_size);
         put_be64(b + 16, m->gen);
         put_be64(b + 24, m->ckpt_lsn);
@@ -308,8 +311,7 @@ meta_decode(struct meta *m, const uint8_t *b)
         size_t sum = version == META_V2_VERSION ? META_V2_SUM : META_SUM;
 
         /* Another version's meta page is laid out differently: check that first. */
-        if (memcmp(b, meta_magic, 8) != 0 ||
-            (version != META_VERSION && version != META_V3_VERSION && version != META_V2_VERSION))
+        if (memcmp(b, meta_magic, 8) != 0 || (version < META_V2_VERSION || version > META_VERSION))
                 return SOMBRA_ENOTDB;
         if (get_be64(b + sum) != XXH3_64bits(b, sum))
                 return SOMBRA_ECORRUPT;
@@ -326,6 +328,7 @@ meta_decode(struct meta *m, const uint8_t *b)
         m->wal_from.off = version != META_V2_VERSION ? get_be64(b + 176) : 0;
         m->wal_from.chain = version != META_V2_VERSION ? get_be64(b + 184) : 0;
         m->wal_from.lsn = m->ckpt_lsn + 1;
+        m->compact_keys = version == META_VERSION;
         m->st.lsn = m->ckpt_lsn;
         if (!page_size_ok(m->page_size) || m->npages < 2 || m->free_count > m->npages ||
             m->db_id == 0 || m->wal_salt == 0 ||
@@ -430,6 +433,7 @@ db_create(struct store *s, const char *path)
         if (!page_size_ok(s->cfg.page_size))
                 return SOMBRA_EINVAL;
         m.page_size = s->cfg.page_size;
+        m.compact_keys = true;
         m.npages = 2;
         m.st.next_node = 1;
         m.st.next_edge = 1;
@@ -2171,6 +2175,12 @@ uint32_t
 store_page_size(const struct store *s)
 {
         return s->meta.page_size;
+}
+
+bool
+store_compact_keys(const struct store *s)
+{
+        return s->meta.compact_keys;
 }
 
 void

@@ -144,15 +144,15 @@ check_node(struct verify *v, uint64_t id)
 static int
 check_adj(struct verify *v, uint64_t node, uint8_t dir, uint64_t edge, uint64_t other)
 {
-        uint8_t k[21];
+        bool compact = store_compact_keys(v->s);
+        uint8_t k[REC_ADJ_KEY_MAX];
+        size_t klen = rec_adj_key(k, compact, &(struct rec_adj){node, dir, v->rec.type, edge});
         struct buf val = BUF_INIT;
+        uint64_t found;
         bool ok;
 
-        put_be64(k, node);
-        k[8] = dir;
-        put_be32(k + 9, v->rec.type);
-        put_be64(k + 13, edge);
-        ok = has(v, TREE_ADJ, k, sizeof(k), &val) && val.len == 8 && get_be64(val.data) == other;
+        ok = has(v, TREE_ADJ, k, klen, &val) &&
+             rec_adj_val_decode(val.data, val.len, compact, &found) == SOMBRA_OK && found == other;
         buf_free(&val);
         if (!ok)
                 return problem(v, SOMBRA_ECORRUPT,

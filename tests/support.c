@@ -21,6 +21,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <xxhash.h>
+
 #include "wal.h"
 
 #define PATH_BYTES 256
@@ -292,4 +294,17 @@ support_notes_voided(const char *name)
         wal_close(&w);
         cr_assert(eq(sz, n[0], 0), "notes after the last restart");
         return n[1];
+}
+
+void
+support_meta_set_version(const char *name, uint32_t page_size, uint32_t version)
+{
+        for (uint64_t slot = 0; slot < 2; slot++) {
+                uint8_t b[200];
+
+                support_read_at(name, slot * page_size, b, sizeof(b));
+                put_be32(b + 8, version);
+                put_be64(b + 192, XXH3_64bits(b, 192)); /* the checksum covers bytes 0..192 */
+                support_write_at(name, slot * page_size, b, sizeof(b));
+        }
 }

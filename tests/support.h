@@ -89,4 +89,11 @@ int support_pair_commit(sombra_conn *c, sombra_batch *b, const struct sombra_pro
  */
 size_t support_notes_voided(const char *name);
 
+/*
+ * Rewrites both meta pages of database `name` (pages of page_size bytes)
+ * as format `version` of the current layout (3 and later), checksum and
+ * all, as a file of that format would have them.
+ */
+void support_meta_set_version(const char *name, uint32_t page_size, uint32_t version);
+
 #endif

@@ -146,7 +146,7 @@ Test(graph, node_keeps_every_value_type_across_reopen)
         graph_entity_free(&e);
 }
 
-/* A record in the fixed-width format of 0.3 (record.h), made here as that version wrote it. */
+/* A record in the fixed-width format of earlier files (record.h), made here by hand. */
 static void
 fixed_record(const struct rec *r, bool edge, struct buf *out)
 {
@@ -191,7 +191,7 @@ raw_record(bool edge, uint64_t id, struct buf *raw)
                      SOMBRA_OK);
 }
 
-/* Rewrites the record of node or edge `id` as a file of 0.3 holds it. */
+/* Rewrites the record of node or edge `id` as an earlier file holds it. */
 static void
 record_make_fixed(bool edge, uint64_t id)
 {
@@ -266,6 +266,128 @@ Test(graph, records_of_the_fixed_format_are_read_and_rewritten_compact)
         cr_assert_eq(prop(&e, "age")->u.i, -42);
         graph_entity_free(&e);
         buf_free(&raw);
+}
+
+/* How many neighbours node has in dir over `types` (none: any); they are left in *adj. */
+static size_t
+neighbour_count(uint64_t node, enum sombra_dir dir, const char *const *types, size_t ntypes,
+                struct graph_adjvec *adj)
+{
+        cr_assert_eq(graph_neighbors(graph_writer_reader(g), node, dir, types, ntypes, adj),
+                     SOMBRA_OK);
+        return adj->n;
+}
+
+/* The adjacency tree's entries, decoded in the file's key format. */
+static size_t
+adjacency_read(struct rec_adj *out, uint64_t *other, size_t max, size_t *klen_sum)
+{
+        struct store *s = graph_store(g);
+        bool compact = store_compact_keys(s);
+        struct btree_cursor c;
+        struct buf val = BUF_INIT;
+        size_t n = 0;
+        int rc;
+
+        *klen_sum = 0;
+        store_cursor(s, store_committed(s), TREE_ADJ, &c);
+        for (rc = btree_cursor_seek(&c, NULL, 0); rc == SOMBRA_OK && btree_cursor_valid(&c);
+             rc = btree_cursor_next(&c)) {
+                const uint8_t *k;
+                size_t klen;
+
+                cr_assert_lt(n, max);
+                btree_cursor_key(&c, &k, &klen);
+                cr_assert_eq(rec_adj_key_decode(k, klen, compact, &out[n]), SOMBRA_OK);
+                cr_assert_eq(btree_cursor_value(&c, &val), SOMBRA_OK);
+                cr_assert_eq(rec_adj_val_decode(val.data, val.len, compact, &other[n]), SOMBRA_OK);
+                *klen_sum += klen;
+                n++;
+        }
+        cr_assert_eq(rc, SOMBRA_OK);
+        btree_cursor_close(&c);
+        buf_free(&val);
+        return n;
+}
+
+/*
+ * Makes the database a file of meta format 4, as made before compact keys:
+ * every adjacency entry rewritten with fixed keys and values, then the meta
+ * pages given that format.
+ */
+static void
+adjacency_make_fixed(void)
+{
+        struct store *s = graph_store(g);
+        uint32_t page_size = store_page_size(s);
+        struct rec_adj adj[16];
+        uint64_t other[16];
+        size_t sum, n = adjacency_read(adj, other, 16, &sum);
+
+        cr_assert(store_compact_keys(s));
+        cr_assert_eq(store_begin(s), SOMBRA_OK);
+        for (size_t i = 0; i < n; i++) {
+                uint8_t k[REC_ADJ_KEY_MAX], v[REC_ADJ_VAL_MAX];
+                size_t klen = rec_adj_key(k, true, &adj[i]);
+
+                cr_assert_eq(store_del(s, TREE_ADJ, k, klen), SOMBRA_OK);
+                klen = rec_adj_key(k, false, &adj[i]);
+                cr_assert_eq(klen, 21);
+                cr_assert_eq(store_put(s, TREE_ADJ, k, klen, v, rec_adj_val(v, false, other[i])),
+                             SOMBRA_OK);
+        }
+        cr_assert_eq(store_commit(s, NULL), SOMBRA_OK);
+        cr_assert_eq(graph_close(g), SOMBRA_OK);
+        g = NULL;
+        support_meta_set_version(DB_NAME, page_size, 4);
+        cr_assert_eq(graph_open(support_path(DB_NAME), NULL, NULL, &g), SOMBRA_OK);
+}
+
+Test(graph, a_file_with_fixed_adjacency_keys_keeps_them_and_works)
+{
+        struct graph_adjvec adj = {0};
+        const char *knows[] = {"KNOWS"};
+        uint64_t a = node("P"), b = node("P"), c = node("P"), d, ab, ca;
+        struct rec_adj e[16];
+        uint64_t other[16];
+        size_t sum, n;
+
+        ab = edge(a, b, "KNOWS");
+        edge(a, c, "LIKES");
+        ca = edge(c, a, "KNOWS");
+        adjacency_make_fixed();
+        cr_assert(!store_compact_keys(graph_store(g)));
+
+        cr_assert_eq(neighbour_count(a, SOMBRA_OUT, NULL, 0, &adj), 2);
+        cr_assert_eq(neighbour_count(a, SOMBRA_BOTH, knows, 1, &adj), 2);
+        cr_assert_eq(adj.v[0].edge + adj.v[1].edge, ab + ca);
+        cr_assert_eq(graph_degree(graph_writer_reader(g), b, SOMBRA_IN, NULL, 0, &d), SOMBRA_OK);
+        cr_assert_eq(d, 1);
+
+        /* New entries take the file's format; deleting finds the old ones. */
+        edge(b, c, "KNOWS");
+        cr_assert_eq(graph_edge_delete(g, ab), SOMBRA_OK);
+        reopen();
+        cr_assert(!store_compact_keys(graph_store(g)), "still format 4 after a checkpoint");
+        n = adjacency_read(e, other, 16, &sum);
+        cr_assert_eq(n, 6);
+        cr_assert_eq(sum, 6 * 21, "every key fixed");
+        cr_assert_eq(graph_node_delete(g, c), SOMBRA_OK);
+        cr_assert_eq(adjacency_read(e, other, 16, &sum), 0);
+        graph_adjvec_free(&adj);
+}
+
+Test(graph, a_new_file_has_compact_adjacency_keys)
+{
+        uint64_t a = node("P"), b = node("P");
+        struct rec_adj e[4];
+        uint64_t other[4];
+        size_t sum;
+
+        edge(a, b, "KNOWS");
+        cr_assert(store_compact_keys(graph_store(g)));
+        cr_assert_eq(adjacency_read(e, other, 4, &sum), 2);
+        cr_assert_eq(sum, 2 * 7, "node, dir, type and edge in 2 + 1 + 2 + 2 bytes, not 21");
 }
 
 Test(graph, large_property_value_round_trips)
@@ -386,20 +508,12 @@ Test(graph, neighbours_by_direction_and_type)
         edge(a, c, "LIKES");
         edge(c, a, "KNOWS");
         edge(a, a, "SELF");
-        cr_assert_eq(graph_neighbors(graph_writer_reader(g), a, SOMBRA_OUT, NULL, 0, &adj),
-                     SOMBRA_OK);
-        cr_assert_eq(adj.n, 3);
-        cr_assert_eq(graph_neighbors(graph_writer_reader(g), a, SOMBRA_IN, NULL, 0, &adj),
-                     SOMBRA_OK);
-        cr_assert_eq(adj.n, 2);
-        cr_assert_eq(graph_neighbors(graph_writer_reader(g), a, SOMBRA_BOTH, knows, 1, &adj),
-                     SOMBRA_OK);
-        cr_assert_eq(adj.n, 2);
+        cr_assert_eq(neighbour_count(a, SOMBRA_OUT, NULL, 0, &adj), 3);
+        cr_assert_eq(neighbour_count(a, SOMBRA_IN, NULL, 0, &adj), 2);
+        cr_assert_eq(neighbour_count(a, SOMBRA_BOTH, knows, 1, &adj), 2);
         for (size_t i = 0; i < adj.n; i++)
                 cr_assert_str_eq(graph_type_name(graph_writer_reader(g), adj.v[i].type), "KNOWS");
-        cr_assert_eq(graph_neighbors(graph_writer_reader(g), a, SOMBRA_BOTH, nope, 1, &adj),
-                     SOMBRA_OK);
-        cr_assert_eq(adj.n, 0);
+        cr_assert_eq(neighbour_count(a, SOMBRA_BOTH, nope, 1, &adj), 0);
         cr_assert_eq(graph_degree(graph_writer_reader(g), a, SOMBRA_BOTH, NULL, 0, &d), SOMBRA_OK);
         cr_assert_eq(d, 5);
         cr_assert_eq(graph_neighbors(graph_writer_reader(g), 12345, SOMBRA_OUT, NULL, 0, &adj),
@@ -900,9 +1014,8 @@ Test(graph, delete_in_a_bulk_run_sees_the_entries_held_before_it)
         cr_assert_eq(graph_bulk_end(g, true), SOMBRA_OK);
         cr_assert_eq(graph_commit(g), SOMBRA_OK);
         expect_counts(1, 1);
-        cr_assert_eq(graph_neighbors(graph_writer_reader(g), a, SOMBRA_BOTH, NULL, 0, &adj),
-                     SOMBRA_OK);
-        cr_assert_eq(adj.n, 2); /* the self-loop, once each way */
+        cr_assert_eq(neighbour_count(a, SOMBRA_BOTH, NULL, 0, &adj),
+                     2); /* the self-loop, once each way */
         graph_adjvec_free(&adj);
 }
 

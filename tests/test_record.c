@@ -253,7 +253,7 @@ Test(record, edge_encoding_matches_the_documented_layout)
         buf_free(&out);
 }
 
-/* Records as 0.3 wrote them, fixed-width: still read, and written back compact. */
+/* Records as earlier files hold them, fixed-width: still read, and written back compact. */
 Test(record, fixed_format_records_of_earlier_files_still_decode)
 {
         static const uint8_t node[] = {
@@ -1126,4 +1126,136 @@ Test(record, index_prefix_appends_and_leaves_output_alone_on_error)
         cr_assert(eq(sz, k.len, 4 + 8 + 9));
         cr_assert(eq(int, memcmp(k.data, "head", 4), 0));
         buf_free(&k);
+}
+
+/* ---- adjacency entries ---- */
+
+static int
+adj_cmp(const struct rec_adj *a, const struct rec_adj *b)
+{
+        if (a->node != b->node)
+                return a->node < b->node ? -1 : 1;
+        if (a->dir != b->dir)
+                return a->dir < b->dir ? -1 : 1;
+        if (a->type != b->type)
+                return a->type < b->type ? -1 : 1;
+        return a->edge < b->edge ? -1 : a->edge > b->edge;
+}
+
+/* A number of 0 to 8 significant bytes, with the edges of each length likely. */
+static uint64_t
+adj_number(uint64_t *rng, unsigned max_bytes)
+{
+        uint64_t x = support_next_rand(rng);
+        unsigned bytes = (unsigned)(x % (max_bytes + 1));
+        uint64_t top = bytes == 8 ? UINT64_MAX : (UINT64_C(1) << (8 * bytes)) - 1;
+
+        switch ((x >> 8) % 3) {
+        case 0:
+                return top;
+        case 1:
+                return top >> 8 ? (top >> 8) + 1 : top; /* the smallest of that length */
+        default:
+                return support_next_rand(rng) & top;
+        }
+}
+
+Test(record, adjacency_keys_sort_as_their_fields_in_both_formats)
+{
+        uint64_t rng = 7;
+
+        for (int compact = 0; compact < 2; compact++) {
+                for (int i = 0; i < 20000; i++) {
+                        struct rec_adj a = {adj_number(&rng, 8), (uint8_t)(rng & 1),
+                                            (uint32_t)adj_number(&rng, 4), adj_number(&rng, 8)};
+                        struct rec_adj b = a, back;
+                        uint8_t ka[REC_ADJ_KEY_MAX], kb[REC_ADJ_KEY_MAX], v[REC_ADJ_VAL_MAX];
+                        size_t la, lb, n;
+                        uint64_t other;
+                        int want, got;
+
+                        switch (i % 4) { /* b differs from a in one field, or in all */
+                        case 0:
+                                b.edge = adj_number(&rng, 8);
+                                break;
+                        case 1:
+                                b.type = (uint32_t)adj_number(&rng, 4);
+                                break;
+                        case 2:
+                                b.dir = !a.dir;
+                                break;
+                        default:
+                                b = (struct rec_adj){adj_number(&rng, 8), 0,
+                                                     (uint32_t)adj_number(&rng, 4),
+                                                     adj_number(&rng, 8)};
+                        }
+                        la = rec_adj_key(ka, compact, &a);
+                        lb = rec_adj_key(kb, compact, &b);
+                        cr_assert(le(sz, la, REC_ADJ_KEY_MAX));
+                        n = la < lb ? la : lb;
+                        got = memcmp(ka, kb, n);
+                        got = got != 0 ? got : la < lb ? -1 : la > lb;
+                        want = adj_cmp(&a, &b);
+                        cr_assert(eq(int, got<0 ? -1 : got> 0, want), "compact %d, case %d",
+                                  compact, i);
+                        cr_assert(eq(int, rec_adj_key_decode(ka, la, compact, &back), SOMBRA_OK));
+                        cr_assert(eq(int, adj_cmp(&a, &back), 0));
+                        n = rec_adj_val(v, compact, a.edge);
+                        cr_assert(eq(int, rec_adj_val_decode(v, n, compact, &other), SOMBRA_OK));
+                        cr_assert(eq(u64, other, a.edge));
+                }
+        }
+}
+
+Test(record, adjacency_key_matches_the_documented_layout)
+{
+        static const uint8_t want[] = {
+            0x02, 0x01, 0x00, /* node 256 */
+            0x01,             /* in */
+            0x01, 0x07,       /* type 7 */
+            0x00,             /* edge 0 */
+        };
+        uint8_t k[REC_ADJ_KEY_MAX], p[REC_ADJ_KEY_MAX];
+        uint32_t type = 7;
+
+        cr_assert(eq(sz, rec_adj_key(k, true, &(struct rec_adj){256, 1, 7, 0}), sizeof(want)));
+        cr_assert(eq(int, memcmp(k, want, sizeof(want)), 0));
+        cr_assert(eq(sz, rec_adj_prefix(p, true, 256, 1, &type), 6));
+        cr_assert(eq(sz, rec_adj_prefix(p, true, 256, 1, NULL), 4));
+        cr_assert(eq(int, memcmp(p, want, 4), 0));
+        cr_assert(eq(sz, rec_adj_key(k, false, &(struct rec_adj){256, 1, 7, 0}), 21));
+        cr_assert(eq(u64, get_be64(k), 256));
+        cr_assert(eq(u32, get_be32(k + 9), 7));
+}
+
+Test(record, adjacency_decode_refuses_what_the_writers_never_make)
+{
+        static const struct bad_record cases[] = {
+            {"a leading zero byte", {0x02, 0x00, 0x05, 0, 0x01, 1, 0x01, 1}, 8},
+            {"a number of nine bytes", {0x09, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0x01, 1, 0x01, 1}, 14},
+            {"a type of five bytes", {0x01, 1, 0, 0x05, 1, 1, 1, 1, 1, 0x01, 1}, 11},
+            {"a direction of 2", {0x01, 1, 2, 0x01, 1, 0x01, 1}, 7},
+            {"a byte after the edge", {0x01, 1, 0, 0x01, 1, 0x01, 1, 0}, 8},
+            {"no edge", {0x01, 1, 0, 0x01, 1}, 5},
+            {"the edge cut short", {0x01, 1, 0, 0x01, 1, 0x02, 1}, 7},
+        };
+        struct rec_adj a;
+        uint64_t other;
+
+        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+                uint8_t *copy = exact_copy(cases[i].bytes, cases[i].len);
+                cr_assert(
+                    eq(int, rec_adj_key_decode(copy, cases[i].len, true, &a), SOMBRA_ECORRUPT),
+                    "%s", cases[i].why);
+                free(copy);
+        }
+        cr_assert(eq(int, rec_adj_key_decode(cases[0].bytes, 20, false, &a), SOMBRA_ECORRUPT));
+        cr_assert(eq(int, rec_adj_val_decode((const uint8_t *)"\x01\x00", 2, true, &other),
+                     SOMBRA_ECORRUPT));
+        cr_assert(eq(int, rec_adj_val_decode((const uint8_t *)"\x01\x05\x00", 3, true, &other),
+                     SOMBRA_ECORRUPT));
+        cr_assert(eq(int, rec_adj_val_decode((const uint8_t *)"\x00", 1, true, &other), SOMBRA_OK));
+        cr_assert(eq(u64, other, 0));
+        cr_assert(eq(int, rec_adj_val_decode((const uint8_t *)"1234567", 7, false, &other),
+                     SOMBRA_ECORRUPT));
 }

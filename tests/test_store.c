@@ -1029,25 +1029,28 @@ Test(store, a_damaged_newest_meta_falls_back_when_the_wal_still_covers_it)
 }
 
 /*
- * Rewrites both meta pages of `name` in an earlier format version: 3 has the
- * layout of 4; 2 had neither the WAL place (176..192) nor room for it, and
- * its checksum sat at 176.
+ * Rewrites both meta pages of `name` in an earlier format version: 4 and 3
+ * have the layout of 5; 2 had neither the WAL place (176..192) nor room for
+ * it, and its checksum sat at 176.
  */
 static void
 meta_make_version(const char *name, uint32_t version)
 {
         for (int slot = 0; slot < 2; slot++) {
                 uint8_t b[200];
-                size_t sum = version == 2 ? 176 : 192;
 
                 support_read_at(name, (uint64_t)slot * PS, b, sizeof(b));
-                cr_assert(eq(u32, get_be32(b + 8), 4));
+                cr_assert(eq(u32, get_be32(b + 8), 5));
                 cr_assert(eq(u64, get_be64(b + 176), 0), "a checkpoint that started the WAL anew");
-                put_be32(b + 8, version);
-                memset(b + sum, 0, sizeof(b) - sum);
-                put_be64(b + sum, XXH3_64bits(b, sum));
+                if (version > 2)
+                        continue;
+                put_be32(b + 8, 2);
+                memset(b + 176, 0, sizeof(b) - 176);
+                put_be64(b + 176, XXH3_64bits(b, 176));
                 support_write_at(name, (uint64_t)slot * PS, b, sizeof(b));
         }
+        if (version > 2)
+                support_meta_set_version(name, PS, version);
 }
 
 /* A file and a crashed copy of it, their meta pages made `version`: both open. */
@@ -1079,19 +1082,30 @@ Test(store, a_version_3_meta_page_still_opens)
         expect_version_opens(3);
 }
 
+Test(store, a_version_4_meta_page_still_opens_and_keeps_fixed_keys)
+{
+        struct store *s;
+
+        expect_version_opens(4);
+        s = open_db("db", NULL, NULL);
+        cr_assert(not(store_compact_keys(s)));
+        cr_assert(eq(int, store_checkpoint(s), SOMBRA_OK));
+        store_close(s);
+        s = open_db("db", NULL, NULL);
+        cr_assert(not(store_compact_keys(s)), "a checkpoint writes format 4 again, not 5");
+        store_close(s);
+        s = open_db("new", NULL, NULL);
+        cr_assert(store_compact_keys(s), "a new file has compact keys");
+        store_close(s);
+}
+
 Test(store, a_meta_page_of_a_later_version_is_not_a_database)
 {
         struct store *s = NULL;
         struct model m;
-        uint8_t b[200];
 
         make_db("db", &m, 5);
-        for (int slot = 0; slot < 2; slot++) {
-                support_read_at("db", (uint64_t)slot * PS, b, sizeof(b));
-                put_be32(b + 8, 5);
-                put_be64(b + 192, XXH3_64bits(b, 192));
-                support_write_at("db", (uint64_t)slot * PS, b, sizeof(b));
-        }
+        support_meta_set_version("db", PS, 6);
         cr_assert(eq(int, store_open(support_path("db"), NULL, NULL, &s), SOMBRA_ENOTDB));
 }
 

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "graph.h"
+#include "record.h"
 #include "store.h"
 #include "support.h"
 
@@ -101,17 +102,16 @@ Test(verify, large_graph_is_healthy_before_and_after_reopen)
 
 Test(verify, missing_adjacency_entry_is_found)
 {
-        uint8_t k[21];
+        uint8_t k[REC_ADJ_KEY_MAX];
         uint64_t a, b, e;
+        size_t klen;
 
         cr_assert_eq(graph_node_create(g, NULL, 0, NULL, 0, &a), SOMBRA_OK);
         cr_assert_eq(graph_node_create(g, NULL, 0, NULL, 0, &b), SOMBRA_OK);
         cr_assert_eq(graph_edge_create(g, a, b, "T", NULL, 0, &e), SOMBRA_OK);
-        put_be64(k, b);
-        k[8] = 1;           /* incoming */
-        put_be32(k + 9, 1); /* "T" is the first name */
-        put_be64(k + 13, e);
-        expect_problem_without(TREE_ADJ, k, sizeof(k), "incoming");
+        /* Incoming at b, type 1 ("T" is the first name). */
+        klen = rec_adj_key(k, store_compact_keys(graph_store(g)), &(struct rec_adj){b, 1, 1, e});
+        expect_problem_without(TREE_ADJ, k, klen, "incoming");
 }
 
 Test(verify, counter_mismatch_is_found)

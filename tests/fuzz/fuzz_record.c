@@ -3,7 +3,7 @@
  *
  * The first byte picks node or edge, the rest is the record. A compact
  * record the decoder accepts must be canonical - encoding what it decoded
- * gives the same bytes back; a fixed-format one (as 0.3 wrote them) must
+ * gives the same bytes back; a fixed-format one (as earlier files hold them) must
  * encode to a compact record that decodes to the same fields. Every value
  * must pass rec_value_check and make an index key. Anything else is a bug:
  * the target aborts.
