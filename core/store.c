@@ -100,6 +100,7 @@
 
 #include "adopt.h"
 #include "futex.h"
+#include "record.h"
 #include "store.h"
 #include "wal.h"
 
@@ -1419,6 +1420,53 @@ store_backup_read(struct store *s, void *buf, size_t len, uint64_t off)
         return SOMBRA_OK;
 }
 
+/* Scratch for rewriting an older file's entries in the compact formats. */
+struct upgrade {
+        struct rec rec;
+        struct buf val;
+        uint8_t key[REC_ADJ_KEY_MAX], adj_val[REC_ADJ_VAL_MAX];
+};
+
+/*
+ * Points *key and *val at the entry as a file of format 5 holds it: a
+ * fixed-format node or edge record re-encoded compact, a fixed adjacency
+ * key and value made compact (record.h). Both adjacency formats sort as
+ * their fields, so the converted keys come in key order as the old ones
+ * did. Other entries, and those already compact, are left as they are.
+ */
+static int
+entry_upgrade(struct upgrade *u, enum store_tree t, bool compact_keys, const uint8_t **key,
+              size_t *klen, struct buf *val)
+{
+        struct rec_adj a;
+        uint64_t other;
+        int rc = SOMBRA_OK;
+
+        if ((t == TREE_NODES || t == TREE_EDGES) && val->len > 0 && val->data[0] != REC_COMPACT) {
+                rc = t == TREE_NODES ? rec_decode_node(&u->rec, val->data, val->len)
+                                     : rec_decode_edge(&u->rec, val->data, val->len);
+                if (rc == SOMBRA_OK)
+                        rc = t == TREE_NODES ? rec_encode_node(&u->rec, &u->val)
+                                             : rec_encode_edge(&u->rec, &u->val);
+                if (rc == SOMBRA_OK) { /* the new encoding becomes val; val the next scratch */
+                        struct buf old = *val;
+                        *val = u->val;
+                        u->val = old;
+                }
+        } else if (t == TREE_ADJ && !compact_keys) {
+                rc = rec_adj_key_decode(*key, *klen, false, &a);
+                if (rc == SOMBRA_OK)
+                        rc = rec_adj_val_decode(val->data, val->len, false, &other);
+                if (rc == SOMBRA_OK) {
+                        *klen = rec_adj_key(u->key, true, &a);
+                        *key = u->key;
+                        buf_reset(val);
+                        rc = buf_append(val, u->adj_val, rec_adj_val(u->adj_val, true, other));
+                }
+        }
+        return rc;
+}
+
 /*
  * A compacting copy of the held image. Its pages, read through a pager of
  * our own (checksums checked), do not change while the hold lasts, so any
@@ -1427,7 +1475,8 @@ store_backup_read(struct store *s, void *buf, size_t len, uint64_t off)
  * keep the held one's state, generation, LSN and WAL salt, like a plain
  * backup's: its pages carry that LSN as their txn, so they all count as
  * checkpointed. Both slots are written, the other one with the generation
- * before, as db_create does, so that either can be damaged.
+ * before, as db_create does, so that either can be damaged. The copy of an
+ * older file is written in the compact formats (entry_upgrade): format 5.
  */
 int
 store_backup_compact(struct store *s, struct io_file *dest)
@@ -1435,6 +1484,7 @@ store_backup_compact(struct store *s, struct io_file *dest)
         struct meta m = s->meta;
         struct btree_build_out out = {dest, m.page_size, m.ckpt_lsn, 2};
         struct pager *image = NULL;
+        struct upgrade u = {REC_INIT, BUF_INIT, {0}, {0}};
         struct buf val = {0};
         uint8_t *page = NULL;
         int rc = pager_create(&s->file, m.page_size, SOMBRA_MIN_CACHE_PAGES, true, m.npages,
@@ -1454,6 +1504,8 @@ store_backup_compact(struct store *s, struct io_file *dest)
                         btree_cursor_key(&c, &key, &klen);
                         rc = btree_cursor_value(&c, &val);
                         if (rc == SOMBRA_OK)
+                                rc = entry_upgrade(&u, t, m.compact_keys, &key, &klen, &val);
+                        if (rc == SOMBRA_OK)
                                 rc = btree_build_add(b, key, klen, val.data, val.len);
                         if (rc != SOMBRA_OK)
                                 break;
@@ -1468,6 +1520,7 @@ store_backup_compact(struct store *s, struct io_file *dest)
         m.free_head = PGNO_NONE;
         m.free_count = 0;
         m.db_id = s->backup_id;
+        m.compact_keys = true;
         if (rc == SOMBRA_OK && (page = calloc(1, m.page_size)) == NULL)
                 rc = SOMBRA_ENOMEM;
         for (uint64_t older = 0; rc == SOMBRA_OK && older < 2 && older <= m.gen; older++) {
@@ -1478,6 +1531,8 @@ store_backup_compact(struct store *s, struct io_file *dest)
         }
         free(page);
         buf_free(&val);
+        buf_free(&u.val);
+        rec_free(&u.rec);
         pager_destroy(image);
         return rc;
 }

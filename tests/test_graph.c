@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "buf.h"
+#include "sombra.h"
 #include "graph.h"
 #include "record.h"
 #include "store.h"
@@ -375,6 +376,48 @@ Test(graph, a_file_with_fixed_adjacency_keys_keeps_them_and_works)
         cr_assert_eq(graph_node_delete(g, c), SOMBRA_OK);
         cr_assert_eq(adjacency_read(e, other, 16, &sum), 0);
         graph_adjvec_free(&adj);
+}
+
+Test(graph, a_compacting_backup_writes_an_older_file_in_the_compact_formats)
+{
+        struct sombra_prop age = {"age", {.type = SOMBRA_INT, .u.i = 44}};
+        const char *person[] = {"Person"};
+        struct graph_entity e = {0};
+        struct graph_adjvec adj = {0};
+        struct rec_adj k[8];
+        uint64_t other[8], a, b, ab;
+        struct buf raw = BUF_INIT;
+        sombra_db *db;
+        size_t sum;
+
+        cr_assert_eq(graph_node_create(g, person, 1, &age, 1, &a), SOMBRA_OK);
+        b = node("Person");
+        cr_assert_eq(graph_edge_create(g, a, b, "KNOWS", &age, 1, &ab), SOMBRA_OK);
+        record_make_fixed(false, a);
+        record_make_fixed(true, ab);
+        adjacency_make_fixed();
+        cr_assert_eq(graph_close(g), SOMBRA_OK);
+        g = NULL;
+
+        cr_assert_eq(sombra_open(support_path(DB_NAME), NULL, &db), SOMBRA_OK);
+        cr_assert_eq(sombra_backup_compact(db, support_path("copy")), SOMBRA_OK);
+        cr_assert_eq(sombra_close(db), SOMBRA_OK);
+        cr_assert_eq(graph_open(support_path("copy"), NULL, NULL, &g), SOMBRA_OK);
+        cr_assert(store_compact_keys(graph_store(g)), "the copy is format 5");
+        cr_assert_eq(adjacency_read(k, other, 8, &sum), 2);
+        cr_assert_lt(sum, 2 * 21);
+        raw_record(false, a, &raw);
+        cr_assert_eq(raw.data[0], REC_COMPACT);
+        raw_record(true, ab, &raw);
+        cr_assert_eq(raw.data[0], REC_COMPACT);
+        cr_assert_eq(graph_node_get(graph_writer_reader(g), a, &e), SOMBRA_OK);
+        cr_assert_eq(prop(&e, "age")->u.i, 44);
+        graph_entity_free(&e);
+        cr_assert_eq(neighbour_count(a, SOMBRA_OUT, NULL, 0, &adj), 1);
+        cr_assert_eq(adj.v[0].node, b);
+        cr_assert_eq(adj.v[0].edge, ab);
+        graph_adjvec_free(&adj);
+        buf_free(&raw);
 }
 
 Test(graph, a_new_file_has_compact_adjacency_keys)
