@@ -202,6 +202,11 @@ struct store {
         struct sombra_config cfg;
         struct io_faults *faults;
         struct meta meta; /* the last durable meta page */
+        /*
+         * meta.compact_keys, set at open and never after: readers on other
+         * threads ask for it while a checkpoint rewrites `meta`.
+         */
+        bool compact_keys;
 
         struct store_state committed;
         struct store_state txn;
@@ -2141,6 +2146,7 @@ store_open(const char *path, const struct sombra_config *cfg, struct io_faults *
         }
         if (rc != SOMBRA_OK)
                 goto label_fail;
+        s->compact_keys = s->meta.compact_keys;
         s->committed = s->meta.st;
         rc = pager_create(&s->file, s->meta.page_size, s->cfg.page_cache_size, s->cfg.checksums,
                           s->meta.npages, s->meta.ckpt_lsn, &s->pager);
@@ -2235,7 +2241,7 @@ store_page_size(const struct store *s)
 bool
 store_compact_keys(const struct store *s)
 {
-        return s->meta.compact_keys;
+        return s->compact_keys;
 }
 
 void
