@@ -24,7 +24,8 @@
  * also says that the adjacency keys are compact: a file made by this
  * library. One made before keeps its fixed keys (a tree cannot mix them)
  * and is written as version 4. Versions 3 and 2 (the latter without the
- * WAL offset and chain, and with the checksum at 176) are still read.
+ * WAL offset and chain, and with the checksum at 176) are still read, and
+ * a read-write open rewrites both slots of such a file (meta_upgrade).
  *
  * The database id binds the WAL to its database (wal.h), and the WAL salt
  * names the one generation of it that may be replayed onto this state. A
@@ -108,6 +109,7 @@ static const uint8_t meta_magic[8] = {'S', 'O', 'M', 'B', 'R', 'A', 'D', 'B'};
 
 #define META_VERSION    5u /* compact records and adjacency keys */
 #define META_V4_VERSION 4u /* compact records, fixed adjacency keys */
+#define META_V3_VERSION 3u /* fixed records and keys; the layout of 4 and 5 */
 #define META_SIZE       200u
 #define META_SUM        192u /* the checksum's offset, and the bytes it covers */
 #define META_V2_VERSION 2u   /* read only: no WAL place, the checksum at 176 */
@@ -148,7 +150,11 @@ struct meta {
         uint64_t wal_salt;
         struct wal_pos wal_from; /* off 0: the generation's first record */
         struct store_state st;
-        bool compact_keys; /* format 5: record.h's compact adjacency keys */
+        /*
+         * The format it is written in, as read (2 is written as 3, the same
+         * fields in the later layout). 5: record.h's compact adjacency keys.
+         */
+        uint32_t version;
 };
 
 /*
@@ -203,10 +209,11 @@ struct store {
         struct io_faults *faults;
         struct meta meta; /* the last durable meta page */
         /*
-         * meta.compact_keys, set at open and never after: readers on other
+         * meta.version 5, set at open and never after: readers on other
          * threads ask for it while a checkpoint rewrites `meta`.
          */
         bool compact_keys;
+        bool old_format; /* a meta slot on file is format 3 or 2: store_open upgrades both */
 
         struct store_state committed;
         struct store_state txn;
@@ -288,7 +295,7 @@ meta_encode(const struct meta *m, uint8_t *b)
 {
         memset(b, 0, META_SIZE);
         memcpy(b, meta_magic, 8);
-        put_be32(b + 8, m->compact_keys ? META_VERSION : META_V4_VERSION);
+        put_be32(b + 8, m->version < META_V3_VERSION ? META_V3_VERSION : m->version);
         put_be32(b + 12, m->page_size);
         put_be64(b + 16, m->gen);
         put_be64(b + 24, m->ckpt_lsn);
@@ -334,7 +341,7 @@ meta_decode(struct meta *m, const uint8_t *b)
         m->wal_from.off = version != META_V2_VERSION ? get_be64(b + 176) : 0;
         m->wal_from.chain = version != META_V2_VERSION ? get_be64(b + 184) : 0;
         m->wal_from.lsn = m->ckpt_lsn + 1;
-        m->compact_keys = version == META_VERSION;
+        m->version = version;
         m->st.lsn = m->ckpt_lsn;
         if (!page_size_ok(m->page_size) || m->npages < 2 || m->free_count > m->npages ||
             m->db_id == 0 || m->wal_salt == 0 ||
@@ -413,6 +420,8 @@ meta_read(struct store *s, uint64_t file_size, struct meta *out, bool *unfinishe
          * generation: close makes sure of that for its own checkpoint.
          */
         s->older_meta = rc0 == SOMBRA_OK && rc1 == SOMBRA_OK && m0.wal_salt == m1.wal_salt;
+        s->old_format = (rc0 == SOMBRA_OK && m0.version < META_V4_VERSION) ||
+                        (rc1 == SOMBRA_OK && m1.version < META_V4_VERSION);
         /*
          * Shorter than its pages: cut short, unless the newest meta is one that
          * db_create writes (generation 0 or 1, two pages, nothing
@@ -439,7 +448,7 @@ db_create(struct store *s, const char *path)
         if (!page_size_ok(s->cfg.page_size))
                 return SOMBRA_EINVAL;
         m.page_size = s->cfg.page_size;
-        m.compact_keys = true;
+        m.version = META_VERSION;
         m.npages = 2;
         m.st.next_node = 1;
         m.st.next_edge = 1;
@@ -1509,7 +1518,7 @@ store_backup_compact(struct store *s, struct io_file *dest)
                         btree_cursor_key(&c, &key, &klen);
                         rc = btree_cursor_value(&c, &val);
                         if (rc == SOMBRA_OK)
-                                rc = entry_upgrade(&u, t, m.compact_keys, &key, &klen, &val);
+                                rc = entry_upgrade(&u, t, s->compact_keys, &key, &klen, &val);
                         if (rc == SOMBRA_OK)
                                 rc = btree_build_add(b, key, klen, val.data, val.len);
                         if (rc != SOMBRA_OK)
@@ -1525,7 +1534,7 @@ store_backup_compact(struct store *s, struct io_file *dest)
         m.free_head = PGNO_NONE;
         m.free_count = 0;
         m.db_id = s->backup_id;
-        m.compact_keys = true;
+        m.version = META_VERSION;
         if (rc == SOMBRA_OK && (page = calloc(1, m.page_size)) == NULL)
                 rc = SOMBRA_ENOMEM;
         for (uint64_t older = 0; rc == SOMBRA_OK && older < 2 && older <= m.gen; older++) {
@@ -2012,6 +2021,27 @@ meta_read_live(struct store *s, struct meta *m)
 }
 
 /*
+ * A file with a format 3 or 2 meta slot gets both slots rewritten in format
+ * 4 or 5 before anything is written in the compact formats: two
+ * checkpoints, one for each slot. Otherwise a library that knows only
+ * format 3 would skip the upgraded slot as damaged and open the other, the
+ * state before the last checkpoint, and its own checkpoints would then
+ * write over the newer one. With both slots upgraded it refuses the file.
+ */
+static int
+meta_upgrade(struct store *s)
+{
+        int rc = SOMBRA_OK;
+
+        s->meta.version = META_V4_VERSION; /* what the checkpoints write */
+        for (int slot = 0; slot < 2 && rc == SOMBRA_OK; slot++)
+                rc = checkpoint(s, true);
+        if (rc == SOMBRA_OK)
+                s->old_format = false;
+        return rc;
+}
+
+/*
  * One try at pinning the newest checkpoint (see the reader locks above) and
  * opening the log that continues it. SOMBRA_EAGAIN when the owner moved on
  * meanwhile; nothing is held then, nor after any other failure.
@@ -2146,7 +2176,7 @@ store_open(const char *path, const struct sombra_config *cfg, struct io_faults *
         }
         if (rc != SOMBRA_OK)
                 goto label_fail;
-        s->compact_keys = s->meta.compact_keys;
+        s->compact_keys = s->meta.version == META_VERSION;
         s->committed = s->meta.st;
         rc = pager_create(&s->file, s->meta.page_size, s->cfg.page_cache_size, s->cfg.checksums,
                           s->meta.npages, s->meta.ckpt_lsn, &s->pager);
@@ -2159,6 +2189,8 @@ store_open(const char *path, const struct sombra_config *cfg, struct io_faults *
                 rc = wal_attach(s, path, create);
         if (rc == SOMBRA_OK)
                 rc = recover(s);
+        if (rc == SOMBRA_OK && s->old_format && !s->cfg.read_only)
+                rc = meta_upgrade(s);
         if (rc != SOMBRA_OK)
                 goto label_fail;
         *out = s;

@@ -22,7 +22,7 @@
 enum store_tree {
         TREE_NODES,    /* u64 node -> node record */
         TREE_EDGES,    /* u64 edge -> edge record */
-        TREE_ADJ,      /* u64 node | u8 dir | u32 type | u64 edge -> u64 neighbour */
+        TREE_ADJ,      /* node | u8 dir | type | edge -> neighbour (record.h: compact or fixed) */
         TREE_LABELS,   /* u32 label | u64 node -> empty */
         TREE_NAMES,    /* name bytes -> u32 name id */
         TREE_NAME_IDS, /* u32 name id -> name bytes */

@@ -1070,6 +1070,13 @@ expect_version_opens(uint32_t version)
         meta_make_version("crash", version);
         expect_reopened("db", NULL, &m);
         expect_recovered("crash", NULL, &m, 5);
+        /* Both slots now say 4, so that a library of format 3 refuses the file. */
+        for (int slot = 0; slot < 2; slot++) {
+                cr_assert(eq(u32, (uint32_t)(read_u64("db", (uint64_t)slot * PS + 8) >> 32), 4),
+                          "slot %d", slot);
+                cr_assert(eq(u32, (uint32_t)(read_u64("crash", (uint64_t)slot * PS + 8) >> 32), 4),
+                          "slot %d", slot);
+        }
 }
 
 Test(store, a_version_2_meta_page_still_opens)

@@ -23,15 +23,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len);
 static void
 seed_write(const char *dir, const char *name, bool edge, const struct rec *r)
 {
-        struct buf out = BUF_INIT;
+        struct buf rec = BUF_INIT, out = BUF_INIT;
         char path[4096];
         uint8_t sel = edge;
 
-        if (buf_append(&out, &sel, 1) != SOMBRA_OK ||
-            (edge ? rec_encode_edge(r, &out) : rec_encode_node(r, &out)) != SOMBRA_OK)
+        /* Encoding replaces a buffer's contents: the record goes after the selector. */
+        if ((edge ? rec_encode_edge(r, &rec) : rec_encode_node(r, &rec)) != SOMBRA_OK ||
+            buf_append(&out, &sel, 1) != SOMBRA_OK ||
+            buf_append(&out, rec.data, rec.len) != SOMBRA_OK)
                 abort();
         snprintf(path, sizeof(path), "%s/%s", dir, name);
         fuzz_write(path, out.data, out.len);
+        buf_free(&rec);
         buf_free(&out);
 }
 
