@@ -106,17 +106,17 @@ view(struct graph *g)
         return store_in_txn(g->store) ? store_txn_state(g->store) : store_committed(g->store);
 }
 
-static void
-id_key(uint8_t k[8], uint64_t id)
+/* The key of node or edge id in the file's format (record.h); returns its length. */
+static size_t
+id_key(struct graph *g, uint8_t k[REC_ID_MAX], uint64_t id)
 {
-        put_be64(k, id);
+        return rec_id(k, store_compact_keys(g->store), id);
 }
 
-static void
-label_key(uint8_t k[12], uint32_t label, uint64_t node)
+static size_t
+label_key(struct graph *g, uint8_t k[REC_LABEL_KEY_MAX], uint32_t label, uint64_t node)
 {
-        put_be32(k, label);
-        put_be64(k + 4, node);
+        return rec_label_key(k, store_compact_keys(g->store), label, &node);
 }
 
 int
@@ -587,24 +587,24 @@ edge_load(struct graph *g, uint64_t id, struct buf *raw, struct rec *r)
 static int
 node_store(struct graph *g, uint64_t id, const struct rec *r)
 {
-        uint8_t k[8];
+        uint8_t k[REC_ID_MAX];
+        size_t klen = id_key(g, k, id);
         int rc = rec_encode_node(r, &g->raw2);
 
-        id_key(k, id);
         if (rc == SOMBRA_OK)
-                rc = store_put(g->store, TREE_NODES, k, 8, g->raw2.data, g->raw2.len);
+                rc = store_put(g->store, TREE_NODES, k, klen, g->raw2.data, g->raw2.len);
         return rc;
 }
 
 static int
 edge_store(struct graph *g, uint64_t id, const struct rec *r)
 {
-        uint8_t k[8];
+        uint8_t k[REC_ID_MAX];
+        size_t klen = id_key(g, k, id);
         int rc = rec_encode_edge(r, &g->raw2);
 
-        id_key(k, id);
         if (rc == SOMBRA_OK)
-                rc = store_put(g->store, TREE_EDGES, k, 8, g->raw2.data, g->raw2.len);
+                rc = store_put(g->store, TREE_EDGES, k, klen, g->raw2.data, g->raw2.len);
         return rc;
 }
 
@@ -635,9 +635,8 @@ node_create(struct graph *g, const char *const *labels, size_t nlabels,
         id = st->next_node;
         rc = node_store(g, id, r);
         for (uint32_t i = 0; rc == SOMBRA_OK && i < r->nlabels; i++) {
-                uint8_t k[12];
-                label_key(k, r->labels[i], id);
-                rc = entry_put(g, TREE_LABELS, k, 12, NULL, 0);
+                uint8_t k[REC_LABEL_KEY_MAX];
+                rc = entry_put(g, TREE_LABELS, k, label_key(g, k, r->labels[i], id), NULL, 0);
         }
         if (rc == SOMBRA_OK)
                 rc = index_update(g, id, NULL, r);
@@ -709,20 +708,18 @@ edit_apply(struct graph *g, struct rec *r, const struct node_edit *e, bool *chan
 static int
 labels_sync(struct graph *g, uint64_t id, const struct rec *before, const struct rec *after)
 {
-        uint8_t k[12];
+        uint8_t k[REC_LABEL_KEY_MAX];
         int rc = SOMBRA_OK;
 
         for (uint32_t i = 0; rc == SOMBRA_OK && before != NULL && i < before->nlabels; i++) {
                 if (after != NULL && rec_has_label(after, before->labels[i]))
                         continue;
-                label_key(k, before->labels[i], id);
-                rc = store_del(g->store, TREE_LABELS, k, 12);
+                rc = store_del(g->store, TREE_LABELS, k, label_key(g, k, before->labels[i], id));
         }
         for (uint32_t i = 0; rc == SOMBRA_OK && after != NULL && i < after->nlabels; i++) {
                 if (before != NULL && rec_has_label(before, after->labels[i]))
                         continue;
-                label_key(k, after->labels[i], id);
-                rc = entry_put(g, TREE_LABELS, k, 12, NULL, 0);
+                rc = entry_put(g, TREE_LABELS, k, label_key(g, k, after->labels[i], id), NULL, 0);
         }
         return rc == SOMBRA_ENOTFOUND ? SOMBRA_ECORRUPT : rc;
 }
@@ -809,13 +806,12 @@ graph_node_label_remove(struct graph *g, uint64_t id, const char *label)
 static int
 node_found(struct graph *g, const struct store_state *st, uint64_t id)
 {
-        uint8_t k[8];
+        uint8_t k[REC_ID_MAX];
         int rc;
 
         if (idset_get(&g->known, id, NULL))
                 return SOMBRA_OK;
-        id_key(k, id);
-        rc = store_get(g->store, st, TREE_NODES, k, 8, NULL);
+        rc = store_get(g->store, st, TREE_NODES, k, id_key(g, k, id), NULL);
         if (rc != SOMBRA_OK || id == IDSET_EMPTY)
                 return rc;
         if (g->known.count >= KNOWN_MAX)
@@ -829,8 +825,8 @@ static int
 adj_put(struct graph *g, const struct rec_adj *a, uint64_t other)
 {
         bool compact = store_compact_keys(g->store);
-        uint8_t k[REC_ADJ_KEY_MAX], v[REC_ADJ_VAL_MAX];
-        size_t klen = rec_adj_key(k, compact, a), vlen = rec_adj_val(v, compact, other);
+        uint8_t k[REC_ADJ_KEY_MAX], v[REC_ID_MAX];
+        size_t klen = rec_adj_key(k, compact, a), vlen = rec_id(v, compact, other);
 
         return entry_put(g, TREE_ADJ, k, klen, v, vlen);
 }
@@ -906,13 +902,12 @@ edge_delete(struct graph *g, uint64_t id)
 {
         struct store_state *st = store_txn_state(g->store);
         const struct rec *b = &g->before;
-        uint8_t k[8];
+        uint8_t k[REC_ID_MAX];
         int rc = edge_load(g, id, &g->raw, &g->before);
 
         if (rc != SOMBRA_OK)
                 return rc;
-        id_key(k, id);
-        rc = store_del(g->store, TREE_EDGES, k, 8);
+        rc = store_del(g->store, TREE_EDGES, k, id_key(g, k, id));
         if (rc == SOMBRA_OK)
                 rc = adj_del(g, &(struct rec_adj){b->src, DIR_OUT, b->type, id});
         if (rc == SOMBRA_OK)
@@ -996,7 +991,7 @@ static int
 node_delete(struct graph *g, uint64_t id)
 {
         struct store_state *st = store_txn_state(g->store);
-        uint8_t k[8];
+        uint8_t k[REC_ID_MAX];
         int rc = node_load(g, id, &g->raw, &g->before);
 
         (void)idset_del(&g->known, id); /* before anything: a failure half-way rolls back */
@@ -1016,10 +1011,8 @@ node_delete(struct graph *g, uint64_t id)
                 rc = labels_sync(g, id, &g->before, NULL);
         if (rc == SOMBRA_OK)
                 rc = index_update(g, id, &g->before, NULL);
-        if (rc == SOMBRA_OK) {
-                id_key(k, id);
-                rc = store_del(g->store, TREE_NODES, k, 8);
-        }
+        if (rc == SOMBRA_OK)
+                rc = store_del(g->store, TREE_NODES, k, id_key(g, k, id));
         if (rc == SOMBRA_OK)
                 st->nodes--;
         return rc;

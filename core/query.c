@@ -155,15 +155,23 @@ resolve(struct graph_reader *r, const char *name, uint32_t *id)
         return rc;
 }
 
+/* SOMBRA_OK when node id is in the reader's state, SOMBRA_ENOTFOUND when not. */
+static int
+node_present(struct graph_reader *r, uint64_t id)
+{
+        uint8_t k[REC_ID_MAX];
+
+        return tree_get(r, TREE_NODES, k, rec_id(k, store_compact_keys(graph_store(r->g)), id),
+                        NULL);
+}
+
 static int
 record_load(struct graph_reader *r, enum store_tree t, uint64_t id, struct buf *raw,
             struct rec *rec)
 {
-        uint8_t k[8];
-        int rc;
+        uint8_t k[REC_ID_MAX];
+        int rc = tree_get(r, t, k, rec_id(k, store_compact_keys(graph_store(r->g)), id), raw);
 
-        put_be64(k, id);
-        rc = tree_get(r, t, k, 8, raw);
         if (rc == SOMBRA_OK)
                 rc = t == TREE_NODES ? rec_decode_node(rec, raw->data, raw->len)
                                      : rec_decode_edge(rec, raw->data, raw->len);
@@ -202,7 +210,7 @@ adj_scan(struct graph_reader *r, const uint8_t *prefix, size_t plen, struct grap
                 if (rc == SOMBRA_OK)
                         rc = btree_cursor_value(&c, &r->val);
                 if (rc == SOMBRA_OK)
-                        rc = rec_adj_val_decode(r->val.data, r->val.len, compact, &a.node);
+                        rc = rec_id_decode(r->val.data, r->val.len, compact, &a.node);
                 if (rc != SOMBRA_OK)
                         break;
                 a.type = e.type;
@@ -253,20 +261,25 @@ graph_read_adjacent(struct graph_reader *r, uint64_t node, struct graph_adjvec *
 static int
 label_collect(struct graph_reader *r, uint32_t label, struct graph_ids *out)
 {
+        bool compact = store_compact_keys(graph_store(r->g));
         struct btree_cursor c;
-        uint8_t lk[4];
+        uint8_t lk[REC_LABEL_KEY_MAX];
+        size_t plen = rec_label_key(lk, compact, label, NULL);
         int rc;
 
-        put_be32(lk, label);
         tree_cursor(r, TREE_LABELS, &c);
-        rc = btree_cursor_seek(&c, lk, 4);
+        rc = btree_cursor_seek(&c, lk, plen);
         while (rc == SOMBRA_OK && btree_cursor_valid(&c)) {
                 const uint8_t *k;
                 size_t klen;
+                uint32_t l;
+                uint64_t node;
                 btree_cursor_key(&c, &k, &klen);
-                if (klen != 12 || memcmp(k, lk, 4) != 0)
+                if (klen < plen || memcmp(k, lk, plen) != 0)
                         break;
-                rc = graph_ids_push(out, get_be64(k + 4));
+                rc = rec_label_key_decode(k, klen, compact, &l, &node);
+                if (rc == SOMBRA_OK)
+                        rc = graph_ids_push(out, node);
                 if (rc == SOMBRA_OK)
                         rc = btree_cursor_next(&c);
         }
@@ -290,25 +303,24 @@ int
 graph_ids_after(struct graph_reader *r, bool edges, uint64_t after, size_t max,
                 struct graph_ids *out)
 {
+        bool compact = store_compact_keys(graph_store(r->g));
         struct btree_cursor c;
-        uint8_t k0[8];
+        uint8_t k0[REC_ID_MAX];
         int rc = read_enter(r);
 
         out->n = 0;
         if (rc != SOMBRA_OK || after == UINT64_MAX)
                 goto label_exit;
-        put_be64(k0, after + 1);
         tree_cursor(r, edges ? TREE_EDGES : TREE_NODES, &c);
-        rc = btree_cursor_seek(&c, k0, 8);
+        rc = btree_cursor_seek(&c, k0, rec_id(k0, compact, after + 1));
         while (rc == SOMBRA_OK && btree_cursor_valid(&c) && out->n < max) {
                 const uint8_t *k;
                 size_t klen;
+                uint64_t id;
                 btree_cursor_key(&c, &k, &klen);
-                if (klen != 8) {
-                        rc = SOMBRA_ECORRUPT;
-                        break;
-                }
-                rc = graph_ids_push(out, get_be64(k));
+                rc = rec_id_decode(k, klen, compact, &id);
+                if (rc == SOMBRA_OK)
+                        rc = graph_ids_push(out, id);
                 if (rc == SOMBRA_OK)
                         rc = btree_cursor_next(&c);
         }
@@ -406,15 +418,13 @@ graph_edge_get(struct graph_reader *r, uint64_t id, struct graph_entity *out)
 int
 graph_node_exists(struct graph_reader *r, uint64_t id)
 {
-        uint8_t k[8];
         int rc;
 
         if (r == NULL)
                 return SOMBRA_EINVAL;
-        put_be64(k, id);
         rc = read_enter(r);
         if (rc == SOMBRA_OK)
-                rc = tree_get(r, TREE_NODES, k, 8, NULL);
+                rc = node_present(r, id);
         read_exit(r);
         return rc;
 }
@@ -458,14 +468,12 @@ graph_neighbors(struct graph_reader *r, uint64_t node, enum sombra_dir dir,
 {
         uint32_t tids[GRAPH_MAX_TYPE_FILTER];
         size_t ntids;
-        uint8_t k[8];
         int rc;
 
         if (r == NULL || out == NULL || dir < SOMBRA_OUT || dir > SOMBRA_BOTH)
                 return SOMBRA_EINVAL;
         if (ntypes > GRAPH_MAX_TYPE_FILTER)
                 return SOMBRA_ETOOBIG;
-        put_be64(k, node);
         rc = read_enter(r);
         if (rc == SOMBRA_OK)
                 rc = type_filter(r, types, ntypes, tids, &ntids);
@@ -473,7 +481,7 @@ graph_neighbors(struct graph_reader *r, uint64_t node, enum sombra_dir dir,
                 rc = adj_collect(r, node, dir, tids, ntids, ntypes > 0, out);
         /* Only an empty answer needs to know whether the node exists at all. */
         if (rc == SOMBRA_OK && out->n == 0)
-                rc = tree_get(r, TREE_NODES, k, 8, NULL);
+                rc = node_present(r, node);
         read_exit(r);
         return rc;
 }

@@ -946,7 +946,7 @@ rec_index_key(struct buf *out, uint32_t label, uint32_t key, const struct sombra
         return SOMBRA_OK;
 }
 
-/* ---- adjacency entries ---- */
+/* ---- keys of the nodes, edges, labels and adj trees ---- */
 
 /* A number in the ordered form: its byte count, then those bytes big-endian. */
 static uint8_t *
@@ -1021,15 +1021,6 @@ rec_adj_key(uint8_t k[REC_ADJ_KEY_MAX], bool compact, const struct rec_adj *a)
         return (size_t)(p + 8 - k);
 }
 
-size_t
-rec_adj_val(uint8_t v[REC_ADJ_VAL_MAX], bool compact, uint64_t other)
-{
-        if (compact)
-                return (size_t)(put_ordered(v, other) - v);
-        put_be64(v, other);
-        return 8;
-}
-
 int
 rec_adj_key_decode(const uint8_t *k, size_t klen, bool compact, struct rec_adj *a)
 {
@@ -1050,11 +1041,49 @@ rec_adj_key_decode(const uint8_t *k, size_t klen, bool compact, struct rec_adj *
         return SOMBRA_OK;
 }
 
-int
-rec_adj_val_decode(const uint8_t *v, size_t vlen, bool compact, uint64_t *other)
+size_t
+rec_id(uint8_t k[REC_ID_MAX], bool compact, uint64_t id)
 {
-        struct reader rd = {v, vlen, 0, compact};
-        bool ok = compact ? rd_ordered(&rd, 8, other) : rd_u64(&rd, other);
+        if (compact)
+                return (size_t)(put_ordered(k, id) - k);
+        put_be64(k, id);
+        return 8;
+}
+
+int
+rec_id_decode(const uint8_t *k, size_t klen, bool compact, uint64_t *id)
+{
+        struct reader rd = {k, klen, 0, compact};
+        bool ok = compact ? rd_ordered(&rd, 8, id) : rd_u64(&rd, id);
 
         return ok && rd_left(&rd) == 0 ? SOMBRA_OK : SOMBRA_ECORRUPT;
+}
+
+size_t
+rec_label_key(uint8_t k[REC_LABEL_KEY_MAX], bool compact, uint32_t label, const uint64_t *node)
+{
+        uint8_t *p = k;
+
+        if (compact) {
+                p = put_ordered(p, label);
+        } else {
+                put_be32(p, label);
+                p += 4;
+        }
+        if (node != NULL)
+                p += rec_id(p, compact, *node);
+        return (size_t)(p - k);
+}
+
+int
+rec_label_key_decode(const uint8_t *k, size_t klen, bool compact, uint32_t *label, uint64_t *node)
+{
+        struct reader rd = {k, klen, 0, compact};
+        uint64_t l;
+
+        if (compact ? !rd_ordered(&rd, 4, &l) : !rd_id32(&rd, label))
+                return SOMBRA_ECORRUPT;
+        if (compact)
+                *label = (uint32_t)l;
+        return rec_id_decode(k + rd.pos, rd_left(&rd), compact, node);
 }

@@ -17,14 +17,17 @@
  * u32 type | props, props u16 nprops | (u32 key | u8 type | payload), INT
  * 8 bytes and lengths u32, all big-endian. Their first byte is never 0x80
  * (an edge's would need a source id of 2^63 or more).
- * Adjacency entry (the `adj` tree), one per edge end:
- *   key   node | u8 dir (0 out, 1 in) | type id | edge -> value: the other node
- *   In a compact file (rec_adj_*'s `compact`, from meta format 5) each
- *   number is ordered: a byte n (0..8) then the n bytes of the number,
- *   big-endian, with no leading zero byte; 0 is the byte 0 alone. A smaller
- *   number never has more bytes, so memcmp orders the keys as the numbers,
- *   and n makes every field prefix-free. Otherwise (files made before) they
- *   are fixed: u64 node | u8 dir | u32 type | u64 edge -> u64 node.
+ * Keys of the `nodes`, `edges`, `labels` and `adj` trees, and the `adj`
+ * tree's value. In a compact file (the `compact` argument below, from meta
+ * format 5) each number in them is ordered: a byte n (0..8) then the n
+ * bytes of the number, big-endian, with no leading zero byte; 0 is the byte
+ * 0 alone. A smaller number never has more bytes, so memcmp orders the
+ * keys as the numbers, and n makes every field prefix-free. In files made
+ * before, the numbers are fixed-width, big-endian:
+ *   nodes, edges: the id (u64)
+ *   labels:       label (u32) | node (u64), empty value
+ *   adj, one entry per edge end: node (u64) | u8 dir (0 out, 1 in) |
+ *                 type (u32) | edge (u64) -> the other node (u64)
  * Index key (the `props` tree; empty value):
  *   u32 label | u32 key | encoded value | u64 node
  * The encoded value sorts like the values: a type tag (NULL < BOOL < INT <
@@ -116,18 +119,29 @@ struct rec_adj {
         uint64_t edge;
 };
 
-#define REC_ADJ_KEY_MAX 24u /* 9 + 1 + 5 + 9, compact; a fixed key is 21 */
-#define REC_ADJ_VAL_MAX 9u
+#define REC_ID_MAX        9u  /* a node or edge id, compact; fixed it is 8 */
+#define REC_LABEL_KEY_MAX 14u /* 5 + 9, compact; a fixed key is 12 */
+#define REC_ADJ_KEY_MAX   24u /* 9 + 1 + 5 + 9, compact; a fixed key is 21 */
 
-/* Writes the key of *a to k; returns its length. */
+/*
+ * The writers fill the buffer and return the length. The readers return
+ * SOMBRA_ECORRUPT unless the bytes are exactly what the writers make.
+ */
+
+/* A node or edge id: the key of the nodes and edges trees, the adj value. */
+size_t rec_id(uint8_t k[REC_ID_MAX], bool compact, uint64_t id);
+int rec_id_decode(const uint8_t *k, size_t klen, bool compact, uint64_t *id);
+
+/* A labels key; node NULL: the prefix of every key of the label. */
+size_t rec_label_key(uint8_t k[REC_LABEL_KEY_MAX], bool compact, uint32_t label,
+                     const uint64_t *node);
+int rec_label_key_decode(const uint8_t *k, size_t klen, bool compact, uint32_t *label,
+                         uint64_t *node);
+
 size_t rec_adj_key(uint8_t k[REC_ADJ_KEY_MAX], bool compact, const struct rec_adj *a);
 /* The prefix of every key of node and dir (type NULL) or node, dir and *type. */
 size_t rec_adj_prefix(uint8_t k[REC_ADJ_KEY_MAX], bool compact, uint64_t node, uint8_t dir,
                       const uint32_t *type);
-/* Writes the value naming the other node; returns its length. */
-size_t rec_adj_val(uint8_t v[REC_ADJ_VAL_MAX], bool compact, uint64_t other);
-/* Reads a key or a value back: SOMBRA_ECORRUPT unless exactly what the writers make. */
 int rec_adj_key_decode(const uint8_t *k, size_t klen, bool compact, struct rec_adj *a);
-int rec_adj_val_decode(const uint8_t *v, size_t vlen, bool compact, uint64_t *other);
 
 #endif

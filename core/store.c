@@ -1438,46 +1438,83 @@ store_backup_read(struct store *s, void *buf, size_t len, uint64_t off)
 struct upgrade {
         struct rec rec;
         struct buf val;
-        uint8_t key[REC_ADJ_KEY_MAX], adj_val[REC_ADJ_VAL_MAX];
+        uint8_t key[REC_ADJ_KEY_MAX], adj_val[REC_ID_MAX];
 };
+
+/* A fixed-format node or edge record in *val, re-encoded compact. */
+static int
+record_upgrade(struct upgrade *u, enum store_tree t, struct buf *val)
+{
+        struct buf old;
+        int rc = t == TREE_NODES ? rec_decode_node(&u->rec, val->data, val->len)
+                                 : rec_decode_edge(&u->rec, val->data, val->len);
+
+        if (rc == SOMBRA_OK)
+                rc = t == TREE_NODES ? rec_encode_node(&u->rec, &u->val)
+                                     : rec_encode_edge(&u->rec, &u->val);
+        if (rc != SOMBRA_OK)
+                return rc;
+        old = *val; /* the new encoding becomes val; val the next scratch */
+        *val = u->val;
+        u->val = old;
+        return SOMBRA_OK;
+}
+
+/* A fixed key of the nodes, edges, labels or adj tree made compact in u->key. */
+static int
+key_upgrade(struct upgrade *u, enum store_tree t, const uint8_t **key, size_t *klen,
+            struct buf *val)
+{
+        struct rec_adj a;
+        uint64_t id;
+        uint32_t label;
+        int rc;
+
+        switch (t) {
+        case TREE_NODES:
+        case TREE_EDGES:
+                rc = rec_id_decode(*key, *klen, false, &id);
+                *klen = rc == SOMBRA_OK ? rec_id(u->key, true, id) : *klen;
+                break;
+        case TREE_LABELS:
+                rc = rec_label_key_decode(*key, *klen, false, &label, &id);
+                *klen = rc == SOMBRA_OK ? rec_label_key(u->key, true, label, &id) : *klen;
+                break;
+        case TREE_ADJ:
+                rc = rec_adj_key_decode(*key, *klen, false, &a);
+                if (rc == SOMBRA_OK)
+                        rc = rec_id_decode(val->data, val->len, false, &id);
+                if (rc == SOMBRA_OK) {
+                        *klen = rec_adj_key(u->key, true, &a);
+                        buf_reset(val);
+                        rc = buf_append(val, u->adj_val, rec_id(u->adj_val, true, id));
+                }
+                break;
+        default:
+                return SOMBRA_OK;
+        }
+        if (rc == SOMBRA_OK)
+                *key = u->key;
+        return rc;
+}
 
 /*
  * Points *key and *val at the entry as a file of format 5 holds it: a
- * fixed-format node or edge record re-encoded compact, a fixed adjacency
- * key and value made compact (record.h). Both adjacency formats sort as
- * their fields, so the converted keys come in key order as the old ones
- * did. Other entries, and those already compact, are left as they are.
+ * fixed-format node or edge record re-encoded compact, the fixed keys of
+ * an older file (and the adj tree's value) made compact (record.h). Both
+ * key formats sort as their fields, so the converted keys come in key
+ * order as the old ones did. Other entries are left as they are.
  */
 static int
 entry_upgrade(struct upgrade *u, enum store_tree t, bool compact_keys, const uint8_t **key,
               size_t *klen, struct buf *val)
 {
-        struct rec_adj a;
-        uint64_t other;
         int rc = SOMBRA_OK;
 
-        if ((t == TREE_NODES || t == TREE_EDGES) && val->len > 0 && val->data[0] != REC_COMPACT) {
-                rc = t == TREE_NODES ? rec_decode_node(&u->rec, val->data, val->len)
-                                     : rec_decode_edge(&u->rec, val->data, val->len);
-                if (rc == SOMBRA_OK)
-                        rc = t == TREE_NODES ? rec_encode_node(&u->rec, &u->val)
-                                             : rec_encode_edge(&u->rec, &u->val);
-                if (rc == SOMBRA_OK) { /* the new encoding becomes val; val the next scratch */
-                        struct buf old = *val;
-                        *val = u->val;
-                        u->val = old;
-                }
-        } else if (t == TREE_ADJ && !compact_keys) {
-                rc = rec_adj_key_decode(*key, *klen, false, &a);
-                if (rc == SOMBRA_OK)
-                        rc = rec_adj_val_decode(val->data, val->len, false, &other);
-                if (rc == SOMBRA_OK) {
-                        *klen = rec_adj_key(u->key, true, &a);
-                        *key = u->key;
-                        buf_reset(val);
-                        rc = buf_append(val, u->adj_val, rec_adj_val(u->adj_val, true, other));
-                }
-        }
+        if ((t == TREE_NODES || t == TREE_EDGES) && val->len > 0 && val->data[0] != REC_COMPACT)
+                rc = record_upgrade(u, t, val);
+        if (rc == SOMBRA_OK && !compact_keys)
+                rc = key_upgrade(u, t, key, klen, val);
         return rc;
 }
 

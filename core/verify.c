@@ -107,7 +107,8 @@ has(struct verify *v, enum store_tree t, const uint8_t *k, size_t klen, struct b
 static int
 check_node(struct verify *v, uint64_t id)
 {
-        uint8_t k[12];
+        bool compact = store_compact_keys(v->s);
+        uint8_t k[REC_LABEL_KEY_MAX];
 
         if (id == 0 || id >= v->st->next_node)
                 return problem(v, SOMBRA_ECORRUPT, "node %" PRIu64 " is past the next id", id);
@@ -115,9 +116,7 @@ check_node(struct verify *v, uint64_t id)
                 if (dict_get(graph_dict(v->g), v->rec.labels[i]) == NULL)
                         return problem(v, SOMBRA_ECORRUPT, "node %" PRIu64 " has an unknown label",
                                        id);
-                put_be32(k, v->rec.labels[i]);
-                put_be64(k + 4, id);
-                if (!has(v, TREE_LABELS, k, 12, NULL))
+                if (!has(v, TREE_LABELS, k, rec_label_key(k, compact, v->rec.labels[i], &id), NULL))
                         return problem(v, SOMBRA_ECORRUPT,
                                        "node %" PRIu64 " is missing from its label's list", id);
         }
@@ -152,7 +151,7 @@ check_adj(struct verify *v, uint64_t node, uint8_t dir, uint64_t edge, uint64_t 
         bool ok;
 
         ok = has(v, TREE_ADJ, k, klen, &val) &&
-             rec_adj_val_decode(val.data, val.len, compact, &found) == SOMBRA_OK && found == other;
+             rec_id_decode(val.data, val.len, compact, &found) == SOMBRA_OK && found == other;
         buf_free(&val);
         if (!ok)
                 return problem(v, SOMBRA_ECORRUPT,
@@ -164,18 +163,17 @@ check_adj(struct verify *v, uint64_t node, uint8_t dir, uint64_t edge, uint64_t 
 static int
 check_edge(struct verify *v, uint64_t id)
 {
-        uint8_t k[8];
+        bool compact = store_compact_keys(v->s);
+        uint8_t k[REC_ID_MAX];
         int rc;
 
         if (id == 0 || id >= v->st->next_edge)
                 return problem(v, SOMBRA_ECORRUPT, "edge %" PRIu64 " is past the next id", id);
         if (dict_get(graph_dict(v->g), v->rec.type) == NULL)
                 return problem(v, SOMBRA_ECORRUPT, "edge %" PRIu64 " has an unknown type", id);
-        put_be64(k, v->rec.src);
-        if (!has(v, TREE_NODES, k, 8, NULL))
+        if (!has(v, TREE_NODES, k, rec_id(k, compact, v->rec.src), NULL))
                 return problem(v, SOMBRA_ECORRUPT, "edge %" PRIu64 " starts at a missing node", id);
-        put_be64(k, v->rec.dst);
-        if (!has(v, TREE_NODES, k, 8, NULL))
+        if (!has(v, TREE_NODES, k, rec_id(k, compact, v->rec.dst), NULL))
                 return problem(v, SOMBRA_ECORRUPT, "edge %" PRIu64 " ends at a missing node", id);
         rc = check_adj(v, v->rec.src, 0, id, v->rec.dst);
         if (rc == SOMBRA_OK)
@@ -198,12 +196,11 @@ check_records(struct verify *v, enum store_tree t, uint64_t *count)
                 size_t klen;
                 uint64_t id;
                 btree_cursor_key(&c, &k, &klen);
-                if (klen != 8) {
-                        rc = problem(v, SOMBRA_ECORRUPT, "a %s key has %zu bytes", tree_names[t],
-                                     klen);
+                if (rec_id_decode(k, klen, store_compact_keys(v->s), &id) != SOMBRA_OK) {
+                        rc = problem(v, SOMBRA_ECORRUPT, "a %s key of %zu bytes is no id",
+                                     tree_names[t], klen);
                         break;
                 }
-                id = get_be64(k);
                 rc = btree_cursor_value(&c, &v->raw);
                 if (rc == SOMBRA_OK)
                         rc = t == TREE_NODES ? rec_decode_node(&v->rec, v->raw.data, v->raw.len)

@@ -185,10 +185,10 @@ static void
 raw_record(bool edge, uint64_t id, struct buf *raw)
 {
         struct store *s = graph_store(g);
-        uint8_t k[8];
+        uint8_t k[REC_ID_MAX];
+        size_t klen = rec_id(k, store_compact_keys(s), id);
 
-        put_be64(k, id);
-        cr_assert_eq(store_get(s, store_committed(s), edge ? TREE_EDGES : TREE_NODES, k, 8, raw),
+        cr_assert_eq(store_get(s, store_committed(s), edge ? TREE_EDGES : TREE_NODES, k, klen, raw),
                      SOMBRA_OK);
 }
 
@@ -199,7 +199,8 @@ record_make_fixed(bool edge, uint64_t id)
         struct store *s = graph_store(g);
         struct buf raw = BUF_INIT, fixed = BUF_INIT;
         struct rec r = REC_INIT;
-        uint8_t k[8];
+        uint8_t k[REC_ID_MAX];
+        size_t klen = rec_id(k, store_compact_keys(s), id);
 
         raw_record(edge, id, &raw);
         cr_assert_eq(raw.data[0], REC_COMPACT);
@@ -208,9 +209,8 @@ record_make_fixed(bool edge, uint64_t id)
                      SOMBRA_OK);
         fixed_record(&r, edge, &fixed);
         cr_assert_gt(fixed.len, raw.len);
-        put_be64(k, id);
         cr_assert_eq(store_begin(s), SOMBRA_OK);
-        cr_assert_eq(store_put(s, edge ? TREE_EDGES : TREE_NODES, k, 8, fixed.data, fixed.len),
+        cr_assert_eq(store_put(s, edge ? TREE_EDGES : TREE_NODES, k, klen, fixed.data, fixed.len),
                      SOMBRA_OK);
         cr_assert_eq(store_commit(s, NULL), SOMBRA_OK);
         rec_free(&r);
@@ -279,84 +279,134 @@ neighbour_count(uint64_t node, enum sombra_dir dir, const char *const *types, si
         return adj->n;
 }
 
-/* The adjacency tree's entries, decoded in the file's key format. */
-static size_t
-adjacency_read(struct rec_adj *out, uint64_t *other, size_t max, size_t *klen_sum)
+/* A compact key (and value) of tree t, in the fixed format of older files. */
+static void
+entry_make_fixed(enum store_tree t, struct buf *key, struct buf *val)
 {
-        struct store *s = graph_store(g);
-        bool compact = store_compact_keys(s);
-        struct btree_cursor c;
-        struct buf val = BUF_INIT;
-        size_t n = 0;
-        int rc;
+        uint8_t k[REC_ADJ_KEY_MAX], v[REC_ID_MAX];
+        struct rec_adj a;
+        uint64_t id;
+        uint32_t label;
+        size_t klen;
 
-        *klen_sum = 0;
-        store_cursor(s, store_committed(s), TREE_ADJ, &c);
-        for (rc = btree_cursor_seek(&c, NULL, 0); rc == SOMBRA_OK && btree_cursor_valid(&c);
-             rc = btree_cursor_next(&c)) {
-                const uint8_t *k;
-                size_t klen;
-
-                cr_assert_lt(n, max);
-                btree_cursor_key(&c, &k, &klen);
-                cr_assert_eq(rec_adj_key_decode(k, klen, compact, &out[n]), SOMBRA_OK);
-                cr_assert_eq(btree_cursor_value(&c, &val), SOMBRA_OK);
-                cr_assert_eq(rec_adj_val_decode(val.data, val.len, compact, &other[n]), SOMBRA_OK);
-                *klen_sum += klen;
-                n++;
+        if (t == TREE_LABELS) {
+                cr_assert_eq(rec_label_key_decode(key->data, key->len, true, &label, &id),
+                             SOMBRA_OK);
+                klen = rec_label_key(k, false, label, &id);
+                cr_assert_eq(klen, 12);
+        } else if (t == TREE_ADJ) {
+                cr_assert_eq(rec_adj_key_decode(key->data, key->len, true, &a), SOMBRA_OK);
+                klen = rec_adj_key(k, false, &a);
+                cr_assert_eq(klen, 21);
+                cr_assert_eq(rec_id_decode(val->data, val->len, true, &id), SOMBRA_OK);
+                buf_reset(val);
+                cr_assert_eq(buf_append(val, v, rec_id(v, false, id)), SOMBRA_OK);
+        } else {
+                cr_assert_eq(rec_id_decode(key->data, key->len, true, &id), SOMBRA_OK);
+                klen = rec_id(k, false, id);
         }
-        cr_assert_eq(rc, SOMBRA_OK);
-        btree_cursor_close(&c);
-        buf_free(&val);
-        return n;
+        buf_reset(key);
+        cr_assert_eq(buf_append(key, k, klen), SOMBRA_OK);
 }
 
 /*
  * Makes the database a file of meta format 4, as made before compact keys:
- * every adjacency entry rewritten with fixed keys and values, then the meta
- * pages given that format.
+ * every key of the nodes, edges, labels and adj trees (and the adj values)
+ * rewritten fixed, then the meta pages given that format.
  */
 static void
-adjacency_make_fixed(void)
+keys_make_fixed(void)
 {
+        static const enum store_tree trees[] = {TREE_NODES, TREE_EDGES, TREE_LABELS, TREE_ADJ};
         struct store *s = graph_store(g);
         uint32_t page_size = store_page_size(s);
-        struct rec_adj adj[16];
-        uint64_t other[16];
-        size_t sum, n = adjacency_read(adj, other, 16, &sum);
 
         cr_assert(store_compact_keys(s));
-        cr_assert_eq(store_begin(s), SOMBRA_OK);
-        for (size_t i = 0; i < n; i++) {
-                uint8_t k[REC_ADJ_KEY_MAX], v[REC_ADJ_VAL_MAX];
-                size_t klen = rec_adj_key(k, true, &adj[i]);
+        for (size_t t = 0; t < sizeof(trees) / sizeof(trees[0]); t++) {
+                struct buf keys[16], vals[16];
+                struct btree_cursor c;
+                size_t n = 0;
+                int rc;
 
-                cr_assert_eq(store_del(s, TREE_ADJ, k, klen), SOMBRA_OK);
-                klen = rec_adj_key(k, false, &adj[i]);
-                cr_assert_eq(klen, 21);
-                cr_assert_eq(store_put(s, TREE_ADJ, k, klen, v, rec_adj_val(v, false, other[i])),
-                             SOMBRA_OK);
+                store_cursor(s, store_committed(s), trees[t], &c);
+                for (rc = btree_cursor_seek(&c, NULL, 0); rc == SOMBRA_OK && btree_cursor_valid(&c);
+                     rc = btree_cursor_next(&c)) {
+                        const uint8_t *k;
+                        size_t klen;
+
+                        cr_assert_lt(n, 16);
+                        btree_cursor_key(&c, &k, &klen);
+                        keys[n] = (struct buf)BUF_INIT;
+                        vals[n] = (struct buf)BUF_INIT;
+                        cr_assert_eq(buf_append(&keys[n], k, klen), SOMBRA_OK);
+                        cr_assert_eq(btree_cursor_value(&c, &vals[n]), SOMBRA_OK);
+                        n++;
+                }
+                btree_cursor_close(&c);
+                cr_assert_eq(store_begin(s), SOMBRA_OK);
+                for (size_t i = 0; i < n; i++) {
+                        cr_assert_eq(store_del(s, trees[t], keys[i].data, keys[i].len), SOMBRA_OK);
+                        entry_make_fixed(trees[t], &keys[i], &vals[i]);
+                        cr_assert_eq(store_put(s, trees[t], keys[i].data, keys[i].len, vals[i].data,
+                                               vals[i].len),
+                                     SOMBRA_OK);
+                        buf_free(&keys[i]);
+                        buf_free(&vals[i]);
+                }
+                cr_assert_eq(store_commit(s, NULL), SOMBRA_OK);
         }
-        cr_assert_eq(store_commit(s, NULL), SOMBRA_OK);
         cr_assert_eq(graph_close(g), SOMBRA_OK);
         g = NULL;
         support_meta_set_version(DB_NAME, page_size, 4);
         cr_assert_eq(graph_open(support_path(DB_NAME), NULL, NULL, &g), SOMBRA_OK);
 }
 
-Test(graph, a_file_with_fixed_adjacency_keys_keeps_them_and_works)
+/* How many entries tree t holds; *bytes: their keys' bytes. */
+static size_t
+tree_keys(enum store_tree t, size_t *bytes)
+{
+        struct store *s = graph_store(g);
+        struct btree_cursor c;
+        size_t n = 0;
+        int rc;
+
+        *bytes = 0;
+        store_cursor(s, store_committed(s), t, &c);
+        for (rc = btree_cursor_seek(&c, NULL, 0); rc == SOMBRA_OK && btree_cursor_valid(&c);
+             rc = btree_cursor_next(&c)) {
+                const uint8_t *k;
+                size_t klen;
+
+                btree_cursor_key(&c, &k, &klen);
+                *bytes += klen;
+                n++;
+        }
+        cr_assert_eq(rc, SOMBRA_OK);
+        btree_cursor_close(&c);
+        return n;
+}
+
+/* Tree t holds n entries whose keys take `bytes` bytes together. */
+static void
+expect_keys(enum store_tree t, size_t n, size_t bytes, const char *why)
+{
+        size_t got;
+
+        cr_assert_eq(tree_keys(t, &got), n, "%s", why);
+        cr_assert_eq(got, bytes, "%s", why);
+}
+
+Test(graph, a_file_with_fixed_keys_keeps_them_and_works)
 {
         struct graph_adjvec adj = {0};
+        struct graph_ids ids = {0};
         const char *knows[] = {"KNOWS"};
         uint64_t a = node("P"), b = node("P"), c = node("P"), d, ab, ca;
-        struct rec_adj e[16];
-        uint64_t other[16];
-        size_t sum, n;
 
         ab = edge(a, b, "KNOWS");
         edge(a, c, "LIKES");
         ca = edge(c, a, "KNOWS");
-        adjacency_make_fixed();
+        keys_make_fixed();
         cr_assert(!store_compact_keys(graph_store(g)));
 
         cr_assert_eq(neighbour_count(a, SOMBRA_OUT, NULL, 0, &adj), 2);
@@ -364,18 +414,28 @@ Test(graph, a_file_with_fixed_adjacency_keys_keeps_them_and_works)
         cr_assert_eq(adj.v[0].edge + adj.v[1].edge, ab + ca);
         cr_assert_eq(graph_degree(graph_writer_reader(g), b, SOMBRA_IN, NULL, 0, &d), SOMBRA_OK);
         cr_assert_eq(d, 1);
+        cr_assert_eq(graph_nodes_by_label(graph_writer_reader(g), "P", &ids), SOMBRA_OK);
+        cr_assert_eq(ids.n, 3);
+        cr_assert_eq(graph_ids_after(graph_writer_reader(g), true, ab, 10, &ids), SOMBRA_OK);
+        cr_assert_eq(ids.n, 2, "edges after the first");
+        cr_assert_eq(graph_node_exists(graph_writer_reader(g), c), SOMBRA_OK);
 
         /* New entries take the file's format; deleting finds the old ones. */
-        edge(b, c, "KNOWS");
+        d = node("P");
+        edge(b, d, "KNOWS");
         cr_assert_eq(graph_edge_delete(g, ab), SOMBRA_OK);
         reopen();
         cr_assert(!store_compact_keys(graph_store(g)), "still format 4 after a checkpoint");
-        n = adjacency_read(e, other, 16, &sum);
-        cr_assert_eq(n, 6);
-        cr_assert_eq(sum, 6 * 21, "every key fixed");
+        expect_keys(TREE_ADJ, 6, 6 * 21, "every key fixed");
+        expect_keys(TREE_NODES, 4, 4 * 8, "nodes keys");
+        expect_keys(TREE_EDGES, 3, 3 * 8, "edges keys");
+        expect_keys(TREE_LABELS, 4, 4 * 12, "labels keys");
         cr_assert_eq(graph_node_delete(g, c), SOMBRA_OK);
-        cr_assert_eq(adjacency_read(e, other, 16, &sum), 0);
+        cr_assert_eq(graph_node_delete(g, d), SOMBRA_OK);
+        expect_keys(TREE_ADJ, 0, 0, "no edge left");
+        expect_keys(TREE_LABELS, 2, 2 * 12, "a and b");
         graph_adjvec_free(&adj);
+        graph_ids_free(&ids);
 }
 
 Test(graph, a_compacting_backup_writes_an_older_file_in_the_compact_formats)
@@ -384,18 +444,16 @@ Test(graph, a_compacting_backup_writes_an_older_file_in_the_compact_formats)
         const char *person[] = {"Person"};
         struct graph_entity e = {0};
         struct graph_adjvec adj = {0};
-        struct rec_adj k[8];
-        uint64_t other[8], a, b, ab;
+        uint64_t a, b, ab;
         struct buf raw = BUF_INIT;
         sombra_db *db;
-        size_t sum;
 
         cr_assert_eq(graph_node_create(g, person, 1, &age, 1, &a), SOMBRA_OK);
         b = node("Person");
         cr_assert_eq(graph_edge_create(g, a, b, "KNOWS", &age, 1, &ab), SOMBRA_OK);
         record_make_fixed(false, a);
         record_make_fixed(true, ab);
-        adjacency_make_fixed();
+        keys_make_fixed();
         cr_assert_eq(graph_close(g), SOMBRA_OK);
         g = NULL;
 
@@ -404,8 +462,9 @@ Test(graph, a_compacting_backup_writes_an_older_file_in_the_compact_formats)
         cr_assert_eq(sombra_close(db), SOMBRA_OK);
         cr_assert_eq(graph_open(support_path("copy"), NULL, NULL, &g), SOMBRA_OK);
         cr_assert(store_compact_keys(graph_store(g)), "the copy is format 5");
-        cr_assert_eq(adjacency_read(k, other, 8, &sum), 2);
-        cr_assert_lt(sum, 2 * 21);
+        expect_keys(TREE_ADJ, 2, 2 * 7, "node, dir, type and edge in 2 + 1 + 2 + 2 bytes, not 21");
+        expect_keys(TREE_NODES, 2, 2 * 2, "nodes keys");
+        expect_keys(TREE_LABELS, 2, 2 * 4, "labels keys");
         raw_record(false, a, &raw);
         cr_assert_eq(raw.data[0], REC_COMPACT);
         raw_record(true, ab, &raw);
@@ -420,17 +479,16 @@ Test(graph, a_compacting_backup_writes_an_older_file_in_the_compact_formats)
         buf_free(&raw);
 }
 
-Test(graph, a_new_file_has_compact_adjacency_keys)
+Test(graph, a_new_file_has_compact_keys)
 {
         uint64_t a = node("P"), b = node("P");
-        struct rec_adj e[4];
-        uint64_t other[4];
-        size_t sum;
 
         edge(a, b, "KNOWS");
         cr_assert(store_compact_keys(graph_store(g)));
-        cr_assert_eq(adjacency_read(e, other, 4, &sum), 2);
-        cr_assert_eq(sum, 2 * 7, "node, dir, type and edge in 2 + 1 + 2 + 2 bytes, not 21");
+        expect_keys(TREE_ADJ, 2, 2 * 7, "node, dir, type and edge in 2 + 1 + 2 + 2 bytes, not 21");
+        expect_keys(TREE_NODES, 2, 2 * 2, "ids 1 and 2 in 2 bytes each, not 8");
+        expect_keys(TREE_EDGES, 1, 2, "edges keys");
+        expect_keys(TREE_LABELS, 2, 2 * 4, "label and node in 2 + 2 bytes, not 12");
 }
 
 Test(graph, large_property_value_round_trips)

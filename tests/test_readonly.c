@@ -346,16 +346,22 @@ Test(readonly, a_compact_backup_through_a_reader_is_its_state)
         backup_through_a_reader(sombra_backup_compact);
 }
 
-/* The format number of both meta slots of database `name`, pages of 8 KiB. */
+/*
+ * The format number of both meta slots of database `name`, pages of 8 KiB;
+ * with `or_blank`, a slot may be blank (a copy through a read-only open
+ * leaves the slot the owner writes next blank).
+ */
 static void
-expect_meta_versions(const char *name, uint32_t version)
+expect_meta_versions(const char *name, uint32_t version, bool or_blank)
 {
         for (uint64_t slot = 0; slot < 2; slot++) {
                 uint8_t b[4];
+                uint32_t v;
 
                 support_read_at(name, slot * 8192 + 8, b, sizeof(b));
-                cr_assert(eq(u32, (uint32_t)b[0] << 24 | b[1] << 16 | b[2] << 8 | b[3], version),
-                          "%s, slot %" PRIu64, name, slot);
+                v = (uint32_t)b[0] << 24 | b[1] << 16 | b[2] << 8 | b[3];
+                if (!(or_blank && v == 0))
+                        cr_assert(eq(u32, v, version), "%s, slot %" PRIu64, name, slot);
         }
 }
 
@@ -363,28 +369,25 @@ expect_meta_versions(const char *name, uint32_t version)
  * A format 3 file (made before the compact formats), read and backed up
  * through a read-only open: neither it nor the plain copy claims a later
  * format, which a library of format 3 would refuse or half-read. The first
- * read-write open upgrades both slots.
+ * read-write open upgrades both slots. (An empty file: this library writes
+ * its entries compact, which a format 3 file cannot hold.)
  */
 Test(readonly, a_file_of_an_older_format_keeps_it_through_reads_and_backups)
 {
         sombra_db *db = owner_open("db"), *ro;
-        sombra_conn *c = support_conn_acquire(db);
-        uint64_t ids[3];
 
-        nodes_make(c, ids, 3, 0);
-        cr_assert(eq(int, sombra_conn_release(c), SOMBRA_OK));
         cr_assert(eq(int, sombra_checkpoint(db), SOMBRA_OK));
         support_db_close(&db);
         support_meta_set_version("db", 8192, 3);
 
         ro = reader_must_open("db");
-        cr_assert(eq(u64, nodes_of(ro), 3));
+        cr_assert(eq(u64, nodes_of(ro), 0));
         cr_assert(eq(int, sombra_backup(ro, support_path("copy")), SOMBRA_OK));
         support_db_close(&ro);
-        expect_meta_versions("db", 3);
-        expect_meta_versions("copy", 3);
-        copy_holds("copy", ids, 3);
-        expect_meta_versions("copy", 4);
+        expect_meta_versions("db", 3, false);
+        expect_meta_versions("copy", 3, true);
+        copy_holds("copy", NULL, 0);
+        expect_meta_versions("copy", 4, false);
 }
 
 /*

@@ -1169,7 +1169,7 @@ Test(record, adjacency_keys_sort_as_their_fields_in_both_formats)
                         struct rec_adj a = {adj_number(&rng, 8), (uint8_t)(rng & 1),
                                             (uint32_t)adj_number(&rng, 4), adj_number(&rng, 8)};
                         struct rec_adj b = a, back;
-                        uint8_t ka[REC_ADJ_KEY_MAX], kb[REC_ADJ_KEY_MAX], v[REC_ADJ_VAL_MAX];
+                        uint8_t ka[REC_ADJ_KEY_MAX], kb[REC_ADJ_KEY_MAX], v[REC_ID_MAX];
                         size_t la, lb, n;
                         uint64_t other;
                         int want, got;
@@ -1200,8 +1200,8 @@ Test(record, adjacency_keys_sort_as_their_fields_in_both_formats)
                                   compact, i);
                         cr_assert(eq(int, rec_adj_key_decode(ka, la, compact, &back), SOMBRA_OK));
                         cr_assert(eq(int, adj_cmp(&a, &back), 0));
-                        n = rec_adj_val(v, compact, a.edge);
-                        cr_assert(eq(int, rec_adj_val_decode(v, n, compact, &other), SOMBRA_OK));
+                        n = rec_id(v, compact, a.edge);
+                        cr_assert(eq(int, rec_id_decode(v, n, compact, &other), SOMBRA_OK));
                         cr_assert(eq(u64, other, a.edge));
                 }
         }
@@ -1250,12 +1250,85 @@ Test(record, adjacency_decode_refuses_what_the_writers_never_make)
                 free(copy);
         }
         cr_assert(eq(int, rec_adj_key_decode(cases[0].bytes, 20, false, &a), SOMBRA_ECORRUPT));
-        cr_assert(eq(int, rec_adj_val_decode((const uint8_t *)"\x01\x00", 2, true, &other),
+        cr_assert(
+            eq(int, rec_id_decode((const uint8_t *)"\x01\x00", 2, true, &other), SOMBRA_ECORRUPT));
+        cr_assert(eq(int, rec_id_decode((const uint8_t *)"\x01\x05\x00", 3, true, &other),
                      SOMBRA_ECORRUPT));
-        cr_assert(eq(int, rec_adj_val_decode((const uint8_t *)"\x01\x05\x00", 3, true, &other),
-                     SOMBRA_ECORRUPT));
-        cr_assert(eq(int, rec_adj_val_decode((const uint8_t *)"\x00", 1, true, &other), SOMBRA_OK));
+        cr_assert(eq(int, rec_id_decode((const uint8_t *)"\x00", 1, true, &other), SOMBRA_OK));
         cr_assert(eq(u64, other, 0));
-        cr_assert(eq(int, rec_adj_val_decode((const uint8_t *)"1234567", 7, false, &other),
+        cr_assert(
+            eq(int, rec_id_decode((const uint8_t *)"1234567", 7, false, &other), SOMBRA_ECORRUPT));
+}
+
+Test(record, id_and_label_keys_sort_as_their_fields_in_both_formats)
+{
+        uint64_t rng = 11;
+
+        for (int compact = 0; compact < 2; compact++) {
+                for (int i = 0; i < 20000; i++) {
+                        uint64_t a = adj_number(&rng, 8), b = i % 2 ? adj_number(&rng, 8) : a + 1;
+                        uint32_t la = (uint32_t)adj_number(&rng, 4);
+                        uint32_t lb = i % 3 ? la : (uint32_t)adj_number(&rng, 4), l;
+                        uint8_t ka[REC_LABEL_KEY_MAX], kb[REC_LABEL_KEY_MAX];
+                        size_t na = rec_id(ka, compact, a), nb = rec_id(kb, compact, b);
+                        int c = memcmp(ka, kb, na < nb ? na : nb);
+                        uint64_t back;
+
+                        c = c != 0 ? c : na < nb ? -1 : na > nb;
+                        cr_assert(eq(int, c<0 ? -1 : c> 0, a<b ? -1 : a> b), "ids, %d", i);
+                        cr_assert(eq(int, rec_id_decode(ka, na, compact, &back), SOMBRA_OK));
+                        cr_assert(eq(u64, back, a));
+
+                        na = rec_label_key(ka, compact, la, &a);
+                        nb = rec_label_key(kb, compact, lb, &b);
+                        c = memcmp(ka, kb, na < nb ? na : nb);
+                        c = c != 0 ? c : na < nb ? -1 : na > nb;
+                        cr_assert(eq(int, c<0 ? -1 : c> 0,
+                                     la != lb ? (la < lb ? -1 : 1)
+                                     : a < b  ? -1
+                                              : a > b),
+                                  "labels, %d", i);
+                        cr_assert(
+                            eq(int, rec_label_key_decode(ka, na, compact, &l, &back), SOMBRA_OK));
+                        cr_assert(eq(u32, l, la));
+                        cr_assert(eq(u64, back, a));
+                        /* The label's prefix is the start of every key of the label. */
+                        nb = rec_label_key(kb, compact, la, NULL);
+                        cr_assert(lt(sz, nb, na));
+                        cr_assert(eq(int, memcmp(ka, kb, nb), 0));
+                }
+        }
+}
+
+Test(record, id_and_label_decode_refuse_what_the_writers_never_make)
+{
+        uint32_t l;
+        uint64_t id;
+
+        cr_assert(
+            eq(int, rec_id_decode((const uint8_t *)"\x01\x00", 2, true, &id), SOMBRA_ECORRUPT));
+        cr_assert(
+            eq(int, rec_id_decode((const uint8_t *)"\x02\x01", 2, true, &id), SOMBRA_ECORRUPT));
+        cr_assert(
+            eq(int, rec_id_decode((const uint8_t *)"\x01\x05\x00", 3, true, &id), SOMBRA_ECORRUPT));
+        cr_assert(eq(int, rec_id_decode((const uint8_t *)"", 0, true, &id), SOMBRA_ECORRUPT));
+        cr_assert(eq(int, rec_id_decode((const uint8_t *)"\x00", 1, true, &id), SOMBRA_OK));
+        cr_assert(eq(u64, id, 0));
+        cr_assert(
+            eq(int, rec_id_decode((const uint8_t *)"1234567", 7, false, &id), SOMBRA_ECORRUPT));
+        cr_assert(eq(int,
+                     rec_label_key_decode((const uint8_t *)"\x05\x01\x01\x01\x01\x01\x00", 7, true,
+                                          &l, &id),
+                     SOMBRA_ECORRUPT),
+                  "a label of five bytes");
+        cr_assert(eq(int, rec_label_key_decode((const uint8_t *)"\x01\x07", 2, true, &l, &id),
+                     SOMBRA_ECORRUPT),
+                  "no node");
+        cr_assert(eq(int,
+                     rec_label_key_decode((const uint8_t *)"\x01\x07\x01\x09", 4, true, &l, &id),
+                     SOMBRA_OK));
+        cr_assert(eq(u32, l, 7));
+        cr_assert(eq(u64, id, 9));
+        cr_assert(eq(int, rec_label_key_decode((const uint8_t *)"12345678901", 11, false, &l, &id),
                      SOMBRA_ECORRUPT));
 }
