@@ -145,9 +145,10 @@ key_cmp(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen)
         int c;
 
         /*
-         * Keys are made of 8-byte big-endian ids (a label and a node, a node
-         * and an edge...), and most comparisons are decided within them:
-         * integer compares instead of a memcmp call.
+         * memcmp order, eight bytes at a time as big-endian integers first:
+         * the keys of older files are made of 8-byte ids, and the property
+         * index's of several fields; most comparisons of such keys end
+         * there, without a memcmp call.
          */
         while (n >= 8) {
                 uint64_t x = get_be64(a), y = get_be64(b);

@@ -21,9 +21,9 @@
  * the layout of version 3. Both say that node and edge records may be
  * compact (record.h), so that a library that knows only version 3 refuses
  * the file (ENOTDB) rather than take those records for damage. Version 5
- * also says that the adjacency keys are compact: a file made by this
- * library. One made before keeps its fixed keys (a tree cannot mix them)
- * and is written as version 4. Versions 3 and 2 (the latter without the
+ * also says that the keys of the nodes, edges, labels and adj trees are
+ * compact: a file made by this library. One made before keeps its fixed
+ * keys (a tree cannot mix them) and is written as version 4. Versions 3 and 2 (the latter without the
  * WAL offset and chain, and with the checksum at 176) are still read, and
  * a read-write open rewrites both slots of such a file (meta_upgrade).
  *
@@ -107,8 +107,8 @@
 
 static const uint8_t meta_magic[8] = {'S', 'O', 'M', 'B', 'R', 'A', 'D', 'B'};
 
-#define META_VERSION    5u /* compact records and adjacency keys */
-#define META_V4_VERSION 4u /* compact records, fixed adjacency keys */
+#define META_VERSION    5u /* compact records and keys */
+#define META_V4_VERSION 4u /* compact records, fixed keys */
 #define META_V3_VERSION 3u /* fixed records and keys; the layout of 4 and 5 */
 #define META_SIZE       200u
 #define META_SUM        192u /* the checksum's offset, and the bytes it covers */
@@ -2070,7 +2070,8 @@ meta_upgrade(struct store *s)
 {
         int rc = SOMBRA_OK;
 
-        s->meta.version = META_V4_VERSION; /* what the checkpoints write */
+        if (s->meta.version < META_V4_VERSION) /* what the checkpoints write */
+                s->meta.version = META_V4_VERSION;
         for (int slot = 0; slot < 2 && rc == SOMBRA_OK; slot++)
                 rc = checkpoint(s, true);
         if (rc == SOMBRA_OK)
@@ -2167,8 +2168,10 @@ owner_attach(struct store *s, const char *path, bool *create)
         *create = size == 0;
         if (!*create)
                 rc = meta_read(s, size, &s->meta, create);
-        if (rc == SOMBRA_OK && *create)
+        if (rc == SOMBRA_OK && *create) {
+                s->old_format = false; /* the slots meta_read saw are not the file's */
                 rc = db_create(s, path);
+        }
         return rc;
 }
 

@@ -20,10 +20,11 @@
 #include "io.h"
 
 enum store_tree {
-        TREE_NODES,    /* u64 node -> node record */
-        TREE_EDGES,    /* u64 edge -> edge record */
-        TREE_ADJ,      /* node | u8 dir | type | edge -> neighbour (record.h: compact or fixed) */
-        TREE_LABELS,   /* u32 label | u64 node -> empty */
+        /* The first four trees' keys are compact or fixed: record.h, store_compact_keys. */
+        TREE_NODES,    /* node -> node record */
+        TREE_EDGES,    /* edge -> edge record */
+        TREE_ADJ,      /* node | u8 dir | type | edge -> neighbour */
+        TREE_LABELS,   /* label | node -> empty */
         TREE_NAMES,    /* name bytes -> u32 name id */
         TREE_NAME_IDS, /* u32 name id -> name bytes */
         TREE_PROPS,    /* property index keys (record.h) -> empty */

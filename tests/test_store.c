@@ -1220,6 +1220,38 @@ Test(store, a_creation_cut_short_by_a_crash_is_created_again)
         }
 }
 
+/*
+ * A creation by a library of format 3 cut short (one slot written, as
+ * format 3): this library creates the file again, as format 5 with compact
+ * keys in both slots, not as an upgraded older file (format 4, fixed keys),
+ * which would misname every key written since.
+ */
+Test(store, a_creation_cut_short_under_an_older_format_is_created_anew)
+{
+        struct io_faults faults = {.ops = 1u << IO_OP_WRITE | 1u << IO_OP_TRUNCATE,
+                                   .countdown = 1,
+                                   .err = EIO,
+                                   .sticky = true,
+                                   .files = IO_FILE_DB};
+        struct store *s = NULL;
+        uint8_t b[200];
+
+        cr_assert(eq(int, store_open(support_path("half"), NULL, &faults, &s), SOMBRA_EIO));
+        support_read_at("half", 0, b, sizeof(b));
+        put_be32(b + 8, 3);
+        put_be64(b + 192, XXH3_64bits(b, 192));
+        support_write_at("half", 0, b, sizeof(b));
+        s = open_db("half", NULL, NULL);
+        cr_assert(store_compact_keys(s));
+        cr_assert(eq(int, store_close(s), SOMBRA_OK));
+        for (int slot = 0; slot < 2; slot++)
+                cr_assert(eq(u32, (uint32_t)(read_u64("half", (uint64_t)slot * PS + 8) >> 32), 5),
+                          "slot %d", slot);
+        s = open_db("half", NULL, NULL);
+        cr_assert(store_compact_keys(s));
+        cr_assert(eq(int, store_close(s), SOMBRA_OK));
+}
+
 /* A creation that fails (rather than being killed) cleans up after itself. */
 Test(store, a_failed_creation_leaves_an_empty_file_that_opens_as_new)
 {
