@@ -23,9 +23,10 @@
  * the file (ENOTDB) rather than take those records for damage. Version 5
  * also says that the keys of the nodes, edges, labels and adj trees are
  * compact: a file made by this library. One made before keeps its fixed
- * keys (a tree cannot mix them) and is written as version 4. Versions 3 and 2 (the latter without the
- * WAL offset and chain, and with the checksum at 176) are still read, and
- * a read-write open rewrites both slots of such a file (meta_upgrade).
+ * keys (a tree cannot mix them) and is written as version 4. Versions 3
+ * and 2 (the latter without the WAL offset and chain, and with the
+ * checksum at 176) are still read, and a read-write open rewrites both
+ * slots of such a file (meta_upgrade).
  *
  * The database id binds the WAL to its database (wal.h), and the WAL salt
  * names the one generation of it that may be replayed onto this state. A
