@@ -977,101 +977,55 @@ rd_ordered(struct reader *rd, unsigned max, uint64_t *v)
         return true;
 }
 
+/* A number of a key: ordered (compact) or big-endian in `width` bytes, 4 or 8. */
 static uint8_t *
-put_adj_head(uint8_t *p, bool compact, uint64_t node, uint8_t dir)
-{
-        if (!compact) {
-                put_be64(p, node);
-                p[8] = dir;
-                return p + 9;
-        }
-        p = put_ordered(p, node);
-        *p++ = dir;
-        return p;
-}
-
-static uint8_t *
-put_adj_type(uint8_t *p, bool compact, uint32_t type)
+put_key_num(uint8_t *p, bool compact, unsigned width, uint64_t v)
 {
         if (compact)
-                return put_ordered(p, type);
-        put_be32(p, type);
-        return p + 4;
-}
-
-size_t
-rec_adj_prefix(uint8_t k[REC_ADJ_KEY_MAX], bool compact, uint64_t node, uint8_t dir,
-               const uint32_t *type)
-{
-        uint8_t *p = put_adj_head(k, compact, node, dir);
-
-        if (type != NULL)
-                p = put_adj_type(p, compact, *type);
-        return (size_t)(p - k);
-}
-
-size_t
-rec_adj_key(uint8_t k[REC_ADJ_KEY_MAX], bool compact, const struct rec_adj *a)
-{
-        uint8_t *p = k + rec_adj_prefix(k, compact, a->node, a->dir, &a->type);
-
-        if (compact)
-                return (size_t)(put_ordered(p, a->edge) - k);
-        put_be64(p, a->edge);
-        return (size_t)(p + 8 - k);
-}
-
-int
-rec_adj_key_decode(const uint8_t *k, size_t klen, bool compact, struct rec_adj *a)
-{
-        struct reader rd = {k, klen, 0, compact};
-        uint64_t type;
-        bool ok;
-
-        if (compact)
-                ok = rd_ordered(&rd, 8, &a->node) && rd_u8(&rd, &a->dir) &&
-                     rd_ordered(&rd, 4, &type) && rd_ordered(&rd, 8, &a->edge);
+                return put_ordered(p, v);
+        if (width == 4)
+                put_be32(p, (uint32_t)v);
         else
-                ok = rd_u64(&rd, &a->node) && rd_u8(&rd, &a->dir) && rd_id32(&rd, &a->type) &&
-                     rd_u64(&rd, &a->edge);
-        if (!ok || a->dir > 1 || rd_left(&rd) != 0)
-                return SOMBRA_ECORRUPT;
-        if (compact)
-                a->type = (uint32_t)type;
-        return SOMBRA_OK;
+                put_be64(p, v);
+        return p + width;
+}
+
+static bool
+rd_key_num(struct reader *rd, unsigned width, uint64_t *v)
+{
+        uint32_t u;
+
+        if (rd->compact)
+                return rd_ordered(rd, width, v);
+        if (width == 8)
+                return rd_u64(rd, v);
+        if (!rd_u32(rd, &u))
+                return false;
+        *v = u;
+        return true;
 }
 
 size_t
 rec_id(uint8_t k[REC_ID_MAX], bool compact, uint64_t id)
 {
-        if (compact)
-                return (size_t)(put_ordered(k, id) - k);
-        put_be64(k, id);
-        return 8;
+        return (size_t)(put_key_num(k, compact, 8, id) - k);
 }
 
 int
 rec_id_decode(const uint8_t *k, size_t klen, bool compact, uint64_t *id)
 {
         struct reader rd = {k, klen, 0, compact};
-        bool ok = compact ? rd_ordered(&rd, 8, id) : rd_u64(&rd, id);
 
-        return ok && rd_left(&rd) == 0 ? SOMBRA_OK : SOMBRA_ECORRUPT;
+        return rd_key_num(&rd, 8, id) && rd_left(&rd) == 0 ? SOMBRA_OK : SOMBRA_ECORRUPT;
 }
 
 size_t
 rec_label_key(uint8_t k[REC_LABEL_KEY_MAX], bool compact, uint32_t label, const uint64_t *node)
 {
-        uint8_t *p = k;
+        uint8_t *p = put_key_num(k, compact, 4, label);
 
-        if (compact) {
-                p = put_ordered(p, label);
-        } else {
-                put_be32(p, label);
-                p += 4;
-        }
         if (node != NULL)
-                p += rec_id(p, compact, *node);
+                p = put_key_num(p, compact, 8, *node);
         return (size_t)(p - k);
 }
 
@@ -1081,9 +1035,41 @@ rec_label_key_decode(const uint8_t *k, size_t klen, bool compact, uint32_t *labe
         struct reader rd = {k, klen, 0, compact};
         uint64_t l;
 
-        if (compact ? !rd_ordered(&rd, 4, &l) : !rd_id32(&rd, label))
+        if (!rd_key_num(&rd, 4, &l) || !rd_key_num(&rd, 8, node) || rd_left(&rd) != 0)
                 return SOMBRA_ECORRUPT;
-        if (compact)
-                *label = (uint32_t)l;
-        return rec_id_decode(k + rd.pos, rd_left(&rd), compact, node);
+        *label = (uint32_t)l;
+        return SOMBRA_OK;
+}
+
+size_t
+rec_adj_prefix(uint8_t k[REC_ADJ_KEY_MAX], bool compact, uint64_t node, uint8_t dir,
+               const uint32_t *type)
+{
+        uint8_t *p = put_key_num(k, compact, 8, node);
+
+        *p++ = dir;
+        if (type != NULL)
+                p = put_key_num(p, compact, 4, *type);
+        return (size_t)(p - k);
+}
+
+size_t
+rec_adj_key(uint8_t k[REC_ADJ_KEY_MAX], bool compact, const struct rec_adj *a)
+{
+        uint8_t *p = k + rec_adj_prefix(k, compact, a->node, a->dir, &a->type);
+
+        return (size_t)(put_key_num(p, compact, 8, a->edge) - k);
+}
+
+int
+rec_adj_key_decode(const uint8_t *k, size_t klen, bool compact, struct rec_adj *a)
+{
+        struct reader rd = {k, klen, 0, compact};
+        uint64_t type;
+
+        if (!rd_key_num(&rd, 8, &a->node) || !rd_u8(&rd, &a->dir) || a->dir > 1 ||
+            !rd_key_num(&rd, 4, &type) || !rd_key_num(&rd, 8, &a->edge) || rd_left(&rd) != 0)
+                return SOMBRA_ECORRUPT;
+        a->type = (uint32_t)type;
+        return SOMBRA_OK;
 }
