@@ -1469,24 +1469,27 @@ key_upgrade(struct upgrade *u, enum store_tree t, const uint8_t **key, size_t *k
         struct rec_adj a;
         uint64_t id;
         uint32_t label;
+        size_t n = 0;
         int rc;
 
         switch (t) {
         case TREE_NODES:
         case TREE_EDGES:
                 rc = rec_id_decode(*key, *klen, false, &id);
-                *klen = rc == SOMBRA_OK ? rec_id(u->key, true, id) : *klen;
+                if (rc == SOMBRA_OK)
+                        n = rec_id(u->key, true, id);
                 break;
         case TREE_LABELS:
                 rc = rec_label_key_decode(*key, *klen, false, &label, &id);
-                *klen = rc == SOMBRA_OK ? rec_label_key(u->key, true, label, &id) : *klen;
+                if (rc == SOMBRA_OK)
+                        n = rec_label_key(u->key, true, label, &id);
                 break;
         case TREE_ADJ:
                 rc = rec_adj_key_decode(*key, *klen, false, &a);
                 if (rc == SOMBRA_OK)
                         rc = rec_id_decode(val->data, val->len, false, &id);
                 if (rc == SOMBRA_OK) {
-                        *klen = rec_adj_key(u->key, true, &a);
+                        n = rec_adj_key(u->key, true, &a);
                         buf_reset(val);
                         rc = buf_append(val, u->adj_val, rec_id(u->adj_val, true, id));
                 }
@@ -1494,8 +1497,10 @@ key_upgrade(struct upgrade *u, enum store_tree t, const uint8_t **key, size_t *k
         default:
                 return SOMBRA_OK;
         }
-        if (rc == SOMBRA_OK)
+        if (rc == SOMBRA_OK) {
                 *key = u->key;
+                *klen = n;
+        }
         return rc;
 }
 
@@ -2075,8 +2080,6 @@ meta_upgrade(struct store *s)
                 s->meta.version = META_V4_VERSION;
         for (int slot = 0; slot < 2 && rc == SOMBRA_OK; slot++)
                 rc = checkpoint(s, true);
-        if (rc == SOMBRA_OK)
-                s->old_format = false;
         return rc;
 }
 
