@@ -121,6 +121,13 @@ tree_cursor(struct graph_reader *r, enum store_tree t, struct btree_cursor *c)
         btree_cursor_init(c, r->pager, r->st->roots[t]);
 }
 
+/* Whether the file's keys are compact (record.h): fixed for the store's life. */
+static bool
+compact_keys(const struct graph_reader *r)
+{
+        return store_compact_keys(graph_store(r->g));
+}
+
 /* A name's id as of the reader's state; SOMBRA_ENOTFOUND for a name never used there. */
 static int
 resolve(struct graph_reader *r, const char *name, uint32_t *id)
@@ -161,8 +168,7 @@ node_present(struct graph_reader *r, uint64_t id)
 {
         uint8_t k[REC_ID_MAX];
 
-        return tree_get(r, TREE_NODES, k, rec_id(k, store_compact_keys(graph_store(r->g)), id),
-                        NULL);
+        return tree_get(r, TREE_NODES, k, rec_id(k, compact_keys(r), id), NULL);
 }
 
 static int
@@ -170,7 +176,7 @@ record_load(struct graph_reader *r, enum store_tree t, uint64_t id, struct buf *
             struct rec *rec)
 {
         uint8_t k[REC_ID_MAX];
-        int rc = tree_get(r, t, k, rec_id(k, store_compact_keys(graph_store(r->g)), id), raw);
+        int rc = tree_get(r, t, k, rec_id(k, compact_keys(r), id), raw);
 
         if (rc == SOMBRA_OK)
                 rc = t == TREE_NODES ? rec_decode_node(rec, raw->data, raw->len)
@@ -192,7 +198,7 @@ graph_read_record(struct graph_reader *r, bool edge, uint64_t id, struct buf *ra
 static int
 adj_scan(struct graph_reader *r, const uint8_t *prefix, size_t plen, struct graph_adjvec *out)
 {
-        bool compact = store_compact_keys(graph_store(r->g));
+        bool compact = compact_keys(r);
         struct btree_cursor c;
         int rc;
 
@@ -228,7 +234,7 @@ static int
 adj_collect(struct graph_reader *r, uint64_t node, enum sombra_dir dir, const uint32_t *types,
             size_t ntypes, bool filtered, struct graph_adjvec *out)
 {
-        bool compact = store_compact_keys(graph_store(r->g));
+        bool compact = compact_keys(r);
         uint8_t prefix[REC_ADJ_KEY_MAX];
         int rc = SOMBRA_OK;
 
@@ -261,7 +267,7 @@ graph_read_adjacent(struct graph_reader *r, uint64_t node, struct graph_adjvec *
 static int
 label_collect(struct graph_reader *r, uint32_t label, struct graph_ids *out)
 {
-        bool compact = store_compact_keys(graph_store(r->g));
+        bool compact = compact_keys(r);
         struct btree_cursor c;
         uint8_t lk[REC_LABEL_KEY_MAX];
         size_t plen = rec_label_key(lk, compact, label, NULL);
@@ -303,7 +309,7 @@ int
 graph_ids_after(struct graph_reader *r, bool edges, uint64_t after, size_t max,
                 struct graph_ids *out)
 {
-        bool compact = store_compact_keys(graph_store(r->g));
+        bool compact = compact_keys(r);
         struct btree_cursor c;
         uint8_t k0[REC_ID_MAX];
         int rc = read_enter(r);
