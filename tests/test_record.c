@@ -195,10 +195,22 @@ Test(record, edge_round_trips_ends_type_and_props)
         buf_free(&out);
 }
 
+/* r encodes (as a node, or an edge) to exactly want; r is freed. */
+static void
+expect_encoding(struct rec *r, bool edge, const uint8_t *want, size_t len)
+{
+        struct buf out = BUF_INIT;
+
+        cr_assert(eq(int, edge ? rec_encode_edge(r, &out) : rec_encode_node(r, &out), SOMBRA_OK));
+        cr_assert(eq(sz, out.len, len));
+        cr_assert(eq(int, memcmp(out.data, want, len), 0));
+        rec_free(r);
+        buf_free(&out);
+}
+
 Test(record, node_encoding_matches_the_documented_layout)
 {
         struct rec r = REC_INIT;
-        struct buf out = BUF_INIT;
         struct sombra_value i = v_int(-2), s = v_bin(SOMBRA_STRING, "ab", 2), b = v_bool(true);
         const uint8_t want[] = {
             REC_COMPACT,       /* the format */
@@ -217,17 +229,12 @@ Test(record, node_encoding_matches_the_documented_layout)
         cr_assert(eq(int, rec_set_prop(&r, 9, &s), SOMBRA_OK));
         cr_assert(eq(int, rec_set_prop(&r, 7, &i), SOMBRA_OK));
         cr_assert(eq(int, rec_set_prop(&r, 5, &b), SOMBRA_OK));
-        cr_assert(eq(int, rec_encode_node(&r, &out), SOMBRA_OK));
-        cr_assert(eq(sz, out.len, sizeof(want)));
-        cr_assert(eq(int, memcmp(out.data, want, sizeof(want)), 0));
-        rec_free(&r);
-        buf_free(&out);
+        expect_encoding(&r, false, want, sizeof(want));
 }
 
 Test(record, edge_encoding_matches_the_documented_layout)
 {
         struct rec r = REC_INIT;
-        struct buf out = BUF_INIT;
         struct sombra_value since = v_int(1700000000), w = v_double(0.5);
         const uint8_t want[] = {
             REC_COMPACT,                         /* the format */
@@ -246,11 +253,7 @@ Test(record, edge_encoding_matches_the_documented_layout)
         r.type = 3;
         cr_assert(eq(int, rec_set_prop(&r, 2, &w), SOMBRA_OK));
         cr_assert(eq(int, rec_set_prop(&r, 1, &since), SOMBRA_OK));
-        cr_assert(eq(int, rec_encode_edge(&r, &out), SOMBRA_OK));
-        cr_assert(eq(sz, out.len, sizeof(want)));
-        cr_assert(eq(int, memcmp(out.data, want, sizeof(want)), 0));
-        rec_free(&r);
-        buf_free(&out);
+        expect_encoding(&r, true, want, sizeof(want));
 }
 
 /* Records as earlier files hold them, fixed-width: still read, and written back compact. */
