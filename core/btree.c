@@ -17,6 +17,8 @@
  * Size rules: a cell is at most a quarter of the page body, so a page split
  * in two by bytes always leaves room on both sides, and a branch always holds
  * several keys. Values that would make a larger leaf cell go to overflow.
+ * A full page splits in the middle, except under a run of increasing keys,
+ * which leaves the page full instead (enum split_policy).
  *
  * Copy-on-write: a write walks down recursively; on the way back up each page
  * on the path is made writable (copied when an earlier transaction wrote it)
@@ -49,6 +51,13 @@
 #define VAL_OVERFLOW    0x80000000u
 #define LEAF_CELL_HDR   6u
 #define BRANCH_CELL_HDR 10u
+
+/*
+ * Inserts in a row, each right after the one before, that make a run (see
+ * SPLIT_RUN): enough that a sorted batch's occasional pair of neighbours
+ * does not count as one.
+ */
+#define RUN_MIN 8u
 
 /* ---- page accessors ---- */
 
@@ -309,15 +318,44 @@ struct child_result {
 };
 
 /*
- * Inserts cell c at position i of the writable page pg, splitting it when it
- * is full: the page keeps the lower half, a new right sibling gets the upper
- * half, and res describes the split. An append at the right edge of the tree
- * (`append`) splits off only the new cell instead, so that keys inserted in
- * increasing order (node and edge ids) leave full pages behind, not half-full.
+ * How page_insert splits a full page. SPLIT_HALF: the page keeps the lower
+ * half of the bytes and a new right sibling gets the upper half.
+ * SPLIT_APPEND, for an insert at the right edge of the tree: only the new
+ * cell goes to the sibling, so that keys inserted in increasing order (node
+ * and edge ids) leave full pages behind, not half-full ones. SPLIT_RUN, for a
+ * leaf insert right after the previous insert into the same leaf: the
+ * page keeps the new cell and the cells before it, provided they are at least
+ * half of the bytes, and the sibling gets the cells after it: the next keys
+ * of the run then go on filling the page, and those after them wait in the
+ * sibling. Increasing keys inserted in the middle of a tree (each label's
+ * nodes, a sorted batch) so leave full pages behind as well.
+ */
+enum split_policy { SPLIT_HALF, SPLIT_APPEND, SPLIT_RUN };
+
+/*
+ * SPLIT_RUN's split point in cs, whose cell i is the new one: after it when
+ * the page can hold cells 0..i, otherwise (or when nothing would be left for
+ * the sibling) at it.
+ */
+static uint32_t
+run_split(const struct cells *cs, uint32_t i, uint32_t page_size)
+{
+        size_t used = PAGE_HDR;
+
+        if (i + 1 >= cs->n)
+                return i;
+        for (uint32_t k = 0; k <= i; k++)
+                used += cs->len[k] + 2u;
+        return used <= page_size ? i + 1 : i;
+}
+
+/*
+ * Inserts cell c at position i of the writable page pg, splitting it (as
+ * `policy` says) when it is full; res describes the split.
  */
 static int
-page_insert(struct pager *p, struct page *pg, uint32_t i, const uint8_t *c, size_t len, bool append,
-            struct child_result *res)
+page_insert(struct pager *p, struct page *pg, uint32_t i, const uint8_t *c, size_t len,
+            enum split_policy policy, struct child_result *res)
 {
         uint32_t ps = pager_page_size(p), total = 0, acc = 0, m, rfrom;
         struct cells cs;
@@ -355,8 +393,10 @@ page_insert(struct pager *p, struct page *pg, uint32_t i, const uint8_t *c, size
         m++;
         if (m >= cs.n)
                 m = cs.n - 1;
-        if (append && cs.n >= 3)
+        if (policy == SPLIT_APPEND && cs.n >= 3)
                 m = leaf ? cs.n - 1 : cs.n - 2;
+        if (policy == SPLIT_RUN && leaf && i >= m)
+                m = run_split(&cs, i, ps);
 
         rc = pager_alloc(p, leaf ? PAGE_LEAF : PAGE_BRANCH, &right);
         if (rc != SOMBRA_OK)
@@ -538,6 +578,9 @@ struct put_args {
         const uint8_t *cell;
         size_t clen;
         struct btree_hint *hint; /* NULL: none to keep */
+        /* The previous insert, as the hint remembers it: */
+        pgno_t run_leaf;            /* its leaf (PGNO_NONE: none) */
+        uint32_t run_slot, run_len; /* its position there, and the run it ended */
 };
 
 /*
@@ -564,11 +607,25 @@ child_range(const uint8_t *d, uint32_t i, struct key_range r)
         return r;
 }
 
+/* Notes an insert at `slot` of the leaf h remembers. */
 static void
-hint_keep(struct btree_hint *h, pgno_t leaf, const struct key_range *r)
+hint_slot(struct btree_hint *h, uint32_t slot)
 {
-        if (h == NULL || h->leaf == leaf)
+        h->run = slot == h->slot + 1 ? h->run + 1 : 0;
+        h->slot = slot;
+}
+
+static void
+hint_keep(struct btree_hint *h, pgno_t leaf, uint32_t slot, const struct key_range *r)
+{
+        if (h == NULL)
                 return;
+        if (h->leaf == leaf) {
+                hint_slot(h, slot);
+                return;
+        }
+        h->slot = slot;
+        h->run = 0;
         h->leaf = leaf;
         h->lo_len = r->lo != NULL ? r->lo_len : 0;
         h->hi_len = r->hi != NULL ? r->hi_len : 0;
@@ -582,6 +639,26 @@ void
 btree_hint_clear(struct btree_hint *h)
 {
         h->leaf = PGNO_NONE;
+}
+
+/* How an insert at position i of pg, which covers r, splits it: see enum split_policy. */
+static enum split_policy
+edge_split(const struct key_range *r, uint32_t i, const struct page *pg)
+{
+        return r->hi == NULL && i == nkeys(pg->data) ? SPLIT_APPEND : SPLIT_HALF;
+}
+
+/* The same for a leaf, whose number was `was` before it was made writable. */
+static enum split_policy
+leaf_split(const struct put_args *a, pgno_t was, uint32_t i, const struct key_range *r,
+           const struct page *pg)
+{
+        enum split_policy policy = edge_split(r, i, pg);
+
+        if (policy == SPLIT_HALF && a->run_leaf == was && i == a->run_slot + 1 &&
+            a->run_len >= RUN_MIN)
+                policy = SPLIT_RUN;
+        return policy;
 }
 
 static int
@@ -608,10 +685,9 @@ put_rec(struct pager *p, pgno_t pgno, const struct put_args *a, int depth, struc
                         goto label_out;
                 if (exact)
                         page_remove(pg->data, i);
-                rc = page_insert(p, pg, i, a->cell, a->clen, r.hi == NULL && i == nkeys(pg->data),
-                                 res);
+                rc = page_insert(p, pg, i, a->cell, a->clen, leaf_split(a, pgno, i, &r, pg), res);
                 if (rc == SOMBRA_OK && !res->split)
-                        hint_keep(a->hint, pg->pgno, &r);
+                        hint_keep(a->hint, pg->pgno, i, &r);
         } else if (page_type(pg) == PAGE_BRANCH) {
                 struct child_result below;
                 pgno_t child;
@@ -631,7 +707,7 @@ put_rec(struct pager *p, pgno_t pgno, const struct put_args *a, int depth, struc
                         put_be64(c + 2, below.right);
                         memcpy(c + BRANCH_CELL_HDR, below.sep, below.sep_len);
                         rc = page_insert(p, pg, i, c, BRANCH_CELL_HDR + below.sep_len,
-                                         r.hi == NULL && i == nkeys(pg->data), res);
+                                         edge_split(&r, i, pg), res);
                 }
         } else {
                 rc = SOMBRA_ECORRUPT;
@@ -651,7 +727,7 @@ label_out:
 static int
 put_hinted(struct pager *p, const struct put_args *a, bool *done)
 {
-        const struct btree_hint *h = a->hint;
+        struct btree_hint *h = a->hint;
         struct page *pg;
         const uint8_t *last;
         uint32_t i, n;
@@ -677,6 +753,8 @@ put_hinted(struct pager *p, const struct put_args *a, bool *done)
                 /* Writable already: this only marks it dirty, under the same number. */
                 if (!exact && page_insert_fits(p, pg->data, i, a->cell, a->clen))
                         *done = pager_make_writable(p, &pg) == SOMBRA_OK;
+                if (*done)
+                        hint_slot(h, i);
         }
         pager_unpin(p, pg);
         return SOMBRA_OK;
@@ -744,7 +822,7 @@ btree_put_hinted(struct pager *p, pgno_t *root, struct btree_hint *h, const void
                  const void *val, size_t vlen)
 {
         struct child_result res; /* not zeroed: a 512-byte memset per put showed in profiles */
-        struct put_args a = {key, klen, NULL, 0, h};
+        struct put_args a = {key, klen, NULL, 0, h, PGNO_NONE, 0, 0};
         struct key_range whole = {NULL, NULL, 0, 0};
         bool done;
         int rc = entry_ok(key, klen, val, vlen);
@@ -769,8 +847,12 @@ btree_put_hinted(struct pager *p, pgno_t *root, struct btree_hint *h, const void
         if (rc != SOMBRA_OK || done)
                 return rc;
         /* The tree may change shape below: the hint is made again on the way down. */
-        if (h != NULL)
+        if (h != NULL) {
+                a.run_leaf = h->leaf;
+                a.run_slot = h->slot;
+                a.run_len = h->run;
                 btree_hint_clear(h);
+        }
         res.split = false;
         rc = put_rec(p, *root, &a, 0, whole, &res);
         if (rc != SOMBRA_OK)

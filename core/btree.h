@@ -44,6 +44,8 @@ int btree_put(struct pager *p, pgno_t *root, const void *key, size_t klen, const
  */
 struct btree_hint {
         pgno_t leaf;                                  /* PGNO_NONE: nothing remembered */
+        uint32_t slot;                                /* where the last insert went in it */
+        uint32_t run;                                 /* inserts before it, each one slot lower */
         uint16_t lo_len, hi_len;                      /* 0: unbounded on that side */
         uint8_t lo[BTREE_MAX_KEY], hi[BTREE_MAX_KEY]; /* the leaf holds keys in [lo, hi) */
 };

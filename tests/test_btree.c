@@ -1784,6 +1784,89 @@ Test(btree, random_inserts_keep_pages_two_thirds_full)
         free(order);
 }
 
+/*
+ * Increasing keys inside the tree, as a label's nodes arrive: each round,
+ * every group gets the next K keys of its own range, so each run goes in
+ * before the next group's keys. The put hint sees the run, and the splits it
+ * makes leave full pages behind rather than half-full ones (about twice the
+ * pages, which is what splitting in the middle made of this pattern).
+ */
+Test(btree, runs_of_increasing_keys_inside_the_tree_fill_pages)
+{
+        enum { GROUPS = 5, ROUNDS = 40, K = 200, N = GROUPS * ROUNDS * K };
+        const size_t per_leaf = (4096 - PAGE_HDR) / (2 + 6 + 5 + 16);
+        struct btree_hint hint;
+        pgno_t root = PGNO_NONE;
+        uint64_t pages;
+        uint8_t key[5];
+
+        db_open(4096, 256);
+        for (uint32_t r = 0; r < ROUNDS; r++) {
+                txn_begin();
+                btree_hint_clear(&hint);
+                for (uint8_t g = 0; g < GROUPS; g++) {
+                        for (uint32_t k = 0; k < K; k++) {
+                                uint8_t v[16];
+                                key[0] = g;
+                                put_be32(key + 1, r * K + k);
+                                value_fill(v, sizeof(v), r * K + k);
+                                cr_assert(
+                                    eq(int,
+                                       btree_put_hinted(pager, &root, &hint, key, 5, v, sizeof(v)),
+                                       SOMBRA_OK));
+                        }
+                }
+                txn_commit();
+        }
+        cr_assert(eq(u64, expect_pages_accounted(root, &pages), N));
+        cr_assert(lt(u64, pages, N / per_leaf * 6 / 5), "%llu pages", (unsigned long long)pages);
+}
+
+static int
+cmp_u32(const void *a, const void *b)
+{
+        uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+        return (x > y) - (x < y);
+}
+
+/*
+ * A sorted batch of random keys puts a few neighbours in a row now and then;
+ * those are no run, and the pages stay as full as random inserts leave them.
+ */
+Test(btree, sorted_batches_of_random_keys_keep_pages_two_thirds_full)
+{
+        enum { BATCHES = 40, PER = 500, N = BATCHES * PER };
+        const size_t per_leaf = (4096 - PAGE_HDR) / (2 + 6 + 4 + 16);
+        uint32_t *keys = malloc(N * sizeof(*keys));
+        struct btree_hint hint;
+        pgno_t root = PGNO_NONE;
+        uint64_t rng = 5, pages;
+
+        cr_assert(not(eq(ptr, keys, NULL)));
+        for (size_t i = 0; i < N; i++)
+                keys[i] = (uint32_t)support_next_rand(&rng);
+        db_open(4096, 256);
+        for (size_t b = 0; b < BATCHES; b++) {
+                uint32_t *batch = keys + b * PER;
+                qsort(batch, PER, sizeof(*batch), cmp_u32);
+                txn_begin();
+                btree_hint_clear(&hint);
+                for (size_t i = 0; i < PER; i++) {
+                        uint8_t key[4], v[16];
+                        put_be32(key, batch[i]);
+                        value_fill(v, sizeof(v), batch[i]);
+                        cr_assert(eq(int,
+                                     btree_put_hinted(pager, &root, &hint, key, 4, v, sizeof(v)),
+                                     SOMBRA_OK));
+                }
+                txn_commit();
+        }
+        expect_pages_accounted(root, &pages);
+        cr_assert(lt(u64, pages, N / per_leaf * 8 / 5), "%llu pages", (unsigned long long)pages);
+        free(keys);
+}
+
 /* ---- the structural checks ---- */
 
 static int
