@@ -34,6 +34,7 @@
 #include "graph.h"
 #include "store.h"
 #include "dict.h"
+#include "idbits.h"
 #include "idset.h"
 
 #define DIR_OUT 0u
@@ -82,13 +83,12 @@ struct graph {
         /*
          * Nodes that edge creates found, and that exist from then on until a
          * delete or a rollback: kept across transactions, so that the nodes
-         * an edge names are looked up once, not at every edge. At most
-         * KNOWN_MAX of them; the set starts again when full.
+         * an edge names are looked up once, not at every edge. A bitmap, as
+         * node ids are dense: one bit a node, one load a lookup (idbits.h
+         * bounds it; a node it does not keep is looked up each time).
          */
-        struct idset known;
+        struct idbits known;
 };
-
-#define KNOWN_MAX (1u << 20)
 
 /* ---- small helpers ---- */
 
@@ -404,7 +404,7 @@ graph_begin_shared(struct graph *g)
 static void
 txn_forget(struct graph *g)
 {
-        idset_clear(&g->known); /* some of them may have been the transaction's own */
+        idbits_clear(&g->known); /* some of them may have been the transaction's own */
         dict_truncate(&g->dict, g->names_at_begin);
         if (g->indexes_changed)
                 (void)indexes_load(g); /* the committed catalogue; ENOMEM keeps a superset */
@@ -809,15 +809,12 @@ node_found(struct graph *g, const struct store_state *st, uint64_t id)
         uint8_t k[REC_ID_MAX];
         int rc;
 
-        if (idset_get(&g->known, id, NULL))
+        if (idbits_has(&g->known, id))
                 return SOMBRA_OK;
         rc = store_get(g->store, st, TREE_NODES, k, id_key(g, k, id), NULL);
-        if (rc != SOMBRA_OK || id == IDSET_EMPTY)
-                return rc;
-        if (g->known.count >= KNOWN_MAX)
-                idset_clear(&g->known);
-        (void)idset_put(&g->known, id, 0, NULL); /* out of memory: looked up again next time */
-        return SOMBRA_OK;
+        if (rc == SOMBRA_OK)
+                (void)idbits_add(&g->known, id); /* not kept: looked up again next time */
+        return rc;
 }
 
 /* Puts (or holds back) the adjacency entry *a, which names the edge's other end. */
@@ -994,7 +991,7 @@ node_delete(struct graph *g, uint64_t id)
         uint8_t k[REC_ID_MAX];
         int rc = node_load(g, id, &g->raw, &g->before);
 
-        (void)idset_del(&g->known, id); /* before anything: a failure half-way rolls back */
+        idbits_remove(&g->known, id); /* before anything: a failure half-way rolls back */
         if (rc == SOMBRA_OK)
                 rc = graph_read_adjacent(&g->w, id, &g->adj);
         idset_clear(&g->seen);
@@ -1192,7 +1189,7 @@ graph_close(struct graph *g)
         graph_adjvec_free(&g->adj);
         graph_reader_release(&g->w);
         idset_free(&g->seen);
-        idset_free(&g->known);
+        idbits_free(&g->known);
         free(g->held);
         buf_free(&g->held_bytes);
         free(g);
