@@ -47,6 +47,7 @@ struct index_def {
 /* An entry held back in bulk mode: key then value at held_bytes + off. */
 struct held {
         const uint8_t *key; /* set just before sorting: held_bytes may move while it grows */
+        uint64_t head;      /* the tree, then the key's first 7 bytes (zeros past its end) */
         size_t off;
         uint16_t klen;
         uint8_t vlen;
@@ -183,6 +184,16 @@ graph_writer_reader(struct graph *g)
 
 /* ---- held entries (bulk mode) ---- */
 
+static uint64_t
+held_head(enum store_tree t, const uint8_t *key, size_t klen)
+{
+        uint64_t head = (uint64_t)t << 56;
+
+        for (size_t i = 0; i < 7 && i < klen; i++)
+                head |= (uint64_t)key[i] << (48 - 8 * i);
+        return head;
+}
+
 /*
  * Writes an adjacency, label or property index entry, or holds it back in
  * bulk mode. A failure to hold it poisons the transaction, as a failed
@@ -215,11 +226,20 @@ entry_put(struct graph *g, enum store_tree t, const uint8_t *key, size_t klen, c
                 store_poison(g->store, rc);
                 return rc;
         }
-        g->held[g->nheld++] = (struct held){NULL, off, (uint16_t)klen, (uint8_t)vlen, (uint8_t)t};
+        g->held[g->nheld++] = (struct held){.head = held_head(t, key, klen),
+                                            .off = off,
+                                            .klen = (uint16_t)klen,
+                                            .vlen = (uint8_t)vlen,
+                                            .tree = (uint8_t)t};
         return SOMBRA_OK;
 }
 
-/* Tree, then key as the B+tree orders them; equal keys stay in the order held. */
+/*
+ * Tree, then key as the B+tree orders them; equal keys stay in the order
+ * held. Most pairs differ in their heads, which orders them as the bytes do:
+ * a zero past a shorter key's end sorts below any byte but zero, and a tie
+ * there is settled by the bytes.
+ */
 static int
 held_cmp(const void *a, const void *b)
 {
@@ -227,8 +247,8 @@ held_cmp(const void *a, const void *b)
         size_t n = x->klen < y->klen ? x->klen : y->klen;
         int c;
 
-        if (x->tree != y->tree)
-                return x->tree < y->tree ? -1 : 1;
+        if (x->head != y->head)
+                return x->head < y->head ? -1 : 1;
         c = memcmp(x->key, y->key, n);
         if (c == 0)
                 c = (x->klen > y->klen) - (x->klen < y->klen);
