@@ -6,7 +6,9 @@
  * their bytes) into an arena of chunks, so the caller's memory may change
  * right after each builder call, and an asynchronous submission owns no
  * caller memory. Chunks never move, so pointers into them stay valid as the
- * batch grows; reset keeps the first chunk for reuse.
+ * batch grows. Reset keeps every chunk and fills them again in order: a
+ * batch of the size it had before then touches only memory it touched
+ * already (a new chunk is fresh memory, a page fault per page).
  *
  * While an asynchronous submission is out, the writer reads the ops and
  * writes their results: a call that would change or free the batch then
@@ -30,7 +32,8 @@ struct chunk {
 struct sombra_batch {
         struct write_op *ops;
         size_t n, cap;
-        struct chunk *chunks;
+        struct chunk *chunks; /* in the order made */
+        struct chunk *cur;    /* the one being filled; NULL: none yet */
         struct batch_status status; /* what its submissions reported (engine.h) */
 };
 
@@ -90,34 +93,51 @@ sombra_batch_reset(sombra_batch *b)
 
         if (rc != SOMBRA_OK)
                 return rc;
-        if (b->chunks != NULL) {
-                chunks_free(b->chunks->next);
-                b->chunks->next = NULL;
-                b->chunks->used = 0;
-        }
+        for (struct chunk *c = b->chunks; c != NULL; c = c->next)
+                c->used = 0;
+        b->cur = b->chunks;
         b->n = 0;
         applied_set(b, false);
         return SOMBRA_OK;
 }
 
+/* Appends a chunk with room for len bytes after the last one. */
+static struct chunk *
+chunk_add(sombra_batch *b, struct chunk *last, size_t len)
+{
+        size_t cap = len > CHUNK_MIN ? len : CHUNK_MIN;
+        struct chunk *c;
+
+        if (last != NULL && last->cap * 2 > cap)
+                cap = last->cap * 2;
+        c = malloc(sizeof(*c) + cap);
+        if (c == NULL)
+                return NULL;
+        c->cap = cap;
+        c->used = 0;
+        c->next = NULL;
+        if (last != NULL)
+                last->next = c;
+        else
+                b->chunks = c;
+        return c;
+}
+
 static void *
 arena_alloc(sombra_batch *b, size_t len)
 {
-        struct chunk *c = b->chunks;
+        struct chunk *c = b->cur;
 
         len = (len + 15) & ~(size_t)15;
+        /* The next kept chunk with room; one too small for a large value stays unused. */
+        while (c != NULL && c->cap - c->used < len && c->next != NULL)
+                c = c->next;
         if (c == NULL || c->cap - c->used < len) {
-                size_t cap = len > CHUNK_MIN ? len : CHUNK_MIN;
-                if (c != NULL && c->cap * 2 > cap)
-                        cap = c->cap * 2;
-                c = malloc(sizeof(*c) + cap);
+                c = chunk_add(b, c, len);
                 if (c == NULL)
                         return NULL;
-                c->cap = cap;
-                c->used = 0;
-                c->next = b->chunks;
-                b->chunks = c;
         }
+        b->cur = c;
         c->used += len;
         return c->data + c->used - len;
 }

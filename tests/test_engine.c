@@ -149,6 +149,53 @@ Test(engine, batch_is_atomic_and_refers_to_its_own_nodes)
         expect_verified_file(2, 1);
 }
 
+/*
+ * A batch reset between rounds reuses the memory it grew, in order: values
+ * of every size, some larger than any chunk it has, some smaller than the
+ * room left, must each come back as given.
+ */
+Test(engine, a_batch_reset_and_refilled_holds_exactly_what_it_was_given)
+{
+        enum { ROUNDS = 6, PER = 40, BIG = 20000 };
+        static char text[BIG];
+        uint64_t refs[PER], rng = 9;
+        size_t lens[PER];
+        sombra_batch *b;
+        sombra_conn *c;
+
+        open_with(NULL);
+        c = acquire();
+        cr_assert_eq(sombra_batch_new(&b), SOMBRA_OK);
+        for (int round = 0; round < ROUNDS; round++) {
+                cr_assert_eq(sombra_batch_reset(b), SOMBRA_OK);
+                for (int i = 0; i < PER; i++) {
+                        struct sombra_prop p = {"text", {.type = SOMBRA_STRING}};
+                        lens[i] = support_next_rand(&rng) % (round % 2 ? BIG : 300);
+                        for (size_t k = 0; k < lens[i]; k++)
+                                text[k] = (char)('a' + (round + i + k) % 26);
+                        p.value.u.s.ptr = text;
+                        p.value.u.s.len = lens[i];
+                        cr_assert_eq(sombra_batch_node_create(b, NULL, 0, &p, 1, &refs[i]),
+                                     SOMBRA_OK);
+                        memset(text, 0, lens[i]); /* copied: the batch keeps its own */
+                }
+                cr_assert_eq(sombra_batch_submit(c, b), SOMBRA_OK);
+                for (int i = 0; i < PER; i++) {
+                        const struct sombra_entity *e;
+                        uint64_t id;
+                        cr_assert_eq(sombra_batch_id(b, refs[i], &id), SOMBRA_OK);
+                        cr_assert_eq(sombra_node_get(c, id, &e), SOMBRA_OK);
+                        cr_assert_eq(e->nprops, 1);
+                        cr_assert_eq(e->props[0].value.u.s.len, lens[i]);
+                        for (size_t k = 0; k < lens[i]; k++)
+                                cr_assert_eq(((const char *)e->props[0].value.u.s.ptr)[k],
+                                             (char)('a' + (round + i + k) % 26), "round %d", round);
+                }
+        }
+        cr_assert_eq(sombra_batch_free(b), SOMBRA_OK);
+        cr_assert_eq(sombra_conn_release(c), SOMBRA_OK);
+}
+
 Test(engine, many_tickets_in_flight_on_one_connection)
 {
         sombra_batch *b[64];
