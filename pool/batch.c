@@ -32,8 +32,8 @@ struct chunk {
 struct sombra_batch {
         struct write_op *ops;
         size_t n, cap;
-        struct chunk *chunks; /* in the order made */
-        struct chunk *cur;    /* the one being filled; NULL: none yet */
+        struct chunk *chunks;       /* in the order made */
+        struct chunk *cur;          /* the one being filled; NULL: none yet */
         struct batch_status status; /* what its submissions reported (engine.h) */
 };
 
