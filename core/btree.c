@@ -6,10 +6,15 @@
  *   byte 40, and the cells, growing down from the page end; `upper` is the
  *   lowest cell byte. Deleting a cell leaves a hole that the next insert that
  *   needs the room compacts away.
- * Leaf cell:   u16 klen | u32 vinfo | key | value       (inline)
- *              u16 klen | u32 vinfo | key | u64 pgno    (vinfo has VAL_OVERFLOW)
- *   vinfo is the value length, with the top bit set when the value lives in a
- *   chain of overflow pages (nkeys = bytes on that page, aux = next page).
+ * Leaf cell, in the leaf's layout (the page header's `cells`, pager.h):
+ *   varint: varint klen | key | varint vinfo | value
+ *           vinfo = value length << 1, | 1 when the value lives in a chain
+ *           of overflow pages (nkeys = bytes on that page, aux = next page);
+ *   fixed:  u16 klen | u32 vinfo | key | value
+ *           vinfo = value length, top bit VAL_OVERFLOW for a chain
+ *           (files of format 5 and older; no new file gets it).
+ *   With a chain, the value in the cell is the u64 number of its first page.
+ *   Varints are buf.h's; klen takes at most 2 bytes, vinfo at most 4.
  * Branch cell: u16 klen | u64 child | key
  *   A branch with n cells has n + 1 children: the header's aux is the
  *   leftmost, cell i's child holds the keys >= key i (and < key i+1).
@@ -103,27 +108,67 @@ is_leaf(const uint8_t *d)
         return d[0] == PAGE_LEAF;
 }
 
-static uint16_t
-cell_klen(const uint8_t *c)
+/* Whether d is a leaf of varint cells (other pages have zero there). */
+static bool
+varint_cells(const uint8_t *d)
 {
-        return get_be16(c);
+        return d[1] == PAGE_CELLS_VARINT;
+}
+
+/* The key length of cell c of page d; the page passed btree_page_check. */
+static uint16_t
+cell_klen(const uint8_t *d, const uint8_t *c)
+{
+        if (!varint_cells(d))
+                return get_be16(c);
+        return c[0] < 0x80 ? c[0] : (uint16_t)((c[0] & 0x7f) | c[1] << 7);
 }
 
 static const uint8_t *
 cell_key(const uint8_t *d, const uint8_t *c)
 {
+        if (varint_cells(d))
+                return c + 1 + (c[0] >= 0x80);
         return c + (is_leaf(d) ? LEAF_CELL_HDR : BRANCH_CELL_HDR);
+}
+
+/* A leaf cell taken apart. */
+struct leaf_cell {
+        const uint8_t *key;
+        const uint8_t *val; /* the value, or with `ovf` the u64 first page of its chain */
+        uint32_t klen;
+        uint32_t vlen; /* the whole value's */
+        bool ovf;
+        uint32_t size; /* the cell's bytes */
+};
+
+static struct leaf_cell
+leaf_cell(const uint8_t *d, const uint8_t *c)
+{
+        struct leaf_cell lc = {cell_key(d, c), NULL, cell_klen(d, c), 0, false, 0};
+        uint64_t vinfo = 0;
+
+        if (varint_cells(d)) {
+                lc.val = lc.key + lc.klen;
+                lc.val += varint_get(lc.val, 4, 4, &vinfo);
+                lc.ovf = vinfo & 1;
+                lc.vlen = (uint32_t)(vinfo >> 1);
+        } else {
+                vinfo = get_be32(c + 2);
+                lc.val = lc.key + lc.klen;
+                lc.ovf = (vinfo & VAL_OVERFLOW) != 0;
+                lc.vlen = (uint32_t)vinfo & ~VAL_OVERFLOW;
+        }
+        lc.size = (uint32_t)(lc.val - c) + (lc.ovf ? 8 : lc.vlen);
+        return lc;
 }
 
 static size_t
 cell_size(const uint8_t *d, const uint8_t *c)
 {
-        uint32_t vinfo;
-
         if (!is_leaf(d))
-                return BRANCH_CELL_HDR + cell_klen(c);
-        vinfo = get_be32(c + 2);
-        return LEAF_CELL_HDR + cell_klen(c) + ((vinfo & VAL_OVERFLOW) ? 8 : vinfo);
+                return BRANCH_CELL_HDR + cell_klen(d, c);
+        return leaf_cell(d, c).size;
 }
 
 static pgno_t
@@ -183,7 +228,7 @@ search(const uint8_t *d, const uint8_t *key, size_t klen, bool upper_bound, bool
         while (lo < hi) {
                 uint32_t mid = lo + (hi - lo) / 2;
                 const uint8_t *c = cell(d, mid);
-                int cmp = key_cmp(cell_key(d, c), cell_klen(c), key, klen);
+                int cmp = key_cmp(cell_key(d, c), cell_klen(d, c), key, klen);
                 if (cmp == 0)
                         *exact = true;
                 if (cmp < 0 || (upper_bound && cmp == 0))
@@ -192,6 +237,15 @@ search(const uint8_t *d, const uint8_t *key, size_t klen, bool upper_bound, bool
                         hi = mid;
         }
         return lo;
+}
+
+/* Whether key sorts after every key of the non-empty page d. */
+static bool
+key_after_last(const uint8_t *d, const uint8_t *key, size_t klen)
+{
+        const uint8_t *last = cell(d, nkeys(d) - 1u);
+
+        return key_cmp(cell_key(d, last), cell_klen(d, last), key, klen) < 0;
 }
 
 /* Child index of a branch for key: the number of separators <= key. */
@@ -402,8 +456,8 @@ page_insert(struct pager *p, struct page *pg, uint32_t i, const uint8_t *c, size
         if (rc != SOMBRA_OK)
                 return rc;
         sep = cs.ptr[m];
-        res->sep_len = cell_klen(sep);
-        memcpy(res->sep, sep + (leaf ? LEAF_CELL_HDR : BRANCH_CELL_HDR), res->sep_len);
+        res->sep_len = cell_klen(copy, sep);
+        memcpy(res->sep, cell_key(copy, sep), res->sep_len);
         /* A branch's middle key moves up; its child becomes the right page's leftmost. */
         rfrom = m;
         if (!leaf) {
@@ -502,26 +556,25 @@ ovf_walk(struct pager *p, pgno_t pgno, size_t vlen, struct buf *out, bool retire
 }
 
 static int
-leaf_value(struct pager *p, const uint8_t *c, struct buf *out)
+leaf_value(struct pager *p, const uint8_t *d, const uint8_t *c, struct buf *out)
 {
-        uint32_t vinfo = get_be32(c + 2);
-        const uint8_t *v = c + LEAF_CELL_HDR + cell_klen(c);
+        struct leaf_cell lc = leaf_cell(d, c);
 
         buf_reset(out);
-        if (vinfo & VAL_OVERFLOW)
-                return ovf_walk(p, get_be64(v), vinfo & ~VAL_OVERFLOW, out, false, NULL, NULL);
-        return buf_append(out, v, vinfo);
+        if (lc.ovf)
+                return ovf_walk(p, get_be64(lc.val), lc.vlen, out, false, NULL, NULL);
+        return buf_append(out, lc.val, lc.vlen);
 }
 
 /* Retires the overflow chain of a leaf cell, if it has one. */
 static int
-cell_release(struct pager *p, const uint8_t *c)
+cell_release(struct pager *p, const uint8_t *d, const uint8_t *c)
 {
-        uint32_t vinfo = get_be32(c + 2);
-        if (!(vinfo & VAL_OVERFLOW))
+        struct leaf_cell lc = leaf_cell(d, c);
+
+        if (!lc.ovf)
                 return SOMBRA_OK;
-        return ovf_walk(p, get_be64(c + LEAF_CELL_HDR + cell_klen(c)), vinfo & ~VAL_OVERFLOW, NULL,
-                        true, NULL, NULL);
+        return ovf_walk(p, get_be64(lc.val), lc.vlen, NULL, true, NULL, NULL);
 }
 
 /* ---- get ---- */
@@ -561,7 +614,7 @@ btree_get(struct pager *p, pgno_t root, const void *key, size_t klen, struct buf
                 i = search(pg->data, key, klen, false, &exact);
                 rc = SOMBRA_ENOTFOUND;
                 if (exact && val != NULL)
-                        rc = leaf_value(p, cell(pg->data, i), val);
+                        rc = leaf_value(p, pg->data, cell(pg->data, i), val);
                 else if (exact)
                         rc = SOMBRA_OK;
                 pager_unpin(p, pg);
@@ -598,11 +651,11 @@ child_range(const uint8_t *d, uint32_t i, struct key_range r)
 {
         if (i > 0) {
                 r.lo = cell_key(d, cell(d, i - 1));
-                r.lo_len = cell_klen(cell(d, i - 1));
+                r.lo_len = cell_klen(d, cell(d, i - 1));
         }
         if (i < nkeys(d)) {
                 r.hi = cell_key(d, cell(d, i));
-                r.hi_len = cell_klen(cell(d, i));
+                r.hi_len = cell_klen(d, cell(d, i));
         }
         return r;
 }
@@ -678,7 +731,7 @@ put_rec(struct pager *p, pgno_t pgno, const struct put_args *a, int depth, struc
         if (page_type(pg) == PAGE_LEAF) {
                 i = search(pg->data, a->key, a->klen, false, &exact);
                 if (exact)
-                        rc = cell_release(p, cell(pg->data, i));
+                        rc = cell_release(p, pg->data, cell(pg->data, i));
                 if (rc == SOMBRA_OK)
                         rc = pager_make_writable(p, &pg);
                 if (rc != SOMBRA_OK)
@@ -729,7 +782,6 @@ put_hinted(struct pager *p, const struct put_args *a, bool *done)
 {
         struct btree_hint *h = a->hint;
         struct page *pg;
-        const uint8_t *last;
         uint32_t i, n;
         bool exact = false;
         int rc;
@@ -745,8 +797,7 @@ put_hinted(struct pager *p, const struct put_args *a, bool *done)
         n = nkeys(pg->data);
         if (page_type(pg) == PAGE_LEAF && pager_writable(p, pg) && n > 0) {
                 /* Keys in increasing order: one compare with the last key instead of a search. */
-                last = cell(pg->data, n - 1);
-                if (key_cmp(cell_key(pg->data, last), cell_klen(last), a->key, a->klen) < 0)
+                if (key_after_last(pg->data, a->key, a->klen))
                         i = n;
                 else
                         i = search(pg->data, a->key, a->klen, false, &exact);
@@ -760,47 +811,70 @@ put_hinted(struct pager *p, const struct put_args *a, bool *done)
         return SOMBRA_OK;
 }
 
+/* The bytes of a leaf cell's lengths in layout `cells`, for a value held inline or not. */
+static size_t
+leaf_cell_hdr(enum page_cells cells, size_t klen, size_t vlen, bool ovf)
+{
+        if (cells == PAGE_CELLS_FIXED)
+                return LEAF_CELL_HDR;
+        return varint_size(klen) + varint_size((uint64_t)vlen << 1 | ovf);
+}
+
 /* Whether a leaf cell holds the value itself; a larger one goes to overflow pages. */
 static bool
-value_inline(uint32_t page_size, size_t klen, size_t vlen)
+value_inline(enum page_cells cells, uint32_t page_size, size_t klen, size_t vlen)
 {
-        return LEAF_CELL_HDR + klen + vlen <= cell_max(page_size);
+        return leaf_cell_hdr(cells, klen, vlen, false) + klen + vlen <= cell_max(page_size);
 }
 
 /*
- * Encodes a leaf cell at c: with ovf == PGNO_NONE the value inline, else the
- * first page of the overflow chain holding it. Returns the cell's length.
+ * Encodes a leaf cell in layout `cells` at c: with ovf == PGNO_NONE the
+ * value inline, else the first page of the overflow chain holding it.
+ * Returns the cell's length.
  */
 static size_t
-leaf_cell_encode(uint8_t *c, const void *key, size_t klen, const void *val, size_t vlen, pgno_t ovf)
+leaf_cell_encode(enum page_cells cells, uint8_t *c, const void *key, size_t klen, const void *val,
+                 size_t vlen, pgno_t ovf)
 {
-        put_be16(c, (uint16_t)klen);
-        memcpy(c + LEAF_CELL_HDR, key, klen);
-        if (ovf != PGNO_NONE) {
-                put_be32(c + 2, (uint32_t)vlen | VAL_OVERFLOW);
-                put_be64(c + LEAF_CELL_HDR + klen, ovf);
-                return LEAF_CELL_HDR + klen + 8;
+        uint8_t *v;
+
+        if (cells == PAGE_CELLS_FIXED) {
+                put_be16(c, (uint16_t)klen);
+                put_be32(c + 2, (uint32_t)vlen | (ovf != PGNO_NONE ? VAL_OVERFLOW : 0));
+                memcpy(c + LEAF_CELL_HDR, key, klen);
+                v = c + LEAF_CELL_HDR + klen;
+        } else {
+                v = put_varint(c, klen);
+                memcpy(v, key, klen);
+                v = put_varint(v + klen, (uint64_t)vlen << 1 | (ovf != PGNO_NONE));
         }
-        put_be32(c + 2, (uint32_t)vlen);
+        if (ovf != PGNO_NONE) {
+                put_be64(v, ovf);
+                return (size_t)(v - c) + 8;
+        }
         if (vlen > 0)
-                memcpy(c + LEAF_CELL_HDR + klen, val, vlen);
-        return LEAF_CELL_HDR + klen + vlen;
+                memcpy(v, val, vlen);
+        return (size_t)(v - c) + vlen;
 }
 
-/* Builds the leaf cell for key/val in scratch, moving a large value to overflow pages. */
+/*
+ * Builds the leaf cell for key/val in scratch, in the file's leaf layout,
+ * moving a large value to overflow pages.
+ */
 static int
 leaf_cell_build(struct pager *p, const void *key, size_t klen, const void *val, size_t vlen,
                 size_t *clen)
 {
+        enum page_cells cells = pager_leaf_cells(p);
         pgno_t first = PGNO_NONE;
         int rc;
 
-        if (!value_inline(pager_page_size(p), klen, vlen)) {
+        if (!value_inline(cells, pager_page_size(p), klen, vlen)) {
                 rc = ovf_write(p, val, vlen, &first);
                 if (rc != SOMBRA_OK)
                         return rc;
         }
-        *clen = leaf_cell_encode(pager_scratch(p), key, klen, val, vlen, first);
+        *clen = leaf_cell_encode(cells, pager_scratch(p), key, klen, val, vlen, first);
         return SOMBRA_OK;
 }
 
@@ -903,7 +977,7 @@ del_rec(struct pager *p, pgno_t pgno, const uint8_t *key, size_t klen, int depth
                         pager_unpin(p, pg);
                         return SOMBRA_ENOTFOUND;
                 }
-                rc = cell_release(p, cell(pg->data, i));
+                rc = cell_release(p, pg->data, cell(pg->data, i));
                 if (rc != SOMBRA_OK) {
                         pager_unpin(p, pg);
                         return rc;
@@ -989,7 +1063,7 @@ drop_rec(struct pager *p, pgno_t pgno, int depth)
                 if (page_type(pg) == PAGE_BRANCH)
                         rc = drop_rec(p, branch_child(pg->data, i), depth + 1);
                 else if (i < nkeys(pg->data))
-                        rc = cell_release(p, cell(pg->data, i));
+                        rc = cell_release(p, pg->data, cell(pg->data, i));
         }
         if (rc != SOMBRA_OK) {
                 pager_unpin(p, pg);
@@ -1158,8 +1232,8 @@ void
 btree_cursor_key(const struct btree_cursor *c, const uint8_t **key, size_t *klen)
 {
         const uint8_t *cl = cell(c->leaf->data, c->path[c->depth - 1].idx);
-        *key = cl + LEAF_CELL_HDR;
-        *klen = cell_klen(cl);
+        *key = cell_key(c->leaf->data, cl);
+        *klen = cell_klen(c->leaf->data, cl);
 }
 
 int
@@ -1167,7 +1241,8 @@ btree_cursor_value(struct btree_cursor *c, struct buf *val)
 {
         if (!c->valid)
                 return SOMBRA_ENOTFOUND;
-        return leaf_value(c->pager, cell(c->leaf->data, c->path[c->depth - 1].idx), val);
+        return leaf_value(c->pager, c->leaf->data, cell(c->leaf->data, c->path[c->depth - 1].idx),
+                          val);
 }
 
 void
@@ -1219,34 +1294,36 @@ check_rec(struct check_ctx *x, pgno_t pgno, int depth, struct bound lo, struct b
         for (uint32_t i = 0; rc == SOMBRA_OK && i < n; i++) {
                 const uint8_t *c = cell(pg->data, i);
                 const uint8_t *k = cell_key(pg->data, c);
-                size_t kl = cell_klen(c);
+                size_t kl = cell_klen(pg->data, c);
                 if (i > 0) {
                         const uint8_t *pc = cell(pg->data, i - 1);
-                        if (key_cmp(cell_key(pg->data, pc), cell_klen(pc), k, kl) >= 0)
+                        if (key_cmp(cell_key(pg->data, pc), cell_klen(pg->data, pc), k, kl) >= 0)
                                 rc = SOMBRA_ECORRUPT;
                 }
                 if (lo.key != NULL && key_cmp(k, kl, lo.key, lo.len) < 0)
                         rc = SOMBRA_ECORRUPT;
                 if (hi.key != NULL && key_cmp(k, kl, hi.key, hi.len) >= 0)
                         rc = SOMBRA_ECORRUPT;
-                if (rc == SOMBRA_OK && page_type(pg) == PAGE_LEAF &&
-                    (get_be32(c + 2) & VAL_OVERFLOW))
-                        rc = ovf_walk(x->p, get_be64(k + kl), get_be32(c + 2) & ~VAL_OVERFLOW, NULL,
-                                      false, x->fn, x->arg);
+                if (rc == SOMBRA_OK && page_type(pg) == PAGE_LEAF) {
+                        struct leaf_cell lc = leaf_cell(pg->data, c);
+                        if (lc.ovf)
+                                rc = ovf_walk(x->p, get_be64(lc.val), lc.vlen, NULL, false, x->fn,
+                                              x->arg);
+                }
         }
         for (uint32_t i = 0; rc == SOMBRA_OK && page_type(pg) == PAGE_BRANCH && i <= n; i++) {
                 struct bound clo = lo, chi = hi;
                 if (i > 0) {
                         const uint8_t *c = cell(pg->data, i - 1);
-                        memcpy(lo_copy, cell_key(pg->data, c), cell_klen(c));
+                        memcpy(lo_copy, cell_key(pg->data, c), cell_klen(pg->data, c));
                         clo.key = lo_copy;
-                        clo.len = cell_klen(c);
+                        clo.len = cell_klen(pg->data, c);
                 }
                 if (i < n) {
                         const uint8_t *c = cell(pg->data, i);
-                        memcpy(hi_copy, cell_key(pg->data, c), cell_klen(c));
+                        memcpy(hi_copy, cell_key(pg->data, c), cell_klen(pg->data, c));
                         chi.key = hi_copy;
-                        chi.len = cell_klen(c);
+                        chi.len = cell_klen(pg->data, c);
                 }
                 rc = check_rec(x, branch_child(pg->data, i), depth + 1, clo, chi);
         }
@@ -1319,9 +1396,9 @@ walk_rec(struct walk_ctx *x, pgno_t pgno, int depth)
                  : SOMBRA_ECORRUPT;
         for (uint32_t i = 0; rc == SOMBRA_OK && descend && page_type(pg) == PAGE_LEAF && i < n;
              i++) {
-                const uint8_t *c = cell(pg->data, i);
-                if (get_be32(c + 2) & VAL_OVERFLOW)
-                        rc = walk_chain(x, get_be64(cell_key(pg->data, c) + cell_klen(c)));
+                struct leaf_cell lc = leaf_cell(pg->data, cell(pg->data, i));
+                if (lc.ovf)
+                        rc = walk_chain(x, get_be64(lc.val));
         }
         for (uint32_t i = 0; rc == SOMBRA_OK && descend && page_type(pg) == PAGE_BRANCH && i <= n;
              i++)
@@ -1339,6 +1416,32 @@ btree_walk(struct pager *p, pgno_t root,
         return root == PGNO_NONE ? SOMBRA_OK : walk_rec(&x, root, 0);
 }
 
+/* Whether the varint leaf cell at `off` lies within the page, its varints whole and shortest. */
+static bool
+varint_cell_ok(const uint8_t *d, uint32_t off, uint32_t ps)
+{
+        uint64_t klen, vinfo;
+        size_t n = varint_get(d + off, ps - off, 2, &klen), at;
+
+        if (n == 0 || klen == 0 || klen > BTREE_MAX_KEY || klen > ps - off - n)
+                return false;
+        at = off + n + klen;
+        n = varint_get(d + at, ps - at, 4, &vinfo);
+        return n > 0 && ((vinfo & 1) ? 8 : vinfo >> 1) <= ps - at - n;
+}
+
+/* The same for a branch cell or a leaf cell of the fixed layout. */
+static bool
+fixed_cell_ok(const uint8_t *d, uint32_t off, uint32_t ps)
+{
+        const uint8_t *c = d + off;
+
+        if (off + (is_leaf(d) ? LEAF_CELL_HDR : BRANCH_CELL_HDR) > ps)
+                return false;
+        return cell_klen(d, c) > 0 && cell_klen(d, c) <= BTREE_MAX_KEY &&
+               off + cell_size(d, c) <= ps;
+}
+
 int
 btree_page_check(const uint8_t *d, uint32_t ps)
 {
@@ -1350,12 +1453,13 @@ btree_page_check(const uint8_t *d, uint32_t ps)
                 return SOMBRA_OK;
         if (PAGE_HDR + 2 * n > up || up > ps)
                 return SOMBRA_ECORRUPT;
+        if (d[1] != PAGE_CELLS_FIXED && (d[1] != PAGE_CELLS_VARINT || !is_leaf(d)))
+                return SOMBRA_ECORRUPT;
         for (uint32_t i = 0; i < n; i++) {
-                uint32_t off = slot(d, i), hdr = is_leaf(d) ? LEAF_CELL_HDR : BRANCH_CELL_HDR;
-                const uint8_t *c = d + off;
-                if (off < up || off + hdr > ps)
+                uint32_t off = slot(d, i);
+                if (off < up || off >= ps)
                         return SOMBRA_ECORRUPT;
-                if (cell_klen(c) == 0 || cell_klen(c) > BTREE_MAX_KEY || off + cell_size(d, c) > ps)
+                if (!(varint_cells(d) ? varint_cell_ok(d, off, ps) : fixed_cell_ok(d, off, ps)))
                         return SOMBRA_ECORRUPT;
         }
         return SOMBRA_OK;
@@ -1396,6 +1500,7 @@ build_page_init(const struct btree_build_out *out, uint8_t *d, uint8_t type)
 {
         memset(d, 0, out->page_size);
         d[0] = type;
+        d[1] = type == PAGE_LEAF ? (uint8_t)out->cells : PAGE_CELLS_FIXED;
         set_upper(d, out->page_size);
         put_be64(d + 24, out->txn);
 }
@@ -1534,11 +1639,11 @@ btree_build_add(struct btree_builder *b, const void *key, size_t klen, const voi
 
         if (rc == SOMBRA_OK && b->any && key_cmp(key, klen, b->last, b->last_len) <= 0)
                 rc = SOMBRA_EINVAL;
-        if (rc == SOMBRA_OK && !value_inline(b->out->page_size, klen, vlen))
+        if (rc == SOMBRA_OK && !value_inline(b->out->cells, b->out->page_size, klen, vlen))
                 rc = build_overflow(b, val, vlen, &first);
         if (rc != SOMBRA_OK)
                 return rc;
-        len = leaf_cell_encode(b->cell, key, klen, val, vlen, first);
+        len = leaf_cell_encode(b->out->cells, b->cell, key, klen, val, vlen, first);
         if (leaf->open && page_free_contiguous(leaf->page) < len + 2)
                 rc = build_finish(b, 0);
         if (rc != SOMBRA_OK)
@@ -1573,8 +1678,8 @@ build_borrow(struct build_level *lv)
         memcpy(moved + BRANCH_CELL_HDR, lv->low, lv->low_len);
         page_append(d, moved, BRANCH_CELL_HDR + lv->low_len);
         put_be64(d + 32, get_be64(c + 2));
-        lv->low_len = cell_klen(c);
-        memcpy(lv->low, c + BRANCH_CELL_HDR, lv->low_len);
+        lv->low_len = cell_klen(h, c);
+        memcpy(lv->low, cell_key(h, c), lv->low_len);
         /* It was the held page's last cell appended, so its bytes are the lowest. */
         set_nkeys(h, (uint16_t)(n - 1));
         set_upper(h, up + (uint32_t)len);

@@ -131,6 +131,7 @@ struct btree_build_out {
         uint32_t page_size;
         uint64_t txn;
         pgno_t next;
+        enum page_cells cells; /* the leaves' layout */
 };
 
 struct btree_builder;

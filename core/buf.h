@@ -77,4 +77,57 @@ get_be64(const uint8_t *p)
         return ((uint64_t)get_be32(p) << 32) | get_be32(p + 4);
 }
 
+/*
+ * Varints: unsigned LEB128, seven bits a byte, low bits first, the top bit
+ * set on every byte but the last. Only the shortest form is read (no final
+ * zero byte after the first), so that a number has one encoding.
+ */
+static inline size_t
+varint_size(uint64_t v)
+{
+        size_t n = 1;
+
+        while (v >= 0x80) {
+                v >>= 7;
+                n++;
+        }
+        return n;
+}
+
+/* Writes v at p; returns the byte after it. */
+static inline uint8_t *
+put_varint(uint8_t *p, uint64_t v)
+{
+        while (v >= 0x80) {
+                *p++ = (uint8_t)(v | 0x80);
+                v >>= 7;
+        }
+        *p++ = (uint8_t)v;
+        return p;
+}
+
+/*
+ * Reads a varint of at most max_bytes bytes (1..10) from the avail bytes at
+ * p: the bytes it took, or 0 for one that is cut short, longer, or not in
+ * its shortest form.
+ */
+static inline size_t
+varint_get(const uint8_t *p, size_t avail, size_t max_bytes, uint64_t *v)
+{
+        uint64_t x = 0;
+
+        for (size_t i = 0; i < avail && i < max_bytes; i++) {
+                if (i == 9 && p[i] > 1)
+                        return 0; /* past 64 bits */
+                x |= (uint64_t)(p[i] & 0x7f) << (7 * i);
+                if ((p[i] & 0x80) == 0) {
+                        if (p[i] == 0 && i > 0)
+                                return 0;
+                        *v = x;
+                        return i + 1;
+                }
+        }
+        return 0;
+}
+
 #endif

@@ -77,6 +77,7 @@ struct pager {
         uint32_t page_size;
         uint32_t cache_cap;
         bool checksums;
+        uint8_t leaf_cells; /* enum page_cells */
         uint64_t npages;
         /* Pages with txn <= this are referenced by durable metas, or by the one being written. */
         uint64_t ckpt_txn;
@@ -371,6 +372,18 @@ pager_page_size(const struct pager *p)
         return p->page_size;
 }
 
+void
+pager_set_leaf_cells(struct pager *p, enum page_cells cells)
+{
+        p->leaf_cells = (uint8_t)cells;
+}
+
+enum page_cells
+pager_leaf_cells(const struct pager *p)
+{
+        return (enum page_cells)p->leaf_cells;
+}
+
 uint8_t *
 pager_scratch(struct pager *p)
 {
@@ -521,6 +534,8 @@ page_check(const struct pager *p, const struct page *pg, pgno_t pgno)
         if (type < PAGE_LEAF || type > PAGE_FREELIST)
                 return SOMBRA_ECORRUPT;
         if (get_be64(pg->data + 16) != pgno)
+                return SOMBRA_ECORRUPT;
+        if (pg->data[1] != (type == PAGE_LEAF ? p->leaf_cells : PAGE_CELLS_FIXED))
                 return SOMBRA_ECORRUPT;
         if (p->checksums && get_be64(pg->data + 8) != page_checksum(pg->data, p->page_size))
                 return SOMBRA_ECORRUPT;
@@ -808,6 +823,7 @@ page_new(struct pager *p, uint8_t type, uint64_t txn, bool zero, struct page **o
         }
         memset(pg->data, 0, zero ? p->page_size : PAGE_HDR);
         pg->data[0] = type;
+        pg->data[1] = type == PAGE_LEAF ? p->leaf_cells : PAGE_CELLS_FIXED;
         put_be32(pg->data + 4, p->page_size);
         put_be64(pg->data + 16, pgno);
         put_be64(pg->data + 24, txn);

@@ -6,7 +6,7 @@
  *
  *   offset size field
  *   0      1    type (enum page_type)
- *   1      1    reserved, zero
+ *   1      1    cells: a leaf's cell layout (enum page_cells); zero on other pages
  *   2      2    nkeys: cells in a leaf or branch; pgnos on a free-list page;
  *               data bytes on an overflow page
  *   4      4    upper: offset of the lowest cell byte (leaf, branch)
@@ -46,6 +46,13 @@ typedef uint64_t pgno_t;
 
 enum page_type { PAGE_LEAF = 1, PAGE_BRANCH = 2, PAGE_OVERFLOW = 3, PAGE_FREELIST = 4 };
 
+/*
+ * How a leaf lays out its cells (btree.c): with fixed-width lengths, as
+ * files of format 5 and older have them, or with varints. Every leaf of a
+ * file has the file's layout; pager_get refuses a page of another.
+ */
+enum page_cells { PAGE_CELLS_FIXED = 0, PAGE_CELLS_VARINT = 1 };
+
 /* A cached page. `data` is page_size bytes; the fields after it are the cache's own. */
 struct page {
         uint8_t *data;
@@ -79,6 +86,13 @@ int pager_create(struct io_file *file, uint32_t page_size, uint32_t cache_pages,
 void pager_destroy(struct pager *p);
 
 uint32_t pager_page_size(const struct pager *p);
+
+/*
+ * The file's leaf layout: new leaves get it, and pages read must have it
+ * (PAGE_CELLS_FIXED until set).
+ */
+void pager_set_leaf_cells(struct pager *p, enum page_cells cells);
+enum page_cells pager_leaf_cells(const struct pager *p);
 /*
  * Writer-owned scratch memory of PAGER_SCRATCH_PAGES page sizes, for the
  * B+tree's splits and cell building; never used across calls.

@@ -161,26 +161,16 @@ rd_u64(struct reader *rd, uint64_t *v)
 }
 
 /*
- * An unsigned LEB128 varint of at most 64 bits. Only the shortest form is
- * accepted (no final 00 byte after the first), so that one number has one
- * encoding and a decoded record encodes back to the same bytes.
+ * A varint of at most 64 bits (buf.h), in its shortest form only, so that a
+ * decoded record encodes back to the same bytes.
  */
 static bool
 rd_varint(struct reader *rd, uint64_t *v)
 {
-        uint64_t x = 0;
-        uint8_t b;
+        size_t n = varint_get(rd->p + rd->pos, rd_left(rd), 10, v);
 
-        for (unsigned shift = 0; shift < 64; shift += 7) {
-                if (!rd_u8(rd, &b) || (shift == 63 && b > 1))
-                        return false;
-                x |= (uint64_t)(b & 0x7f) << shift;
-                if ((b & 0x80) == 0) {
-                        *v = x;
-                        return b != 0 || shift == 0;
-                }
-        }
-        return false;
+        rd->pos += n;
+        return n > 0;
 }
 
 /* A label or property count: u16 or a varint; false past max. */
@@ -254,29 +244,6 @@ rd_prop_head(struct reader *rd, uint32_t *key, uint8_t *type)
         *key = (uint32_t)(tag >> TAG_TYPE_BITS);
         *type = (uint8_t)(tag & ((1u << TAG_TYPE_BITS) - 1));
         return true;
-}
-
-static size_t
-varint_size(uint64_t v)
-{
-        size_t n = 1;
-
-        while (v >= 0x80) {
-                v >>= 7;
-                n++;
-        }
-        return n;
-}
-
-static uint8_t *
-put_varint(uint8_t *p, uint64_t v)
-{
-        while (v >= 0x80) {
-                *p++ = (uint8_t)(v | 0x80);
-                v >>= 7;
-        }
-        *p++ = (uint8_t)v;
-        return p;
 }
 
 /* Small magnitudes of either sign become small unsigned numbers: 0, -1, 1, -2... */

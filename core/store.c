@@ -6,7 +6,7 @@
  * Meta page (pages 0 and 1; a checkpoint writes slot gen % 2, so the other
  * slot always holds the previous complete checkpoint). First 200 bytes:
  *   0   8  magic "SOMBRADB"          88  4  next name id
- *   8   4  format version (5)        92  4  number of trees (8)
+ *   8   4  format version (6)        92  4  number of trees (8)
  *   12  4  page size                 96  64 tree roots, enum store_tree order
  *   16  8  checkpoint generation     160 8  database id: random at creation
  *   24  8  checkpoint LSN            168 8  WAL salt: the generation of the
@@ -17,16 +17,17 @@
  *   64  8  next edge id              184 8  the chain that record is seeded with
  *   72  8  live nodes                192 8  XXH3-64 of bytes 0..192
  *   80  8  live edges
- * The rest of the page is zero. Integers big-endian. Versions 4 and 5 have
- * the layout of version 3. Both say that node and edge records may be
+ * The rest of the page is zero. Integers big-endian. Versions 4 to 6 have
+ * the layout of version 3. All say that node and edge records may be
  * compact (record.h), so that a library that knows only version 3 refuses
  * the file (ENOTDB) rather than take those records for damage. Version 5
  * also says that the keys of the nodes, edges, labels and adj trees are
- * compact: a file made by this library. One made before keeps its fixed
- * keys (a tree cannot mix them) and is written as version 4. Versions 3
- * and 2 (the latter without the WAL offset and chain, and with the
- * checksum at 176) are still read, and a read-write open rewrites both
- * slots of such a file (meta_upgrade).
+ * compact, and version 6 that the leaves' cells are too (varint lengths,
+ * btree.c): a file made by this library. One made before keeps its fixed
+ * keys and cells (a tree cannot mix them), written as the version it had
+ * (4 or 5). Versions 3 and 2 (the latter without the WAL offset and chain,
+ * and with the checksum at 176) are still read, and a read-write open
+ * rewrites both slots of such a file (meta_upgrade).
  *
  * The database id binds the WAL to its database (wal.h), and the WAL salt
  * names the one generation of it that may be replayed onto this state. A
@@ -108,9 +109,10 @@
 
 static const uint8_t meta_magic[8] = {'S', 'O', 'M', 'B', 'R', 'A', 'D', 'B'};
 
-#define META_VERSION    5u /* compact records and keys */
-#define META_V4_VERSION 4u /* compact records, fixed keys */
-#define META_V3_VERSION 3u /* fixed records and keys; the layout of 4 and 5 */
+#define META_VERSION    6u /* compact records, keys and leaf cells */
+#define META_V5_VERSION 5u /* compact records and keys, fixed leaf cells */
+#define META_V4_VERSION 4u /* compact records, fixed keys and leaf cells */
+#define META_V3_VERSION 3u /* fixed records, keys and cells; the layout of 4 to 6 */
 #define META_SIZE       200u
 #define META_SUM        192u /* the checksum's offset, and the bytes it covers */
 #define META_V2_VERSION 2u   /* read only: no WAL place, the checksum at 176 */
@@ -315,6 +317,13 @@ static bool
 page_size_ok(uint32_t ps)
 {
         return ps >= SOMBRA_MIN_PAGESIZE && ps <= SOMBRA_MAX_PAGESIZE && (ps & (ps - 1)) == 0;
+}
+
+/* The leaves' cell layout of a file of m's format. */
+static enum page_cells
+meta_leaf_cells(const struct meta *m)
+{
+        return m->version >= META_VERSION ? PAGE_CELLS_VARINT : PAGE_CELLS_FIXED;
 }
 
 /* SOMBRA_ENOTDB without the magic, SOMBRA_ECORRUPT with it but damaged. */
@@ -1505,7 +1514,7 @@ key_upgrade(struct upgrade *u, enum store_tree t, const uint8_t **key, size_t *k
 }
 
 /*
- * Points *key and *val at the entry as a file of format 5 holds it: a
+ * Points *key and *val at the entry as a file of format 6 holds it: a
  * fixed-format node or edge record re-encoded compact, the fixed keys of
  * an older file (and the adj tree's value) made compact (record.h). Both
  * key formats sort as their fields, so the converted keys come in key
@@ -1533,19 +1542,23 @@ entry_upgrade(struct upgrade *u, enum store_tree t, bool compact_keys, const uin
  * backup's: its pages carry that LSN as their txn, so they all count as
  * checkpointed. Both slots are written, the other one with the generation
  * before, as db_create does, so that either can be damaged. The copy of an
- * older file is written in the compact formats (entry_upgrade): format 5.
+ * older file is written in the compact formats (entry_upgrade, and varint
+ * leaf cells): format 6.
  */
 int
 store_backup_compact(struct store *s, struct io_file *dest)
 {
         struct meta m = s->meta;
-        struct btree_build_out out = {dest, m.page_size, m.ckpt_lsn, 2};
+        struct btree_build_out out = {dest, m.page_size, m.ckpt_lsn, 2, PAGE_CELLS_VARINT};
         struct pager *image = NULL;
         struct upgrade u = {REC_INIT, BUF_INIT, {0}, {0}};
         struct buf val = {0};
         uint8_t *page = NULL;
         int rc = pager_create(&s->file, m.page_size, SOMBRA_MIN_CACHE_PAGES, true, m.npages,
                               m.ckpt_lsn, &image);
+
+        if (rc == SOMBRA_OK)
+                pager_set_leaf_cells(image, meta_leaf_cells(&m));
 
         for (int t = 0; rc == SOMBRA_OK && t < STORE_TREES; t++) {
                 struct btree_builder *b;
@@ -2220,11 +2233,12 @@ store_open(const char *path, const struct sombra_config *cfg, struct io_faults *
         }
         if (rc != SOMBRA_OK)
                 goto label_fail;
-        s->compact_keys = s->meta.version == META_VERSION;
+        s->compact_keys = s->meta.version >= META_V5_VERSION;
         s->committed = s->meta.st;
         rc = pager_create(&s->file, s->meta.page_size, s->cfg.page_cache_size, s->cfg.checksums,
                           s->meta.npages, s->meta.ckpt_lsn, &s->pager);
         if (rc == SOMBRA_OK) {
+                pager_set_leaf_cells(s->pager, meta_leaf_cells(&s->meta));
                 readers_look(s); /* before the free list becomes reusable */
                 rc = pager_freelist_load(s->pager, s->meta.free_head, s->meta.free_count,
                                          s->older_meta);

@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +24,7 @@
 
 #include <xxhash.h>
 
+#include "pager.h"
 #include "wal.h"
 
 #define PATH_BYTES 256
@@ -299,6 +301,18 @@ support_notes_voided(const char *name)
 void
 support_meta_set_version(const char *name, uint32_t page_size, uint32_t version)
 {
+        struct stat st;
+        uint8_t *d = malloc(page_size);
+
+        cr_assert(not(eq(ptr, d, NULL)));
+        cr_assert(eq(int, stat(support_path(name), &st), 0));
+        for (uint64_t pgno = 2; version < 6 && pgno < (uint64_t)st.st_size / page_size; pgno++) {
+                support_read_at(name, pgno * page_size, d, page_size);
+                cr_assert(d[0] != PAGE_LEAF || d[1] == PAGE_CELLS_FIXED,
+                          "page %" PRIu64 ": a leaf of varint cells in a file of format %u", pgno,
+                          version);
+        }
+        free(d);
         for (uint64_t slot = 0; slot < 2; slot++) {
                 uint8_t b[200];
 

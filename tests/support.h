@@ -92,7 +92,9 @@ size_t support_notes_voided(const char *name);
 /*
  * Rewrites both meta pages of database `name` (pages of page_size bytes)
  * as format `version` of the current layout (3 and later), checksum and
- * all, as a file of that format would have them.
+ * all, as a file of that format would have them. A file of a format before
+ * 6 has no leaf of varint cells: made so when it has no leaf yet (a new
+ * file), the library then gives it the fixed layout; it checks that.
  */
 void support_meta_set_version(const char *name, uint32_t page_size, uint32_t version);
 

@@ -30,6 +30,8 @@ static uint64_t committed; /* the last committed txn */
 static pgno_t free_head;   /* the free list written by the last checkpoint */
 static uint64_t free_count;
 static struct buf val = BUF_INIT;
+/* The leaves' layout of the file under test: what new files have, unless a test says otherwise. */
+static enum page_cells cells = PAGE_CELLS_VARINT;
 
 /*
  * The reference model: distinct keys in key order (so index order is scan
@@ -85,12 +87,20 @@ TestSuite(btree, .init = setup, .fini = teardown);
 
 /* ---- the pager around the tree ---- */
 
+/* A pager over `file` of npages pages checkpointed at txn, with leaves of layout `cells`. */
+static void
+pager_open(uint32_t page_size, uint32_t cache_pages, uint64_t npages, uint64_t txn)
+{
+        cr_assert(eq(int, pager_create(&file, page_size, cache_pages, true, npages, txn, &pager),
+                     SOMBRA_OK));
+        pager_set_leaf_cells(pager, cells);
+}
+
 static void
 db_open(uint32_t page_size, uint32_t cache_pages)
 {
         cr_assert(eq(int, io_open(&file, support_path("db"), true), SOMBRA_OK));
-        cr_assert(
-            eq(int, pager_create(&file, page_size, cache_pages, true, 2, 0, &pager), SOMBRA_OK));
+        pager_open(page_size, cache_pages, 2, 0);
 }
 
 static void
@@ -136,8 +146,7 @@ reopen(uint32_t cache_pages)
 
         pager_destroy(pager);
         pager = NULL;
-        cr_assert(eq(int, pager_create(&file, ps, cache_pages, true, npages, committed, &pager),
-                     SOMBRA_OK));
+        pager_open(ps, cache_pages, npages, committed);
         cr_assert(eq(int, pager_freelist_load(pager, free_head, free_count, false), SOMBRA_OK));
 }
 
@@ -222,14 +231,38 @@ value_make(size_t len, uint64_t seed)
 }
 
 /*
+ * The bytes of a leaf cell's lengths in the layout under test, as btree.c
+ * describes them: 6 fixed, or the key length's and the value's varints
+ * (length << 1, | 1 for an overflow chain).
+ */
+static size_t
+cell_hdr(size_t klen, size_t vlen, bool ovf)
+{
+        if (cells == PAGE_CELLS_FIXED)
+                return 6;
+        return varint_size(klen) + varint_size((uint64_t)vlen << 1 | ovf);
+}
+
+/* The bytes a leaf takes for an entry: slot, lengths, key, and the value or its chain's page. */
+static size_t
+leaf_entry_size(size_t klen, size_t vlen, bool inl)
+{
+        return 2 + cell_hdr(klen, vlen, !inl) + klen + (inl ? vlen : 8);
+}
+
+/*
  * The longest value a leaf keeps inline for a key of klen bytes: a leaf cell
- * (6-byte header, key, value) is at most a quarter of the page body less its
+ * (lengths, key, value) is at most a quarter of the page body less its
  * 2-byte slot, the size rule at the top of btree.c.
  */
 static size_t
 inline_max(uint32_t page_size, size_t klen)
 {
-        return (page_size - PAGE_HDR) / 4 - 2 - 6 - klen;
+        size_t max = (page_size - PAGE_HDR) / 4 - 2, v = max - klen;
+
+        while (cell_hdr(klen, v, false) + klen + v > max)
+                v--;
+        return v;
 }
 
 /* Overflow pages holding a value of vlen bytes. */
@@ -903,6 +936,16 @@ Test(btree, random_ops_match_reference_model_with_64k_pages)
         run_workload(w, 64, 20000);
 }
 
+/* Files of format 5 and older keep leaves of the fixed layout, and work the same. */
+Test(btree, random_ops_match_reference_model_with_fixed_cells)
+{
+        struct workload *w;
+
+        cells = PAGE_CELLS_FIXED;
+        w = workload_open(5, 4096, 256, 50000);
+        run_workload(w, 256, 50000);
+}
+
 Test(btree, small_cache_evicts_and_spills_without_losing_data)
 {
         struct workload *w = workload_open(2, 4096, SOMBRA_MIN_CACHE_PAGES, 20000);
@@ -955,10 +998,7 @@ Test(btree, crash_after_a_checkpoint_reopens_the_checkpointed_tree)
         committed = durable_txn;
         free_head = durable_head;
         free_count = durable_count;
-        cr_assert(eq(int,
-                     pager_create(&file, 4096, SOMBRA_MIN_CACHE_PAGES, true, durable_npages,
-                                  durable_txn, &pager),
-                     SOMBRA_OK));
+        pager_open(4096, SOMBRA_MIN_CACHE_PAGES, durable_npages, durable_txn);
         cr_assert(eq(int, pager_freelist_load(pager, free_head, free_count, false), SOMBRA_OK));
         model_restore(m, &durable);
         w->root = durable_root;
@@ -1743,7 +1783,7 @@ Test(btree, writes_outside_a_transaction_are_enotxn)
 Test(btree, ascending_inserts_fill_pages_instead_of_halving_them)
 {
         enum { N = 20000 };
-        const size_t cell = 2 + 6 + 4 + 16; /* slot, cell header, key, value */
+        const size_t cell = leaf_entry_size(4, 16, true);
         const size_t per_leaf = (4096 - PAGE_HDR) / cell;
         pgno_t root = PGNO_NONE;
         uint64_t pages;
@@ -1767,7 +1807,7 @@ Test(btree, ascending_inserts_fill_pages_instead_of_halving_them)
 Test(btree, random_inserts_keep_pages_two_thirds_full)
 {
         enum { N = 20000 };
-        const size_t per_leaf = (4096 - PAGE_HDR) / (2 + 6 + 4 + 16);
+        const size_t per_leaf = (4096 - PAGE_HDR) / leaf_entry_size(4, 16, true);
         size_t *order = malloc(N * sizeof(*order));
         pgno_t root = PGNO_NONE;
         uint64_t rng = 11, pages;
@@ -1794,7 +1834,7 @@ Test(btree, random_inserts_keep_pages_two_thirds_full)
 Test(btree, runs_of_increasing_keys_inside_the_tree_fill_pages)
 {
         enum { GROUPS = 5, ROUNDS = 40, K = 200, N = GROUPS * ROUNDS * K };
-        const size_t per_leaf = (4096 - PAGE_HDR) / (2 + 6 + 5 + 16);
+        const size_t per_leaf = (4096 - PAGE_HDR) / leaf_entry_size(5, 16, true);
         struct btree_hint hint;
         pgno_t root = PGNO_NONE;
         uint64_t pages;
@@ -1837,7 +1877,7 @@ cmp_u32(const void *a, const void *b)
 Test(btree, sorted_batches_of_random_keys_keep_pages_two_thirds_full)
 {
         enum { BATCHES = 40, PER = 500, N = BATCHES * PER };
-        const size_t per_leaf = (4096 - PAGE_HDR) / (2 + 6 + 4 + 16);
+        const size_t per_leaf = (4096 - PAGE_HDR) / leaf_entry_size(4, 16, true);
         uint32_t *keys = malloc(N * sizeof(*keys));
         struct btree_hint hint;
         pgno_t root = PGNO_NONE;
@@ -1900,9 +1940,10 @@ Test(btree, check_reports_keys_out_of_order)
         cr_assert(eq(int, btree_check(pager, root, count_page, &pages, &entries), SOMBRA_ECORRUPT));
 }
 
-Test(btree, page_check_rejects_cells_outside_the_page)
+/* A leaf holding "a" -> "1" and "b" -> "2", copied into out. */
+static void
+small_leaf(uint8_t *out)
 {
-        uint8_t orig[4096], copy[4096];
         struct page *pg;
         pgno_t root = PGNO_NONE;
 
@@ -1912,10 +1953,18 @@ Test(btree, page_check_rejects_cells_outside_the_page)
         put_str(&root, "b", "2", 1);
         txn_commit();
         cr_assert(eq(int, pager_get(pager, root, &pg), SOMBRA_OK));
-        memcpy(orig, pg->data, sizeof(orig));
+        memcpy(out, pg->data, 4096);
         pager_unpin(pager, pg);
+        cr_assert(eq(int, btree_page_check(out, 4096), SOMBRA_OK));
+}
+
+Test(btree, page_check_rejects_cells_outside_the_page)
+{
+        uint8_t orig[4096], copy[4096];
+
+        cells = PAGE_CELLS_FIXED;
+        small_leaf(orig);
         memcpy(copy, orig, sizeof(copy));
-        cr_assert(eq(int, btree_page_check(copy, 4096), SOMBRA_OK));
 
         put_be16(copy + PAGE_HDR, 4096 - 2); /* a slot near the end: the cell runs past it */
         cr_assert(eq(int, btree_page_check(copy, 4096), SOMBRA_ECORRUPT));
@@ -1932,13 +1981,71 @@ Test(btree, page_check_rejects_cells_outside_the_page)
         cr_assert(eq(int, btree_page_check(copy, 4096), SOMBRA_ECORRUPT));
 }
 
+/*
+ * The same for varint cells: the last cell of the page ("a" -> "1", at its
+ * very end) is 01 'a' 02 '1'. Every length must be a whole varint in its
+ * shortest form, and everything it counts must lie inside the page.
+ */
+Test(btree, page_check_rejects_varint_cells_that_do_not_add_up)
+{
+        static const uint8_t bad[][4] = {
+            {0x00, 'a', 0x02, '1'},  /* an empty key */
+            {0x81, 0x00, 0x02, '1'}, /* a key length not in its shortest form */
+            {0xff, 0x7f, 0x02, '1'}, /* a key longer than BTREE_MAX_KEY */
+            {0x04, 'a', 0x02, '1'},  /* a key running past the page end */
+            {0x01, 'a', 0x04, '1'},  /* a value running past it */
+            {0x01, 'a', 0x03, '1'},  /* an overflow chain's page number running past it */
+            {0x02, 'a', 'b', 0x82},  /* a value length cut short by the page end */
+            {0x01, 'a', 0x82, 0x00}, /* ... or not in its shortest form */
+        };
+        static const uint8_t good[4] = {0x01, 'a', 0x02, '1'};
+        uint8_t orig[4096], copy[4096];
+        uint16_t last;
+
+        small_leaf(orig);
+        cr_assert(eq(u8, orig[1], PAGE_CELLS_VARINT));
+        last = get_be16(orig + PAGE_HDR);
+        cr_assert(eq(u16, last, 4096 - 4));
+        cr_assert(eq(int, memcmp(orig + last, good, sizeof(good)), 0));
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+                memcpy(copy, orig, sizeof(copy));
+                memcpy(copy + last, bad[i], 4);
+                cr_assert(eq(int, btree_page_check(copy, 4096), SOMBRA_ECORRUPT), "case %zu", i);
+        }
+        memcpy(copy, orig, sizeof(copy));
+        copy[1] = 2; /* a layout nobody knows */
+        cr_assert(eq(int, btree_page_check(copy, 4096), SOMBRA_ECORRUPT));
+        memcpy(copy, orig, sizeof(copy));
+        copy[0] = PAGE_BRANCH; /* varint cells are for leaves only */
+        cr_assert(eq(int, btree_page_check(copy, 4096), SOMBRA_ECORRUPT));
+}
+
+/*
+ * Every leaf of a file has the file's layout: a pager told the other one
+ * refuses the leaf rather than read its cells wrongly.
+ */
+Test(btree, a_leaf_of_the_other_layout_is_corrupt)
+{
+        pgno_t root = PGNO_NONE;
+
+        cells = PAGE_CELLS_FIXED;
+        db_open(4096, 64);
+        txn_begin();
+        put_str(&root, "a", "1", 1);
+        txn_commit();
+        checkpoint();
+        cells = PAGE_CELLS_VARINT;
+        reopen(64);
+        cr_assert(eq(int, btree_get(pager, root, "a", 1, &val), SOMBRA_ECORRUPT));
+}
+
 /* ---- bottom-up building ---- */
 
 /* Opens the pager over the built file as a checkpointed database of `pages` pages. */
 static void
 built_open(uint32_t page_size, uint64_t pages)
 {
-        cr_assert(eq(int, pager_create(&file, page_size, 64, true, pages, 1, &pager), SOMBRA_OK));
+        pager_open(page_size, 64, pages, 1);
 }
 
 /*
@@ -1949,7 +2056,7 @@ built_open(uint32_t page_size, uint64_t pages)
 static pgno_t
 build_model(struct model *m, size_t n, uint32_t page_size, uint64_t *rng)
 {
-        struct btree_build_out out = {&file, page_size, 1, 2};
+        struct btree_build_out out = {&file, page_size, 1, 2, cells};
         struct btree_builder *b;
         pgno_t root;
 
@@ -1984,7 +2091,7 @@ expect_packed(const struct model *m, size_t n, uint32_t page_size)
 
         for (size_t i = 0; i < n; i++) {
                 bool inl = m->vlen[i] <= inline_max(page_size, m->len[i]);
-                size_t cell = 2 + 6 + m->len[i] + (inl ? m->vlen[i] : 8);
+                size_t cell = leaf_entry_size(m->len[i], m->vlen[i], inl);
                 if (want_leaves == 0 || room < cell) {
                         want_leaves++;
                         room = page_size - PAGE_HDR;
@@ -2047,7 +2154,7 @@ Test(btree, built_trees_of_every_size_are_whole_and_packed)
                 put_be32(model.bytes + i * KEY, (uint32_t)i);
         }
         for (size_t n = 0; n <= MAX; n += n < 300 ? 1 : n < 3940 ? 97 : 3) {
-                struct btree_build_out out = {&file, 4096, 1, 2};
+                struct btree_build_out out = {&file, 4096, 1, 2, cells};
                 struct btree_builder *b;
                 pgno_t root;
                 uint64_t entries = 0, pages = 0;
@@ -2084,7 +2191,7 @@ Test(btree, built_trees_of_every_size_are_whole_and_packed)
 
 Test(btree, building_refuses_keys_out_of_order_and_bad_entries)
 {
-        struct btree_build_out out = {&file, 4096, 1, 2};
+        struct btree_build_out out = {&file, 4096, 1, 2, cells};
         struct btree_builder *b;
         static uint8_t big[SOMBRA_MAX_RECORD + 1];
         pgno_t root;

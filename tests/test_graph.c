@@ -13,6 +13,7 @@
 #include "buf.h"
 #include "sombra.h"
 #include "graph.h"
+#include "pager.h"
 #include "record.h"
 #include "store.h"
 #include "support.h"
@@ -361,6 +362,23 @@ keys_make_fixed(void)
         cr_assert_eq(graph_open(support_path(DB_NAME), NULL, NULL, &g), SOMBRA_OK);
 }
 
+/*
+ * Makes the test's file, new and without a leaf yet, one of format 5:
+ * compact keys, and leaves of the fixed layout from now on.
+ */
+static void
+start_as_format_5(void)
+{
+        uint32_t page_size = store_page_size(graph_store(g));
+
+        cr_assert_eq(graph_close(g), SOMBRA_OK);
+        g = NULL;
+        support_meta_set_version(DB_NAME, page_size, 5);
+        cr_assert_eq(graph_open(support_path(DB_NAME), NULL, NULL, &g), SOMBRA_OK);
+        cr_assert(store_compact_keys(graph_store(g)));
+        cr_assert_eq(pager_leaf_cells(store_pager(graph_store(g))), PAGE_CELLS_FIXED);
+}
+
 /* How many entries tree t holds; *bytes: their keys' bytes. */
 static size_t
 tree_keys(enum store_tree t, size_t *bytes)
@@ -401,8 +419,12 @@ Test(graph, a_file_with_fixed_keys_keeps_them_and_works)
         struct graph_adjvec adj = {0};
         struct graph_ids ids = {0};
         const char *knows[] = {"KNOWS"};
-        uint64_t a = node("P"), b = node("P"), c = node("P"), d, ab, ca;
+        uint64_t a, b, c, d, ab, ca;
 
+        start_as_format_5();
+        a = node("P");
+        b = node("P");
+        c = node("P");
         ab = edge(a, b, "KNOWS");
         edge(a, c, "LIKES");
         ca = edge(c, a, "KNOWS");
@@ -448,6 +470,7 @@ Test(graph, a_compacting_backup_writes_an_older_file_in_the_compact_formats)
         struct buf raw = BUF_INIT;
         sombra_db *db;
 
+        start_as_format_5();
         cr_assert_eq(graph_node_create(g, person, 1, &age, 1, &a), SOMBRA_OK);
         b = node("Person");
         cr_assert_eq(graph_edge_create(g, a, b, "KNOWS", &age, 1, &ab), SOMBRA_OK);
@@ -461,7 +484,8 @@ Test(graph, a_compacting_backup_writes_an_older_file_in_the_compact_formats)
         cr_assert_eq(sombra_backup_compact(db, support_path("copy")), SOMBRA_OK);
         cr_assert_eq(sombra_close(db), SOMBRA_OK);
         cr_assert_eq(graph_open(support_path("copy"), NULL, NULL, &g), SOMBRA_OK);
-        cr_assert(store_compact_keys(graph_store(g)), "the copy is format 5");
+        cr_assert(store_compact_keys(graph_store(g)), "the copy is format 6");
+        cr_assert_eq(pager_leaf_cells(store_pager(graph_store(g))), PAGE_CELLS_VARINT);
         expect_keys(TREE_ADJ, 2, 2 * 7, "node, dir, type and edge in 2 + 1 + 2 + 2 bytes, not 21");
         expect_keys(TREE_NODES, 2, 2 * 2, "nodes keys");
         expect_keys(TREE_LABELS, 2, 2 * 4, "labels keys");
@@ -479,12 +503,13 @@ Test(graph, a_compacting_backup_writes_an_older_file_in_the_compact_formats)
         buf_free(&raw);
 }
 
-Test(graph, a_new_file_has_compact_keys)
+Test(graph, a_new_file_has_compact_keys_and_cells)
 {
         uint64_t a = node("P"), b = node("P");
 
         edge(a, b, "KNOWS");
         cr_assert(store_compact_keys(graph_store(g)));
+        cr_assert_eq(pager_leaf_cells(store_pager(graph_store(g))), PAGE_CELLS_VARINT);
         expect_keys(TREE_ADJ, 2, 2 * 7, "node, dir, type and edge in 2 + 1 + 2 + 2 bytes, not 21");
         expect_keys(TREE_NODES, 2, 2 * 2, "ids 1 and 2 in 2 bytes each, not 8");
         expect_keys(TREE_EDGES, 1, 2, "edges keys");

@@ -1029,37 +1029,42 @@ Test(store, a_damaged_newest_meta_falls_back_when_the_wal_still_covers_it)
 }
 
 /*
- * Rewrites both meta pages of `name` in an earlier format version: 4 and 3
- * have the layout of 5; 2 had neither the WAL place (176..192) nor room for
- * it, and its checksum sat at 176.
+ * Rewrites both meta pages of `name` in an earlier format version: 5, 4 and
+ * 3 have the layout of 6; 2 had neither the WAL place (176..192) nor room
+ * for it, and its checksum sat at 176.
  */
 static void
 meta_make_version(const char *name, uint32_t version)
 {
-        for (int slot = 0; slot < 2; slot++) {
-                uint8_t b[200];
+        uint8_t b[200];
 
+        for (int slot = 0; slot < 2; slot++) {
                 support_read_at(name, (uint64_t)slot * PS, b, sizeof(b));
-                cr_assert(eq(u32, get_be32(b + 8), 5));
                 cr_assert(eq(u64, get_be64(b + 176), 0), "a checkpoint that started the WAL anew");
-                if (version > 2)
-                        continue;
+        }
+        support_meta_set_version(name, PS, version > 2 ? version : 3);
+        for (int slot = 0; slot < 2 && version == 2; slot++) {
+                support_read_at(name, (uint64_t)slot * PS, b, sizeof(b));
                 put_be32(b + 8, 2);
                 memset(b + 176, 0, sizeof(b) - 176);
                 put_be64(b + 176, XXH3_64bits(b, 176));
                 support_write_at(name, (uint64_t)slot * PS, b, sizeof(b));
         }
-        if (version > 2)
-                support_meta_set_version(name, PS, version);
 }
 
-/* A file and a crashed copy of it, their meta pages made `version`: both open. */
+/*
+ * A file of format `version` from its creation on (so that its leaves have
+ * the fixed layout), and a crashed copy of it, their meta pages made
+ * `version` again: both open.
+ */
 static void
 expect_version_opens(uint32_t version)
 {
-        struct store *s;
+        struct store *s = open_db("db", NULL, NULL);
         struct model m;
 
+        cr_assert(eq(int, store_close(s), SOMBRA_OK));
+        meta_make_version("db", version);
         make_db("db", &m, 10);
         s = open_db("db", NULL, NULL);
         workload(s, &m, 10, 14);
@@ -1070,12 +1075,15 @@ expect_version_opens(uint32_t version)
         meta_make_version("crash", version);
         expect_reopened("db", NULL, &m);
         expect_recovered("crash", NULL, &m, 5);
-        /* Both slots now say 4, so that a library of format 3 refuses the file. */
+        /* Both slots now say 4 (or the later format they had), so that a library of format 3
+         * refuses the file. */
         for (int slot = 0; slot < 2; slot++) {
-                cr_assert(eq(u32, (uint32_t)(read_u64("db", (uint64_t)slot * PS + 8) >> 32), 4),
+                uint32_t want = version < 4 ? 4 : version;
+                cr_assert(eq(u32, (uint32_t)(read_u64("db", (uint64_t)slot * PS + 8) >> 32), want),
                           "slot %d", slot);
-                cr_assert(eq(u32, (uint32_t)(read_u64("crash", (uint64_t)slot * PS + 8) >> 32), 4),
-                          "slot %d", slot);
+                cr_assert(
+                    eq(u32, (uint32_t)(read_u64("crash", (uint64_t)slot * PS + 8) >> 32), want),
+                    "slot %d", slot);
         }
 }
 
@@ -1106,13 +1114,32 @@ Test(store, a_version_4_meta_page_still_opens_and_keeps_fixed_keys)
         store_close(s);
 }
 
+Test(store, a_version_5_file_keeps_its_fixed_cells_and_a_new_file_gets_varint_cells)
+{
+        struct store *s;
+
+        expect_version_opens(5);
+        s = open_db("db", NULL, NULL);
+        cr_assert(store_compact_keys(s));
+        cr_assert(eq(int, pager_leaf_cells(store_pager(s)), PAGE_CELLS_FIXED));
+        cr_assert(eq(int, store_checkpoint(s), SOMBRA_OK));
+        store_close(s);
+        for (int slot = 0; slot < 2; slot++)
+                cr_assert(eq(u32, (uint32_t)(read_u64("db", (uint64_t)slot * PS + 8) >> 32), 5),
+                          "slot %d", slot);
+        support_meta_set_version("db", PS, 5); /* checks that every leaf is of the fixed layout */
+        s = open_db("new", NULL, NULL);
+        cr_assert(eq(int, pager_leaf_cells(store_pager(s)), PAGE_CELLS_VARINT));
+        store_close(s);
+}
+
 Test(store, a_meta_page_of_a_later_version_is_not_a_database)
 {
         struct store *s = NULL;
         struct model m;
 
         make_db("db", &m, 5);
-        support_meta_set_version("db", PS, 6);
+        support_meta_set_version("db", PS, 7);
         cr_assert(eq(int, store_open(support_path("db"), NULL, NULL, &s), SOMBRA_ENOTDB));
 }
 
@@ -1222,7 +1249,7 @@ Test(store, a_creation_cut_short_by_a_crash_is_created_again)
 
 /*
  * A creation by a library of format 3 cut short (one slot written, as
- * format 3): this library creates the file again, as format 5 with compact
+ * format 3): this library creates the file again, as format 6 with compact
  * keys in both slots, not as an upgraded older file (format 4, fixed keys),
  * which would misname every key written since.
  */
@@ -1245,7 +1272,7 @@ Test(store, a_creation_cut_short_under_an_older_format_is_created_anew)
         cr_assert(store_compact_keys(s));
         cr_assert(eq(int, store_close(s), SOMBRA_OK));
         for (int slot = 0; slot < 2; slot++)
-                cr_assert(eq(u32, (uint32_t)(read_u64("half", (uint64_t)slot * PS + 8) >> 32), 5),
+                cr_assert(eq(u32, (uint32_t)(read_u64("half", (uint64_t)slot * PS + 8) >> 32), 6),
                           "slot %d", slot);
         s = open_db("half", NULL, NULL);
         cr_assert(store_compact_keys(s));
