@@ -23,9 +23,9 @@
  * all of its new entries while it is in the CPU cache, instead of one
  * descent to a cold page per entry (a node's edges scatter over the whole
  * adjacency tree). The WAL records the B+tree writes in the order made, so
- * replay makes the same trees. Edge creates, in a run or not, remember the
- * nodes they found (`known`) until that node's delete or a rollback, so that
- * a node that many edges touch is looked up once.
+ * replay makes the same trees. The graph remembers the nodes it made and
+ * those edge creates found (`known`) until that node's delete or a
+ * rollback, so that a node that many edges touch is looked up once at most.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -82,11 +82,12 @@ struct graph {
         struct buf held_bytes;
 
         /*
-         * Nodes that edge creates found, and that exist from then on until a
-         * delete or a rollback: kept across transactions, so that the nodes
-         * an edge names are looked up once, not at every edge. A bitmap, as
-         * node ids are dense: one bit a node, one load a lookup (idbits.h
-         * bounds it; a node it does not keep is looked up each time).
+         * Nodes known to exist from then on until a delete or a rollback:
+         * those made here and those edge creates found. Kept across
+         * transactions, so that the nodes an edge names are looked up at
+         * most once (a load's edges, none). A bitmap, as node ids are dense:
+         * one bit a node, one load a lookup (idbits.h bounds it; a node it
+         * does not keep is looked up each time).
          */
         struct idbits known;
 };
@@ -664,6 +665,7 @@ node_create(struct graph *g, const char *const *labels, size_t nlabels,
                 return rc;
         st->next_node++;
         st->nodes++;
+        (void)idbits_add(&g->known, id); /* not kept: looked up by its first edge */
         if (out != NULL)
                 *out = id;
         return SOMBRA_OK;

@@ -595,9 +595,9 @@ Test(graph, edge_to_missing_node_is_refused)
 }
 
 /*
- * Edge creates remember the nodes they found across transactions; a node
- * deleted since, or made by a transaction that rolled back, must be looked
- * up again and refused.
+ * The graph remembers the nodes it made and those edge creates found,
+ * across transactions; a node deleted since, or made by a transaction that
+ * rolled back, must be looked up again and refused.
  */
 Test(graph, an_edge_to_a_node_deleted_or_rolled_back_since_it_was_found_is_refused)
 {
@@ -613,6 +613,14 @@ Test(graph, an_edge_to_a_node_deleted_or_rolled_back_since_it_was_found_is_refus
         edge(a, c, "T"); /* c found inside the transaction */
         cr_assert_eq(graph_rollback(g), SOMBRA_OK);
         cr_assert_eq(graph_edge_create(g, a, c, "T", NULL, 0, &id), SOMBRA_ENOTFOUND);
+
+        cr_assert_eq(graph_begin(g), SOMBRA_OK);
+        c = node("P"); /* known from its create alone */
+        cr_assert_eq(graph_rollback(g), SOMBRA_OK);
+        cr_assert_eq(graph_edge_create(g, a, c, "T", NULL, 0, &id), SOMBRA_ENOTFOUND);
+        c = node("P");
+        cr_assert_eq(graph_node_delete(g, c), SOMBRA_OK);
+        cr_assert_eq(graph_edge_create(g, c, a, "T", NULL, 0, &id), SOMBRA_ENOTFOUND);
 
         cr_assert_eq(graph_bulk_begin(g), SOMBRA_OK); /* the same in a batch */
         cr_assert_eq(graph_begin(g), SOMBRA_OK);
