@@ -313,14 +313,20 @@ page_rebuild(uint8_t *d, uint32_t page_size, const struct cells *cs, uint32_t fr
 
 /*
  * Scratch layout: [0, ps) the cell being inserted, [ps, 2ps) a copy of the
- * page being rebuilt, then the cell list arrays (under 1.5 ps together).
+ * page being rebuilt, then the cell list arrays (about 2 ps together, of
+ * the PAGER_SCRATCH_PAGES).
  */
 static void
 scratch_cells(struct pager *p, struct cells *cs, uint8_t **copy)
 {
         uint32_t ps = pager_page_size(p);
         uint8_t *s = pager_scratch(p);
-        size_t max_cells = ps / 8 + 2; /* a cell and its slot take at least 9 bytes */
+        /*
+         * A page's cells, and the one being inserted: a varint leaf cell
+         * takes 3 bytes at least (key length, a 1-byte key, value info), 5
+         * with its slot, and btree_page_check holds a page to what fits.
+         */
+        size_t max_cells = (ps - PAGE_HDR) / 5 + 2;
 
         *copy = s + ps;
         cs->ptr = (const uint8_t **)(void *)(s + 2 * (size_t)ps);
@@ -1446,6 +1452,7 @@ int
 btree_page_check(const uint8_t *d, uint32_t ps)
 {
         uint32_t n = nkeys(d), up = upper(d);
+        size_t cells_bytes = 0;
 
         if (d[0] == PAGE_OVERFLOW)
                 return nkeys(d) <= ovf_room(ps) ? SOMBRA_OK : SOMBRA_ECORRUPT;
@@ -1460,6 +1467,10 @@ btree_page_check(const uint8_t *d, uint32_t ps)
                 if (off < up || off >= ps)
                         return SOMBRA_ECORRUPT;
                 if (!(varint_cells(d) ? varint_cell_ok(d, off, ps) : fixed_cell_ok(d, off, ps)))
+                        return SOMBRA_ECORRUPT;
+                /* Overlapping cells could count more cells than the page holds (scratch_cells). */
+                cells_bytes += cell_size(d, d + off);
+                if (cells_bytes > ps - up)
                         return SOMBRA_ECORRUPT;
         }
         return SOMBRA_OK;

@@ -212,7 +212,7 @@ struct store {
         struct io_faults *faults;
         struct meta meta; /* the last durable meta page */
         /*
-         * meta.version 5, set at open and never after: readers on other
+         * meta.version 5 or later, set at open and never after: readers on other
          * threads ask for it while a checkpoint rewrites `meta`.
          */
         bool compact_keys;

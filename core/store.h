@@ -281,7 +281,7 @@ struct io_faults *store_faults(const struct store *s);
 
 struct pager *store_pager(struct store *s);
 uint32_t store_page_size(const struct store *s);
-/* Whether the adjacency keys are compact (record.h, meta format 5): fixed in older files. */
+/* Whether the keys are compact (record.h, meta format 5 and later): fixed in older files. */
 bool store_compact_keys(const struct store *s);
 void store_stats(const struct store *s, struct store_stats *out);
 /* The sticky failure status (SOMBRA_OK while healthy). */

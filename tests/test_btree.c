@@ -2013,6 +2013,11 @@ Test(btree, page_check_rejects_varint_cells_that_do_not_add_up)
                 cr_assert(eq(int, btree_page_check(copy, 4096), SOMBRA_ECORRUPT), "case %zu", i);
         }
         memcpy(copy, orig, sizeof(copy));
+        put_be16(copy + 2, 100); /* 100 slots, all on one cell: more cells than the page holds */
+        for (int i = 0; i < 100; i++)
+                put_be16(copy + PAGE_HDR + 2 * i, last);
+        cr_assert(eq(int, btree_page_check(copy, 4096), SOMBRA_ECORRUPT));
+        memcpy(copy, orig, sizeof(copy));
         copy[1] = 2; /* a layout nobody knows */
         cr_assert(eq(int, btree_page_check(copy, 4096), SOMBRA_ECORRUPT));
         memcpy(copy, orig, sizeof(copy));
@@ -2212,4 +2217,31 @@ Test(btree, building_refuses_keys_out_of_order_and_bad_entries)
         cr_assert(eq(int, btree_get(pager, root, "b", 1, &val), SOMBRA_OK));
         cr_assert(eq(int, btree_get(pager, root, "ba", 2, &val), SOMBRA_OK));
         cr_assert(eq(sz, val.len, 0));
+}
+
+/*
+ * The smallest entries: a varint cell of a 2-byte key and an empty value is
+ * 4 bytes, 6 with its slot, so a 4 KiB leaf holds 676 of them. Splits and
+ * compactions list every cell of a page, and their lists must hold them.
+ */
+Test(btree, leaves_of_the_smallest_varint_cells_split_and_compact)
+{
+        enum { N = 3000 };
+        pgno_t root = PGNO_NONE;
+        uint64_t entries = 0;
+
+        db_open(4096, 256);
+        txn_begin();
+        for (uint32_t j = 0; j < N; j++) {
+                uint32_t k = (j * 7919u) % N;
+                uint8_t key[2] = {(uint8_t)((k >> 8) + 1), (uint8_t)k};
+                cr_assert(eq(int, btree_put(pager, &root, key, 2, "", 0), SOMBRA_OK));
+        }
+        txn_commit();
+        entries = expect_pages_accounted(root, NULL);
+        cr_assert(eq(u64, entries, N));
+        for (uint32_t k = 0; k < N; k++) {
+                uint8_t key[2] = {(uint8_t)((k >> 8) + 1), (uint8_t)k};
+                cr_assert(eq(int, btree_get(pager, root, key, 2, &val), SOMBRA_OK), "get %u", k);
+        }
 }
