@@ -192,8 +192,11 @@ engine_conn_prepare(struct sombra_db *db, struct sombra_conn *c)
                 rc = ring_init(&c->ring, db->cfg.ring_capacity);
         if (rc == SOMBRA_OK && c->reader == NULL)
                 rc = graph_reader_open(db->g, &c->reader);
-        if (rc == SOMBRA_OK)
+        if (rc == SOMBRA_OK) {
+                size_t i = (size_t)(c - db->conns);
                 __atomic_store_n(&c->ready, 1, __ATOMIC_RELEASE);
+                __atomic_fetch_or(&db->ready_conns[i / 64], 1ull << (i % 64), __ATOMIC_RELEASE);
+        }
         return rc;
 }
 
@@ -224,6 +227,7 @@ engine_free(struct sombra_db *db)
         for (uint32_t i = 0; db->conns != NULL && i <= db->nconns; i++)
                 conn_free(&db->conns[i]);
         free(db->conns);
+        free(db->ready_conns);
         if (db->g != NULL)
                 graph_close(db->g);
         pthread_mutex_destroy(&db->start_lock);
@@ -266,7 +270,8 @@ engine_open(const char *path, const struct sombra_config *config, struct io_faul
         store_set_background_checkpoints(graph_store(db->g), true);
         db->nconns = db->cfg.max_connections;
         db->conns = calloc(db->nconns + 1, sizeof(*db->conns));
-        if (db->conns == NULL) {
+        db->ready_conns = calloc((db->nconns + 64) / 64, sizeof(*db->ready_conns));
+        if (db->conns == NULL || db->ready_conns == NULL) {
                 rc = SOMBRA_ENOMEM;
                 goto label_fail;
         }

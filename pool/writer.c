@@ -208,13 +208,29 @@ serve(struct sombra_db *db, struct request *req)
         }
 }
 
+/* The first ready connection at index `from` or after it; UINT32_MAX when none. */
+static uint32_t
+ready_from(const struct sombra_db *db, uint32_t from)
+{
+        uint32_t words = (db->nconns + 64) / 64;
+
+        for (uint32_t w = from / 64; w < words; w++) {
+                uint64_t bits = __atomic_load_n(&db->ready_conns[w], __ATOMIC_ACQUIRE);
+                if (w == from / 64)
+                        bits &= ~0ull << (from % 64);
+                if (bits != 0)
+                        return w * 64 + (uint32_t)__builtin_ctzll(bits);
+        }
+        return UINT32_MAX;
+}
+
 static bool
 rings_empty(struct sombra_db *db)
 {
         if (db->txn_owner != NULL)
                 return ring_empty(&db->txn_owner->ring);
-        for (uint32_t i = 0; i <= db->nconns; i++)
-                if (engine_conn_ready(&db->conns[i]) && !ring_empty(&db->conns[i].ring))
+        for (uint32_t i = ready_from(db, 0); i != UINT32_MAX; i = ready_from(db, i + 1))
+                if (!ring_empty(&db->conns[i].ring))
                         return false;
         return true;
 }
@@ -441,28 +457,43 @@ take(struct sombra_conn *c)
  * next one begins with the ring after the last it took from: a connection
  * that keeps its ring full cannot keep the others waiting.
  */
+/* Serves what waits in c's ring, up to a full group or a txn begun on another connection. */
+static size_t
+drain_ring(struct sombra_db *db, struct sombra_conn *c)
+{
+        struct request *req;
+        size_t served = 0;
+
+        while (db->group_n < ENGINE_GROUP_MAX && (req = take(c)) != NULL) {
+                serve(db, req);
+                served++;
+                if (db->txn_owner != NULL && db->txn_owner != c)
+                        break; /* a txn began: serve only its connection now */
+        }
+        return served;
+}
+
 static size_t
 drain(struct sombra_db *db)
 {
-        uint32_t rings = db->nconns + 1;
+        uint32_t rings = db->nconns + 1, start = db->drain_at;
         size_t served = 0;
 
-        for (uint32_t k = 0; k < rings && db->group_n < ENGINE_GROUP_MAX; k++) {
-                uint32_t i = (db->drain_at + k) % rings;
-                struct sombra_conn *c = db->txn_owner ? db->txn_owner : &db->conns[i];
-                struct request *req;
-                if (!engine_conn_ready(c))
-                        continue;
-                while (db->group_n < ENGINE_GROUP_MAX && (req = take(c)) != NULL) {
-                        serve(db, req);
-                        served++;
-                        if (db->txn_owner != NULL && db->txn_owner != c)
-                                break; /* a txn began: serve only its connection now */
+        if (db->txn_owner != NULL)
+                return drain_ring(db, db->txn_owner);
+        /* The ready rings from drain_at to the last, then from the first to drain_at. */
+        for (int pass = 0; pass < 2; pass++) {
+                uint32_t to = pass == 0 ? rings : start;
+                for (uint32_t i = ready_from(db, pass == 0 ? start : 0); i < to;
+                     i = ready_from(db, i + 1)) {
+                        served += drain_ring(db, &db->conns[i]);
+                        if (db->group_n == ENGINE_GROUP_MAX) {
+                                db->drain_at = (i + 1) % rings;
+                                return served;
+                        }
+                        if (db->txn_owner != NULL)
+                                return served;
                 }
-                if (db->group_n == ENGINE_GROUP_MAX)
-                        db->drain_at = (i + 1) % rings;
-                if (db->txn_owner != NULL)
-                        break;
         }
         return served;
 }
