@@ -794,31 +794,48 @@ pager_txn_abort(struct pager *p)
         p->txn_retired.n = 0;
 }
 
+/* A number for a new page: a reusable one, or the next past the file's end (*extended). */
+static int
+pgno_take(struct pager *p, pgno_t *pgno, bool *extended)
+{
+        *extended = false;
+        if (p->free.n > 0) {
+                *pgno = p->free.v[--p->free.n];
+                return SOMBRA_OK;
+        }
+        if (p->npages >= p->map_pages)
+                return SOMBRA_ENOSPC; /* the file has grown to the size of its map */
+        *pgno = p->npages++;
+        *extended = true;
+        return SOMBRA_OK;
+}
+
+/* Undoes the pgno_take just made. */
+static void
+pgno_untake(struct pager *p, bool extended)
+{
+        if (extended)
+                p->npages--;
+        else
+                p->free.n++;
+}
+
 /* A new page; its body is zeroed unless the caller overwrites all of it (a copy). */
 static int
 page_new(struct pager *p, uint8_t type, uint64_t txn, bool zero, struct page **out)
 {
         struct page *pg;
         pgno_t pgno;
-        bool extended = false;
-        int rc;
+        bool extended;
+        int rc = pgno_take(p, &pgno, &extended);
 
-        if (p->free.n > 0) {
-                pgno = p->free.v[--p->free.n];
-        } else {
-                if (p->npages >= p->map_pages)
-                        return SOMBRA_ENOSPC; /* the file has grown to the size of its map */
-                pgno = p->npages++;
-                extended = true;
-        }
+        if (rc != SOMBRA_OK)
+                return rc;
         rc = frame_take(p, &pg);
         if (rc == SOMBRA_OK)
                 rc = frame_map(p, pg, pgno);
         if (rc != SOMBRA_OK) {
-                if (extended)
-                        p->npages--;
-                else
-                        p->free.n++;
+                pgno_untake(p, extended);
                 return rc;
         }
         memset(pg->data, 0, zero ? p->page_size : PAGE_HDR);
@@ -859,10 +876,11 @@ pager_alloc(struct pager *p, uint8_t type, struct page **out)
         return txn_page_new(p, type, true, out);
 }
 
-int
-pager_retire(struct pager *p, struct page *pg)
+/* What retiring pg in the current transaction records. */
+static struct retired
+retired_of(const struct pager *p, const struct page *pg)
 {
-        struct retired r = {
+        return (struct retired){
             .pgno = pg->pgno,
             .txn = p->txn,
             .ckpt_epoch = p->ckpt_begun,
@@ -870,10 +888,58 @@ pager_retire(struct pager *p, struct page *pg)
             .durable = page_txn(pg) <= p->ckpt_txn,
             .born_in_txn = page_txn(pg) == p->txn,
         };
+}
+
+int
+pager_retire(struct pager *p, struct page *pg)
+{
+        struct retired r = retired_of(p, pg);
+
         pager_unpin(p, pg);
         if (p->txn == 0)
                 return SOMBRA_ENOTXN;
         return retvec_push(&p->txn_retired, &r);
+}
+
+/*
+ * The copy-on-write of a clean page that only the caller holds: its frame
+ * takes the copy's new number instead of a copy of its bytes being made in
+ * another frame. The old page's bytes are in the file, where readers (the
+ * map) and a rollback find them; the cache saves a frame and the 8 KiB copy,
+ * and the first touch of a fresh frame, a page fault, that the copy would
+ * often have cost. Nothing changes on failure (SOMBRA_ENOMEM, SOMBRA_ENOSPC).
+ */
+static int
+frame_renumber(struct pager *p, struct page *pg)
+{
+        struct retired r = retired_of(p, pg);
+        pgno_t pgno;
+        bool extended;
+        int rc = pgvec_reserve(&p->txn_alloc, p->txn_alloc.n + 1);
+
+        if (rc == SOMBRA_OK)
+                rc = pgvec_reserve(&p->free, p->free.n + p->txn_alloc.n + 1);
+        if (rc == SOMBRA_OK)
+                rc = retvec_push(&p->txn_retired, &r);
+        if (rc != SOMBRA_OK)
+                return rc;
+        rc = pgno_take(p, &pgno, &extended);
+        if (rc == SOMBRA_OK) {
+                rc = idset_put(&p->map, pgno, (uint64_t)(pg - p->frames), NULL);
+                if (rc != SOMBRA_OK)
+                        pgno_untake(p, extended);
+        }
+        if (rc != SOMBRA_OK) {
+                p->txn_retired.n--;
+                return rc;
+        }
+        idset_del(&p->map, pg->pgno);
+        pg->pgno = pgno;
+        put_be64(pg->data + 16, pgno);
+        put_be64(pg->data + 24, p->txn);
+        frame_dirty(p, pg);
+        p->txn_alloc.v[p->txn_alloc.n++] = pgno;
+        return SOMBRA_OK;
 }
 
 bool
@@ -892,6 +958,8 @@ pager_make_writable(struct pager *p, struct page **pgp)
                 frame_dirty(p, old);
                 return SOMBRA_OK;
         }
+        if (p->txn != 0 && old->pins == 1 && !old->dirty && frame_renumber(p, old) == SOMBRA_OK)
+                return SOMBRA_OK;
         rc = txn_page_new(p, page_type(old), false, &copy);
         if (rc != SOMBRA_OK)
                 return rc;

@@ -198,7 +198,9 @@ int pager_alloc(struct pager *p, uint8_t type, struct page **out);
 /*
  * Makes *pg (pinned) writable by the current transaction: unchanged when the
  * transaction wrote it already, otherwise replaced by a pinned copy under a
- * new number while the old page is retired and unpinned.
+ * new number while the old page is retired and unpinned. A clean page that
+ * only the caller holds keeps its frame (and *pg its address) under the new
+ * number: its old bytes are in the file.
  */
 int pager_make_writable(struct pager *p, struct page **pg);
 

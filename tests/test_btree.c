@@ -1460,6 +1460,53 @@ Test(btree, root_saved_before_a_commit_still_reads_the_old_contents)
         snapshot_free(&before);
 }
 
+/*
+ * A clean page that only the writer holds is made writable in its own frame,
+ * under the new number (pager_make_writable): no frame more in the cache,
+ * while the old page's bytes stay in the file for a reader of the state
+ * before and for a rollback.
+ */
+Test(btree, a_clean_page_made_writable_in_its_frame_keeps_its_old_bytes_in_the_file)
+{
+        struct pager_stats before, after;
+        struct pager *reader;
+        struct page *pg, *frame;
+        pgno_t root = PGNO_NONE, old;
+
+        db_open(4096, 64);
+        txn_begin();
+        put_str(&root, "a", "old", 3);
+        put_str(&root, "b", "bee", 3);
+        txn_commit();
+        checkpoint(); /* written: clean */
+        pager_publish(pager, pager_npages(pager)); /* readers may read it */
+        old = root;
+        cr_assert(eq(int, pager_get(pager, old, &frame), SOMBRA_OK));
+        pager_unpin(pager, frame);
+        pager_stats(pager, &before);
+
+        txn_begin();
+        put_str(&root, "a", "new", 3);
+        pager_stats(pager, &after);
+        cr_assert(not(eq(u64, root, old)));
+        cr_assert(eq(u64, after.cached, before.cached), "the old page's frame became the new one");
+        cr_assert(eq(int, pager_get(pager, root, &pg), SOMBRA_OK));
+        cr_assert(eq(ptr, pg, frame));
+        pager_unpin(pager, pg);
+
+        cr_assert(eq(int, pager_reader_open(pager, &reader), SOMBRA_OK));
+        cr_assert(eq(int, btree_get(reader, old, "a", 1, &val), SOMBRA_OK));
+        cr_assert(eq(int, memcmp(val.data, "old", 3), 0), "a reader of the state before");
+        pager_reader_close(reader);
+        cr_assert(eq(int, btree_get(pager, root, "a", 1, &val), SOMBRA_OK));
+        cr_assert(eq(int, memcmp(val.data, "new", 3), 0));
+
+        pager_txn_abort(pager);
+        cr_assert(eq(int, btree_get(pager, old, "a", 1, &val), SOMBRA_OK));
+        cr_assert(eq(int, memcmp(val.data, "old", 3), 0), "the rollback's tree, read from the file");
+        cr_assert(eq(u64, expect_pages_accounted(old, NULL), 2));
+}
+
 Test(btree, retired_pages_wait_for_the_oldest_reader)
 {
         struct pager_stats st;
