@@ -1478,7 +1478,7 @@ Test(btree, a_clean_page_made_writable_in_its_frame_keeps_its_old_bytes_in_the_f
         put_str(&root, "a", "old", 3);
         put_str(&root, "b", "bee", 3);
         txn_commit();
-        checkpoint(); /* written: clean */
+        checkpoint();                              /* written: clean */
         pager_publish(pager, pager_npages(pager)); /* readers may read it */
         old = root;
         cr_assert(eq(int, pager_get(pager, old, &frame), SOMBRA_OK));
@@ -1503,7 +1503,8 @@ Test(btree, a_clean_page_made_writable_in_its_frame_keeps_its_old_bytes_in_the_f
 
         pager_txn_abort(pager);
         cr_assert(eq(int, btree_get(pager, old, "a", 1, &val), SOMBRA_OK));
-        cr_assert(eq(int, memcmp(val.data, "old", 3), 0), "the rollback's tree, read from the file");
+        cr_assert(eq(int, memcmp(val.data, "old", 3), 0),
+                  "the rollback's tree, read from the file");
         cr_assert(eq(u64, expect_pages_accounted(old, NULL), 2));
 }
 
