@@ -925,7 +925,9 @@ frame_renumber(struct pager *p, struct page *pg)
                 return rc;
         rc = pgno_take(p, &pgno, &extended);
         if (rc == SOMBRA_OK) {
-                rc = idset_put(&p->map, pgno, (uint64_t)(pg - p->frames), NULL);
+                /* A free list naming a live page would give it back to itself. */
+                rc = pgno == pg->pgno ? SOMBRA_ECORRUPT
+                                      : idset_put(&p->map, pgno, (uint64_t)(pg - p->frames), NULL);
                 if (rc != SOMBRA_OK)
                         pgno_untake(p, extended);
         }
@@ -958,8 +960,11 @@ pager_make_writable(struct pager *p, struct page **pgp)
                 frame_dirty(p, old);
                 return SOMBRA_OK;
         }
-        if (p->txn != 0 && old->pins == 1 && !old->dirty && frame_renumber(p, old) == SOMBRA_OK)
-                return SOMBRA_OK;
+        if (p->txn != 0 && old->pins == 1 && !old->dirty) {
+                rc = frame_renumber(p, old);
+                if (rc == SOMBRA_OK || rc == SOMBRA_ECORRUPT)
+                        return rc;
+        }
         rc = txn_page_new(p, page_type(old), false, &copy);
         if (rc != SOMBRA_OK)
                 return rc;
