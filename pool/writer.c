@@ -374,8 +374,9 @@ publisher_main(void *arg)
                          * answered as the writer would have answered them.
                          */
                         int written = store_publish_write(graph_store(db->g), job->pub, true);
-                        acknowledge(db, job->group, job->n, written, false);
+                        /* Counted before the answers: a caller they wake sees it in the stats. */
                         __atomic_add_fetch(&db->publisher.groups, 1, __ATOMIC_RELAXED);
+                        acknowledge(db, job->group, job->n, written, false);
                         done++;
                         continue;
                 }
@@ -479,8 +480,12 @@ drain(struct sombra_db *db)
         uint32_t rings = db->nconns + 1, start = db->drain_at;
         size_t served = 0;
 
-        if (db->txn_owner != NULL)
-                return drain_ring(db, db->txn_owner);
+        if (db->txn_owner != NULL) {
+                served = drain_ring(db, db->txn_owner);
+                if (db->txn_owner != NULL || db->group_n == ENGINE_GROUP_MAX)
+                        return served;
+                /* The txn ended: the group goes on with everyone's requests. */
+        }
         /* The ready rings from drain_at to the last, then from the first to drain_at. */
         for (int pass = 0; pass < 2; pass++) {
                 uint32_t to = pass == 0 ? rings : start;
