@@ -774,7 +774,7 @@ run_on_writer(struct sombra_db *db, int (*fn)(struct graph_reader *r, void *arg)
         int rc;
 
         pthread_mutex_lock(&c->lock);
-        rc = engine_conn_ready(c) ? SOMBRA_OK : engine_conn_prepare(db, c);
+        rc = engine_conn_ready(db, c) ? SOMBRA_OK : engine_conn_prepare(db, c);
         if (rc == SOMBRA_OK)
                 rc = run_request(c, &req);
         pthread_mutex_unlock(&c->lock);
@@ -949,7 +949,7 @@ do_metrics(struct graph_reader *r, void *arg)
                         m->ops[k] += __atomic_load_n(&c->metrics.ops[k], __ATOMIC_RELAXED);
                 m->backpressure_waits +=
                     __atomic_load_n(&c->metrics.backpressure_waits, __ATOMIC_RELAXED);
-                if (engine_conn_ready(c))
+                if (engine_conn_ready(db, c))
                         m->ring_depth += ring_depth(&c->ring);
                 hist_merge(&a->merged, &c->metrics.read_latency);
         }

@@ -176,10 +176,10 @@ conn_init(struct sombra_db *db, struct sombra_conn *c)
  * programs use a few of the pool's connections, and making all of them at
  * open took 3.8 ms of a process's first open with 128 of them, mostly first
  * touches of fresh memory. Only the thread holding the connection calls it
- * (the engine's own: under its lock); `ready` then publishes the ring to
- * the writer and to sombra_metrics, which look only at rings that are
- * ready. Asynchronous slots wait longer still, for the first asynchronous
- * submission.
+ * (the engine's own: under its lock); its bit in `ready_conns` then
+ * publishes the ring to the writer and to sombra_metrics, which look only
+ * at rings that are ready. Asynchronous slots wait longer still, for the
+ * first asynchronous submission.
  */
 int
 engine_conn_prepare(struct sombra_db *db, struct sombra_conn *c)
@@ -194,16 +194,17 @@ engine_conn_prepare(struct sombra_db *db, struct sombra_conn *c)
                 rc = graph_reader_open(db->g, &c->reader);
         if (rc == SOMBRA_OK) {
                 size_t i = (size_t)(c - db->conns);
-                __atomic_store_n(&c->ready, 1, __ATOMIC_RELEASE);
                 __atomic_fetch_or(&db->ready_conns[i / 64], 1ull << (i % 64), __ATOMIC_RELEASE);
         }
         return rc;
 }
 
 bool
-engine_conn_ready(struct sombra_conn *c)
+engine_conn_ready(const struct sombra_db *db, const struct sombra_conn *c)
 {
-        return __atomic_load_n(&c->ready, __ATOMIC_ACQUIRE);
+        size_t i = (size_t)(c - db->conns);
+
+        return (__atomic_load_n(&db->ready_conns[i / 64], __ATOMIC_ACQUIRE) >> (i % 64)) & 1;
 }
 
 static void
@@ -388,7 +389,7 @@ sombra_conn_acquire_timeout(sombra_db *db, uint32_t timeout_ms, sombra_conn **ou
                 for (uint32_t i = 0; i < db->nconns; i++) {
                         if (!conn_claim(&db->conns[i]))
                                 continue;
-                        rc = engine_conn_ready(&db->conns[i])
+                        rc = engine_conn_ready(db, &db->conns[i])
                                  ? SOMBRA_OK
                                  : engine_conn_prepare(db, &db->conns[i]);
                         if (rc != SOMBRA_OK) { /* back to the pool, for anyone waiting */

@@ -122,7 +122,6 @@ struct request {
 struct sombra_conn {
         struct sombra_db *db;
         uint32_t in_use;      /* acquired (atomic) */
-        uint32_t ready;       /* ring and reader made (conn_prepare; release store, acquire load) */
         pthread_mutex_t lock; /* serialises two threads using one connection */
         struct ring ring;     /* requests to the writer */
         uint32_t space;       /* futex word: bumped when the writer frees ring slots */
@@ -152,11 +151,12 @@ struct sombra_db {
         struct sombra_conn *conns;
         uint32_t nconns;
         /*
-         * Bit i: conns[i] is ready (engine_conn_prepare; release stores,
-         * acquire loads). The writer looks for requests in ready rings only,
-         * and a connection is a few KiB (its metrics): reading each one's
-         * `ready` instead took 9% of the writer's time in a load by one
-         * caller of 129 connections, page faults included.
+         * Bit i: conns[i] is ready, its ring and reader made
+         * (engine_conn_prepare; release stores, acquire loads). The writer
+         * looks for requests in ready rings only, and a connection is a few
+         * KiB (its metrics): a flag in each one instead took 9% of the
+         * writer's time in a load by one caller of 129 connections, page
+         * faults included.
          */
         uint64_t *ready_conns;
         uint32_t pool_seq; /* futex word: bumped on every release */
@@ -231,7 +231,7 @@ int engine_open(const char *path, const struct sombra_config *config, struct io_
 int engine_submit(struct sombra_conn *c, struct request *req, bool wait_for_room);
 struct sombra_conn *engine_conn(struct sombra_db *db);
 /* Whether c's ring and reader exist yet (made at its first acquire): only then may others look. */
-bool engine_conn_ready(struct sombra_conn *c);
+bool engine_conn_ready(const struct sombra_db *db, const struct sombra_conn *c);
 /* Makes c's ring and reader; by the thread holding c (the engine's own: under its lock). */
 int engine_conn_prepare(struct sombra_db *db, struct sombra_conn *c);
 /*
