@@ -51,7 +51,6 @@ struct held {
         size_t off;
         uint16_t klen;
         uint8_t vlen;
-        uint8_t tree;
 };
 
 struct graph {
@@ -187,10 +186,12 @@ graph_writer_reader(struct graph *g)
 
 /* ---- held entries (bulk mode) ---- */
 
+#define HEAD_TREE_SHIFT 56u /* a held entry's tree is the top byte of its head */
+
 static uint64_t
 held_head(enum store_tree t, const uint8_t *key, size_t klen)
 {
-        uint64_t head = (uint64_t)t << 56;
+        uint64_t head = (uint64_t)t << HEAD_TREE_SHIFT;
 
         for (size_t i = 0; i < 7 && i < klen; i++)
                 head |= (uint64_t)key[i] << (48 - 8 * i);
@@ -232,8 +233,7 @@ entry_put(struct graph *g, enum store_tree t, const uint8_t *key, size_t klen, c
         g->held[g->nheld++] = (struct held){.head = held_head(t, key, klen),
                                             .off = off,
                                             .klen = (uint16_t)klen,
-                                            .vlen = (uint8_t)vlen,
-                                            .tree = (uint8_t)t};
+                                            .vlen = (uint8_t)vlen};
         return SOMBRA_OK;
 }
 
@@ -338,7 +338,8 @@ held_write(struct graph *g)
         held_sort(g);
         for (size_t i = 0; rc == SOMBRA_OK && i < g->nheld; i++) {
                 const struct held *h = &g->held[i];
-                rc = store_put(g->store, h->tree, h->key, h->klen, h->key + h->klen, h->vlen);
+                rc = store_put(g->store, (enum store_tree)(h->head >> HEAD_TREE_SHIFT), h->key,
+                               h->klen, h->key + h->klen, h->vlen);
         }
         g->nheld = 0;
         buf_reset(&g->held_bytes);
