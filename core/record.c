@@ -173,19 +173,26 @@ rd_varint(struct reader *rd, uint64_t *v)
         return n > 0;
 }
 
+/* A varint of at most max. */
+static bool
+rd_varint32(struct reader *rd, uint32_t max, uint32_t *v)
+{
+        uint64_t u;
+
+        if (!rd_varint(rd, &u) || u > max)
+                return false;
+        *v = (uint32_t)u;
+        return true;
+}
+
 /* A label or property count: u16 or a varint; false past max. */
 static bool
 rd_count(struct reader *rd, uint32_t max, uint32_t *n)
 {
-        uint64_t v;
         uint16_t u;
 
-        if (rd->compact) {
-                if (!rd_varint(rd, &v) || v > max)
-                        return false;
-                *n = (uint32_t)v;
-                return true;
-        }
+        if (rd->compact)
+                return rd_varint32(rd, max, n);
         if (!rd_u16(rd, &u) || u > max)
                 return false;
         *n = u;
@@ -196,14 +203,7 @@ rd_count(struct reader *rd, uint32_t max, uint32_t *n)
 static bool
 rd_id32(struct reader *rd, uint32_t *id)
 {
-        uint64_t v;
-
-        if (!rd->compact)
-                return rd_u32(rd, id);
-        if (!rd_varint(rd, &v) || v > UINT32_MAX)
-                return false;
-        *id = (uint32_t)v;
-        return true;
+        return rd->compact ? rd_varint32(rd, UINT32_MAX, id) : rd_u32(rd, id);
 }
 
 /* A node id: u64 or a varint. */
