@@ -155,7 +155,8 @@ struct meta {
         struct store_state st;
         /*
          * The format it is written in, as read (2 is written as 3, the same
-         * fields in the later layout). 5: record.h's compact adjacency keys.
+         * fields in the later layout). 4 and later: compact records allowed;
+         * 5 and later: compact keys (record.h); 6: varint leaf cells (btree.c).
          */
         uint32_t version;
 };
