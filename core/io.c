@@ -57,6 +57,7 @@
 #include <linux/fs.h>
 #include <linux/magic.h>
 #include <sched.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
@@ -195,6 +196,24 @@ io_open(struct io_file *f, const char *path, bool create)
         f->faults = NULL;
         f->priv = NULL;
         f->priv_cap = f->priv_size = 0;
+        return SOMBRA_OK;
+}
+
+int
+io_open_twin(const struct io_file *f, struct io_file *twin)
+{
+        char proc[64];
+        int rc;
+
+        if (f->fd < 0 || f->priv != NULL)
+                return SOMBRA_EINVAL;
+        /* /proc's link names f's inode itself, whatever the file is called now. */
+        snprintf(proc, sizeof(proc), "/proc/self/fd/%d", f->fd);
+        rc = io_open(twin, proc, false);
+        if (rc != SOMBRA_OK)
+                return rc;
+        twin->kind = f->kind;
+        twin->faults = f->faults;
         return SOMBRA_OK;
 }
 
@@ -571,6 +590,28 @@ int
 io_write(struct io_file *f, const void *buf, size_t len, uint64_t off)
 {
         return io_write_blocks(f, &buf, 1, len, off);
+}
+
+int
+io_write_zeros(struct io_file *f, uint64_t off, uint64_t len)
+{
+        static const uint8_t zeros[IO_ZERO_BLOCK];
+        const void **blocks;
+        size_t n = (size_t)(len / IO_ZERO_BLOCK);
+        int rc;
+
+        if (len % IO_ZERO_BLOCK != 0 || n != len / IO_ZERO_BLOCK || n > SIZE_MAX / sizeof(*blocks))
+                return SOMBRA_EINVAL;
+        if (n == 0)
+                return SOMBRA_OK;
+        blocks = malloc(n * sizeof(*blocks));
+        if (blocks == NULL)
+                return SOMBRA_ENOMEM;
+        for (size_t i = 0; i < n; i++)
+                blocks[i] = zeros;
+        rc = io_write_blocks(f, blocks, n, IO_ZERO_BLOCK, off);
+        free(blocks);
+        return rc;
 }
 
 int

@@ -96,6 +96,14 @@ struct io_file {
  */
 int io_open(struct io_file *f, const char *path, bool create);
 void io_close(struct io_file *f);
+/*
+ * Opens a second open file description of f's file (not private), unlocked,
+ * through /proc/self/fd: the same inode whatever its name is now. For a
+ * thread whose syncs must not take a write-back error from f's: the kernel
+ * reports such an error once to each description that syncs. The errors of
+ * io_open (SOMBRA_ENOTFOUND without /proc); SOMBRA_EINVAL for a private f.
+ */
+int io_open_twin(const struct io_file *f, struct io_file *twin);
 /* Whether f is open (either mode). */
 bool io_is_open(const struct io_file *f);
 
@@ -154,6 +162,13 @@ int io_write_blocks(struct io_file *f, const void *const *blocks, size_t n, size
                     uint64_t off);
 /* io_write_blocks of one block: exactly len bytes at off. */
 int io_write(struct io_file *f, const void *buf, size_t len, uint64_t off);
+/*
+ * Zeros over [off, off + len), len a multiple of IO_ZERO_BLOCK: one
+ * io_write_blocks call, so pwritev's of IO_ZERO_BLOCK-sized pieces.
+ * SOMBRA_EINVAL for another len, SOMBRA_ENOMEM, and as io_write_blocks.
+ */
+#define IO_ZERO_BLOCK ((size_t)8 << 10)
+int io_write_zeros(struct io_file *f, uint64_t off, uint64_t len);
 /* fdatasync. SOMBRA_EIO on failure. */
 int io_sync(struct io_file *f);
 /*

@@ -6,6 +6,7 @@
  * the previous one. wal_sync records what it covers before it calls
  * fdatasync, so it never claims more than the sync included.
  */
+#include <sched.h>
 #include <string.h>
 #include <sys/random.h>
 #include <time.h>
@@ -37,6 +38,39 @@ wal_random(uint64_t avoid)
         return r;
 }
 
+static void
+grow_lock(struct wal *w)
+{
+        while (__atomic_exchange_n(&w->grow_busy, 1, __ATOMIC_ACQUIRE) != 0)
+                sched_yield();
+}
+
+static void
+grow_unlock(struct wal *w)
+{
+        __atomic_store_n(&w->grow_busy, 0, __ATOMIC_RELEASE);
+}
+
+/*
+ * io_write for the log. A write that reaches past file_end takes the lock:
+ * zeros from wal_grow may be going there, and must go before it, not over it.
+ */
+static int
+log_write(struct wal *w, const void *buf, size_t len, uint64_t off)
+{
+        uint64_t to = off + len;
+        int rc;
+
+        if (to <= __atomic_load_n(&w->file_end, __ATOMIC_ACQUIRE))
+                return io_write(&w->file, buf, len, off);
+        grow_lock(w);
+        rc = io_write(&w->file, buf, len, off);
+        if (rc == SOMBRA_OK && to > w->file_end)
+                __atomic_store_n(&w->file_end, to, __ATOMIC_RELEASE);
+        grow_unlock(w);
+        return rc;
+}
+
 static int
 header_write(struct wal *w)
 {
@@ -50,7 +84,7 @@ header_write(struct wal *w)
         put_be64(h + 40, w->ckpt_gen);
         put_be64(h + WAL_HDR_SUM, XXH3_64bits(h, WAL_HDR_SUM));
         w->version = WAL_VERSION;
-        return io_write(&w->file, h, sizeof(h), 0);
+        return log_write(w, h, sizeof(h), 0);
 }
 
 static bool
@@ -123,6 +157,7 @@ header_load(struct wal *w)
                 rc = header_parse(w, h, size < WAL_HDR ? (size_t)size : WAL_HDR);
         if (rc != SOMBRA_OK)
                 return rc;
+        w->file_end = size;
         w->end = WAL_HDR;
         w->next_lsn = w->salt != 0 ? w->base_lsn : 1;
         w->chain = w->salt;
@@ -135,7 +170,7 @@ wal_open(struct wal *w, const char *path, uint64_t db_id, struct io_faults *faul
         int rc;
 
         memset(w, 0, sizeof(*w));
-        w->file.fd = -1;
+        w->file.fd = w->grow_file.fd = -1;
         w->db_id = db_id;
         rc = file_open(w, path);
         if (rc != SOMBRA_OK)
@@ -156,6 +191,7 @@ wal_open_private(struct wal *w, const char *path, uint64_t db_id)
         int rc;
 
         memset(w, 0, sizeof(*w));
+        w->grow_file.fd = -1;
         w->db_id = db_id;
         rc = io_open_private(&w->file, path, WAL_PRIVATE_RESERVE, true);
         if (rc != SOMBRA_OK)
@@ -179,6 +215,7 @@ void
 wal_close(struct wal *w)
 {
         io_close(&w->file);
+        io_close(&w->grow_file);
         buf_free(&w->pending);
 }
 
@@ -354,7 +391,7 @@ wal_restart(struct wal *w)
         put_be64(rec + 16, w->next_lsn);
         put_be64(rec + WAL_REC_HDR, wal_random(w->chain));
         put_be64(rec, record_checksum(w->chain, rec, sizeof(rec)));
-        rc = io_write(&w->file, rec, sizeof(rec), w->end);
+        rc = log_write(w, rec, sizeof(rec), w->end);
         if (rc != SOMBRA_OK)
                 return rc;
         /* Written, it stays, even if the sync fails: nothing may be written over it. */
@@ -441,7 +478,7 @@ wal_flush(struct wal *w)
 
         if (w->pending.len == 0)
                 return SOMBRA_OK;
-        rc = io_write(&w->file, w->pending.data, w->pending.len, w->end);
+        rc = log_write(w, w->pending.data, w->pending.len, w->end);
         if (rc != SOMBRA_OK) {
                 w->next_lsn = w->pending_first;
                 w->chain = w->pending_chain;
@@ -474,5 +511,79 @@ wal_sync(struct wal *w)
 uint64_t
 wal_size(const struct wal *w)
 {
+        if (w->next_lsn == w->base_lsn)
+                return 0;
         return w->end - WAL_HDR + (w->pending_first == w->next_lsn ? 0 : w->pending.len);
+}
+
+/* Zeros go in pieces of this size, so that a flush waits for one piece at most. */
+#define WAL_GROW_PIECE ((uint64_t)256 << 10)
+
+uint64_t
+wal_room_wanted(struct wal *w)
+{
+        uint64_t room = w->end < WAL_ROOM_MIN ? WAL_ROOM_MIN : w->end;
+        uint64_t enough, to;
+
+        if (room > WAL_ROOM_MAX)
+                room = WAL_ROOM_MAX;
+        enough = w->end + room / 2;
+        if (w->file.priv != NULL || w->end < WAL_ROOM_FROM || w->grow_asked >= enough ||
+            __atomic_load_n(&w->file_end, __ATOMIC_ACQUIRE) >= enough)
+                return 0;
+        to = (w->end + room + WAL_GROW_PIECE - 1) / WAL_GROW_PIECE * WAL_GROW_PIECE;
+        w->grow_asked = to;
+        return to;
+}
+
+/*
+ * Zeros from file_end toward `to`, one piece at most, through f, under the
+ * lock; *n gets the bytes written (0: the file reaches `to`, to a block).
+ */
+static int
+zeros_piece(struct wal *w, struct io_file *f, uint64_t to, uint64_t *n)
+{
+        uint64_t from;
+        int rc = SOMBRA_OK;
+
+        grow_lock(w);
+        from = w->file_end;
+        *n = to > from ? to - from : 0;
+        *n = (*n < WAL_GROW_PIECE ? *n : WAL_GROW_PIECE) / IO_ZERO_BLOCK * IO_ZERO_BLOCK;
+        if (*n > 0)
+                rc = io_write_zeros(f, from, *n);
+        if (*n > 0 && rc == SOMBRA_OK)
+                __atomic_store_n(&w->file_end, from + *n, __ATOMIC_RELEASE);
+        grow_unlock(w);
+        return rc;
+}
+
+int
+wal_grow(struct wal *w, uint64_t to)
+{
+        uint64_t n = 1;
+        bool wrote = false;
+        int rc = SOMBRA_OK;
+
+        if (w->file.priv != NULL)
+                return SOMBRA_EINVAL;
+        if (!io_is_open(&w->grow_file))
+                rc = io_open_twin(&w->file, &w->grow_file);
+        /* One sync at the end: each would be a journal commit that a commit's sync waits for. */
+        while (rc == SOMBRA_OK && n > 0) {
+                rc = zeros_piece(w, &w->grow_file, to, &n);
+                wrote |= n > 0;
+        }
+        return rc == SOMBRA_OK && wrote ? io_sync(&w->grow_file) : rc;
+}
+
+int
+wal_reserve(struct wal *w, uint64_t to)
+{
+        uint64_t n = 1;
+        int rc = SOMBRA_OK;
+
+        while (rc == SOMBRA_OK && n > 0)
+                rc = zeros_piece(w, &w->file, to, &n);
+        return rc;
 }

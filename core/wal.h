@@ -45,9 +45,24 @@
  * there would do as much, but the file would then grow again, and every
  * commit's fdatasync would carry its new size.)
  *
+ * Room ahead. An fdatasync that must also make a new file size durable
+ * costs a journal commit on top of the data: on the project machine, 0.30 ms
+ * for a 64 KiB append against 0.18 ms for the same write over blocks the
+ * file already has. A reset keeps the blocks for the next generation; a
+ * growing log gets them from wal_grow, which another thread runs when the
+ * writer asks (wal_room_wanted), and a new one starts with WAL_ROOM_MIN of
+ * them (wal_reserve, at create): zeros past the last record, synced through
+ * a file description of its own (io_open_twin: a write-back error must still
+ * reach the committer's sync). Zeros end a replay like any torn record, and
+ * recovery that stops short of the end of the file writes a restart record,
+ * as above. `file_end` is how far the file holds bytes, records or zeros;
+ * zeros go only past it and only under `grow_busy`, as does every write
+ * that reaches past it, so they never land on a record.
+ *
  * Threads: the writer appends and resets; the durability thread may call
  * wal_sync concurrently with a flush (fdatasync and pwrite on one fd are
- * safe together); `written_lsn` and `synced_lsn` use __atomic builtins.
+ * safe together); one other thread may call wal_grow; `written_lsn`,
+ * `synced_lsn`, `file_end` and `grow_busy` use __atomic builtins.
  */
 #ifndef SOMBRA_WAL_H
 #define SOMBRA_WAL_H
@@ -85,7 +100,18 @@ struct wal {
         struct buf pending;     /* appended records not yet written (writer only) */
         uint64_t pending_first; /* the LSN of the first of them */
         uint64_t pending_chain; /* the chain before the first of them */
+
+        /* Room ahead of the log: the writer's and wal_grow's thread's. */
+        uint64_t file_end;        /* bytes the file holds: records, or zeros past them */
+        uint32_t grow_busy;       /* lock over writes past file_end */
+        uint64_t grow_asked;      /* the file_end wal_room_wanted last asked for (writer only) */
+        struct io_file grow_file; /* wal_grow's own description of the file (its thread only) */
 };
+
+/* Room ahead of the log (see "Room ahead"): asked for once the log holds WAL_ROOM_FROM bytes. */
+#define WAL_ROOM_FROM ((uint64_t)64 << 10)
+#define WAL_ROOM_MIN  ((uint64_t)1 << 20)
+#define WAL_ROOM_MAX  ((uint64_t)8 << 20)
 
 /* A random 64-bit value, never zero and never `avoid`: database ids and salts. */
 uint64_t wal_random(uint64_t avoid);
@@ -217,9 +243,32 @@ int wal_sync(struct wal *w);
 
 /*
  * Bytes of records since the last reset, pending ones included, except
- * notes pending with no commit among them: alone, they leave nothing to
+ * notes pending with no commit among them, and 0 while the generation holds
+ * no commit (restart records only, as recovery writes at each open that
+ * stops short of the end of the file): alone, they leave nothing to
  * checkpoint.
  */
 uint64_t wal_size(const struct wal *w);
+
+/*
+ * Writer, after a flush: the size the file should grow to, when the room
+ * left past the log is under half of what it wants (the log's own length,
+ * WAL_ROOM_MIN to WAL_ROOM_MAX) and no one has asked for it yet; else 0.
+ * Never for a private log, nor one shorter than WAL_ROOM_FROM.
+ */
+uint64_t wal_room_wanted(struct wal *w);
+/*
+ * Any one thread, beside the writer: writes zeros from file_end up to `to`
+ * (nothing where the file holds bytes already) and syncs them, through
+ * grow_file. SOMBRA_EINVAL for a private log, and the errors of io_open_twin,
+ * io_write_zeros and io_sync; the log is unharmed by any of them.
+ */
+int wal_grow(struct wal *w, uint64_t to);
+/*
+ * The same, unsynced, through the log's own description: for the writer
+ * while no other thread uses the log (a new log's first room, synced with
+ * its header).
+ */
+int wal_reserve(struct wal *w, uint64_t to);
 
 #endif

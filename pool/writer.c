@@ -438,6 +438,23 @@ checkpoint_step(struct sombra_db *db)
                 store_checkpoint_write(s, job);
 }
 
+/*
+ * After a group's log write: room past the log, when it runs short, grown by
+ * the checkpointer. Only where commits wait for syncs (FULL, NORMAL).
+ */
+static void
+log_room_step(struct sombra_db *db)
+{
+        struct store *s = graph_store(db->g);
+        uint64_t to;
+
+        if (db->cfg.sync_mode != SOMBRA_SYNC_FULL && db->cfg.sync_mode != SOMBRA_SYNC_NORMAL)
+                return;
+        to = store_log_room(s);
+        if (to != 0 && checkpointer_start(&db->checkpointer, s) == SOMBRA_OK)
+                checkpointer_grow(&db->checkpointer, to);
+}
+
 /* Takes from one connection's ring, freeing room for a producer that waits. */
 static struct request *
 take(struct sombra_conn *c)
@@ -560,6 +577,7 @@ writer_main(void *arg)
                         if (db->cfg.metrics)
                                 hist_record(&db->writer_group, db->group_n);
                         group_finish(db, store_flush_log(graph_store(db->g)));
+                        log_room_step(db);
                         checkpoint_step(db);
                 }
                 txn_expire(db);

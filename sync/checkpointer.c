@@ -13,14 +13,20 @@ checkpointer_main(void *arg)
         pthread_mutex_lock(&c->w.lock);
         for (;;) {
                 struct store_ckpt *job;
-                while (c->job == NULL && !c->w.stop)
+                uint64_t grow_to;
+                while (c->job == NULL && c->grow_to == 0 && !c->w.stop)
                         pthread_cond_wait(&c->w.cond, &c->w.lock);
-                if (c->job == NULL)
-                        break; /* stopping, and nothing left to write */
+                if (c->job == NULL && c->grow_to == 0)
+                        break; /* stopping, and nothing left to do */
                 job = c->job;
+                grow_to = c->grow_to;
                 c->job = NULL;
+                c->grow_to = 0;
                 pthread_mutex_unlock(&c->w.lock);
-                store_checkpoint_write(c->store, job);
+                if (job != NULL)
+                        store_checkpoint_write(c->store, job);
+                if (grow_to != 0)
+                        store_log_grow(c->store, grow_to);
                 pthread_mutex_lock(&c->w.lock);
         }
         pthread_mutex_unlock(&c->w.lock);
@@ -34,6 +40,7 @@ checkpointer_start(struct checkpointer *c, struct store *s)
                 return SOMBRA_OK;
         c->store = s;
         c->job = NULL;
+        c->grow_to = 0;
         return worker_start(&c->w, checkpointer_main, c);
 }
 
@@ -48,6 +55,16 @@ checkpointer_post(struct checkpointer *c, struct store_ckpt *job)
 {
         pthread_mutex_lock(&c->w.lock);
         c->job = job;
+        pthread_cond_signal(&c->w.cond);
+        pthread_mutex_unlock(&c->w.lock);
+}
+
+void
+checkpointer_grow(struct checkpointer *c, uint64_t to)
+{
+        pthread_mutex_lock(&c->w.lock);
+        if (to > c->grow_to)
+                c->grow_to = to;
         pthread_cond_signal(&c->w.cond);
         pthread_mutex_unlock(&c->w.lock);
 }

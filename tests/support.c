@@ -279,23 +279,52 @@ count_notes(void *arg, const struct wal_record *r)
         return SOMBRA_OK;
 }
 
-size_t
-support_notes_voided(const char *name)
+/* Opens the log of database `name` as its owner would, and reads it through fn. */
+static void
+wal_read_all(const char *name, struct wal *w, int (*fn)(void *, const struct wal_record *),
+             void *arg)
 {
         char wal_name[256];
         uint8_t meta[200];
         uint64_t applied;
-        size_t n[2] = {0, 0};
-        struct wal w;
 
         snprintf(wal_name, sizeof(wal_name), "%s-wal", name);
         support_read_at(name, 0, meta, sizeof(meta)); /* the database id is at byte 160 */
         cr_assert(
-            eq(int, wal_open(&w, support_path(wal_name), get_be64(meta + 160), NULL), SOMBRA_OK));
-        cr_assert(eq(int, wal_replay(&w, NULL, 0, count_notes, n, &applied), SOMBRA_OK));
+            eq(int, wal_open(w, support_path(wal_name), get_be64(meta + 160), NULL), SOMBRA_OK));
+        cr_assert(eq(int, wal_replay(w, NULL, 0, fn, arg, &applied), SOMBRA_OK));
+}
+
+size_t
+support_notes_voided(const char *name)
+{
+        size_t n[2] = {0, 0};
+        struct wal w;
+
+        wal_read_all(name, &w, count_notes, n);
         wal_close(&w);
         cr_assert(eq(sz, n[0], 0), "notes after the last restart");
         return n[1];
+}
+
+static int
+take_nothing(void *arg, const struct wal_record *r)
+{
+        (void)arg;
+        (void)r;
+        return SOMBRA_OK;
+}
+
+uint64_t
+support_wal_end(const char *name)
+{
+        struct wal w;
+        uint64_t end;
+
+        wal_read_all(name, &w, take_nothing, NULL);
+        end = w.end;
+        wal_close(&w);
+        return end;
 }
 
 void

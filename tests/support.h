@@ -88,6 +88,11 @@ int support_pair_commit(sombra_conn *c, sombra_batch *b, const struct sombra_pro
  * follows that restart.
  */
 size_t support_notes_voided(const char *name);
+/*
+ * Where the log of database `name` ends: the offset past its last intact
+ * record, which the file's size no longer tells (zeros follow, wal.h).
+ */
+uint64_t support_wal_end(const char *name);
 
 /*
  * Rewrites both meta pages of database `name` (pages of page_size bytes)

@@ -6,6 +6,7 @@
 #include <criterion/new/assert.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -361,4 +362,36 @@ Test(io, errno_values_map_to_status_codes)
         cr_assert(eq(int, io_status_from_errno(EDQUOT), SOMBRA_ENOSPC));
         cr_assert(eq(int, io_status_from_errno(EIO), SOMBRA_EIO));
         cr_assert(eq(int, io_status_from_errno(EBADF), SOMBRA_EIO));
+}
+
+/*
+ * A twin is the same file through another open file description: even once
+ * the file has another name, and while the original holds its lock.
+ */
+Test(io, a_twin_writes_the_same_file_and_its_zeros_come_in_whole_blocks)
+{
+        struct io_file f, twin, priv;
+        uint64_t size;
+
+        open_filled(&f, "db", 0x5a, 100);
+        cr_assert(eq(int, io_lock(&f), SOMBRA_OK));
+        cr_assert(eq(int, rename(support_path("db"), support_path("moved")), 0));
+        cr_assert(eq(int, io_open_twin(&f, &twin), SOMBRA_OK));
+        cr_assert(eq(int, io_write_zeros(&twin, 100, 2 * IO_ZERO_BLOCK), SOMBRA_OK));
+        cr_assert(eq(int, io_sync(&twin), SOMBRA_OK));
+        cr_assert(eq(int, io_size(&f, &size), SOMBRA_OK));
+        cr_assert(eq(u64, size, 100 + 2 * IO_ZERO_BLOCK));
+        expect_bytes(&f, 0, 100, 0x5a);
+        expect_bytes(&f, 100, 4096, 0);
+        expect_bytes(&f, 100 + 2 * IO_ZERO_BLOCK - 4096, 4096, 0);
+        cr_assert(eq(int, io_write_zeros(&twin, 0, IO_ZERO_BLOCK + 1), SOMBRA_EINVAL));
+        cr_assert(eq(int, io_write_zeros(&twin, 0, 0), SOMBRA_OK));
+        expect_bytes(&f, 0, 100, 0x5a);
+        io_close(&twin);
+        io_close(&f);
+
+        cr_assert(
+            eq(int, io_open_private(&priv, support_path("moved"), 1 << 20, false), SOMBRA_OK));
+        cr_assert(eq(int, io_open_twin(&priv, &twin), SOMBRA_EINVAL), "a private file has none");
+        io_close(&priv);
 }

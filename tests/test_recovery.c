@@ -240,7 +240,7 @@ Test(recovery, torn_last_wal_record_is_ignored)
         make_hub();
         commit_without_close(20);
         /* Cut the last record short by a few bytes, as a crash mid-write would. */
-        support_truncate(WAL_NAME, support_file_size(WAL_NAME) - 5);
+        support_truncate(WAL_NAME, support_wal_end(DB_NAME) - 5);
         g = open_checked();
         cr_assert_eq(present_txns(g, 20, &top, &prefix), 19);
         cr_assert(prefix);
@@ -259,7 +259,7 @@ Test(recovery, garbage_after_the_last_record_is_ignored)
         commit_without_close(10);
         for (size_t i = 0; i < sizeof(garbage); i++)
                 garbage[i] = (uint8_t)(i * 37);
-        support_write_at(WAL_NAME, support_file_size(WAL_NAME), garbage, sizeof(garbage));
+        support_write_at(WAL_NAME, support_wal_end(DB_NAME), garbage, sizeof(garbage));
         g = open_checked();
         cr_assert_eq(present_txns(g, 10, &top, &prefix), 10);
         cr_assert_eq(graph_close(g), SOMBRA_OK);

@@ -836,3 +836,78 @@ Test(wal, a_version_2_log_is_read_and_gets_no_notes)
         expect_replay(&w, "wal", 0, 1, 3, 1);
         wal_close(&w);
 }
+
+/* ---- room ahead of the log ---- */
+
+/*
+ * Zeros past the last record (wal_grow's room) end a replay as a torn record
+ * would, and records written into the room, some before and some after it
+ * was made, all come back.
+ */
+Test(wal, records_written_into_the_room_ahead_replay_and_its_zeros_end_the_log)
+{
+        struct wal w;
+
+        start_log(&w, "wal", 1, NULL);
+        for (uint64_t id = 1; id <= 10; id++)
+                append(&w, id);
+        cr_assert(eq(int, wal_grow(&w, WAL_ROOM_MIN), SOMBRA_OK));
+        cr_assert(ge(u64, support_file_size("wal"), WAL_ROOM_MIN - IO_ZERO_BLOCK));
+        cr_assert(eq(u64, w.file_end, support_file_size("wal")));
+        for (uint64_t id = 11; id <= 30; id++)
+                append(&w, id);
+        cr_assert(lt(u64, w.end, w.file_end), "the records fit in the room");
+        cr_assert(eq(u64, support_file_size("wal"), w.file_end), "and the file did not grow");
+        wal_close(&w);
+
+        expect_replay(&w, "wal", 0, 1, 30, 1);
+        cr_assert(eq(u64, w.end, record_offset(31)));
+        cr_assert(not(w.at_end), "zeros follow: recovery writes a restart record");
+        wal_close(&w);
+}
+
+/* Growing never writes over the log: from where the file ends, and only up to `to`. */
+Test(wal, growing_starts_where_the_file_ends)
+{
+        struct wal w;
+        uint64_t size;
+
+        write_log("wal", 40); /* ends at no block boundary */
+        size = support_file_size("wal");
+        open_log(&w, "wal", NULL);
+        cr_assert(eq(u64, w.file_end, size));
+        cr_assert(eq(int, wal_grow(&w, size / 2), SOMBRA_OK), "a size below the file's");
+        cr_assert(eq(u64, support_file_size("wal"), size));
+        cr_assert(eq(int, wal_grow(&w, size + 3 * IO_ZERO_BLOCK + 5), SOMBRA_OK));
+        cr_assert(eq(u64, support_file_size("wal"), size + 3 * IO_ZERO_BLOCK), "whole blocks");
+        wal_close(&w);
+        expect_replay(&w, "wal", 0, 1, 40, 1);
+        wal_close(&w);
+}
+
+/*
+ * The writer asks for room once the log is long enough to be worth it, once
+ * per shortfall, and for more as the log grows; never in a private log.
+ */
+Test(wal, room_is_asked_for_once_per_shortfall)
+{
+        struct wal w;
+        uint64_t to;
+
+        start_log(&w, "wal", 1, NULL);
+        cr_assert(eq(u64, wal_room_wanted(&w), 0), "a short log");
+        for (uint64_t id = 1; w.end < WAL_ROOM_FROM; id++)
+                append(&w, id);
+        to = wal_room_wanted(&w);
+        cr_assert(ge(u64, to, w.end + WAL_ROOM_MIN));
+        cr_assert(eq(u64, wal_room_wanted(&w), 0), "asked already");
+        cr_assert(eq(int, wal_grow(&w, to), SOMBRA_OK));
+        cr_assert(eq(u64, wal_room_wanted(&w), 0), "room enough");
+        wal_close(&w);
+
+        cr_assert(eq(int, wal_open_private(&w, support_path("wal"), DB_ID), SOMBRA_OK));
+        w.end = to; /* as if replayed up to the end of the room */
+        cr_assert(eq(u64, wal_room_wanted(&w), 0), "a private log never grows");
+        cr_assert(eq(int, wal_grow(&w, to * 2), SOMBRA_EINVAL));
+        wal_close(&w);
+}
