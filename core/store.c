@@ -2225,7 +2225,7 @@ store_open(const char *path, const struct sombra_config *cfg, struct io_faults *
         if (s == NULL)
                 return SOMBRA_ENOMEM;
         s->file.fd = -1;
-        s->wal.file.fd = -1;
+        s->wal.file.fd = s->wal.grow_file.fd = -1;
         s->autopublish = true;
         if (cfg != NULL)
                 s->cfg = *cfg;

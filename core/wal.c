@@ -516,8 +516,35 @@ wal_size(const struct wal *w)
         return w->end - WAL_HDR + (w->pending_first == w->next_lsn ? 0 : w->pending.len);
 }
 
-/* Zeros go in pieces of this size, so that a flush waits for one piece at most. */
-#define WAL_GROW_PIECE ((uint64_t)256 << 10)
+/*
+ * Zeros go in pieces of this size: a flush waits for one piece at most, and
+ * wal_grow writes each back before the next, so that a commit's sync meanwhile
+ * has at most one piece of them to write with its own records.
+ */
+#define WAL_GROW_PIECE ((uint64_t)64 << 10)
+
+/*
+ * Whether the syncs since the last look were small: room saves a journal
+ * commit a sync (30-120 us here), and its zeros cost about a microsecond a
+ * KiB to write, so for syncs of more than WAL_ROOM_SYNC_BYTES (a bulk load's
+ * batches) appending costs less. Looks at WAL_ROOM_FROM bytes of log at least.
+ */
+static bool
+syncs_small(struct wal *w)
+{
+        uint64_t syncs = __atomic_load_n(&w->syncs, __ATOMIC_RELAXED);
+        uint64_t bytes;
+
+        if (w->end < w->room_mark_end) /* a new generation */
+                w->room_mark_end = WAL_HDR;
+        bytes = w->end - w->room_mark_end;
+        if (bytes < WAL_ROOM_FROM)
+                return false;
+        w->room_mark_end = w->end;
+        syncs -= w->room_mark_syncs;
+        w->room_mark_syncs += syncs;
+        return bytes <= syncs * WAL_ROOM_SYNC_BYTES;
+}
 
 uint64_t
 wal_room_wanted(struct wal *w)
@@ -529,7 +556,7 @@ wal_room_wanted(struct wal *w)
                 room = WAL_ROOM_MAX;
         enough = w->end + room / 2;
         if (w->file.priv != NULL || w->end < WAL_ROOM_FROM || w->grow_asked >= enough ||
-            __atomic_load_n(&w->file_end, __ATOMIC_ACQUIRE) >= enough)
+            __atomic_load_n(&w->file_end, __ATOMIC_ACQUIRE) >= enough || !syncs_small(w))
                 return 0;
         to = (w->end + room + WAL_GROW_PIECE - 1) / WAL_GROW_PIECE * WAL_GROW_PIECE;
         w->grow_asked = to;
@@ -537,23 +564,23 @@ wal_room_wanted(struct wal *w)
 }
 
 /*
- * Zeros from file_end toward `to`, one piece at most, through f, under the
- * lock; *n gets the bytes written (0: the file reaches `to`, to a block).
+ * Zeros from file_end (*from) toward `to`, one piece at most, through f,
+ * under the lock; *n gets the bytes written (0: the file reaches `to`, to a
+ * block).
  */
 static int
-zeros_piece(struct wal *w, struct io_file *f, uint64_t to, uint64_t *n)
+zeros_piece(struct wal *w, struct io_file *f, uint64_t to, uint64_t *from, uint64_t *n)
 {
-        uint64_t from;
         int rc = SOMBRA_OK;
 
         grow_lock(w);
-        from = w->file_end;
-        *n = to > from ? to - from : 0;
+        *from = w->file_end;
+        *n = to > *from ? to - *from : 0;
         *n = (*n < WAL_GROW_PIECE ? *n : WAL_GROW_PIECE) / IO_ZERO_BLOCK * IO_ZERO_BLOCK;
         if (*n > 0)
-                rc = io_write_zeros(f, from, *n);
+                rc = io_write_zeros(f, *from, *n);
         if (*n > 0 && rc == SOMBRA_OK)
-                __atomic_store_n(&w->file_end, from + *n, __ATOMIC_RELEASE);
+                __atomic_store_n(&w->file_end, *from + *n, __ATOMIC_RELEASE);
         grow_unlock(w);
         return rc;
 }
@@ -561,7 +588,7 @@ zeros_piece(struct wal *w, struct io_file *f, uint64_t to, uint64_t *n)
 int
 wal_grow(struct wal *w, uint64_t to)
 {
-        uint64_t n = 1;
+        uint64_t from, n = 1;
         bool wrote = false;
         int rc = SOMBRA_OK;
 
@@ -571,7 +598,9 @@ wal_grow(struct wal *w, uint64_t to)
                 rc = io_open_twin(&w->file, &w->grow_file);
         /* One sync at the end: each would be a journal commit that a commit's sync waits for. */
         while (rc == SOMBRA_OK && n > 0) {
-                rc = zeros_piece(w, &w->grow_file, to, &n);
+                rc = zeros_piece(w, &w->grow_file, to, &from, &n);
+                if (rc == SOMBRA_OK && n > 0)
+                        rc = io_write_back(&w->grow_file, from, n);
                 wrote |= n > 0;
         }
         return rc == SOMBRA_OK && wrote ? io_sync(&w->grow_file) : rc;
@@ -580,10 +609,10 @@ wal_grow(struct wal *w, uint64_t to)
 int
 wal_reserve(struct wal *w, uint64_t to)
 {
-        uint64_t n = 1;
+        uint64_t from, n = 1;
         int rc = SOMBRA_OK;
 
         while (rc == SOMBRA_OK && n > 0)
-                rc = zeros_piece(w, &w->file, to, &n);
+                rc = zeros_piece(w, &w->file, to, &from, &n);
         return rc;
 }

@@ -57,7 +57,10 @@
  * recovery that stops short of the end of the file writes a restart record,
  * as above. `file_end` is how far the file holds bytes, records or zeros;
  * zeros go only past it and only under `grow_busy`, as does every write
- * that reaches past it, so they never land on a record.
+ * that reaches past it, so they never land on a record. An open that then
+ * commits nothing leaves its restart record in the generation (wal_size
+ * counts no generation without a commit, so close does not checkpoint for
+ * it): 32 bytes an open, until the next checkpoint on the writer.
  *
  * Threads: the writer appends and resets; the durability thread may call
  * wal_sync concurrently with a flush (fdatasync and pwrite on one fd are
@@ -102,9 +105,11 @@ struct wal {
         uint64_t pending_chain; /* the chain before the first of them */
 
         /* Room ahead of the log: the writer's and wal_grow's thread's. */
-        uint64_t file_end;        /* bytes the file holds: records, or zeros past them */
-        uint32_t grow_busy;       /* lock over writes past file_end */
-        uint64_t grow_asked;      /* the file_end wal_room_wanted last asked for (writer only) */
+        uint64_t file_end;      /* bytes the file holds: records, or zeros past them */
+        uint32_t grow_busy;     /* lock over writes past file_end */
+        uint64_t grow_asked;    /* the file_end wal_room_wanted last asked for (writer only) */
+        uint64_t room_mark_end; /* end and syncs when wal_room_wanted last judged (writer only) */
+        uint64_t room_mark_syncs;
         struct io_file grow_file; /* wal_grow's own description of the file (its thread only) */
 };
 
@@ -112,6 +117,8 @@ struct wal {
 #define WAL_ROOM_FROM ((uint64_t)64 << 10)
 #define WAL_ROOM_MIN  ((uint64_t)1 << 20)
 #define WAL_ROOM_MAX  ((uint64_t)8 << 20)
+/* Syncs of more log than this on average get no room: appending costs less. */
+#define WAL_ROOM_SYNC_BYTES ((uint64_t)32 << 10)
 
 /* A random 64-bit value, never zero and never `avoid`: database ids and salts. */
 uint64_t wal_random(uint64_t avoid);
@@ -131,8 +138,11 @@ int wal_open(struct wal *w, const char *path, uint64_t db_id, struct io_faults *
  * wal_open for a read-only open: the file is neither created nor locked, and
  * is opened in private mode (io.h), so that nothing done to this log ever
  * reaches the file; a missing file is an empty log. What it shows is the
- * file as it was at open; a record the owner was writing then fails its
- * checksum and ends the log, and one a reset overwrote breaks the chain.
+ * file as it was at open, except in the room past the log (the map reaches
+ * over the zeros, where the owner may write records later: intact ones are
+ * of the same generation and chain on, and are as good as those before); a
+ * record the owner was writing then fails its checksum and ends the log,
+ * and one a reset overwrote breaks the chain.
  */
 int wal_open_private(struct wal *w, const char *path, uint64_t db_id);
 void wal_close(struct wal *w);
@@ -253,8 +263,10 @@ uint64_t wal_size(const struct wal *w);
 /*
  * Writer, after a flush: the size the file should grow to, when the room
  * left past the log is under half of what it wants (the log's own length,
- * WAL_ROOM_MIN to WAL_ROOM_MAX) and no one has asked for it yet; else 0.
- * Never for a private log, nor one shorter than WAL_ROOM_FROM.
+ * WAL_ROOM_MIN to WAL_ROOM_MAX), no one has asked for it yet, and the
+ * syncs of the last WAL_ROOM_FROM bytes or more of log covered
+ * WAL_ROOM_SYNC_BYTES each at most; else 0. Never for a private log, nor one
+ * shorter than WAL_ROOM_FROM.
  */
 uint64_t wal_room_wanted(struct wal *w);
 /*

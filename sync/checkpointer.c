@@ -19,7 +19,8 @@ checkpointer_main(void *arg)
                 if (c->job == NULL && c->grow_to == 0)
                         break; /* stopping, and nothing left to do */
                 job = c->job;
-                grow_to = c->grow_to;
+                /* Stopping: close starts the log anew, in the room there is. */
+                grow_to = c->w.stop ? 0 : c->grow_to;
                 c->job = NULL;
                 c->grow_to = 0;
                 pthread_mutex_unlock(&c->w.lock);

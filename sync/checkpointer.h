@@ -8,8 +8,10 @@
  * Apart from the committer's thread, so that a checkpoint's syncs of the
  * database file never hold up the WAL syncs that acknowledge commits. The
  * same thread grows the WAL file ahead of the log when the writer asks
- * (store_log_room), for the same reason: its zeros and their sync are off
- * the commit path.
+ * (store_log_room), for the same reason: its zeros and their sync stay off
+ * the commit path, but for what a commit's sync meanwhile has to write
+ * (one piece of zeros at most, wal.c). A checkpoint posted meanwhile waits
+ * for the growth: a few milliseconds at most.
  *
  * Threads: checkpointer_post and checkpointer_grow are the writer's; `job`
  * and `grow_to` are guarded by the worker's lock.
@@ -36,7 +38,10 @@ struct checkpointer {
  * checkpoint it begins). SOMBRA_ENOMEM when it cannot be created.
  */
 int checkpointer_start(struct checkpointer *c, struct store *s);
-/* Does the work posted, if any, then joins the thread: after the writer has stopped. */
+/*
+ * Writes the job posted, if any, then joins the thread: after the writer has
+ * stopped. A growth not yet begun is dropped.
+ */
 void checkpointer_stop(struct checkpointer *c);
 /* Writer: job (from store_checkpoint_begin) is to be written. One at a time. */
 void checkpointer_post(struct checkpointer *c, struct store_ckpt *job);
