@@ -615,23 +615,6 @@ io_write_zeros(struct io_file *f, uint64_t off, uint64_t len)
 }
 
 int
-io_write_back(struct io_file *f, uint64_t off, uint64_t len)
-{
-        int rc;
-
-        if (f->priv != NULL || len == 0)
-                return SOMBRA_OK;
-        if (!range_ok(len, off))
-                return SOMBRA_EINVAL;
-        do {
-                rc = sync_file_range(f->fd, (off_t)off, (off_t)len,
-                                     SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
-                                         SYNC_FILE_RANGE_WAIT_AFTER);
-        } while (rc != 0 && errno == EINTR);
-        return rc == 0 ? SOMBRA_OK : io_status_from_errno(errno);
-}
-
-int
 io_sync(struct io_file *f)
 {
         struct io_extent covered;

@@ -169,13 +169,6 @@ int io_write(struct io_file *f, const void *buf, size_t len, uint64_t off);
  */
 #define IO_ZERO_BLOCK ((size_t)8 << 10)
 int io_write_zeros(struct io_file *f, uint64_t off, uint64_t len);
-/*
- * Writes the dirty pages of [off, off + len) to the disk and waits for them
- * (sync_file_range): no metadata and no cache flush, so nothing is durable
- * after it, but a later sync has less to write. Nothing for a private file.
- * SOMBRA_EIO, SOMBRA_EINVAL for a range past off_t.
- */
-int io_write_back(struct io_file *f, uint64_t off, uint64_t len);
 /* fdatasync. SOMBRA_EIO on failure. */
 int io_sync(struct io_file *f);
 /*

@@ -271,7 +271,7 @@ uint64_t wal_size(const struct wal *w);
 uint64_t wal_room_wanted(struct wal *w);
 /*
  * Any one thread, beside the writer: writes zeros from file_end up to `to`
- * (nothing where the file holds bytes already) and syncs them, through
+ * (nothing where the file holds bytes already), syncing each piece, through
  * grow_file. SOMBRA_EINVAL for a private log, and the errors of io_open_twin,
  * io_write_zeros and io_sync; the log is unharmed by any of them.
  */

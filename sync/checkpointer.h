@@ -10,7 +10,7 @@
  * same thread grows the WAL file ahead of the log when the writer asks
  * (store_log_room), for the same reason: its zeros and their sync stay off
  * the commit path, but for what a commit's sync meanwhile has to write
- * (one piece of zeros at most, wal.c). A checkpoint posted meanwhile waits
+ * (one piece of zeros at most, and its journal commit: wal.c). A checkpoint posted meanwhile waits
  * for the growth: a few milliseconds at most.
  *
  * Threads: checkpointer_post and checkpointer_grow are the writer's; `job`
