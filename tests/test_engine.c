@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -985,6 +986,100 @@ Test(engine, the_log_file_grows_ahead_of_the_log_and_commits_in_its_room_survive
         cr_assert_eq(graph_close(g), SOMBRA_OK);
         cr_assert_eq(sombra_open(support_path("e.sombra"), &cfg, &db), SOMBRA_OK);
         expect_verified_file(made, 0);
+}
+
+/* Nodes a roomy batch makes: each with a blob, a commit of about 8 KiB. */
+#define ROOMY_BATCH 8
+
+/* Commits one batch of ROOMY_BATCH nodes with 1,000-byte blobs. */
+static int
+roomy_batch(sombra_conn *c, sombra_batch *b, uint64_t *rng)
+{
+        const char *labels[] = {"Roomy"};
+        uint8_t blob[1000];
+        int rc = sombra_batch_reset(b);
+
+        for (int i = 0; i < ROOMY_BATCH && rc == SOMBRA_OK; i++) {
+                struct sombra_prop p = {"blob", {.type = SOMBRA_BYTES}};
+                for (size_t k = 0; k < sizeof(blob); k++)
+                        blob[k] = (uint8_t)support_next_rand(rng);
+                p.value.u.s.ptr = blob;
+                p.value.u.s.len = sizeof(blob);
+                rc = sombra_batch_node_create(b, labels, 1, &p, 1, NULL);
+        }
+        return rc == SOMBRA_OK ? sombra_batch_submit(c, b) : rc;
+}
+
+/* The child of a kill test: commits roomy batches until killed, reporting each. */
+static _Noreturn void
+roomy_child(const char *name, int fd)
+{
+        struct sombra_config cfg;
+        sombra_batch *b;
+        sombra_conn *c;
+        uint64_t rng = 11;
+
+        sombra_config_production(&cfg);
+        if (sombra_open(support_path(name), &cfg, &db) != SOMBRA_OK ||
+            sombra_conn_acquire(db, &c) != SOMBRA_OK || sombra_batch_new(&b) != SOMBRA_OK)
+                _exit(2);
+        for (uint64_t n = 1;; n++) {
+                if (roomy_batch(c, b, &rng) != SOMBRA_OK)
+                        _exit(3);
+                if (write(fd, &n, sizeof(n)) != (ssize_t)sizeof(n))
+                        _exit(4);
+        }
+}
+
+/*
+ * A kill while the log file grows (wal.h, "Room ahead"): a child commits
+ * batches of a few KiB (FULL) and reports each after it returned; the parent
+ * kills it once the file has grown by `pieces` pieces past its first room,
+ * at a different point of the growth each round. Every reported batch is
+ * there after the reopen, whole, and the file verifies.
+ */
+Test(engine, a_kill_while_the_log_file_grows_loses_no_acknowledged_commit)
+{
+        for (int round = 0; round < 3; round++) {
+                char name[32], wal[40];
+                uint64_t acked = 0, n, m, got;
+                struct graph_verify_report r;
+                struct graph *g;
+                int fds[2], status, waited = 0;
+                pid_t pid;
+
+                snprintf(name, sizeof(name), "k%d.sombra", round);
+                snprintf(wal, sizeof(wal), "%s-wal", name);
+                cr_assert_eq(pipe(fds), 0);
+                pid = fork();
+                cr_assert_geq(pid, 0);
+                if (pid == 0) {
+                        close(fds[0]);
+                        roomy_child(name, fds[1]);
+                }
+                close(fds[1]);
+                /* The pipe holds thousands of reports: the child never waits for it here. */
+                while (!support_file_exists(wal) ||
+                       support_file_size(wal) <
+                           WAL_ROOM_MIN + (uint64_t)(1 + 4 * round) * (64 << 10)) {
+                        cr_assert_lt(waited++, 100000, "the log file never grew (round %d)", round);
+                        usleep(100);
+                }
+                kill(pid, SIGKILL);
+                while (read(fds[0], &got, sizeof(got)) == (ssize_t)sizeof(got))
+                        acked = got;
+                close(fds[0]);
+                cr_assert_eq(waitpid(pid, &status, 0), pid);
+                cr_assert(WIFSIGNALED(status), "the child died on its own: status %d", status);
+
+                cr_assert_eq(graph_open(support_path(name), NULL, NULL, &g), SOMBRA_OK);
+                cr_assert_eq(graph_counts(graph_writer_reader(g), &n, &m), SOMBRA_OK);
+                cr_assert_geq(n, acked * ROOMY_BATCH, "round %d: %llu nodes, %llu batches acked",
+                              round, (unsigned long long)n, (unsigned long long)acked);
+                cr_assert_eq(n % ROOMY_BATCH, 0, "a batch is whole or absent");
+                cr_assert_eq(graph_verify(g, &r), SOMBRA_OK, "verify: %s", r.problem);
+                cr_assert_eq(graph_close(g), SOMBRA_OK);
+        }
 }
 
 /* Threads of this process now. */
