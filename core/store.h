@@ -212,10 +212,9 @@ int store_sync(struct store *s);
 /*
  * Room past the log for the syncs to come (wal.h, "Room ahead"), for a
  * caller whose commits are synced one group at a time. Writer, after
- * store_flush_log: the size to grow the log file to, or 0 when no growth is
- * due, or the store is read-only, or runs under fault injection (whose tests
- * count the engine's writes). store_log_grow: one other thread, the growth
- * itself; a failure costs only speed.
+ * store_flush_log: the size to grow the log file to, or 0 when none is due
+ * (wal_room_wanted). store_log_grow: one other thread, the growth itself; a
+ * failure costs only speed.
  */
 uint64_t store_log_room(struct store *s);
 void store_log_grow(struct store *s, uint64_t to);

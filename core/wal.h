@@ -265,8 +265,9 @@ uint64_t wal_size(const struct wal *w);
  * left past the log is under half of what it wants (the log's own length,
  * WAL_ROOM_MIN to WAL_ROOM_MAX), no one has asked for it yet, and the
  * syncs of the last WAL_ROOM_FROM bytes or more of log covered
- * WAL_ROOM_SYNC_BYTES each at most; else 0. Never for a private log, nor one
- * shorter than WAL_ROOM_FROM.
+ * WAL_ROOM_SYNC_BYTES each at most; else 0. Never for a private log, one
+ * under fault injection (its tests count the writes), nor one shorter than
+ * WAL_ROOM_FROM.
  */
 uint64_t wal_room_wanted(struct wal *w);
 /*
@@ -279,7 +280,7 @@ int wal_grow(struct wal *w, uint64_t to);
 /*
  * The same, unsynced, through the log's own description: for the writer
  * while no other thread uses the log (a new log's first room, synced with
- * its header).
+ * its header). Nothing for a log that wal_room_wanted never grows.
  */
 int wal_reserve(struct wal *w, uint64_t to);
 

@@ -927,6 +927,28 @@ Test(engine, background_checkpoints_leave_the_log_and_bound_what_a_crash_replays
         expect_verified_file(made, 0);
 }
 
+/* Nodes a roomy batch makes: each with a blob, a commit of about 8 KiB. */
+#define ROOMY_BATCH 8
+
+/* Commits one batch of ROOMY_BATCH nodes with 1,000-byte blobs. */
+static int
+roomy_batch(sombra_conn *c, sombra_batch *b, uint64_t *rng)
+{
+        const char *labels[] = {"Roomy"};
+        uint8_t blob[1000];
+        int rc = sombra_batch_reset(b);
+
+        for (int i = 0; i < ROOMY_BATCH && rc == SOMBRA_OK; i++) {
+                struct sombra_prop p = {"blob", {.type = SOMBRA_BYTES}};
+                for (size_t k = 0; k < sizeof(blob); k++)
+                        blob[k] = (uint8_t)support_next_rand(rng);
+                p.value.u.s.ptr = blob;
+                p.value.u.s.len = sizeof(blob);
+                rc = sombra_batch_node_create(b, labels, 1, &p, 1, NULL);
+        }
+        return rc == SOMBRA_OK ? sombra_batch_submit(c, b) : rc;
+}
+
 /*
  * Room ahead of the log (wal.h): a new database's log file starts with some,
  * and once the log has used half of it, with syncs of a few KiB each, the
@@ -936,10 +958,8 @@ Test(engine, background_checkpoints_leave_the_log_and_bound_what_a_crash_replays
  */
 Test(engine, the_log_file_grows_ahead_of_the_log_and_commits_in_its_room_survive)
 {
-        const char *labels[] = {"Roomy"};
         struct sombra_config cfg;
         struct sombra_stats st;
-        uint8_t blob[1000];
         uint64_t made = 0, rng = 7;
         struct graph *g;
         sombra_batch *b;
@@ -953,17 +973,8 @@ Test(engine, the_log_file_grows_ahead_of_the_log_and_commits_in_its_room_survive
         c = acquire();
         cr_assert_eq(sombra_batch_new(&b), SOMBRA_OK);
         do {
-                for (int i = 0; i < 8; i++, made++) {
-                        struct sombra_prop p = {"blob", {.type = SOMBRA_BYTES}};
-                        for (size_t k = 0; k < sizeof(blob); k++)
-                                blob[k] = (uint8_t)support_next_rand(&rng);
-                        p.value.u.s.ptr = blob;
-                        p.value.u.s.len = sizeof(blob);
-                        cr_assert_eq(sombra_batch_node_create(b, labels, 1, &p, 1, NULL),
-                                     SOMBRA_OK);
-                }
-                cr_assert_eq(sombra_batch_submit(c, b), SOMBRA_OK);
-                cr_assert_eq(sombra_batch_reset(b), SOMBRA_OK);
+                cr_assert_eq(roomy_batch(c, b, &rng), SOMBRA_OK);
+                made += ROOMY_BATCH;
                 cr_assert_eq(sombra_stats(db, &st), SOMBRA_OK);
         } while (st.wal_size < WAL_ROOM_MIN * 3 / 4);
         cr_assert_eq(sombra_batch_free(b), SOMBRA_OK);
@@ -986,28 +997,6 @@ Test(engine, the_log_file_grows_ahead_of_the_log_and_commits_in_its_room_survive
         cr_assert_eq(graph_close(g), SOMBRA_OK);
         cr_assert_eq(sombra_open(support_path("e.sombra"), &cfg, &db), SOMBRA_OK);
         expect_verified_file(made, 0);
-}
-
-/* Nodes a roomy batch makes: each with a blob, a commit of about 8 KiB. */
-#define ROOMY_BATCH 8
-
-/* Commits one batch of ROOMY_BATCH nodes with 1,000-byte blobs. */
-static int
-roomy_batch(sombra_conn *c, sombra_batch *b, uint64_t *rng)
-{
-        const char *labels[] = {"Roomy"};
-        uint8_t blob[1000];
-        int rc = sombra_batch_reset(b);
-
-        for (int i = 0; i < ROOMY_BATCH && rc == SOMBRA_OK; i++) {
-                struct sombra_prop p = {"blob", {.type = SOMBRA_BYTES}};
-                for (size_t k = 0; k < sizeof(blob); k++)
-                        blob[k] = (uint8_t)support_next_rand(rng);
-                p.value.u.s.ptr = blob;
-                p.value.u.s.len = sizeof(blob);
-                rc = sombra_batch_node_create(b, labels, 1, &p, 1, NULL);
-        }
-        return rc == SOMBRA_OK ? sombra_batch_submit(c, b) : rc;
 }
 
 /* The child of a kill test: commits roomy batches until killed, reporting each. */
@@ -1034,8 +1023,8 @@ roomy_child(const char *name, int fd)
 /*
  * A kill while the log file grows (wal.h, "Room ahead"): a child commits
  * batches of a few KiB (FULL) and reports each after it returned; the parent
- * kills it once the file has grown by `pieces` pieces past its first room,
- * at a different point of the growth each round. Every reported batch is
+ * kills it once the file has grown 1, 5 and then 9 pieces of 64 KiB past its
+ * first room: a different point of the growth each round. Every reported batch is
  * there after the reopen, whole, and the file verifies.
  */
 Test(engine, a_kill_while_the_log_file_grows_loses_no_acknowledged_commit)
