@@ -236,7 +236,15 @@ struct store {
         struct store_stats st;
 
         struct store_snapshot *published; /* newest; seq-cst atomic loads by readers */
-        bool autopublish;                 /* store_commit publishes (else the caller does) */
+        /*
+         * The newest published state's LSN, for threads that hold no
+         * snapshot (store_published_wait), and a futex word bumped after
+         * every publication and at a failure, with the count of its sleepers.
+         */
+        uint64_t published_lsn;
+        uint32_t published_seq, published_sleepers;
+        bool publish_closed; /* store_publish_last: no publication comes any more */
+        bool autopublish;    /* store_commit publishes (else the caller does) */
         /*
          * The publication under way (store_publish_begin), if `publishing`:
          * its frames, its snapshot and `done` are the publishing thread's
@@ -246,6 +254,7 @@ struct store {
         struct store_publication pub;
         bool publishing;
         uint64_t handed_lsn;
+        struct store_state skipped; /* the newest state answered unpublished (store_publish_skip) */
         /* The checkpoint under way, if `checkpointing`: like the publication's. */
         struct store_ckpt ckpt;
         bool checkpointing;
@@ -634,12 +643,27 @@ checkpoint_if_due(struct store *s)
                 (void)checkpoint(s, false);
 }
 
+/*
+ * Wakes the threads in store_published_wait. Seq-cst on both sides: a waiter
+ * counts itself before it sleeps, and we bump the word before we look at the
+ * count, so either it sees the new word or we see it counted.
+ */
+static void
+published_wake(struct store *s)
+{
+        __atomic_add_fetch(&s->published_seq, 1, __ATOMIC_SEQ_CST);
+        if (__atomic_load_n(&s->published_sleepers, __ATOMIC_SEQ_CST) > 0)
+                futex_wake(&s->published_seq, INT32_MAX);
+}
+
 static int
 store_fail(struct store *s, int rc)
 {
         /* Atomic: the committer thread reads it in store_sync. */
-        if (__atomic_load_n(&s->failed, __ATOMIC_ACQUIRE) == SOMBRA_OK)
+        if (__atomic_load_n(&s->failed, __ATOMIC_ACQUIRE) == SOMBRA_OK) {
                 __atomic_store_n(&s->failed, rc, __ATOMIC_RELEASE);
+                published_wake(s); /* no publication will come for those who wait */
+        }
         return rc;
 }
 
@@ -873,7 +897,43 @@ publish_snapshot(struct store *s, struct store_publication *pub)
         pager_publish(s->pager, pub->npages);
         pub->snap->older = __atomic_load_n(&s->published, __ATOMIC_RELAXED);
         __atomic_store_n(&s->published, pub->snap, __ATOMIC_SEQ_CST);
+        __atomic_store_n(&s->published_lsn, pub->snap->st.lsn, __ATOMIC_SEQ_CST);
         pub->snap = NULL;
+        published_wake(s);
+}
+
+uint64_t
+store_published_lsn(const struct store *s)
+{
+        return __atomic_load_n(&s->published_lsn, __ATOMIC_SEQ_CST);
+}
+
+uint32_t
+store_published_seq(const struct store *s)
+{
+        return __atomic_load_n(&s->published_seq, __ATOMIC_SEQ_CST);
+}
+
+void
+store_published_sleep(struct store *s, uint32_t seq)
+{
+        __atomic_add_fetch(&s->published_sleepers, 1, __ATOMIC_SEQ_CST);
+        futex_wait(&s->published_seq, seq, 0);
+        __atomic_sub_fetch(&s->published_sleepers, 1, __ATOMIC_SEQ_CST);
+}
+
+bool
+store_publish_closed(const struct store *s)
+{
+        return __atomic_load_n(&s->publish_closed, __ATOMIC_SEQ_CST);
+}
+
+void
+store_publish_last(struct store *s)
+{
+        (void)store_publish(s);
+        __atomic_store_n(&s->publish_closed, true, __ATOMIC_SEQ_CST);
+        published_wake(s);
 }
 
 int
@@ -881,27 +941,41 @@ store_publish_begin(struct store *s, struct store_publication **out)
 {
         struct store_publication *pub = &s->pub;
 
+        const struct store_state *st = &s->committed;
+        bool failed;
+
         *out = NULL;
         (void)store_publish_settle(s);
-        /* A failed publication may have failed the store after this group's commits began. */
-        if (store_failure(s) != SOMBRA_OK)
+        /*
+         * A failed publication may have failed the store after this group's
+         * commits began, and a failed log write leaves commits in memory that
+         * the log lacks: neither may be published. Commits answered
+         * unpublished are in the log, though, and their pages intact (every
+         * later change copied them), so readers still get those.
+         */
+        failed = store_failure(s) != SOMBRA_OK;
+        if (failed && s->skipped.lsn <= s->handed_lsn)
                 return SOMBRA_EFAILED;
-        if (s->published != NULL && s->handed_lsn == s->committed.lsn) {
+        if (failed)
+                st = &s->skipped;
+        if (s->published != NULL && s->handed_lsn == st->lsn) {
                 snapshots_reclaim(s);
                 return SOMBRA_OK;
         }
         pub->snap = malloc(sizeof(*pub->snap));
         if (pub->snap == NULL)
                 return SOMBRA_ENOMEM; /* readers keep the previous state; the commit stands */
-        if (s->published != NULL)
+        /* Not after a failure: the later commits' copies superseded pages that `skipped` reaches.
+         */
+        if (s->published != NULL && !failed)
                 pager_forget_unpublished(s->pager, s->handed_lsn);
-        pub->snap->st = s->committed;
+        pub->snap->st = *st;
         pub->frames = pager_write_take(s->pager, &pub->n);
         pub->npages = pager_npages(s->pager);
         pub->written = 0;
         pub->rc = SOMBRA_OK;
         pub->done = FUTEX_ONCE_PENDING;
-        s->handed_lsn = s->committed.lsn;
+        s->handed_lsn = st->lsn;
         s->publishing = true;
         *out = pub;
         return SOMBRA_OK;
@@ -934,6 +1008,14 @@ store_publish_write(struct store *s, struct store_publication *pub, bool fail_st
         return rc;
 }
 
+void
+store_publish_skip(struct store *s)
+{
+        s->skipped = s->committed;
+        if (s->published != NULL)
+                pager_forget_unpublished(s->pager, s->handed_lsn);
+}
+
 int
 store_publish_settle(struct store *s)
 {
@@ -952,7 +1034,9 @@ store_publish_settle(struct store *s)
                 s->handed_lsn = s->published != NULL ? s->published->st.lsn : 0;
                 return pub->rc;
         }
-        note_published(s, pub->npages);
+        /* After a failure the log's end is in doubt: nothing more goes into it. */
+        if (store_failure(s) == SOMBRA_OK)
+                note_published(s, pub->npages);
         snapshots_reclaim(s);
         return SOMBRA_OK;
 }

@@ -189,6 +189,30 @@ int store_publish_settle(struct store *s);
  */
 int store_publish_or_fail(struct store *s);
 /*
+ * Writer, for a group whose commits it answers unpublished, once they are in
+ * the log: pages its commits wrote and superseded since the last
+ * publication go free at once, as store_publish_begin would free them,
+ * instead of waiting for it. The state is remembered: after a store failure
+ * store_publish_begin still publishes it, where it refuses the rest.
+ */
+void store_publish_skip(struct store *s);
+/*
+ * Any thread: the LSN of the newest published state, and waiting for a
+ * newer one: read store_published_seq, look at the state, and sleep with
+ * store_published_sleep(seq) only if it is still too old. The sleep ends
+ * at the next publication, at a store failure and at store_publish_last.
+ */
+uint64_t store_published_lsn(const struct store *s);
+uint32_t store_published_seq(const struct store *s);
+void store_published_sleep(struct store *s, uint32_t seq);
+/*
+ * Writer, once the store has failed: publishes what store_publish_begin
+ * still may, then tells every waiter that nothing newer will come
+ * (store_publish_closed, any thread).
+ */
+void store_publish_last(struct store *s);
+bool store_publish_closed(const struct store *s);
+/*
  * With autopublish off, store_commit leaves publishing to the caller, who can
  * then publish once for a group of commits (the engine's writer does).
  */

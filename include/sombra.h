@@ -178,6 +178,14 @@ struct sombra_config {
         bool metrics;   /* keep latency histograms and operation counts (sombra_metrics) */
         bool read_only; /* open for reading only, beside a writer in another process: see
                            sombra_open; since 0.3.0 (a smaller size means false) */
+        /*
+         * Write every group's pages for readers before answering it, so a
+         * read never waits for them. False (every preset): while no reader
+         * asks, the writer publishes every 16th group only, and the first
+         * read after a burst of writes waits for one publication (README,
+         * "Deferred publication"). Since 0.3.0 (a smaller size means false).
+         */
+        bool publish_every_group;
 };
 
 /* The fields of struct sombra_config in its first sized version, 0.2.0. */
@@ -557,6 +565,13 @@ struct sombra_stats {
          * log, and the log bytes it read to find that state.
          */
         uint64_t recovered_lsn, recovered_commits, recovery_log_bytes;
+        /*
+         * Groups answered before their pages were written for readers
+         * (0.3.0): while no reader asks, the writer publishes only every
+         * 16th group, and a reader that finds a commit unpublished waits
+         * for it (README, "Deferred publication").
+         */
+        uint64_t unpublished_groups;
 };
 
 /* The fields of struct sombra_stats in 0.1.0, the smallest layout the library fills. */

@@ -291,6 +291,8 @@ read_run(struct sombra_conn *c, enum sombra_op_kind kind,
                 rc = SOMBRA_ETIMEDOUT;
         else if (c->in_txn)
                 rc = run_request(c, &req);
+        else if (c->read_depth == 0 && (rc = engine_read_fresh(c->db)) != SOMBRA_OK)
+                ;
         else
                 rc = fn(c->reader, a);
         if (started_ns != 0) {
@@ -568,7 +570,9 @@ sombra_read_begin(sombra_conn *conn)
         if (rc != SOMBRA_OK)
                 return rc;
         if (!conn->in_txn) {
-                rc = graph_read_begin(conn->reader);
+                rc = conn->read_depth == 0 ? engine_read_fresh(conn->db) : SOMBRA_OK;
+                if (rc == SOMBRA_OK)
+                        rc = graph_read_begin(conn->reader);
                 conn->read_depth += rc == SOMBRA_OK;
         }
         conn_leave(conn);
@@ -851,6 +855,7 @@ do_stats(struct graph_reader *r, void *arg)
         a->out->txn_timeouts = a->db->counters.txn_timeouts;
         a->out->acquired = __atomic_load_n(&a->db->acquired, __ATOMIC_RELAXED);
         a->out->publisher_groups = __atomic_load_n(&a->db->publisher.groups, __ATOMIC_RELAXED);
+        a->out->unpublished_groups = a->db->counters.unpublished;
         a->out->recovered_lsn = ss.adopted;
         a->out->recovered_commits = ss.replayed;
         a->out->recovery_log_bytes = ss.scanned;

@@ -78,6 +78,25 @@ writer_wake(struct sombra_db *db)
                 futex_wake(&db->writer_seq, 1);
 }
 
+int
+engine_read_fresh(struct sombra_db *db)
+{
+        struct store *s = graph_store(db->g);
+        uint64_t lsn = __atomic_load_n(&db->acked_unpublished, __ATOMIC_SEQ_CST);
+
+        for (;;) {
+                uint32_t seq = store_published_seq(s);
+                if (lsn <= store_published_lsn(s))
+                        return SOMBRA_OK;
+                if (store_publish_closed(s))
+                        return SOMBRA_EFAILED;
+                /* Asked again after every wake-up: a store failure wakes us, not the writer. */
+                __atomic_store_n(&db->publish_wanted, 1, __ATOMIC_SEQ_CST);
+                writer_wake(db);
+                store_published_sleep(s, seq);
+        }
+}
+
 /*
  * Starts the committer and the writer, once: at the first request, not at
  * open, so that a process that only reads (a tool, a reader opening a

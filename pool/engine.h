@@ -209,9 +209,21 @@ struct sombra_db {
                         size_t n;
                 } jobs[2];
         } publisher;
+        /*
+         * Deferred publication (writer.c): while no reader has asked for a
+         * while, groups are answered without writing their pages for
+         * readers. `acked_unpublished` is the newest LSN answered so
+         * (seq-cst), and a reader that finds it past the published state
+         * sets `publish_wanted` and waits (engine_read_fresh).
+         */
+        uint64_t acked_unpublished;
+        uint32_t publish_wanted;
+        uint32_t deferred;        /* writer only: groups answered since the last publication */
+        uint64_t reader_asked_ns; /* writer only: when a reader last asked */
         /* The writer's counters: written by the writer only, read by it (sombra_stats). */
         struct {
                 uint64_t requests, groups, txn_timeouts;
+                uint64_t unpublished;          /* groups answered unpublished (publish_defer) */
                 uint64_t ops[SOMBRA_OP_KINDS]; /* writes applied, by kind (metrics on) */
                 /* commits_per_second: the window that the last sombra_metrics closed */
                 uint64_t window_start_ns, window_commits;
@@ -253,6 +265,12 @@ int engine_write(struct sombra_conn *c, struct write_op *ops, size_t n);
 int engine_submit_async(struct sombra_conn *c, struct write_op *ops, size_t n, bool nonblocking,
                         struct batch_status *batch, uint64_t *ticket);
 void engine_wait(struct request *req);
+/*
+ * pool/engine.c: before a read outside any pinned snapshot: waits until
+ * readers see every commit answered so far, asking the writer to publish
+ * a deferred one. SOMBRA_EFAILED when the store fails first.
+ */
+int engine_read_fresh(struct sombra_db *db);
 /*
  * How long a caller alone on the database (engine_alone) spins for its
  * answer, and the writer for that caller's next request, before sleeping:

@@ -420,6 +420,7 @@ Test(engine, the_publisher_answers_only_commits_that_readers_see)
         cr_assert_gt(QUEUES * BATCHES, 256, "more than a group takes");
         /* OFF: the answer does not wait for a sync, which would hide an early one. */
         sombra_config_benchmark(&cfg);
+        cfg.publish_every_group = true; /* the publisher's groups, not deferred ones */
         open_with(&cfg);
         for (int q = 0; q < QUEUES; q++)
                 queued[q] = acquire();
@@ -458,6 +459,122 @@ Test(engine, the_publisher_answers_only_commits_that_readers_see)
         cr_assert_eq(sombra_conn_release(owner), SOMBRA_OK);
         cr_assert_eq(sombra_conn_release(reader), SOMBRA_OK);
         expect_verified_file(1 + QUEUES * BATCHES * PER, 0);
+}
+
+/*
+ * Deferred publication: with no reader about, the writer answers groups
+ * without writing their pages for readers, and the first reader after them
+ * still sees every answered commit (it asks the writer to publish, and
+ * waits). One caller's commits are one group each, so 40 of them leave the
+ * last few unpublished: a reader that took the published state as it was
+ * would count fewer nodes.
+ */
+Test(engine, a_reader_sees_every_commit_answered_while_publication_was_deferred)
+{
+        enum { COMMITS = 40 };
+        struct sombra_config cfg;
+        struct sombra_stats st;
+        const struct sombra_entity *e;
+        sombra_conn *w, *r;
+        uint64_t id = 0, nodes;
+
+        sombra_config_benchmark(&cfg);
+        open_with(&cfg);
+        w = acquire();
+        r = acquire();
+        for (int i = 0; i < COMMITS; i++)
+                id = make_node(w, "Deferred");
+        cr_assert_eq(sombra_stats(db, &st), SOMBRA_OK);
+        cr_assert_geq(st.unpublished_groups, COMMITS % 16, "groups were answered unpublished");
+        cr_assert_eq(sombra_count(r, &nodes, NULL), SOMBRA_OK);
+        cr_assert_eq(nodes, COMMITS, "the reader sees every answered commit");
+        cr_assert_eq(sombra_node_get(r, id, &e), SOMBRA_OK);
+        /* A read transaction begun after more answers sees them too. */
+        id = make_node(w, "Deferred");
+        cr_assert_eq(sombra_read_begin(r), SOMBRA_OK);
+        cr_assert_eq(sombra_node_get(r, id, &e), SOMBRA_OK);
+        cr_assert_eq(sombra_read_end(r), SOMBRA_OK);
+        cr_assert_eq(sombra_conn_release(w), SOMBRA_OK);
+        cr_assert_eq(sombra_conn_release(r), SOMBRA_OK);
+        expect_verified_file(COMMITS + 1, 0);
+}
+
+/* With publish_every_group, no group is answered before readers can see it. */
+Test(engine, publish_every_group_answers_no_group_unpublished)
+{
+        struct sombra_config cfg;
+        struct sombra_stats st;
+        sombra_conn *w;
+
+        sombra_config_benchmark(&cfg);
+        cfg.publish_every_group = true;
+        open_with(&cfg);
+        w = acquire();
+        for (int i = 0; i < 40; i++)
+                make_node(w, "Eager");
+        cr_assert_eq(sombra_stats(db, &st), SOMBRA_OK);
+        cr_assert_eq(st.unpublished_groups, 0);
+        cr_assert_eq(sombra_conn_release(w), SOMBRA_OK);
+}
+
+/*
+ * Readers on their own threads while one thread commits: every commit a
+ * writer was answered for is visible to the reads its own thread makes
+ * next, through another connection, and the counts readers see never go
+ * down.
+ */
+struct fresh_reader {
+        sombra_db *db;
+        int stop;
+        uint64_t reads;
+        int failure;
+};
+
+static void *
+fresh_reader_main(void *arg)
+{
+        struct fresh_reader *fr = arg;
+        uint64_t last = 0, nodes;
+        sombra_conn *c;
+
+        fr->failure = sombra_conn_acquire(fr->db, &c);
+        while (fr->failure == SOMBRA_OK && !__atomic_load_n(&fr->stop, __ATOMIC_ACQUIRE)) {
+                fr->failure = sombra_count(c, &nodes, NULL);
+                if (fr->failure == SOMBRA_OK && nodes < last)
+                        fr->failure = SOMBRA_ECORRUPT; /* a count went down */
+                last = nodes;
+                fr->reads++;
+        }
+        if (c != NULL)
+                sombra_conn_release(c);
+        return NULL;
+}
+
+Test(engine, readers_beside_a_writer_see_each_answered_commit_at_once)
+{
+        enum { COMMITS = 300 };
+        struct fresh_reader fr = {0};
+        const struct sombra_entity *e;
+        struct sombra_config cfg;
+        sombra_conn *w, *r;
+        pthread_t tid;
+
+        sombra_config_benchmark(&cfg);
+        open_with(&cfg);
+        fr.db = db;
+        w = acquire();
+        r = acquire();
+        cr_assert_eq(pthread_create(&tid, NULL, fresh_reader_main, &fr), 0);
+        for (int i = 0; i < COMMITS; i++) {
+                uint64_t id = make_node(w, "Fresh");
+                cr_assert_eq(sombra_node_get(r, id, &e), SOMBRA_OK, "commit %d", i);
+        }
+        __atomic_store_n(&fr.stop, 1, __ATOMIC_RELEASE);
+        pthread_join(tid, NULL);
+        cr_assert_eq(fr.failure, SOMBRA_OK, "the reader: %s", sombra_strerror(fr.failure));
+        cr_assert_eq(sombra_conn_release(w), SOMBRA_OK);
+        cr_assert_eq(sombra_conn_release(r), SOMBRA_OK);
+        expect_verified_file(COMMITS, 0);
 }
 
 Test(engine, pool_of_two_runs_out_and_comes_back)
