@@ -1016,6 +1016,12 @@ pager_forget_unpublished(struct pager *p, uint64_t published_txn)
         l->n = keep;
 }
 
+uint64_t
+pager_limbo_pages(const struct pager *p)
+{
+        return p->limbo.n - p->limbo.head;
+}
+
 static int
 freelist_collect(struct pager *p, pgno_t head, struct pgvec *out)
 {

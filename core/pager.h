@@ -140,6 +140,8 @@ int pager_walker_open(struct pager *writer, struct pager **out);
  * write-back does not write them.
  */
 void pager_forget_unpublished(struct pager *p, uint64_t published_txn);
+/* Retired pages that wait for readers to move on (to the next publication, with none). */
+uint64_t pager_limbo_pages(const struct pager *p);
 
 /* Writes every dirty page (no sync); they stay cached, clean. */
 int pager_write_back(struct pager *p);

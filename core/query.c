@@ -31,7 +31,7 @@ read_enter(struct graph_reader *r)
 
         if (r->sr != NULL) {
                 r->st = store_reader_begin(r->sr);
-                return SOMBRA_OK;
+                return r->st != NULL ? SOMBRA_OK : SOMBRA_EFAILED;
         }
         r->st = store_in_txn(s) ? store_txn_state(s) : store_committed(s);
         return SOMBRA_OK;
@@ -93,8 +93,7 @@ graph_read_begin(struct graph_reader *r)
                 return SOMBRA_EINVAL;
         if (r->sr == NULL)
                 return SOMBRA_OK; /* the writer's state only changes under its own hand */
-        store_reader_begin(r->sr);
-        return SOMBRA_OK;
+        return store_reader_begin(r->sr) != NULL ? SOMBRA_OK : SOMBRA_EFAILED;
 }
 
 int
@@ -443,9 +442,9 @@ graph_counts(struct graph_reader *r, uint64_t *nodes, uint64_t *edges)
         if (r == NULL)
                 return SOMBRA_EINVAL;
         rc = read_enter(r);
-        if (nodes != NULL)
+        if (rc == SOMBRA_OK && nodes != NULL)
                 *nodes = r->st->nodes;
-        if (edges != NULL)
+        if (rc == SOMBRA_OK && edges != NULL)
                 *edges = r->st->edges;
         read_exit(r);
         return rc;

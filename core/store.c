@@ -244,7 +244,15 @@ struct store {
         uint64_t published_lsn;
         uint32_t published_seq, published_sleepers;
         bool publish_closed; /* store_publish_last: no publication comes any more */
-        bool autopublish;    /* store_commit publishes (else the caller does) */
+        /*
+         * No reader may begin on a state older than `floor_lsn` (seq-cst):
+         * the newest one answered unpublished (store_publish_skip). A reader
+         * that finds the published state older calls want_publish and waits.
+         */
+        uint64_t floor_lsn;
+        void (*want_publish)(void *arg);
+        void *want_arg;
+        bool autopublish; /* store_commit publishes (else the caller does) */
         /*
          * The publication under way (store_publish_begin), if `publishing`:
          * its frames, its snapshot and `done` are the publishing thread's
@@ -1012,8 +1020,17 @@ void
 store_publish_skip(struct store *s)
 {
         s->skipped = s->committed;
-        if (s->published != NULL)
-                pager_forget_unpublished(s->pager, s->handed_lsn);
+        if (s->published == NULL)
+                return;
+        __atomic_store_n(&s->floor_lsn, s->committed.lsn, __ATOMIC_SEQ_CST);
+        pager_forget_unpublished(s->pager, s->handed_lsn);
+}
+
+void
+store_set_publish_hook(struct store *s, void (*want_publish)(void *arg), void *arg)
+{
+        s->want_publish = want_publish;
+        s->want_arg = arg;
 }
 
 int
@@ -1113,20 +1130,39 @@ store_reader_close(struct store_reader *r)
         free(r);
 }
 
+/*
+ * Pins the newest published state in the reader's slot. When it is older
+ * than the floor (commits were answered unpublished: store_publish_skip),
+ * the slot is cleared again before anything is read, the writer is asked to
+ * publish, and the reader waits: a reader never begins on a state that lacks
+ * a commit answered before it began.
+ */
 const struct store_state *
 store_reader_begin(struct store_reader *r)
 {
+        struct store *s = r->s;
         struct store_snapshot *snap;
 
-        if (r->depth++ > 0)
+        if (r->depth > 0) {
+                r->depth++;
                 return &r->snap->st;
+        }
         for (;;) {
-                snap = __atomic_load_n(&r->s->published, __ATOMIC_SEQ_CST);
+                uint32_t seq = store_published_seq(s);
+                snap = __atomic_load_n(&s->published, __ATOMIC_SEQ_CST);
                 /* Seq-cst store then load: the writer sees the slot before we look again. */
                 __atomic_store_n(&r->slot->snap, snap, __ATOMIC_SEQ_CST);
-                if (__atomic_load_n(&r->s->published, __ATOMIC_SEQ_CST) == snap)
+                if (__atomic_load_n(&s->published, __ATOMIC_SEQ_CST) != snap)
+                        continue;
+                if (snap->st.lsn >= __atomic_load_n(&s->floor_lsn, __ATOMIC_SEQ_CST))
                         break;
+                __atomic_store_n(&r->slot->snap, NULL, __ATOMIC_SEQ_CST);
+                if (store_publish_closed(s) || s->want_publish == NULL)
+                        return NULL;
+                s->want_publish(s->want_arg);
+                store_published_sleep(s, seq);
         }
+        r->depth = 1;
         r->snap = snap;
         return &snap->st;
 }

@@ -143,6 +143,11 @@ void store_cursor(struct store *s, const struct store_state *st, enum store_tree
 struct store_reader;
 int store_reader_open(struct store *s, struct store_reader **out);
 void store_reader_close(struct store_reader *r);
+/*
+ * NULL (and nothing pinned) when the store failed before it could publish
+ * the commits answered unpublished (store_publish_skip): a reader never
+ * gets a state without them. Until they are published it waits.
+ */
 const struct store_state *store_reader_begin(struct store_reader *r);
 void store_reader_end(struct store_reader *r);
 struct pager *store_reader_pager(struct store_reader *r);
@@ -190,12 +195,19 @@ int store_publish_settle(struct store *s);
 int store_publish_or_fail(struct store *s);
 /*
  * Writer, for a group whose commits it answers unpublished, once they are in
- * the log: pages its commits wrote and superseded since the last
- * publication go free at once, as store_publish_begin would free them,
- * instead of waiting for it. The state is remembered: after a store failure
- * store_publish_begin still publishes it, where it refuses the rest.
+ * the log, before the answers: from now on no reader begins on an older
+ * state (it asks for a publication through the hook and waits, in
+ * store_reader_begin). Pages its commits wrote and superseded since the
+ * last publication go free at once, unwritten, as store_publish_begin
+ * would free them. Pages of the published state that they retired wait for
+ * the next publication as always: readers that began earlier may hold that
+ * state, and recovery trusts its note only while the file holds its pages.
+ * The state is remembered: after a store failure store_publish_begin still
+ * publishes it, where it refuses the rest.
  */
 void store_publish_skip(struct store *s);
+/* Called by a reader thread that waits for a publication (store_publish_skip); set before any. */
+void store_set_publish_hook(struct store *s, void (*want_publish)(void *arg), void *arg);
 /*
  * Any thread: the LSN of the newest published state, and waiting for a
  * newer one: read store_published_seq, look at the state, and sleep with

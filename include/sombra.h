@@ -181,9 +181,10 @@ struct sombra_config {
         /*
          * Write every group's pages for readers before answering it, so a
          * read never waits for them. False (every preset): while no reader
-         * asks, the writer publishes every 16th group only, and the first
-         * read after a burst of writes waits for one publication (README,
-         * "Deferred publication"). Since 0.3.0 (a smaller size means false).
+         * asks, the writer may publish as few as one group in 16, and the
+         * first read after a run of writes waits for one publication
+         * (README, "Deferred publication"). Since 0.3.0 (a smaller size
+         * means false).
          */
         bool publish_every_group;
 };
@@ -567,9 +568,9 @@ struct sombra_stats {
         uint64_t recovered_lsn, recovered_commits, recovery_log_bytes;
         /*
          * Groups answered before their pages were written for readers
-         * (0.3.0): while no reader asks, the writer publishes only every
-         * 16th group, and a reader that finds a commit unpublished waits
-         * for it (README, "Deferred publication").
+         * (0.3.0): while no reader asks, the writer may publish as few as
+         * one group in 16, and a reader that finds a commit unpublished
+         * waits for it (README, "Deferred publication").
          */
         uint64_t unpublished_groups;
 };

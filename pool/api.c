@@ -291,8 +291,6 @@ read_run(struct sombra_conn *c, enum sombra_op_kind kind,
                 rc = SOMBRA_ETIMEDOUT;
         else if (c->in_txn)
                 rc = run_request(c, &req);
-        else if (c->read_depth == 0 && (rc = engine_read_fresh(c->db)) != SOMBRA_OK)
-                ;
         else
                 rc = fn(c->reader, a);
         if (started_ns != 0) {
@@ -570,9 +568,7 @@ sombra_read_begin(sombra_conn *conn)
         if (rc != SOMBRA_OK)
                 return rc;
         if (!conn->in_txn) {
-                rc = conn->read_depth == 0 ? engine_read_fresh(conn->db) : SOMBRA_OK;
-                if (rc == SOMBRA_OK)
-                        rc = graph_read_begin(conn->reader);
+                rc = graph_read_begin(conn->reader);
                 conn->read_depth += rc == SOMBRA_OK;
         }
         conn_leave(conn);

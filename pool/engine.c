@@ -78,23 +78,14 @@ writer_wake(struct sombra_db *db)
                 futex_wake(&db->writer_seq, 1);
 }
 
-int
-engine_read_fresh(struct sombra_db *db)
+/* store_reader_begin found commits answered unpublished: the writer publishes them (writer.c). */
+static void
+reader_wants_publication(void *arg)
 {
-        struct store *s = graph_store(db->g);
-        uint64_t lsn = __atomic_load_n(&db->acked_unpublished, __ATOMIC_SEQ_CST);
+        struct sombra_db *db = arg;
 
-        for (;;) {
-                uint32_t seq = store_published_seq(s);
-                if (lsn <= store_published_lsn(s))
-                        return SOMBRA_OK;
-                if (store_publish_closed(s))
-                        return SOMBRA_EFAILED;
-                /* Asked again after every wake-up: a store failure wakes us, not the writer. */
-                __atomic_store_n(&db->publish_wanted, 1, __ATOMIC_SEQ_CST);
-                writer_wake(db);
-                store_published_sleep(s, seq);
-        }
+        __atomic_store_n(&db->publish_wanted, 1, __ATOMIC_SEQ_CST);
+        writer_wake(db);
 }
 
 /*
@@ -287,6 +278,7 @@ engine_open(const char *path, const struct sombra_config *config, struct io_faul
         if (rc != SOMBRA_OK)
                 goto label_fail;
         store_set_autopublish(graph_store(db->g), false);
+        store_set_publish_hook(graph_store(db->g), reader_wants_publication, db);
         store_set_background_checkpoints(graph_store(db->g), true);
         db->nconns = db->cfg.max_connections;
         db->conns = calloc(db->nconns + 1, sizeof(*db->conns));

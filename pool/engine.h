@@ -212,11 +212,10 @@ struct sombra_db {
         /*
          * Deferred publication (writer.c): while no reader has asked for a
          * while, groups are answered without writing their pages for
-         * readers. `acked_unpublished` is the newest LSN answered so
-         * (seq-cst), and a reader that finds it past the published state
-         * sets `publish_wanted` and waits (engine_read_fresh).
+         * readers. A reader that finds an answered commit unpublished sets
+         * `publish_wanted` (seq-cst), wakes the writer and waits
+         * (store_reader_begin).
          */
-        uint64_t acked_unpublished;
         uint32_t publish_wanted;
         uint32_t deferred;        /* writer only: groups answered since the last publication */
         uint64_t reader_asked_ns; /* writer only: when a reader last asked */
@@ -265,12 +264,6 @@ int engine_write(struct sombra_conn *c, struct write_op *ops, size_t n);
 int engine_submit_async(struct sombra_conn *c, struct write_op *ops, size_t n, bool nonblocking,
                         struct batch_status *batch, uint64_t *ticket);
 void engine_wait(struct request *req);
-/*
- * pool/engine.c: before a read outside any pinned snapshot: waits until
- * readers see every commit answered so far, asking the writer to publish
- * a deferred one. SOMBRA_EFAILED when the store fails first.
- */
-int engine_read_fresh(struct sombra_db *db);
 /*
  * How long a caller alone on the database (engine_alone) spins for its
  * answer, and the writer for that caller's next request, before sleeping:

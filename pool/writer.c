@@ -339,28 +339,37 @@ publisher_post(struct sombra_db *db, struct store_publication *pub)
  * load (bench/README). Publishing only for readers that look saves those
  * writes. So while no reader has asked for a fresh snapshot for
  * READER_RECENT_NS, a group is answered unpublished, up to
- * PUBLISH_DEFER_GROUPS groups in a row (which bounds the pages held back,
- * the log a reopen replays past the last note, and a reader's first wait).
+ * PUBLISH_DEFER_GROUPS groups in a row (which bounds the log a reopen
+ * replays past the last note, and a reader's first wait).
  * A reader that finds an answered commit unpublished asks (publish_wanted)
  * and waits; the writer then publishes at once, and for every group while
  * readers keep coming. Commits stay as durable as before: durability is
  * the log's, not the pages'.
  */
 #define PUBLISH_DEFER_GROUPS 16u
+#define PUBLISH_HELD_SHARE   8u
 #define READER_RECENT_NS     100000000ull
 
-/* Whether the group just committed may be answered unpublished. */
+/*
+ * Whether the group just committed may be answered unpublished. Pages that
+ * the deferred groups copied from the published state stay in the file until
+ * the next publication (readers of that state, and recovery from its note,
+ * still use them), so the file grows by them: a run of deferred groups ends
+ * when they pass 1/PUBLISH_HELD_SHARE of the file.
+ */
 static bool
 publish_defer(struct sombra_db *db, int written)
 {
-        uint64_t now;
+        struct pager *p = store_pager(graph_store(db->g));
+        uint64_t now = clock_now_ns();
 
-        if (written != SOMBRA_OK || db->cfg.publish_every_group ||
-            db->deferred + 1 >= PUBLISH_DEFER_GROUPS)
-                return false;
-        now = clock_now_ns();
+        /* Taken whatever the answer: this group's publication serves that reader. */
         if (__atomic_exchange_n(&db->publish_wanted, 0, __ATOMIC_SEQ_CST))
                 db->reader_asked_ns = now;
+        if (written != SOMBRA_OK || db->cfg.publish_every_group ||
+            db->deferred + 1 >= PUBLISH_DEFER_GROUPS ||
+            pager_limbo_pages(p) * PUBLISH_HELD_SHARE > pager_npages(p))
+                return false;
         return db->reader_asked_ns == 0 || now - db->reader_asked_ns >= READER_RECENT_NS;
 }
 
@@ -405,9 +414,7 @@ group_finish(struct sombra_db *db, int written)
         if (publish_defer(db, written)) {
                 db->deferred++;
                 db->counters.unpublished++;
-                store_publish_skip(s);
-                /* Before any answer: a reader it reaches must find the LSN here. */
-                __atomic_store_n(&db->acked_unpublished, store_committed(s)->lsn, __ATOMIC_SEQ_CST);
+                store_publish_skip(s); /* before any answer: readers it reaches wait for them */
                 acknowledge(db, db->group, db->group_n, written, true);
                 db->group_n = 0;
                 return;

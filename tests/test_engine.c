@@ -462,6 +462,27 @@ Test(engine, the_publisher_answers_only_commits_that_readers_see)
 }
 
 /*
+ * One batch of n nodes of about 1 KiB each: a file large enough that the
+ * few pages a run of small commits holds back stay under the writer's bound
+ * for deferring (an eighth of the file), so that it defers.
+ */
+enum { PRELOAD = 1000 };
+
+static void
+preload(sombra_conn *c)
+{
+        static const uint8_t blob[1000];
+        struct sombra_prop p = {"blob", {.type = SOMBRA_BYTES, .u.s = {blob, sizeof(blob)}}};
+        sombra_batch *b;
+
+        cr_assert_eq(sombra_batch_new(&b), SOMBRA_OK);
+        for (int i = 0; i < PRELOAD; i++)
+                cr_assert_eq(sombra_batch_node_create(b, NULL, 0, &p, 1, NULL), SOMBRA_OK);
+        cr_assert_eq(sombra_batch_submit(c, b), SOMBRA_OK);
+        sombra_batch_free(b);
+}
+
+/*
  * Deferred publication: with no reader about, the writer answers groups
  * without writing their pages for readers, and the first reader after them
  * still sees every answered commit (it asks the writer to publish, and
@@ -482,12 +503,13 @@ Test(engine, a_reader_sees_every_commit_answered_while_publication_was_deferred)
         open_with(&cfg);
         w = acquire();
         r = acquire();
+        preload(w);
         for (int i = 0; i < COMMITS; i++)
                 id = make_node(w, "Deferred");
         cr_assert_eq(sombra_stats(db, &st), SOMBRA_OK);
         cr_assert_geq(st.unpublished_groups, COMMITS % 16, "groups were answered unpublished");
         cr_assert_eq(sombra_count(r, &nodes, NULL), SOMBRA_OK);
-        cr_assert_eq(nodes, COMMITS, "the reader sees every answered commit");
+        cr_assert_eq(nodes, PRELOAD + COMMITS, "the reader sees every answered commit");
         cr_assert_eq(sombra_node_get(r, id, &e), SOMBRA_OK);
         /* A read transaction begun after more answers sees them too. */
         id = make_node(w, "Deferred");
@@ -496,7 +518,55 @@ Test(engine, a_reader_sees_every_commit_answered_while_publication_was_deferred)
         cr_assert_eq(sombra_read_end(r), SOMBRA_OK);
         cr_assert_eq(sombra_conn_release(w), SOMBRA_OK);
         cr_assert_eq(sombra_conn_release(r), SOMBRA_OK);
-        expect_verified_file(COMMITS + 1, 0);
+        expect_verified_file(PRELOAD + COMMITS + 1, 0);
+}
+
+/*
+ * A read transaction begun before a run of deferred groups keeps its state
+ * whole: the pages those groups copy from it stay until it ends.
+ */
+Test(engine, a_reader_holding_a_snapshot_keeps_its_pages_through_deferred_groups)
+{
+        enum { NODES = 50, ROUNDS = 40 };
+        struct sombra_value v = {.type = SOMBRA_INT};
+        const struct sombra_entity *e;
+        struct sombra_config cfg;
+        uint64_t ids[NODES];
+        sombra_conn *w, *r;
+
+        sombra_config_benchmark(&cfg);
+        open_with(&cfg);
+        w = acquire();
+        r = acquire();
+        preload(w);
+        for (int i = 0; i < NODES; i++) {
+                ids[i] = make_node(w, "Held");
+                cr_assert_eq(sombra_node_set(w, ids[i], "v", &v), SOMBRA_OK);
+        }
+        cr_assert_eq(sombra_read_begin(r), SOMBRA_OK);
+        /*
+         * The read may have asked for a publication, which keeps the writer
+         * publishing every group for 100 ms: past that, the groups below are
+         * deferred, and the pages they retire are the ones the reader holds.
+         */
+        nanosleep(&(struct timespec){0, 150 * 1000 * 1000}, NULL);
+        for (int k = 1; k <= ROUNDS; k++) {
+                v.u.i = k;
+                for (int i = 0; i < NODES; i++)
+                        cr_assert_eq(sombra_node_set(w, ids[i], "v", &v), SOMBRA_OK);
+        }
+        for (int i = 0; i < NODES; i++) {
+                cr_assert_eq(sombra_node_get(r, ids[i], &e), SOMBRA_OK);
+                cr_assert_eq(support_prop_int(e, "v"), 0, "node %d changed under the reader", i);
+        }
+        cr_assert_eq(sombra_read_end(r), SOMBRA_OK);
+        for (int i = 0; i < NODES; i++) {
+                cr_assert_eq(sombra_node_get(r, ids[i], &e), SOMBRA_OK);
+                cr_assert_eq(support_prop_int(e, "v"), ROUNDS);
+        }
+        cr_assert_eq(sombra_conn_release(w), SOMBRA_OK);
+        cr_assert_eq(sombra_conn_release(r), SOMBRA_OK);
+        expect_verified_file(PRELOAD + NODES, 0);
 }
 
 /* With publish_every_group, no group is answered before readers can see it. */
@@ -510,6 +580,7 @@ Test(engine, publish_every_group_answers_no_group_unpublished)
         cfg.publish_every_group = true;
         open_with(&cfg);
         w = acquire();
+        preload(w);
         for (int i = 0; i < 40; i++)
                 make_node(w, "Eager");
         cr_assert_eq(sombra_stats(db, &st), SOMBRA_OK);
@@ -564,6 +635,7 @@ Test(engine, readers_beside_a_writer_see_each_answered_commit_at_once)
         fr.db = db;
         w = acquire();
         r = acquire();
+        preload(w);
         cr_assert_eq(pthread_create(&tid, NULL, fresh_reader_main, &fr), 0);
         for (int i = 0; i < COMMITS; i++) {
                 uint64_t id = make_node(w, "Fresh");
@@ -574,7 +646,7 @@ Test(engine, readers_beside_a_writer_see_each_answered_commit_at_once)
         cr_assert_eq(fr.failure, SOMBRA_OK, "the reader: %s", sombra_strerror(fr.failure));
         cr_assert_eq(sombra_conn_release(w), SOMBRA_OK);
         cr_assert_eq(sombra_conn_release(r), SOMBRA_OK);
-        expect_verified_file(COMMITS, 0);
+        expect_verified_file(PRELOAD + COMMITS, 0);
 }
 
 Test(engine, pool_of_two_runs_out_and_comes_back)
