@@ -252,6 +252,7 @@ struct store {
         uint64_t floor_lsn;
         void (*want_publish)(void *arg);
         void *want_arg;
+        bool skip_run;    /* writer: groups were skipped since the last publication */
         bool autopublish; /* store_commit publishes (else the caller does) */
         /*
          * The publication under way (store_publish_begin), if `publishing`:
@@ -768,7 +769,13 @@ store_flush_log(struct store *s)
 static uint64_t
 oldest_in_use(struct store *s)
 {
-        uint64_t oldest = s->published->st.lsn;
+        uint64_t oldest = s->published->st.lsn,
+                 floor = __atomic_load_n(&s->floor_lsn, __ATOMIC_SEQ_CST);
+
+        /* No reader begins on a state older than the floor (store_reader_begin): only slots hold
+         * one. */
+        if (floor > oldest)
+                oldest = floor;
 
         /* Seq-cst loads: ordered after our seq-cst store of `published` (see above). */
         for (uint32_t i = 0; i < s->nslots; i++) {
@@ -1022,8 +1029,11 @@ store_publish_skip(struct store *s)
         s->skipped = s->committed;
         if (s->published == NULL)
                 return;
+        /* Seq-cst, before the slots are read: see store_reader_begin. */
         __atomic_store_n(&s->floor_lsn, s->committed.lsn, __ATOMIC_SEQ_CST);
+        s->skip_run = true;
         pager_forget_unpublished(s->pager, s->handed_lsn);
+        snapshots_reclaim(s);
 }
 
 void
@@ -1054,6 +1064,16 @@ store_publish_settle(struct store *s)
         /* After a failure the log's end is in doubt: nothing more goes into it. */
         if (store_failure(s) == SOMBRA_OK)
                 note_published(s, pub->npages);
+        /*
+         * After skipped groups this publication wrote over pages of the state
+         * the last note names (store_publish_skip freed them early): its own
+         * note goes to the log file now, not with the next group's records,
+         * or a crash meanwhile would find no note whose pages the file holds.
+         * Written, not synced: notes serve crashes of the process alone.
+         */
+        if (s->skip_run && store_failure(s) == SOMBRA_OK)
+                (void)store_flush_log(s); /* a failure is sticky */
+        s->skip_run = false;
         snapshots_reclaim(s);
         return SOMBRA_OK;
 }
@@ -1135,7 +1155,10 @@ store_reader_close(struct store_reader *r)
  * than the floor (commits were answered unpublished: store_publish_skip),
  * the slot is cleared again before anything is read, the writer is asked to
  * publish, and the reader waits: a reader never begins on a state that lacks
- * a commit answered before it began.
+ * a commit answered before it began. The floor is loaded after the slot is
+ * stored, and the writer stores the floor before it reads the slots to free
+ * pages (all seq-cst): either the writer sees this slot, or this reader sees
+ * the new floor and reads none of the pages the writer frees.
  */
 const struct store_state *
 store_reader_begin(struct store_reader *r)

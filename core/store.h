@@ -197,13 +197,12 @@ int store_publish_or_fail(struct store *s);
  * Writer, for a group whose commits it answers unpublished, once they are in
  * the log, before the answers: from now on no reader begins on an older
  * state (it asks for a publication through the hook and waits, in
- * store_reader_begin). Pages its commits wrote and superseded since the
- * last publication go free at once, unwritten, as store_publish_begin
- * would free them. Pages of the published state that they retired wait for
- * the next publication as always: readers that began earlier may hold that
- * state, and recovery trusts its note only while the file holds its pages.
- * The state is remembered: after a store failure store_publish_begin still
- * publishes it, where it refuses the rest.
+ * store_reader_begin). So pages its commits wrote and superseded since the
+ * last publication go free at once, unwritten, and so do pages of older
+ * states unless a reader holds one. The next publication then writes over
+ * pages of the state the last note names, so it writes its own note at
+ * once (store_publish_settle). The state is remembered: after a store
+ * failure store_publish_begin still publishes it, where it refuses the rest.
  */
 void store_publish_skip(struct store *s);
 /* Called by a reader thread that waits for a publication (store_publish_skip); set before any. */

@@ -352,10 +352,10 @@ publisher_post(struct sombra_db *db, struct store_publication *pub)
 
 /*
  * Whether the group just committed may be answered unpublished. Pages that
- * the deferred groups copied from the published state stay in the file until
- * the next publication (readers of that state, and recovery from its note,
- * still use them), so the file grows by them: a run of deferred groups ends
- * when they pass 1/PUBLISH_HELD_SHARE of the file.
+ * the deferred groups copied from the published state go free at once
+ * unless a reader that began earlier holds that state
+ * (store_publish_skip); those it holds wait, and the file grows by them, so
+ * a run of deferred groups ends when they pass 1/PUBLISH_HELD_SHARE of it.
  */
 static bool
 publish_defer(struct sombra_db *db, int written)

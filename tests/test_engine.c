@@ -569,6 +569,75 @@ Test(engine, a_reader_holding_a_snapshot_keeps_its_pages_through_deferred_groups
         expect_verified_file(PRELOAD + NODES, 0);
 }
 
+/*
+ * The child of the test below: single commits until one is published after
+ * a run of unpublished ones (the stats tell), then the count on the pipe and
+ * a kill at once. Exits with 2 when it never saw one.
+ */
+static void
+noted_child(int fd)
+{
+        struct sombra_stats st;
+        uint64_t before, made = 0;
+        sombra_conn *c;
+        sombra_db *d;
+
+        if (sombra_open(support_path("e.sombra"), NULL, &d) != SOMBRA_OK ||
+            sombra_conn_acquire(d, &c) != SOMBRA_OK)
+                _exit(2);
+        preload(c);
+        if (sombra_stats(d, &st) != SOMBRA_OK)
+                _exit(2);
+        for (before = st.unpublished_groups; made < 200; before = st.unpublished_groups) {
+                if (sombra_node_create(c, NULL, 0, NULL, 0, NULL) != SOMBRA_OK ||
+                    sombra_stats(d, &st) != SOMBRA_OK)
+                        _exit(2);
+                made++;
+                if (st.unpublished_groups == before && before > 0) {
+                        if (write(fd, &made, sizeof(made)) != (ssize_t)sizeof(made))
+                                _exit(2);
+                        raise(SIGKILL);
+                }
+        }
+        _exit(2);
+}
+
+/*
+ * A publication after unpublished groups writes over pages of the state the
+ * last note names (they were freed early), so its own note must reach the
+ * log file with it: a process killed right after that answer is recovered
+ * from the note, not by replaying the whole log.
+ */
+Test(engine, a_crash_right_after_a_deferred_run_is_recovered_from_its_note)
+{
+        struct sombra_stats st;
+        uint64_t made = 0, nodes;
+        int fds[2], status;
+        sombra_conn *c;
+        pid_t pid;
+
+        cr_assert_eq(pipe(fds), 0);
+        pid = fork();
+        cr_assert_geq(pid, 0);
+        if (pid == 0) {
+                close(fds[0]);
+                noted_child(fds[1]);
+        }
+        close(fds[1]);
+        cr_assert_eq(waitpid(pid, &status, 0), pid);
+        cr_assert_eq(read(fds[0], &made, sizeof(made)), (ssize_t)sizeof(made));
+        close(fds[0]);
+        cr_assert(WIFSIGNALED(status), "the child saw no deferred run: status %d", status);
+        open_with(NULL);
+        cr_assert_eq(sombra_stats(db, &st), SOMBRA_OK);
+        cr_assert_gt(st.recovered_lsn, 0, "the log was replayed whole: no note was usable");
+        c = acquire();
+        cr_assert_eq(sombra_count(c, &nodes, NULL), SOMBRA_OK);
+        cr_assert_eq(nodes, PRELOAD + made);
+        cr_assert_eq(sombra_conn_release(c), SOMBRA_OK);
+        expect_verified_file(PRELOAD + made, 0);
+}
+
 /* With publish_every_group, no group is answered before readers can see it. */
 Test(engine, publish_every_group_answers_no_group_unpublished)
 {
