@@ -351,3 +351,22 @@ support_meta_set_version(const char *name, uint32_t page_size, uint32_t version)
                 support_write_at(name, slot * page_size, b, sizeof(b));
         }
 }
+
+pid_t
+support_fork_piped(void (*child)(int fd, const void *arg), const void *arg, int *read_fd)
+{
+        int fds[2];
+        pid_t pid;
+
+        cr_assert_eq(pipe(fds), 0);
+        pid = fork();
+        cr_assert_geq(pid, 0);
+        if (pid == 0) {
+                close(fds[0]);
+                child(fds[1], arg);
+                _exit(2);
+        }
+        close(fds[1]);
+        *read_fd = fds[0];
+        return pid;
+}

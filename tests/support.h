@@ -14,6 +14,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "sombra.h"
 
@@ -88,6 +89,12 @@ int support_pair_commit(sombra_conn *c, sombra_batch *b, const struct sombra_pro
  * follows that restart.
  */
 size_t support_notes_voided(const char *name);
+/*
+ * Forks a child that runs child(fd, arg), fd being the write end of a new
+ * pipe; the child ends with _exit(2) should child return. Returns its pid
+ * and puts the pipe's read end in *read_fd.
+ */
+pid_t support_fork_piped(void (*child)(int fd, const void *arg), const void *arg, int *read_fd);
 /*
  * Where the log of database `name` ends: the offset past its last intact
  * record, which the file's size no longer tells (zeros follow, wal.h).

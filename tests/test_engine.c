@@ -575,13 +575,14 @@ Test(engine, a_reader_holding_a_snapshot_keeps_its_pages_through_deferred_groups
  * a kill at once. Exits with 2 when it never saw one.
  */
 static void
-noted_child(int fd)
+noted_child(int fd, const void *unused)
 {
         struct sombra_stats st;
         uint64_t before, made = 0;
         sombra_conn *c;
         sombra_db *d;
 
+        (void)unused;
         if (sombra_open(support_path("e.sombra"), NULL, &d) != SOMBRA_OK ||
             sombra_conn_acquire(d, &c) != SOMBRA_OK)
                 _exit(2);
@@ -612,21 +613,13 @@ Test(engine, a_crash_right_after_a_deferred_run_is_recovered_from_its_note)
 {
         struct sombra_stats st;
         uint64_t made = 0, nodes;
-        int fds[2], status;
+        int fd, status;
+        pid_t pid = support_fork_piped(noted_child, NULL, &fd);
         sombra_conn *c;
-        pid_t pid;
 
-        cr_assert_eq(pipe(fds), 0);
-        pid = fork();
-        cr_assert_geq(pid, 0);
-        if (pid == 0) {
-                close(fds[0]);
-                noted_child(fds[1]);
-        }
-        close(fds[1]);
         cr_assert_eq(waitpid(pid, &status, 0), pid);
-        cr_assert_eq(read(fds[0], &made, sizeof(made)), (ssize_t)sizeof(made));
-        close(fds[0]);
+        cr_assert_eq(read(fd, &made, sizeof(made)), (ssize_t)sizeof(made));
+        close(fd);
         cr_assert(WIFSIGNALED(status), "the child saw no deferred run: status %d", status);
         open_with(NULL);
         cr_assert_eq(sombra_stats(db, &st), SOMBRA_OK);
@@ -1258,8 +1251,8 @@ Test(engine, the_log_file_grows_ahead_of_the_log_and_commits_in_its_room_survive
 }
 
 /* The child of a kill test: commits roomy batches until killed, reporting each. */
-static _Noreturn void
-roomy_child(const char *name, int fd)
+static void
+roomy_child(int fd, const void *name)
 {
         struct sombra_config cfg;
         sombra_batch *b;
@@ -1292,20 +1285,13 @@ Test(engine, a_kill_while_the_log_file_grows_loses_no_acknowledged_commit)
                 uint64_t acked = 0, n, m, got;
                 struct graph_verify_report r;
                 struct graph *g;
-                int fds[2], status, waited = 0;
+                int fd, status, waited = 0;
                 bool grown = false;
                 pid_t pid;
 
                 snprintf(name, sizeof(name), "k%d.sombra", round);
                 snprintf(wal, sizeof(wal), "%s-wal", name);
-                cr_assert_eq(pipe(fds), 0);
-                pid = fork();
-                cr_assert_geq(pid, 0);
-                if (pid == 0) {
-                        close(fds[0]);
-                        roomy_child(name, fds[1]);
-                }
-                close(fds[1]);
+                pid = support_fork_piped(roomy_child, name, &fd);
                 /*
                  * The pipe holds thousands of reports: the child never waits for it
                  * here. It dies before any assertion, so that none leaves it running.
@@ -1317,9 +1303,9 @@ Test(engine, a_kill_while_the_log_file_grows_loses_no_acknowledged_commit)
                         usleep(100);
                 }
                 kill(pid, SIGKILL);
-                while (read(fds[0], &got, sizeof(got)) == (ssize_t)sizeof(got))
+                while (read(fd, &got, sizeof(got)) == (ssize_t)sizeof(got))
                         acked = got;
-                close(fds[0]);
+                close(fd);
                 cr_assert_eq(waitpid(pid, &status, 0), pid);
                 cr_assert(WIFSIGNALED(status), "the child died on its own: status %d", status);
                 cr_assert(grown, "the log file never grew (round %d)", round);

@@ -59,19 +59,26 @@ commit_txn(struct graph *g, int64_t k)
         return rc;
 }
 
+struct writer_args {
+        enum sombra_sync_mode mode;
+        uint32_t threshold;
+        int64_t first;
+};
+
 /* The child: commits from `first` on until killed, reporting each commit. */
 static void
-writer_child(int fd, enum sombra_sync_mode mode, uint32_t threshold, int64_t first)
+writer_child(int fd, const void *arg)
 {
+        const struct writer_args *a = arg;
         struct sombra_config cfg;
         struct graph *g;
 
         sombra_config_production(&cfg);
-        cfg.sync_mode = mode;
-        cfg.checkpoint_threshold = threshold;
+        cfg.sync_mode = a->mode;
+        cfg.checkpoint_threshold = a->threshold;
         if (graph_open(support_path(DB_NAME), &cfg, NULL, &g) != SOMBRA_OK)
                 _exit(2);
-        for (int64_t k = first;; k++) {
+        for (int64_t k = a->first;; k++) {
                 if (commit_txn(g, k) != SOMBRA_OK)
                         _exit(3);
                 if (write(fd, &k, sizeof(k)) != (ssize_t)sizeof(k))
@@ -86,24 +93,17 @@ writer_child(int fd, enum sombra_sync_mode mode, uint32_t threshold, int64_t fir
 static int64_t
 run_and_kill_at(enum sombra_sync_mode mode, uint32_t threshold, int64_t first, int acks)
 {
-        int fds[2], status;
+        struct writer_args args = {mode, threshold, first};
+        int fd, status;
         int64_t k, last = first - 1;
-        pid_t pid;
+        pid_t pid = support_fork_piped(writer_child, &args, &fd);
 
-        cr_assert_eq(pipe(fds), 0);
-        pid = fork();
-        cr_assert_geq(pid, 0);
-        if (pid == 0) {
-                close(fds[0]);
-                writer_child(fds[1], mode, threshold, first);
-        }
-        close(fds[1]);
-        for (int i = 0; i < acks && read(fds[0], &k, sizeof(k)) == (ssize_t)sizeof(k); i++)
+        for (int i = 0; i < acks && read(fd, &k, sizeof(k)) == (ssize_t)sizeof(k); i++)
                 last = k;
         kill(pid, SIGKILL);
-        while (read(fds[0], &k, sizeof(k)) == (ssize_t)sizeof(k))
+        while (read(fd, &k, sizeof(k)) == (ssize_t)sizeof(k))
                 last = k; /* acknowledged before it died */
-        close(fds[0]);
+        close(fd);
         cr_assert_eq(waitpid(pid, &status, 0), pid);
         cr_assert(WIFSIGNALED(status), "the writer died on its own (status %d)", status);
         return last;
