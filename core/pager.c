@@ -1022,6 +1022,12 @@ pager_limbo_pages(const struct pager *p)
         return p->limbo.n - p->limbo.head;
 }
 
+uint64_t
+pager_dirty_listed(const struct pager *p)
+{
+        return p->ndirty;
+}
+
 static int
 freelist_collect(struct pager *p, pgno_t head, struct pgvec *out)
 {

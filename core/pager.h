@@ -142,6 +142,8 @@ int pager_walker_open(struct pager *writer, struct pager **out);
 void pager_forget_unpublished(struct pager *p, uint64_t published_txn);
 /* Retired pages that wait for readers to move on (to the next publication, with none). */
 uint64_t pager_limbo_pages(const struct pager *p);
+/* Frames dirtied since the last write-back (an upper bound on the dirty ones). */
+uint64_t pager_dirty_listed(const struct pager *p);
 
 /* Writes every dirty page (no sync); they stay cached, clean. */
 int pager_write_back(struct pager *p);

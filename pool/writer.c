@@ -348,6 +348,7 @@ publisher_post(struct sombra_db *db, struct store_publication *pub)
  */
 #define PUBLISH_DEFER_GROUPS 16u
 #define PUBLISH_HELD_SHARE   8u
+#define PUBLISH_DIRTY_SHARE  4u
 #define READER_RECENT_NS     100000000ull
 
 /*
@@ -356,6 +357,12 @@ publisher_post(struct sombra_db *db, struct store_publication *pub)
  * unless a reader that began earlier holds that state
  * (store_publish_skip); those it holds wait, and the file grows by them, so
  * a run of deferred groups ends when they pass 1/PUBLISH_HELD_SHARE of it.
+ * It also ends when the pages dirtied since the last publication pass
+ * 1/PUBLISH_DIRTY_SHARE of the cache: a clean page becomes writable by
+ * taking a new number in its frame, a dirty one by a copy, and past the
+ * cache's room dirty pages go out one by one as spills. Without this bound
+ * the bulk loads, whose every batch dirties most of the hot pages, lost
+ * what the skipped write-backs saved (bench/README).
  */
 static bool
 publish_defer(struct sombra_db *db, int written)
@@ -368,7 +375,8 @@ publish_defer(struct sombra_db *db, int written)
                 db->reader_asked_ns = now;
         if (written != SOMBRA_OK || db->cfg.publish_every_group ||
             db->deferred + 1 >= PUBLISH_DEFER_GROUPS ||
-            pager_limbo_pages(p) * PUBLISH_HELD_SHARE > pager_npages(p))
+            pager_limbo_pages(p) * PUBLISH_HELD_SHARE > pager_npages(p) ||
+            pager_dirty_listed(p) * PUBLISH_DIRTY_SHARE > pager_cache_pages(p))
                 return false;
         return db->reader_asked_ns == 0 || now - db->reader_asked_ns >= READER_RECENT_NS;
 }
