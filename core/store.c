@@ -237,11 +237,10 @@ struct store {
 
         struct store_snapshot *published; /* newest; seq-cst atomic loads by readers */
         /*
-         * The newest published state's LSN, for threads that hold no
-         * snapshot (store_published_wait), and a futex word bumped after
-         * every publication and at a failure, with the count of its sleepers.
+         * A futex word bumped after every publication, at a failure and by
+         * store_publish_last, with the count of its sleepers
+         * (store_published_sleep).
          */
-        uint64_t published_lsn;
         uint32_t published_seq, published_sleepers;
         bool publish_closed; /* store_publish_last: no publication comes any more */
         /*
@@ -653,7 +652,7 @@ checkpoint_if_due(struct store *s)
 }
 
 /*
- * Wakes the threads in store_published_wait. Seq-cst on both sides: a waiter
+ * Wakes the threads in store_published_sleep. Seq-cst on both sides: a waiter
  * counts itself before it sleeps, and we bump the word before we look at the
  * count, so either it sees the new word or we see it counted.
  */
@@ -912,15 +911,8 @@ publish_snapshot(struct store *s, struct store_publication *pub)
         pager_publish(s->pager, pub->npages);
         pub->snap->older = __atomic_load_n(&s->published, __ATOMIC_RELAXED);
         __atomic_store_n(&s->published, pub->snap, __ATOMIC_SEQ_CST);
-        __atomic_store_n(&s->published_lsn, pub->snap->st.lsn, __ATOMIC_SEQ_CST);
         pub->snap = NULL;
         published_wake(s);
-}
-
-uint64_t
-store_published_lsn(const struct store *s)
-{
-        return __atomic_load_n(&s->published_lsn, __ATOMIC_SEQ_CST);
 }
 
 uint32_t
@@ -985,6 +977,12 @@ store_publish_begin(struct store *s, struct store_publication **out)
         if (s->published != NULL && !failed)
                 pager_forget_unpublished(s->pager, s->handed_lsn);
         pub->snap->st = *st;
+        /*
+         * In the log, and its pages stay dirty until written: after a failure
+         * it is what may still be published, not an older skipped state
+         * whose pages the forget above may have dropped.
+         */
+        s->skipped = *st;
         pub->frames = pager_write_take(s->pager, &pub->n);
         pub->npages = pager_npages(s->pager);
         pub->written = 0;
@@ -1023,17 +1021,23 @@ store_publish_write(struct store *s, struct store_publication *pub, bool fail_st
         return rc;
 }
 
-void
+int
 store_publish_skip(struct store *s)
 {
+        /* The publication under way reads frames that the reclaim below could free. */
+        int rc = store_publish_settle(s);
+
+        if (rc == SOMBRA_OK && store_failure(s) != SOMBRA_OK)
+                rc = SOMBRA_EFAILED; /* the committed state may hold commits the log lacks */
+        if (rc != SOMBRA_OK || s->published == NULL)
+                return rc == SOMBRA_OK ? SOMBRA_EINVAL : rc;
         s->skipped = s->committed;
-        if (s->published == NULL)
-                return;
         /* Seq-cst, before the slots are read: see store_reader_begin. */
         __atomic_store_n(&s->floor_lsn, s->committed.lsn, __ATOMIC_SEQ_CST);
         s->skip_run = true;
         pager_forget_unpublished(s->pager, s->handed_lsn);
         snapshots_reclaim(s);
+        return SOMBRA_OK;
 }
 
 void

@@ -203,17 +203,19 @@ int store_publish_or_fail(struct store *s);
  * pages of the state the last note names, so it writes its own note at
  * once (store_publish_settle). The state is remembered: after a store
  * failure store_publish_begin still publishes it, where it refuses the rest.
+ * It first settles the publication under way. Not after a failure
+ * (SOMBRA_EFAILED), nor before the first publication (SOMBRA_EINVAL): the
+ * group must then be published, or refused, as usual.
  */
-void store_publish_skip(struct store *s);
+int store_publish_skip(struct store *s);
 /* Called by a reader thread that waits for a publication (store_publish_skip); set before any. */
 void store_set_publish_hook(struct store *s, void (*want_publish)(void *arg), void *arg);
 /*
- * Any thread: the LSN of the newest published state, and waiting for a
- * newer one: read store_published_seq, look at the state, and sleep with
+ * Any thread, waiting for a newer published state: read
+ * store_published_seq, look at the state, and sleep with
  * store_published_sleep(seq) only if it is still too old. The sleep ends
  * at the next publication, at a store failure and at store_publish_last.
  */
-uint64_t store_published_lsn(const struct store *s);
 uint32_t store_published_seq(const struct store *s);
 void store_published_sleep(struct store *s, uint32_t seq);
 /*

@@ -40,9 +40,10 @@ graph_bfs(struct graph_reader *r, uint64_t start, enum sombra_dir dir, const cha
         rc = walk_check(dir, types, ntypes);
         if (rc != SOMBRA_OK)
                 return rc;
-        graph_read_begin(r); /* one state for the whole walk */
+        rc = graph_read_begin(r); /* one state for the whole walk */
         out->n = 0;
-        rc = graph_node_exists(r, start);
+        if (rc == SOMBRA_OK)
+                rc = graph_node_exists(r, start);
         if (rc == SOMBRA_OK)
                 rc = idset_put(&seen, start, 0, NULL);
         if (rc == SOMBRA_OK)
@@ -84,9 +85,10 @@ graph_shortest_path(struct graph_reader *r, uint64_t from, uint64_t to, enum som
         rc = walk_check(dir, types, ntypes);
         if (rc != SOMBRA_OK)
                 return rc;
-        graph_read_begin(r); /* one state for the whole walk */
+        rc = graph_read_begin(r); /* one state for the whole walk */
         path->n = 0;
-        rc = graph_node_exists(r, from);
+        if (rc == SOMBRA_OK)
+                rc = graph_node_exists(r, from);
         if (rc == SOMBRA_OK)
                 rc = graph_node_exists(r, to);
         if (rc == SOMBRA_OK)
@@ -141,8 +143,9 @@ graph_two_hop_count(struct graph_reader *r, uint64_t node, enum sombra_dir dir,
 
         if (r == NULL || count == NULL)
                 return SOMBRA_EINVAL;
-        graph_read_begin(r); /* one state for the whole walk */
-        rc = graph_neighbors(r, node, dir, types, ntypes, &first);
+        rc = graph_read_begin(r); /* one state for the whole walk */
+        if (rc == SOMBRA_OK)
+                rc = graph_neighbors(r, node, dir, types, ntypes, &first);
         for (size_t i = 0; rc == SOMBRA_OK && i < first.n; i++) {
                 rc = graph_neighbors(r, first.v[i].node, dir, types, ntypes, &second);
                 for (size_t j = 0; rc == SOMBRA_OK && j < second.n; j++)

@@ -419,10 +419,10 @@ group_finish(struct sombra_db *db, int written)
         struct store *s = graph_store(db->g);
         struct store_publication *pub = NULL;
 
-        if (publish_defer(db, written)) {
+        /* Before any answer: readers it reaches wait for the group. */
+        if (publish_defer(db, written) && store_publish_skip(s) == SOMBRA_OK) {
                 db->deferred++;
                 db->counters.unpublished++;
-                store_publish_skip(s); /* before any answer: readers it reaches wait for them */
                 acknowledge(db, db->group, db->group_n, written, true);
                 db->group_n = 0;
                 return;
@@ -635,7 +635,13 @@ sleep_until_work(struct sombra_db *db)
                 return;
 
         __atomic_store_n(&db->writer_sleeping, 1, __ATOMIC_SEQ_CST);
-        if (rings_empty(db) && !__atomic_load_n(&db->stopping, __ATOMIC_SEQ_CST)) {
+        /*
+         * A reader's ask may have bumped writer_seq before we read it: it sets
+         * publish_wanted first and reads writer_sleeping after, so one of us
+         * sees the other.
+         */
+        if (rings_empty(db) && !__atomic_load_n(&db->stopping, __ATOMIC_SEQ_CST) &&
+            !__atomic_load_n(&db->publish_wanted, __ATOMIC_SEQ_CST)) {
                 if (db->txn_owner != NULL) {
                         uint64_t now = clock_now_ns();
                         timeout = db->txn_deadline_ns > now ? db->txn_deadline_ns - now : 1;
@@ -643,6 +649,20 @@ sleep_until_work(struct sombra_db *db)
                 futex_wait(&db->writer_seq, seq, timeout);
         }
         __atomic_store_n(&db->writer_sleeping, 0, __ATOMIC_SEQ_CST);
+}
+
+/*
+ * The group's log write. A store that failed meanwhile fails it too: a log
+ * write made for a stats or verify request in mid-group (store_publish_settle
+ * writes a note) or a checkpoint may have failed and dropped the group's
+ * records, and then this write finds nothing left to write.
+ */
+static int
+group_written(struct store *s)
+{
+        int rc = store_flush_log(s);
+
+        return rc == SOMBRA_OK && store_failure(s) != SOMBRA_OK ? SOMBRA_EFAILED : rc;
 }
 
 void *
@@ -661,7 +681,7 @@ writer_main(void *arg)
                         db->counters.groups++;
                         if (db->cfg.metrics)
                                 hist_record(&db->writer_group, db->group_n);
-                        group_finish(db, store_flush_log(graph_store(db->g)));
+                        group_finish(db, group_written(graph_store(db->g)));
                         log_room_step(db);
                         checkpoint_step(db);
                 }

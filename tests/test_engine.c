@@ -668,7 +668,7 @@ fresh_reader_main(void *arg)
 {
         struct fresh_reader *fr = arg;
         uint64_t last = 0, nodes;
-        sombra_conn *c;
+        sombra_conn *c = NULL;
 
         fr->failure = sombra_conn_acquire(fr->db, &c);
         while (fr->failure == SOMBRA_OK && !__atomic_load_n(&fr->stop, __ATOMIC_ACQUIRE)) {

@@ -363,3 +363,55 @@ Test(faults, a_failed_page_write_on_the_publisher_answers_its_group_with_the_err
         rc = sombra_close(db);
         cr_assert(rc == SOMBRA_EFAILED || is_io_failure(rc), "close: %s", sombra_strerror(rc));
 }
+
+/*
+ * Deferred publication after a failed log write: the group that failed got
+ * an error, and a later group (refused, with nothing to log) must not make
+ * the writer answer unpublished, nor publish the state with the failed
+ * commit in it: a read shows the commits before, or fails. The file is
+ * first made large enough for the writer to defer.
+ */
+Test(faults, a_commit_whose_log_write_failed_is_never_shown_to_readers)
+{
+        struct io_faults faults = {
+            .ops = 1u << IO_OP_WRITE, .files = IO_FILE_WAL, .countdown = INT64_MAX, .err = EIO};
+        static const uint8_t blob[1000];
+        struct sombra_prop p = {"blob", {.type = SOMBRA_BYTES, .u.s = {blob, sizeof(blob)}}};
+        struct sombra_config cfg;
+        struct sombra_stats st;
+        sombra_batch *b;
+        sombra_conn *c, *r;
+        uint64_t nodes = 0;
+        sombra_db *db;
+        int rc;
+
+        sombra_config_benchmark(&cfg);
+        cr_assert(eq(int, engine_open(support_path(DB), &cfg, &faults, &db), SOMBRA_OK));
+        cr_assert(eq(int, sombra_conn_acquire(db, &c), SOMBRA_OK));
+        cr_assert(eq(int, sombra_conn_acquire(db, &r), SOMBRA_OK));
+        cr_assert(eq(int, sombra_batch_new(&b), SOMBRA_OK));
+        for (int i = 0; i < 1000; i++)
+                cr_assert(eq(int, sombra_batch_node_create(b, NULL, 0, &p, 1, NULL), SOMBRA_OK));
+        cr_assert(eq(int, sombra_batch_submit(c, b), SOMBRA_OK));
+        sombra_batch_free(b);
+        for (int i = 0; i < 20; i++)
+                cr_assert(eq(int, sombra_node_create(c, NULL, 0, NULL, 0, NULL), SOMBRA_OK));
+        cr_assert(eq(int, sombra_stats(db, &st), SOMBRA_OK));
+        cr_assert(gt(u64, st.unpublished_groups, 0), "the writer deferred before the fault");
+        io_faults_lock(&faults);
+        faults.countdown = 0;
+        io_faults_unlock(&faults);
+        rc = sombra_node_create(c, NULL, 0, NULL, 0, NULL);
+        cr_assert(is_io_failure(rc), "the commit whose log write failed: %s", sombra_strerror(rc));
+        cr_assert(gt(u64, faults.fired, 0));
+        rc = sombra_node_create(c, NULL, 0, NULL, 0, NULL);
+        cr_assert(is_io_failure(rc), "a commit after the failure: %s", sombra_strerror(rc));
+        rc = sombra_count(r, &nodes, NULL);
+        cr_assert(rc == SOMBRA_OK || rc == SOMBRA_EFAILED, "%s", sombra_strerror(rc));
+        if (rc == SOMBRA_OK)
+                cr_assert(eq(u64, nodes, 1020), "readers see %" PRIu64 " nodes", nodes);
+        cr_assert(eq(int, sombra_conn_release(c), SOMBRA_OK));
+        cr_assert(eq(int, sombra_conn_release(r), SOMBRA_OK));
+        rc = sombra_close(db);
+        cr_assert(rc == SOMBRA_OK || is_io_failure(rc), "close: %s", sombra_strerror(rc));
+}

@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -247,6 +248,89 @@ close_race_scenario(void)
         return rounds == 10;
 }
 
+/*
+ * Writers only, each keeping ASYNC_WINDOW one-node batches in flight: full
+ * groups go to the publisher thread while no reader asks, so the writer
+ * defers groups beside a publication under way (README, "Deferred
+ * publication"); then one reader counts every answered node.
+ */
+enum { ASYNC_WRITERS = 4, ASYNC_WINDOW = 128, ASYNC_BATCHES = 3000 };
+
+static void *
+async_writer_main(void *arg)
+{
+        sombra_db *db = arg;
+        sombra_batch *b[ASYNC_WINDOW] = {0};
+        uint64_t ticket[ASYNC_WINDOW];
+        sombra_conn *c = NULL;
+        intptr_t failures = sombra_conn_acquire(db, &c) != SOMBRA_OK;
+
+        for (int i = 0; !failures && i < ASYNC_BATCHES; i++) {
+                int k = i % ASYNC_WINDOW;
+                if (b[k] != NULL) {
+                        failures += sombra_wait(c, ticket[k]) != SOMBRA_OK;
+                        sombra_batch_free(b[k]);
+                }
+                failures += sombra_batch_new(&b[k]) != SOMBRA_OK ||
+                            sombra_batch_node_create(b[k], NULL, 0, NULL, 0, NULL) != SOMBRA_OK ||
+                            sombra_batch_submit_async(c, b[k], false, &ticket[k]) != SOMBRA_OK;
+        }
+        for (int k = 0; k < ASYNC_WINDOW; k++) {
+                if (b[k] != NULL && !failures)
+                        failures += sombra_wait(c, ticket[k]) != SOMBRA_OK;
+                sombra_batch_free(b[k]);
+        }
+        if (c != NULL)
+                sombra_conn_release(c);
+        return (void *)failures;
+}
+
+static int
+async_writers_scenario(void)
+{
+        char dir[] = "/tmp/sombra-tsan-XXXXXX", path[64], wal[80], problem[128] = "";
+        struct sombra_config cfg;
+        struct sombra_stats st = {0};
+        pthread_t tids[ASYNC_WRITERS];
+        uint64_t nodes = 0;
+        intptr_t failures = 0;
+        sombra_conn *c;
+        sombra_db *db;
+        bool ok = false;
+
+        if (mkdtemp(dir) == NULL)
+                return 0;
+        snprintf(path, sizeof(path), "%s/a.sombra", dir);
+        snprintf(wal, sizeof(wal), "%s-wal", path);
+        sombra_config_benchmark(&cfg);
+        if (sombra_open(path, &cfg, &db) == SOMBRA_OK) {
+                for (int i = 0; i < ASYNC_WRITERS; i++)
+                        pthread_create(&tids[i], NULL, async_writer_main, db);
+                for (int i = 0; i < ASYNC_WRITERS; i++) {
+                        void *r;
+                        pthread_join(tids[i], &r);
+                        failures += (intptr_t)r;
+                }
+                if (sombra_conn_acquire(db, &c) == SOMBRA_OK) {
+                        ok = sombra_count(c, &nodes, NULL) == SOMBRA_OK &&
+                             nodes == (uint64_t)ASYNC_WRITERS * ASYNC_BATCHES && failures == 0;
+                        sombra_conn_release(c);
+                }
+                ok = sombra_stats(db, &st) == SOMBRA_OK && ok;
+                ok = sombra_verify(db, problem, sizeof(problem)) == SOMBRA_OK && ok;
+                ok = sombra_close(db) == SOMBRA_OK && ok;
+                printf("%s async_writers_deferred: %lu nodes, %lu groups unpublished, %lu by the "
+                       "publisher%s%s\n",
+                       ok ? "PASS" : "FAIL", (unsigned long)nodes,
+                       (unsigned long)st.unpublished_groups, (unsigned long)st.publisher_groups,
+                       problem[0] ? ", " : "", problem);
+        }
+        unlink(path);
+        unlink(wal);
+        rmdir(dir);
+        return ok;
+}
+
 int
 main(void)
 {
@@ -266,6 +350,8 @@ main(void)
         passed += backup_scenario();
         total++;
         passed += close_race_scenario();
+        total++;
+        passed += async_writers_scenario();
         total++;
         printf("tsan: %d passed, %d failed\n", passed, total - passed);
         return passed == total ? 0 : 1;
