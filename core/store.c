@@ -262,7 +262,12 @@ struct store {
         struct store_publication pub;
         bool publishing;
         uint64_t handed_lsn;
-        struct store_state skipped; /* the newest state answered unpublished (store_publish_skip) */
+        /*
+         * The newest state handed to a publication or answered unpublished
+         * (store_publish_skip): in the log, its pages intact. After a store
+         * failure it is the one store_publish_begin may still publish.
+         */
+        struct store_state fallback;
         /* The checkpoint under way, if `checkpointing`: like the publication's. */
         struct store_ckpt ckpt;
         bool checkpointing;
@@ -768,11 +773,11 @@ store_flush_log(struct store *s)
 static uint64_t
 oldest_in_use(struct store *s)
 {
-        uint64_t oldest = s->published->st.lsn,
-                 floor = __atomic_load_n(&s->floor_lsn, __ATOMIC_SEQ_CST);
+        uint64_t oldest = s->published->st.lsn;
+        uint64_t floor = __atomic_load_n(&s->floor_lsn, __ATOMIC_SEQ_CST);
 
-        /* No reader begins on a state older than the floor (store_reader_begin): only slots hold
-         * one. */
+        /* Past the floor no reader begins on `published` (store_reader_begin): only slots hold it.
+         */
         if (floor > oldest)
                 oldest = floor;
 
@@ -947,7 +952,6 @@ int
 store_publish_begin(struct store *s, struct store_publication **out)
 {
         struct store_publication *pub = &s->pub;
-
         const struct store_state *st = &s->committed;
         bool failed;
 
@@ -961,10 +965,10 @@ store_publish_begin(struct store *s, struct store_publication **out)
          * later change copied them), so readers still get those.
          */
         failed = store_failure(s) != SOMBRA_OK;
-        if (failed && s->skipped.lsn <= s->handed_lsn)
+        if (failed && s->fallback.lsn <= s->handed_lsn)
                 return SOMBRA_EFAILED;
         if (failed)
-                st = &s->skipped;
+                st = &s->fallback;
         if (s->published != NULL && s->handed_lsn == st->lsn) {
                 snapshots_reclaim(s);
                 return SOMBRA_OK;
@@ -972,17 +976,12 @@ store_publish_begin(struct store *s, struct store_publication **out)
         pub->snap = malloc(sizeof(*pub->snap));
         if (pub->snap == NULL)
                 return SOMBRA_ENOMEM; /* readers keep the previous state; the commit stands */
-        /* Not after a failure: the later commits' copies superseded pages that `skipped` reaches.
-         */
+        /* Not after a failure: later commits superseded pages that `fallback` reaches. */
         if (s->published != NULL && !failed)
                 pager_forget_unpublished(s->pager, s->handed_lsn);
         pub->snap->st = *st;
-        /*
-         * In the log, and its pages stay dirty until written: after a failure
-         * it is what may still be published, not an older skipped state
-         * whose pages the forget above may have dropped.
-         */
-        s->skipped = *st;
+        /* Its pages stay dirty until written, where the forget may drop an older state's. */
+        s->fallback = *st;
         pub->frames = pager_write_take(s->pager, &pub->n);
         pub->npages = pager_npages(s->pager);
         pub->written = 0;
@@ -1027,11 +1026,13 @@ store_publish_skip(struct store *s)
         /* The publication under way reads frames that the reclaim below could free. */
         int rc = store_publish_settle(s);
 
-        if (rc == SOMBRA_OK && store_failure(s) != SOMBRA_OK)
-                rc = SOMBRA_EFAILED; /* the committed state may hold commits the log lacks */
-        if (rc != SOMBRA_OK || s->published == NULL)
-                return rc == SOMBRA_OK ? SOMBRA_EINVAL : rc;
-        s->skipped = s->committed;
+        if (rc != SOMBRA_OK)
+                return rc;
+        if (store_failure(s) != SOMBRA_OK)
+                return SOMBRA_EFAILED; /* the committed state may hold commits the log lacks */
+        if (s->published == NULL)
+                return SOMBRA_EINVAL;
+        s->fallback = s->committed;
         /* Seq-cst, before the slots are read: see store_reader_begin. */
         __atomic_store_n(&s->floor_lsn, s->committed.lsn, __ATOMIC_SEQ_CST);
         s->skip_run = true;

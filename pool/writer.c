@@ -352,6 +352,20 @@ publisher_post(struct sombra_db *db, struct store_publication *pub)
 #define READER_RECENT_NS     100000000ull
 
 /*
+ * Takes a reader's ask (publish_wanted), noting when. A load first: the
+ * writer looks once a loop, and readers ask seldom.
+ */
+static bool
+reader_asked(struct sombra_db *db)
+{
+        if (!__atomic_load_n(&db->publish_wanted, __ATOMIC_SEQ_CST) ||
+            !__atomic_exchange_n(&db->publish_wanted, 0, __ATOMIC_SEQ_CST))
+                return false;
+        db->reader_asked_ns = clock_now_ns();
+        return true;
+}
+
+/*
  * Whether the group just committed may be answered unpublished. Pages that
  * the deferred groups copied from the published state go free at once
  * unless a reader that began earlier holds that state
@@ -368,17 +382,14 @@ static bool
 publish_defer(struct sombra_db *db, int written)
 {
         struct pager *p = store_pager(graph_store(db->g));
-        uint64_t now = clock_now_ns();
 
-        /* Taken whatever the answer: this group's publication serves that reader. */
-        if (__atomic_exchange_n(&db->publish_wanted, 0, __ATOMIC_SEQ_CST))
-                db->reader_asked_ns = now;
-        if (written != SOMBRA_OK || db->cfg.publish_every_group ||
+        /* First, whatever the rest says: this group's publication serves a reader that asked. */
+        if (reader_asked(db) || written != SOMBRA_OK || db->cfg.publish_every_group ||
             db->deferred + 1 >= PUBLISH_DEFER_GROUPS ||
             pager_limbo_pages(p) * PUBLISH_HELD_SHARE > pager_npages(p) ||
             pager_dirty_listed(p) * PUBLISH_DIRTY_SHARE > pager_cache_pages(p))
                 return false;
-        return db->reader_asked_ns == 0 || now - db->reader_asked_ns >= READER_RECENT_NS;
+        return db->reader_asked_ns == 0 || clock_now_ns() - db->reader_asked_ns >= READER_RECENT_NS;
 }
 
 /*
@@ -401,10 +412,8 @@ publish_now(struct sombra_db *db)
 static void
 publish_for_reader(struct sombra_db *db)
 {
-        if (!__atomic_exchange_n(&db->publish_wanted, 0, __ATOMIC_SEQ_CST))
-                return;
-        db->reader_asked_ns = clock_now_ns();
-        publish_now(db);
+        if (reader_asked(db))
+                publish_now(db);
 }
 
 /*
