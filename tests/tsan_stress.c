@@ -17,24 +17,44 @@
 #include "engine.h"
 #include "stress.h"
 
+/* A scratch directory with one scenario's database `name` in it, and that database's log. */
+struct scratch {
+        char dir[24], path[64], wal[80];
+};
+
+static bool
+scratch_make(struct scratch *t, const char *name)
+{
+        snprintf(t->dir, sizeof(t->dir), "/tmp/sombra-tsan-XXXXXX");
+        if (mkdtemp(t->dir) == NULL)
+                return false;
+        snprintf(t->path, sizeof(t->path), "%s/%s", t->dir, name);
+        snprintf(t->wal, sizeof(t->wal), "%s-wal", t->path);
+        return true;
+}
+
+static void
+scratch_remove(const struct scratch *t)
+{
+        unlink(t->path);
+        unlink(t->wal);
+        rmdir(t->dir);
+}
+
 static int
 scenario(const char *name, const struct sombra_config *cfg, int64_t txns)
 {
-        char dir[] = "/tmp/sombra-tsan-XXXXXX", path[64], wal[80];
+        struct scratch t;
         struct stress_result res;
         bool ok;
 
-        if (mkdtemp(dir) == NULL)
+        if (!scratch_make(&t, "t.sombra"))
                 return 0;
-        snprintf(path, sizeof(path), "%s/t.sombra", dir);
-        snprintf(wal, sizeof(wal), "%s-wal", path);
-        stress_readers_vs_writer(path, cfg, txns, 4, &res);
+        stress_readers_vs_writer(t.path, cfg, txns, 4, &res);
         ok = res.status == SOMBRA_OK && res.failures == 0 && res.reads > 0;
         printf("%s %s: %lu read transactions, %d broken%s%s\n", ok ? "PASS" : "FAIL", name,
                (unsigned long)res.reads, res.failures, res.status ? ", " : "", res.problem);
-        unlink(path);
-        unlink(wal);
-        rmdir(dir);
+        scratch_remove(&t);
         return ok;
 }
 
@@ -42,16 +62,14 @@ scenario(const char *name, const struct sombra_config *cfg, int64_t txns)
 static int
 engine_scenario(void)
 {
-        char dir[] = "/tmp/sombra-tsan-XXXXXX", path[64], wal[80];
+        struct scratch t;
         struct engine_stress_result res;
         sombra_db *db;
         bool ok = false;
 
-        if (mkdtemp(dir) == NULL)
+        if (!scratch_make(&t, "e.sombra"))
                 return 0;
-        snprintf(path, sizeof(path), "%s/e.sombra", dir);
-        snprintf(wal, sizeof(wal), "%s-wal", path);
-        if (sombra_open(path, NULL, &db) == SOMBRA_OK) {
+        if (sombra_open(t.path, NULL, &db) == SOMBRA_OK) {
                 engine_stress(db, 16, 1500, &res);
                 ok = res.failures == 0 && res.writes > 0;
                 ok = sombra_close(db) == SOMBRA_OK && ok;
@@ -59,9 +77,7 @@ engine_scenario(void)
                        ok ? "PASS" : "FAIL", (unsigned long)res.reads, (unsigned long)res.writes,
                        res.failures ? ", " : "", res.problem);
         }
-        unlink(path);
-        unlink(wal);
-        rmdir(dir);
+        scratch_remove(&t);
         return ok;
 }
 
@@ -104,22 +120,21 @@ copy_healthy(const char *path)
 static int
 backup_scenario(void)
 {
-        char dir[] = "/tmp/sombra-tsan-XXXXXX", path[64], wal[80], copy[80];
+        struct scratch t;
+        char copy[80];
         struct stress_job job = {0};
         pthread_t tid;
         int copies = 0, rc;
         bool ok = false;
 
-        if (mkdtemp(dir) == NULL)
+        if (!scratch_make(&t, "b.sombra"))
                 return 0;
-        snprintf(path, sizeof(path), "%s/b.sombra", dir);
-        snprintf(wal, sizeof(wal), "%s-wal", path);
-        if (sombra_open(path, NULL, &job.db) == SOMBRA_OK &&
+        if (sombra_open(t.path, NULL, &job.db) == SOMBRA_OK &&
             pthread_create(&tid, NULL, stress_job_main, &job) == 0) {
                 for (int k = 0; k < 4; k++) {
                         struct timespec pause = {0, 200 * 1000000};
                         nanosleep(&pause, NULL);
-                        snprintf(copy, sizeof(copy), "%s/copy%d.sombra", dir, k);
+                        snprintf(copy, sizeof(copy), "%s/copy%d.sombra", t.dir, k);
                         rc = k % 2 ? sombra_backup_compact(job.db, copy)
                                    : sombra_backup(job.db, copy);
                         copies += rc == SOMBRA_OK && copy_healthy(copy);
@@ -131,9 +146,7 @@ backup_scenario(void)
         printf("%s backup_under_8_threads: %d healthy copies, %lu writes meanwhile%s%s\n",
                ok ? "PASS" : "FAIL", copies, (unsigned long)job.res.writes,
                job.res.failures ? ", " : "", job.res.problem);
-        unlink(path);
-        unlink(wal);
-        rmdir(dir);
+        scratch_remove(&t);
         return ok;
 }
 
@@ -196,15 +209,14 @@ close_call_acquire(void *arg)
 static int
 close_race_scenario(void)
 {
-        char dir[] = "/tmp/sombra-tsan-XXXXXX", path[64], wal[80], copy[80];
+        struct scratch t;
+        char copy[80];
         struct sombra_config cfg;
         uint64_t refused = 0;
         int rounds = 0;
 
-        if (mkdtemp(dir) == NULL)
+        if (!scratch_make(&t, "c.sombra"))
                 return 0;
-        snprintf(path, sizeof(path), "%s/c.sombra", dir);
-        snprintf(wal, sizeof(wal), "%s-wal", path);
         sombra_config_balanced(&cfg);
         cfg.max_connections = 2;
         for (; rounds < 10; rounds++) {
@@ -213,8 +225,8 @@ close_race_scenario(void)
                 bool ok;
                 int rc;
 
-                snprintf(copy, sizeof(copy), "%s/copy%d.sombra", dir, rounds);
-                if (sombra_open(path, &cfg, &r.db) != SOMBRA_OK ||
+                snprintf(copy, sizeof(copy), "%s/copy%d.sombra", t.dir, rounds);
+                if (sombra_open(t.path, &cfg, &r.db) != SOMBRA_OK ||
                     sombra_conn_acquire(r.db, &held) != SOMBRA_OK)
                         break;
                 for (int i = 0; i < 3; i++) {
@@ -242,9 +254,7 @@ close_race_scenario(void)
         }
         printf("%s close_vs_backup_and_acquire: %d of 10 rounds, close refused %lu times\n",
                rounds == 10 ? "PASS" : "FAIL", rounds, (unsigned long)refused);
-        unlink(path);
-        unlink(wal);
-        rmdir(dir);
+        scratch_remove(&t);
         return rounds == 10;
 }
 
@@ -262,21 +272,25 @@ async_writer_main(void *arg)
         sombra_db *db = arg;
         sombra_batch *b[ASYNC_WINDOW] = {0};
         uint64_t ticket[ASYNC_WINDOW];
+        bool in_flight[ASYNC_WINDOW] = {0};
         sombra_conn *c = NULL;
         intptr_t failures = sombra_conn_acquire(db, &c) != SOMBRA_OK;
 
         for (int i = 0; !failures && i < ASYNC_BATCHES; i++) {
                 int k = i % ASYNC_WINDOW;
-                if (b[k] != NULL) {
+                bool failed;
+                if (in_flight[k])
                         failures += sombra_wait(c, ticket[k]) != SOMBRA_OK;
-                        sombra_batch_free(b[k]);
-                }
-                failures += sombra_batch_new(&b[k]) != SOMBRA_OK ||
-                            sombra_batch_node_create(b[k], NULL, 0, NULL, 0, NULL) != SOMBRA_OK ||
-                            sombra_batch_submit_async(c, b[k], false, &ticket[k]) != SOMBRA_OK;
+                failed = (b[k] == NULL && sombra_batch_new(&b[k]) != SOMBRA_OK) ||
+                         sombra_batch_reset(b[k]) != SOMBRA_OK ||
+                         sombra_batch_node_create(b[k], NULL, 0, NULL, 0, NULL) != SOMBRA_OK ||
+                         sombra_batch_submit_async(c, b[k], false, &ticket[k]) != SOMBRA_OK;
+                in_flight[k] = !failed;
+                failures += failed;
         }
+        /* Every submission is collected before its batch goes, whatever failed. */
         for (int k = 0; k < ASYNC_WINDOW; k++) {
-                if (b[k] != NULL && !failures)
+                if (in_flight[k])
                         failures += sombra_wait(c, ticket[k]) != SOMBRA_OK;
                 sombra_batch_free(b[k]);
         }
@@ -288,7 +302,8 @@ async_writer_main(void *arg)
 static int
 async_writers_scenario(void)
 {
-        char dir[] = "/tmp/sombra-tsan-XXXXXX", path[64], wal[80], problem[128] = "";
+        struct scratch t;
+        char problem[128] = "";
         struct sombra_config cfg;
         struct sombra_stats st = {0};
         pthread_t tids[ASYNC_WRITERS];
@@ -298,12 +313,10 @@ async_writers_scenario(void)
         sombra_db *db;
         bool ok = false;
 
-        if (mkdtemp(dir) == NULL)
+        if (!scratch_make(&t, "a.sombra"))
                 return 0;
-        snprintf(path, sizeof(path), "%s/a.sombra", dir);
-        snprintf(wal, sizeof(wal), "%s-wal", path);
         sombra_config_benchmark(&cfg);
-        if (sombra_open(path, &cfg, &db) == SOMBRA_OK) {
+        if (sombra_open(t.path, &cfg, &db) == SOMBRA_OK) {
                 for (int i = 0; i < ASYNC_WRITERS; i++)
                         pthread_create(&tids[i], NULL, async_writer_main, db);
                 for (int i = 0; i < ASYNC_WRITERS; i++) {
@@ -325,9 +338,7 @@ async_writers_scenario(void)
                        (unsigned long)st.unpublished_groups, (unsigned long)st.publisher_groups,
                        problem[0] ? ", " : "", problem);
         }
-        unlink(path);
-        unlink(wal);
-        rmdir(dir);
+        scratch_remove(&t);
         return ok;
 }
 
