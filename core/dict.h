@@ -18,6 +18,7 @@
 
 #define DICT_CHUNK  1024u
 #define DICT_CHUNKS 4096u /* room for 4 M names */
+#define DICT_RECENT 8u    /* names the writer interned last, looked at first */
 
 struct dict_name {
         uint32_t len;
@@ -35,6 +36,8 @@ struct dict {
          */
         struct dict_name **dead;
         size_t ndead, dead_cap;
+        uint32_t recent[DICT_RECENT]; /* ids, 0 empty; the writer's alone */
+        uint32_t recent_next;         /* the slot the next miss fills */
 };
 
 /* Loads every name of the committed state. SOMBRA_ECORRUPT for ids out of sequence. */
@@ -48,10 +51,11 @@ int dict_name_check(const char *name, size_t *len);
 int dict_lookup(const struct dict *d, const char *name, size_t len, uint32_t *id);
 
 /*
- * Finds or creates (inside the open transaction) a name's id. A name created
- * by a transaction that rolls back must be forgotten with dict_truncate.
+ * Finds or creates (inside the open transaction) a name's id; the name is
+ * checked as dict_name_check does. A name created by a transaction that
+ * rolls back must be forgotten with dict_truncate. The writer's alone.
  */
-int dict_intern(struct dict *d, struct store *s, const char *name, size_t len, uint32_t *id);
+int dict_intern(struct dict *d, struct store *s, const char *name, uint32_t *id);
 
 /* The name of an id, or NULL for an unknown id. */
 const struct dict_name *dict_get(const struct dict *d, uint32_t id);

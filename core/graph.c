@@ -627,11 +627,7 @@ labels_check(const char *const *labels, size_t nlabels)
 static int
 intern(struct graph *g, const char *name, uint32_t *id)
 {
-        size_t len;
-        int rc = dict_name_check(name, &len);
-        if (rc != SOMBRA_OK)
-                return rc;
-        return dict_intern(&g->dict, g->store, name, len, id);
+        return dict_intern(&g->dict, g->store, name, id);
 }
 
 /* Resolves a name for reading; SOMBRA_ENOTFOUND for a name never used. */

@@ -79,9 +79,9 @@ run_request(struct sombra_conn *c, struct request *req)
 
 /* Submits ops as one transaction, or into the open interactive one, and waits. */
 int
-engine_write(struct sombra_conn *c, struct write_op *ops, size_t n)
+engine_write(struct sombra_conn *c, struct write_op *ops, uint64_t *results, size_t n)
 {
-        struct request req = {.ops = ops, .nops = n};
+        struct request req = {.ops = ops, .results = results, .nops = n};
         int rc = conn_enter(c);
 
         if (rc != SOMBRA_OK)
@@ -99,10 +99,11 @@ engine_write(struct sombra_conn *c, struct write_op *ops, size_t n)
 static int
 write_one(struct sombra_conn *c, struct write_op *op, uint64_t *result)
 {
-        int rc = engine_write(c, op, 1);
+        uint64_t made = 0;
+        int rc = engine_write(c, op, &made, 1);
 
         if (rc == SOMBRA_OK && result != NULL)
-                *result = op->result;
+                *result = made;
         return rc;
 }
 
@@ -624,8 +625,8 @@ async_slots_make(struct sombra_conn *c)
 }
 
 int
-engine_submit_async(struct sombra_conn *c, struct write_op *ops, size_t n, bool nonblocking,
-                    struct batch_status *batch, uint64_t *ticket)
+engine_submit_async(struct sombra_conn *c, struct write_op *ops, uint64_t *results, size_t n,
+                    bool nonblocking, struct batch_status *batch, uint64_t *ticket)
 {
         struct request *req;
         uint64_t t;
@@ -650,8 +651,12 @@ engine_submit_async(struct sombra_conn *c, struct write_op *ops, size_t n, bool 
                 return SOMBRA_EAGAIN; /* every slot in flight or not yet collected */
         }
         req = &c->async[t % c->async_cap];
-        *req =
-            (struct request){.kind = REQ_WRITE, .ops = ops, .nops = n, .ticket = t, .batch = batch};
+        *req = (struct request){.kind = REQ_WRITE,
+                                .ops = ops,
+                                .results = results,
+                                .nops = n,
+                                .ticket = t,
+                                .batch = batch};
         rc = engine_submit(c, req, !nonblocking);
         if (rc == SOMBRA_OK) {
                 /* No collector can run before this: collecting takes the connection's lock. */

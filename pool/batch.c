@@ -31,6 +31,7 @@ struct chunk {
 
 struct sombra_batch {
         struct write_op *ops;
+        uint64_t *results; /* cap of them, beside ops: see struct write_op */
         size_t n, cap;
         struct chunk *chunks;       /* in the order made */
         struct chunk *cur;          /* the one being filled; NULL: none yet */
@@ -82,6 +83,7 @@ sombra_batch_free(sombra_batch *b)
                 return rc;
         chunks_free(b->chunks);
         free(b->ops);
+        free(b->results);
         free(b);
         return SOMBRA_OK;
 }
@@ -240,9 +242,14 @@ op_add(sombra_batch *b, const struct write_op *op, uint64_t *ref)
         if (b->n == b->cap) {
                 size_t cap = b->cap ? b->cap * 2 : 16;
                 struct write_op *v = realloc(b->ops, cap * sizeof(*v));
+                uint64_t *r;
                 if (v == NULL)
                         return SOMBRA_ENOMEM;
                 b->ops = v;
+                r = realloc(b->results, cap * sizeof(*r));
+                if (r == NULL)
+                        return SOMBRA_ENOMEM;
+                b->results = r;
                 b->cap = cap;
         }
         b->ops[b->n] = *op;
@@ -330,7 +337,7 @@ sombra_batch_submit(sombra_conn *conn, sombra_batch *b)
         if (b->n == 0)
                 return SOMBRA_OK;
         applied_set(b, false);
-        rc = engine_write(conn, b->ops, b->n);
+        rc = engine_write(conn, b->ops, b->results, b->n);
         applied_set(b, rc == SOMBRA_OK);
         return rc;
 }
@@ -341,7 +348,7 @@ sombra_batch_submit_async(sombra_conn *conn, sombra_batch *b, bool nonblocking, 
         if (b == NULL || ticket == NULL || b->n == 0)
                 return SOMBRA_EINVAL;
         applied_set(b, false); /* until the ticket is collected: no results */
-        return engine_submit_async(conn, b->ops, b->n, nonblocking, &b->status, ticket);
+        return engine_submit_async(conn, b->ops, b->results, b->n, nonblocking, &b->status, ticket);
 }
 
 int
@@ -354,6 +361,6 @@ sombra_batch_id(const sombra_batch *b, uint64_t ref, uint64_t *id)
             !__atomic_load_n(&b->status.applied, __ATOMIC_RELAXED) ||
             (b->ops[i].kind != OP_NODE_CREATE && b->ops[i].kind != OP_EDGE_CREATE))
                 return SOMBRA_EINVAL;
-        *id = b->ops[i].result;
+        *id = b->results[i];
         return SOMBRA_OK;
 }

@@ -115,6 +115,8 @@ writer_start(struct sombra_db *db)
                 if (rc == SOMBRA_OK && pthread_create(&db->writer, NULL, writer_main, db) != 0) {
                         committer_stop(&db->committer);
                         rc = SOMBRA_ENOMEM;
+                } else if (rc == SOMBRA_OK) {
+                        worker_name(db->writer, "sombra-writer");
                 }
                 if (rc == SOMBRA_OK)
                         __atomic_store_n(&db->writer_started, 1, __ATOMIC_RELEASE);

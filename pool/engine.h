@@ -66,6 +66,12 @@ enum op_kind {
  * One graph write. Pointers refer to the caller's memory (a synchronous call,
  * which waits) or to a batch's own copies. In a batch, `id` and `dst` may be
  * SOMBRA_BATCH_REF(i): the node made by op i, an earlier op of the batch.
+ *
+ * The writer only reads ops; the id each one makes goes to an array of its
+ * own (request.results). A batch's builder rewrites its ops in place, and
+ * with the results among them every line the writer had written came back
+ * to the builder's core on a miss: stalled stores, a tenth of the time to
+ * build a batch of a thousand nodes.
  */
 struct write_op {
         enum op_kind kind;
@@ -78,7 +84,6 @@ struct write_op {
         const struct sombra_prop *props;
         size_t nprops;
         const struct sombra_value *value;
-        uint64_t result; /* the id made, once applied */
 };
 
 /*
@@ -106,6 +111,7 @@ struct request {
         enum req_kind kind;
         struct sombra_conn *conn;
         struct write_op *ops;
+        uint64_t *results; /* nops of them: the id each create made, once applied */
         size_t nops;
         int (*read_fn)(struct graph_reader *r, void *arg);
         void *read_arg;
@@ -256,13 +262,13 @@ int engine_enter(struct sombra_db *db);
 void engine_hold(struct sombra_db *db);
 void engine_leave(struct sombra_db *db);
 /* pool/api.c: ops as one transaction (or a step of the open one), waited for. */
-int engine_write(struct sombra_conn *c, struct write_op *ops, size_t n);
+int engine_write(struct sombra_conn *c, struct write_op *ops, uint64_t *results, size_t n);
 /*
  * pool/api.c: ops as one transaction, answered later under *ticket. batch->in_flight counts it
  * from acceptance until the ticket is collected, which also sets batch->applied.
  */
-int engine_submit_async(struct sombra_conn *c, struct write_op *ops, size_t n, bool nonblocking,
-                        struct batch_status *batch, uint64_t *ticket);
+int engine_submit_async(struct sombra_conn *c, struct write_op *ops, uint64_t *results, size_t n,
+                        bool nonblocking, struct batch_status *batch, uint64_t *ticket);
 void engine_wait(struct request *req);
 /*
  * How long a caller alone on the database (engine_alone) spins for its

@@ -25,7 +25,7 @@
 
 /* A batch reference (SOMBRA_BATCH_REF) resolved to the node an earlier op made. */
 static int
-resolve_ref(const struct write_op *ops, size_t at, uint64_t *id)
+resolve_ref(const struct write_op *ops, const uint64_t *results, size_t at, uint64_t *id)
 {
         uint64_t i;
 
@@ -34,25 +34,25 @@ resolve_ref(const struct write_op *ops, size_t at, uint64_t *id)
         i = *id & ~(1ull << 63);
         if (i >= at || ops[i].kind != OP_NODE_CREATE)
                 return SOMBRA_EINVAL; /* forward, out of range, or not a node */
-        *id = ops[i].result;
+        *id = results[i];
         return SOMBRA_OK;
 }
 
 static int
-apply_op(struct graph *g, struct write_op *ops, size_t at)
+apply_op(struct graph *g, const struct write_op *ops, uint64_t *results, size_t at)
 {
-        struct write_op *op = &ops[at];
+        const struct write_op *op = &ops[at];
         uint64_t id = op->id, dst = op->dst;
-        int rc = resolve_ref(ops, at, &id);
+        int rc = resolve_ref(ops, results, at, &id);
 
         if (rc == SOMBRA_OK)
-                rc = resolve_ref(ops, at, &dst);
+                rc = resolve_ref(ops, results, at, &dst);
         if (rc != SOMBRA_OK)
                 return rc;
         switch (op->kind) {
         case OP_NODE_CREATE:
                 return graph_node_create(g, op->labels, op->nlabels, op->props, op->nprops,
-                                         &op->result);
+                                         &results[at]);
         case OP_NODE_DELETE:
                 return graph_node_delete(g, id);
         case OP_NODE_SET:
@@ -64,7 +64,7 @@ apply_op(struct graph *g, struct write_op *ops, size_t at)
         case OP_LABEL_REMOVE:
                 return graph_node_label_remove(g, id, op->name);
         case OP_EDGE_CREATE:
-                return graph_edge_create(g, id, dst, op->name, op->props, op->nprops, &op->result);
+                return graph_edge_create(g, id, dst, op->name, op->props, op->nprops, &results[at]);
         case OP_EDGE_DELETE:
                 return graph_edge_delete(g, id);
         case OP_EDGE_SET:
@@ -86,13 +86,14 @@ apply_op(struct graph *g, struct write_op *ops, size_t at)
  * op applied.
  */
 static int
-apply_ops(struct sombra_db *db, struct write_op *ops, size_t n, size_t *applied)
+apply_ops(struct sombra_db *db, const struct write_op *ops, uint64_t *results, size_t n,
+          size_t *applied)
 {
         bool bulk = n > 1;
         int rc = bulk ? graph_bulk_begin(db->g) : SOMBRA_OK;
 
         for (*applied = 0; rc == SOMBRA_OK && *applied < n; (*applied)++) {
-                rc = apply_op(db->g, ops, *applied);
+                rc = apply_op(db->g, ops, results, *applied);
                 if (rc != SOMBRA_OK)
                         break;
                 if (db->cfg.metrics)
@@ -146,7 +147,7 @@ serve(struct sombra_db *db, struct request *req)
                         defer(db, req, rc);
                         return;
                 }
-                rc = apply_ops(db, req->ops, req->nops, &applied);
+                rc = apply_ops(db, req->ops, req->results, req->nops, &applied);
                 if (rc == SOMBRA_OK)
                         rc = commit(db, req);
                 else
@@ -189,7 +190,7 @@ serve(struct sombra_db *db, struct request *req)
                  * A batch is atomic, and the ops it applied before one failed
                  * cannot be taken out of the txn alone: the txn may only roll back.
                  */
-                rc = apply_ops(db, req->ops, req->nops, &applied);
+                rc = apply_ops(db, req->ops, req->results, req->nops, &applied);
                 if (rc != SOMBRA_OK && applied > 0)
                         store_poison(graph_store(db->g), rc);
                 engine_complete(req, rc);
@@ -492,8 +493,10 @@ static bool
 publisher_ready(struct sombra_db *db)
 {
         if (!db->publisher.started &&
-            pthread_create(&db->publisher.thread, NULL, publisher_main, db) == 0)
+            pthread_create(&db->publisher.thread, NULL, publisher_main, db) == 0) {
+                worker_name(db->publisher.thread, "sombra-publish");
                 db->publisher.started = true;
+        }
         return db->publisher.started;
 }
 

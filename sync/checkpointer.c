@@ -42,7 +42,7 @@ checkpointer_start(struct checkpointer *c, struct store *s)
         c->store = s;
         c->job = NULL;
         c->grow_to = 0;
-        return worker_start(&c->w, checkpointer_main, c);
+        return worker_start(&c->w, checkpointer_main, c, "sombra-ckpt");
 }
 
 void

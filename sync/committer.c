@@ -118,7 +118,7 @@ committer_start(struct committer *c, struct store *s, const struct sombra_config
         c->complete = complete;
         c->head = c->tail = NULL;
         c->syncing = false;
-        return worker_start(&c->w, committer_main, c);
+        return worker_start(&c->w, committer_main, c, "sombra-commit");
 }
 
 void

@@ -1,11 +1,18 @@
 /*
  * worker.c - a thread with a lock, a condition and a stop flag (see worker.h).
  */
+#define _GNU_SOURCE /* pthread_setname_np */
 #include "worker.h"
 #include "sombra.h"
 
+void
+worker_name(pthread_t thread, const char *name)
+{
+        (void)pthread_setname_np(thread, name); /* for ps, top -H, gdb and perf only */
+}
+
 int
-worker_start(struct worker *w, void *(*main)(void *), void *arg)
+worker_start(struct worker *w, void *(*main)(void *), void *arg, const char *name)
 {
         w->stop = false;
         pthread_mutex_init(&w->lock, NULL);
@@ -15,6 +22,7 @@ worker_start(struct worker *w, void *(*main)(void *), void *arg)
                 pthread_cond_destroy(&w->cond);
                 return SOMBRA_ENOMEM;
         }
+        worker_name(w->thread, name);
         w->started = true;
         return SOMBRA_OK;
 }

@@ -17,8 +17,13 @@ struct worker {
         bool started;
 };
 
-/* Starts main(arg) on a new thread. SOMBRA_ENOMEM when it cannot be created. */
-int worker_start(struct worker *w, void *(*main)(void *), void *arg);
+/*
+ * Starts main(arg) on a new thread called name (at most 15 bytes: what ps,
+ * top -H and perf show). SOMBRA_ENOMEM when it cannot be created.
+ */
+int worker_start(struct worker *w, void *(*main)(void *), void *arg, const char *name);
+/* Names a thread (at most 15 bytes); a failure changes nothing else. */
+void worker_name(pthread_t thread, const char *name);
 /* Sets stop, wakes the thread and joins it. Nothing when it never started. */
 void worker_stop(struct worker *w);
 

@@ -1353,13 +1353,32 @@ blocked_signals(const char *tid, unsigned long long *mask)
         return found;
 }
 
+/* A thread's name, from /proc (comm); empty when it is gone. */
+static void
+thread_name(const char *tid, char *name, size_t size)
+{
+        char path[320];
+        FILE *f;
+
+        snprintf(path, sizeof(path), "/proc/self/task/%s/comm", tid);
+        name[0] = '\0';
+        f = fopen(path, "r");
+        if (f == NULL)
+                return;
+        if (fgets(name, (int)size, f) != NULL)
+                name[strcspn(name, "\n")] = '\0';
+        fclose(f);
+}
+
 /*
  * The engine's threads start at the first write, with the program's signals
  * blocked, whatever the writing thread blocks: a handler must not run on
- * them (and cut a sync short with EINTR).
+ * them (and cut a sync short with EINTR). They carry names, for ps, top -H
+ * and a debugger.
  */
-Test(engine, threads_start_at_the_first_write_with_every_signal_blocked)
+Test(engine, threads_start_at_the_first_write_named_with_every_signal_blocked)
 {
+        bool writer = false, committer = false;
         const unsigned long long wanted = 1ull << (SIGINT - 1) | 1ull << (SIGTERM - 1) |
                                           1ull << (SIGUSR1 - 1) | 1ull << (SIGALRM - 1);
         char self[32];
@@ -1380,10 +1399,15 @@ Test(engine, threads_start_at_the_first_write_with_every_signal_blocked)
                 if (e->d_name[0] == '.' || strcmp(e->d_name, self) == 0 ||
                     !blocked_signals(e->d_name, &mask))
                         continue;
+                char name[32];
                 others++;
                 cr_assert_eq(mask & wanted, wanted, "thread %s blocks only %llx", e->d_name, mask);
+                thread_name(e->d_name, name, sizeof(name));
+                writer |= strcmp(name, "sombra-writer") == 0;
+                committer |= strcmp(name, "sombra-commit") == 0;
         }
         closedir(d);
         cr_assert_geq(others, 2, "the writer and the committer are not running");
+        cr_assert(writer && committer, "the writer or the committer has no name");
         cr_assert_eq(sombra_conn_release(c), SOMBRA_OK);
 }

@@ -535,6 +535,46 @@ Test(graph, large_property_value_round_trips)
         free(big);
 }
 
+/*
+ * The writer compares a name with those it interned last before it hashes
+ * it: names that share a prefix, more of them than it remembers, and a name
+ * whose id a rollback freed for another must each keep their own id.
+ */
+Test(graph, names_that_share_a_prefix_or_a_freed_id_stay_apart)
+{
+        static const char *const keys[] = {"k",  "ka",  "kab", "kabc", "kb", "kba",
+                                           "kc", "kca", "kx",  "ky",   "kz", "kabcd"};
+        enum { NKEYS = sizeof(keys) / sizeof(keys[0]) };
+        struct sombra_prop props[NKEYS];
+        struct graph_entity e = {0};
+        const char *labels[] = {"L"};
+        uint64_t ids[3], later;
+
+        for (int round = 0; round < 3; round++) {
+                for (int i = 0; i < NKEYS; i++) { /* a different order each round */
+                        int k = (i * 5 + round) % NKEYS;
+                        props[i] = (struct sombra_prop){keys[k], v_int(k)};
+                }
+                cr_assert_eq(graph_node_create(g, labels, 1, props, NKEYS, &ids[round]), SOMBRA_OK);
+        }
+        cr_assert_eq(graph_begin(g), SOMBRA_OK);
+        labels[0] = "Lost";
+        node(labels[0]); /* "Lost" takes the next id, then gives it back */
+        cr_assert_eq(graph_rollback(g), SOMBRA_OK);
+        node("Taken"); /* the id "Lost" had */
+        later = node("Lost");
+        for (int round = 0; round < 3; round++) {
+                cr_assert_eq(graph_node_get(graph_writer_reader(g), ids[round], &e), SOMBRA_OK);
+                cr_assert_eq(e.nprops, NKEYS);
+                for (int k = 0; k < NKEYS; k++)
+                        cr_assert_eq(prop(&e, keys[k])->u.i, k, "key %s", keys[k]);
+        }
+        cr_assert_eq(graph_node_get(graph_writer_reader(g), later, &e), SOMBRA_OK);
+        cr_assert_eq(e.nlabels, 1);
+        cr_assert_str_eq(e.labels[0], "Lost");
+        graph_entity_free(&e);
+}
+
 Test(graph, set_and_unset_properties_and_labels)
 {
         struct graph_entity e = {0};
