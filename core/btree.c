@@ -228,6 +228,14 @@ search(const uint8_t *d, const uint8_t *key, size_t klen, bool upper_bound, bool
         while (lo < hi) {
                 uint32_t mid = lo + (hi - lo) / 2;
                 const uint8_t *c = cell(d, mid);
+                /*
+                 * The two cells the next step may compare with: fetched now,
+                 * their cache misses overlap this one's instead of following it.
+                 */
+                if (hi - lo > 2) {
+                        __builtin_prefetch(cell(d, lo + (mid - lo) / 2));
+                        __builtin_prefetch(cell(d, mid + 1 + (hi - mid - 1) / 2));
+                }
                 int cmp = key_cmp(cell_key(d, c), cell_klen(d, c), key, klen);
                 if (cmp == 0)
                         *exact = true;

@@ -463,8 +463,9 @@ Test(engine, the_publisher_answers_only_commits_that_readers_see)
 
 /*
  * One batch of n nodes of about 1 KiB each: a file large enough that the
- * few pages a run of small commits holds back stay under the writer's bound
- * for deferring (an eighth of the file), so that it defers.
+ * pages a reader's snapshot holds back through a run of small commits stay
+ * under the writer's bound for deferring (an eighth of the file), so that it
+ * defers beside such a reader too.
  */
 enum { PRELOAD = 1000 };
 
@@ -648,6 +649,66 @@ Test(engine, publish_every_group_answers_no_group_unpublished)
         cr_assert_eq(sombra_stats(db, &st), SOMBRA_OK);
         cr_assert_eq(st.unpublished_groups, 0);
         cr_assert_eq(sombra_conn_release(w), SOMBRA_OK);
+}
+
+/* Groups deferred (unpublished) while one connection makes `commits` nodes, one a commit. */
+static uint64_t
+unpublished_over(sombra_conn *w, int commits)
+{
+        struct sombra_stats before, after;
+
+        cr_assert_eq(sombra_stats(db, &before), SOMBRA_OK);
+        for (int i = 0; i < commits; i++)
+                make_node(w, "Small");
+        cr_assert_eq(sombra_stats(db, &after), SOMBRA_OK);
+        return after.unpublished_groups - before.unpublished_groups;
+}
+
+/*
+ * The pages a group copies from the published state go free at the skip
+ * when no reader holds that state, so they do not count against the bound:
+ * in a file of a few pages, where each commit copies more than an eighth of
+ * it, groups are still deferred (before, none was).
+ */
+Test(engine, groups_copying_much_of_a_small_file_are_deferred_when_no_reader_holds_it)
+{
+        struct sombra_config cfg;
+        sombra_conn *w;
+
+        sombra_config_benchmark(&cfg);
+        open_with(&cfg);
+        w = acquire();
+        cr_assert_gt(unpublished_over(w, 40), 20);
+        cr_assert_eq(sombra_conn_release(w), SOMBRA_OK);
+        expect_verified_file(40, 0);
+}
+
+/*
+ * What a reader's snapshot holds stays in the file: in a small file it soon
+ * passes an eighth of it, and the writer then publishes each group instead
+ * of letting the file grow. (The reader's begin may ask for publications
+ * for 100 ms; the commits come after that.)
+ */
+Test(engine, a_reader_holding_much_of_a_small_file_ends_the_deferral)
+{
+        const struct sombra_entity *e;
+        struct sombra_config cfg;
+        sombra_conn *w, *r;
+        uint64_t first;
+
+        sombra_config_benchmark(&cfg);
+        open_with(&cfg);
+        w = acquire();
+        r = acquire();
+        first = make_node(w, "Small");
+        cr_assert_eq(sombra_read_begin(r), SOMBRA_OK);
+        nanosleep(&(struct timespec){0, 150 * 1000 * 1000}, NULL);
+        cr_assert_lt(unpublished_over(w, 40), 10);
+        cr_assert_eq(sombra_node_get(r, first, &e), SOMBRA_OK);
+        cr_assert_eq(sombra_read_end(r), SOMBRA_OK);
+        cr_assert_eq(sombra_conn_release(w), SOMBRA_OK);
+        cr_assert_eq(sombra_conn_release(r), SOMBRA_OK);
+        expect_verified_file(41, 0);
 }
 
 /*
