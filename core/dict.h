@@ -18,7 +18,7 @@
 
 #define DICT_CHUNK  1024u
 #define DICT_CHUNKS 4096u /* room for 4 M names */
-#define DICT_RECENT 8u    /* names the writer interned last, looked at first */
+#define DICT_RECENT 16u   /* names the writer interned last, looked at first */
 
 struct dict_name {
         uint32_t len;

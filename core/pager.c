@@ -1017,9 +1017,19 @@ pager_forget_unpublished(struct pager *p, uint64_t published_txn)
 }
 
 uint64_t
-pager_limbo_pages(const struct pager *p)
+pager_limbo_after(const struct pager *p, uint64_t txn)
 {
-        return p->limbo.n - p->limbo.head;
+        const struct retvec *l = &p->limbo;
+        size_t lo = l->head, hi = l->n;
+
+        while (lo < hi) { /* retired in txn order (pager_txn_commit) */
+                size_t mid = lo + (hi - lo) / 2;
+                if (l->v[mid].txn <= txn)
+                        lo = mid + 1;
+                else
+                        hi = mid;
+        }
+        return l->n - lo;
 }
 
 uint64_t

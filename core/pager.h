@@ -140,8 +140,8 @@ int pager_walker_open(struct pager *writer, struct pager **out);
  * write-back does not write them.
  */
 void pager_forget_unpublished(struct pager *p, uint64_t published_txn);
-/* Retired pages that wait for readers to move on (to the next publication, with none). */
-uint64_t pager_limbo_pages(const struct pager *p);
+/* Retired pages that wait for readers to move on, those retired by txns after `txn`. */
+uint64_t pager_limbo_after(const struct pager *p, uint64_t txn);
 /* Frames dirtied since the last write-back (an upper bound on the dirty ones). */
 uint64_t pager_dirty_listed(const struct pager *p);
 

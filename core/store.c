@@ -771,16 +771,8 @@ store_flush_log(struct store *s)
  * the writer's own live snapshots, never followed.
  */
 static uint64_t
-oldest_in_use(struct store *s)
+slots_oldest(struct store *s, uint64_t oldest)
 {
-        uint64_t oldest = s->published->st.lsn;
-        uint64_t floor = __atomic_load_n(&s->floor_lsn, __ATOMIC_SEQ_CST);
-
-        /* Past the floor no reader begins on `published` (store_reader_begin): only slots hold it.
-         */
-        if (floor > oldest)
-                oldest = floor;
-
         /* Seq-cst loads: ordered after our seq-cst store of `published` (see above). */
         for (uint32_t i = 0; i < s->nslots; i++) {
                 struct store_snapshot *held = __atomic_load_n(&s->slots[i].snap, __ATOMIC_SEQ_CST);
@@ -794,6 +786,19 @@ oldest_in_use(struct store *s)
                 }
         }
         return oldest;
+}
+
+static uint64_t
+oldest_in_use(struct store *s)
+{
+        uint64_t oldest = s->published->st.lsn;
+        uint64_t floor = __atomic_load_n(&s->floor_lsn, __ATOMIC_SEQ_CST);
+
+        /* Past the floor no reader begins on `published` (store_reader_begin): only slots hold it.
+         */
+        if (floor > oldest)
+                oldest = floor;
+        return slots_oldest(s, oldest);
 }
 
 static void
@@ -1018,6 +1023,17 @@ store_publish_write(struct store *s, struct store_publication *pub, bool fail_st
         pub->rc = rc;
         futex_once_set(&pub->done);
         return rc;
+}
+
+int
+store_held_pages(struct store *s, uint64_t *out)
+{
+        int rc = store_publish_settle(s); /* the chain of snapshots is then the writer's alone */
+
+        if (rc != SOMBRA_OK)
+                return rc;
+        *out = s->published == NULL ? 0 : pager_limbo_after(s->pager, slots_oldest(s, UINT64_MAX));
+        return SOMBRA_OK;
 }
 
 int

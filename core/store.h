@@ -208,6 +208,14 @@ int store_publish_or_fail(struct store *s);
  * group must then be published, or refused, as usual.
  */
 int store_publish_skip(struct store *s);
+/*
+ * Writer, before a skip: in *out, the retired pages a skip now would leave
+ * waiting for readers, those retired after the oldest snapshot a reader
+ * holds (none when no reader holds one). An estimate: a reader that begins
+ * meanwhile is not counted, and pages born after its snapshot are. Settles
+ * the publication under way first; its failure is returned.
+ */
+int store_held_pages(struct store *s, uint64_t *out);
 /* Called by a reader thread that waits for a publication (store_publish_skip); set before any. */
 void store_set_publish_hook(struct store *s, void (*want_publish)(void *arg), void *arg);
 /*

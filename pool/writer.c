@@ -367,17 +367,37 @@ reader_asked(struct sombra_db *db)
 }
 
 /*
- * Whether the group just committed may be answered unpublished (before
- * store_publish_skip, which may still be too costly: see held_too_many).
- * A run of deferred groups ends when the pages dirtied since the last
- * publication pass 1/PUBLISH_DIRTY_SHARE of the cache: a clean page becomes
- * writable by taking a new number in its frame, a dirty one by a copy, and
- * past the cache's room dirty pages go out one by one as spills. Without
- * this bound the bulk loads, whose every batch dirties most of the hot
- * pages, lost what the skipped write-backs saved (bench/README). Half, not
- * a quarter: single random edges dirty a page or two each, and once the
- * graph had grown a quarter ended most runs after four groups (the loads
- * and their files were the same with either).
+ * Whether readers hold so many pages that a run of deferred groups must end.
+ * The skip frees the pages the deferred groups copied from the published
+ * state, unless a reader that began earlier holds that state; what readers
+ * hold waits, and the file grows by it, so past 1/PUBLISH_HELD_SHARE of the
+ * file the group is published. Only what a skip would leave counts
+ * (store_held_pages): counted with the pages the skip frees, the bound took
+ * a group of random edges, which copies more than an eighth of a small
+ * file, and durable_commit_async deferred no group at all.
+ */
+static bool
+held_too_many(struct sombra_db *db)
+{
+        struct store *s = graph_store(db->g);
+        uint64_t held;
+
+        return store_held_pages(s, &held) != SOMBRA_OK ||
+               held * PUBLISH_HELD_SHARE > pager_npages(store_pager(s));
+}
+
+/*
+ * Whether the group just committed may be answered unpublished. A run of
+ * deferred groups ends when readers hold too many pages (held_too_many),
+ * and when the pages dirtied since the last publication pass
+ * 1/PUBLISH_DIRTY_SHARE of the cache: a clean page becomes writable by
+ * taking a new number in its frame, a dirty one by a copy, and past the
+ * cache's room dirty pages go out one by one as spills. Without this bound
+ * the bulk loads, whose every batch dirties most of the hot pages, lost
+ * what the skipped write-backs saved (bench/README). Half, not a quarter:
+ * single random edges dirty a page or two each, and once the graph had
+ * grown a quarter ended most runs after four groups (the loads and their
+ * files were the same with either).
  */
 static bool
 publish_defer(struct sombra_db *db, int written)
@@ -389,25 +409,9 @@ publish_defer(struct sombra_db *db, int written)
             db->deferred + 1 >= PUBLISH_DEFER_GROUPS ||
             pager_dirty_listed(p) * PUBLISH_DIRTY_SHARE > pager_cache_pages(p))
                 return false;
-        return db->reader_asked_ns == 0 || clock_now_ns() - db->reader_asked_ns >= READER_RECENT_NS;
-}
-
-/*
- * After a skip: whether readers hold so many pages that the run must end.
- * The skip frees the pages the deferred groups copied from the published
- * state, unless a reader that began earlier holds that state; what such
- * readers hold stays in limbo, and the file grows by it, so past
- * 1/PUBLISH_HELD_SHARE of the file the group is published after all.
- * Counted before the skip, the bound also took the pages the skip frees:
- * a group of random edges copies more than an eighth of a small file, and
- * durable_commit_async deferred no group at all.
- */
-static bool
-held_too_many(struct sombra_db *db)
-{
-        struct pager *p = store_pager(graph_store(db->g));
-
-        return pager_limbo_pages(p) * PUBLISH_HELD_SHARE > pager_npages(p);
+        if (db->reader_asked_ns != 0 && clock_now_ns() - db->reader_asked_ns < READER_RECENT_NS)
+                return false;
+        return !held_too_many(db);
 }
 
 /*
@@ -447,8 +451,7 @@ group_finish(struct sombra_db *db, int written)
         struct store_publication *pub = NULL;
 
         /* Before any answer: readers it reaches wait for the group. */
-        if (publish_defer(db, written) && store_publish_skip(s) == SOMBRA_OK &&
-            !held_too_many(db)) {
+        if (publish_defer(db, written) && store_publish_skip(s) == SOMBRA_OK) {
                 db->deferred++;
                 db->counters.unpublished++;
                 acknowledge(db, db->group, db->group_n, written, true);

@@ -1,7 +1,9 @@
 /*
  * worker.c - a thread with a lock, a condition and a stop flag (see worker.h).
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* pthread_setname_np */
+#endif
 #include "worker.h"
 #include "sombra.h"
 
