@@ -49,6 +49,7 @@
 #include "idset.h"
 #include "btree.h"
 #include "../alloc/pagebuf.h"
+#include "../alloc/zpages.h"
 
 /* Pages in a row that pager_write_frames hands to one io_write_blocks. */
 #define PAGER_WRITE_RUN 256
@@ -242,6 +243,12 @@ page_set_aux(struct page *pg, uint64_t aux)
  * past the end of the file are never touched: readers only read pages that
  * were written before the snapshot naming them was published.
  */
+static size_t
+validated_words(const struct pager *p)
+{
+        return (p->map_pages + 63) / 64;
+}
+
 static int
 map_create(struct pager *p)
 {
@@ -261,7 +268,8 @@ map_create(struct pager *p)
         }
         p->fmap = m;
         p->map_pages = pages;
-        p->validated = calloc((pages + 63) / 64, sizeof(uint64_t));
+        /* A bit for every page the map can hold: a MiB for 64 GiB of 8 KiB pages. */
+        p->validated = zpages_alloc(validated_words(p), sizeof(uint64_t));
         if (p->validated == NULL)
                 return SOMBRA_ENOMEM;
         p->published_npages = p->npages;
@@ -302,7 +310,7 @@ pager_create(struct io_file *file, uint32_t page_size, uint32_t cache_pages, boo
         p->npages = npages;
         p->ckpt_txn = ckpt_txn;
         p->ckpt_begun = p->ckpt_done = p->release_below = 1; /* the state opened is the first */
-        p->frames = calloc(cache_pages, sizeof(*p->frames));
+        p->frames = zpages_alloc(cache_pages, sizeof(*p->frames)); /* used from the low end */
         if (p->frames == NULL) {
                 rc = SOMBRA_ENOMEM;
                 goto label_fail;
@@ -345,14 +353,14 @@ pager_destroy(struct pager *p)
         if (p == NULL)
                 return;
         if (p->frames != NULL) {
-                for (uint32_t i = 0; i < p->cache_cap; i++)
+                for (uint32_t i = 0; i < p->frames_used; i++)
                         pagebuf_put(p->bufs, p->frames[i].data);
-                free(p->frames);
+                zpages_free(p->frames, p->cache_cap, sizeof(*p->frames));
         }
         pagebuf_pool_destroy(p->bufs);
         if (p->fmap != NULL && p->fmap != p->file->priv)
                 munmap(p->fmap, p->map_pages * p->page_size);
-        free(p->validated);
+        zpages_free(p->validated, validated_words(p), sizeof(uint64_t));
         free(p->dirty);
         free(p->taken);
         free(p->scratch);
@@ -408,7 +416,7 @@ pager_stats(const struct pager *p, struct pager_stats *out)
         *out = p->st;
         out->cached = p->map.count;
         out->dirty = 0;
-        for (uint32_t i = 0; i < p->cache_cap; i++)
+        for (uint32_t i = 0; i < p->frames_used; i++)
                 if (p->frames[i].data != NULL && p->frames[i].dirty)
                         out->dirty++;
         out->npages = p->npages;

@@ -22,6 +22,7 @@
 #include "futex.h"
 #include "status.h"
 #include "store.h"
+#include "zpages.h"
 
 static struct request *
 request_of(struct commit_waiter *w)
@@ -239,7 +240,7 @@ engine_free(struct sombra_db *db)
 {
         for (uint32_t i = 0; db->conns != NULL && i <= db->nconns; i++)
                 conn_free(&db->conns[i]);
-        free(db->conns);
+        zpages_free(db->conns, db->nconns + 1, sizeof(*db->conns));
         free(db->ready_conns);
         if (db->g != NULL)
                 graph_close(db->g);
@@ -283,7 +284,8 @@ engine_open(const char *path, const struct sombra_config *config, struct io_faul
         store_set_publish_hook(graph_store(db->g), reader_wants_publication, db);
         store_set_background_checkpoints(graph_store(db->g), true);
         db->nconns = db->cfg.max_connections;
-        db->conns = calloc(db->nconns + 1, sizeof(*db->conns));
+        /* About 4.7 KiB a connection, made as they are first acquired (zpages.h). */
+        db->conns = zpages_alloc(db->nconns + 1, sizeof(*db->conns));
         db->ready_conns = calloc((db->nconns + 64) / 64, sizeof(*db->ready_conns));
         if (db->conns == NULL || db->ready_conns == NULL) {
                 rc = SOMBRA_ENOMEM;

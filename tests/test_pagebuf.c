@@ -1,6 +1,7 @@
 /*
  * test_pagebuf.c - the page buffer pool: alignment, reuse through the free
- * stack, its bound, the counters, and concurrent use.
+ * stack, its bound, the counters, and concurrent use; and zpages, the
+ * zeroed tables beside it in alloc/.
  */
 #include <criterion/criterion.h>
 #include <criterion/new/assert.h>
@@ -13,6 +14,7 @@
 
 #include "pagebuf.h"
 #include "sombra.h"
+#include "zpages.h"
 
 static struct pagebuf_stats
 stats_of(const struct pagebuf_pool *pool)
@@ -303,4 +305,22 @@ Test(pagebuf, a_destroyed_pool_leaves_none_of_its_mappings_behind)
         for (int i = 0; i < 600; i += 37)
                 cr_assert(not(mapping_of(bufs[i], &start, &advised)), "buffer %d is still mapped",
                           i);
+}
+
+Test(zpages, a_table_reads_as_zeros_keeps_what_is_written_and_overflow_is_refused)
+{
+        enum { N = 1 << 20 }; /* 8 MiB of words */
+        uint64_t *t = zpages_alloc(N, sizeof(*t));
+
+        cr_assert_not_null(t);
+        cr_assert(eq(u64, t[0], 0));
+        cr_assert(eq(u64, t[N / 2], 0));
+        cr_assert(eq(u64, t[N - 1], 0));
+        t[12345] = 7;
+        cr_assert(eq(u64, t[12345], 7));
+        cr_assert(eq(u64, t[12346], 0));
+        zpages_free(t, N, sizeof(*t));
+        cr_assert_null(zpages_alloc(SIZE_MAX / 2, 4));
+        cr_assert_null(zpages_alloc(0, 8));
+        zpages_free(NULL, 1, 1); /* nothing to unmap */
 }
