@@ -237,18 +237,19 @@ page_set_aux(struct page *pg, uint64_t aux)
         put_be64(pg->data + 32, aux);
 }
 
-/*
- * Maps the file for readers: PAGER_MAP_BYTES of address space (more for a
- * larger file), so the map never moves while the file grows into it. Pages
- * past the end of the file are never touched: readers only read pages that
- * were written before the snapshot naming them was published.
- */
+/* Words in the bitmap of checked pages: a bit for every page the map can hold. */
 static size_t
 validated_words(const struct pager *p)
 {
         return (p->map_pages + 63) / 64;
 }
 
+/*
+ * Maps the file for readers: PAGER_MAP_BYTES of address space (more for a
+ * larger file), so the map never moves while the file grows into it. Pages
+ * past the end of the file are never touched: readers only read pages that
+ * were written before the snapshot naming them was published.
+ */
 static int
 map_create(struct pager *p)
 {

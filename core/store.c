@@ -763,8 +763,8 @@ store_flush_log(struct store *s)
 
 /* ---- snapshots ---- */
 
-/* The oldest LSN any reader may still be using (the newest snapshot's when none). */
 /*
+ * The least of `oldest` and the LSNs of the snapshots readers' slots hold.
  * A slot may name a snapshot that is already freed: its reader loaded the
  * pointer, was preempted while the writer freed it, stored it, and will see
  * on its re-check that it must retry. So the pointer is only compared with
@@ -788,6 +788,7 @@ slots_oldest(struct store *s, uint64_t oldest)
         return oldest;
 }
 
+/* The oldest LSN any reader may still be using (the newest snapshot's when none). */
 static uint64_t
 oldest_in_use(struct store *s)
 {
