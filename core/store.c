@@ -239,7 +239,7 @@ struct store {
         /*
          * A futex word bumped after every publication, at a failure and by
          * store_publish_last, with the count of its sleepers
-         * (store_published_sleep).
+         * (published_sleep).
          */
         uint32_t published_seq, published_sleepers;
         bool publish_closed; /* store_publish_last: no publication comes any more */
@@ -657,7 +657,7 @@ checkpoint_if_due(struct store *s)
 }
 
 /*
- * Wakes the threads in store_published_sleep. Seq-cst on both sides: a waiter
+ * Wakes the threads in published_sleep. Seq-cst on both sides: a waiter
  * counts itself before it sleeps, and we bump the word before we look at the
  * count, so either it sees the new word or we see it counted.
  */
@@ -926,24 +926,17 @@ publish_snapshot(struct store *s, struct store_publication *pub)
         published_wake(s);
 }
 
-uint32_t
-store_published_seq(const struct store *s)
-{
-        return __atomic_load_n(&s->published_seq, __ATOMIC_SEQ_CST);
-}
-
-void
-store_published_sleep(struct store *s, uint32_t seq)
+/*
+ * A reader waiting for a newer published state loads published_seq, looks
+ * at the state, and sleeps here only if it is still too old. The sleep ends
+ * at the next publication, at a store failure and at store_publish_last.
+ */
+static void
+published_sleep(struct store *s, uint32_t seq)
 {
         __atomic_add_fetch(&s->published_sleepers, 1, __ATOMIC_SEQ_CST);
         futex_wait(&s->published_seq, seq, 0);
         __atomic_sub_fetch(&s->published_sleepers, 1, __ATOMIC_SEQ_CST);
-}
-
-bool
-store_publish_closed(const struct store *s)
-{
-        return __atomic_load_n(&s->publish_closed, __ATOMIC_SEQ_CST);
 }
 
 void
@@ -1193,7 +1186,7 @@ store_reader_begin(struct store_reader *r)
                 return &r->snap->st;
         }
         for (;;) {
-                uint32_t seq = store_published_seq(s);
+                uint32_t seq = __atomic_load_n(&s->published_seq, __ATOMIC_SEQ_CST);
                 snap = __atomic_load_n(&s->published, __ATOMIC_SEQ_CST);
                 /* Seq-cst store then load: the writer sees the slot before we look again. */
                 __atomic_store_n(&r->slot->snap, snap, __ATOMIC_SEQ_CST);
@@ -1202,10 +1195,11 @@ store_reader_begin(struct store_reader *r)
                 if (snap->st.lsn >= __atomic_load_n(&s->floor_lsn, __ATOMIC_SEQ_CST))
                         break;
                 __atomic_store_n(&r->slot->snap, NULL, __ATOMIC_SEQ_CST);
-                if (store_publish_closed(s) || s->want_publish == NULL)
+                if (__atomic_load_n(&s->publish_closed, __ATOMIC_SEQ_CST) ||
+                    s->want_publish == NULL)
                         return NULL;
                 s->want_publish(s->want_arg);
-                store_published_sleep(s, seq);
+                published_sleep(s, seq);
         }
         r->depth = 1;
         r->snap = snap;

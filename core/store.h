@@ -219,20 +219,11 @@ int store_held_pages(struct store *s, uint64_t *out);
 /* Called by a reader thread that waits for a publication (store_publish_skip); set before any. */
 void store_set_publish_hook(struct store *s, void (*want_publish)(void *arg), void *arg);
 /*
- * Any thread, waiting for a newer published state: read
- * store_published_seq, look at the state, and sleep with
- * store_published_sleep(seq) only if it is still too old. The sleep ends
- * at the next publication, at a store failure and at store_publish_last.
- */
-uint32_t store_published_seq(const struct store *s);
-void store_published_sleep(struct store *s, uint32_t seq);
-/*
  * Writer, once the store has failed: publishes what store_publish_begin
- * still may, then tells every waiter that nothing newer will come
- * (store_publish_closed, any thread).
+ * still may, then tells every reader waiting in store_reader_begin that
+ * nothing newer will come.
  */
 void store_publish_last(struct store *s);
-bool store_publish_closed(const struct store *s);
 /*
  * With autopublish off, store_commit leaves publishing to the caller, who can
  * then publish once for a group of commits (the engine's writer does).
