@@ -1430,30 +1430,52 @@ btree_walk(struct pager *p, pgno_t root,
         return root == PGNO_NONE ? SOMBRA_OK : walk_rec(&x, root, 0);
 }
 
-/* Whether the varint leaf cell at `off` lies within the page, its varints whole and shortest. */
-static bool
-varint_cell_ok(const uint8_t *d, uint32_t off, uint32_t ps)
+/*
+ * The bytes of the varint leaf cell at `off`, or 0 when it does not lie
+ * within the page with its varints whole and shortest: what leaf_cell would
+ * take it to be, worked out once.
+ */
+static uint32_t
+varint_cell_bytes(const uint8_t *d, uint32_t off, uint32_t ps)
 {
-        uint64_t klen, vinfo;
-        size_t n = varint_get(d + off, ps - off, 2, &klen), at;
+        uint64_t klen, vinfo, body;
+        size_t n, at;
 
+        /* Both lengths in a byte each: most cells, and no loop to decode them. */
+        if (d[off] - 1u < 0x7fu) {
+                klen = d[off];
+                at = off + 1 + klen;
+                if (at < ps && d[at] < 0x80) {
+                        body = (d[at] & 1) ? 8 : d[at] >> 1u;
+                        return klen <= BTREE_MAX_KEY && body <= ps - at - 1
+                                   ? (uint32_t)(at + 1 + body - off)
+                                   : 0;
+                }
+        }
+        n = varint_get(d + off, ps - off, 2, &klen);
         if (n == 0 || klen == 0 || klen > BTREE_MAX_KEY || klen > ps - off - n)
-                return false;
+                return 0;
         at = off + n + klen;
         n = varint_get(d + at, ps - at, 4, &vinfo);
-        return n > 0 && ((vinfo & 1) ? 8 : vinfo >> 1) <= ps - at - n;
+        body = (vinfo & 1) ? 8 : vinfo >> 1;
+        if (n == 0 || body > ps - at - n)
+                return 0;
+        return (uint32_t)(at + n + body - off);
 }
 
 /* The same for a branch cell or a leaf cell of the fixed layout. */
-static bool
-fixed_cell_ok(const uint8_t *d, uint32_t off, uint32_t ps)
+static uint32_t
+fixed_cell_bytes(const uint8_t *d, uint32_t off, uint32_t ps)
 {
         const uint8_t *c = d + off;
+        size_t size;
 
         if (off + (is_leaf(d) ? LEAF_CELL_HDR : BRANCH_CELL_HDR) > ps)
-                return false;
-        return cell_klen(d, c) > 0 && cell_klen(d, c) <= BTREE_MAX_KEY &&
-               off + cell_size(d, c) <= ps;
+                return 0;
+        size = cell_size(d, c);
+        if (cell_klen(d, c) == 0 || cell_klen(d, c) > BTREE_MAX_KEY || size > ps - off)
+                return 0;
+        return (uint32_t)size;
 }
 
 int
@@ -1461,6 +1483,7 @@ btree_page_check(const uint8_t *d, uint32_t ps)
 {
         uint32_t n = nkeys(d), up = upper(d);
         size_t cells_bytes = 0;
+        bool varint;
 
         if (d[0] == PAGE_OVERFLOW)
                 return nkeys(d) <= ovf_room(ps) ? SOMBRA_OK : SOMBRA_ECORRUPT;
@@ -1470,15 +1493,15 @@ btree_page_check(const uint8_t *d, uint32_t ps)
                 return SOMBRA_ECORRUPT;
         if (d[1] != PAGE_CELLS_FIXED && (d[1] != PAGE_CELLS_VARINT || !is_leaf(d)))
                 return SOMBRA_ECORRUPT;
+        varint = varint_cells(d);
         for (uint32_t i = 0; i < n; i++) {
-                uint32_t off = slot(d, i);
+                uint32_t off = slot(d, i), bytes;
                 if (off < up || off >= ps)
                         return SOMBRA_ECORRUPT;
-                if (!(varint_cells(d) ? varint_cell_ok(d, off, ps) : fixed_cell_ok(d, off, ps)))
-                        return SOMBRA_ECORRUPT;
+                bytes = varint ? varint_cell_bytes(d, off, ps) : fixed_cell_bytes(d, off, ps);
                 /* Overlapping cells could count more cells than the page holds (scratch_cells). */
-                cells_bytes += cell_size(d, d + off);
-                if (cells_bytes > ps - up)
+                cells_bytes += bytes;
+                if (bytes == 0 || cells_bytes > ps - up)
                         return SOMBRA_ECORRUPT;
         }
         return SOMBRA_OK;

@@ -319,7 +319,7 @@ pager_create(struct io_file *file, uint32_t page_size, uint32_t cache_pages, boo
         rc = pagebuf_pool_create(page_size, 256, &p->bufs);
         if (rc != SOMBRA_OK)
                 goto label_fail;
-        p->scratch = malloc((size_t)page_size * PAGER_SCRATCH_PAGES);
+        p->scratch = pagebuf_get_run(p->bufs, PAGER_SCRATCH_PAGES);
         if (p->scratch == NULL) {
                 rc = SOMBRA_ENOMEM;
                 goto label_fail;
@@ -358,13 +358,14 @@ pager_destroy(struct pager *p)
                         pagebuf_put(p->bufs, p->frames[i].data);
                 zpages_free(p->frames, p->cache_cap, sizeof(*p->frames));
         }
+        if (p->bufs != NULL)
+                pagebuf_put_run(p->bufs, p->scratch, PAGER_SCRATCH_PAGES);
         pagebuf_pool_destroy(p->bufs);
         if (p->fmap != NULL && p->fmap != p->file->priv)
                 munmap(p->fmap, p->map_pages * p->page_size);
         zpages_free(p->validated, validated_words(p), sizeof(uint64_t));
         free(p->dirty);
         free(p->taken);
-        free(p->scratch);
         idset_free(&p->map);
         free(p->empty_frames.v);
         free(p->free.v);
@@ -397,6 +398,18 @@ uint8_t *
 pager_scratch(struct pager *p)
 {
         return p->scratch;
+}
+
+uint8_t *
+pager_run_get(struct pager *p, size_t n)
+{
+        return pagebuf_get_run(p->bufs, n);
+}
+
+void
+pager_run_put(struct pager *p, uint8_t *run, size_t n)
+{
+        pagebuf_put_run(p->bufs, run, n);
 }
 
 uint64_t
@@ -668,8 +681,8 @@ pager_walker_open(struct pager *w, struct pager **out)
         if (rc != SOMBRA_OK)
                 return rc;
         /* Only the few descriptors a walk reuses are ever touched. */
-        (*out)->copies = malloc((size_t)PAGER_READER_PINS * w->page_size);
-        (*out)->block = malloc((size_t)WALK_BLOCK * w->page_size);
+        (*out)->copies = pagebuf_get_run(w->bufs, PAGER_READER_PINS);
+        (*out)->block = pagebuf_get_run(w->bufs, WALK_BLOCK);
         (*out)->block_used = WALK_BLOCK / 4; /* the first read tries a block */
         rc = (*out)->copies == NULL || (*out)->block == NULL ? SOMBRA_ENOMEM
                                                              : io_size(w->file, &size);
@@ -686,8 +699,10 @@ pager_reader_close(struct pager *r)
 {
         if (r == NULL)
                 return;
-        free(r->copies);
-        free(r->block);
+        if (r->copies != NULL || r->block != NULL) { /* a walker's */
+                pagebuf_put_run(r->writer->bufs, r->copies, PAGER_READER_PINS);
+                pagebuf_put_run(r->writer->bufs, r->block, WALK_BLOCK);
+        }
         free(r->descs);
         free(r->free_descs.v);
         free(r);

@@ -99,6 +99,14 @@ enum page_cells pager_leaf_cells(const struct pager *p);
  */
 #define PAGER_SCRATCH_PAGES 5u
 uint8_t *pager_scratch(struct pager *p);
+/*
+ * n page sizes of memory in a row from the pager's page arena
+ * (pagebuf_get_run): scratch that costs no page faults of its own, for an
+ * open's reads. NULL when memory is short. Any thread.
+ */
+uint8_t *pager_run_get(struct pager *p, size_t n);
+/* Gives back a run from pager_run_get, with the same n; NULL is ignored. */
+void pager_run_put(struct pager *p, uint8_t *run, size_t n);
 uint64_t pager_npages(const struct pager *p);
 void pager_stats(const struct pager *p, struct pager_stats *out);
 
@@ -129,7 +137,9 @@ void pager_reader_close(struct pager *reader);
  * (recovery's walk, adopt.h): it copies each page into a buffer of its own
  * with pread and checks it every time, instead of taking it from the map.
  * On a virtual machine each first touch of the map is a fault that costs
- * several microseconds, more than the copy. Closed with pager_reader_close.
+ * several microseconds, more than the copy. Its buffers are runs of the
+ * page arena (pager_run_get), which cost no faults of their own either.
+ * Closed with pager_reader_close.
  */
 int pager_walker_open(struct pager *writer, struct pager **out);
 

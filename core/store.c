@@ -2135,7 +2135,7 @@ recover_from_note(struct store *s, const struct wal_pos *from, uint64_t *applied
  * before the crash: open does not wait for a checkpoint.
  */
 static int
-recover(struct store *s)
+recover_log(struct store *s)
 {
         const struct wal_pos *from;
         uint64_t applied = 0;
@@ -2184,6 +2184,25 @@ recover(struct store *s)
         if (applied > 0 || adopted)
                 return wal_sync(&s->wal);
         return SOMBRA_OK;
+}
+
+/*
+ * recover_log, reading the log into a run of the page arena: an open's
+ * fresh 4 KiB pages of the C heap cost a fault each, a run none of its own
+ * (pager_run_get). Without one, the replays use buffers of their own.
+ */
+static int
+recover(struct store *s)
+{
+        size_t n = (WAL_READ_CHUNK + s->meta.page_size - 1) / s->meta.page_size;
+        uint8_t *window = pager_run_get(s->pager, n);
+        int rc;
+
+        wal_lend_window(&s->wal, window, n * s->meta.page_size);
+        rc = recover_log(s);
+        wal_lend_window(&s->wal, NULL, 0);
+        pager_run_put(s->pager, window, n);
+        return rc;
 }
 
 /*

@@ -240,13 +240,18 @@ wal_position(const struct wal *w, struct wal_pos *out)
  * and a system call is an exit to the hypervisor on the project machine).
  */
 struct wal_window {
-        struct buf b;
+        struct buf b;  /* its own memory, when the lent window is missing or too small */
+        uint8_t *data; /* the lent window or b.data */
         uint64_t at;
         size_t len;
 };
 
-/* Few reads, and few first-touch page faults for the window's buffer. */
-#define WAL_READ_CHUNK ((size_t)128 << 10)
+void
+wal_lend_window(struct wal *w, uint8_t *mem, size_t len)
+{
+        w->window = mem;
+        w->window_len = mem != NULL ? len : 0;
+}
 
 /* Points *out at bytes [off, off + n) of the file, which must lie below `size`. */
 static int
@@ -254,23 +259,28 @@ window_get(struct wal *w, struct wal_window *win, uint64_t off, size_t n, uint64
            const uint8_t **out)
 {
         size_t want = n > WAL_READ_CHUNK ? n : WAL_READ_CHUNK;
-        int rc;
+        int rc = SOMBRA_OK;
 
         if (off >= win->at && off + n <= win->at + win->len) {
-                *out = win->b.data + (off - win->at);
+                *out = win->data + (off - win->at);
                 return SOMBRA_OK;
         }
         if (want > size - off)
                 want = (size_t)(size - off);
         win->len = 0;
-        rc = buf_reserve(&win->b, want);
+        if (want <= w->window_len) {
+                win->data = w->window;
+        } else {
+                rc = buf_reserve(&win->b, want);
+                win->data = win->b.data;
+        }
         if (rc == SOMBRA_OK)
-                rc = io_read(&w->file, win->b.data, want, off);
+                rc = io_read(&w->file, win->data, want, off);
         if (rc != SOMBRA_OK)
                 return rc;
         win->at = off;
         win->len = want;
-        *out = win->b.data;
+        *out = win->data;
         return SOMBRA_OK;
 }
 
@@ -294,7 +304,7 @@ int
 wal_replay(struct wal *w, const struct wal_pos *from, uint64_t after,
            int (*apply)(void *arg, const struct wal_record *r), void *arg, uint64_t *applied)
 {
-        struct wal_window win = {BUF_INIT, 0, 0};
+        struct wal_window win = {BUF_INIT, NULL, 0, 0};
         uint64_t size = 0, off = WAL_HDR, expect = w->base_lsn, chain = w->salt;
         int rc = SOMBRA_OK;
 

@@ -111,6 +111,10 @@ struct wal {
         uint64_t room_mark_end; /* end and syncs when wal_room_wanted last judged (writer only) */
         uint64_t room_mark_syncs;
         struct io_file grow_file; /* wal_grow's own description of the file (its thread only) */
+
+        /* Memory lent for wal_replay's reads (wal_lend_window), the lender's; else its own. */
+        uint8_t *window;
+        size_t window_len;
 };
 
 /* Room ahead of the log (see "Room ahead"): asked for once the log holds WAL_ROOM_FROM bytes. */
@@ -174,6 +178,17 @@ void wal_position(const struct wal *w, struct wal_pos *out);
 #define WAL_REC_COMMIT  1u
 #define WAL_REC_RESTART 2u
 #define WAL_REC_NOTE    3u
+
+/* The most wal_replay reads with one system call, unless a record is longer. */
+#define WAL_READ_CHUNK ((size_t)128 << 10)
+
+/*
+ * Lends wal_replay len bytes to read the log into, in place of a buffer it
+ * allocates for each replay (a record longer than len still gets its own);
+ * NULL takes the loan back. The memory stays the lender's, and must outlive
+ * the replays made with it.
+ */
+void wal_lend_window(struct wal *w, uint8_t *mem, size_t len);
 
 /* A record as wal_replay hands it over. */
 struct wal_record {

@@ -59,6 +59,33 @@ Test(pagebuf, buffers_are_aligned_to_their_size_and_writable)
         }
 }
 
+/*
+ * A run is n buffers in a row, aligned like one, counted as n in use while
+ * it is out; none of it goes to the free stack, and an empty or overflowing
+ * request gets nothing.
+ */
+Test(pagebuf, a_run_is_n_buffers_in_a_row_counted_while_out)
+{
+        struct pagebuf_pool *pool;
+        uint8_t *run;
+
+        cr_assert(eq(int, pagebuf_pool_create(8192, 4, &pool), SOMBRA_OK));
+        cr_assert(eq(ptr, pagebuf_get_run(pool, 0), NULL));
+        cr_assert(eq(ptr, pagebuf_get_run(pool, SIZE_MAX / 4096), NULL));
+        run = pagebuf_get_run(pool, 16);
+        cr_assert(not(eq(ptr, run, NULL)));
+        cr_assert(eq(u64, (uintptr_t)run % 8192, 0));
+        memset(run, 0x5a, 16 * 8192);
+        cr_assert(eq(u8, run[16 * 8192 - 1], 0x5a));
+        cr_assert(eq(u64, stats_of(pool).in_use, 16));
+        cr_assert(eq(u64, stats_of(pool).allocated, 16));
+        pagebuf_put_run(pool, run, 16);
+        pagebuf_put_run(pool, NULL, 3);
+        cr_assert(eq(u64, stats_of(pool).in_use, 0));
+        cr_assert(eq(u64, stats_of(pool).cached, 0));
+        pagebuf_pool_destroy(pool);
+}
+
 Test(pagebuf, put_buffer_is_handed_out_again)
 {
         struct pagebuf_pool *pool;

@@ -292,6 +292,46 @@ Test(wal, a_replay_from_a_place_reads_what_follows_it_and_records_above_the_read
         wal_close(&w);
 }
 
+/*
+ * A window lent to the replays (wal_lend_window) holds the reads that fit in
+ * it; a record longer than the window comes back whole through a buffer of
+ * the replay's own, and the lent memory is never written past its end.
+ */
+Test(wal, a_lent_window_serves_the_reads_that_fit_and_a_longer_record_gets_its_own)
+{
+        const size_t lent = 4096, guard = 64, big = 20000;
+        uint8_t *mem = malloc(lent + guard);
+        struct seen seen = {0};
+        uint64_t lsn, applied;
+        struct wal w;
+
+        cr_assert(not(eq(ptr, mem, NULL)));
+        memset(mem + lent, 0xa5, guard);
+        start_log(&w, "wal", 1, NULL);
+        for (uint64_t id = 1; id <= 30; id++)
+                append(&w, id);
+        cr_assert(eq(int, append_len(&w, 31, big, &lsn), SOMBRA_OK));
+        append(&w, 32);
+        wal_close(&w);
+
+        open_log(&w, "wal", NULL);
+        wal_lend_window(&w, mem, lent);
+        cr_assert(eq(int, wal_replay(&w, NULL, 0, collect, &seen, &applied), SOMBRA_OK));
+        wal_lend_window(&w, NULL, 0);
+        cr_assert(eq(u64, applied, 32));
+        for (size_t i = 0; i < 30; i++)
+                cr_assert(eq(u64, seen.hash[i], payload_hash(i + 1, payload_len(i + 1))), "%zu", i);
+        cr_assert(eq(sz, seen.len[30], big));
+        cr_assert(eq(u64, seen.hash[30], payload_hash(31, big)));
+        cr_assert(eq(u64, seen.hash[31], payload_hash(32, payload_len(32))));
+        cr_assert(eq(u64, w.end, support_file_size("wal")));
+        for (size_t i = 0; i < guard; i++)
+                cr_assert(eq(u8, mem[lent + i], 0xa5), "written past the window at %zu", i);
+        cr_assert(eq(ptr, w.window, NULL));
+        wal_close(&w);
+        free(mem);
+}
+
 Test(wal, appending_after_replay_continues_the_log)
 {
         struct wal w;
