@@ -69,6 +69,13 @@
 struct pagebuf_space {
         extent_hooks_t hooks; /* first, so that a hook's `hooks` argument is the space */
         ck_spinlock_t lock;
+        /*
+         * Off while arenas.create maps the arena's own metadata: a few KiB of
+         * it are touched, and a huge page there is 2 MiB of memory for them,
+         * and 70 us to fault in, but 3-6 ms now and then on the project
+         * machine (4 of 45 opens measured).
+         */
+        bool huge;
         size_t n;
         struct {
                 uint8_t *at;
@@ -141,10 +148,6 @@ space_holds(struct pagebuf_space *sp, const void *addr)
  * not one per 4 KiB: on a virtual machine each fault is an exit to the
  * hypervisor, and a recovery that makes 4 MiB of new pages spent a third of
  * its time in them. The advice is only that: without THP it does nothing.
- * That holds for the block of the arena's own metadata too, which
- * arenas.create asks for: on the project machine a fresh 4 KiB page costs
- * about 10 us to touch and a fresh huge page 70-130 us, and making the arena
- * touched 21 pages of its block (0.25 ms, against 0.07 ms in a huge page).
  */
 static void *
 extent_map(extent_hooks_t *hooks, void *new_addr, size_t size, size_t alignment, bool *zero,
@@ -155,7 +158,7 @@ extent_map(extent_hooks_t *hooks, void *new_addr, size_t size, size_t alignment,
         bool huge;
 
         (void)arena_ind;
-        huge = size >= PAGEBUF_HUGE;
+        huge = size >= PAGEBUF_HUGE && space_of(hooks)->huge;
         if (huge && alignment < PAGEBUF_HUGE)
                 alignment = PAGEBUF_HUGE;
         span = size + alignment;
@@ -293,6 +296,7 @@ pagebuf_pool_create(size_t size, size_t keep, struct pagebuf_pool **out)
         hooks = &pool->space->hooks;
         if (mallctl("arenas.create", &pool->arena, &sz, &hooks, sizeof(hooks)) != 0)
                 goto label_fail;
+        pool->space->huge = true; /* from now on the extents are for buffers */
 
         pool->size = size;
         pool->keep = keep;

@@ -88,10 +88,9 @@ adopt_plan_make(struct pager *p, const pgno_t *ckpt_roots, uint64_t ckpt_txn, co
         struct adopt_walk w = {out, IDSET_INIT, ckpt_txn, lsn, 0};
         int rc = SOMBRA_OK;
 
-        for (size_t t = 0; t < ntrees && rc == SOMBRA_OK; t++)
-                rc = btree_walk(p, roots[t], visit_noted, &w);
-        for (size_t t = 0; t < ntrees && rc == SOMBRA_OK; t++)
-                rc = btree_walk(p, ckpt_roots[t], visit_checkpoint, &w);
+        rc = btree_walk(p, roots, ntrees, visit_noted, &w);
+        if (rc == SOMBRA_OK)
+                rc = btree_walk(p, ckpt_roots, ntrees, visit_checkpoint, &w);
         /* Every older page the noted state uses must be the checkpoint's. */
         if (rc == SOMBRA_OK && w.met != w.shared.count)
                 rc = SOMBRA_ECORRUPT;

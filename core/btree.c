@@ -1367,6 +1367,36 @@ struct walk_ctx {
         void *arg;
 };
 
+/*
+ * Page numbers to visit next, a level of the trees or the overflow chains'
+ * first pages, as pgno_t values in a struct buf.
+ */
+static int
+walk_list_push(struct buf *l, pgno_t pgno)
+{
+        return buf_append(l, &pgno, sizeof(pgno));
+}
+
+static size_t
+walk_list_len(const struct buf *l)
+{
+        return l->len / sizeof(pgno_t);
+}
+
+static pgno_t *
+walk_list_at(const struct buf *l)
+{
+        return (pgno_t *)(void *)l->data;
+}
+
+static int
+pgno_order(const void *a, const void *b)
+{
+        pgno_t x = *(const pgno_t *)a, y = *(const pgno_t *)b;
+
+        return (x > y) - (x < y);
+}
+
 /* An overflow chain from its first page, as far as the visits let it go. */
 static int
 walk_chain(struct walk_ctx *x, pgno_t pgno)
@@ -1391,17 +1421,18 @@ walk_chain(struct walk_ctx *x, pgno_t pgno)
         return rc;
 }
 
+/*
+ * Visits one page of a level; what it points to goes on `next` (a branch's
+ * children) or `chains` (the first pages of a leaf's overflow values).
+ */
 static int
-walk_rec(struct walk_ctx *x, pgno_t pgno, int depth)
+walk_page(struct walk_ctx *x, pgno_t pgno, struct buf *next, struct buf *chains)
 {
         struct page *pg;
         bool descend = true;
         uint32_t n;
-        int rc;
+        int rc = pager_get(x->p, pgno, &pg);
 
-        if (depth >= BTREE_MAX_DEPTH)
-                return SOMBRA_ECORRUPT;
-        rc = pager_get(x->p, pgno, &pg);
         if (rc != SOMBRA_OK)
                 return rc;
         n = nkeys(pg->data);
@@ -1412,22 +1443,48 @@ walk_rec(struct walk_ctx *x, pgno_t pgno, int depth)
              i++) {
                 struct leaf_cell lc = leaf_cell(pg->data, cell(pg->data, i));
                 if (lc.ovf)
-                        rc = walk_chain(x, get_be64(lc.val));
+                        rc = walk_list_push(chains, get_be64(lc.val));
         }
         for (uint32_t i = 0; rc == SOMBRA_OK && descend && page_type(pg) == PAGE_BRANCH && i <= n;
              i++)
-                rc = walk_rec(x, branch_child(pg->data, i), depth + 1);
+                rc = walk_list_push(next, branch_child(pg->data, i));
         pager_unpin(x->p, pg);
         return rc;
 }
 
 int
-btree_walk(struct pager *p, pgno_t root,
+btree_walk(struct pager *p, const pgno_t *roots, size_t nroots,
            int (*visit)(void *arg, const struct page *pg, bool *descend), void *arg)
 {
         struct walk_ctx x = {p, visit, arg};
+        struct buf level = BUF_INIT, next = BUF_INIT, chains = BUF_INIT;
+        int rc = SOMBRA_OK;
 
-        return root == PGNO_NONE ? SOMBRA_OK : walk_rec(&x, root, 0);
+        for (size_t t = 0; t < nroots && rc == SOMBRA_OK; t++)
+                if (roots[t] != PGNO_NONE)
+                        rc = walk_list_push(&level, roots[t]);
+        for (int depth = 0; rc == SOMBRA_OK && walk_list_len(&level) > 0; depth++) {
+                struct buf done;
+                if (depth >= BTREE_MAX_DEPTH) {
+                        rc = SOMBRA_ECORRUPT;
+                        break;
+                }
+                qsort(walk_list_at(&level), walk_list_len(&level), sizeof(pgno_t), pgno_order);
+                buf_reset(&next);
+                for (size_t i = 0; i < walk_list_len(&level) && rc == SOMBRA_OK; i++)
+                        rc = walk_page(&x, walk_list_at(&level)[i], &next, &chains);
+                done = level;
+                level = next;
+                next = done;
+        }
+        if (walk_list_len(&chains) > 0) /* qsort must not be handed a NULL array */
+                qsort(walk_list_at(&chains), walk_list_len(&chains), sizeof(pgno_t), pgno_order);
+        for (size_t i = 0; i < walk_list_len(&chains) && rc == SOMBRA_OK; i++)
+                rc = walk_chain(&x, walk_list_at(&chains)[i]);
+        buf_free(&level);
+        buf_free(&next);
+        buf_free(&chains);
+        return rc;
 }
 
 /*

@@ -97,15 +97,19 @@ int btree_check(struct pager *p, pgno_t root, int (*fn)(void *arg, pgno_t pgno),
                 uint64_t *entries);
 
 /*
- * Walks the tree at root from the top: visit(arg, pg, &descend) is called
- * for every page (overflow pages included) before the pages it points to,
- * with descend true; a visit that clears it keeps the walk out of what the
- * page points to. Pages are checked as pager_get checks them; a page of the
- * wrong type, too deep a tree or too long an overflow chain is
- * SOMBRA_ECORRUPT. An error from visit stops the walk and is returned. For
- * recovery's comparison of two states of the file (adopt.c).
+ * Walks the trees at roots[0..nroots) (PGNO_NONE: an empty tree) from the
+ * top: visit(arg, pg, &descend) is called for every page (overflow pages
+ * included) before the pages it points to, with descend true; a visit that
+ * clears it keeps the walk out of what the page points to. The walk goes a
+ * level at a time, across all the trees, each level in increasing page
+ * order, and the overflow chains last: pages that lie together in the file
+ * are read one after the other (a walker reads such pages in blocks). Pages
+ * are checked as pager_get checks them; a page of the wrong type, too deep a
+ * tree or too long an overflow chain is SOMBRA_ECORRUPT. An error from visit
+ * stops the walk and is returned; SOMBRA_ENOMEM. For recovery's comparison
+ * of two states of the file (adopt.c).
  */
-int btree_walk(struct pager *p, pgno_t root,
+int btree_walk(struct pager *p, const pgno_t *roots, size_t nroots,
                int (*visit)(void *arg, const struct page *pg, bool *descend), void *arg);
 
 /*

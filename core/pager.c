@@ -571,7 +571,8 @@ page_check(const struct pager *p, const struct page *pg, pgno_t pgno)
  * 16 pages does. It goes on doing so while a block serves several pages, and
  * tries again after WALK_BLOCK pages read alone.
  */
-#define WALK_BLOCK 16u
+#define WALK_BLOCK  16u
+#define WALKER_PINS 4u /* a walker's descriptors: the first of the reader's PAGER_READER_PINS */
 
 static int
 walker_read(struct pager *r, pgno_t pgno, uint8_t *dst)
@@ -680,8 +681,9 @@ pager_walker_open(struct pager *w, struct pager **out)
 
         if (rc != SOMBRA_OK)
                 return rc;
-        /* Only the few descriptors a walk reuses are ever touched. */
-        (*out)->copies = pagebuf_get_run(w->bufs, PAGER_READER_PINS);
+        /* A walk pins a page at a time (btree_walk): a few descriptors, a copy each. */
+        (*out)->free_descs.n = WALKER_PINS;
+        (*out)->copies = pagebuf_get_run(w->bufs, WALKER_PINS);
         (*out)->block = pagebuf_get_run(w->bufs, WALK_BLOCK);
         (*out)->block_used = WALK_BLOCK / 4; /* the first read tries a block */
         rc = (*out)->copies == NULL || (*out)->block == NULL ? SOMBRA_ENOMEM
@@ -700,7 +702,7 @@ pager_reader_close(struct pager *r)
         if (r == NULL)
                 return;
         if (r->copies != NULL || r->block != NULL) { /* a walker's */
-                pagebuf_put_run(r->writer->bufs, r->copies, PAGER_READER_PINS);
+                pagebuf_put_run(r->writer->bufs, r->copies, WALKER_PINS);
                 pagebuf_put_run(r->writer->bufs, r->block, WALK_BLOCK);
         }
         free(r->descs);
