@@ -13,7 +13,8 @@
  *   at create, so that put and get never allocate. The stack is guarded by a
  *   spinlock held only for a push or a pop; the allocator is always called
  *   with the lock released. A put that finds the stack full returns the
- *   buffer to the arena.
+ *   buffer to the arena. Runs (pagebuf_get_run) never go onto the stack:
+ *   they come from the arena and go back to it.
  *
  *   On destroy the cached buffers go back to the arena, and the arena itself
  *   is destroyed (arena.<i>.destroy) when no buffer is still handed out, so
@@ -92,8 +93,8 @@ struct pagebuf_pool {
         ck_spinlock_t lock;
         void **stack;       /* keep slots; [0, top) hold cached buffers; under lock */
         uint64_t top;       /* buffers on the stack; written under lock, read with ck_pr */
-        uint64_t allocated; /* ck_pr_inc_64 */
-        uint64_t in_use;    /* ck_pr_inc_64 / ck_pr_dec_64 */
+        uint64_t allocated; /* ck_pr_inc_64 / ck_pr_add_64 (a run) */
+        uint64_t in_use;    /* ck_pr_inc_64 / ck_pr_dec_64, ck_pr_add_64 / ck_pr_sub_64 (a run) */
         uint64_t recycled;  /* ck_pr_inc_64 */
 };
 

@@ -44,9 +44,10 @@ void pagebuf_put(struct pagebuf_pool *pool, void *buf);
 /*
  * n buffers in a row: n * size bytes aligned to size, contents undefined, for
  * reads of several pages at once (recovery's log window and walk). They come
- * from the same arena as the buffers, whose memory lies in huge pages where
- * the system has them: a page of it costs no fault of its own, where a fresh
- * 4 KiB page of the C heap costs one (about 10 us on the project machine).
+ * from the same arena as the buffers, whose extents of 2 MiB or more are
+ * advised as huge pages: once such a page is touched, the rest of it costs
+ * no fault, where each fresh 4 KiB page of the C heap costs one (about 10 us
+ * on the project machine). Not seen by AddressSanitizer, like the buffers.
  * NULL when memory is exhausted or n is 0. Not recycled through the free
  * stack: pagebuf_put_run gives it back to the arena.
  */

@@ -124,7 +124,7 @@ struct pager {
         struct pager *writer;
         struct page *descs;
         struct pgvec free_descs;
-        uint8_t *copies; /* a walker's buffers, a page per descriptor (pager_walker_open) */
+        uint8_t *copies; /* a walker's buffers, one for each of its WALKER_PINS descriptors */
         uint8_t *block;  /* a walker's WALK_BLOCK pages from block_at, block_n of them read */
         pgno_t block_at;
         uint64_t block_n, block_used, singles; /* pages of the block served; read alone since */
@@ -319,7 +319,7 @@ pager_create(struct io_file *file, uint32_t page_size, uint32_t cache_pages, boo
         rc = pagebuf_pool_create(page_size, 256, &p->bufs);
         if (rc != SOMBRA_OK)
                 goto label_fail;
-        p->scratch = pagebuf_get_run(p->bufs, PAGER_SCRATCH_PAGES);
+        p->scratch = malloc((size_t)page_size * PAGER_SCRATCH_PAGES);
         if (p->scratch == NULL) {
                 rc = SOMBRA_ENOMEM;
                 goto label_fail;
@@ -358,14 +358,13 @@ pager_destroy(struct pager *p)
                         pagebuf_put(p->bufs, p->frames[i].data);
                 zpages_free(p->frames, p->cache_cap, sizeof(*p->frames));
         }
-        if (p->bufs != NULL)
-                pagebuf_put_run(p->bufs, p->scratch, PAGER_SCRATCH_PAGES);
         pagebuf_pool_destroy(p->bufs);
         if (p->fmap != NULL && p->fmap != p->file->priv)
                 munmap(p->fmap, p->map_pages * p->page_size);
         zpages_free(p->validated, validated_words(p), sizeof(uint64_t));
         free(p->dirty);
         free(p->taken);
+        free(p->scratch);
         idset_free(&p->map);
         free(p->empty_frames.v);
         free(p->free.v);
@@ -690,6 +689,7 @@ pager_walker_open(struct pager *w, struct pager **out)
                                                              : io_size(w->file, &size);
         if (rc != SOMBRA_OK) {
                 pager_reader_close(*out);
+                *out = NULL;
                 return rc;
         }
         (*out)->file_pages = size / w->page_size;

@@ -126,7 +126,8 @@ void pager_unpin(struct pager *p, struct page *pg);
  * and never blocks on, or is blocked by, the writer. Its pages must belong to
  * a state published with pager_publish after pager_write_back wrote them, and
  * the caller must keep page reuse away while it reads (store.c does, with
- * its reader table). At most PAGER_READER_PINS pages are pinned at once per handle.
+ * its reader table). At most PAGER_READER_PINS pages are pinned at once per handle
+ * (a walker's: 4).
  */
 #define PAGER_READER_PINS 64u
 #define PAGER_MAP_BYTES   (64ull << 30)

@@ -299,32 +299,37 @@ Test(wal, a_replay_from_a_place_reads_what_follows_it_and_records_above_the_read
  */
 Test(wal, a_lent_window_serves_the_reads_that_fit_and_a_longer_record_gets_its_own)
 {
-        const size_t lent = 4096, guard = 64, big = 20000;
+        const size_t lent = WAL_READ_CHUNK, guard = 64, big = WAL_READ_CHUNK + 5000;
         uint8_t *mem = malloc(lent + guard);
         struct seen seen = {0};
         uint64_t lsn, applied;
+        bool used = false;
         struct wal w;
 
         cr_assert(not(eq(ptr, mem, NULL)));
-        memset(mem + lent, 0xa5, guard);
+        memset(mem, 0xa5, lent + guard);
         start_log(&w, "wal", 1, NULL);
-        for (uint64_t id = 1; id <= 30; id++)
+        for (uint64_t id = 1; id <= 300; id++) /* more than one window of log */
                 append(&w, id);
-        cr_assert(eq(int, append_len(&w, 31, big, &lsn), SOMBRA_OK));
-        append(&w, 32);
+        cr_assert(eq(int, append_len(&w, 301, big, &lsn), SOMBRA_OK));
+        append(&w, 302);
         wal_close(&w);
+        cr_assert(gt(u64, record_offset(301), WAL_HDR + WAL_READ_CHUNK));
 
         open_log(&w, "wal", NULL);
         wal_lend_window(&w, mem, lent);
         cr_assert(eq(int, wal_replay(&w, NULL, 0, collect, &seen, &applied), SOMBRA_OK));
         wal_lend_window(&w, NULL, 0);
-        cr_assert(eq(u64, applied, 32));
-        for (size_t i = 0; i < 30; i++)
-                cr_assert(eq(u64, seen.hash[i], payload_hash(i + 1, payload_len(i + 1))), "%zu", i);
-        cr_assert(eq(sz, seen.len[30], big));
-        cr_assert(eq(u64, seen.hash[30], payload_hash(31, big)));
-        cr_assert(eq(u64, seen.hash[31], payload_hash(32, payload_len(32))));
+        cr_assert(eq(u64, applied, 302));
+        cr_assert(eq(u64, seen.hash[0], payload_hash(1, payload_len(1))));
+        cr_assert(eq(u64, seen.hash[299], payload_hash(300, payload_len(300))));
+        cr_assert(eq(sz, seen.len[300], big));
+        cr_assert(eq(u64, seen.hash[300], payload_hash(301, big)));
+        cr_assert(eq(u64, seen.hash[301], payload_hash(302, payload_len(302))));
         cr_assert(eq(u64, w.end, support_file_size("wal")));
+        for (size_t i = 0; i < lent && !used; i++)
+                used = mem[i] != 0xa5;
+        cr_assert(used, "the lent window was never read into");
         for (size_t i = 0; i < guard; i++)
                 cr_assert(eq(u8, mem[lent + i], 0xa5), "written past the window at %zu", i);
         cr_assert(eq(ptr, w.window, NULL));
