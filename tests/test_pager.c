@@ -925,3 +925,26 @@ Test(pager, a_seal_is_the_plain_xxh3_of_the_page_whatever_code_computes_it)
                 free(page);
         }
 }
+
+/*
+ * A walker whose open fails part way (here io_size, on a closed descriptor)
+ * is closed by the open itself and handed back as NULL: its caller's own
+ * close, as recovery makes it, then does nothing, where it used to free the
+ * handle and its runs a second time. A walker opened next works.
+ */
+Test(pager, a_walker_that_fails_to_open_is_closed_once)
+{
+        struct pager *walker = NULL;
+        int fd;
+
+        open_pager(4096, 64);
+        fd = file.fd;
+        file.fd = -1;
+        cr_assert(not(eq(int, pager_walker_open(pager, &walker), SOMBRA_OK)));
+        file.fd = fd;
+        cr_assert(eq(ptr, walker, NULL));
+        pager_reader_close(walker);
+        cr_assert(eq(int, pager_walker_open(pager, &walker), SOMBRA_OK));
+        cr_assert(not(eq(ptr, walker, NULL)));
+        pager_reader_close(walker);
+}
