@@ -13,6 +13,7 @@
 
 #include "sombra.h"
 #include "dict.h"
+#include "zpages.h"
 
 static uint64_t
 name_hash(const char *name, size_t len)
@@ -90,6 +91,12 @@ dict_add(struct dict *d, const char *name, size_t len)
 
         if (c >= DICT_CHUNKS)
                 return SOMBRA_ETOOBIG;
+        /* Readers look only below `count`, released after the slots are in place. */
+        if (d->chunks == NULL) {
+                d->chunks = zpages_alloc(DICT_CHUNKS, sizeof(*d->chunks));
+                if (d->chunks == NULL)
+                        return SOMBRA_ENOMEM;
+        }
         if ((uint64_t)(d->count + 1) * 2 > d->table_cap) {
                 int rc = table_grow(d);
                 if (rc != SOMBRA_OK)
@@ -277,8 +284,9 @@ dict_free(struct dict *d)
         for (size_t i = 0; i < d->ndead; i++)
                 free(d->dead[i]);
         free(d->dead);
-        for (uint32_t c = 0; c < DICT_CHUNKS; c++)
+        for (uint32_t c = 0; d->chunks != NULL && c < DICT_CHUNKS; c++)
                 free(d->chunks[c]);
+        zpages_free(d->chunks, DICT_CHUNKS, sizeof(*d->chunks));
         free(d->table);
         memset(d, 0, sizeof(*d));
 }

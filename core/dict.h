@@ -26,7 +26,12 @@ struct dict_name {
 };
 
 struct dict {
-        struct dict_name **chunks[DICT_CHUNKS];
+        /*
+         * DICT_CHUNKS slots, made at the first name: zero pages (zpages) that
+         * fault in only where written, where 32 KiB inline in the graph were
+         * cleared by its calloc at every open (8 page faults).
+         */
+        struct dict_name ***chunks;
         uint32_t count;  /* names are ids 1..count */
         uint32_t *table; /* open addressing: slot -> id, 0 empty */
         uint32_t table_cap;
