@@ -1514,8 +1514,10 @@ varint_cell_bytes(const uint8_t *d, uint32_t off, uint32_t ps)
                 return 0;
         at = off + n + klen;
         n = varint_get(d + at, ps - at, 4, &vinfo);
+        if (n == 0)
+                return 0;
         body = (vinfo & 1) ? 8 : vinfo >> 1;
-        if (n == 0 || body > ps - at - n)
+        if (body > ps - at - n)
                 return 0;
         return (uint32_t)(at + n + body - off);
 }

@@ -235,9 +235,10 @@ wal_position(const struct wal *w, struct wal_pos *out)
 
 /*
  * The part of the log file that wal_replay has read: bytes [at, at + len) of
- * the file at `data` (the lent window, or b's memory). Records are taken from it, so a replay reads
- * the log a chunk at a time instead of twice per record (each read is a system call, and a system
- * call is an exit to the hypervisor on the project machine).
+ * the file at `data` (the lent window, or b's memory). Records are taken
+ * from it, so a replay reads the log a chunk at a time instead of twice per
+ * record (each read is a system call, and a system call is an exit to the
+ * hypervisor on the project machine).
  */
 struct wal_window {
         struct buf b;  /* its own memory, when the lent window is missing or too small */
