@@ -1458,6 +1458,7 @@ btree_walk(struct pager *p, const pgno_t *roots, size_t nroots,
 {
         struct walk_ctx x = {p, visit, arg};
         struct buf level = BUF_INIT, next = BUF_INIT, chains = BUF_INIT;
+        uint64_t limit = pager_npages(p);
         int rc = SOMBRA_OK;
 
         for (size_t t = 0; t < nroots && rc == SOMBRA_OK; t++)
@@ -1471,8 +1472,17 @@ btree_walk(struct pager *p, const pgno_t *roots, size_t nroots,
                 }
                 qsort(walk_list_at(&level), walk_list_len(&level), sizeof(pgno_t), pgno_order);
                 buf_reset(&next);
-                for (size_t i = 0; i < walk_list_len(&level) && rc == SOMBRA_OK; i++)
+                /*
+                 * A level of a tree, or the chains, cannot hold more pages than the
+                 * file: past that, pages point to each other, and the lists would
+                 * grow by a fan-out at every level before a visit meets a page twice.
+                 */
+                for (size_t i = 0; i < walk_list_len(&level) && rc == SOMBRA_OK; i++) {
                         rc = walk_page(&x, walk_list_at(&level)[i], &next, &chains);
+                        if (rc == SOMBRA_OK &&
+                            (walk_list_len(&next) > limit || walk_list_len(&chains) > limit))
+                                rc = SOMBRA_ECORRUPT;
+                }
                 done = level;
                 level = next;
                 next = done;

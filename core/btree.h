@@ -106,8 +106,9 @@ int btree_check(struct pager *p, pgno_t root, int (*fn)(void *arg, pgno_t pgno),
  * are read one after the other (a walker reads such pages in blocks). Pages
  * are checked as pager_get checks them; a page of the wrong type, too deep a
  * tree or too long an overflow chain is SOMBRA_ECORRUPT. An error from visit
- * stops the walk and is returned; SOMBRA_ENOMEM. For recovery's comparison
- * of two states of the file (adopt.c).
+ * stops the walk and is returned; SOMBRA_ENOMEM. A level that would hold more
+ * pages than pager_npages(p) is SOMBRA_ECORRUPT too. For recovery's
+ * comparison of two states of the file (adopt.c).
  */
 int btree_walk(struct pager *p, const pgno_t *roots, size_t nroots,
                int (*visit)(void *arg, const struct page *pg, bool *descend), void *arg);

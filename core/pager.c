@@ -693,6 +693,7 @@ pager_walker_open(struct pager *w, struct pager **out)
                 return rc;
         }
         (*out)->file_pages = size / w->page_size;
+        (*out)->npages = (*out)->file_pages; /* its pager_npages: the pages it may read */
         return SOMBRA_OK;
 }
 

@@ -107,6 +107,7 @@ uint8_t *pager_scratch(struct pager *p);
 uint8_t *pager_run_get(struct pager *p, size_t n);
 /* Gives back a run from pager_run_get, with the same n; NULL is ignored. */
 void pager_run_put(struct pager *p, uint8_t *run, size_t n);
+/* Pages in the file as the pager knows it; a walker's: whole pages at its open. */
 uint64_t pager_npages(const struct pager *p);
 void pager_stats(const struct pager *p, struct pager_stats *out);
 

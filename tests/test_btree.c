@@ -2293,3 +2293,47 @@ Test(btree, leaves_of_the_smallest_varint_cells_split_and_compact)
                 cr_assert(eq(int, btree_get(pager, root, key, 2, &val), SOMBRA_OK), "get %u", k);
         }
 }
+
+/* ---- the walk ---- */
+
+/* A visitor that counts and always goes on, even into a page it met before. */
+static int
+count_visit(void *arg, const struct page *pg, bool *descend)
+{
+        (void)pg;
+        *descend = true;
+        ++*(uint64_t *)arg;
+        return SOMBRA_OK;
+}
+
+/*
+ * A branch whose children all point back to it: every level would hold the
+ * one before times its fan-out. The walk refuses a level larger than the
+ * file instead of growing it level by level up to BTREE_MAX_DEPTH.
+ */
+Test(btree, a_walk_refuses_a_level_larger_than_the_file)
+{
+        struct page *pg;
+        pgno_t root = PGNO_NONE;
+        uint64_t visits = 0;
+        char key[16];
+
+        db_open(4096, 256);
+        txn_begin();
+        for (int i = 0; i < 400; i++) {
+                snprintf(key, sizeof(key), "key%05d", i);
+                put_str(&root, key, "value", 5);
+        }
+        txn_commit();
+        cr_assert(eq(int, btree_walk(pager, &root, 1, count_visit, &visits), SOMBRA_OK));
+        cr_assert(eq(u64, visits, pager_npages(pager) - 2), "every page but the meta pages, once");
+        cr_assert(eq(int, pager_get(pager, root, &pg), SOMBRA_OK));
+        cr_assert(eq(u8, pg->data[0], PAGE_BRANCH));
+        put_be64(pg->data + 32, root); /* the leftmost child, then every cell's */
+        for (uint32_t i = 0; i < get_be16(pg->data + 2); i++)
+                put_be64(pg->data + get_be16(pg->data + PAGE_HDR + 2 * i) + 2, root);
+        pager_unpin(pager, pg);
+        visits = 0;
+        cr_assert(eq(int, btree_walk(pager, &root, 1, count_visit, &visits), SOMBRA_ECORRUPT));
+        cr_assert(lt(u64, visits, 2 * pager_npages(pager)), "%" PRIu64 " visits", visits);
+}
