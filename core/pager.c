@@ -702,10 +702,9 @@ pager_reader_close(struct pager *r)
 {
         if (r == NULL)
                 return;
-        if (r->copies != NULL || r->block != NULL) { /* a walker's */
-                pagebuf_put_run(r->writer->bufs, r->copies, WALKER_PINS);
-                pagebuf_put_run(r->writer->bufs, r->block, WALK_BLOCK);
-        }
+        /* A walker's runs; NULL for any other reader, which put_run ignores. */
+        pagebuf_put_run(r->writer->bufs, r->copies, WALKER_PINS);
+        pagebuf_put_run(r->writer->bufs, r->block, WALK_BLOCK);
         free(r->descs);
         free(r->free_descs.v);
         free(r);
