@@ -27,6 +27,7 @@
  * those edge creates found (`known`) until that node's delete or a
  * rollback, so that a node that many edges touch is looked up once at most.
  */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -36,6 +37,7 @@
 #include "dict.h"
 #include "idbits.h"
 #include "idset.h"
+#include "radix.h"
 
 #define DIR_OUT 0u
 #define DIR_IN  1u
@@ -261,38 +263,15 @@ held_cmp(const void *a, const void *b)
 }
 
 /*
- * One pass of the radix sort: src into dst by the head's byte at `shift`,
- * keeping the order of equal bytes.
- */
-static void
-held_radix_pass(const struct held *src, struct held *dst, size_t n, unsigned shift)
-{
-        size_t at[256] = {0}, sum = 0;
-
-        for (size_t i = 0; i < n; i++)
-                at[(src[i].head >> shift) & 0xff]++;
-        for (size_t b = 0; b < 256; b++) {
-                size_t count = at[b];
-                at[b] = sum;
-                sum += count;
-        }
-        for (size_t i = 0; i < n; i++)
-                dst[at[(src[i].head >> shift) & 0xff]++] = src[i];
-}
-
-/*
- * Sorts the held entries as held_cmp orders them. A least-significant-byte
- * radix sort on the heads (skipping the bytes all heads share) costs a
- * few passes over the array, where glibc's merge sort took a third of
- * writing a batch of edges; being stable, it leaves equal heads in the
- * order held, and each run of them is then sorted by held_cmp. Without
- * memory for the second buffer, held_cmp sorts everything.
+ * Sorts the held entries as held_cmp orders them: by head with a radix sort
+ * (glibc's merge sort took a third of writing a batch of edges), which
+ * being stable leaves equal heads in the order held, and then each run of
+ * equal heads by held_cmp. Without memory for the spare buffer, held_cmp
+ * sorts everything.
  */
 static void
 held_sort(struct graph *g)
 {
-        struct held *src = g->held, *dst;
-        uint64_t differ = 0;
         size_t n = g->nheld;
 
         if (g->held_spare_cap < n) {
@@ -304,19 +283,7 @@ held_sort(struct graph *g)
                 g->held_spare = v;
                 g->held_spare_cap = g->held_cap;
         }
-        dst = g->held_spare;
-        for (size_t i = 1; i < n; i++)
-                differ |= src[i].head ^ src[0].head;
-        for (unsigned shift = 0; shift < 64; shift += 8) {
-                struct held *t = src;
-                if (((differ >> shift) & 0xff) == 0)
-                        continue;
-                held_radix_pass(src, dst, n, shift);
-                src = dst;
-                dst = t;
-        }
-        if (src != g->held)
-                memcpy(g->held, src, n * sizeof(*src));
+        radix_sort(g->held, g->held_spare, n, sizeof(*g->held), offsetof(struct held, head));
         for (size_t i = 0, j; i < n; i = j) {
                 for (j = i + 1; j < n && g->held[j].head == g->held[i].head; j++)
                         ;

