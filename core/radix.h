@@ -7,8 +7,9 @@
  * calls through a pointer, and when the key sits behind a pointer each is a
  * cache miss; these passes read each record twice and move it once. Bytes
  * that every key shares are skipped, so page numbers below 65,536 take two
- * passes. The functions are inline: the record size and the key's offset,
- * constants at each caller, then make the moves fixed-size copies.
+ * passes at most. The functions are inline so that the record size and the
+ * key's offset, constants at each caller, make the moves fixed-size copies
+ * (the release build's passes call no memcpy).
  */
 #ifndef SOMBRA_RADIX_H
 #define SOMBRA_RADIX_H

@@ -339,14 +339,14 @@ publisher_post(struct sombra_db *db, struct store_publication *pub)
  * retired 51-82% within 16 groups in durable_commit_async and 96% in a bulk
  * load (bench/README). Publishing only for readers that look saves those
  * writes. So while no reader has asked for a fresh snapshot for
- * READER_RECENT_NS, a group is answered unpublished, up to
- * PUBLISH_DEFER_GROUPS groups in a row (which bounds the log a reopen
- * after a kill replays past the last note, and a reader's first wait).
- * 32, not 16: durable_commit_async ran 10-15% faster after the other
- * workloads and the median reopen after a kill did not move (bench/README,
- * "The deferral cap, 16 groups against 32"). The replay's bound, 32 of
- * its groups of 256 one-edge commits, is about 700 KiB of log; a power
- * loss may replay checkpoint_threshold (16 MiB).
+ * READER_RECENT_NS, a group is answered unpublished, and the
+ * PUBLISH_DEFER_GROUPS-th group in a row is published (which bounds the
+ * log a reopen after a kill replays past the last note, and a reader's
+ * first wait). 32, not 16: durable_commit_async ran 10-15% faster after
+ * the other workloads and the median reopen after a kill did not move
+ * (bench/README, "The deferral cap, 16 groups against 32"). There the
+ * replay's bound, 31 groups of 256 one-edge commits, is about 670 KiB of
+ * log; a power loss may replay checkpoint_threshold (16 MiB).
  * A reader that finds an answered commit unpublished asks (publish_wanted)
  * and waits; the writer then publishes at once, and for every group while
  * readers keep coming. Commits stay as durable as before: durability is

@@ -1,6 +1,7 @@
 /*
  * test_radix.c - the radix sort of records by a key inside them: order,
- * stability, nothing lost or doubled, and the passes it skips.
+ * stability, nothing lost or doubled, for keys that take every pass and
+ * for keys whose shared bytes it skips.
  */
 #include <criterion/criterion.h>
 #include <criterion/new/assert.h>
