@@ -1,26 +1,26 @@
 /*
- * pagebuf.c - page buffers from a dedicated jemalloc arena.
+ * pagebuf.c - runs of page buffers from a dedicated jemalloc arena.
  *
  * Design
- *   A pool owns one manual jemalloc arena (arenas.create). Every buffer comes
+ *   A pool owns one manual jemalloc arena (arenas.create). Every run comes
  *   from mallocx with MALLOCX_ARENA, MALLOCX_ALIGN(size) and
  *   MALLOCX_TCACHE_NONE, and goes back with dallocx(MALLOCX_TCACHE_NONE):
  *   page memory never sits in a thread cache, where it would be invisible to
  *   the arena and could outlive the pool. Nothing here ever calls free() on a
- *   buffer, and nothing binds a thread to the arena.
+ *   run, and nothing binds a thread to the arena.
  *
- *   Freed buffers go onto a free stack, an array of `keep` pointers made once
- *   at create, so that put and get never allocate. The stack is guarded by a
- *   spinlock held only for a push or a pop; the allocator is always called
- *   with the lock released. A put that finds the stack full returns the
- *   buffer to the arena. Runs (pagebuf_get_run) never go onto the stack:
- *   they come from the arena and go back to it.
+ *   There are runs only, no single buffers. jemalloc serves an 8 KiB
+ *   allocation aligned to 8 KiB from its 16 KiB size class, and spaced such
+ *   allocations about 28 KiB apart: a page cache of 8 KiB buffers got one
+ *   at a time spread over three times its size, and every transparent huge
+ *   page it touched (2 MiB zeroed at the first touch) held a third of that
+ *   in pages. The pager takes its whole cache as one run instead
+ *   (pager_create), touched only as frames are used.
  *
- *   On destroy the cached buffers go back to the arena, and the arena itself
- *   is destroyed (arena.<i>.destroy) when no buffer is still handed out, so
- *   that its index can be reused by the next pool. If buffers are still out
- *   (a caller bug) the arena is left alone: those buffers stay valid memory
- *   instead of becoming dangling pointers.
+ *   On destroy the arena is destroyed (arena.<i>.destroy) when no run is
+ *   still handed out, so that its index can be reused by the next pool. If
+ *   runs are still out (a caller bug) the arena is left alone: they stay
+ *   valid memory instead of becoming dangling pointers.
  *
  *   The arena gets its memory through extent hooks of its own (mmap and
  *   munmap). jemalloc's default hooks on Linux retain the virtual memory of
@@ -33,23 +33,27 @@
  *   The hooks record the mappings they make (struct pagebuf_space), and an
  *   extent inside a recorded mapping is never unmapped or purged on its own:
  *   jemalloc keeps it for reuse, and the pool unmaps each mapping once, when
- *   it is destroyed. jemalloc cuts its mappings into many small extents (a
- *   slab, a large buffer); giving those back one by one was an munmap or
- *   madvise each, every one a TLB shootdown across the process's CPUs: a
- *   thousand of them, 17 ms, to close a database whose recovery had filled
- *   4 MiB of pages. The price: a pool's memory does not shrink while it
- *   lives. It is the page cache's, bounded by its size anyway. A mapping
- *   that finds the table full is handled as before, unmapped when freed.
+ *   it is destroyed. jemalloc cuts its mappings into many small extents;
+ *   giving those back one by one was an munmap or madvise each, every one a
+ *   TLB shootdown across the process's CPUs: a thousand of them, 17 ms, to
+ *   close a database whose recovery had filled 4 MiB of pages. The price: a
+ *   pool's memory does not shrink while it lives. It is the page cache's,
+ *   bounded by its size anyway. A mapping that finds the table full is
+ *   handled as before, unmapped when freed.
+ *
+ *   The mappings are MAP_NORESERVE: a page cache is reserved whole at open
+ *   and filled as it is used, and a large configured cache must not be
+ *   refused at open by the kernel's overcommit heuristic for memory it may
+ *   never touch. (Under strict overcommit the flag is ignored, as it should.)
  *
  * Threads
- *   pagebuf_get and pagebuf_put run on any thread. `top` and `stack` change
- *   only under `lock`. The counters change under `lock` or with ck_pr atomic
- *   adds, and every reader loads them with ck_pr_load_64; a stats snapshot is
- *   four separate loads, not one consistent cut.
+ *   Runs are taken and given back on any thread (the pager's walkers run on
+ *   readers' threads). The counters change with ck_pr atomic adds, and every
+ *   reader loads them with ck_pr_load_64; a stats snapshot is two separate
+ *   loads, not one consistent cut.
  */
 #include "pagebuf.h"
 
-#include <assert.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -86,16 +90,11 @@ struct pagebuf_space {
 
 struct pagebuf_pool {
         size_t size;
-        size_t keep;    /* slots in stack */
         unsigned arena; /* index from arenas.create */
         struct pagebuf_space *space;
         int alloc_flags;
-        ck_spinlock_t lock;
-        void **stack;       /* keep slots; [0, top) hold cached buffers; under lock */
-        uint64_t top;       /* buffers on the stack; written under lock, read with ck_pr */
-        uint64_t allocated; /* ck_pr_inc_64 / ck_pr_add_64 (a run) */
-        uint64_t in_use;    /* ck_pr_inc_64 / ck_pr_dec_64, ck_pr_add_64 / ck_pr_sub_64 (a run) */
-        uint64_t recycled;  /* ck_pr_inc_64 */
+        uint64_t allocated; /* buffers in runs ever taken; ck_pr_add_64 */
+        uint64_t in_use;    /* buffers in runs out now; ck_pr_add_64 / ck_pr_sub_64 */
 };
 
 static bool
@@ -166,7 +165,7 @@ extent_map(extent_hooks_t *hooks, void *new_addr, size_t size, size_t alignment,
         if (span < size)
                 return NULL;
         m = mmap(new_addr, new_addr != NULL ? size : span, PROT_READ | PROT_WRITE,
-                 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
         if (m == MAP_FAILED)
                 return NULL;
         if (new_addr != NULL) {
@@ -272,7 +271,7 @@ space_free(struct pagebuf_space *sp)
 }
 
 int
-pagebuf_pool_create(size_t size, size_t keep, struct pagebuf_pool **out)
+pagebuf_pool_create(size_t size, struct pagebuf_pool **out)
 {
         struct pagebuf_pool *pool;
         extent_hooks_t *hooks;
@@ -284,11 +283,6 @@ pagebuf_pool_create(size_t size, size_t keep, struct pagebuf_pool **out)
         pool = calloc(1, sizeof(*pool));
         if (pool == NULL)
                 return SOMBRA_ENOMEM;
-        if (keep > 0) {
-                pool->stack = calloc(keep, sizeof(*pool->stack));
-                if (pool->stack == NULL)
-                        goto label_fail;
-        }
         pool->space = calloc(1, sizeof(*pool->space));
         if (pool->space == NULL)
                 goto label_fail;
@@ -300,16 +294,13 @@ pagebuf_pool_create(size_t size, size_t keep, struct pagebuf_pool **out)
         pool->space->huge = true; /* from now on the extents are for buffers */
 
         pool->size = size;
-        pool->keep = keep;
         pool->alloc_flags = MALLOCX_ARENA(pool->arena) | MALLOCX_TCACHE_NONE | MALLOCX_ALIGN(size);
-        ck_spinlock_init(&pool->lock);
         *out = pool;
         return SOMBRA_OK;
 
 label_fail:
         if (pool->space != NULL)
                 space_free(pool->space); /* no arena: what it mapped is nobody's */
-        free(pool->stack);
         free(pool);
         return SOMBRA_ENOMEM;
 }
@@ -321,64 +312,14 @@ pagebuf_pool_destroy(struct pagebuf_pool *pool)
 
         if (pool == NULL)
                 return;
-        for (uint64_t i = 0; i < pool->top; i++)
-                dallocx(pool->stack[i], MALLOCX_TCACHE_NONE);
-
-        /* With buffers still out the arena and its memory stay: they must remain valid. */
+        /* With runs still out the arena and its memory stay: they must remain valid. */
         if (ck_pr_load_64(&pool->in_use) == 0) {
                 snprintf(name, sizeof(name), "arena.%u.destroy", pool->arena);
                 /* A failure leaves the arena, which may still use its mappings: leak them. */
                 if (mallctl(name, NULL, NULL, NULL, 0) == 0)
                         space_free(pool->space);
         }
-        free(pool->stack);
         free(pool);
-}
-
-void *
-pagebuf_get(struct pagebuf_pool *pool)
-{
-        void *buf = NULL;
-
-        ck_spinlock_lock(&pool->lock);
-        if (pool->top > 0) {
-                buf = pool->stack[pool->top - 1];
-                ck_pr_store_64(&pool->top, pool->top - 1);
-        }
-        ck_spinlock_unlock(&pool->lock);
-
-        if (buf != NULL) {
-                ck_pr_inc_64(&pool->recycled);
-        } else {
-                buf = mallocx(pool->size, pool->alloc_flags);
-                if (buf == NULL)
-                        return NULL;
-                ck_pr_inc_64(&pool->allocated);
-        }
-        ck_pr_inc_64(&pool->in_use);
-        return buf;
-}
-
-void
-pagebuf_put(struct pagebuf_pool *pool, void *buf)
-{
-        bool kept = false;
-
-        if (buf == NULL)
-                return;
-        assert(((uintptr_t)buf & (pool->size - 1)) == 0);
-
-        ck_pr_dec_64(&pool->in_use);
-        ck_spinlock_lock(&pool->lock);
-        if (pool->top < pool->keep) {
-                pool->stack[pool->top] = buf;
-                ck_pr_store_64(&pool->top, pool->top + 1);
-                kept = true;
-        }
-        ck_spinlock_unlock(&pool->lock);
-
-        if (!kept)
-                dallocx(buf, MALLOCX_TCACHE_NONE);
 }
 
 void *
@@ -416,6 +357,4 @@ pagebuf_stats(const struct pagebuf_pool *pool, struct pagebuf_stats *out)
 {
         out->allocated = ck_pr_load_64(&pool->allocated);
         out->in_use = ck_pr_load_64(&pool->in_use);
-        out->recycled = ck_pr_load_64(&pool->recycled);
-        out->cached = ck_pr_load_64(&pool->top);
 }

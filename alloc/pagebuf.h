@@ -1,15 +1,14 @@
 /*
- * pagebuf.h - page buffers from a dedicated jemalloc arena.
+ * pagebuf.h - runs of page buffers from a dedicated jemalloc arena.
  *
- * Every page the engine holds in memory lives in a buffer from this pool: one
- * jemalloc arena made for the database (arenas.create), buffers aligned to the
+ * Every page the engine holds in memory lives in a run from this pool: one
+ * jemalloc arena made for the database (arenas.create), runs aligned to the
  * page size, allocated and freed with MALLOCX_TCACHE_NONE so that no thread
- * cache keeps page memory away from the arena. Freed buffers are kept on a
- * free stack (up to `keep` of them) and handed out again before the arena is
- * asked for more, so that a warm engine does not call the allocator at all.
+ * cache keeps page memory away from the arena. The pager takes its whole
+ * cache as one run when it is made; walkers and recovery take runs for
+ * reads of several pages at once.
  *
- * Thread safety: pagebuf_get and pagebuf_put may be called from any thread
- * (the free stack is guarded by a spinlock held for a pointer swap); the
+ * Thread safety: runs may be taken and given back from any thread; the
  * counters are read with ck_pr loads.
  */
 #ifndef SOMBRA_PAGEBUF_H
@@ -19,37 +18,28 @@
 #include <stdint.h>
 
 struct pagebuf_stats {
-        uint64_t allocated; /* buffers obtained from the arena, ever (a run counts its buffers) */
-        uint64_t in_use;    /* buffers handed out and not yet returned (runs included) */
-        uint64_t recycled;  /* gets served from the free stack */
-        uint64_t cached;    /* buffers sitting on the free stack now */
+        uint64_t allocated; /* buffers in the runs obtained from the arena, ever */
+        uint64_t in_use;    /* buffers in the runs handed out and not yet returned */
 };
 
 struct pagebuf_pool;
 
 /*
- * Creates a pool of buffers of `size` bytes (a power of two >= 512), keeping
- * up to `keep` freed buffers for reuse. SOMBRA_ENOMEM if the arena or the pool
- * cannot be made.
+ * Creates a pool of buffers of `size` bytes (a power of two >= 512).
+ * SOMBRA_ENOMEM if the arena or the pool cannot be made.
  */
-int pagebuf_pool_create(size_t size, size_t keep, struct pagebuf_pool **out);
-/* Frees every cached buffer and the pool. Buffers still in use must have been put back. */
+int pagebuf_pool_create(size_t size, struct pagebuf_pool **out);
+/* Frees the pool and its arena's memory. Every run must have been put back. */
 void pagebuf_pool_destroy(struct pagebuf_pool *pool);
 
-/* A buffer of the pool's size, contents undefined; NULL when memory is exhausted. */
-void *pagebuf_get(struct pagebuf_pool *pool);
-/* Returns a buffer obtained from pagebuf_get on the same pool. NULL is ignored. */
-void pagebuf_put(struct pagebuf_pool *pool, void *buf);
-
 /*
- * n buffers in a row: n * size bytes aligned to size, contents undefined, for
- * reads of several pages at once (recovery's log window and walk). They come
- * from the same arena as the buffers, whose extents of 2 MiB or more are
- * advised as huge pages: once such a page is touched, the rest of it costs
- * no fault, where each fresh 4 KiB page of the C heap costs one (about 10 us
- * on the project machine). Not seen by AddressSanitizer, like the buffers.
- * NULL when memory is exhausted or n is 0. Not recycled through the free
- * stack: pagebuf_put_run gives it back to the arena.
+ * n buffers in a row: n * size bytes aligned to size, contents undefined.
+ * The arena's extents of 2 MiB or more are advised as huge pages: once such
+ * a page is touched, the rest of it costs no fault, where each fresh 4 KiB
+ * page of the C heap costs one (about 10 us on the project machine). Memory
+ * is committed as it is touched, so a large run that is only partly used
+ * costs only what is used. Not seen by AddressSanitizer. NULL when memory
+ * is exhausted or n is 0.
  */
 void *pagebuf_get_run(struct pagebuf_pool *pool, size_t n);
 /* Returns a run from pagebuf_get_run on the same pool, with the same n. NULL is ignored. */

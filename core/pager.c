@@ -100,7 +100,10 @@ struct pager {
         struct pagebuf_pool *bufs;
         uint8_t *scratch;
         struct page *frames;
-        struct idset map;          /* pgno -> frame index */
+        uint8_t *frame_mem; /* the spare (pager_run_get), then frame i's bytes at frame_at(i) */
+        size_t spare_top;   /* spare pages handed out, from the start */
+        size_t spare_out;   /* spare runs out: the spare is free again at 0 */
+        struct idset map;   /* pgno -> frame index */
         struct pgvec empty_frames; /* indexes of frames released, without a page */
         uint32_t frames_used;      /* frames [0, frames_used) were ever handed out */
         size_t hand;
@@ -298,6 +301,21 @@ validated_get(struct pager *p, pgno_t pgno)
         return (__atomic_load_n(&p->validated[pgno / 64], __ATOMIC_ACQUIRE) >> (pgno % 64)) & 1;
 }
 
+/*
+ * Pages before the frames in the cache's run, for an open's scratch runs
+ * (recovery's log window, a walker's buffers: pager_run_get). Beside the
+ * first frames they share their huge page: apart, the open touched two, and
+ * on the project machine the first touch of a huge page takes 3-6 ms now
+ * and then instead of 0.1-0.3 (bench/README.md, "One run for the cache").
+ */
+#define PAGER_SPARE_BYTES ((size_t)512 << 10)
+
+static size_t
+spare_pages(const struct pager *p)
+{
+        return PAGER_SPARE_BYTES / p->page_size;
+}
+
 int
 pager_create(struct io_file *file, uint32_t page_size, uint32_t cache_pages, bool checksums,
              uint64_t npages, uint64_t ckpt_txn, struct pager **out)
@@ -325,9 +343,20 @@ pager_create(struct io_file *file, uint32_t page_size, uint32_t cache_pages, boo
                 rc = SOMBRA_ENOMEM;
                 goto label_fail;
         }
-        rc = pagebuf_pool_create(page_size, 256, &p->bufs);
+        rc = pagebuf_pool_create(page_size, &p->bufs);
         if (rc != SOMBRA_OK)
                 goto label_fail;
+        /*
+         * The whole cache in one run, so that its frames lie side by side and
+         * each huge page the frames touch holds nothing but frames. Only
+         * address space until a frame is first used: a page fault then, as
+         * before, but fewer (pagebuf.c, Design).
+         */
+        p->frame_mem = pagebuf_get_run(p->bufs, spare_pages(p) + cache_pages);
+        if (p->frame_mem == NULL) {
+                rc = SOMBRA_ENOMEM;
+                goto label_fail;
+        }
         p->scratch = malloc((size_t)page_size * PAGER_SCRATCH_PAGES);
         if (p->scratch == NULL) {
                 rc = SOMBRA_ENOMEM;
@@ -363,11 +392,9 @@ pager_destroy(struct pager *p)
 {
         if (p == NULL)
                 return;
-        if (p->frames != NULL) {
-                for (uint32_t i = 0; i < p->frames_used; i++)
-                        pagebuf_put(p->bufs, p->frames[i].data);
-                zpages_free(p->frames, p->cache_cap, sizeof(*p->frames));
-        }
+        zpages_free(p->frames, p->cache_cap, sizeof(*p->frames));
+        if (p->frame_mem != NULL)
+                pagebuf_put_run(p->bufs, p->frame_mem, spare_pages(p) + p->cache_cap);
         pagebuf_pool_destroy(p->bufs);
         if (p->fmap != NULL && p->fmap != p->file->priv)
                 munmap(p->fmap, p->map_pages * p->page_size);
@@ -413,13 +440,25 @@ pager_scratch(struct pager *p)
 uint8_t *
 pager_run_get(struct pager *p, size_t n)
 {
-        return pagebuf_get_run(p->bufs, n);
+        uint8_t *run;
+
+        if (n == 0 || n > spare_pages(p) - p->spare_top)
+                return pagebuf_get_run(p->bufs, n);
+        run = p->frame_mem + p->spare_top * p->page_size;
+        p->spare_top += n;
+        p->spare_out++;
+        return run;
 }
 
 void
 pager_run_put(struct pager *p, uint8_t *run, size_t n)
 {
-        pagebuf_put_run(p->bufs, run, n);
+        if (run < p->frame_mem || run >= p->frame_mem + spare_pages(p) * p->page_size) {
+                pagebuf_put_run(p->bufs, run, n);
+                return;
+        }
+        if (--p->spare_out == 0)
+                p->spare_top = 0;
 }
 
 uint64_t
@@ -441,7 +480,7 @@ pager_stats(const struct pager *p, struct pager_stats *out)
         out->cached = p->map.count;
         out->dirty = 0;
         for (uint32_t i = 0; i < p->frames_used; i++)
-                if (p->frames[i].data != NULL && p->frames[i].dirty)
+                if (p->frames[i].dirty)
                         out->dirty++;
         out->npages = p->npages;
         out->free_pages = p->free.n;
@@ -503,9 +542,7 @@ frame_take(struct pager *p, struct page **out)
         }
         if (p->frames_used < p->cache_cap) { /* low frames first */
                 pg = &p->frames[p->frames_used];
-                pg->data = pagebuf_get(p->bufs);
-                if (pg->data == NULL)
-                        return SOMBRA_ENOMEM;
+                pg->data = p->frame_mem + (spare_pages(p) + p->frames_used) * p->page_size;
                 p->frames_used++;
                 *out = pg;
                 return SOMBRA_OK;
@@ -693,8 +730,8 @@ pager_walker_open(struct pager *w, struct pager **out)
                 return rc;
         /* A walk pins a page at a time (btree_walk): a few descriptors, a copy each. */
         (*out)->free_descs.n = WALKER_PINS;
-        (*out)->copies = pagebuf_get_run(w->bufs, WALKER_PINS);
-        (*out)->block = pagebuf_get_run(w->bufs, WALK_BLOCK);
+        (*out)->copies = pager_run_get(w, WALKER_PINS);
+        (*out)->block = pager_run_get(w, WALK_BLOCK);
         (*out)->block_used = WALK_BLOCK / 4; /* the first read tries a block */
         rc = (*out)->copies == NULL || (*out)->block == NULL ? SOMBRA_ENOMEM
                                                              : io_size(w->file, &size);
@@ -713,9 +750,9 @@ pager_reader_close(struct pager *r)
 {
         if (r == NULL)
                 return;
-        /* A walker's runs; NULL for any other reader, which put_run ignores. */
-        pagebuf_put_run(r->writer->bufs, r->copies, WALKER_PINS);
-        pagebuf_put_run(r->writer->bufs, r->block, WALK_BLOCK);
+        /* A walker's runs; NULL for any other reader, which run_put ignores. */
+        pager_run_put(r->writer, r->copies, WALKER_PINS);
+        pager_run_put(r->writer, r->block, WALK_BLOCK);
         free(r->descs);
         free(r->free_descs.v);
         free(r);

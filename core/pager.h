@@ -100,9 +100,11 @@ enum page_cells pager_leaf_cells(const struct pager *p);
 #define PAGER_SCRATCH_PAGES 5u
 uint8_t *pager_scratch(struct pager *p);
 /*
- * n page sizes of memory in a row from the pager's page arena
- * (pagebuf_get_run): scratch that costs no page faults of its own, for an
- * open's reads. NULL when memory is short. Any thread.
+ * n page sizes of memory in a row, scratch for an open's reads: from the
+ * spare before the cache's frames while it has room (its huge page is the
+ * first frames' too), else from the page arena (pagebuf_get_run). Either
+ * way it costs no page faults of its own. NULL when memory is short. The
+ * writer's thread only, like the spare's bookkeeping.
  */
 uint8_t *pager_run_get(struct pager *p, size_t n);
 /* Gives back a run from pager_run_get, with the same n; NULL is ignored. */

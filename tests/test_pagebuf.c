@@ -1,7 +1,8 @@
 /*
- * test_pagebuf.c - the page buffer pool: alignment, reuse through the free
- * stack, its bound, the counters, and concurrent use; and zpages, the
- * zeroed tables beside it in alloc/.
+ * test_pagebuf.c - the page buffer pool: runs, their alignment, the
+ * counters, concurrent use, huge pages, memory committed only as touched,
+ * and the mappings given back; and zpages, the zeroed tables beside it in
+ * alloc/.
  */
 #include <criterion/criterion.h>
 #include <criterion/new/assert.h>
@@ -29,142 +30,60 @@ Test(pagebuf, create_rejects_sizes_that_are_not_powers_of_two_from_512)
 {
         struct pagebuf_pool *pool = NULL;
 
-        cr_assert(eq(int, pagebuf_pool_create(0, 4, &pool), SOMBRA_EINVAL));
-        cr_assert(eq(int, pagebuf_pool_create(256, 4, &pool), SOMBRA_EINVAL));
-        cr_assert(eq(int, pagebuf_pool_create(4097, 4, &pool), SOMBRA_EINVAL));
-        cr_assert(eq(int, pagebuf_pool_create(6144, 4, &pool), SOMBRA_EINVAL));
-        cr_assert(eq(int, pagebuf_pool_create(4096, 4, NULL), SOMBRA_EINVAL));
+        cr_assert(eq(int, pagebuf_pool_create(0, &pool), SOMBRA_EINVAL));
+        cr_assert(eq(int, pagebuf_pool_create(256, &pool), SOMBRA_EINVAL));
+        cr_assert(eq(int, pagebuf_pool_create(4097, &pool), SOMBRA_EINVAL));
+        cr_assert(eq(int, pagebuf_pool_create(6144, &pool), SOMBRA_EINVAL));
+        cr_assert(eq(int, pagebuf_pool_create(4096, NULL), SOMBRA_EINVAL));
         cr_assert(eq(ptr, pool, NULL));
 }
 
-Test(pagebuf, buffers_are_aligned_to_their_size_and_writable)
+Test(pagebuf, runs_are_aligned_to_the_buffer_size_and_writable)
 {
         static const size_t sizes[] = {512, 4096, 8192, 65536};
+        static const size_t lengths[] = {1, 3, 16};
 
         for (size_t s = 0; s < sizeof(sizes) / sizeof(sizes[0]); s++) {
                 struct pagebuf_pool *pool;
-                void *bufs[16];
 
-                cr_assert(eq(int, pagebuf_pool_create(sizes[s], 4, &pool), SOMBRA_OK));
+                cr_assert(eq(int, pagebuf_pool_create(sizes[s], &pool), SOMBRA_OK));
                 cr_assert(eq(sz, pagebuf_size(pool), sizes[s]));
-                for (int i = 0; i < 16; i++) {
-                        bufs[i] = pagebuf_get(pool);
-                        cr_assert(not(eq(ptr, bufs[i], NULL)));
-                        cr_assert(eq(u64, (uintptr_t)bufs[i] % sizes[s], 0), "size %zu", sizes[s]);
-                        memset(bufs[i], i, sizes[s]);
+                for (size_t l = 0; l < sizeof(lengths) / sizeof(lengths[0]); l++) {
+                        size_t len = lengths[l] * sizes[s];
+                        uint8_t *run = pagebuf_get_run(pool, lengths[l]);
+
+                        cr_assert(not(eq(ptr, run, NULL)));
+                        cr_assert(eq(u64, (uintptr_t)run % sizes[s], 0), "size %zu", sizes[s]);
+                        memset(run, (int)l + 1, len);
+                        cr_assert(eq(u8, run[len - 1], (uint8_t)(l + 1)));
+                        pagebuf_put_run(pool, run, lengths[l]);
                 }
-                for (int i = 0; i < 16; i++)
-                        pagebuf_put(pool, bufs[i]);
                 pagebuf_pool_destroy(pool);
         }
 }
 
-/*
- * A run is n buffers in a row, aligned like one, counted as n in use while
- * it is out; none of it goes to the free stack, and an empty or overflowing
- * request gets nothing.
- */
-Test(pagebuf, a_run_is_n_buffers_in_a_row_counted_while_out)
+/* A run is counted as n buffers while it is out; an empty or overflowing request gets nothing. */
+Test(pagebuf, a_run_is_n_buffers_counted_while_out)
 {
         struct pagebuf_pool *pool;
-        uint8_t *run;
+        uint8_t *a, *b;
 
-        cr_assert(eq(int, pagebuf_pool_create(8192, 4, &pool), SOMBRA_OK));
+        cr_assert(eq(int, pagebuf_pool_create(8192, &pool), SOMBRA_OK));
         cr_assert(eq(ptr, pagebuf_get_run(pool, 0), NULL));
         cr_assert(eq(ptr, pagebuf_get_run(pool, SIZE_MAX / 4096), NULL));
-        run = pagebuf_get_run(pool, 16);
-        cr_assert(not(eq(ptr, run, NULL)));
-        cr_assert(eq(u64, (uintptr_t)run % 8192, 0));
-        memset(run, 0x5a, 16 * 8192);
-        cr_assert(eq(u8, run[16 * 8192 - 1], 0x5a));
-        cr_assert(eq(u64, stats_of(pool).in_use, 16));
-        cr_assert(eq(u64, stats_of(pool).allocated, 16));
-        pagebuf_put_run(pool, run, 16);
-        pagebuf_put_run(pool, NULL, 3);
-        cr_assert(eq(u64, stats_of(pool).in_use, 0));
-        cr_assert(eq(u64, stats_of(pool).cached, 0));
-        pagebuf_pool_destroy(pool);
-}
-
-Test(pagebuf, put_buffer_is_handed_out_again)
-{
-        struct pagebuf_pool *pool;
-        void *a, *b;
-        struct pagebuf_stats st;
-
-        cr_assert(eq(int, pagebuf_pool_create(8192, 4, &pool), SOMBRA_OK));
-        a = pagebuf_get(pool);
-        st = stats_of(pool);
-        cr_assert(eq(u64, st.allocated, 1));
-        cr_assert(eq(u64, st.in_use, 1));
-        cr_assert(eq(u64, st.recycled, 0));
-
-        pagebuf_put(pool, a);
-        st = stats_of(pool);
-        cr_assert(eq(u64, st.in_use, 0));
-        cr_assert(eq(u64, st.cached, 1));
-
-        b = pagebuf_get(pool);
-        cr_assert(eq(ptr, b, a));
-        st = stats_of(pool);
-        cr_assert(eq(u64, st.allocated, 1), "a recycled buffer is not a new allocation");
-        cr_assert(eq(u64, st.recycled, 1));
-        cr_assert(eq(u64, st.cached, 0));
-        cr_assert(eq(u64, st.in_use, 1));
-        pagebuf_put(pool, b);
-        pagebuf_pool_destroy(pool);
-}
-
-Test(pagebuf, free_stack_keeps_at_most_keep_buffers)
-{
-        struct pagebuf_pool *pool;
-        void *bufs[10];
-        struct pagebuf_stats st;
-
-        cr_assert(eq(int, pagebuf_pool_create(4096, 3, &pool), SOMBRA_OK));
-        for (int i = 0; i < 10; i++)
-                bufs[i] = pagebuf_get(pool);
-        for (int i = 0; i < 10; i++)
-                pagebuf_put(pool, bufs[i]);
-        st = stats_of(pool);
-        cr_assert(eq(u64, st.cached, 3));
-        cr_assert(eq(u64, st.in_use, 0));
-        cr_assert(eq(u64, st.allocated, 10));
-
-        for (int i = 0; i < 5; i++)
-                bufs[i] = pagebuf_get(pool);
-        st = stats_of(pool);
-        cr_assert(eq(u64, st.recycled, 3));
-        cr_assert(eq(u64, st.allocated, 12));
-        cr_assert(eq(u64, st.cached, 0));
-        cr_assert(eq(u64, st.in_use, 5));
-        for (int i = 0; i < 5; i++)
-                pagebuf_put(pool, bufs[i]);
-        pagebuf_pool_destroy(pool);
-}
-
-Test(pagebuf, pool_that_keeps_nothing_still_works)
-{
-        struct pagebuf_pool *pool;
-        void *a;
-
-        cr_assert(eq(int, pagebuf_pool_create(4096, 0, &pool), SOMBRA_OK));
-        a = pagebuf_get(pool);
+        a = pagebuf_get_run(pool, 16);
+        b = pagebuf_get_run(pool, 5);
         cr_assert(not(eq(ptr, a, NULL)));
-        pagebuf_put(pool, a);
-        cr_assert(eq(u64, stats_of(pool).cached, 0));
+        cr_assert(not(eq(ptr, b, NULL)));
+        cr_assert(b >= a + 16 * 8192 || b + 5 * 8192 <= a, "the runs overlap");
+        cr_assert(eq(u64, stats_of(pool).in_use, 21));
+        cr_assert(eq(u64, stats_of(pool).allocated, 21));
+        pagebuf_put_run(pool, a, 16);
+        pagebuf_put_run(pool, NULL, 3); /* ignored */
+        cr_assert(eq(u64, stats_of(pool).in_use, 5));
+        pagebuf_put_run(pool, b, 5);
         cr_assert(eq(u64, stats_of(pool).in_use, 0));
-        pagebuf_pool_destroy(pool);
-}
-
-Test(pagebuf, putting_null_is_ignored)
-{
-        struct pagebuf_pool *pool;
-
-        cr_assert(eq(int, pagebuf_pool_create(4096, 2, &pool), SOMBRA_OK));
-        pagebuf_put(pool, NULL);
-        cr_assert(eq(u64, stats_of(pool).cached, 0));
-        cr_assert(eq(u64, stats_of(pool).in_use, 0));
+        cr_assert(eq(u64, stats_of(pool).allocated, 21), "allocated counts every run ever taken");
         pagebuf_pool_destroy(pool);
 }
 
@@ -179,15 +98,15 @@ Test(pagebuf, pools_can_be_made_and_destroyed_past_the_arena_limit)
                 struct pagebuf_pool *pool;
                 void *a;
 
-                cr_assert(eq(int, pagebuf_pool_create(4096, 1, &pool), SOMBRA_OK), "pool %d", i);
-                a = pagebuf_get(pool);
+                cr_assert(eq(int, pagebuf_pool_create(4096, &pool), SOMBRA_OK), "pool %d", i);
+                a = pagebuf_get_run(pool, 1);
                 cr_assert(not(eq(ptr, a, NULL)));
-                pagebuf_put(pool, a);
+                pagebuf_put_run(pool, a, 1);
                 pagebuf_pool_destroy(pool);
         }
 }
 
-enum { THREADS = 8, ROUNDS = 20000, HELD = 4 };
+enum { THREADS = 8, ROUNDS = 5000, HELD = 4 };
 
 static void *
 churn(void *arg)
@@ -195,33 +114,32 @@ churn(void *arg)
         struct pagebuf_pool *pool = arg;
         size_t size = pagebuf_size(pool);
         unsigned char tag = (unsigned char)(uintptr_t)pthread_self();
-        void *held[HELD];
+        uint8_t *held[HELD];
 
         for (int r = 0; r < ROUNDS; r++) {
                 for (int i = 0; i < HELD; i++) {
-                        held[i] = pagebuf_get(pool);
+                        held[i] = pagebuf_get_run(pool, (size_t)i + 1);
                         cr_assert(not(eq(ptr, held[i], NULL)));
-                        memset(held[i], tag + i, size);
+                        memset(held[i], tag + i, size * ((size_t)i + 1));
                 }
-                /* A buffer handed to two threads at once would show the other's bytes. */
+                /* A run handed to two threads at once would show the other's bytes. */
                 for (int i = 0; i < HELD; i++) {
-                        unsigned char *p = held[i];
-
-                        cr_assert(eq(u8, p[0], (unsigned char)(tag + i)));
-                        cr_assert(eq(u8, p[size - 1], (unsigned char)(tag + i)));
-                        pagebuf_put(pool, held[i]);
+                        cr_assert(eq(u8, held[i][0], (unsigned char)(tag + i)));
+                        cr_assert(
+                            eq(u8, held[i][size * ((size_t)i + 1) - 1], (unsigned char)(tag + i)));
+                        pagebuf_put_run(pool, held[i], (size_t)i + 1);
                 }
         }
         return NULL;
 }
 
-Test(pagebuf, concurrent_gets_and_puts_keep_counters_consistent)
+Test(pagebuf, concurrent_runs_keep_counters_consistent)
 {
         struct pagebuf_pool *pool;
         pthread_t threads[THREADS];
         struct pagebuf_stats st;
 
-        cr_assert(eq(int, pagebuf_pool_create(4096, 16, &pool), SOMBRA_OK));
+        cr_assert(eq(int, pagebuf_pool_create(4096, &pool), SOMBRA_OK));
         for (int i = 0; i < THREADS; i++)
                 cr_assert(eq(int, pthread_create(&threads[i], NULL, churn, pool), 0));
         for (int i = 0; i < THREADS; i++)
@@ -229,9 +147,7 @@ Test(pagebuf, concurrent_gets_and_puts_keep_counters_consistent)
 
         st = stats_of(pool);
         cr_assert(eq(u64, st.in_use, 0));
-        cr_assert(le(u64, st.cached, 16));
-        cr_assert(eq(u64, st.allocated + st.recycled, (uint64_t)THREADS * ROUNDS * HELD));
-        cr_assert(gt(u64, st.recycled, 0));
+        cr_assert(eq(u64, st.allocated, (uint64_t)THREADS * ROUNDS * (1 + 2 + 3 + 4)));
         pagebuf_pool_destroy(pool);
 }
 
@@ -260,12 +176,17 @@ jemalloc_retains(void)
         return mallctl("opt.retain", &retain, &sz, NULL, 0) == 0 && retain;
 }
 
-/*
- * The mapping of /proc/self/smaps that holds addr: its start, and whether
- * its VmFlags carry `hg` (advised MADV_HUGEPAGE). False if none holds addr.
- */
+/* What /proc/self/smaps says of the mapping that holds an address. */
+struct mapping {
+        uintptr_t start;
+        size_t rss_kib;
+        bool advised;   /* VmFlags `hg`: advised MADV_HUGEPAGE */
+        bool noreserve; /* VmFlags `nr`: no swap space reserved */
+};
+
+/* False if no mapping holds addr. */
 static bool
-mapping_of(const void *addr, uintptr_t *start, bool *advised)
+mapping_of(const void *addr, struct mapping *m)
 {
         char line[512];
         bool inside = false, found = false;
@@ -274,11 +195,15 @@ mapping_of(const void *addr, uintptr_t *start, bool *advised)
         cr_assert(not(eq(ptr, f, NULL)));
         while (!found && fgets(line, sizeof(line), f) != NULL) {
                 unsigned long lo, hi;
+                size_t kib;
                 if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2) {
                         inside = (uintptr_t)addr >= lo && (uintptr_t)addr < hi;
-                        *start = lo;
+                        *m = (struct mapping){.start = lo};
+                } else if (inside && sscanf(line, "Rss: %zu kB", &kib) == 1) {
+                        m->rss_kib = kib;
                 } else if (inside && strncmp(line, "VmFlags:", 8) == 0) {
-                        *advised = strstr(line, " hg") != NULL;
+                        m->advised = strstr(line, " hg") != NULL;
+                        m->noreserve = strstr(line, " nr") != NULL;
                         found = true;
                 }
         }
@@ -286,52 +211,74 @@ mapping_of(const void *addr, uintptr_t *start, bool *advised)
         return found;
 }
 
-Test(pagebuf, a_pool_of_several_megabytes_is_advised_as_huge_pages)
+Test(pagebuf, a_run_of_several_megabytes_is_advised_as_huge_pages)
 {
         struct pagebuf_pool *pool;
-        void *bufs[512]; /* 4 MiB of 8 KiB buffers */
-        uintptr_t start = 0;
-        bool advised = false;
+        uint8_t *run;
+        struct mapping m;
 
         if (!thp_offered() || !jemalloc_retains())
                 cr_skip("no transparent huge pages here, or jemalloc maps small extents");
-        cr_assert(eq(int, pagebuf_pool_create(8192, 0, &pool), SOMBRA_OK));
-        for (int i = 0; i < 512; i++) {
-                bufs[i] = pagebuf_get(pool);
-                cr_assert(not(eq(ptr, bufs[i], NULL)));
-        }
-        cr_assert(mapping_of(bufs[511], &start, &advised), "no mapping holds the buffer");
-        cr_expect(advised, "the buffers' mapping was not advised MADV_HUGEPAGE");
-        cr_expect(eq(u64, start % ((uintptr_t)2 << 20), 0), "the mapping is not 2 MiB aligned");
-        for (int i = 0; i < 512; i++)
-                pagebuf_put(pool, bufs[i]);
+        cr_assert(eq(int, pagebuf_pool_create(8192, &pool), SOMBRA_OK));
+        run = pagebuf_get_run(pool, 512); /* 4 MiB */
+        cr_assert(not(eq(ptr, run, NULL)));
+        cr_assert(mapping_of(run + 511 * 8192, &m), "no mapping holds the run");
+        cr_expect(m.advised, "the run's mapping was not advised MADV_HUGEPAGE");
+        cr_expect(eq(u64, m.start % ((uintptr_t)2 << 20), 0), "the mapping is not 2 MiB aligned");
+        pagebuf_put_run(pool, run, 512);
+        pagebuf_pool_destroy(pool);
+}
+
+/*
+ * The pager takes its whole cache as one run when it is made: memory must
+ * be committed only as it is touched, and not reserved against the
+ * overcommit limit, or every open would pay for a cache it may never fill.
+ */
+Test(pagebuf, a_large_run_costs_memory_only_where_it_is_touched)
+{
+        enum { N = 8192, TOUCHED = 300 }; /* 64 MiB; 2.3 MiB of it touched */
+        struct pagebuf_pool *pool;
+        uint8_t *run;
+        struct mapping before, after;
+
+        cr_assert(eq(int, pagebuf_pool_create(8192, &pool), SOMBRA_OK));
+        run = pagebuf_get_run(pool, N);
+        cr_assert(not(eq(ptr, run, NULL)));
+        cr_assert(mapping_of(run, &before));
+        cr_expect(before.noreserve, "the run's mapping reserves swap space");
+        cr_assert(lt(sz, before.rss_kib, (size_t)2048), "an untouched run is resident");
+        for (size_t i = 0; i < TOUCHED; i++)
+                run[i * 8192] = 1;
+        cr_assert(mapping_of(run, &after));
+        /* At most three huge pages: the touched 2.3 MiB may straddle two boundaries. */
+        cr_assert(le(sz, after.rss_kib, before.rss_kib + 3 * 2048), "rss %zu kB", after.rss_kib);
+        cr_assert(ge(sz, after.rss_kib, (size_t)TOUCHED * 4), "the touched pages are resident");
+        pagebuf_put_run(pool, run, N);
         pagebuf_pool_destroy(pool);
 }
 
 /*
  * The pool keeps the mappings its arena was given until it is destroyed
  * (freed extents stay for reuse), and destroying it unmaps every one of
- * them: no buffer's address is mapped afterwards.
+ * them: no run's address is mapped afterwards.
  */
 Test(pagebuf, a_destroyed_pool_leaves_none_of_its_mappings_behind)
 {
         struct pagebuf_pool *pool;
-        void *bufs[600];
-        uintptr_t start;
-        bool advised;
+        uint8_t *runs[40];
+        struct mapping m;
 
-        cr_assert(eq(int, pagebuf_pool_create(8192, 0, &pool), SOMBRA_OK));
-        for (int i = 0; i < 600; i++) {
-                bufs[i] = pagebuf_get(pool);
-                cr_assert(not(eq(ptr, bufs[i], NULL)));
+        cr_assert(eq(int, pagebuf_pool_create(8192, &pool), SOMBRA_OK));
+        for (int i = 0; i < 40; i++) {
+                runs[i] = pagebuf_get_run(pool, (size_t)i % 7 + 1);
+                cr_assert(not(eq(ptr, runs[i], NULL)));
         }
-        for (int i = 0; i < 600; i++)
-                pagebuf_put(pool, bufs[i]); /* keeps none: each goes back to the arena */
-        cr_assert(mapping_of(bufs[0], &start, &advised), "freed, but its memory is kept");
+        for (int i = 0; i < 40; i++)
+                pagebuf_put_run(pool, runs[i], (size_t)i % 7 + 1);
+        cr_assert(mapping_of(runs[0], &m), "freed, but its memory is kept");
         pagebuf_pool_destroy(pool);
-        for (int i = 0; i < 600; i += 37)
-                cr_assert(not(mapping_of(bufs[i], &start, &advised)), "buffer %d is still mapped",
-                          i);
+        for (int i = 0; i < 40; i++)
+                cr_assert(not(mapping_of(runs[i], &m)), "run %d is still mapped", i);
 }
 
 Test(zpages, a_table_reads_as_zeros_keeps_what_is_written_and_overflow_is_refused)

@@ -256,6 +256,77 @@ Test(pager, alloc_numbers_pages_after_the_meta_pages_with_a_filled_header)
         txn_commit(UINT64_MAX);
 }
 
+static int
+ptr_cmp(const void *a, const void *b)
+{
+        uintptr_t x = (uintptr_t) * (uint8_t *const *)a, y = (uintptr_t) * (uint8_t *const *)b;
+        return x < y ? -1 : x > y;
+}
+
+/*
+ * The cache's frames lie side by side, one page apart: 8 KiB buffers got
+ * one at a time from jemalloc were spread over three times their size, and
+ * every huge page they touched held a third of that in pages.
+ */
+Test(pager, frames_are_side_by_side_in_one_run)
+{
+        enum { N = 300 };
+        uint8_t *data[N];
+
+        open_pager(8192, 512);
+        txn_begin();
+        for (size_t i = 0; i < N; i++) {
+                struct page *pg;
+                cr_assert(eq(int, pager_alloc(pager, PAGE_LEAF, &pg), SOMBRA_OK));
+                data[i] = pg->data;
+                pager_unpin(pager, pg);
+        }
+        txn_commit(UINT64_MAX);
+        qsort(data, N, sizeof(data[0]), ptr_cmp);
+        for (size_t i = 1; i < N; i++)
+                cr_assert(eq(sz, (size_t)(data[i] - data[i - 1]), 8192), "frame %zu", i);
+}
+
+/*
+ * An open's scratch runs come from the spare right before the frames, so
+ * that they and the first frames touch one huge page; the spare is reused
+ * once every run is back, and a run it has no room for still comes.
+ */
+Test(pager, scratch_runs_share_the_first_frames_memory)
+{
+        uint8_t *window, *walk, *big, *again;
+        struct page *pg;
+
+        open_pager(8192, 512);
+        window = pager_run_get(pager, 16);
+        walk = pager_run_get(pager, 20);
+        big = pager_run_get(pager, 1024); /* 8 MiB: more than the spare */
+        cr_assert(not(eq(ptr, window, NULL)));
+        cr_assert(not(eq(ptr, big, NULL)));
+        cr_assert(eq(ptr, walk, window + 16 * 8192), "the spare is handed out in order");
+        memset(window, 1, 16 * 8192);
+        memset(walk, 2, 20 * 8192);
+        memset(big, 3, 1024 * 8192);
+        txn_begin();
+        cr_assert(eq(int, pager_alloc(pager, PAGE_LEAF, &pg), SOMBRA_OK));
+        cr_assert(gt(ptr, pg->data, walk));
+        cr_assert(lt(sz, (size_t)(pg->data - window), (size_t)2 << 20),
+                  "the first frame is not within a huge page of the scratch");
+        cr_assert(eq(u8, window[16 * 8192 - 1], 1), "a frame's header overwrote the scratch");
+        cr_assert(eq(u8, walk[20 * 8192 - 1], 2));
+        pager_unpin(pager, pg);
+        txn_commit(UINT64_MAX);
+        pager_run_put(pager, big, 1024);
+        pager_run_put(pager, window, 16);
+        again = pager_run_get(pager, 16);
+        cr_assert(not(eq(ptr, again, window)), "reused while a run of the spare was out");
+        pager_run_put(pager, walk, 20);
+        pager_run_put(pager, again, 16);
+        cr_assert(eq(ptr, pager_run_get(pager, 30), window), "the spare is free again");
+        pager_run_put(pager, window, 30);
+        pager_run_put(pager, NULL, 3); /* ignored */
+}
+
 Test(pager, alloc_outside_a_transaction_is_enotxn)
 {
         struct page *pg;
