@@ -44,13 +44,13 @@
  *   The mappings are MAP_NORESERVE: a page cache is reserved whole at open
  *   and filled as it is used, and a large configured cache must not be
  *   refused at open by the kernel's overcommit heuristic for memory it may
- *   never touch. (Under strict overcommit the flag is ignored, as it should.)
+ *   never touch. Under strict overcommit (mode 2) the kernel ignores the
+ *   flag and charges the whole run: the administrator asked for that.
  *
  * Threads
- *   Runs are taken and given back on any thread (the pager's walkers run on
- *   readers' threads). The counters change with ck_pr atomic adds, and every
- *   reader loads them with ck_pr_load_64; a stats snapshot is two separate
- *   loads, not one consistent cut.
+ *   Runs may be taken and given back on any thread. The counters change
+ *   with ck_pr atomic adds, and every reader loads them with ck_pr_load_64;
+ *   a stats snapshot is two separate loads, not one consistent cut.
  */
 #include "pagebuf.h"
 
