@@ -1024,6 +1024,31 @@ pager_writable(const struct pager *p, const struct page *pg)
         return p->txn != 0 && page_txn(pg) == p->txn;
 }
 
+/*
+ * Copies everything but the identity fields (checksum, pgno, txn). A leaf's
+ * or a branch's free gap, between its slot array and its lowest cell, stays
+ * as the frame had it: nothing reads the gap before writing it. The copies
+ * were 12% of the writer in durable_commit_async, and a leaf filled by
+ * random inserts is about a third gap. A header that does not add up is
+ * copied whole, to be refused where it is read.
+ */
+static void
+page_copy(const struct pager *p, uint8_t *to, const uint8_t *from)
+{
+        uint32_t lower = p->page_size, upper = p->page_size;
+
+        if (from[0] == PAGE_LEAF || from[0] == PAGE_BRANCH) {
+                uint32_t slots_end = PAGE_HDR + 2u * get_be16(from + 2), up = get_be32(from + 4);
+                if (slots_end <= up && up <= p->page_size) {
+                        lower = slots_end;
+                        upper = up;
+                }
+        }
+        memcpy(to, from, 8);
+        memcpy(to + 32, from + 32, lower - 32);
+        memcpy(to + upper, from + upper, p->page_size - upper);
+}
+
 int
 pager_make_writable(struct pager *p, struct page **pgp)
 {
@@ -1042,9 +1067,7 @@ pager_make_writable(struct pager *p, struct page **pgp)
         rc = txn_page_new(p, page_type(old), false, &copy);
         if (rc != SOMBRA_OK)
                 return rc;
-        /* Everything but the identity fields (checksum, pgno, txn) comes along. */
-        memcpy(copy->data, old->data, 8);
-        memcpy(copy->data + 32, old->data + 32, p->page_size - 32);
+        page_copy(p, copy->data, old->data);
         rc = pager_retire(p, old);
         if (rc != SOMBRA_OK) {
                 pager_unpin(p, copy);
