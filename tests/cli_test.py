@@ -105,8 +105,8 @@ def test_import_and_reads(d):
     nodes, edges = write(os.path.join(d, "n.csv"), NODES_CSV), write(os.path.join(d, "e.csv"), EDGES_CSV)
     out, summary = import_json(db, "--nodes", nodes, "--edges", edges)
     expect("import csv", out, 0)
-    check("import summary", summary == {**(summary or {}), "nodes": 4, "edges": 4, "skipped": 0},
-          repr(summary))
+    check("import summary", summary == {**(summary or {}), "nodes": 4, "edges": 4, "skipped": 0,
+                                        "compacted": True}, repr(summary))
     check("no progress bar off a terminal", "\r" not in out.stderr, repr(out.stderr))
 
     out = expect("stats", run("stats", db), 0, stdout="pages_used")
@@ -375,6 +375,33 @@ def test_numeric_options(d):
         expect(f"get {bad!r}", run("get", db, "--", bad), 2, stderr="not an id")
 
 
+def test_compact_on_import(d):
+    """A database the import makes is compacted: same graph, no free pages, no log left."""
+    n = write(os.path.join(d, "many.csv"), "id,labels,k:int\n" +
+              "".join(f"n{i},Thing,{i}\n" for i in range(3000)))
+    e = write(os.path.join(d, "many-e.csv"), "src,dst,type\n" +
+              "".join(f"n{(i * 7919) % 3000},n{(i * 104729) % 3000},R\n" for i in range(12000)))
+    small, big = os.path.join(d, "imported-compact.db"), os.path.join(d, "imported-loose.db")
+    out, s = import_json(small, "--nodes", n, "--edges", e, "--batch", "500")
+    check("compacted import", out.returncode == 0 and s and s["compacted"] is True, out.stderr)
+    out, s = import_json(big, "--nodes", n, "--edges", e, "--batch", "500", "--no-compact")
+    check("--no-compact import", out.returncode == 0 and s and s["compacted"] is False, out.stderr)
+    check("no log beside the compacted database", not os.path.exists(small + "-wal"))
+    check("nothing else left beside it",
+          not [f for f in os.listdir(d) if f.startswith("imported-compact.db.")],
+          repr(os.listdir(d)))
+    st = json.loads(run("stats", small, "--format", "json").stdout or "{}")
+    loose = json.loads(run("stats", big, "--format", "json").stdout or "{}")
+    check("compacted: no free page, smaller file",
+          st.get("pages_free") == 0 and loose.get("pages_free", 0) > 0 and
+          st.get("file_bytes", 1 << 60) < loose.get("file_bytes", 0), repr((st, loose)))
+    expect("verify the compacted database", run("verify", small), 0, stdout="true")
+    check("the same graph either way", run("export", small).stdout == run("export", big).stdout)
+    out, s = import_json(small, "--nodes", write(os.path.join(d, "one.csv"), "id,labels\nz,Z\n"))
+    check("an existing database is not compacted",
+          out.returncode == 0 and s and s["compacted"] is False and s["nodes"] == 1, out.stderr)
+
+
 def test_empty(d):
     db = os.path.join(d, "empty.db")
     for name, data in (("empty.csv", ""), ("empty.jsonl", ""), ("header.csv", "id,labels,a:int\n"),
@@ -485,6 +512,7 @@ def main():
         test_nul_bytes(d)
         test_wide_header(d)
         test_numeric_options(d)
+        test_compact_on_import(d)
         test_backup_and_corruption(d, db)
         test_progress(d)
         test_bench()

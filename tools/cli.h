@@ -40,6 +40,7 @@ struct cli_args {
         const char *only;       /* export --only nodes|edges */
         bool skip_bad;          /* import --on-error skip */
         size_t batch;           /* import --batch N, 1 to CLI_MAX_BATCH */
+        bool no_compact;        /* import --no-compact */
 };
 
 /* Prints "sombra: <message>\n" on stderr; returns CLI_FAIL for `return cli_fail(...)`. */

@@ -60,6 +60,7 @@ static const struct option import_opts[] = {OPT_HELP,
                                             {"format-in", required_argument, NULL, 'I'},
                                             {"on-error", required_argument, NULL, 'x'},
                                             {"batch", required_argument, NULL, 'B'},
+                                            {"no-compact", no_argument, NULL, 'N'},
                                             {NULL, 0, NULL, 0}};
 static const struct option export_opts[] = {OPT_HELP,
                                             {"out", required_argument, NULL, 'D'},
@@ -334,13 +335,16 @@ static const struct command commands[] = {
      2, 2, backup_opts, run_backup},
     {"import",
      "sombra import DB [--nodes FILE] [--edges FILE] [--format-in csv|jsonl]\n"
-     "                 [--on-error abort|skip] [--batch N] [--format table|json]\n"
+     "                 [--on-error abort|skip] [--batch N] [--no-compact]\n"
+     "                 [--format table|json]\n"
      "  Loads nodes and edges from CSV (.csv) or JSON Lines (.jsonl) files; see\n"
      "  tools/README.md for the formats. FILE may be a pipe, or - for stdin (with\n"
      "  --format-in). Every row is checked before anything is written: bad rows\n"
      "  are reported as FILE:LINE: reason and abort the import (default; the\n"
      "  database is left as it was) or are skipped. --batch: operations per\n"
-     "  transaction, 1 to 1000000 (default 10000). DB is created when missing.\n",
+     "  transaction, 1 to 1000000 (default 10000). DB is created when missing,\n"
+     "  and then compacted at the end (its trees rebuilt into full pages, its\n"
+     "  free pages left out); --no-compact leaves it as the batches wrote it.\n",
      1, 1, import_opts, cli_import},
     {"export",
      "sombra export DB [--out DIR] [--format-out jsonl|csv] [--only nodes|edges]\n"
@@ -438,6 +442,9 @@ parse(const struct command *cmd, int argc, char **argv, struct cli_args *a)
                                 return cli_fail_as(CLI_USAGE, "--on-error: skip or abort, not '%s'",
                                                    optarg);
                         a->skip_bad = strcmp(optarg, "skip") == 0;
+                        break;
+                case 'N':
+                        a->no_compact = true;
                         break;
                 case 'B':
                         if (!cli_parse_count("--batch", optarg, 1, CLI_MAX_BATCH, &count))
