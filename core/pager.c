@@ -453,7 +453,12 @@ pager_run_get(struct pager *p, size_t n)
 void
 pager_run_put(struct pager *p, uint8_t *run, size_t n)
 {
-        if (run < p->frame_mem || run >= p->frame_mem + spare_pages(p) * p->page_size) {
+        /* As integers: the run may be another allocation's, which pointers may not compare. */
+        uintptr_t off = (uintptr_t)run - (uintptr_t)p->frame_mem;
+
+        if (run == NULL)
+                return; /* any reader's close, on its own thread: nothing to give back */
+        if (off >= spare_pages(p) * p->page_size) {
                 pagebuf_put_run(p->bufs, run, n);
                 return;
         }
@@ -894,7 +899,10 @@ pgno_untake(struct pager *p, bool extended)
                 p->free.n++;
 }
 
-/* A new page; its body is zeroed unless the caller overwrites all of it (a copy). */
+/*
+ * A new page; its body is zeroed unless the caller fills it (a copy, which
+ * leaves a leaf's free gap with whatever the frame held before: page_copy).
+ */
 static int
 page_new(struct pager *p, uint8_t type, uint64_t txn, bool zero, struct page **out)
 {

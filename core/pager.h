@@ -141,9 +141,9 @@ void pager_reader_close(struct pager *reader);
  * (recovery's walk, adopt.h): it copies each page into a buffer of its own
  * with pread and checks it every time, instead of taking it from the map.
  * On a virtual machine each first touch of the map is a fault that costs
- * several microseconds, more than the copy. Its buffers are runs of the
- * page arena (pager_run_get), which cost no faults of their own either.
- * Closed with pager_reader_close.
+ * several microseconds, more than the copy. Its buffers are scratch runs
+ * (pager_run_get), which cost no faults of their own either. Opened and
+ * closed (pager_reader_close) on the writer's thread only, like those runs.
  */
 int pager_walker_open(struct pager *writer, struct pager **out);
 

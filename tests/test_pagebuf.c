@@ -108,12 +108,18 @@ Test(pagebuf, pools_can_be_made_and_destroyed_past_the_arena_limit)
 
 enum { THREADS = 8, ROUNDS = 5000, HELD = 4 };
 
+struct churner {
+        struct pagebuf_pool *pool;
+        int index;
+};
+
 static void *
 churn(void *arg)
 {
-        struct pagebuf_pool *pool = arg;
+        struct churner *c = arg;
+        struct pagebuf_pool *pool = c->pool;
         size_t size = pagebuf_size(pool);
-        unsigned char tag = (unsigned char)(uintptr_t)pthread_self();
+        unsigned char tag = (unsigned char)(c->index * HELD); /* no two threads share a tag */
         uint8_t *held[HELD];
 
         for (int r = 0; r < ROUNDS; r++) {
@@ -137,11 +143,14 @@ Test(pagebuf, concurrent_runs_keep_counters_consistent)
 {
         struct pagebuf_pool *pool;
         pthread_t threads[THREADS];
+        struct churner churners[THREADS];
         struct pagebuf_stats st;
 
         cr_assert(eq(int, pagebuf_pool_create(4096, &pool), SOMBRA_OK));
-        for (int i = 0; i < THREADS; i++)
-                cr_assert(eq(int, pthread_create(&threads[i], NULL, churn, pool), 0));
+        for (int i = 0; i < THREADS; i++) {
+                churners[i] = (struct churner){pool, i};
+                cr_assert(eq(int, pthread_create(&threads[i], NULL, churn, &churners[i]), 0));
+        }
         for (int i = 0; i < THREADS; i++)
                 cr_assert(eq(int, pthread_join(threads[i], NULL), 0));
 

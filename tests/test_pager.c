@@ -289,41 +289,43 @@ Test(pager, frames_are_side_by_side_in_one_run)
 
 /*
  * An open's scratch runs come from the spare right before the frames, so
- * that they and the first frames touch one huge page; the spare is reused
- * once every run is back, and a run it has no room for still comes.
+ * that they and the first frames touch one huge page; the spare is handed
+ * out in order, reused once every run is back, and a run it has no room
+ * for still comes (from the arena).
  */
-Test(pager, scratch_runs_share_the_first_frames_memory)
+Test(pager, scratch_runs_come_from_the_spare_before_the_first_frame)
 {
-        uint8_t *window, *walk, *big, *again;
+        enum { SPARE = 64 }; /* 512 KiB of 8 KiB pages */
+        uint8_t *full, *window, *walk, *big, *again;
         struct page *pg;
 
         open_pager(8192, 512);
+        full = pager_run_get(pager, SPARE);
+        cr_assert(not(eq(ptr, full, NULL)));
+        memset(full, 7, SPARE * 8192);
+        txn_begin();
+        cr_assert(eq(int, pager_alloc(pager, PAGE_LEAF, &pg), SOMBRA_OK));
+        cr_assert(eq(ptr, pg->data, full + SPARE * 8192), "frame 0 follows the spare");
+        cr_assert(eq(u8, full[SPARE * 8192 - 1], 7), "the frame's header overwrote the spare");
+        pager_unpin(pager, pg);
+        txn_commit(UINT64_MAX);
+        pager_run_put(pager, full, SPARE);
+
         window = pager_run_get(pager, 16);
         walk = pager_run_get(pager, 20);
         big = pager_run_get(pager, 1024); /* 8 MiB: more than the spare */
-        cr_assert(not(eq(ptr, window, NULL)));
-        cr_assert(not(eq(ptr, big, NULL)));
+        cr_assert(eq(ptr, window, full), "the spare is free again once every run is back");
         cr_assert(eq(ptr, walk, window + 16 * 8192), "the spare is handed out in order");
-        memset(window, 1, 16 * 8192);
-        memset(walk, 2, 20 * 8192);
+        cr_assert(not(eq(ptr, big, NULL)));
+        cr_assert(big + 1024 * 8192 <= full || big >= full + (SPARE + 512) * 8192,
+                  "a run from the arena overlaps the cache");
         memset(big, 3, 1024 * 8192);
-        txn_begin();
-        cr_assert(eq(int, pager_alloc(pager, PAGE_LEAF, &pg), SOMBRA_OK));
-        cr_assert(gt(ptr, pg->data, walk));
-        cr_assert(lt(sz, (size_t)(pg->data - window), (size_t)2 << 20),
-                  "the first frame is not within a huge page of the scratch");
-        cr_assert(eq(u8, window[16 * 8192 - 1], 1), "a frame's header overwrote the scratch");
-        cr_assert(eq(u8, walk[20 * 8192 - 1], 2));
-        pager_unpin(pager, pg);
-        txn_commit(UINT64_MAX);
         pager_run_put(pager, big, 1024);
         pager_run_put(pager, window, 16);
         again = pager_run_get(pager, 16);
-        cr_assert(not(eq(ptr, again, window)), "reused while a run of the spare was out");
+        cr_assert(eq(ptr, again, walk + 20 * 8192), "reused while a run of the spare was out");
         pager_run_put(pager, walk, 20);
         pager_run_put(pager, again, 16);
-        cr_assert(eq(ptr, pager_run_get(pager, 30), window), "the spare is free again");
-        pager_run_put(pager, window, 30);
         pager_run_put(pager, NULL, 3); /* ignored */
 }
 

@@ -26,10 +26,12 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <libgen.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -953,16 +955,19 @@ remove_new_db(const char *path)
  * only after two more: 100,000 nodes and 500,000 random edges left 85 MiB,
  * 59% of it free pages, against 30 MiB compacted (bench/README.md,
  * "`sombra import` against `sqlite3 .import`"). The compacted copy goes to a
- * new name beside the database, made while it is still open; *tmp gets
- * that name. False, with the reason said, when no copy was made.
+ * new name beside the database (path is the database's real path, as the
+ * library resolves it to find the log), made while it is still open; *tmp
+ * gets that name. False, with the reason said, when no copy was made.
  */
 static bool
 compact_copy(sombra_db *db, const char *path, char *tmp, size_t cap)
 {
         int fd, rc;
 
-        if ((size_t)snprintf(tmp, cap, "%s.compact-XXXXXX", path) >= cap)
+        if ((size_t)snprintf(tmp, cap, "%s.compact-XXXXXX", path) >= cap) {
+                fprintf(stderr, "sombra: import: no compacted copy: the path is too long\n");
                 return false;
+        }
         fd = mkstemp(tmp); /* a name nobody has; sombra_backup_compact wants it free */
         if (fd < 0) {
                 fprintf(stderr, "sombra: import: no compacted copy: %s: %s\n", tmp,
@@ -977,43 +982,61 @@ compact_copy(sombra_db *db, const char *path, char *tmp, size_t cap)
         return rc == SOMBRA_OK;
 }
 
-/* Makes a rename in path's directory durable. */
+/* Makes the entries of path's directory durable: 0, or an errno value. */
 static int
 sync_dir_of(const char *path)
 {
         char *copy = strdup(path);
-        int fd = copy == NULL ? -1 : open(dirname(copy), O_RDONLY | O_DIRECTORY);
-        int rc = fd >= 0 && fsync(fd) == 0 ? 0 : -1;
+        int fd = copy == NULL ? -1 : open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        int err = fd < 0 || fsync(fd) != 0 ? errno : 0;
 
         if (fd >= 0)
                 close(fd);
         free(copy);
-        return rc;
+        return err;
 }
 
 /*
- * After the database was closed (every commit then lies in its file): the
- * log goes first and the copy takes the database's name. A crash between
- * the two leaves the database as loaded, without a log, which it no longer
- * needs; a log beside the copy would not be the copy's. False when the
- * database stays as loaded (the copy is removed).
+ * After the database was closed (every commit then lies in its file), the
+ * copy takes its place, under the database's owner lock (flock, as the
+ * library takes it), so that no other process can have opened it as its
+ * owner meanwhile and lose its commits with the log. The log goes first,
+ * and that is made durable before the rename: a crash in between leaves the
+ * database as loaded, without the log it no longer needs, where a log left
+ * beside the copy would name another database and stop every open. False
+ * when the database stays as loaded (the copy is removed).
  */
 static bool
 compact_swap(const char *path, const char *tmp)
 {
-        char wal[4096];
+        char wal[PATH_MAX + 8];
+        int fd = -1, err = 0;
+        bool renamed = false;
 
-        snprintf(wal, sizeof(wal), "%s-wal", path);
-        if ((unlink(wal) != 0 && errno != ENOENT) || rename(tmp, path) != 0) {
-                fprintf(stderr, "sombra: import: the compacted copy %s not used: %s\n", tmp,
-                        strerror(errno));
-                unlink(tmp);
-                return false;
-        }
-        if (sync_dir_of(path) != 0)
+        if ((size_t)snprintf(wal, sizeof(wal), "%s-wal", path) >= sizeof(wal))
+                err = ENAMETOOLONG;
+        if (err == 0 && (fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+                err = errno;
+        if (err == 0 && flock(fd, LOCK_EX | LOCK_NB) != 0)
+                err = errno == EWOULDBLOCK ? EBUSY : errno; /* another process opened it */
+        if (err == 0 && unlink(wal) != 0 && errno != ENOENT)
+                err = errno;
+        if (err == 0)
+                err = sync_dir_of(path);
+        if (err == 0 && rename(tmp, path) != 0)
+                err = errno;
+        else if (err == 0)
+                renamed = true;
+        if (renamed && (err = sync_dir_of(path)) != 0)
                 fprintf(stderr, "sombra: import: syncing the directory of %s: %s\n", path,
-                        strerror(errno));
-        return true;
+                        strerror(err));
+        if (fd >= 0)
+                close(fd); /* the lock goes with it, from the file the copy replaced */
+        if (renamed)
+                return true;
+        fprintf(stderr, "sombra: import: the compacted copy was not used: %s\n", strerror(err));
+        unlink(tmp);
+        return false;
 }
 
 int
@@ -1024,7 +1047,7 @@ cli_import(const struct cli_args *a)
         double start = now();
         struct stat st;
         bool existed = stat(a->pos[0], &st) == 0, copied = false, compacted = false;
-        char tmp[4096];
+        char tmp[PATH_MAX + 32], *real = NULL;
         sombra_db *db;
         int rc = CLI_FAIL;
 
@@ -1045,15 +1068,21 @@ cli_import(const struct cli_args *a)
         rc = cli_open(a->pos[0], CLI_OPEN_CREATE, &db, &im.conn);
         if (rc == CLI_OK) {
                 rc = import_run(&im, files) == SOMBRA_OK ? CLI_OK : CLI_FAIL;
-                copied = rc == CLI_OK && !existed && !a->no_compact &&
-                         compact_copy(db, a->pos[0], tmp, sizeof(tmp));
+                if (rc == CLI_OK && !existed && !a->no_compact) {
+                        real = realpath(a->pos[0], NULL);
+                        if (real == NULL)
+                                fprintf(stderr, "sombra: import: no compacted copy: %s\n",
+                                        strerror(errno));
+                        copied = real != NULL && compact_copy(db, real, tmp, sizeof(tmp));
+                }
                 if (cli_close(db, im.conn) != CLI_OK)
                         rc = CLI_FAIL;
                 if (rc != CLI_OK && !existed && im.done[0] + im.done[1] == 0)
                         remove_new_db(a->pos[0]);
                 if (copied && rc != CLI_OK)
                         unlink(tmp);
-                compacted = copied && rc == CLI_OK && compact_swap(a->pos[0], tmp);
+                compacted = copied && rc == CLI_OK && compact_swap(real, tmp);
+                free(real);
         }
         if (rc == CLI_OK)
                 rc = out_object(json_pack("{s:I,s:I,s:I,s:b,s:f}", "nodes", (json_int_t)im.done[0],
