@@ -21,7 +21,8 @@
 #include "engine.h"
 #include "record.h"
 
-#define CHUNK_MIN 4096u
+#define CHUNK_MIN  4096u
+#define NAMES_KEPT 8u /* recent names a batch stores once (copy_name) */
 
 struct chunk {
         struct chunk *next;
@@ -33,9 +34,12 @@ struct sombra_batch {
         struct write_op *ops;
         uint64_t *results; /* cap of them, beside ops: see struct write_op */
         size_t n, cap;
-        struct chunk *chunks;       /* in the order made */
-        struct chunk *cur;          /* the one being filled; NULL: none yet */
-        struct batch_status status; /* what its submissions reported (engine.h) */
+        struct chunk *chunks;          /* in the order made */
+        struct chunk *cur;             /* the one being filled; NULL: none yet */
+        struct batch_status status;    /* what its submissions reported (engine.h) */
+        const char *names[NAMES_KEPT]; /* copies in the chunks; cleared by reset */
+        size_t name_len[NAMES_KEPT];
+        unsigned names_next; /* the slot the next new name takes */
 };
 
 /* Whether b may be changed: it exists and no asynchronous submission of it is out. */
@@ -99,6 +103,7 @@ sombra_batch_reset(sombra_batch *b)
                 c->used = 0;
         b->cur = b->chunks;
         b->n = 0;
+        memset(b->names, 0, sizeof(b->names)); /* their bytes are overwritten from now on */
         applied_set(b, false);
         return SOMBRA_OK;
 }
@@ -144,6 +149,13 @@ arena_alloc(sombra_batch *b, size_t len)
         return c->data + c->used - len;
 }
 
+/*
+ * A batch repeats a few names over and over: every node's label and keys,
+ * every edge's type. The last NAMES_KEPT of them are stored once and shared,
+ * which saves a quarter of a node's bytes in the batch (80 of about 330 for
+ * a label and four properties), and the writer then reads the same few
+ * cache lines for them instead of new ones for every operation.
+ */
 static const char *
 copy_name(sombra_batch *b, const char *s)
 {
@@ -153,11 +165,18 @@ copy_name(sombra_batch *b, const char *s)
         if (s == NULL)
                 return NULL; /* the writer reports SOMBRA_EINVAL for it */
         len = strnlen(s, SOMBRA_MAX_NAME + 1);
+        for (unsigned i = 0; i < NAMES_KEPT; i++)
+                if (b->names[i] != NULL && b->name_len[i] == len &&
+                    memcmp(b->names[i], s, len) == 0)
+                        return b->names[i];
         copy = arena_alloc(b, len + 1);
-        if (copy != NULL) {
-                memcpy(copy, s, len);
-                copy[len] = '\0';
-        }
+        if (copy == NULL)
+                return NULL;
+        memcpy(copy, s, len);
+        copy[len] = '\0';
+        b->names[b->names_next] = copy;
+        b->name_len[b->names_next] = len;
+        b->names_next = (b->names_next + 1) % NAMES_KEPT;
         return copy;
 }
 

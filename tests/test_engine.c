@@ -198,6 +198,51 @@ Test(engine, a_batch_reset_and_refilled_holds_exactly_what_it_was_given)
         cr_assert_eq(sombra_conn_release(c), SOMBRA_OK);
 }
 
+/*
+ * A batch stores a repeated name once (copy_name, batch.c) and must forget
+ * the names it kept when it is reset: its memory is then written again, and
+ * a name kept from before would now hold other bytes. Here "Alphabet" takes
+ * the place "Alpha" had, so a kept "Alpha" would read as "Alphabet". More
+ * distinct keys than the batch keeps must each come back as given.
+ */
+Test(engine, a_batch_shares_repeated_names_and_forgets_them_at_reset)
+{
+        enum { KEYS = 20, NODES = 60 };
+        const char *alpha[] = {"Alpha"}, *alphabet[] = {"Alphabet"};
+        char keys[KEYS][8];
+        uint64_t refs[NODES], id;
+        const struct sombra_entity *e;
+        sombra_batch *b;
+        sombra_conn *c;
+
+        open_with(NULL);
+        c = acquire();
+        cr_assert_eq(sombra_batch_new(&b), SOMBRA_OK);
+        cr_assert_eq(sombra_batch_node_create(b, alpha, 1, NULL, 0, NULL), SOMBRA_OK);
+        cr_assert_eq(sombra_batch_submit(c, b), SOMBRA_OK);
+        cr_assert_eq(sombra_batch_reset(b), SOMBRA_OK);
+        cr_assert_eq(sombra_batch_node_create(b, alphabet, 1, NULL, 0, NULL), SOMBRA_OK);
+        for (int i = 0; i < NODES; i++) {
+                struct sombra_prop p = {keys[i % KEYS], {.type = SOMBRA_INT, .u.i = i}};
+                snprintf(keys[i % KEYS], sizeof(keys[0]), "k%d", i % KEYS);
+                cr_assert_eq(sombra_batch_node_create(b, alpha, 1, &p, 1, &refs[i]), SOMBRA_OK);
+        }
+        cr_assert_eq(sombra_batch_submit(c, b), SOMBRA_OK);
+        for (int i = 0; i < NODES; i++) {
+                char want[8];
+                snprintf(want, sizeof(want), "k%d", i % KEYS);
+                cr_assert_eq(sombra_batch_id(b, refs[i], &id), SOMBRA_OK);
+                cr_assert_eq(sombra_node_get(c, id, &e), SOMBRA_OK);
+                cr_assert_eq(e->nlabels, 1);
+                cr_assert_str_eq(e->labels[0], "Alpha", "node %d", i);
+                cr_assert_eq(e->nprops, 1);
+                cr_assert_str_eq(e->props[0].key, want, "node %d", i);
+                cr_assert_eq(e->props[0].value.u.i, i);
+        }
+        cr_assert_eq(sombra_batch_free(b), SOMBRA_OK);
+        cr_assert_eq(sombra_conn_release(c), SOMBRA_OK);
+}
+
 Test(engine, many_tickets_in_flight_on_one_connection)
 {
         sombra_batch *b[64];
