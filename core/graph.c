@@ -811,46 +811,47 @@ node_edit_op(struct graph *g, uint64_t id, const struct node_edit *e)
         return op_end(g, autoc, node_edit(g, id, e));
 }
 
+/* An edit of node id naming a key or a label, the name checked first. */
+static int
+node_named_edit(struct graph *g, uint64_t id, const struct node_edit *e)
+{
+        size_t len;
+        int rc = dict_name_check(e->name, &len);
+
+        return rc != SOMBRA_OK ? rc : node_edit_op(g, id, e);
+}
+
 int
 graph_node_set(struct graph *g, uint64_t id, const char *key, const struct sombra_value *v)
 {
         struct node_edit e = {key, v, EDIT_SET};
-        size_t len;
         int rc = v == NULL ? SOMBRA_EINVAL : rec_value_check(v);
 
-        if (rc == SOMBRA_OK)
-                rc = dict_name_check(key, &len);
-        return rc != SOMBRA_OK ? rc : node_edit_op(g, id, &e);
+        return rc != SOMBRA_OK ? rc : node_named_edit(g, id, &e);
 }
 
 int
 graph_node_unset(struct graph *g, uint64_t id, const char *key)
 {
         struct node_edit e = {key, NULL, EDIT_UNSET};
-        size_t len;
-        int rc = dict_name_check(key, &len);
 
-        return rc != SOMBRA_OK ? rc : node_edit_op(g, id, &e);
+        return node_named_edit(g, id, &e);
 }
 
 int
 graph_node_label_add(struct graph *g, uint64_t id, const char *label)
 {
         struct node_edit e = {label, NULL, EDIT_LABEL_ADD};
-        size_t len;
-        int rc = dict_name_check(label, &len);
 
-        return rc != SOMBRA_OK ? rc : node_edit_op(g, id, &e);
+        return node_named_edit(g, id, &e);
 }
 
 int
 graph_node_label_remove(struct graph *g, uint64_t id, const char *label)
 {
         struct node_edit e = {label, NULL, EDIT_LABEL_REMOVE};
-        size_t len;
-        int rc = dict_name_check(label, &len);
 
-        return rc != SOMBRA_OK ? rc : node_edit_op(g, id, &e);
+        return node_named_edit(g, id, &e);
 }
 
 /* ---- edge writes ---- */
@@ -968,8 +969,9 @@ edge_delete(struct graph *g, uint64_t id)
         return SOMBRA_OK;
 }
 
-int
-graph_edge_delete(struct graph *g, uint64_t id)
+/* A delete of id as one operation: in the open transaction, or in one of its own. */
+static int
+delete_op(struct graph *g, uint64_t id, int (*del)(struct graph *g, uint64_t id))
 {
         bool autoc;
         int rc;
@@ -979,7 +981,13 @@ graph_edge_delete(struct graph *g, uint64_t id)
         rc = op_begin(g, false, &autoc);
         if (rc != SOMBRA_OK)
                 return rc;
-        return op_end(g, autoc, edge_delete(g, id));
+        return op_end(g, autoc, del(g, id));
+}
+
+int
+graph_edge_delete(struct graph *g, uint64_t id)
+{
+        return delete_op(g, id, edge_delete);
 }
 
 static int
@@ -1071,15 +1079,7 @@ node_delete(struct graph *g, uint64_t id)
 int
 graph_node_delete(struct graph *g, uint64_t id)
 {
-        bool autoc;
-        int rc;
-
-        if (g == NULL)
-                return SOMBRA_EINVAL;
-        rc = op_begin(g, false, &autoc);
-        if (rc != SOMBRA_OK)
-                return rc;
-        return op_end(g, autoc, node_delete(g, id));
+        return delete_op(g, id, node_delete);
 }
 
 /* ---- indexes ---- */
