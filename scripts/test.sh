@@ -37,13 +37,8 @@ echo "$tsan_out" | tail -n 40
 [ "$tsan_status" -ne 0 ] && status=1
 # The crash harness's writers (the child's threads) under TSan: a race makes
 # the child exit on its own, which the harness reports as a failed kill.
-# Without TSan's deadlock detector: at each fork jemalloc's atfork handler
-# holds every mutex of its arenas at once, more than the 64 the detector
-# can follow in one thread (a CHECK failure in TSan itself). Lock order is
-# tsan_stress's to check, with the detector on.
 crash_out=$(ninja -C "$tsan" tests/crash/crash >/dev/null &&
-        TSAN_OPTIONS=halt_on_error=1:detect_deadlocks=0 "$tsan/tests/crash/crash" --kills 4 \
-                --mode all 2>&1)
+        TSAN_OPTIONS=halt_on_error=1 "$tsan/tests/crash/crash" --kills 4 --mode all 2>&1)
 crash_status=$?
 echo "$crash_out" | tail -n 40
 [ "$crash_status" -ne 0 ] && status=1
