@@ -1,12 +1,12 @@
 /*
- * pagebuf.h - runs of page buffers from jemalloc.
+ * pagebuf.h - runs of page buffers from a dedicated jemalloc arena.
  *
- * Every page the engine holds in memory lives in a run from a pool: runs
- * aligned to the page size (to 2 MiB from 2 MiB up), allocated and freed
- * with mallocx/dallocx and MALLOCX_TCACHE_NONE so that no thread cache keeps
- * page memory. A pool is a database's buffer size and its counters. The
- * pager takes its whole cache as one run when it is made; walkers and
- * recovery take runs for reads of several pages at once.
+ * Every page the engine holds in memory lives in a run from this pool: one
+ * jemalloc arena made for the database (arenas.create), runs aligned to the
+ * page size, allocated and freed with MALLOCX_TCACHE_NONE so that no thread
+ * cache keeps page memory away from the arena. The pager takes its whole
+ * cache as one run when it is made; walkers and recovery take runs for
+ * reads of several pages at once.
  *
  * Thread safety: runs may be taken and given back from any thread; the
  * counters are read with ck_pr loads.
@@ -18,7 +18,7 @@
 #include <stdint.h>
 
 struct pagebuf_stats {
-        uint64_t allocated; /* buffers in the runs taken, ever */
+        uint64_t allocated; /* buffers in the runs obtained from the arena, ever */
         uint64_t in_use;    /* buffers in the runs handed out and not yet returned */
 };
 
@@ -26,21 +26,20 @@ struct pagebuf_pool;
 
 /*
  * Creates a pool of buffers of `size` bytes (a power of two >= 512).
- * SOMBRA_EINVAL for another size, SOMBRA_ENOMEM if the pool cannot be made.
+ * SOMBRA_ENOMEM if the arena or the pool cannot be made.
  */
 int pagebuf_pool_create(size_t size, struct pagebuf_pool **out);
-/* Frees the pool. Every run must have been put back. */
+/* Frees the pool and its arena's memory. Every run must have been put back. */
 void pagebuf_pool_destroy(struct pagebuf_pool *pool);
 
 /*
  * n buffers in a row: n * size bytes aligned to size, contents undefined.
- * A run of 2 MiB or more is aligned to 2 MiB and advised as huge pages:
- * once such a page is touched, the rest of it costs no fault, where each
- * fresh 4 KiB page costs one (about 10 us on the project machine). Memory
+ * The arena's extents of 2 MiB or more are advised as huge pages: once such
+ * a page is touched, the rest of it costs no fault, where each fresh 4 KiB
+ * page of the C heap costs one (about 10 us on the project machine). Memory
  * is committed as it is touched, so a large run that is only partly used
- * costs only what is used; given back, jemalloc keeps it for the next run
- * for a while. Not seen by AddressSanitizer. NULL when memory is exhausted
- * or n is 0.
+ * costs only what is used. Not seen by AddressSanitizer. NULL when memory
+ * is exhausted or n is 0.
  */
 void *pagebuf_get_run(struct pagebuf_pool *pool, size_t n);
 /* Returns a run from pagebuf_get_run on the same pool, with the same n. NULL is ignored. */

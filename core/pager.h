@@ -102,9 +102,9 @@ uint8_t *pager_scratch(struct pager *p);
 /*
  * n page sizes of memory in a row, scratch for an open's reads: from the
  * spare before the cache's frames while it has room (its huge page is the
- * first frames' too, so it costs no fault of its own), else from jemalloc
- * (pagebuf_get_run). NULL when memory is short. The writer's thread only,
- * like the spare's bookkeeping.
+ * first frames' too), else from the page arena (pagebuf_get_run). Either
+ * way it costs no page faults of its own. NULL when memory is short. The
+ * writer's thread only, like the spare's bookkeeping.
  */
 uint8_t *pager_run_get(struct pager *p, size_t n);
 /* Gives back a run from pager_run_get, with the same n; NULL is ignored. */

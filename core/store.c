@@ -2187,9 +2187,9 @@ recover_log(struct store *s)
 }
 
 /*
- * recover_log, reading the log into a scratch run (pager_run_get): an
- * open's fresh 4 KiB pages of the C heap cost a fault each, the run none of
- * its own. Without one, the replays use buffers of their own.
+ * recover_log, reading the log into a run of the page arena: an open's
+ * fresh 4 KiB pages of the C heap cost a fault each, a run none of its own
+ * (pager_run_get). Without one, the replays use buffers of their own.
  */
 static int
 recover(struct store *s)

@@ -291,7 +291,7 @@ Test(pager, frames_are_side_by_side_in_one_run)
  * An open's scratch runs come from the spare right before the frames, so
  * that they and the first frames touch one huge page; the spare is handed
  * out in order, reused once every run is back, and a run it has no room
- * for still comes (from jemalloc).
+ * for still comes (from the arena).
  */
 Test(pager, scratch_runs_come_from_the_spare_before_the_first_frame)
 {
@@ -318,7 +318,7 @@ Test(pager, scratch_runs_come_from_the_spare_before_the_first_frame)
         cr_assert(eq(ptr, walk, window + 16 * 8192), "the spare is handed out in order");
         cr_assert(not(eq(ptr, big, NULL)));
         cr_assert(big + 1024 * 8192 <= full || big >= full + (SPARE + 512) * 8192,
-                  "a run from jemalloc overlaps the cache");
+                  "a run from the arena overlaps the cache");
         memset(big, 3, 1024 * 8192);
         pager_run_put(pager, big, 1024);
         pager_run_put(pager, window, 16);
