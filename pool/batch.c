@@ -104,6 +104,7 @@ sombra_batch_reset(sombra_batch *b)
         b->cur = b->chunks;
         b->n = 0;
         memset(b->names, 0, sizeof(b->names)); /* their bytes are overwritten from now on */
+        b->names_next = 0;
         applied_set(b, false);
         return SOMBRA_OK;
 }
