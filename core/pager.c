@@ -100,10 +100,10 @@ struct pager {
         struct pagebuf_pool *bufs;
         uint8_t *scratch;
         struct page *frames;
-        uint8_t *frame_mem; /* the spare (pager_run_get), then frame i's bytes at frame_at(i) */
-        size_t spare_top;   /* spare pages handed out, from the start */
-        size_t spare_out;   /* spare runs out: the spare is free again at 0 */
-        struct idset map;   /* pgno -> frame index */
+        uint8_t *frame_mem;        /* the spare (pager_run_get), then the frames in index order */
+        size_t spare_top;          /* spare pages handed out, from the start */
+        size_t spare_out;          /* spare runs out: the spare is free again at 0 */
+        struct idset map;          /* pgno -> frame index */
         struct pgvec empty_frames; /* indexes of frames released, without a page */
         uint32_t frames_used;      /* frames [0, frames_used) were ever handed out */
         size_t hand;

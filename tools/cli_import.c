@@ -938,15 +938,22 @@ import_run(struct importer *im, const struct input *files)
         return rc;
 }
 
+/* path's log, named as the library names it; false when the name does not fit in cap. */
+static bool
+wal_name(char *out, size_t cap, const char *path)
+{
+        return (size_t)snprintf(out, cap, "%s-wal", path) < cap;
+}
+
 /* An import that made the database and then wrote nothing takes it away again. */
 static void
 remove_new_db(const char *path)
 {
-        char wal[4096];
+        char wal[PATH_MAX + 8];
 
-        snprintf(wal, sizeof(wal), "%s-wal", path);
         unlink(path);
-        unlink(wal);
+        if (wal_name(wal, sizeof(wal), path)) /* a cut name would be another file's */
+                unlink(wal);
 }
 
 /*
@@ -1013,7 +1020,7 @@ compact_swap(const char *path, const char *tmp)
         int fd = -1, err = 0;
         bool renamed = false;
 
-        if ((size_t)snprintf(wal, sizeof(wal), "%s-wal", path) >= sizeof(wal))
+        if (!wal_name(wal, sizeof(wal), path))
                 err = ENAMETOOLONG;
         if (err == 0 && (fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
                 err = errno;
