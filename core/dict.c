@@ -197,20 +197,46 @@ intern_new(struct dict *d, struct store *s, const char *name, size_t len, uint32
         return SOMBRA_OK;
 }
 
+/*
+ * A batch stores each of its recent names once (copy_name, pool/batch.c), so
+ * every node of a load hands the writer the same few pointers for its label
+ * and keys. The memo maps such a pointer to the name it held last time, one
+ * slot per pointer by its address: a hit is one compare of the text instead
+ * of the walk through the recent ids. The text is still compared, as the
+ * memory behind a pointer may hold another name by then (a batch reset
+ * writes over its names).
+ */
+static struct dict_memo *
+memo_slot(struct dict *d, const char *name)
+{
+        /* A batch's names are 16-byte aligned: the bits above those tell them apart. */
+        return &d->memo[((uintptr_t)name >> 4) % DICT_MEMO];
+}
+
 int
 dict_intern(struct dict *d, struct store *s, const char *name, uint32_t *id)
 {
+        struct dict_memo *m;
         size_t len;
         int rc;
 
-        if (name != NULL && recent_find(d, name, id))
+        if (name == NULL)
+                return SOMBRA_EINVAL;
+        m = memo_slot(d, name);
+        if (m->ptr == name && same_text(m->name->text, name)) {
+                *id = m->id;
                 return SOMBRA_OK;
-        rc = dict_name_check(name, &len);
-        if (rc == SOMBRA_OK && dict_lookup(d, name, len, id) != SOMBRA_OK)
-                rc = intern_new(d, s, name, len, id);
-        if (rc == SOMBRA_OK)
-                recent_note(d, *id);
-        return rc;
+        }
+        if (!recent_find(d, name, id)) {
+                rc = dict_name_check(name, &len);
+                if (rc == SOMBRA_OK && dict_lookup(d, name, len, id) != SOMBRA_OK)
+                        rc = intern_new(d, s, name, len, id);
+                if (rc != SOMBRA_OK)
+                        return rc;
+        }
+        recent_note(d, *id);
+        *m = (struct dict_memo){.ptr = name, .name = dict_get(d, *id), .id = *id};
+        return SOMBRA_OK;
 }
 
 static void
@@ -232,6 +258,7 @@ dict_truncate(struct dict *d, uint32_t count)
 {
         if (count >= d->count)
                 return;
+        memset(d->memo, 0, sizeof(d->memo)); /* they may name what is forgotten now */
         while (d->count > count) {
                 uint32_t id = d->count;
                 struct dict_name **slot = &d->chunks[(id - 1) / DICT_CHUNK][(id - 1) % DICT_CHUNK];

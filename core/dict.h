@@ -19,10 +19,18 @@
 #define DICT_CHUNK  1024u
 #define DICT_CHUNKS 4096u /* room for 4 M names */
 #define DICT_RECENT 16u   /* names the writer interned last, looked at first */
+#define DICT_MEMO   16u   /* callers' name pointers the writer remembers (dict_intern) */
 
 struct dict_name {
         uint32_t len;
         char text[]; /* NUL-terminated */
+};
+
+/* A caller's pointer that named a dict name last time; cleared by dict_truncate. */
+struct dict_memo {
+        const char *ptr;
+        const struct dict_name *name;
+        uint32_t id;
 };
 
 struct dict {
@@ -41,8 +49,9 @@ struct dict {
          */
         struct dict_name **dead;
         size_t ndead, dead_cap;
-        uint32_t recent[DICT_RECENT]; /* ids, 0 empty; the writer's alone */
-        uint32_t recent_next;         /* the slot the next miss fills */
+        uint32_t recent[DICT_RECENT];     /* ids, 0 empty; the writer's alone */
+        uint32_t recent_next;             /* the slot the next miss fills */
+        struct dict_memo memo[DICT_MEMO]; /* by the pointer's address; the writer's alone */
 };
 
 /* Loads every name of the committed state. SOMBRA_ECORRUPT for ids out of sequence. */

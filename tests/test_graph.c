@@ -575,6 +575,39 @@ Test(graph, names_that_share_a_prefix_or_a_freed_id_stay_apart)
         graph_entity_free(&e);
 }
 
+/* The writer remembers the name a caller's pointer held last (dict_intern's memo). */
+Test(graph, a_name_buffer_written_over_names_what_it_holds_at_each_call)
+{
+        static const char *const texts[] = {"Alpha", "Alphabet", "Alp", "Beta", "Alpha"};
+        enum { NTEXTS = sizeof(texts) / sizeof(texts[0]) };
+        char buf[16];
+        const char *labels[] = {buf};
+        uint64_t ids[NTEXTS], taken, back;
+        struct graph_entity e = {0};
+
+        for (int i = 0; i < NTEXTS; i++) {
+                strcpy(buf, texts[i]);
+                cr_assert_eq(graph_node_create(g, labels, 1, NULL, 0, &ids[i]), SOMBRA_OK);
+        }
+        /* A name rolled back, its id taken by another name: the buffer's text is new again. */
+        strcpy(buf, "Lost");
+        cr_assert_eq(graph_begin(g), SOMBRA_OK);
+        cr_assert_eq(graph_node_create(g, labels, 1, NULL, 0, &back), SOMBRA_OK);
+        cr_assert_eq(graph_rollback(g), SOMBRA_OK);
+        taken = node("Taken");
+        cr_assert_eq(graph_node_create(g, labels, 1, NULL, 0, &back), SOMBRA_OK);
+        for (int i = 0; i < NTEXTS; i++) {
+                cr_assert_eq(graph_node_get(graph_writer_reader(g), ids[i], &e), SOMBRA_OK);
+                cr_assert_eq(e.nlabels, 1);
+                cr_assert_str_eq(e.labels[0], texts[i]);
+        }
+        cr_assert_eq(graph_node_get(graph_writer_reader(g), taken, &e), SOMBRA_OK);
+        cr_assert_str_eq(e.labels[0], "Taken");
+        cr_assert_eq(graph_node_get(graph_writer_reader(g), back, &e), SOMBRA_OK);
+        cr_assert_str_eq(e.labels[0], "Lost");
+        graph_entity_free(&e);
+}
+
 Test(graph, set_and_unset_properties_and_labels)
 {
         struct graph_entity e = {0};
