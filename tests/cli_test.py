@@ -375,6 +375,30 @@ def test_numeric_options(d):
         expect(f"get {bad!r}", run("get", db, "--", bad), 2, stderr="not an id")
 
 
+def test_import_in_many_batches(d):
+    """Batches written while the next fills: every row once, each edge between its own nodes."""
+    n = write(os.path.join(d, "batched.csv"), "id,labels,k:int\n" +
+              "".join(f"n{i},Thing,{i}\n" for i in range(1000)))
+    e = write(os.path.join(d, "batched-e.csv"), "src,dst,type,i:int\n" +
+              "".join(f"n{(i * 7919) % 1000},n{(i * 104729) % 1000},R,{i}\n" for i in range(4000)))
+    db = os.path.join(d, "batched.db")
+    out, s = import_json(db, "--nodes", n, "--edges", e, "--batch", "7", "--no-compact")
+    check("import in batches of 7", out.returncode == 0 and s and s["nodes"] == 1000 and
+          s["edges"] == 4000, out.stderr)
+    k_of, ends = {}, {}
+    for line in run("export", db).stdout.splitlines():
+        row = json.loads(line)
+        if "src" in row:
+            ends[row["props"]["i"]] = (row["src"], row["dst"])
+        else:
+            k_of[row["id"]] = row["props"]["k"]
+    check("every node once", sorted(k_of.values()) == list(range(1000)), repr(len(k_of)))
+    wrong = [i for i in range(4000) if i not in ends or
+             (k_of.get(ends[i][0]), k_of.get(ends[i][1])) != ((i * 7919) % 1000, (i * 104729) % 1000)]
+    check("every edge once, between the nodes its row names", len(ends) == 4000 and not wrong,
+          repr(wrong[:5]))
+
+
 def test_compact_on_import(d):
     """A database the import makes is compacted: same graph, no free pages, no log left."""
     n = write(os.path.join(d, "many.csv"), "id,labels,k:int\n" +
@@ -514,6 +538,7 @@ def main():
         test_nul_bytes(d)
         test_wide_header(d)
         test_numeric_options(d)
+        test_import_in_many_batches(d)
         test_compact_on_import(d)
         test_backup_and_corruption(d, db)
         test_progress(d)

@@ -37,20 +37,22 @@
 #include <unistd.h>
 
 #include <csv.h>
+#include <xxhash.h>
 
 #include "cli.h"
 #include "cli_out.h"
 #include "cli_value.h"
 
-/* A batch is cut short when its rows' values pass this many bytes. */
-#define IMPORT_BATCH_BYTES (256u << 20)
+/* A batch is cut short when its rows' values pass this many bytes (two may be out at once). */
+#define IMPORT_BATCH_BYTES (128u << 20)
 
 /* ---- the node id map ---- */
 
 struct node_key {
-        char *key;   /* NULL: empty slot */
-        long line;   /* where the node's row is */
-        uint64_t id; /* its database id, once written */
+        char *key;     /* NULL: empty slot */
+        uint64_t hash; /* key's: a probe that meets another key mostly ends at this compare */
+        long line;     /* where the node's row is */
+        uint64_t id;   /* its database id, once written */
 };
 
 struct node_map {
@@ -59,21 +61,17 @@ struct node_map {
 };
 
 static uint64_t
-key_hash(const char *s)
+key_hash(const char *key)
 {
-        uint64_t h = 14695981039346656037ull; /* FNV-1a */
-
-        for (; *s != '\0'; s++)
-                h = (h ^ (unsigned char)*s) * 1099511628211ull;
-        return h;
+        return XXH3_64bits(key, strlen(key));
 }
 
 static struct node_key *
-map_slot(const struct node_map *m, const char *key)
+map_slot(const struct node_map *m, const char *key, uint64_t hash)
 {
-        size_t i = key_hash(key) & (m->cap - 1);
+        size_t i = hash & (m->cap - 1);
 
-        while (m->v[i].key != NULL && strcmp(m->v[i].key, key) != 0)
+        while (m->v[i].key != NULL && (m->v[i].hash != hash || strcmp(m->v[i].key, key) != 0))
                 i = (i + 1) & (m->cap - 1);
         return &m->v[i];
 }
@@ -81,7 +79,7 @@ map_slot(const struct node_map *m, const char *key)
 static struct node_key *
 map_find(const struct node_map *m, const char *key)
 {
-        struct node_key *k = m->cap ? map_slot(m, key) : NULL;
+        struct node_key *k = m->cap ? map_slot(m, key, key_hash(key)) : NULL;
 
         return k != NULL && k->key != NULL ? k : NULL;
 }
@@ -96,7 +94,7 @@ map_grow(struct node_map *m)
                 return SOMBRA_ENOMEM;
         for (size_t i = 0; i < m->cap; i++)
                 if (m->v[i].key != NULL)
-                        *map_slot(&bigger, m->v[i].key) = m->v[i];
+                        *map_slot(&bigger, m->v[i].key, m->v[i].hash) = m->v[i];
         free(m->v);
         *m = bigger;
         return SOMBRA_OK;
@@ -106,12 +104,13 @@ map_grow(struct node_map *m)
 static int
 map_add(struct node_map *m, const char *key, long line, struct node_key **dup)
 {
+        uint64_t hash = key_hash(key);
         struct node_key *k;
 
         *dup = NULL;
         if (2 * (m->n + 1) > m->cap && map_grow(m) != SOMBRA_OK)
                 return SOMBRA_ENOMEM;
-        k = map_slot(m, key);
+        k = map_slot(m, key, hash);
         if (k->key != NULL) {
                 *dup = k;
                 return SOMBRA_OK;
@@ -119,6 +118,7 @@ map_add(struct node_map *m, const char *key, long line, struct node_key **dup)
         k->key = strdup(key);
         if (k->key == NULL)
                 return SOMBRA_ENOMEM;
+        k->hash = hash;
         k->line = line;
         m->n++;
         return SOMBRA_OK;
@@ -179,6 +179,20 @@ struct source {
 
 enum phase { PHASE_CHECK, PHASE_WRITE };
 
+/*
+ * Pass 2's batches take turns: one is written (submitted without waiting)
+ * while the other fills, so that reading and building the rows overlaps
+ * the writer's work and the log's sync instead of waiting for them.
+ */
+struct import_batch {
+        sombra_batch *batch;
+        struct node_key **nodes; /* the node each operation makes; NULL for an edge */
+        size_t n;                /* operations */
+        bool edges;
+        bool out; /* submitted, not yet collected */
+        uint64_t ticket;
+};
+
 struct importer {
         const struct cli_args *args;
         sombra_conn *conn;
@@ -189,10 +203,10 @@ struct importer {
         uint64_t bad_total;
         uint64_t good[2]; /* rows that passed the check: nodes, edges */
         uint64_t done[2]; /* rows written */
-        sombra_batch *batch;
-        struct node_key **pending; /* nodes of the batch in hand, by operation */
-        size_t npending;
-        size_t batch_bytes; /* about what the batch in hand adds to its WAL record */
+        struct import_batch turn[2];
+        unsigned filling;   /* the turn being filled; the other may be out */
+        size_t batch_bytes; /* about what the batch being filled adds to its WAL record */
+        int failed;         /* the first batch's failure, SOMBRA_OK until then */
         bool progress;      /* stderr is a terminal */
 };
 
@@ -322,28 +336,77 @@ progress(struct importer *im, bool edge)
                 fputc('\n', stderr);
 }
 
-static int
-batch_flush(struct importer *im, bool edge)
+/*
+ * Waits for a submitted batch: its nodes' ids go to the map, its rows count
+ * as written. A failure is kept in im->failed and said once all is
+ * collected (import_write_end).
+ */
+static void
+batch_collect(struct importer *im, struct import_batch *b)
 {
         int rc;
 
-        if (im->npending == 0)
-                return SOMBRA_OK;
-        rc = sombra_batch_submit(im->conn, im->batch);
-        for (size_t i = 0; rc == SOMBRA_OK && i < im->npending; i++)
-                if (im->pending[i] != NULL)
-                        rc = sombra_batch_id(im->batch, SOMBRA_BATCH_REF(i), &im->pending[i]->id);
+        if (!b->out)
+                return;
+        b->out = false;
+        rc = sombra_wait(im->conn, b->ticket);
+        for (size_t i = 0; rc == SOMBRA_OK && i < b->n; i++)
+                if (b->nodes[i] != NULL)
+                        rc = sombra_batch_id(b->batch, SOMBRA_BATCH_REF(i), &b->nodes[i]->id);
+        if (rc == SOMBRA_OK) {
+                im->done[b->edges] += b->n;
+                progress(im, b->edges);
+        } else if (im->failed == SOMBRA_OK) {
+                im->failed = rc;
+        }
+        b->n = 0;
+        if (rc == SOMBRA_OK)
+                rc = sombra_batch_reset(b->batch);
+        if (rc != SOMBRA_OK && im->failed == SOMBRA_OK)
+                im->failed = rc;
+}
+
+/* Submits the batch being filled, then makes the other one ready to fill. */
+static int
+batch_send(struct importer *im)
+{
+        struct import_batch *b = &im->turn[im->filling];
+        int rc;
+
+        if (b->n == 0)
+                return im->failed;
+        rc = sombra_batch_submit_async(im->conn, b->batch, false, &b->ticket);
         if (rc != SOMBRA_OK) {
-                cli_fail("import: a batch failed: %s; %" PRIu64 " nodes and %" PRIu64
-                         " edges were written before it",
-                         sombra_strerror(rc), im->done[0], im->done[1]);
+                if (im->failed == SOMBRA_OK)
+                        im->failed = rc;
                 return rc;
         }
-        im->done[edge] += im->npending;
-        im->npending = 0;
+        b->out = true;
+        im->filling ^= 1;
         im->batch_bytes = 0;
-        progress(im, edge);
-        return sombra_batch_reset(im->batch);
+        batch_collect(im, &im->turn[im->filling]);
+        return im->failed;
+}
+
+/*
+ * The end of a file's writing (send: the batch being filled goes too) or
+ * of a failure: both batches collected, so that every node has its id
+ * before the edges file is read and no batch is out when they are freed.
+ */
+static int
+import_write_end(struct importer *im, bool send)
+{
+        int rc = send && im->failed == SOMBRA_OK ? batch_send(im) : im->failed;
+
+        batch_collect(im, &im->turn[0]);
+        batch_collect(im, &im->turn[1]);
+        if (rc == SOMBRA_OK)
+                rc = im->failed;
+        if (im->failed != SOMBRA_OK)
+                cli_fail("import: a batch failed: %s; %" PRIu64 " nodes and %" PRIu64
+                         " edges were written",
+                         sombra_strerror(im->failed), im->done[0], im->done[1]);
+        return rc;
 }
 
 /* Roughly the bytes a row adds to its transaction's WAL record. */
@@ -369,27 +432,31 @@ write_row(struct importer *im, struct source *s)
         uint64_t ends[2];
         int rc;
 
+        struct import_batch *b = &im->turn[im->filling];
+
         /* A transaction's WAL record has a limit (1 GiB): large values make batches shorter. */
         if (im->batch_bytes + bytes > IMPORT_BATCH_BYTES) {
-                rc = batch_flush(im, s->edges);
+                rc = batch_send(im);
                 if (rc != SOMBRA_OK)
                         return rc;
+                b = &im->turn[im->filling];
         }
         im->batch_bytes += bytes;
+        b->edges = s->edges;
         if (s->edges) {
                 if (!resolve_end(im, s, r->ends[0], &ends[0]) ||
                     !resolve_end(im, s, r->ends[1], &ends[1]))
                         return cli_fail_as(SOMBRA_EINVAL, "%s:%ld: %s", s->path, r->line, s->why);
-                rc = sombra_batch_edge_create(im->batch, ends[0], ends[1], r->type, r->props,
+                rc = sombra_batch_edge_create(b->batch, ends[0], ends[1], r->type, r->props,
                                               r->nprops, NULL);
-                im->pending[im->npending++] = NULL;
+                b->nodes[b->n++] = NULL;
         } else {
-                rc = sombra_batch_node_create(im->batch, r->labels, r->nlabels, r->props, r->nprops,
+                rc = sombra_batch_node_create(b->batch, r->labels, r->nlabels, r->props, r->nprops,
                                               NULL);
-                im->pending[im->npending++] = map_find(&im->map, r->key);
+                b->nodes[b->n++] = map_find(&im->map, r->key);
         }
-        if (rc == SOMBRA_OK && im->npending == im->args->batch)
-                rc = batch_flush(im, s->edges);
+        if (rc == SOMBRA_OK && b->n == im->args->batch)
+                rc = batch_send(im);
         return rc;
 }
 
@@ -874,8 +941,11 @@ read_file(struct importer *im, const struct input *in, bool edges)
         if (im->phase == PHASE_CHECK)
                 im->nbad = 0;
         rc = s.csv ? read_csv(&s) : read_jsonl(&s);
-        if (rc == SOMBRA_OK && im->phase == PHASE_WRITE)
-                rc = batch_flush(im, edges);
+        if (im->phase == PHASE_WRITE) {
+                int ended = import_write_end(im, rc == SOMBRA_OK);
+                if (rc == SOMBRA_OK)
+                        rc = ended;
+        }
         for (size_t i = 0; i < s.ncols; i++)
                 free(s.cols[i].key);
         free(s.cols);
@@ -1067,10 +1137,12 @@ cli_import(const struct cli_args *a)
         for (int k = 0; k < 2; k++)
                 if (files[k].path != NULL && input_open(&files[k], a->format_in) != SOMBRA_OK)
                         goto label_done;
-        im.pending = calloc(a->batch, sizeof(*im.pending));
-        if (im.pending == NULL || sombra_batch_new(&im.batch) != SOMBRA_OK) {
-                cli_fail("out of memory");
-                goto label_done;
+        for (int t = 0; t < 2; t++) {
+                im.turn[t].nodes = calloc(a->batch, sizeof(*im.turn[t].nodes));
+                if (im.turn[t].nodes == NULL || sombra_batch_new(&im.turn[t].batch) != SOMBRA_OK) {
+                        cli_fail("out of memory");
+                        goto label_done;
+                }
         }
         rc = cli_open(a->pos[0], CLI_OPEN_CREATE, &db, &im.conn);
         if (rc == CLI_OK) {
@@ -1100,8 +1172,10 @@ cli_import(const struct cli_args *a)
 label_done:
         input_close(&files[0]);
         input_close(&files[1]);
-        sombra_batch_free(im.batch);
-        free(im.pending);
+        for (int t = 0; t < 2; t++) {
+                sombra_batch_free(im.turn[t].batch);
+                free(im.turn[t].nodes);
+        }
         map_free(&im.map);
         return rc;
 }
