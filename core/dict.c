@@ -209,7 +209,10 @@ intern_new(struct dict *d, struct store *s, const char *name, size_t len, uint32
 static struct dict_memo *
 memo_slot(struct dict *d, const char *name)
 {
-        /* A batch's names are 16-byte aligned: the bits above those tell them apart. */
+        /*
+         * A batch's names are 16-byte aligned (its arena's): the bits above
+         * those tell them apart. Any other pointer works too, only less evenly.
+         */
         return &d->memo[((uintptr_t)name >> 4) % DICT_MEMO];
 }
 

@@ -348,25 +348,30 @@ batch_collect(struct importer *im, struct import_batch *b)
 
         if (!b->out)
                 return;
-        b->out = false;
         rc = sombra_wait(im->conn, b->ticket);
+        if (rc == SOMBRA_ECLOSED) { /* not collected: the batch stays the library's */
+                im->failed = im->failed == SOMBRA_OK ? rc : im->failed;
+                return;
+        }
+        b->out = false;
         for (size_t i = 0; rc == SOMBRA_OK && i < b->n; i++)
                 if (b->nodes[i] != NULL)
                         rc = sombra_batch_id(b->batch, SOMBRA_BATCH_REF(i), &b->nodes[i]->id);
         if (rc == SOMBRA_OK) {
                 im->done[b->edges] += b->n;
                 progress(im, b->edges);
-        } else if (im->failed == SOMBRA_OK) {
-                im->failed = rc;
+                rc = sombra_batch_reset(b->batch);
         }
         b->n = 0;
-        if (rc == SOMBRA_OK)
-                rc = sombra_batch_reset(b->batch);
         if (rc != SOMBRA_OK && im->failed == SOMBRA_OK)
                 im->failed = rc;
 }
 
-/* Submits the batch being filled, then makes the other one ready to fill. */
+/*
+ * Submits the batch being filled once the other one is written, and makes
+ * that one ready to fill. The rows written are always the first ones: no
+ * batch goes after one that failed.
+ */
 static int
 batch_send(struct importer *im)
 {
@@ -375,17 +380,18 @@ batch_send(struct importer *im)
 
         if (b->n == 0)
                 return im->failed;
+        batch_collect(im, &im->turn[im->filling ^ 1]);
+        if (im->failed != SOMBRA_OK)
+                return im->failed;
         rc = sombra_batch_submit_async(im->conn, b->batch, false, &b->ticket);
         if (rc != SOMBRA_OK) {
-                if (im->failed == SOMBRA_OK)
-                        im->failed = rc;
+                im->failed = rc;
                 return rc;
         }
         b->out = true;
         im->filling ^= 1;
         im->batch_bytes = 0;
-        batch_collect(im, &im->turn[im->filling]);
-        return im->failed;
+        return SOMBRA_OK;
 }
 
 /*
@@ -404,7 +410,7 @@ import_write_end(struct importer *im, bool send)
                 rc = im->failed;
         if (im->failed != SOMBRA_OK)
                 cli_fail("import: a batch failed: %s; %" PRIu64 " nodes and %" PRIu64
-                         " edges were written",
+                         " edges were written before it",
                          sombra_strerror(im->failed), im->done[0], im->done[1]);
         return rc;
 }
@@ -428,11 +434,10 @@ static int
 write_row(struct importer *im, struct source *s)
 {
         const struct row *r = &s->row;
+        struct import_batch *b = &im->turn[im->filling];
         size_t bytes = row_bytes(r);
         uint64_t ends[2];
         int rc;
-
-        struct import_batch *b = &im->turn[im->filling];
 
         /* A transaction's WAL record has a limit (1 GiB): large values make batches shorter. */
         if (im->batch_bytes + bytes > IMPORT_BATCH_BYTES) {
@@ -449,13 +454,15 @@ write_row(struct importer *im, struct source *s)
                         return cli_fail_as(SOMBRA_EINVAL, "%s:%ld: %s", s->path, r->line, s->why);
                 rc = sombra_batch_edge_create(b->batch, ends[0], ends[1], r->type, r->props,
                                               r->nprops, NULL);
-                b->nodes[b->n++] = NULL;
+                b->nodes[b->n] = NULL;
         } else {
                 rc = sombra_batch_node_create(b->batch, r->labels, r->nlabels, r->props, r->nprops,
                                               NULL);
-                b->nodes[b->n++] = map_find(&im->map, r->key);
+                b->nodes[b->n] = map_find(&im->map, r->key);
         }
-        if (rc == SOMBRA_OK && b->n == im->args->batch)
+        if (rc != SOMBRA_OK)
+                return cli_fail_as(rc, "%s:%ld: %s", s->path, r->line, sombra_strerror(rc));
+        if (++b->n == im->args->batch)
                 rc = batch_send(im);
         return rc;
 }
