@@ -117,16 +117,21 @@ struct pager {
         struct pager_stats st;
 
         /*
-         * Snapshot readers (see pager_reader_open). The file is mapped read-only
-         * once; readers take committed pages straight from the map. Written by
-         * the writer: `published_npages` and bits of `validated`, with __atomic
-         * builtins (see store.c); `map`, `map_pages` never change after creation.
+         * Snapshot readers (see pager_reader_open). The file is mapped
+         * read-only in segments that never move (map_grow); readers take
+         * committed pages straight from them. Written by the writer:
+         * `published_npages`, the segments' pointers and bits of their
+         * `valid` maps, with __atomic builtins (see store.c); `map_first`
+         * never changes after creation, `nmaps` and `map_pages` are the
+         * writer's.
          */
-        uint8_t *fmap; /* the whole file, read-only */
-        uint64_t map_pages;
-        uint64_t *validated;       /* a bit per page: checked since it was last written */
-        uint64_t published_npages; /* pages readers may touch */
-        struct page **dirty;       /* frames dirtied since the last write-back, each once */
+        uint8_t *maps[PAGER_MAP_SEGS];   /* segment k: map_seg's pages of the file */
+        uint64_t *valid[PAGER_MAP_SEGS]; /* a bit per page of a segment: checked since written */
+        uint64_t map_first;              /* pages of segment 0 */
+        uint32_t nmaps;                  /* segments mapped */
+        uint64_t map_pages;              /* pages they cover */
+        uint64_t published_npages;       /* pages readers may touch */
+        struct page **dirty;             /* frames dirtied since the last write-back, each once */
         size_t ndirty;
         struct page **taken;        /* pager_write_take's frames, until pager_write_done */
         struct take_key *take_keys; /* 2 * cache_cap: pager_write_take's sort and its spare */
@@ -249,56 +254,137 @@ page_set_aux(struct page *pg, uint64_t aux)
         put_be64(pg->data + 32, aux);
 }
 
-/* Words in the bitmap of checked pages: a bit for every page the map can hold. */
-static size_t
-validated_words(const struct pager *p)
+/*
+ * Where a page lies in the readers' map: segment 0 holds the first
+ * map_first pages, and each segment k after it as many as all before it,
+ * pages [map_first << (k - 1), map_first << k). *at gets the page's index
+ * in its segment.
+ */
+static uint32_t
+map_seg(const struct pager *p, pgno_t pgno, uint64_t *at)
 {
-        return (p->map_pages + 63) / 64;
+        uint32_t k;
+
+        if (pgno < p->map_first) {
+                *at = pgno;
+                return 0;
+        }
+        k = 64 - (uint32_t)__builtin_clzll(pgno / p->map_first);
+        *at = pgno - (p->map_first << (k - 1));
+        return k;
+}
+
+/* Pages of segment k. */
+static uint64_t
+seg_pages(const struct pager *p, uint32_t k)
+{
+        return k == 0 ? p->map_first : p->map_first << (k - 1);
 }
 
 /*
- * Maps the file for readers: PAGER_MAP_BYTES of address space (more for a
- * larger file), so the map never moves while the file grows into it. Pages
- * past the end of the file are never touched: readers only read pages that
- * were written before the snapshot naming them was published.
+ * Maps the next segment of the file for readers, as many pages as the map
+ * covers so far (its size doubles), with a bitmap of checked pages for it.
+ * The writer's, before it numbers a page past the map: a reader only reads
+ * pages below published_npages, which the writer raises (release) after
+ * the segment's pointers are stored (release). SOMBRA_ENOSPC when no more
+ * address space can be had, or for a private file, which is its own map.
  */
 static int
-map_create(struct pager *p)
+map_grow(struct pager *p)
 {
-        uint64_t pages = PAGER_MAP_BYTES / p->page_size;
+        uint32_t k = p->nmaps;
+        uint64_t pages = seg_pages(p, k);
+        uint64_t *bits;
         void *m;
+
+        if (p->file->priv != NULL || k == PAGER_MAP_SEGS ||
+            pages > (uint64_t)INT64_MAX / p->page_size - p->map_pages)
+                return SOMBRA_ENOSPC;
+        m = mmap(NULL, pages * p->page_size, PROT_READ, MAP_SHARED, p->file->fd,
+                 (off_t)(p->map_pages * p->page_size));
+        if (m == MAP_FAILED)
+                return SOMBRA_ENOSPC;
+        /* A bit for every page it can hold: a MiB for 64 GiB of 8 KiB pages, zero until set. */
+        bits = zpages_alloc((pages + 63) / 64, sizeof(uint64_t));
+        if (bits == NULL) {
+                munmap(m, pages * p->page_size);
+                return SOMBRA_ENOMEM;
+        }
+        __atomic_store_n(&p->valid[k], bits, __ATOMIC_RELEASE);
+        __atomic_store_n(&p->maps[k], (uint8_t *)m, __ATOMIC_RELEASE);
+        p->nmaps = k + 1;
+        p->map_pages += pages;
+        return SOMBRA_OK;
+}
+
+/*
+ * Maps the file for readers: at first map_bytes of address space (twice the
+ * file when that is more), and more as the file grows past it (map_grow).
+ * Pages past the end of the file are never touched: readers only read pages
+ * that were written before the snapshot naming them was published.
+ */
+static int
+map_create(struct pager *p, uint64_t map_bytes)
+{
+        uint64_t pages = map_bytes / p->page_size;
 
         if (pages < 2 * p->npages)
                 pages = 2 * p->npages;
         if (p->file->priv != NULL) {
                 /* A private file is its own map: readers see what this process wrote there. */
-                m = p->file->priv;
-                pages = p->file->priv_cap / p->page_size;
+                p->map_first = p->file->priv_cap / p->page_size;
+                p->valid[0] = zpages_alloc((p->map_first + 63) / 64, sizeof(uint64_t));
+                if (p->valid[0] == NULL)
+                        return SOMBRA_ENOMEM;
+                p->maps[0] = p->file->priv;
+                p->nmaps = 1;
+                p->map_pages = p->map_first;
         } else {
-                m = mmap(NULL, pages * p->page_size, PROT_READ, MAP_SHARED, p->file->fd, 0);
-                if (m == MAP_FAILED)
+                p->map_first = pages;
+                if (map_grow(p) != SOMBRA_OK)
                         return SOMBRA_ENOMEM;
         }
-        p->fmap = m;
-        p->map_pages = pages;
-        /* A bit for every page the map can hold: a MiB for 64 GiB of 8 KiB pages. */
-        p->validated = zpages_alloc(validated_words(p), sizeof(uint64_t));
-        if (p->validated == NULL)
-                return SOMBRA_ENOMEM;
         p->published_npages = p->npages;
         return SOMBRA_OK;
 }
 
 static void
+map_destroy(struct pager *p)
+{
+        for (uint32_t k = 0; k < p->nmaps; k++) {
+                if (p->maps[k] != p->file->priv)
+                        munmap(p->maps[k], seg_pages(p, k) * p->page_size);
+                zpages_free(p->valid[k], (seg_pages(p, k) + 63) / 64, sizeof(uint64_t));
+        }
+        p->nmaps = 0;
+}
+
+static void
 validated_set(struct pager *p, pgno_t pgno)
 {
-        __atomic_fetch_or(&p->validated[pgno / 64], 1ull << (pgno % 64), __ATOMIC_RELEASE);
+        uint64_t at;
+        uint64_t *bits = __atomic_load_n(&p->valid[map_seg(p, pgno, &at)], __ATOMIC_ACQUIRE);
+
+        __atomic_fetch_or(&bits[at / 64], 1ull << (at % 64), __ATOMIC_RELEASE);
 }
 
 static bool
 validated_get(struct pager *p, pgno_t pgno)
 {
-        return (__atomic_load_n(&p->validated[pgno / 64], __ATOMIC_ACQUIRE) >> (pgno % 64)) & 1;
+        uint64_t at;
+        uint64_t *bits = __atomic_load_n(&p->valid[map_seg(p, pgno, &at)], __ATOMIC_ACQUIRE);
+
+        return (__atomic_load_n(&bits[at / 64], __ATOMIC_ACQUIRE) >> (at % 64)) & 1;
+}
+
+/* A page in the readers' map; pgno below published_npages. */
+static uint8_t *
+map_page(struct pager *p, pgno_t pgno)
+{
+        uint64_t at;
+        uint8_t *seg = __atomic_load_n(&p->maps[map_seg(p, pgno, &at)], __ATOMIC_ACQUIRE);
+
+        return seg + at * p->page_size;
 }
 
 /*
@@ -319,6 +405,14 @@ spare_pages(const struct pager *p)
 int
 pager_create(struct io_file *file, uint32_t page_size, uint32_t cache_pages, bool checksums,
              uint64_t npages, uint64_t ckpt_txn, struct pager **out)
+{
+        return pager_create_mapped(file, page_size, cache_pages, checksums, npages, ckpt_txn,
+                                   PAGER_MAP_BYTES, out);
+}
+
+int
+pager_create_mapped(struct io_file *file, uint32_t page_size, uint32_t cache_pages, bool checksums,
+                    uint64_t npages, uint64_t ckpt_txn, uint64_t map_bytes, struct pager **out)
 {
         struct pager *p;
         int rc;
@@ -362,7 +456,7 @@ pager_create(struct io_file *file, uint32_t page_size, uint32_t cache_pages, boo
                 rc = SOMBRA_ENOMEM;
                 goto label_fail;
         }
-        rc = map_create(p);
+        rc = map_create(p, map_bytes);
         if (rc != SOMBRA_OK)
                 goto label_fail;
         p->dirty = malloc(cache_pages * sizeof(*p->dirty));
@@ -396,9 +490,7 @@ pager_destroy(struct pager *p)
         if (p->frame_mem != NULL)
                 pagebuf_put_run(p->bufs, p->frame_mem, spare_pages(p) + p->cache_cap);
         pagebuf_pool_destroy(p->bufs);
-        if (p->fmap != NULL && p->fmap != p->file->priv)
-                munmap(p->fmap, p->map_pages * p->page_size);
-        zpages_free(p->validated, validated_words(p), sizeof(uint64_t));
+        map_destroy(p);
         free(p->dirty);
         free(p->taken);
         free(p->take_keys);
@@ -687,7 +779,7 @@ reader_get(struct pager *r, pgno_t pgno, struct page **out)
                 *out = pg;
                 return SOMBRA_OK;
         }
-        pg->data = w->fmap + pgno * w->page_size;
+        pg->data = map_page(w, pgno);
         if (!validated_get(w, pgno)) {
                 int rc = page_check(w, pg, pgno);
                 if (rc != SOMBRA_OK) {
@@ -882,8 +974,11 @@ pgno_take(struct pager *p, pgno_t *pgno, bool *extended)
                 *pgno = p->free.v[--p->free.n];
                 return SOMBRA_OK;
         }
-        if (p->npages >= p->map_pages)
-                return SOMBRA_ENOSPC; /* the file has grown to the size of its map */
+        if (p->npages >= p->map_pages) {
+                int rc = map_grow(p); /* the file has grown to the size of its map */
+                if (rc != SOMBRA_OK)
+                        return rc;
+        }
         *pgno = p->npages++;
         *extended = true;
         return SOMBRA_OK;
@@ -1422,8 +1517,13 @@ int
 pager_adopt_begin(struct pager *p, uint64_t npages)
 {
         assert(p->txn == 0 && p->ndirty == 0);
-        if (npages < p->npages || npages > p->map_pages)
+        if (npages < p->npages)
                 return SOMBRA_ECORRUPT;
+        while (npages > p->map_pages) {
+                int rc = map_grow(p);
+                if (rc != SOMBRA_OK)
+                        return rc;
+        }
         p->adopt_from = p->npages;
         p->npages = npages;
         __atomic_store_n(&p->published_npages, npages, __ATOMIC_RELEASE);

@@ -82,6 +82,14 @@ struct idset;
  */
 int pager_create(struct io_file *file, uint32_t page_size, uint32_t cache_pages, bool checksums,
                  uint64_t npages, uint64_t ckpt_txn, struct pager **out);
+/*
+ * pager_create, with the readers' map's first segment at least map_bytes
+ * (PAGER_MAP_BYTES for pager_create) instead of twice the file: the map
+ * grows in doubling segments from there (tests use small ones).
+ */
+int pager_create_mapped(struct io_file *file, uint32_t page_size, uint32_t cache_pages,
+                        bool checksums, uint64_t npages, uint64_t ckpt_txn, uint64_t map_bytes,
+                        struct pager **out);
 /* Frees the cache; writes nothing. */
 void pager_destroy(struct pager *p);
 
@@ -133,7 +141,13 @@ void pager_unpin(struct pager *p, struct page *pg);
  * (a walker's: 4).
  */
 #define PAGER_READER_PINS 64u
-#define PAGER_MAP_BYTES   (64ull << 30)
+/*
+ * The readers' map: its first segment at open (or twice the file), then one
+ * more segment each time the file outgrows it, as large as all before; at
+ * most PAGER_MAP_SEGS of them.
+ */
+#define PAGER_MAP_BYTES (64ull << 30)
+#define PAGER_MAP_SEGS  40u
 int pager_reader_open(struct pager *writer, struct pager **out);
 void pager_reader_close(struct pager *reader);
 /*

@@ -7,6 +7,8 @@
  */
 #include <criterion/criterion.h>
 #include <criterion/new/assert.h>
+#include <pthread.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -1046,6 +1048,81 @@ Test(pager, a_seal_is_the_plain_xxh3_of_the_page_whatever_code_computes_it)
  * close, as recovery makes it, then does nothing, where it used to free the
  * handle and its runs a second time. A walker opened next works.
  */
+/* ---- the readers' map ---- */
+
+/* A reader thread's loop: every page published so far, again and again, until told to stop. */
+struct map_reading {
+        struct pager *reader;
+        const pgno_t *pgnos;
+        size_t published; /* pgnos[0, published) are readable: atomic */
+        int stop;         /* atomic */
+        uint64_t reads;   /* atomic */
+        uint64_t wrong;
+};
+
+static void *
+map_read_main(void *arg)
+{
+        struct map_reading *m = arg;
+
+        while (!__atomic_load_n(&m->stop, __ATOMIC_ACQUIRE)) {
+                size_t n = __atomic_load_n(&m->published, __ATOMIC_ACQUIRE);
+                for (size_t i = 0; i < n; i++) {
+                        struct page *pg;
+                        if (pager_get(m->reader, m->pgnos[i], &pg) != SOMBRA_OK) {
+                                m->wrong++;
+                                continue;
+                        }
+                        m->wrong += !body_is(pg, m->pgnos[i], 0);
+                        __atomic_add_fetch(&m->reads, 1, __ATOMIC_RELAXED);
+                        pager_unpin(m->reader, pg);
+                }
+        }
+        return NULL;
+}
+
+/*
+ * The map starts at 4 pages here and grows by segments (4, 8, 16, ...)
+ * while a reader on another thread reads every page published: each from
+ * the segment that holds it. Before, the file stopped at its map's end.
+ */
+Test(pager, the_readers_map_grows_with_the_file_while_a_reader_reads)
+{
+        enum { PAGES = 600, ROUNDS = 12 };
+        pgno_t pgnos[PAGES];
+        struct map_reading m = {.pgnos = pgnos};
+        struct page *pg;
+        pthread_t t;
+
+        open_file();
+        page_size = 4096;
+        cr_assert(
+            eq(int, pager_create_mapped(&file, 4096, 64, true, 2, 0, 4 * 4096, &pager), SOMBRA_OK));
+        cr_assert(eq(int, pager_reader_open(pager, &m.reader), SOMBRA_OK));
+        cr_assert(eq(int, pthread_create(&t, NULL, map_read_main, &m), 0));
+        for (size_t r = 0; r < ROUNDS; r++) {
+                make_pages(PAGES / ROUNDS, pgnos + r * (PAGES / ROUNDS));
+                cr_assert(eq(int, pager_write_back(pager), SOMBRA_OK));
+                pager_publish(pager, pager_npages(pager));
+                __atomic_store_n(&m.published, (r + 1) * (PAGES / ROUNDS), __ATOMIC_RELEASE);
+        }
+        while (__atomic_load_n(&m.reads, __ATOMIC_RELAXED) < PAGES)
+                sched_yield(); /* the reader has read at least a pass's worth */
+        __atomic_store_n(&m.stop, 1, __ATOMIC_RELEASE);
+        pthread_join(t, NULL);
+        cr_assert(eq(u64, m.wrong, 0), "%llu reads went wrong", (unsigned long long)m.wrong);
+        for (size_t i = 0; i < PAGES; i++) {
+                cr_assert(eq(int, pager_get(m.reader, pgnos[i], &pg), SOMBRA_OK));
+                cr_assert(body_is(pg, pgnos[i], 0), "page %zu", i);
+                pager_unpin(m.reader, pg);
+        }
+        cr_assert(eq(int, pager_get(m.reader, pager_npages(pager), &pg), SOMBRA_ECORRUPT));
+        pager_reader_close(m.reader);
+        reopen_pager(64, true); /* a pager over the grown file maps it whole at once */
+        for (size_t i = 0; i < PAGES; i += 37)
+                expect_page(pgnos[i], 0);
+}
+
 Test(pager, a_walker_that_fails_to_open_is_closed_once)
 {
         struct pager *walker = NULL;
