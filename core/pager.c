@@ -42,6 +42,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include "hash.h"
 
@@ -328,8 +329,13 @@ map_create(struct pager *p, uint64_t map_bytes)
 {
         uint64_t pages = map_bytes / p->page_size;
 
+        uint64_t step = (uint64_t)sysconf(_SC_PAGESIZE) / p->page_size;
+
         if (pages < 2 * p->npages)
                 pages = 2 * p->npages;
+        /* Every segment starts where mmap can: at a multiple of the system's page size. */
+        if (step > 1)
+                pages = (pages + step - 1) / step * step;
         if (p->file->priv != NULL) {
                 /* A private file is its own map: readers see what this process wrote there. */
                 p->map_first = p->file->priv_cap / p->page_size;
@@ -1517,13 +1523,13 @@ int
 pager_adopt_begin(struct pager *p, uint64_t npages)
 {
         assert(p->txn == 0 && p->ndirty == 0);
-        if (npages < p->npages)
+        /*
+         * Past the map made at open (at least twice the checkpoint's file):
+         * refused rather than mapped for, as npages comes from the log;
+         * recovery then replays the log instead.
+         */
+        if (npages < p->npages || npages > p->map_pages)
                 return SOMBRA_ECORRUPT;
-        while (npages > p->map_pages) {
-                int rc = map_grow(p);
-                if (rc != SOMBRA_OK)
-                        return rc;
-        }
         p->adopt_from = p->npages;
         p->npages = npages;
         __atomic_store_n(&p->published_npages, npages, __ATOMIC_RELEASE);
