@@ -122,17 +122,18 @@ struct pager {
          * read-only in segments that never move (map_grow); readers take
          * committed pages straight from them. Written by the writer:
          * `published_npages`, the segments' pointers and bits of their
-         * `valid` maps, with __atomic builtins (see store.c); `map_first`
-         * never changes after creation, `nmaps` and `map_pages` are the
-         * writer's.
+         * `valid` maps, with __atomic builtins (see store.c). `map_first`
+         * and `map_shift` never change after creation; `nmaps` and
+         * `map_pages` are the writer's.
          */
         uint8_t *maps[PAGER_MAP_SEGS];   /* segment k: map_seg's pages of the file */
         uint64_t *valid[PAGER_MAP_SEGS]; /* a bit per page of a segment: checked since written */
-        uint64_t map_first;              /* pages of segment 0 */
-        uint32_t nmaps;                  /* segments mapped */
-        uint64_t map_pages;              /* pages they cover */
-        uint64_t published_npages;       /* pages readers may touch */
-        struct page **dirty;             /* frames dirtied since the last write-back, each once */
+        uint64_t map_first;        /* pages of segment 0 (a power of two, but for a private file) */
+        uint32_t map_shift;        /* log2 of map_first */
+        uint32_t nmaps;            /* segments mapped */
+        uint64_t map_pages;        /* pages they cover */
+        uint64_t published_npages; /* pages readers may touch */
+        struct page **dirty;       /* frames dirtied since the last write-back, each once */
         size_t ndirty;
         struct page **taken;        /* pager_write_take's frames, until pager_write_done */
         struct take_key *take_keys; /* 2 * cache_cap: pager_write_take's sort and its spare */
@@ -270,7 +271,7 @@ map_seg(const struct pager *p, pgno_t pgno, uint64_t *at)
                 *at = pgno;
                 return 0;
         }
-        k = 64 - (uint32_t)__builtin_clzll(pgno / p->map_first);
+        k = 64 - (uint32_t)__builtin_clzll(pgno >> p->map_shift);
         *at = pgno - (p->map_first << (k - 1));
         return k;
 }
@@ -327,15 +328,21 @@ map_grow(struct pager *p)
 static int
 map_create(struct pager *p, uint64_t map_bytes)
 {
-        uint64_t pages = map_bytes / p->page_size;
-
+        uint64_t want = map_bytes / p->page_size, pages = 1;
         uint64_t step = (uint64_t)sysconf(_SC_PAGESIZE) / p->page_size;
 
-        if (pages < 2 * p->npages)
-                pages = 2 * p->npages;
-        /* Every segment starts where mmap can: at a multiple of the system's page size. */
-        if (step > 1)
-                pages = (pages + step - 1) / step * step;
+        if (want < 2 * p->npages)
+                want = 2 * p->npages;
+        if (want < step)
+                want = step;
+        /*
+         * A power of two: a page's segment is then a shift and a count of
+         * leading zeros (map_seg), and every segment starts at a multiple of
+         * the system's page size, where mmap can map it.
+         */
+        while (pages < want)
+                pages <<= 1;
+        p->map_shift = (uint32_t)__builtin_ctzll(pages);
         if (p->file->priv != NULL) {
                 /* A private file is its own map: readers see what this process wrote there. */
                 p->map_first = p->file->priv_cap / p->page_size;

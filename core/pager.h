@@ -142,11 +142,15 @@ void pager_unpin(struct pager *p, struct page *pg);
  */
 #define PAGER_READER_PINS 64u
 /*
- * The readers' map: its first segment at open (or twice the file), then one
- * more segment each time the file outgrows it, as large as all before; at
- * most PAGER_MAP_SEGS of them.
+ * The readers' map: its first segment at open, PAGER_MAP_BYTES or twice the
+ * file (rounded up to a power of two), then one more segment each time the
+ * file outgrows it, as large as all before; at most PAGER_MAP_SEGS of them.
+ * Address space only, but reserved whole: 1 GiB, not the 64 GiB of the
+ * single map before segments, lets a process hold many databases open, and
+ * open one for writing under an address-space limit (RLIMIT_AS; a
+ * read-only open's private copy still reserves more: store.c).
  */
-#define PAGER_MAP_BYTES (64ull << 30)
+#define PAGER_MAP_BYTES (1ull << 30)
 #define PAGER_MAP_SEGS  40u
 int pager_reader_open(struct pager *writer, struct pager **out);
 void pager_reader_close(struct pager *reader);

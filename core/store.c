@@ -2322,6 +2322,13 @@ reader_try_pin(struct store *s, const char *wal_path)
 }
 
 /*
+ * The address space a read-only open reserves for its private copy of the
+ * file, at least (twice the file when that is more): the pages its replay
+ * of the log adds go there, and unlike the readers' map it cannot grow.
+ */
+#define STORE_PRIVATE_BYTES (64ull << 30)
+
+/*
  * Pins a checkpoint, retrying while the owner checkpoints under it (or a
  * meta page it is writing names pages past the length read a moment
  * before), then makes the file private with both meta slots written there:
@@ -2348,7 +2355,8 @@ reader_attach(struct store *s, const char *path)
         if (rc != SOMBRA_OK)
                 return rc == SOMBRA_EAGAIN ? SOMBRA_EBUSY : rc;
         reserve = 2 * s->meta.npages * s->meta.page_size;
-        rc = io_make_private(&s->file, reserve > PAGER_MAP_BYTES ? reserve : PAGER_MAP_BYTES);
+        rc = io_make_private(&s->file,
+                             reserve > STORE_PRIVATE_BYTES ? reserve : STORE_PRIVATE_BYTES);
         if (rc == SOMBRA_OK)
                 rc = meta_write(s, &s->meta);
         if (rc == SOMBRA_OK && (blank = calloc(1, s->meta.page_size)) == NULL)

@@ -11,6 +11,7 @@ import fcntl
 import json
 import os
 import pty
+import resource
 import subprocess
 import sys
 import tempfile
@@ -21,9 +22,12 @@ SOMBRA = sys.argv[1]
 results = {"passed": 0, "failed": 0}
 
 
-def run(*args, stdin=None, input=None, timeout=300):
+def run(*args, stdin=None, input=None, timeout=300, address_space=None):
+    """The tool with args; address_space: bytes it may map at most (RLIMIT_AS)."""
+    limit = None if address_space is None else \
+        lambda: resource.setrlimit(resource.RLIMIT_AS, (address_space, address_space))
     return subprocess.run([SOMBRA, *args], capture_output=True, text=True, errors="replace",
-                          timeout=timeout, stdin=stdin, input=input)
+                          timeout=timeout, stdin=stdin, input=input, preexec_fn=limit)
 
 
 def check(name, ok, detail=""):
@@ -399,6 +403,19 @@ def test_import_in_many_batches(d):
           repr(wrong[:5]))
 
 
+def test_address_space_limit(d):
+    """A database opens for writing in a process limited to 3 GiB of address space."""
+    if run("--help", address_space=3 << 30).returncode != 0:
+        print("skip: this build of the tool cannot run in 3 GiB (a sanitizer's shadow memory)")
+        return
+    db = os.path.join(d, "limited.db")
+    n = write(os.path.join(d, "limited.csv"), "id,labels,k:int\n" +
+              "".join(f"n{i},Thing,{i}\n" for i in range(100)))
+    out = run("import", db, "--nodes", n, "--format", "json", address_space=3 << 30)
+    check("import under a 3 GiB address-space limit", out.returncode == 0 and
+          json.loads(out.stdout or "{}").get("nodes") == 100, out.stderr)
+
+
 def test_compact_on_import(d):
     """A database the import makes is compacted: same graph, no free pages, no log left."""
     n = write(os.path.join(d, "many.csv"), "id,labels,k:int\n" +
@@ -539,6 +556,7 @@ def main():
         test_wide_header(d)
         test_numeric_options(d)
         test_import_in_many_batches(d)
+        test_address_space_limit(d)
         test_compact_on_import(d)
         test_backup_and_corruption(d, db)
         test_progress(d)
