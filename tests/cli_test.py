@@ -11,7 +11,9 @@ import fcntl
 import json
 import os
 import pty
+import re
 import resource
+import signal
 import subprocess
 import sys
 import tempfile
@@ -22,10 +24,15 @@ SOMBRA = sys.argv[1]
 results = {"passed": 0, "failed": 0}
 
 
-def run(*args, stdin=None, input=None, timeout=300, address_space=None):
-    """The tool with args; address_space: bytes it may map at most (RLIMIT_AS)."""
-    limit = None if address_space is None else \
-        lambda: resource.setrlimit(resource.RLIMIT_AS, (address_space, address_space))
+def run(*args, stdin=None, input=None, timeout=300, address_space=None, file_size=None):
+    """The tool with args; address_space: bytes it may map at most (RLIMIT_AS); file_size:
+    bytes a file it writes may hold (RLIMIT_FSIZE: a write past them fails, SIGXFSZ ignored)."""
+    def limit():
+        if address_space is not None:
+            resource.setrlimit(resource.RLIMIT_AS, (address_space, address_space))
+        if file_size is not None:
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+            resource.setrlimit(resource.RLIMIT_FSIZE, (file_size, file_size))
     return subprocess.run([SOMBRA, *args], capture_output=True, text=True, errors="replace",
                           timeout=timeout, stdin=stdin, input=input, preexec_fn=limit)
 
@@ -403,6 +410,25 @@ def test_import_in_many_batches(d):
           repr(wrong[:5]))
 
 
+def test_import_that_runs_out_of_room(d):
+    """Writes that start failing part way: the first rows are written, and the message says how many."""
+    n = write(os.path.join(d, "roomy.csv"), "id,labels,k:int,pad:string\n" +
+              "".join(f"n{i},Thing,{i},{'x' * 60}\n" for i in range(30000)))
+    db = os.path.join(d, "cramped.db")
+    out = run("import", db, "--nodes", n, "--batch", "500", "--no-compact", file_size=1 << 20)
+    m = re.search(r"(\d+) nodes and 0 edges were written before it(, and its (\d+) nodes may be "
+                  r"there too)?", out.stderr)
+    check("an import that runs out of room fails and says what was written",
+          out.returncode == 1 and m is not None and 0 < int(m.group(1)) < 30000, out.stderr)
+    if m is None:
+        return
+    written, unsure = int(m.group(1)), int(m.group(3) or 0)
+    ks = sorted(json.loads(line)["props"]["k"] for line in run("export", db).stdout.splitlines())
+    check("the rows there are the first ones, those said and at most the failed batch",
+          ks == list(range(len(ks))) and written <= len(ks) <= written + unsure,
+          f"{len(ks)} nodes, {written} said written, {unsure} unsure")
+
+
 def test_address_space_limit(d):
     """A database opens for writing in a process limited to 3 GiB of address space."""
     if run("--help", address_space=3 << 30).returncode != 0:
@@ -557,6 +583,7 @@ def main():
         test_numeric_options(d)
         test_import_in_many_batches(d)
         test_address_space_limit(d)
+        test_import_that_runs_out_of_room(d)
         test_compact_on_import(d)
         test_backup_and_corruption(d, db)
         test_progress(d)

@@ -207,7 +207,9 @@ struct importer {
         unsigned filling;   /* the turn being filled; the other may be out */
         size_t batch_bytes; /* about what the batch being filled adds to its WAL record */
         int failed;         /* the first batch's failure, SOMBRA_OK until then */
-        bool progress;      /* stderr is a terminal */
+        size_t unsure;      /* rows of a batch whose commit failed: whole or absent */
+        bool unsure_edges;
+        bool progress; /* stderr is a terminal */
 };
 
 static bool row_fault(struct source *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -354,6 +356,11 @@ batch_collect(struct importer *im, struct import_batch *b)
                 return;
         }
         b->out = false;
+        /* A failed commit may stand all the same: its group may be in the log (README). */
+        if (rc != SOMBRA_OK && im->failed == SOMBRA_OK) {
+                im->unsure = b->n;
+                im->unsure_edges = b->edges;
+        }
         for (size_t i = 0; rc == SOMBRA_OK && i < b->n; i++)
                 if (b->nodes[i] != NULL)
                         rc = sombra_batch_id(b->batch, SOMBRA_BATCH_REF(i), &b->nodes[i]->id);
@@ -408,7 +415,13 @@ import_write_end(struct importer *im, bool send)
         batch_collect(im, &im->turn[1]);
         if (rc == SOMBRA_OK)
                 rc = im->failed;
-        if (im->failed != SOMBRA_OK)
+        if (im->failed != SOMBRA_OK && im->unsure > 0)
+                cli_fail("import: a batch failed: %s; %" PRIu64 " nodes and %" PRIu64
+                         " edges were written before it, and its %zu %s may be there too (a "
+                         "failed commit is whole or absent)",
+                         sombra_strerror(im->failed), im->done[0], im->done[1], im->unsure,
+                         im->unsure_edges ? "edges" : "nodes");
+        else if (im->failed != SOMBRA_OK)
                 cli_fail("import: a batch failed: %s; %" PRIu64 " nodes and %" PRIu64
                          " edges were written before it",
                          sombra_strerror(im->failed), im->done[0], im->done[1]);
