@@ -202,9 +202,10 @@ intern_new(struct dict *d, struct store *s, const char *name, size_t len, uint32
  * every node of a load hands the writer the same few pointers for its label
  * and keys. The memo maps such a pointer to the name it held last time, one
  * slot per pointer by its address: a hit is one compare of the text instead
- * of the walk through the recent ids. The text is still compared, as the
- * memory behind a pointer may hold another name by then (a batch reset
- * writes over its names).
+ * of the walk through the recent ids. The text is still compared with the
+ * id's name, as the memory behind a pointer may hold another name by then
+ * (a batch reset writes over its names), and an id that dict_truncate
+ * forgot may name another name since, as in recent_find.
  */
 static struct dict_memo *
 memo_slot(struct dict *d, const char *name)
@@ -219,6 +220,7 @@ memo_slot(struct dict *d, const char *name)
 int
 dict_intern(struct dict *d, struct store *s, const char *name, uint32_t *id)
 {
+        const struct dict_name *n;
         struct dict_memo *m;
         size_t len;
         int rc;
@@ -226,7 +228,7 @@ dict_intern(struct dict *d, struct store *s, const char *name, uint32_t *id)
         if (name == NULL)
                 return SOMBRA_EINVAL;
         m = memo_slot(d, name);
-        if (m->ptr == name && same_text(m->name->text, name)) {
+        if (m->ptr == name && (n = dict_get(d, m->id)) != NULL && same_text(n->text, name)) {
                 *id = m->id;
                 return SOMBRA_OK;
         }
@@ -236,9 +238,9 @@ dict_intern(struct dict *d, struct store *s, const char *name, uint32_t *id)
                         rc = intern_new(d, s, name, len, id);
                 if (rc != SOMBRA_OK)
                         return rc;
+                recent_note(d, *id);
         }
-        recent_note(d, *id);
-        *m = (struct dict_memo){.ptr = name, .name = dict_get(d, *id), .id = *id};
+        *m = (struct dict_memo){.ptr = name, .id = *id};
         return SOMBRA_OK;
 }
 
@@ -261,7 +263,6 @@ dict_truncate(struct dict *d, uint32_t count)
 {
         if (count >= d->count)
                 return;
-        memset(d->memo, 0, sizeof(d->memo)); /* they may name what is forgotten now */
         while (d->count > count) {
                 uint32_t id = d->count;
                 struct dict_name **slot = &d->chunks[(id - 1) / DICT_CHUNK][(id - 1) % DICT_CHUNK];

@@ -26,10 +26,9 @@ struct dict_name {
         char text[]; /* NUL-terminated */
 };
 
-/* A caller's pointer that named a dict name last time; cleared by dict_truncate. */
+/* A caller's pointer and the id of the name it held last (dict_intern). */
 struct dict_memo {
         const char *ptr;
-        const struct dict_name *name;
         uint32_t id;
 };
 
