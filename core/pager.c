@@ -123,15 +123,14 @@ struct pager {
          * committed pages straight from them. Written by the writer:
          * `published_npages`, the segments' pointers and bits of their
          * `valid` maps, with __atomic builtins (see store.c). `map_first`
-         * and `map_shift` never change after creation; `nmaps` and
-         * `map_pages` are the writer's.
+         * and `map_shift` never change after creation; `nmaps` is the
+         * writer's.
          */
         uint8_t *maps[PAGER_MAP_SEGS];   /* segment k: map_seg's pages of the file */
         uint64_t *valid[PAGER_MAP_SEGS]; /* a bit per page of a segment: checked since written */
         uint64_t map_first;        /* pages of segment 0 (a power of two, but for a private file) */
-        uint32_t map_shift;        /* log2 of map_first */
+        uint32_t map_shift;        /* log2 of map_first, for a shared map */
         uint32_t nmaps;            /* segments mapped */
-        uint64_t map_pages;        /* pages they cover */
         uint64_t published_npages; /* pages readers may touch */
         struct page **dirty;       /* frames dirtied since the last write-back, each once */
         size_t ndirty;
@@ -283,6 +282,13 @@ seg_pages(const struct pager *p, uint32_t k)
         return k == 0 ? p->map_first : p->map_first << (k - 1);
 }
 
+/* Pages the map covers: segment nmaps would start there. */
+static uint64_t
+map_end(const struct pager *p)
+{
+        return p->nmaps == 0 ? 0 : seg_pages(p, p->nmaps);
+}
+
 /*
  * Maps the next segment of the file for readers, as many pages as the map
  * covers so far (its size doubles), with a bitmap of checked pages for it.
@@ -300,10 +306,10 @@ map_grow(struct pager *p)
         void *m;
 
         if (p->file->priv != NULL || k == PAGER_MAP_SEGS ||
-            pages > (uint64_t)INT64_MAX / p->page_size - p->map_pages)
+            pages > (uint64_t)INT64_MAX / p->page_size - map_end(p))
                 return SOMBRA_ENOSPC;
         m = mmap(NULL, pages * p->page_size, PROT_READ, MAP_SHARED, p->file->fd,
-                 (off_t)(p->map_pages * p->page_size));
+                 (off_t)(map_end(p) * p->page_size));
         if (m == MAP_FAILED)
                 return SOMBRA_ENOSPC;
         /* A bit for every page it can hold: a MiB for 64 GiB of 8 KiB pages, zero until set. */
@@ -315,7 +321,6 @@ map_grow(struct pager *p)
         __atomic_store_n(&p->valid[k], bits, __ATOMIC_RELEASE);
         __atomic_store_n(&p->maps[k], (uint8_t *)m, __ATOMIC_RELEASE);
         p->nmaps = k + 1;
-        p->map_pages += pages;
         return SOMBRA_OK;
 }
 
@@ -342,7 +347,6 @@ map_create(struct pager *p, uint64_t map_bytes)
          */
         while (pages < want)
                 pages <<= 1;
-        p->map_shift = (uint32_t)__builtin_ctzll(pages);
         if (p->file->priv != NULL) {
                 /* A private file is its own map: readers see what this process wrote there. */
                 p->map_first = p->file->priv_cap / p->page_size;
@@ -351,9 +355,9 @@ map_create(struct pager *p, uint64_t map_bytes)
                         return SOMBRA_ENOMEM;
                 p->maps[0] = p->file->priv;
                 p->nmaps = 1;
-                p->map_pages = p->map_first;
         } else {
                 p->map_first = pages;
+                p->map_shift = (uint32_t)__builtin_ctzll(pages);
                 if (map_grow(p) != SOMBRA_OK)
                         return SOMBRA_ENOMEM;
         }
@@ -372,32 +376,33 @@ map_destroy(struct pager *p)
         p->nmaps = 0;
 }
 
+/*
+ * A page's place in the readers' map: its bytes, and the word and bit that
+ * say whether it was checked since it was last written.
+ */
+struct map_slot {
+        uint8_t *data;
+        uint64_t *word;
+        uint64_t bit;
+};
+
+static struct map_slot
+map_slot(struct pager *p, pgno_t pgno)
+{
+        uint64_t at;
+        uint32_t k = map_seg(p, pgno, &at);
+        uint8_t *seg = __atomic_load_n(&p->maps[k], __ATOMIC_ACQUIRE);
+        uint64_t *bits = __atomic_load_n(&p->valid[k], __ATOMIC_ACQUIRE);
+
+        return (struct map_slot){seg + at * p->page_size, &bits[at / 64], 1ull << (at % 64)};
+}
+
 static void
 validated_set(struct pager *p, pgno_t pgno)
 {
-        uint64_t at;
-        uint64_t *bits = __atomic_load_n(&p->valid[map_seg(p, pgno, &at)], __ATOMIC_ACQUIRE);
+        struct map_slot at = map_slot(p, pgno);
 
-        __atomic_fetch_or(&bits[at / 64], 1ull << (at % 64), __ATOMIC_RELEASE);
-}
-
-static bool
-validated_get(struct pager *p, pgno_t pgno)
-{
-        uint64_t at;
-        uint64_t *bits = __atomic_load_n(&p->valid[map_seg(p, pgno, &at)], __ATOMIC_ACQUIRE);
-
-        return (__atomic_load_n(&bits[at / 64], __ATOMIC_ACQUIRE) >> (at % 64)) & 1;
-}
-
-/* A page in the readers' map; pgno below published_npages. */
-static uint8_t *
-map_page(struct pager *p, pgno_t pgno)
-{
-        uint64_t at;
-        uint8_t *seg = __atomic_load_n(&p->maps[map_seg(p, pgno, &at)], __ATOMIC_ACQUIRE);
-
-        return seg + at * p->page_size;
+        __atomic_fetch_or(at.word, at.bit, __ATOMIC_RELEASE);
 }
 
 /*
@@ -770,6 +775,7 @@ static int
 reader_get(struct pager *r, pgno_t pgno, struct page **out)
 {
         struct pager *w = r->writer;
+        struct map_slot at;
         struct page *pg;
 
         if (pgno < 2 || pgno >= __atomic_load_n(&w->published_npages, __ATOMIC_ACQUIRE))
@@ -792,14 +798,15 @@ reader_get(struct pager *r, pgno_t pgno, struct page **out)
                 *out = pg;
                 return SOMBRA_OK;
         }
-        pg->data = map_page(w, pgno);
-        if (!validated_get(w, pgno)) {
+        at = map_slot(w, pgno);
+        pg->data = at.data;
+        if (!(__atomic_load_n(at.word, __ATOMIC_ACQUIRE) & at.bit)) {
                 int rc = page_check(w, pg, pgno);
                 if (rc != SOMBRA_OK) {
                         r->free_descs.n++;
                         return rc;
                 }
-                validated_set(w, pgno);
+                __atomic_fetch_or(at.word, at.bit, __ATOMIC_RELEASE);
         }
         r->st.hits++;
         *out = pg;
@@ -987,7 +994,7 @@ pgno_take(struct pager *p, pgno_t *pgno, bool *extended)
                 *pgno = p->free.v[--p->free.n];
                 return SOMBRA_OK;
         }
-        if (p->npages >= p->map_pages) {
+        if (p->npages >= map_end(p)) {
                 int rc = map_grow(p); /* the file has grown to the size of its map */
                 if (rc != SOMBRA_OK)
                         return rc;
@@ -1529,14 +1536,25 @@ pager_freelist_load(struct pager *p, pgno_t head, uint64_t expect, bool older_me
 int
 pager_adopt_begin(struct pager *p, uint64_t npages)
 {
+        uint64_t size;
+        int rc = SOMBRA_OK;
+
         assert(p->txn == 0 && p->ndirty == 0);
-        /*
-         * Past the map made at open (at least twice the checkpoint's file):
-         * refused rather than mapped for, as npages comes from the log;
-         * recovery then replays the log instead.
-         */
-        if (npages < p->npages || npages > p->map_pages)
+        if (npages < p->npages)
                 return SOMBRA_ECORRUPT;
+        /*
+         * npages comes from the log: the map grows for pages the file holds,
+         * and a state past its end is refused (recovery then replays the log).
+         */
+        if (npages > map_end(p)) {
+                rc = io_size(p->file, &size);
+                if (rc == SOMBRA_OK && npages > size / p->page_size)
+                        rc = SOMBRA_ECORRUPT;
+        }
+        while (rc == SOMBRA_OK && npages > map_end(p))
+                rc = map_grow(p);
+        if (rc != SOMBRA_OK)
+                return rc;
         p->adopt_from = p->npages;
         p->npages = npages;
         __atomic_store_n(&p->published_npages, npages, __ATOMIC_RELEASE);

@@ -290,7 +290,8 @@ int pager_freelist_load(struct pager *p, pgno_t head, uint64_t expect, bool olde
  * steps:
  *   pager_adopt_begin  pager_get, of the writer or of a reader handle,
  *                      may read the state's `npages` pages (SOMBRA_ECORRUPT
- *                      for fewer than the checkpoint's);
+ *                      for fewer than the checkpoint's, or more than the
+ *                      file holds);
  *   pager_adopt        `reached`, the state's pages written since the
  *                      checkpoint, are no longer reusable; `retired`, pages
  *                      of the checkpoint's state that the new one left, wait

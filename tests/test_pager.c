@@ -1122,6 +1122,34 @@ Test(pager, the_readers_map_grows_with_the_file_while_a_reader_reads)
                 expect_page(pgnos[i], 0);
 }
 
+/* A state the log names past the map made at open: the map grows for pages the file holds. */
+Test(pager, adopting_a_state_past_the_map_grows_it_within_the_file)
+{
+        pgno_t pgnos[100];
+        struct pager *reader;
+        struct page *pg;
+        uint64_t npages;
+
+        open_pager(4096, 64);
+        make_pages(100, pgnos);
+        cr_assert(eq(int, pager_write_back(pager), SOMBRA_OK));
+        npages = pager_npages(pager);
+        pager_destroy(pager);
+        cr_assert(eq(int,
+                     pager_create_mapped(&file, 4096, 64, true, 2, committed, 4 * 4096, &pager),
+                     SOMBRA_OK));
+        cr_assert(eq(int, pager_adopt_begin(pager, npages + 1), SOMBRA_ECORRUPT), "past the file");
+        cr_assert(eq(int, pager_adopt_begin(pager, npages), SOMBRA_OK));
+        cr_assert(eq(int, pager_reader_open(pager, &reader), SOMBRA_OK));
+        for (size_t i = 0; i < 100; i += 9) {
+                cr_assert(eq(int, pager_get(reader, pgnos[i], &pg), SOMBRA_OK));
+                cr_assert(body_is(pg, pgnos[i], 0), "page %zu", i);
+                pager_unpin(reader, pg);
+        }
+        pager_reader_close(reader);
+        pager_adopt_cancel(pager);
+}
+
 /*
  * A walker whose open fails part way (here io_size, on a closed descriptor)
  * is closed by the open itself and handed back as NULL: its caller's own
