@@ -1576,6 +1576,18 @@ btree_page_check(const uint8_t *d, uint32_t ps)
         return SOMBRA_OK;
 }
 
+bool
+btree_page_gap(const uint8_t *d, uint32_t ps, uint32_t *lo, uint32_t *hi)
+{
+        uint32_t slots_end = PAGE_HDR + 2u * nkeys(d), up = upper(d);
+
+        if ((d[0] != PAGE_LEAF && d[0] != PAGE_BRANCH) || slots_end > up || up > ps)
+                return false;
+        *lo = slots_end;
+        *hi = up;
+        return true;
+}
+
 /* ---- bottom-up building ---- */
 
 /*

@@ -119,6 +119,12 @@ int btree_walk(struct pager *p, const pgno_t *roots, size_t nroots,
  * pass. SOMBRA_ECORRUPT or SOMBRA_OK.
  */
 int btree_page_check(const uint8_t *data, uint32_t page_size);
+/*
+ * A leaf's or a branch's free gap, [*lo, *hi): between its slot array and its
+ * lowest cell, bytes nothing reads before writing them. False for another
+ * page, or a header that does not add up.
+ */
+bool btree_page_gap(const uint8_t *data, uint32_t page_size, uint32_t *lo, uint32_t *hi);
 
 /*
  * Bottom-up building, for a compacting copy: a whole tree made from entries

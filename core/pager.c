@@ -1158,15 +1158,10 @@ pager_writable(const struct pager *p, const struct page *pg)
 static void
 page_copy(const struct pager *p, uint8_t *to, const uint8_t *from)
 {
-        uint32_t lower = p->page_size, upper = p->page_size;
+        uint32_t lower, upper;
 
-        if (from[0] == PAGE_LEAF || from[0] == PAGE_BRANCH) {
-                uint32_t slots_end = PAGE_HDR + 2u * get_be16(from + 2), up = get_be32(from + 4);
-                if (slots_end <= up && up <= p->page_size) {
-                        lower = slots_end;
-                        upper = up;
-                }
-        }
+        if (!btree_page_gap(from, p->page_size, &lower, &upper))
+                lower = upper = p->page_size;
         memcpy(to, from, 8);
         memcpy(to + 32, from + 32, lower - 32);
         memcpy(to + upper, from + upper, p->page_size - upper);
