@@ -33,8 +33,10 @@ def run(*args, stdin=None, input=None, timeout=300, address_space=None, file_siz
         if file_size is not None:
             signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
             resource.setrlimit(resource.RLIMIT_FSIZE, (file_size, file_size))
+    limited = address_space is not None or file_size is not None
     return subprocess.run([SOMBRA, *args], capture_output=True, text=True, errors="replace",
-                          timeout=timeout, stdin=stdin, input=input, preexec_fn=limit)
+                          timeout=timeout, stdin=stdin, input=input,
+                          preexec_fn=limit if limited else None)
 
 
 def check(name, ok, detail=""):

@@ -43,7 +43,7 @@
 #include "cli_out.h"
 #include "cli_value.h"
 
-/* A batch is cut short when its rows' values pass this many bytes (two may be out at once). */
+/* A batch is cut short when its rows' values pass this many bytes (two are in memory at once). */
 #define IMPORT_BATCH_BYTES (128u << 20)
 
 /* ---- the node id map ---- */
@@ -1093,20 +1093,53 @@ sync_dir_of(const char *path)
         return err;
 }
 
+/* A database file and its log as they stand: which files, their sizes, their last changes. */
+struct db_stamp {
+        struct stat db, wal;
+        bool db_found, wal_found;
+};
+
+static void
+stamp_take(const char *path, const char *wal, struct db_stamp *st)
+{
+        memset(st, 0, sizeof(*st));
+        st->db_found = stat(path, &st->db) == 0;
+        st->wal_found = stat(wal, &st->wal) == 0;
+}
+
+static bool
+stat_same(const struct stat *a, const struct stat *b)
+{
+        return a->st_dev == b->st_dev && a->st_ino == b->st_ino && a->st_size == b->st_size &&
+               a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
+}
+
+static bool
+stamp_same(const struct db_stamp *a, const struct db_stamp *b)
+{
+        return a->db_found == b->db_found && a->wal_found == b->wal_found &&
+               (!a->db_found || stat_same(&a->db, &b->db)) &&
+               (!a->wal_found || stat_same(&a->wal, &b->wal));
+}
+
 /*
  * After the database was closed (every commit then lies in its file), the
  * copy takes its place, under the database's owner lock (flock, as the
- * library takes it), so that no other process can have opened it as its
- * owner meanwhile and lose its commits with the log. The log goes first,
- * and that is made durable before the rename: a crash in between leaves the
- * database as loaded, without the log it no longer needs, where a log left
- * beside the copy would name another database and stop every open. False
- * when the database stays as loaded (the copy is removed).
+ * library takes it), so that no other process can open it as its owner
+ * meanwhile and lose its commits with the log. One that opened it between
+ * the close and the lock, and wrote, changed the file or its log since
+ * `closed` was taken, right after the close: then the copy is not used.
+ * The log goes first, and that is made durable before the rename: a crash
+ * in between leaves the database as loaded, without the log it no longer
+ * needs, where a log left beside the copy would name another database and
+ * stop every open. False when the database stays as loaded (the copy is
+ * removed).
  */
 static bool
-compact_swap(const char *path, const char *tmp)
+compact_swap(const char *path, const char *tmp, const struct db_stamp *closed)
 {
         char wal[PATH_MAX + 8];
+        struct db_stamp now;
         int fd = -1, err = 0;
         bool renamed = false;
 
@@ -1116,6 +1149,11 @@ compact_swap(const char *path, const char *tmp)
                 err = errno;
         if (err == 0 && flock(fd, LOCK_EX | LOCK_NB) != 0)
                 err = errno == EWOULDBLOCK ? EBUSY : errno; /* another process opened it */
+        if (err == 0) {
+                stamp_take(path, wal, &now);
+                if (!stamp_same(closed, &now))
+                        err = EBUSY; /* another process opened it and wrote, meanwhile */
+        }
         if (err == 0 && unlink(wal) != 0 && errno != ENOENT)
                 err = errno;
         if (err == 0)
@@ -1144,7 +1182,8 @@ cli_import(const struct cli_args *a)
         double start = now();
         struct stat st;
         bool existed = stat(a->pos[0], &st) == 0, copied = false, compacted = false;
-        char tmp[PATH_MAX + 32], *real = NULL;
+        char tmp[PATH_MAX + 32], wal[PATH_MAX + 8], *real = NULL;
+        struct db_stamp closed = {0};
         sombra_db *db;
         int rc = CLI_FAIL;
 
@@ -1176,11 +1215,13 @@ cli_import(const struct cli_args *a)
                 }
                 if (cli_close(db, im.conn) != CLI_OK)
                         rc = CLI_FAIL;
+                if (copied && wal_name(wal, sizeof(wal), real))
+                        stamp_take(real, wal, &closed);
                 if (rc != CLI_OK && !existed && im.done[0] + im.done[1] == 0)
                         remove_new_db(a->pos[0]);
                 if (copied && rc != CLI_OK)
                         unlink(tmp);
-                compacted = copied && rc == CLI_OK && compact_swap(real, tmp);
+                compacted = copied && rc == CLI_OK && compact_swap(real, tmp, &closed);
                 free(real);
         }
         if (rc == CLI_OK)
